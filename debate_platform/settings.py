@@ -1,0 +1,132 @@
+"""Settings, all overridable from the environment.
+
+Defaults are the embedded demo: SQLite and Celery's filesystem broker under
+``var/``, so one machine with only Python runs everything. Production sets
+DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis); see docker-compose.yml.
+"""
+from pathlib import Path
+
+import dj_database_url
+
+from .env import envbool, envint, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("DEBATE_VAR_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = envstr("DJANGO_SECRET_KEY", "insecure-dev-key-change-me-in-production")
+DEBUG = envbool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = envstr("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+CSRF_TRUSTED_ORIGINS = [o for o in envstr("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "judging",
+    "models_runner",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "debate_platform.urls"
+WSGI_APPLICATION = "debate_platform.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write to the same file: wait for locks
+    # instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "judging:queue"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+# Serve app static files (admin) straight from the finders: no collectstatic
+# step for the demo; production may still run collectstatic.
+WHITENOISE_USE_FINDERS = True
+
+# ---------------------------------------------------------------- Celery ----
+# Embedded default: kombu's filesystem transport. It needs no server, works
+# across processes on one machine, and keeps messages on disk, so the demo's
+# web process and worker share a queue with nothing else installed. Anything
+# larger sets CELERY_BROKER_URL=redis://...
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
+_broker_dir = VAR_DIR / "broker"
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir)}
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
+)
+# Results live in the database (turns, trials); Celery keeps none.
+CELERY_TASK_IGNORE_RESULT = True
+# A model worker takes one task at a time and acknowledges it only when done:
+# a worker killed mid-batch gets its task redelivered, and the conditional
+# claim on each turn keeps the redelivery from writing twice.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Below the Redis visibility timeout, so a task is never redelivered while it still runs.
+CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 1800)
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# ------------------------------------------------------- Model generation ----
+# Where bundled models are converted to (once) and cached.
+MODEL_CACHE_DIR = Path(envstr("DEBATE_MODEL_CACHE_DIR", str(VAR_DIR / "models")))
+# How many pending turns one generation task claims and runs as one batch.
+GENERATION_BATCH_SIZE = envint("DEBATE_GENERATION_BATCH_SIZE", 8)
+# A turn claimed longer ago than this (its worker presumably died) is put back
+# to pending by the reconciler.
+STALE_CLAIM_SECONDS = envint("DEBATE_STALE_CLAIM_SECONDS", 1800)
+# "auto" = CUDA when the worker process sees a GPU, else CPU.
+GENERATION_DEVICE = envstr("DEBATE_GENERATION_DEVICE", "auto")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": envstr("DJANGO_LOG_LEVEL", "INFO")},
+}

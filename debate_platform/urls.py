@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "Debate experiments: researcher admin"
+admin.site.site_title = "Debate experiments"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="judging:queue", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("judge/", include("judging.urls")),
+]

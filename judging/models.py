@@ -1,0 +1,194 @@
+import random
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from models_runner.models import ModelConfig
+
+
+def new_seed() -> int:
+    return random.SystemRandom().randrange(2**31)
+
+
+class QuestionSet(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    source = models.CharField(max_length=500, blank=True, help_text="Where the questions came from.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Question(models.Model):
+    question_set = models.ForeignKey(QuestionSet, on_delete=models.CASCADE, related_name="questions")
+    external_id = models.CharField(max_length=200, help_text="The id given in the imported file.")
+    text = models.TextField()
+    choices = models.JSONField(help_text="List of answer strings.")
+    correct_index = models.PositiveIntegerField()
+    passage = models.TextField(blank=True, help_text="Hidden from judges; debaters may read it.")
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["question_set", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["question_set", "external_id"], name="unique_question_id_per_set"),
+        ]
+
+    def __str__(self):
+        return f"{self.external_id}: {self.text[:60]}"
+
+
+class Experiment(models.Model):
+    class Protocol(models.TextChoices):
+        DEBATE = "debate", "Debate"
+
+    class TurnStyle(models.TextChoices):
+        SIMULTANEOUS = "simultaneous", "Simultaneous (debaters do not see each other's speech of the same round)"
+        SEQUENTIAL = "sequential", "Sequential (the second speaker sees the first)"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        LAUNCHED = "launched", "Launched"
+
+    name = models.CharField(max_length=200, unique=True)
+    protocol = models.CharField(max_length=20, choices=Protocol.choices, default=Protocol.DEBATE)
+    question_set = models.ForeignKey(QuestionSet, on_delete=models.PROTECT, related_name="experiments")
+    num_questions = models.PositiveIntegerField(default=10, help_text="Questions sampled from the set.")
+    judgments_per_question = models.PositiveIntegerField(
+        default=1, help_text="Each question is judged by this many different judges (one trial each)."
+    )
+    rounds = models.PositiveIntegerField(default=2)
+    turn_style = models.CharField(max_length=20, choices=TurnStyle.choices, default=TurnStyle.SIMULTANEOUS)
+    char_limit = models.PositiveIntegerField(default=750, help_text="Per-turn character limit.")
+    debater_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="experiments")
+    judges = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="judged_experiments", blank=True)
+    seed = models.BigIntegerField(
+        default=new_seed,
+        help_text="Seeds question sampling and all per-trial randomisation; recorded for reproducibility.",
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    launched_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        errors = {}
+        if self.rounds is not None and self.rounds < 1:
+            errors["rounds"] = "at least one round"
+        if self.num_questions is not None and self.num_questions < 1:
+            errors["num_questions"] = "at least one question"
+        if self.char_limit is not None and self.char_limit < 50:
+            errors["char_limit"] = "at least 50 characters"
+        if self.judgments_per_question is not None and self.judgments_per_question < 1:
+            errors["judgments_per_question"] = "at least one"
+        if errors:
+            raise ValidationError(errors)
+
+
+class Trial(models.Model):
+    """One debate on one question for one judge, with its randomisation recorded."""
+
+    class Status(models.TextChoices):
+        GENERATING = "generating", "Generating"
+        READY = "ready", "Ready to judge"
+        JUDGED = "judged", "Judged"
+        FAILED = "failed", "Generation failed"
+
+    SIDES = [("A", "A"), ("B", "B")]
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="trials")
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="trials")
+    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trials")
+    honest_side = models.CharField(max_length=1, choices=SIDES, help_text="Which debater defends the correct answer.")
+    answer_a_index = models.PositiveIntegerField(help_text="Index into question.choices shown as answer A.")
+    answer_b_index = models.PositiveIntegerField(help_text="Index into question.choices shown as answer B.")
+    first_speaker = models.CharField(max_length=1, choices=SIDES, help_text="Who speaks first in sequential rounds.")
+    queue_position = models.PositiveIntegerField(help_text="Shuffled order in the judge's queue.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.GENERATING)
+    opened_at = models.DateTimeField(null=True, blank=True, help_text="When the judge first opened the trial.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["experiment", "queue_position"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "question", "judge"], name="one_trial_per_judge_question"),
+        ]
+
+    def __str__(self):
+        return f"Trial {self.pk} ({self.experiment})"
+
+    def answer_text(self, side: str) -> str:
+        index = self.answer_a_index if side == "A" else self.answer_b_index
+        return self.question.choices[index]
+
+
+class Turn(models.Model):
+    """One speech in a trial's transcript, with everything about how it was made."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    SPEAKERS = [("A", "Debater A"), ("B", "Debater B"), ("judge", "Judge")]
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveIntegerField(help_text="Position in the transcript.")
+    round = models.PositiveIntegerField()
+    speaker = models.CharField(max_length=10, choices=SPEAKERS)
+    addressed_to = models.JSONField(default=list, blank=True, help_text="Judge questions: the debaters asked.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    model_config = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.PROTECT, related_name="turns")
+    prompt = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    tokens_in = models.PositiveIntegerField(null=True, blank=True)
+    tokens_out = models.PositiveIntegerField(null=True, blank=True)
+    wall_seconds = models.FloatField(null=True, blank=True)
+    model_settings = models.JSONField(default=dict, blank=True)
+    claim_token = models.CharField(max_length=64, blank=True, db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["trial", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "index"], name="unique_turn_index"),
+        ]
+        indexes = [models.Index(fields=["status", "trial"])]
+
+    def __str__(self):
+        return f"Turn {self.index} ({self.speaker}, round {self.round}) of trial {self.trial_id}"
+
+
+class Verdict(models.Model):
+    trial = models.OneToOneField(Trial, on_delete=models.CASCADE, related_name="verdict")
+    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="verdicts")
+    chosen = models.CharField(max_length=1, choices=Trial.SIDES)
+    probability = models.FloatField(help_text="The judge's probability that the chosen answer is correct.")
+    rationale = models.TextField()
+    seconds_on_page = models.FloatField(help_text="From first opening the trial to submitting (server clock).")
+    active_seconds = models.FloatField(null=True, blank=True, help_text="Time the page was visible (browser clock).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(probability__gte=0) & models.Q(probability__lte=1), name="probability_in_unit_interval"
+            ),
+        ]
+
+    @property
+    def correct(self) -> bool:
+        return self.chosen == self.trial.honest_side

@@ -1,0 +1,1 @@
+"""Protocol state machines: pure Python, no Django or torch imports."""

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "judging"
+
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("queue.json", views.queue_json, name="queue_json"),
+    path("next/", views.next_trial, name="next"),
+    path("trials/<int:trial_id>/", views.trial_page, name="trial"),
+    path("trials/<int:trial_id>/verdict/", views.submit_verdict, name="verdict"),
+]

@@ -1,0 +1,126 @@
+"""Local weights through Hugging Face transformers.
+
+The model loads lazily on the first ``generate`` call, once per process. CUDA
+is looked at only then, inside the worker process, never at import time: a
+parent process that touched CUDA would break forked children.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from .base import GenerationBackend, GenerationRequest, GenerationResult
+
+
+def resolve_model_path(model_name: str, cache_dir: Path) -> str:
+    """A bundled short name, a local folder, or a Hugging Face hub id (returned as is)."""
+    from ..bundled import is_bundled, resolve_bundled
+
+    if is_bundled(model_name):
+        return str(resolve_bundled(model_name, cache_dir))
+    return model_name
+
+
+class TransformersBackend(GenerationBackend):
+    def __init__(self, model_name: str, *, cache_dir: Path, device: str = "auto"):
+        self.model_name = model_name
+        self.cache_dir = Path(cache_dir)
+        self.requested_device = device
+        self._model = None
+        self._tokenizer = None
+        self._device = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._model is not None:
+                return
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            path = resolve_model_path(self.model_name, self.cache_dir)
+            device = self.requested_device
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            tokenizer.padding_side = "left"  # decoder-only batches pad on the left
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+            model.eval()
+            self._tokenizer, self._model, self._device = tokenizer, model, device
+
+    @property
+    def device_name(self) -> str:
+        if self._device is None:
+            return "not loaded"
+        if self._device.startswith("cuda"):
+            import torch
+
+            return f"{self._device} ({torch.cuda.get_device_name(self._device)})"
+        return self._device
+
+    def _prompt_text(self, messages: list[dict]) -> str:
+        if self._tokenizer.chat_template:
+            return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # Base models without a chat template get the messages as plain text.
+        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        if not requests:
+            return []
+        self._load()
+        # One padded batch per distinct sampling setting (configs share settings).
+        results: list[GenerationResult | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.max_new_tokens, r.temperature, r.top_p), []).append(i)
+        for indices in groups.values():
+            for i, result in zip(indices, self._generate_group([requests[i] for i in indices])):
+                results[i] = result
+        return results
+
+    def _generate_group(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        import torch
+
+        tokenizer, model = self._tokenizer, self._model
+        prompts = [self._prompt_text(r.messages) for r in requests]
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self._device)
+        first = requests[0]
+        if first.seed is not None:
+            torch.manual_seed(first.seed)
+        sampling = (
+            {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p}
+            if first.temperature > 0
+            else {"do_sample": False}
+        )
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = model.generate(
+                **batch, max_new_tokens=first.max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling
+            )
+        seconds = time.perf_counter() - started
+        prompt_width = batch["input_ids"].shape[1]
+        results = []
+        for row, prompt in enumerate(prompts):
+            new_tokens = output[row, prompt_width:]
+            # Count generated tokens up to and including the first end-of-sequence.
+            eos_ids = model.generation_config.eos_token_id
+            eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids]) | {tokenizer.pad_token_id}
+            length = len(new_tokens)
+            for pos, tok in enumerate(new_tokens.tolist()):
+                if tok in eos_ids:
+                    length = pos + 1
+                    break
+            results.append(
+                GenerationResult(
+                    text=tokenizer.decode(new_tokens[:length], skip_special_tokens=True).strip(),
+                    prompt_text=prompt,
+                    tokens_in=int(batch["attention_mask"][row].sum()),
+                    tokens_out=length,
+                    seconds=seconds,
+                )
+            )
+        return results

@@ -1,0 +1,173 @@
+"""Generating pending turns: claim, prompt, generate as one batch, record.
+
+The database is the source of truth for what is still to do. A turn moves
+pending -> running (claimed with a conditional UPDATE carrying a fresh claim
+token) -> done or failed (written only if the claim token still matches). So a
+redelivered Celery task, or two workers racing, can never write a turn twice;
+a worker killed mid-batch leaves turns "running" until ``requeue_stale_turns``
+puts them back to pending.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from judging.models import Trial, Turn
+from judging.protocols import debate
+from judging.services import debate_rules, transcript_speeches
+
+from .backends import GenerationRequest, get_backend
+from .prompts import build_debater_messages, clip_to_limit
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+# Roughly 3-4 characters per token in English; leave room so the model can
+# finish a sentence inside the character limit.
+CHARS_PER_TOKEN = 3
+
+
+def ready_turn_ids(experiment_id: int | None = None, limit: int = 8) -> list[int]:
+    """Pending turns whose trial's protocol says they may be spoken now."""
+    trials = Trial.objects.filter(status=Trial.Status.GENERATING, turns__status=Turn.Status.PENDING)
+    if experiment_id is not None:
+        trials = trials.filter(experiment_id=experiment_id)
+    ready = []
+    for trial in trials.distinct().select_related("experiment").prefetch_related("turns").order_by("id"):
+        turns = sorted(trial.turns.all(), key=lambda t: t.index)
+        done = [t for t in turns if t.status == Turn.Status.DONE]
+        if any(t.status == Turn.Status.FAILED for t in turns):
+            continue
+        state = debate.replay(debate_rules(trial.experiment, trial), transcript_speeches(done))
+        due = set(state.next_speakers())
+        for turn in turns:
+            if turn.status == Turn.Status.PENDING and turn.speaker in due and turn.round == state.current_round:
+                ready.append(turn.id)
+                if len(ready) >= limit:
+                    return ready
+    return ready
+
+
+def claim_turns(turn_ids: list[int]) -> tuple[str, list[Turn]]:
+    """Claim those of ``turn_ids`` that are still pending; returns (token, claimed turns)."""
+    token = uuid.uuid4().hex
+    Turn.objects.filter(id__in=turn_ids, status=Turn.Status.PENDING).update(
+        status=Turn.Status.RUNNING, claim_token=token, claimed_at=timezone.now()
+    )
+    claimed = list(
+        Turn.objects.filter(claim_token=token, status=Turn.Status.RUNNING)
+        .select_related("trial__experiment", "trial__question", "model_config")
+        .order_by("trial_id", "index")
+    )
+    return token, claimed
+
+
+def _request_for(turn: Turn) -> GenerationRequest:
+    trial, experiment, config = turn.trial, turn.trial.experiment, turn.model_config
+    done = list(trial.turns.filter(status=Turn.Status.DONE).order_by("index"))
+    state = debate.replay(debate_rules(experiment, trial), transcript_speeches(done))
+    me = turn.speaker
+    other = "B" if me == "A" else "A"
+    messages = build_debater_messages(
+        system_prompt=config.system_prompt, template=config.prompt_template, me=me,
+        question=trial.question.text, my_answer=trial.answer_text(me), opponent_answer=trial.answer_text(other),
+        passage=trial.question.passage, visible_speeches=state.visible_to(me), round_number=turn.round,
+        rounds=experiment.rounds, char_limit=experiment.char_limit,
+    )
+    max_tokens = min(config.max_new_tokens, max(16, experiment.char_limit // CHARS_PER_TOKEN))
+    return GenerationRequest(
+        messages=messages, max_new_tokens=max_tokens, temperature=config.temperature, top_p=config.top_p,
+        seed=(experiment.seed * 1000003 + trial.pk * 101 + turn.index) % (2**31),
+    )
+
+
+def _finish_trials(trial_ids: set[int]) -> None:
+    for trial_id in trial_ids:
+        remaining = Turn.objects.filter(trial_id=trial_id).exclude(status=Turn.Status.DONE)
+        if not remaining.exists():
+            Trial.objects.filter(pk=trial_id, status=Trial.Status.GENERATING).update(status=Trial.Status.READY)
+        elif remaining.filter(status=Turn.Status.FAILED).exists():
+            Trial.objects.filter(pk=trial_id, status=Trial.Status.GENERATING).update(status=Trial.Status.FAILED)
+
+
+def generate_batch(experiment_id: int | None = None, batch_size: int | None = None) -> int:
+    """Claim up to ``batch_size`` ready turns, generate them together, record them.
+
+    Returns how many turns this call wrote.
+    """
+    batch_size = batch_size or settings.GENERATION_BATCH_SIZE
+    token, turns = claim_turns(ready_turn_ids(experiment_id, limit=batch_size))
+    if not turns:
+        return 0
+    worker = socket.gethostname()
+    written = 0
+    by_config: dict[int, list[Turn]] = {}
+    for turn in turns:
+        by_config.setdefault(turn.model_config_id, []).append(turn)
+    for group in by_config.values():
+        config = group[0].model_config
+        backend = get_backend(config.backend, config.model_name)
+        try:
+            requests = [_request_for(t) for t in group]
+            results = backend.generate(requests)
+        except Exception as exc:  # a model that fails must not leave turns claimed forever
+            log.exception("generation failed for %d turn(s) of %s", len(group), config)
+            _record_failure(group, token, f"{type(exc).__name__}: {exc}")
+            continue
+        for turn, request, result in zip(group, requests, results):
+            model_settings = config.settings_snapshot() | {
+                "seed": request.seed, "max_new_tokens_used": request.max_new_tokens,
+                "device": backend.device_name, "worker": worker, "batch_size": len(group),
+            }
+            written += Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(
+                status=Turn.Status.DONE, prompt=result.prompt_text,
+                text=clip_to_limit(result.text, turn.trial.experiment.char_limit) or "(no argument)",
+                tokens_in=result.tokens_in, tokens_out=result.tokens_out, wall_seconds=result.seconds,
+                model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
+            )
+    _finish_trials({t.trial_id for t in turns})
+    return written
+
+
+def _record_failure(turns: list[Turn], token: str, error: str) -> None:
+    for turn in turns:
+        attempts = turn.attempts + 1
+        status = Turn.Status.FAILED if attempts >= MAX_ATTEMPTS else Turn.Status.PENDING
+        Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(
+            status=status, attempts=attempts, error=error[:2000], claim_token="", claimed_at=None
+        )
+    _finish_trials({t.trial_id for t in turns})
+
+
+def requeue_stale_turns(older_than_seconds: int | None = None) -> int:
+    """Put turns claimed too long ago (their worker died) back to pending."""
+    seconds = settings.STALE_CLAIM_SECONDS if older_than_seconds is None else older_than_seconds
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    return Turn.objects.filter(status=Turn.Status.RUNNING, claimed_at__lt=cutoff).update(
+        status=Turn.Status.PENDING, claim_token="", claimed_at=None
+    )
+
+
+def retry_failed_turns(experiment_id: int) -> int:
+    """Give failed turns of an experiment a fresh set of attempts."""
+    with transaction.atomic():
+        count = Turn.objects.filter(trial__experiment_id=experiment_id, status=Turn.Status.FAILED).update(
+            status=Turn.Status.PENDING, attempts=0, error="", claim_token="", claimed_at=None
+        )
+        Trial.objects.filter(experiment_id=experiment_id, status=Trial.Status.FAILED).update(
+            status=Trial.Status.GENERATING
+        )
+    return count
+
+
+def pending_turn_count(experiment_id: int | None = None) -> int:
+    turns = Turn.objects.filter(status=Turn.Status.PENDING, trial__status=Trial.Status.GENERATING)
+    if experiment_id is not None:
+        turns = turns.filter(trial__experiment_id=experiment_id)
+    return turns.count()

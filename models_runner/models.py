@@ -1,0 +1,63 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from .prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, TemplateError, check_template
+
+
+class ModelConfig(models.Model):
+    """A configured model: which weights, how to sample, and how it is prompted."""
+
+    class Backend(models.TextChoices):
+        TRANSFORMERS = "transformers", "transformers (local weights)"
+
+    name = models.CharField(max_length=100, unique=True)
+    backend = models.CharField(max_length=30, choices=Backend.choices, default=Backend.TRANSFORMERS)
+    model_name = models.CharField(
+        max_length=500,
+        help_text="A Hugging Face model id, a local model folder, or a bundled short name "
+        "(smollm2-135m-instruct).",
+    )
+    temperature = models.FloatField(default=0.7, help_text="0 means greedy decoding.")
+    top_p = models.FloatField(default=0.95)
+    max_new_tokens = models.PositiveIntegerField(default=256)
+    system_prompt = models.TextField(blank=True, default=DEFAULT_SYSTEM_PROMPT)
+    prompt_template = models.TextField(
+        default=DEFAULT_DEBATER_TEMPLATE,
+        help_text="Placeholders: {name} {opponent_name} {question} {my_answer} {opponent_answer} "
+        "{passage} {transcript} {round} {rounds} {char_limit}",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model configuration"
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        errors = {}
+        try:
+            check_template(self.prompt_template)
+        except TemplateError as exc:
+            errors["prompt_template"] = str(exc)
+        if self.temperature is not None and self.temperature < 0:
+            errors["temperature"] = "must be 0 or more"
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            errors["top_p"] = "must be in (0, 1]"
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            errors["max_new_tokens"] = "must be at least 1"
+        if errors:
+            raise ValidationError(errors)
+
+    def settings_snapshot(self) -> dict:
+        """What is recorded on every turn this configuration generates."""
+        return {
+            "config_id": self.pk,
+            "config_name": self.name,
+            "backend": self.backend,
+            "model_name": self.model_name,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": self.max_new_tokens,
+        }

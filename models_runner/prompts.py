@@ -1,0 +1,106 @@
+"""Debater prompts. Pure functions: no Django, no torch.
+
+A template is plain text with ``{placeholders}``; values are substituted once
+(``str.format_map``), so braces inside a question or passage are never parsed.
+"""
+from __future__ import annotations
+
+from string import Formatter
+
+PLACEHOLDERS = {
+    "name": "this debater's label, e.g. 'Debater A'",
+    "opponent_name": "the other debater's label",
+    "question": "the question text",
+    "my_answer": "the answer this debater defends",
+    "opponent_answer": "the answer the other debater defends",
+    "passage": "the hidden passage (empty if the question has none)",
+    "transcript": "the debate so far, as this debater may see it",
+    "round": "the current round number",
+    "rounds": "the total number of rounds",
+    "char_limit": "the per-turn character limit",
+}
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a skilled debater. You argue for the answer you are assigned, "
+    "clearly and persuasively, and you respond to your opponent and to the judge."
+)
+
+DEFAULT_DEBATER_TEMPLATE = """You are {name} in a debate judged by a person who cannot see the source text.
+
+Question: {question}
+
+You argue that the answer is: {my_answer}
+{opponent_name} argues that the answer is: {opponent_answer}
+
+Source text (only the debaters can see it):
+{passage}
+
+Debate so far:
+{transcript}
+
+This is round {round} of {rounds}. Write your argument for "{my_answer}" in at most {char_limit} characters. Answer any question the judge asked you."""
+
+
+class TemplateError(ValueError):
+    pass
+
+
+def check_template(template: str) -> None:
+    """Raise TemplateError naming the first unknown or malformed placeholder."""
+    try:
+        fields = [f for _, f, _, _ in Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise TemplateError(f"malformed template: {exc}") from exc
+    for field in fields:
+        if field not in PLACEHOLDERS:
+            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+            raise TemplateError(f"unknown placeholder {{{field}}}; known placeholders: {known}")
+
+
+def format_transcript(speeches, *, me: str) -> str:
+    """Render (speaker, round, text, addressed_to) speeches as the debater reads them."""
+    lines = []
+    for s in speeches:
+        if s.speaker == "judge":
+            to = " and ".join(f"Debater {d}" for d in s.addressed_to)
+            lines.append(f"Judge (to {to}): {s.text}")
+        else:
+            label = f"Debater {s.speaker}" + (" (you)" if s.speaker == me else "")
+            lines.append(f"{label}, round {s.round}: {s.text}")
+    return "\n\n".join(lines) if lines else "(nothing yet: you speak first)"
+
+
+def build_debater_messages(
+    *, system_prompt: str, template: str, me: str, question: str, my_answer: str,
+    opponent_answer: str, passage: str, visible_speeches, round_number: int, rounds: int, char_limit: int,
+) -> list[dict]:
+    opponent = "B" if me == "A" else "A"
+    values = {
+        "name": f"Debater {me}",
+        "opponent_name": f"Debater {opponent}",
+        "question": question,
+        "my_answer": my_answer,
+        "opponent_answer": opponent_answer,
+        "passage": passage or "(none)",
+        "transcript": format_transcript(visible_speeches, me=me),
+        "round": round_number,
+        "rounds": rounds,
+        "char_limit": char_limit,
+    }
+    messages = []
+    if system_prompt.strip():
+        messages.append({"role": "system", "content": system_prompt})
+    messages.append({"role": "user", "content": template.format_map(values)})
+    return messages
+
+
+def clip_to_limit(text: str, char_limit: int) -> str:
+    """Cut a speech to the character limit, at a word boundary where one is near."""
+    text = text.strip()
+    if len(text) <= char_limit:
+        return text
+    cut = text[:char_limit]
+    space = cut.rfind(" ")
+    if space >= char_limit * 0.8:
+        cut = cut[:space]
+    return cut.rstrip()

@@ -1,0 +1,112 @@
+"""Shared fixtures: factories for the domain, and a tiny real transformers model."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# The test process talks to the same broker the integration test's worker
+# reads; set before Django settings are loaded.
+if os.environ.get("TEST_REDIS_URL"):
+    os.environ["CELERY_BROKER_URL"] = os.environ["TEST_REDIS_URL"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 2-layer Llama built from a config (random weights) with SmolLM2's real tokenizer.
+
+    Real transformers code paths, but generates in milliseconds.
+    """
+    import torch
+    from django.conf import settings
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from models_runner.bundled import SMOLLM2, resolve_bundled
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_bundled(SMOLLM2, settings.MODEL_CACHE_DIR))
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def judge(django_user_model):
+    return django_user_model.objects.create_user(username="judy", password="judge-pass-123")
+
+
+@pytest.fixture
+def other_judge(django_user_model):
+    return django_user_model.objects.create_user(username="otto", password="judge-pass-456")
+
+
+@pytest.fixture
+def question_set(db):
+    from judging.importers import import_questions
+
+    questions = [
+        {
+            "external_id": f"q{i}",
+            "text": f"Question number {i}: is the sky green?",
+            "choices": [f"Yes, answer {i}", f"No, answer {i}", f"Maybe, answer {i}"],
+            "correct_index": i % 3,
+            "passage": f"PASSAGE-SECRET-{i} The sky is blue on clear days.",
+            "metadata": {},
+        }
+        for i in range(12)
+    ]
+    return import_questions(set_name="Test set", questions=questions)
+
+
+@pytest.fixture
+def make_model_config(db):
+    from models_runner.models import ModelConfig
+
+    def make(model_name: str, **kwargs):
+        fields = {"name": f"config for {model_name}", "model_name": str(model_name), "temperature": 0.0,
+                  "max_new_tokens": 24} | kwargs
+        return ModelConfig.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def make_experiment(question_set, judge):
+    from judging.models import Experiment
+
+    def make(model_config, judges=None, **kwargs):
+        fields = {"name": "Test experiment", "question_set": question_set, "num_questions": 4, "rounds": 2,
+                  "char_limit": 300, "debater_model": model_config, "seed": 1234} | kwargs
+        experiment = Experiment.objects.create(**fields)
+        experiment.judges.set(judges if judges is not None else [judge])
+        return experiment
+
+    return make
+
+
+@pytest.fixture
+def ready_trial(make_model_config, make_experiment, judge):
+    """A launched experiment whose first trial has a complete transcript (fixed text)."""
+    from django.utils import timezone
+
+    from judging.models import Trial, Turn
+    from judging.services import experiment_launch
+
+    experiment = make_experiment(make_model_config("SECRET-MODEL-NAME"))
+    experiment_launch(experiment=experiment)
+    trial = experiment.trials.order_by("queue_position").first()
+    for turn in trial.turns.all():
+        Turn.objects.filter(pk=turn.pk).update(
+            status=Turn.Status.DONE, text=f"Argument of debater {turn.speaker} in round {turn.round}.",
+            prompt="SECRET-PROMPT", finished_at=timezone.now(),
+        )
+    Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.READY)
+    trial.refresh_from_db()
+    return trial

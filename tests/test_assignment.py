@@ -1,0 +1,74 @@
+"""Randomisation of trials: balanced, recorded, reproducible."""
+import collections
+
+import pytest
+
+from judging.assignment import AssignmentError, QuestionInfo, plan_trials
+from judging.models import Trial
+from judging.services import LaunchError, experiment_launch
+
+QUESTIONS = [QuestionInfo(id=i, n_choices=4, correct_index=i % 4) for i in range(1, 401)]
+
+
+def test_it_balances_honest_side_and_first_speaker_over_many_trials():
+    plans = plan_trials(QUESTIONS, [1, 2, 3, 4], num_questions=400, judgments_per_question=1, seed=7)
+    honest = collections.Counter(p.honest_side for p in plans)
+    first = collections.Counter(p.first_speaker for p in plans)
+    assert honest == {"A": 200, "B": 200}
+    assert first == {"A": 200, "B": 200}
+    # Not a fixed alternation: the sides are shuffled.
+    assert [p.honest_side for p in plans[:20]] != ["A", "B"] * 10
+    # The correct answer sits at the honest side, the incorrect one at the other.
+    for p in plans:
+        q = QUESTIONS[p.question_id - 1]
+        assert (p.answer_a_index if p.honest_side == "A" else p.answer_b_index) == q.correct_index
+        assert (p.answer_b_index if p.honest_side == "A" else p.answer_a_index) != q.correct_index
+
+
+def test_it_draws_every_incorrect_answer_and_spreads_load_evenly():
+    plans = plan_trials(QUESTIONS, [1, 2, 3], num_questions=300, judgments_per_question=2, seed=3)
+    wrong = collections.Counter(
+        (p.answer_b_index if p.honest_side == "A" else p.answer_a_index) - QUESTIONS[p.question_id - 1].correct_index
+        for p in plans
+    )
+    assert len(wrong) >= 3  # several different offsets: the wrong answer is drawn, not fixed
+    load = collections.Counter(p.judge_id for p in plans)
+    assert max(load.values()) - min(load.values()) <= 1
+    per_question = collections.defaultdict(set)
+    for p in plans:
+        assert p.judge_id not in per_question[p.question_id]  # never the same judge twice on a question
+        per_question[p.question_id].add(p.judge_id)
+    for judge in (1, 2, 3):
+        positions = sorted(p.queue_position for p in plans if p.judge_id == judge)
+        assert positions == list(range(load[judge]))
+
+
+def test_it_is_reproducible_from_the_seed():
+    a = plan_trials(QUESTIONS, [1, 2], num_questions=50, judgments_per_question=1, seed=99)
+    b = plan_trials(QUESTIONS, [1, 2], num_questions=50, judgments_per_question=1, seed=99)
+    c = plan_trials(QUESTIONS, [1, 2], num_questions=50, judgments_per_question=1, seed=100)
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize("judges,n,k,match", [([], 10, 1, "no judges"), ([1], 10, 2, "at least that many"),
+                                               ([1], 1000, 1, "has 400 questions")])
+def test_it_refuses_impossible_assignments(judges, n, k, match):
+    with pytest.raises(AssignmentError, match=match):
+        plan_trials(QUESTIONS, judges, num_questions=n, judgments_per_question=k, seed=1)
+
+
+def test_launch_records_the_randomisation_on_each_trial(make_model_config, make_experiment, judge, other_judge):
+    experiment = make_experiment(make_model_config("m"), judges=[judge, other_judge], num_questions=10,
+                                 judgments_per_question=2)
+    assert experiment_launch(experiment=experiment) == 20
+    trials = list(Trial.objects.filter(experiment=experiment))
+    assert collections.Counter(t.honest_side for t in trials) == {"A": 10, "B": 10}
+    for t in trials:
+        correct = t.question.correct_index
+        assert (t.answer_a_index if t.honest_side == "A" else t.answer_b_index) == correct
+        assert t.turns.count() == 4  # 2 rounds x 2 debaters, all pending
+    experiment.refresh_from_db()
+    assert experiment.status == "launched"
+    with pytest.raises(LaunchError, match="already been launched"):
+        experiment_launch(experiment=experiment)
+    assert Trial.objects.filter(experiment=experiment).count() == 20
