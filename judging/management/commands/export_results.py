@@ -1,5 +1,3 @@
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
 from judging import exports
@@ -22,10 +20,12 @@ class Command(BaseCommand):
             if not found.exists():
                 raise CommandError(f"no experiment {ref!r}")
             ids.append(found.get().pk)
-        out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
-        try:
-            for chunk in exports.iter_export(table, fmt, ids):
+        chunks = exports.iter_export(table, fmt, ids)
+        if output is None:
+            for chunk in chunks:
+                self.stdout.write(chunk, ending="")
+            return
+        with open(output, "w", newline="", encoding="utf-8") as out:
+            for chunk in chunks:
                 out.write(chunk)
-        finally:
-            if output:
-                out.close()
+        self.stderr.write(f"wrote {output}")

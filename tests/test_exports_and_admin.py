@@ -1,0 +1,126 @@
+"""Researcher side: admin launch and progress, exports from admin and the command."""
+import csv
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+
+from judging.models import Experiment, Trial
+from judging.services import verdict_submit
+
+
+@pytest.fixture
+def judged_trial(ready_trial, judge):
+    verdict_submit(trial_id=ready_trial.pk, judge=judge, chosen=ready_trial.honest_side, probability=0.85,
+                   rationale="Convincing <b>quotes</b>, \"really\"", active_seconds=30)
+    return ready_trial
+
+
+def export_command(*args):
+    out = io.StringIO()
+    call_command("export_results", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_trial_export_has_one_row_per_trial_with_everything_researchers_need(judged_trial):
+    experiment = judged_trial.experiment
+    rows = list(csv.DictReader(io.StringIO(export_command(str(experiment.pk)))))
+    assert len(rows) == experiment.trials.count() == 4
+    row = next(r for r in rows if r["trial_id"] == str(judged_trial.pk))
+    assert row["question_id"] == judged_trial.question.external_id
+    assert row["protocol"] == "debate" and row["honest_side"] == judged_trial.honest_side
+    assert row["answer_a_index"] == str(judged_trial.answer_a_index)
+    assert row["judge"] == "judy" and row["verdict"] == judged_trial.honest_side
+    assert row["probability"] == "0.85" and row["correct"] == "True"
+    assert row["rationale"] == 'Convincing <b>quotes</b>, "really"'
+    assert float(row["seconds_on_page"]) >= 0 and row["active_seconds"] == "30.0"
+    assert json.loads(row["model_settings"])["model_name"] == "SECRET-MODEL-NAME"
+    unjudged = [r for r in rows if r["trial_id"] != str(judged_trial.pk)]
+    assert all(r["verdict"] == "" and r["correct"] == "" for r in unjudged)
+
+
+def test_jsonl_exports_of_trials_and_turns(judged_trial):
+    experiment = judged_trial.experiment
+    trials = [json.loads(line) for line in export_command(experiment.name, "--format", "jsonl").splitlines()]
+    assert len(trials) == 4 and {t["trial_id"] for t in trials} == set(experiment.trials.values_list("id", flat=True))
+    judged = next(t for t in trials if t["trial_id"] == judged_trial.pk)
+    assert judged["correct"] is True and judged["probability"] == 0.85
+    turns = [json.loads(line) for line in
+             export_command(str(experiment.pk), "--table", "turns", "--format", "jsonl").splitlines()]
+    assert len(turns) == 16
+    mine = [t for t in turns if t["trial_id"] == judged_trial.pk]
+    assert [t["turn_index"] for t in mine] == [0, 1, 2, 3]
+    assert {t["role"] for t in mine} == {"honest", "adversarial"}
+    honest = next(t for t in mine if t["role"] == "honest")
+    assert honest["speaker"] == judged_trial.honest_side and honest["prompt"] == "SECRET-PROMPT"
+
+
+def test_export_command_writes_a_file_and_refuses_unknown_experiments(judged_trial, tmp_path):
+    from django.core.management.base import CommandError
+
+    target = tmp_path / "turns.csv"
+    export_command(str(judged_trial.experiment.pk), "--table", "turns", "--output", str(target))
+    assert len(list(csv.DictReader(target.open()))) == 16
+    with pytest.raises(CommandError, match="no experiment"):
+        export_command("99999")
+
+
+def test_admin_launches_an_experiment_and_shows_progress(admin_client, make_model_config, make_experiment,
+                                                         django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    experiment = make_experiment(make_model_config("m"))
+    with mock.patch("models_runner.tasks.generate_turns.apply_async") as send:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post("/admin/judging/experiment/", {
+                "action": "launch", "_selected_action": [experiment.pk]}, follow=True)
+    assert "launched 4 trials" in response.content.decode()
+    send.assert_called_once_with(args=[experiment.pk], countdown=None)
+    assert Trial.objects.filter(experiment=experiment).count() == 4
+    page = admin_client.get("/admin/judging/experiment/").content.decode()
+    assert "0 / 16" in page and "0 / 4" in page
+    # Launching twice is refused with a message, and creates nothing.
+    response = admin_client.post("/admin/judging/experiment/", {
+        "action": "launch", "_selected_action": [experiment.pk]}, follow=True)
+    assert "already been launched" in response.content.decode()
+    assert Trial.objects.filter(experiment=experiment).count() == 4
+
+
+def test_admin_export_actions_download_csv_and_jsonl(admin_client, judged_trial):
+    experiment = judged_trial.experiment
+    response = admin_client.post("/admin/judging/experiment/", {
+        "action": "export_trials_csv", "_selected_action": [experiment.pk]})
+    assert response["Content-Type"] == "text/csv"
+    body = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert len(rows) == 4 and any(r["verdict"] for r in rows)
+    response = admin_client.post("/admin/judging/experiment/", {
+        "action": "export_turns_jsonl", "_selected_action": [experiment.pk]})
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 16 and json.loads(lines[0])["schema_version"] == 1
+
+
+def test_admin_pages_render(admin_client, judged_trial):
+    for url in ["/admin/", "/admin/judging/experiment/", f"/admin/judging/experiment/{judged_trial.experiment.pk}/change/",
+                "/admin/judging/trial/", f"/admin/judging/trial/{judged_trial.pk}/change/", "/admin/judging/turn/",
+                "/admin/judging/verdict/", "/admin/judging/questionset/", "/admin/judging/question/",
+                "/admin/models_runner/modelconfig/", "/admin/models_runner/modelconfig/add/",
+                "/admin/judging/experiment/add/", "/admin/judging/questionset/import/"]:
+        assert admin_client.get(url).status_code == 200, url
+
+
+def test_model_config_validation_names_the_bad_placeholder(db):
+    from django.core.exceptions import ValidationError
+
+    from models_runner.models import ModelConfig
+
+    config = ModelConfig(name="x", model_name="m", prompt_template="Argue {my_anser} now", temperature=-1)
+    with pytest.raises(ValidationError) as excinfo:
+        config.full_clean()
+    assert "unknown placeholder {my_anser}" in str(excinfo.value)
+    assert "temperature" in excinfo.value.message_dict
+
+
+def test_experiment_status_is_launched_after_launch(judged_trial):
+    assert Experiment.objects.get(pk=judged_trial.experiment.pk).status == Experiment.Status.LAUNCHED

@@ -1,0 +1,101 @@
+"""Generating turns with a real (tiny) transformers model: batches, claims, failures, recovery."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from judging.models import Trial, Turn
+from judging.services import experiment_launch
+from models_runner import generation
+from models_runner.backends import GenerationRequest, get_backend
+
+
+@pytest.fixture
+def launched(make_model_config, make_experiment, tiny_model_dir):
+    experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=3)
+    experiment_launch(experiment=experiment)
+    return experiment
+
+
+def run_until_done(experiment, max_batches=20):
+    for _ in range(max_batches):
+        if not generation.generate_batch(experiment.pk):
+            break
+
+
+def test_it_generates_every_turn_in_protocol_order_and_makes_trials_judgeable(launched):
+    run_until_done(launched)
+    trials = Trial.objects.filter(experiment=launched)
+    assert {t.status for t in trials} == {Trial.Status.READY}
+    for turn in Turn.objects.filter(trial__experiment=launched):
+        assert turn.status == Turn.Status.DONE and turn.text
+        assert turn.tokens_in > 0 and 0 < turn.tokens_out <= turn.model_settings["max_new_tokens_used"]
+        assert turn.wall_seconds > 0 and turn.attempts == 1
+        assert turn.model_settings["model_name"] == str(launched.debater_model.model_name)
+        assert turn.model_settings["device"] == "cpu"
+        assert len(turn.text) <= launched.char_limit
+        assert "Debater " + turn.speaker in turn.prompt  # the prompt names the speaker
+        question = turn.trial.question
+        assert question.text in turn.prompt and question.passage in turn.prompt  # debaters see the passage
+        assert turn.trial.answer_text(turn.speaker) in turn.prompt
+
+
+def test_round_two_prompts_contain_round_one_but_never_the_same_rounds_opponent(launched):
+    run_until_done(launched)
+    trial = Trial.objects.filter(experiment=launched).first()
+    turns = {(t.round, t.speaker): t for t in trial.turns.all()}
+    assert turns[(1, "B")].text in turns[(2, "A")].prompt
+    assert turns[(1, "A")].text in turns[(2, "B")].prompt
+    assert turns[(2, "B")].text not in turns[(2, "A")].prompt  # simultaneous: hidden
+
+
+def test_the_first_batch_runs_all_first_round_turns_together(launched):
+    written = generation.generate_batch(launched.pk, batch_size=16)
+    assert written == 6  # 3 trials x 2 simultaneous debaters; round 2 waits for round 1
+    batch_sizes = set(Turn.objects.filter(status="done").values_list("model_settings__batch_size", flat=True))
+    assert batch_sizes == {6}
+
+
+def test_a_redelivered_task_never_writes_a_turn_twice(launched):
+    ids = generation.ready_turn_ids(launched.pk, limit=2)
+    token, claimed = generation.claim_turns(ids)
+    assert len(claimed) == 2
+    # A second delivery of the same work finds the turns claimed and gets nothing.
+    token2, claimed2 = generation.claim_turns(ids)
+    assert claimed2 == []
+    # A late writer with a stale claim (its turn was requeued and re-claimed) writes nothing.
+    Turn.objects.filter(pk=ids[0]).update(claim_token="someone-else")
+    assert Turn.objects.filter(pk=ids[0], claim_token=token, status="running").update(text="dup") == 0
+
+
+def test_turns_of_a_worker_killed_mid_batch_are_requeued_and_completed(launched):
+    token, claimed = generation.claim_turns(generation.ready_turn_ids(launched.pk, limit=4))
+    Turn.objects.filter(claim_token=token).update(claimed_at=timezone.now() - timedelta(hours=2))
+    assert generation.generate_batch(launched.pk) == 2  # the claimed ones are not ready to anyone else
+    assert generation.requeue_stale_turns(older_than_seconds=600) == 4
+    run_until_done(launched)
+    assert Turn.objects.filter(trial__experiment=launched).exclude(status="done").count() == 0
+
+
+def test_a_failing_model_marks_turns_failed_after_retries_and_can_be_retried(make_model_config, make_experiment):
+    experiment = make_experiment(make_model_config("/nonexistent/model/folder"), num_questions=1)
+    experiment_launch(experiment=experiment)
+    for _ in range(generation.MAX_ATTEMPTS):
+        assert generation.generate_batch(experiment.pk) == 0
+    failed = Turn.objects.filter(trial__experiment=experiment, status="failed")
+    assert failed.count() == 2 and "nonexistent" in failed.first().error
+    assert Trial.objects.get(experiment=experiment).status == Trial.Status.FAILED
+    assert generation.retry_failed_turns(experiment.pk) == 2
+    assert Trial.objects.get(experiment=experiment).status == Trial.Status.GENERATING
+    assert generation.pending_turn_count(experiment.pk) == 4
+
+
+def test_the_backend_generates_a_batch_of_prompts(tiny_model_dir):
+    backend = get_backend("transformers", str(tiny_model_dir))
+    requests = [GenerationRequest(messages=[{"role": "user", "content": f"Say {w}"}], max_new_tokens=5,
+                                  temperature=0.0, top_p=1.0) for w in ("one", "two words here")]
+    results = backend.generate(requests)
+    assert len(results) == 2
+    assert results[0].tokens_in < results[1].tokens_in
+    assert all(0 < r.tokens_out <= 5 for r in results)
+    assert "Say two words here" in results[1].prompt_text

@@ -1,0 +1,126 @@
+"""Judge-facing pages: blinding, verdict validation, and what a judge can reach."""
+import json
+
+import pytest
+from django.urls import reverse
+
+from judging.models import Trial, Verdict
+
+FORBIDDEN = ["PASSAGE-SECRET", "honest", "adversar", "correct_index", "SECRET-MODEL-NAME", "SECRET-PROMPT",
+             "gold", "first_speaker", "model_settings"]
+
+
+def assert_blind(response, trial):
+    body = response.content.decode()
+    for word in FORBIDDEN:
+        assert word.lower() not in body.lower(), f"{word!r} leaked in {response.request['PATH_INFO']}"
+    assert trial.question.passage not in body
+
+
+@pytest.fixture
+def judge_client(client, judge):
+    client.force_login(judge)
+    return client
+
+
+def verdict_url(trial):
+    return reverse("judging:verdict", args=[trial.pk])
+
+
+def post_verdict(client, trial, **overrides):
+    data = {"chosen": "A", "probability": "0.8", "rationale": "A argued better.", "active_seconds": "12.5"} | overrides
+    return client.post(verdict_url(trial), data)
+
+
+def test_no_judge_facing_page_or_response_reveals_the_passage_gold_or_honest_side(judge_client, ready_trial):
+    responses = [
+        judge_client.get(reverse("judging:queue")),
+        judge_client.get(reverse("judging:queue_json")),
+        judge_client.get(reverse("judging:trial", args=[ready_trial.pk])),
+        judge_client.get(reverse("judging:next"), follow=True),
+        post_verdict(judge_client, ready_trial, probability="7"),  # error page
+        post_verdict(judge_client, ready_trial, rationale=""),  # error page
+        post_verdict(judge_client, ready_trial, chosen="Z"),  # error page
+        judge_client.get(reverse("judging:trial", args=[ready_trial.pk + 999])),  # 404
+    ]
+    post_verdict(judge_client, ready_trial)
+    responses += [
+        post_verdict(judge_client, ready_trial, chosen="B"),  # double submit
+        judge_client.get(reverse("judging:trial", args=[ready_trial.pk])),  # after judging
+        judge_client.get(reverse("judging:queue")),
+    ]
+    for response in responses:
+        assert_blind(response, ready_trial)
+    page = responses[2].content.decode()
+    assert ready_trial.question.text.split(":")[0] in page
+    assert ready_trial.answer_text("A") in page and ready_trial.answer_text("B") in page
+    assert "Argument of debater A in round 2." in page
+
+
+def test_a_verdict_is_recorded_with_time_and_the_judge_moves_to_the_next_trial(judge_client, ready_trial, judge):
+    judge_client.get(reverse("judging:trial", args=[ready_trial.pk]))
+    response = post_verdict(judge_client, ready_trial, chosen="B", probability="0.9")
+    assert response.status_code == 302 and response.url == reverse("judging:next")
+    verdict = Verdict.objects.get(trial=ready_trial)
+    assert (verdict.chosen, verdict.probability, verdict.judge) == ("B", 0.9, judge)
+    assert verdict.correct == (ready_trial.honest_side == "B")
+    assert verdict.seconds_on_page >= 0 and verdict.active_seconds == 12.5
+    assert Trial.objects.get(pk=ready_trial.pk).status == Trial.Status.JUDGED
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"probability": "1.5"}, "between 0 and 1"),
+    ({"probability": "-0.2"}, "between 0 and 1"),
+    ({"probability": "nan"}, "between 0 and 1"),
+    ({"probability": "abc"}, "a number between 0 and 1"),
+    ({"probability": "0.3"}, "at least 0.5"),
+    ({"chosen": ""}, "choose answer A or answer B"),
+    ({"rationale": "   "}, "short rationale"),
+])
+def test_an_invalid_verdict_is_refused_and_changes_nothing(judge_client, ready_trial, overrides, message):
+    response = post_verdict(judge_client, ready_trial, **overrides)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Verdict.objects.exists()
+    assert Trial.objects.get(pk=ready_trial.pk).status == Trial.Status.READY
+
+
+def test_a_second_verdict_is_refused_and_the_first_is_kept(judge_client, ready_trial):
+    post_verdict(judge_client, ready_trial, chosen="A", probability="0.7")
+    response = post_verdict(judge_client, ready_trial, chosen="B", probability="0.99")
+    assert response.status_code == 409
+    assert "already given a verdict" in response.content.decode()
+    verdict = Verdict.objects.get(trial=ready_trial)
+    assert (verdict.chosen, verdict.probability) == ("A", 0.7)
+
+
+def test_another_judges_trial_is_not_found_and_cannot_be_judged(client, other_judge, ready_trial):
+    client.force_login(other_judge)
+    assert client.get(reverse("judging:trial", args=[ready_trial.pk])).status_code == 404
+    assert post_verdict(client, ready_trial).status_code == 404
+    assert not Verdict.objects.exists()
+
+
+def test_a_trial_still_being_generated_is_not_shown(judge_client, ready_trial):
+    other = Trial.objects.filter(experiment=ready_trial.experiment).exclude(pk=ready_trial.pk).first()
+    assert other.status == Trial.Status.GENERATING
+    assert judge_client.get(reverse("judging:trial", args=[other.pk])).status_code == 404
+    assert post_verdict(judge_client, other).status_code == 404
+    queue = json.loads(judge_client.get(reverse("judging:queue_json")).content)
+    assert queue["ready"] == [ready_trial.pk] and queue["progress"]["preparing"] == 3
+
+
+def test_pages_need_a_login(client, ready_trial):
+    response = client.get(reverse("judging:trial", args=[ready_trial.pk]))
+    assert response.status_code == 302 and "/accounts/login/" in response.url
+    assert client.post(verdict_url(ready_trial), {"chosen": "A"}).status_code == 302
+    assert not Verdict.objects.exists()
+
+
+def test_model_output_is_escaped(judge_client, ready_trial):
+    turn = ready_trial.turns.first()
+    turn.text = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    turn.save()
+    body = judge_client.get(reverse("judging:trial", args=[ready_trial.pk])).content.decode()
+    assert "<script>alert" not in body and "<img src=x" not in body
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
