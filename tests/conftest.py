@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-# The test process talks to the same broker the integration test's worker
-# reads; set before Django settings are loaded.
-if os.environ.get("TEST_REDIS_URL"):
-    os.environ["CELERY_BROKER_URL"] = os.environ["TEST_REDIS_URL"]
+# Set before Django settings load. With TEST_REDIS_URL the test process sends
+# tasks to the Redis the integration test's worker reads; without it, to an
+# in-memory broker, so tests never drop messages into the demo's broker folder.
+os.environ["CELERY_BROKER_URL"] = os.environ.get("TEST_REDIS_URL") or "memory://"
 
 
 @pytest.fixture(scope="session")
