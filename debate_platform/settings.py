@@ -83,7 +83,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Only where collectstatic is run (production images); unset, nothing is collected.
+STATIC_ROOT = envstr("DJANGO_STATIC_ROOT", "") or None
 # Serve app static files (admin) straight from the finders: no collectstatic
 # step for the demo; production may still run collectstatic.
 WHITENOISE_USE_FINDERS = True
@@ -95,6 +96,8 @@ WHITENOISE_USE_FINDERS = True
 # larger sets CELERY_BROKER_URL=redis://...
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
 _broker_dir = VAR_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem"):
+    _broker_dir.mkdir(parents=True, exist_ok=True)  # the transport does not create its folder
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir)}
     if CELERY_BROKER_URL.startswith("filesystem")

@@ -20,7 +20,9 @@ class ModelConfig(models.Model):
     temperature = models.FloatField(default=0.7, help_text="0 means greedy decoding.")
     top_p = models.FloatField(default=0.95)
     max_new_tokens = models.PositiveIntegerField(default=256)
-    system_prompt = models.TextField(blank=True, default=DEFAULT_SYSTEM_PROMPT)
+    system_prompt = models.TextField(
+        blank=True, default=DEFAULT_SYSTEM_PROMPT, help_text="May use the same placeholders as the prompt template."
+    )
     prompt_template = models.TextField(
         default=DEFAULT_DEBATER_TEMPLATE,
         help_text="Placeholders: {name} {opponent_name} {question} {my_answer} {opponent_answer} "
@@ -37,10 +39,11 @@ class ModelConfig(models.Model):
 
     def clean(self):
         errors = {}
-        try:
-            check_template(self.prompt_template)
-        except TemplateError as exc:
-            errors["prompt_template"] = str(exc)
+        for field in ("system_prompt", "prompt_template"):
+            try:
+                check_template(getattr(self, field))
+            except TemplateError as exc:
+                errors[field] = str(exc)
         if self.temperature is not None and self.temperature < 0:
             errors["temperature"] = "must be 0 or more"
         if self.top_p is not None and not 0 < self.top_p <= 1:

@@ -21,24 +21,20 @@ PLACEHOLDERS = {
 }
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are a skilled debater. You argue for the answer you are assigned, "
-    "clearly and persuasively, and you respond to your opponent and to the judge."
+    "You are {name} in a debate. A judge who cannot see the source text will decide the answer to a question. "
+    'Convince the judge that the answer is "{my_answer}". Use facts from the source text, answer the judge\'s '
+    "questions, and rebut your opponent. Be brief: at most {char_limit} characters."
 )
 
-DEFAULT_DEBATER_TEMPLATE = """You are {name} in a debate judged by a person who cannot see the source text.
+DEFAULT_DEBATER_TEMPLATE = """Source text: {passage}
 
 Question: {question}
+Your answer: {my_answer}
+{opponent_name}'s answer: {opponent_answer}
 
-You argue that the answer is: {my_answer}
-{opponent_name} argues that the answer is: {opponent_answer}
-
-Source text (only the debaters can see it):
-{passage}
-
-Debate so far:
 {transcript}
 
-This is round {round} of {rounds}. Write your argument for "{my_answer}" in at most {char_limit} characters. Answer any question the judge asked you."""
+Round {round} of {rounds}. Give your argument for "{my_answer}"."""
 
 
 class TemplateError(ValueError):
@@ -63,11 +59,13 @@ def format_transcript(speeches, *, me: str) -> str:
     for s in speeches:
         if s.speaker == "judge":
             to = " and ".join(f"Debater {d}" for d in s.addressed_to)
-            lines.append(f"Judge (to {to}): {s.text}")
+            lines.append(f'The judge asked {to}: "{s.text}"')
         else:
             label = f"Debater {s.speaker}" + (" (you)" if s.speaker == me else "")
-            lines.append(f"{label}, round {s.round}: {s.text}")
-    return "\n\n".join(lines) if lines else "(nothing yet: you speak first)"
+            lines.append(f'{label} in round {s.round}: "{s.text}"')
+    if not lines:
+        return "You speak first."
+    return "The debate so far:\n" + "\n\n".join(lines)
 
 
 def build_debater_messages(
@@ -89,7 +87,7 @@ def build_debater_messages(
     }
     messages = []
     if system_prompt.strip():
-        messages.append({"role": "system", "content": system_prompt})
+        messages.append({"role": "system", "content": system_prompt.format_map(values)})
     messages.append({"role": "user", "content": template.format_map(values)})
     return messages
 

@@ -1,6 +1,8 @@
 """Celery tasks: thin wrappers that call models_runner.generation."""
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from judging.models import Trial
@@ -8,8 +10,22 @@ from judging.models import Trial
 from . import generation
 
 
-def enqueue_generation(experiment_id: int, countdown: float | None = None) -> None:
-    generate_turns.apply_async(args=[experiment_id], countdown=countdown)
+log = logging.getLogger(__name__)
+
+
+def enqueue_generation(experiment_id: int, countdown: float | None = None) -> bool:
+    """Send generation work for an experiment; False if the broker is unreachable.
+
+    Nothing is lost when sending fails: the pending turns are in the database,
+    and ``manage.py reconcile_generation`` (or the admin's re-queue action)
+    sends the work again once the broker is back.
+    """
+    try:
+        generate_turns.apply_async(args=[experiment_id], countdown=countdown)
+    except Exception:
+        log.exception("could not queue generation for experiment %s; run reconcile_generation later", experiment_id)
+        return False
+    return True
 
 
 @shared_task
