@@ -118,12 +118,17 @@ def cmd_demo(args) -> None:
     say("preparing the database and the demo (first run converts the bundled model, ~30 s)")
     manage("migrate", "--no-input", env=env)
     manage("setup_demo", "--questions", str(args.questions), env=env)
+    # No worker runs yet, so any claimed turn was left by an earlier demo run
+    # that was stopped mid-generation: release it and re-send the work.
+    manage("reconcile_generation", "--stale-seconds", "0", env=env)
     log_path = VAR / "worker.log"
     say(f"starting a Celery worker (log: {log_path.relative_to(ROOT)})")
     with open(log_path, "ab") as log:
         # solo pool: one process that loads the model once and keeps it.
+        # -B embeds celery beat, which re-sends unfinished work periodically.
         worker = subprocess.Popen(
-            [VENV / "bin" / "celery", "-A", "debate_platform", "worker", "--pool=solo", "--loglevel=INFO"],
+            [VENV / "bin" / "celery", "-A", "debate_platform", "worker", "--pool=solo", "--loglevel=INFO",
+             "-B", "--schedule", VAR / "celerybeat-schedule"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{args.port}/"

@@ -115,6 +115,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 1800)
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# With `celery beat` running (docker-compose does), unfinished work is
+# re-sent periodically: the database, not the broker, says what is pending.
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-generation": {
+        "task": "models_runner.tasks.reconcile_generation",
+        "schedule": float(envint("DEBATE_RECONCILE_SECONDS", 300)),
+    },
+}
 
 # ------------------------------------------------------- Model generation ----
 # Where bundled models are converted to (once) and cached.

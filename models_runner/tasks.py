@@ -44,12 +44,13 @@ def generate_turns(experiment_id: int) -> int:
 
 
 @shared_task
-def reconcile_generation() -> int:
+def reconcile_generation(stale_seconds: int | None = None) -> int:
     """Recover from lost messages or dead workers: requeue stale claims, re-send work.
 
-    Safe to run at any time (e.g. from celery beat, or after a broker restart).
+    Safe to run at any time (celery beat runs it; so can a person after a
+    broker restart). Returns the number of experiments whose work was re-sent.
     """
-    generation.requeue_stale_turns()
+    generation.requeue_stale_turns(stale_seconds)
     experiment_ids = set(
         Trial.objects.filter(status=Trial.Status.GENERATING, turns__status="pending").values_list(
             "experiment_id", flat=True

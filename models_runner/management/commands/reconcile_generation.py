@@ -6,6 +6,13 @@ from models_runner.tasks import reconcile_generation
 class Command(BaseCommand):
     help = "Release stale turn claims and re-send generation work for every unfinished experiment."
 
-    def handle(self, *args, **options):
-        n = reconcile_generation()
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--stale-seconds", type=int, default=None,
+            help="Release claims older than this (default: DEBATE_STALE_CLAIM_SECONDS). "
+            "0 releases every claim: only safe when no worker is running.",
+        )
+
+    def handle(self, *args, stale_seconds, **options):
+        n = reconcile_generation(stale_seconds)
         self.stdout.write(f"re-queued generation for {n} experiment(s)")
