@@ -25,32 +25,49 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def worker(tmp_path):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: the worker process must share the test database (run by dev.py test)")
+def start_worker(log_path):
+    """A real `celery worker` process on the test database and the test Redis."""
     redis_url = os.environ.get("TEST_REDIS_URL")
     assert redis_url, "TEST_REDIS_URL must point at a running Redis (dev.py test sets it)"
     db = connection.settings_dict
     database_url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": redis_url,
            "DEBATE_GENERATION_BATCH_SIZE": "4"}
-    celery_app.control.purge()  # leftovers from other tests must not reach this worker
-    log = open(tmp_path / "worker.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "debate_platform", "worker", "--pool=solo",
-         "--loglevel=INFO", "--hostname", "test-worker@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "debate_platform", "worker", "--pool=solo",
+             "--loglevel=INFO", "--hostname", f"test-worker-{time.time_ns()}@%h"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     assert wait_until(lambda: celery_app.control.ping(timeout=1), seconds=60), "the worker did not start"
-    yield process
+    return process
+
+
+def stop_worker(process):
     process.terminate()
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-    log.close()
-    print((tmp_path / "worker.log").read_text()[-3000:])
+        process.wait()
+
+
+@pytest.fixture
+def worker_log(tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: the worker process must share the test database (run by dev.py test)")
+    celery_app.control.purge()  # leftovers from other tests must not reach this test's workers
+    path = tmp_path / "worker.log"
+    yield path
+    if path.exists():
+        print(path.read_text()[-3000:])
+
+
+@pytest.fixture
+def worker(worker_log):
+    process = start_worker(worker_log)
+    yield process
+    stop_worker(process)
 
 
 def wait_until(condition, seconds=180):
@@ -90,3 +107,32 @@ def test_work_whose_message_was_lost_is_recovered_by_the_reconciler(
     assert Turn.objects.filter(trial__experiment=experiment, status="pending").count() == 4
     assert reconcile_generation() == 1  # the database says what is unfinished; re-send it
     assert wait_until(lambda: all_ready(experiment)), "reconciled work was not generated"
+
+
+def test_turns_of_a_worker_killed_mid_generation_are_generated_once_by_another(
+    worker_log, make_model_config, make_experiment, tiny_model_dir
+):
+    # Long turns (1,000 tokens) so the kill lands while the batch is running.
+    config = make_model_config(tiny_model_dir, max_new_tokens=1000)
+    experiment = make_experiment(config, num_questions=2, rounds=1, char_limit=3000)
+    first = start_worker(worker_log)
+    try:
+        experiment_launch(experiment=experiment)
+        running = Turn.objects.filter(trial__experiment=experiment, status="running")
+        assert wait_until(lambda: running.exists(), seconds=120), "the worker never claimed a turn"
+        first.kill()  # SIGKILL: no warm shutdown, no chance to clean up
+        first.wait()
+    finally:
+        stop_worker(first)
+    assert Turn.objects.filter(trial__experiment=experiment, status="done").count() < 4
+    assert running.exists()  # left claimed by the dead worker
+    second = start_worker(worker_log)
+    try:
+        # What beat does every few minutes; 0 s because we know the claimant is dead.
+        reconcile_generation(stale_seconds=0)
+        assert wait_until(lambda: all_ready(experiment)), "work of the killed worker was not completed"
+    finally:
+        stop_worker(second)
+    turns = Turn.objects.filter(trial__experiment=experiment)
+    assert turns.count() == 4 and set(turns.values_list("status", flat=True)) == {"done"}
+    assert all(t.text and t.tokens_out for t in turns)
