@@ -90,6 +90,10 @@ class Experiment(models.Model):
             errors["char_limit"] = "at least 50 characters"
         if self.judgments_per_question is not None and self.judgments_per_question < 1:
             errors["judgments_per_question"] = "at least one"
+        if self.question_set_id and self.num_questions:
+            available = self.question_set.questions.count()
+            if self.num_questions > available:
+                errors["num_questions"] = f"the question set has only {available} questions"
         if errors:
             raise ValidationError(errors)
 

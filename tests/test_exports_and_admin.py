@@ -124,3 +124,14 @@ def test_model_config_validation_names_the_bad_placeholder(db):
 
 def test_experiment_status_is_launched_after_launch(judged_trial):
     assert Experiment.objects.get(pk=judged_trial.experiment.pk).status == Experiment.Status.LAUNCHED
+
+
+def test_experiment_validation_refuses_more_questions_than_the_set_has(make_model_config, question_set):
+    from django.core.exceptions import ValidationError
+
+    experiment = Experiment(name="too big", question_set=question_set, num_questions=13, rounds=0,
+                            debater_model=make_model_config("m"))
+    with pytest.raises(ValidationError) as excinfo:
+        experiment.full_clean()
+    assert excinfo.value.message_dict["num_questions"] == ["the question set has only 12 questions"]
+    assert "rounds" in excinfo.value.message_dict

@@ -103,15 +103,16 @@ class TransformersBackend(GenerationBackend):
             )
         seconds = time.perf_counter() - started
         prompt_width = batch["input_ids"].shape[1]
+        eos = model.generation_config.eos_token_id
+        stop_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.pad_token_id}
         results = []
         for row, prompt in enumerate(prompts):
             new_tokens = output[row, prompt_width:]
-            # Count generated tokens up to and including the first end-of-sequence.
-            eos_ids = model.generation_config.eos_token_id
-            eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids]) | {tokenizer.pad_token_id}
+            # Count generated tokens up to and including the first end-of-sequence
+            # (shorter rows of a batch are padded after it).
             length = len(new_tokens)
             for pos, tok in enumerate(new_tokens.tolist()):
-                if tok in eos_ids:
+                if tok in stop_ids:
                     length = pos + 1
                     break
             results.append(
