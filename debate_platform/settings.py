@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "judging",
     "models_runner",
+    "results",
 ]
 
 MIDDLEWARE = [

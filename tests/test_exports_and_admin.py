@@ -108,6 +108,7 @@ def test_admin_pages_render(admin_client, judged_trial):
                 "/admin/models_runner/modelconfig/", "/admin/models_runner/modelconfig/add/",
                 "/admin/judging/experiment/add/", "/admin/judging/questionset/import/"]:
         assert admin_client.get(url).status_code == 200, url
+    assert "/results/throughput/" in admin_client.get("/admin/").content.decode()
 
 
 def test_model_config_validation_names_the_bad_placeholder(db):

@@ -1,0 +1,85 @@
+"""Throughput inputs measured from what judges and workers actually did."""
+from __future__ import annotations
+
+import functools
+
+from judging.models import Turn, Verdict
+
+from .throughput import Quantity
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def verdict_measurements(experiment_ids: list[int]) -> dict[str, list[float]]:
+    """Per judgment: words read, active seconds, reading rate, correctness."""
+    verdicts = (
+        Verdict.objects.filter(trial__experiment_id__in=experiment_ids)
+        .select_related("trial__question")
+        .prefetch_related("trial__turns")
+    )
+    out = {"words_per_trial": [], "active_seconds_per_judgment": [], "reading_wpm": [], "judge_accuracy": []}
+    for verdict in verdicts:
+        trial = verdict.trial
+        words = _words(trial.question.text) + _words(trial.answer_text("A")) + _words(trial.answer_text("B"))
+        words += sum(_words(t.text) for t in trial.turns.all() if t.status == Turn.Status.DONE)
+        seconds = verdict.active_seconds if verdict.active_seconds else verdict.seconds_on_page
+        out["words_per_trial"].append(words)
+        out["judge_accuracy"].append(1.0 if verdict.correct else 0.0)
+        if seconds and seconds > 0:
+            out["active_seconds_per_judgment"].append(seconds)
+            out["reading_wpm"].append(words / (seconds / 60.0))
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(backend: str, model_name: str):
+    from django.conf import settings
+    from transformers import AutoTokenizer
+
+    from models_runner.backends.transformers_backend import resolve_model_path
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(model_name, settings.MODEL_CACHE_DIR))
+
+
+def _tokenizer_or_none(backend: str, model_name: str):
+    try:
+        return _tokenizer(backend, model_name)
+    except Exception:  # a model no longer reachable: its turns give no tokens-per-word figure
+        return None
+
+
+def turn_measurements(experiment_ids: list[int], *, tokens_per_word: bool = True) -> dict[str, list[float]]:
+    """Per generated turn: tokens per word (debater's own tokenizer) and generation rate."""
+    turns = Turn.objects.filter(trial__experiment_id__in=experiment_ids, status=Turn.Status.DONE).select_related(
+        "model_config"
+    )
+    out = {"tokens_per_word": [], "model_tokens_per_second": []}
+    for turn in turns:
+        words = _words(turn.text)
+        if tokens_per_word and words and turn.model_config is not None:
+            tokenizer = _tokenizer_or_none(turn.model_config.backend, turn.model_config.model_name)
+            if tokenizer is not None:
+                out["tokens_per_word"].append(len(tokenizer(turn.text, add_special_tokens=False)["input_ids"]) / words)
+        if turn.tokens_out and turn.wall_seconds:
+            # wall_seconds is the time of the whole batch the turn ran in.
+            batch = turn.model_settings.get("batch_size", 1)
+            out["model_tokens_per_second"].append(turn.tokens_out * batch / turn.wall_seconds)
+    return out
+
+
+VERDICT_MEASURES = {"words_per_trial", "active_seconds_per_judgment", "reading_wpm", "judge_accuracy"}
+TURN_MEASURES = {"tokens_per_word", "model_tokens_per_second"}
+
+
+def measured_quantities(experiment_ids: list[int], names) -> dict[str, Quantity]:
+    """The requested inputs that these experiments measured; names with no data are left out."""
+    names = set(names)
+    source = "measured from experiment(s) " + ", ".join(map(str, experiment_ids))
+    samples = {}
+    if names & VERDICT_MEASURES:
+        samples |= verdict_measurements(experiment_ids)
+    if names & TURN_MEASURES:
+        samples |= turn_measurements(experiment_ids, tokens_per_word="tokens_per_word" in names)
+    return {name: Quantity.measured(samples[name], source=source) for name in names if samples.get(name)}

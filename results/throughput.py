@@ -1,0 +1,283 @@
+"""A small, explicit model of human-feedback throughput.
+
+Pure Python + numpy; no Django. Every input is either set by hand (a number)
+or measured (a distribution: bootstrap draws of the mean of what judges did),
+and every output is computed draw by draw, so measured uncertainty carries
+through to an interval on each output.
+
+The model
+---------
+    seconds per judgment   s = active_seconds            if given (measured time per judgment)
+                             = 60 * words_per_trial / wpm  otherwise (pure reading time)
+    judge-seconds per year   T = hours_per_judge_per_year * 3600 * judges
+    judgments per year       J = T / s
+    words reviewed per year  W = J * words_per_trial
+    pages per year           P = W / words_per_page
+    tokens reviewed per year K = W * tokens_per_word
+    correct judgments / year   = J * judge_accuracy
+
+    For a target of N judged trajectories:
+    judgments needed   n = N * judgments_per_trajectory
+    judge-hours        H = n * s / 3600
+    cost               C = H * cost_per_judge_hour
+    calendar years       = H / (hours_per_judge_per_year * judges)
+
+    Generation versus review:
+    human review rate (tokens/s, one judge) r = tokens_per_word * words_per_trial / s
+    ratio                                     = model_tokens_per_second / r   (per judge)
+                                                and / (r * judges)            (whole pool)
+
+    Marginal value of faster judging: a judge 10% faster needs s / 1.1 per judgment,
+    so J grows by 10% and H and C for any target shrink by 1 - 1/1.1 (9.1%).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+TARGETS = {"50 thousand": 5e4, "50 million": 5e7, "500 million": 5e8}
+INTERVAL = (2.5, 97.5)
+DRAWS = 2000
+
+
+class EstimatorInputError(ValueError):
+    """Inputs out of range; ``errors`` maps input name to message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number set by hand, or bootstrap draws from a measurement."""
+
+    value: float
+    draws: np.ndarray | None = field(default=None, compare=False)
+    source: str = "set by hand"
+
+    @classmethod
+    def measured(cls, samples, *, source: str, draws: int = DRAWS, seed: int = 0) -> "Quantity":
+        """Bootstrap distribution of the mean of ``samples``."""
+        samples = np.asarray(samples, dtype=float)
+        samples = samples[np.isfinite(samples)]
+        if samples.size == 0:
+            raise ValueError(f"no measurements for {source}")
+        rng = np.random.default_rng(seed)
+        means = rng.choice(samples, size=(draws, samples.size), replace=True).mean(axis=1)
+        return cls(value=float(samples.mean()), draws=means, source=f"{source} (n={samples.size})")
+
+    def array(self) -> np.ndarray | float:
+        return self.draws if self.draws is not None else self.value
+
+
+@dataclass(frozen=True)
+class Inputs:
+    reading_wpm: Quantity
+    words_per_trial: Quantity
+    judgments_per_trajectory: Quantity
+    hours_per_judge_per_year: Quantity
+    judges: Quantity
+    cost_per_judge_hour: Quantity
+    tokens_per_word: Quantity
+    judge_accuracy: Quantity
+    active_seconds_per_judgment: Quantity | None = None  # None: pure reading time from words / wpm
+    model_tokens_per_second: Quantity | None = None
+    words_per_page: float = 500.0
+
+    def validate(self) -> None:
+        errors = {}
+        positive = ["reading_wpm", "words_per_trial", "judgments_per_trajectory", "hours_per_judge_per_year",
+                    "judges", "tokens_per_word", "active_seconds_per_judgment", "model_tokens_per_second"]
+        for name in positive:
+            q = getattr(self, name)
+            if q is not None and not (np.isfinite(q.value) and q.value > 0):
+                errors[name] = "must be greater than 0"
+        if not (np.isfinite(self.cost_per_judge_hour.value) and self.cost_per_judge_hour.value >= 0):
+            errors["cost_per_judge_hour"] = "must be 0 or more"
+        if not 0 <= self.judge_accuracy.value <= 1:
+            errors["judge_accuracy"] = "must be between 0 and 1"
+        if self.hours_per_judge_per_year.value > 8784:
+            errors["hours_per_judge_per_year"] = "a year has at most 8,784 hours"
+        if not self.words_per_page > 0:
+            errors["words_per_page"] = "must be greater than 0"
+        if errors:
+            raise EstimatorInputError(errors)
+
+    def rows(self) -> list[tuple[str, float, str]]:
+        """(name, central value, source) of every input given."""
+        return [(f.name, getattr(self, f.name).value, getattr(self, f.name).source) for f in fields(self)
+                if isinstance(getattr(self, f.name), Quantity)] + [("words_per_page", self.words_per_page, "fixed")]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """An output: central value and interval (equal when every input was set by hand)."""
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, central, draws) -> "Figure":
+        draws = np.asarray(draws, dtype=float)
+        if draws.ndim == 0:
+            return cls(float(central), float(central), float(central))
+        low, high = np.percentile(draws, INTERVAL)
+        return cls(float(central), float(low), float(high))
+
+
+def _compute(v: dict) -> dict:
+    """The model's equations, on scalars or on arrays of draws alike."""
+    if v["active_seconds_per_judgment"] is not None:
+        seconds = v["active_seconds_per_judgment"]
+    else:
+        seconds = 60.0 * v["words_per_trial"] / v["reading_wpm"]
+    judge_seconds = v["hours_per_judge_per_year"] * 3600.0 * v["judges"]
+    judgments = judge_seconds / seconds
+    words = judgments * v["words_per_trial"]
+    out = {
+        "seconds_per_judgment": seconds,
+        "judgments_per_year": judgments,
+        "correct_judgments_per_year": judgments * v["judge_accuracy"],
+        "words_per_year": words,
+        "pages_per_year": words / v["words_per_page"],
+        "tokens_per_year": words * v["tokens_per_word"],
+        "reading_hours_per_judge": words / v["reading_wpm"] / 60.0 / v["judges"],
+        "review_tokens_per_second_per_judge": v["tokens_per_word"] * v["words_per_trial"] / seconds,
+    }
+    for label, n in TARGETS.items():
+        hours = n * v["judgments_per_trajectory"] * seconds / 3600.0
+        out[f"judge_hours[{label}]"] = hours
+        out[f"cost[{label}]"] = hours * v["cost_per_judge_hour"]
+        out[f"calendar_years[{label}]"] = hours / (v["hours_per_judge_per_year"] * v["judges"])
+    if v["model_tokens_per_second"] is not None:
+        per_judge = out["review_tokens_per_second_per_judge"]
+        out["generation_to_review_ratio_per_judge"] = v["model_tokens_per_second"] / per_judge
+        out["generation_to_review_ratio_all_judges"] = v["model_tokens_per_second"] / (per_judge * v["judges"])
+    return out
+
+
+def estimate(inputs: Inputs) -> dict[str, Figure]:
+    """Every output with its interval, plus the effect of a 10% faster judge."""
+    inputs.validate()
+    names = [f.name for f in fields(Inputs) if f.name != "words_per_page"]
+    central = {n: (getattr(inputs, n).value if getattr(inputs, n) is not None else None) for n in names}
+    central["words_per_page"] = inputs.words_per_page
+    drawn = {n: (getattr(inputs, n).array() if getattr(inputs, n) is not None else None) for n in names}
+    drawn["words_per_page"] = inputs.words_per_page
+    values, draws = _compute(central), _compute(drawn)
+    result = {name: Figure.of(values[name], draws[name]) for name in values}
+
+    faster = dict(central)
+    if faster["active_seconds_per_judgment"] is not None:
+        faster["active_seconds_per_judgment"] = faster["active_seconds_per_judgment"] / 1.1
+    else:
+        faster["reading_wpm"] = faster["reading_wpm"] * 1.1
+    quick = _compute(faster)
+    for key in ["judgments_per_year", "judge_hours[50 million]", "cost[50 million]"]:
+        result[f"10% faster: {key}"] = Figure.of(quick[key], quick[key])
+    return result
+
+
+# ------------------------------------------------------------- presets ----
+def hand(value: float, source: str = "set by hand") -> Quantity:
+    return Quantity(value=float(value), source=source)
+
+
+BACK_OF_ENVELOPE_SOURCE = "back-of-envelope assumption"
+
+
+def back_of_envelope(hours_per_year: float = 2000.0) -> Inputs:
+    """250 wpm, 500-word pages, 10 million readers, ~2 tokens per word.
+
+    With a full-time year (2,000 h) this gives 60,000 pages per reader and
+    6e11 pages a year; the often-quoted "about 100 billion pages a year"
+    corresponds to about 333 reading hours per reader (see ``reading_hours_for_pages``).
+    """
+    s = BACK_OF_ENVELOPE_SOURCE
+    return Inputs(
+        reading_wpm=hand(250, s), words_per_trial=hand(500, s), judgments_per_trajectory=hand(1, s),
+        hours_per_judge_per_year=hand(hours_per_year, s), judges=hand(1e7, s), cost_per_judge_hour=hand(0, s),
+        tokens_per_word=hand(2, s), judge_accuracy=hand(1, s), words_per_page=500.0,
+    )
+
+
+def reading_hours_for_pages(pages_per_year: float, *, readers: float, wpm: float, words_per_page: float) -> float:
+    """Reading hours per reader per year needed for ``pages_per_year`` in total."""
+    return pages_per_year * words_per_page / wpm / 60.0 / readers
+
+
+DEFAULTS = {
+    "reading_wpm": 250.0, "words_per_trial": 1000.0, "judgments_per_trajectory": 1.0,
+    "hours_per_judge_per_year": 2000.0, "judges": 100.0, "cost_per_judge_hour": 30.0,
+    "tokens_per_word": 1.3, "judge_accuracy": 0.8,
+}
+
+
+MEASURABLE = ["reading_wpm", "words_per_trial", "active_seconds_per_judgment", "tokens_per_word",
+              "judge_accuracy", "model_tokens_per_second"]
+LABELS = {
+    "reading_wpm": "Reading rate (words per minute)",
+    "words_per_trial": "Words read per judgment",
+    "active_seconds_per_judgment": "Active seconds per judgment (blank: words / reading rate)",
+    "judgments_per_trajectory": "Judgments per trajectory",
+    "hours_per_judge_per_year": "Hours per judge per year",
+    "judges": "Number of judges",
+    "cost_per_judge_hour": "Cost per judge-hour",
+    "tokens_per_word": "Tokens per word",
+    "judge_accuracy": "Judge accuracy",
+    "model_tokens_per_second": "Model generation rate (tokens per second; blank: no comparison)",
+}
+
+
+def build_inputs(values: dict[str, float | None], measured: dict[str, Quantity] | None = None,
+                 words_per_page: float = 500.0) -> Inputs:
+    """Inputs from hand-set numbers, with measured quantities replacing them where given.
+
+    ``values`` may leave active_seconds_per_judgment and model_tokens_per_second
+    as None (optional inputs); every other input must be present.
+    """
+    measured = measured or {}
+    kwargs, missing = {}, []
+    for f in fields(Inputs):
+        if f.name == "words_per_page":
+            continue
+        if f.name in measured:
+            kwargs[f.name] = measured[f.name]
+        elif values.get(f.name) is not None:
+            kwargs[f.name] = hand(values[f.name])
+        elif f.name in ("active_seconds_per_judgment", "model_tokens_per_second"):
+            kwargs[f.name] = None
+        else:
+            missing.append(f.name)
+    if missing:
+        raise EstimatorInputError({name: "is required" for name in missing})
+    return Inputs(words_per_page=words_per_page, **kwargs)
+
+
+def output_label(key: str) -> str:
+    """A readable name for an output key of ``estimate``."""
+    base = {
+        "seconds_per_judgment": "Seconds per judgment",
+        "judgments_per_year": "Judgments per year (all judges)",
+        "correct_judgments_per_year": "Correct judgments per year",
+        "words_per_year": "Words reviewed per year",
+        "pages_per_year": "Pages reviewed per year",
+        "tokens_per_year": "Tokens reviewed per year",
+        "reading_hours_per_judge": "Hours of reading per judge per year (words reviewed ÷ reading rate)",
+        "review_tokens_per_second_per_judge": "Human review rate, tokens per second (one judge)",
+        "generation_to_review_ratio_per_judge": "Model generation rate ÷ one judge's review rate",
+        "generation_to_review_ratio_all_judges": "Model generation rate ÷ all judges' review rate",
+        "judge_hours": "Judge-hours for {} judged trajectories",
+        "cost": "Cost for {} judged trajectories",
+        "calendar_years": "Calendar years for {} judged trajectories (all judges)",
+    }
+    prefix = ""
+    if key.startswith("10% faster: "):
+        prefix, key = "With 10% faster judges: ", key[len("10% faster: "):]
+    if "[" in key:
+        name, target = key.rstrip("]").split("[")
+        return prefix + base[name].format(target)
+    return prefix + base[key]

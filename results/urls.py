@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "results"
+
+urlpatterns = [
+    path("throughput/", views.throughput, name="throughput"),
+]
