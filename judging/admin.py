@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from . import exports, services
+from .exports import export_response
 from .importers import QuestionImportError, import_jsonl_file
 from .models import Experiment, Question, QuestionSet, Trial, Turn, Verdict
 
@@ -71,12 +72,7 @@ class QuestionAdmin(admin.ModelAdmin):
 
 def _export_action(table: str, fmt: str):
     def action(modeladmin, request, queryset):
-        ids = list(queryset.values_list("id", flat=True))
-        content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
-        response = StreamingHttpResponse(exports.iter_export(table, fmt, ids), content_type=content_type)
-        name = f"experiments-{'-'.join(map(str, ids))}-{table}.{fmt}"
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
+        return export_response(table, fmt, list(queryset.values_list("id", flat=True)))
 
     action.__name__ = f"export_{table}_{fmt}"
     action.short_description = f"Export {table} as {fmt.upper()}"

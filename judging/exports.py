@@ -1,32 +1,48 @@
-"""Experiment results as rows: one per trial, one per turn; written as CSV or JSONL.
+"""Experiment results as tables (trials, turns, verdicts), written as CSV, JSONL or Parquet.
 
-Rows are produced by generators and written incrementally, so an export never
-holds a whole experiment in memory. For researchers only: these rows include
-the honest side and the gold answer.
+Rows come from database cursors in chunks (``values_list(...).iterator()``)
+and are written incrementally, so an export of millions of rows runs in
+bounded memory (see benchmarks/export_benchmark.py). For researchers only:
+these rows include the honest side and the gold answer. Columns and their
+types are documented in docs/exports.md; SCHEMA_VERSION changes whenever a
+column is renamed, removed or changes meaning.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import tempfile
 from typing import Iterable, Iterator
 
-from .models import Trial, Turn
+from .models import Trial, Turn, Verdict
 
 SCHEMA_VERSION = 1
+CHUNK = 5000
 
-TRIAL_FIELDS = [
-    "schema_version", "experiment_id", "experiment", "protocol", "trial_id", "question_set", "question_id",
-    "honest_side", "answer_a_index", "answer_b_index", "answer_a", "answer_b", "correct_index", "first_speaker",
-    "turn_style", "rounds", "char_limit", "seed", "queue_position", "status", "judge", "verdict", "probability",
-    "correct", "rationale", "seconds_on_page", "active_seconds", "verdict_at", "model_settings",
-]
-
-TURN_FIELDS = [
-    "schema_version", "experiment_id", "trial_id", "question_id", "turn_index", "round", "speaker", "role",
-    "status", "text", "prompt", "tokens_in", "tokens_out", "wall_seconds", "attempts", "error", "finished_at",
-    "model_settings",
-]
+# Column name -> type ("int", "float", "str", "bool", "json"): the Parquet
+# schema and the documentation are derived from these.
+TRIAL_COLUMNS = {
+    "schema_version": "int", "experiment_id": "int", "experiment": "str", "protocol": "str", "trial_id": "int",
+    "question_set": "str", "question_id": "str", "honest_side": "str", "answer_a_index": "int",
+    "answer_b_index": "int", "answer_a": "str", "answer_b": "str", "correct_index": "int", "first_speaker": "str",
+    "turn_style": "str", "rounds": "int", "char_limit": "int", "seed": "int", "queue_position": "int",
+    "status": "str", "judge": "str", "verdict": "str", "probability": "float", "correct": "bool",
+    "rationale": "str", "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str",
+    "model_settings": "json",
+}
+TURN_COLUMNS = {
+    "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "turn_index": "int",
+    "round": "int", "speaker": "str", "role": "str", "status": "str", "text": "str", "prompt": "str",
+    "tokens_in": "int", "tokens_out": "int", "wall_seconds": "float", "attempts": "int", "error": "str",
+    "finished_at": "str", "model_settings": "json",
+}
+VERDICT_COLUMNS = {
+    "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "judge": "str",
+    "honest_side": "str", "verdict": "str", "probability": "float", "correct": "bool", "rationale": "str",
+    "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str",
+}
 
 
 def _iso(value):
@@ -34,83 +50,96 @@ def _iso(value):
 
 
 def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
-    trials = (
-        Trial.objects.filter(experiment_id__in=list(experiment_ids))
-        .select_related("experiment", "question__question_set", "judge", "verdict", "experiment__debater_model")
-        .order_by("experiment_id", "id")
+    fields = [
+        "experiment_id", "experiment__name", "experiment__protocol", "id", "question__question_set__name",
+        "question__external_id", "honest_side", "answer_a_index", "answer_b_index", "question__choices",
+        "question__correct_index", "first_speaker", "experiment__turn_style", "experiment__rounds",
+        "experiment__char_limit", "experiment__seed", "queue_position", "status", "judge__username",
+        "verdict__chosen", "verdict__probability", "verdict__rationale", "verdict__seconds_on_page",
+        "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id",
+    ]
+    rows = (
+        Trial.objects.filter(experiment_id__in=list(experiment_ids)).order_by("experiment_id", "id")
+        .values_list(*fields).iterator(chunk_size=CHUNK)
     )
-    for t in trials.iterator(chunk_size=500):
-        e, q = t.experiment, t.question
-        verdict = getattr(t, "verdict", None)
+    settings_cache: dict[int, dict] = {}
+    for (experiment_id, name, protocol, trial_id, set_name, qid, honest, a_index, b_index, choices, correct_index,
+         first, style, rounds, limit, seed, position, status, judge, chosen, probability, rationale, seconds,
+         active, verdict_at, model_id) in rows:
+        if model_id not in settings_cache:
+            from models_runner.models import ModelConfig
+
+            settings_cache[model_id] = ModelConfig.objects.get(pk=model_id).settings_snapshot()
         yield {
-            "schema_version": SCHEMA_VERSION,
-            "experiment_id": e.pk,
-            "experiment": e.name,
-            "protocol": e.protocol,
-            "trial_id": t.pk,
-            "question_set": q.question_set.name,
-            "question_id": q.external_id,
-            "honest_side": t.honest_side,
-            "answer_a_index": t.answer_a_index,
-            "answer_b_index": t.answer_b_index,
-            "answer_a": q.choices[t.answer_a_index],
-            "answer_b": q.choices[t.answer_b_index],
-            "correct_index": q.correct_index,
-            "first_speaker": t.first_speaker,
-            "turn_style": e.turn_style,
-            "rounds": e.rounds,
-            "char_limit": e.char_limit,
-            "seed": e.seed,
-            "queue_position": t.queue_position,
-            "status": t.status,
-            "judge": t.judge.get_username(),
-            "verdict": verdict.chosen if verdict else None,
-            "probability": verdict.probability if verdict else None,
-            "correct": verdict.correct if verdict else None,
-            "rationale": verdict.rationale if verdict else None,
-            "seconds_on_page": verdict.seconds_on_page if verdict else None,
-            "active_seconds": verdict.active_seconds if verdict else None,
-            "verdict_at": _iso(verdict.created_at) if verdict else None,
-            "model_settings": e.debater_model.settings_snapshot(),
+            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "experiment": name,
+            "protocol": protocol, "trial_id": trial_id, "question_set": set_name, "question_id": qid,
+            "honest_side": honest, "answer_a_index": a_index, "answer_b_index": b_index,
+            "answer_a": choices[a_index], "answer_b": choices[b_index], "correct_index": correct_index,
+            "first_speaker": first, "turn_style": style, "rounds": rounds, "char_limit": limit, "seed": seed,
+            "queue_position": position, "status": status, "judge": judge, "verdict": chosen,
+            "probability": probability, "correct": (chosen == honest) if chosen else None, "rationale": rationale,
+            "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(verdict_at),
+            "model_settings": settings_cache[model_id],
         }
 
 
 def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
-    turns = (
+    fields = [
+        "trial__experiment_id", "trial_id", "trial__question__external_id", "index", "round", "speaker",
+        "trial__honest_side", "status", "text", "prompt", "tokens_in", "tokens_out", "wall_seconds", "attempts",
+        "error", "finished_at", "model_settings",
+    ]
+    rows = (
         Turn.objects.filter(trial__experiment_id__in=list(experiment_ids))
-        .select_related("trial__question")
-        .order_by("trial__experiment_id", "trial_id", "index")
+        .order_by("trial__experiment_id", "trial_id", "index").values_list(*fields).iterator(chunk_size=CHUNK)
     )
-    for turn in turns.iterator(chunk_size=500):
-        trial = turn.trial
-        if turn.speaker == "judge":
+    for (experiment_id, trial_id, qid, index, round_number, speaker, honest, status, text, prompt, tokens_in,
+         tokens_out, wall, attempts, error, finished, model_settings) in rows:
+        if speaker == "judge":
             role = "judge"
         else:
-            role = "honest" if turn.speaker == trial.honest_side else "adversarial"
+            role = "honest" if speaker == honest else "adversarial"
         yield {
-            "schema_version": SCHEMA_VERSION,
-            "experiment_id": trial.experiment_id,
-            "trial_id": trial.pk,
-            "question_id": trial.question.external_id,
-            "turn_index": turn.index,
-            "round": turn.round,
-            "speaker": turn.speaker,
-            "role": role,
-            "status": turn.status,
-            "text": turn.text,
-            "prompt": turn.prompt,
-            "tokens_in": turn.tokens_in,
-            "tokens_out": turn.tokens_out,
-            "wall_seconds": turn.wall_seconds,
-            "attempts": turn.attempts,
-            "error": turn.error,
-            "finished_at": _iso(turn.finished_at),
-            "model_settings": turn.model_settings,
+            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "trial_id": trial_id,
+            "question_id": qid, "turn_index": index, "round": round_number, "speaker": speaker, "role": role,
+            "status": status, "text": text, "prompt": prompt, "tokens_in": tokens_in, "tokens_out": tokens_out,
+            "wall_seconds": wall, "attempts": attempts, "error": error, "finished_at": _iso(finished),
+            "model_settings": model_settings,
         }
 
 
-TABLES = {"trials": (trial_rows, TRIAL_FIELDS), "turns": (turn_rows, TURN_FIELDS)}
-FORMATS = ("csv", "jsonl")
+def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
+    fields = [
+        "trial__experiment_id", "trial_id", "trial__question__external_id", "judge__username", "trial__honest_side",
+        "chosen", "probability", "rationale", "seconds_on_page", "active_seconds", "created_at",
+    ]
+    rows = (
+        Verdict.objects.filter(trial__experiment_id__in=list(experiment_ids))
+        .order_by("trial__experiment_id", "trial_id").values_list(*fields).iterator(chunk_size=CHUNK)
+    )
+    for (experiment_id, trial_id, qid, judge, honest, chosen, probability, rationale, seconds, active,
+         created) in rows:
+        yield {
+            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "trial_id": trial_id,
+            "question_id": qid, "judge": judge, "honest_side": honest, "verdict": chosen,
+            "probability": probability, "correct": chosen == honest, "rationale": rationale,
+            "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(created),
+        }
+
+
+TABLES = {
+    "trials": (trial_rows, TRIAL_COLUMNS),
+    "turns": (turn_rows, TURN_COLUMNS),
+    "verdicts": (verdict_rows, VERDICT_COLUMNS),
+}
+FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+
+
+def _check(table: str, fmt: str) -> None:
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
 def _csv_cell(value):
@@ -119,24 +148,102 @@ def _csv_cell(value):
     return "" if value is None else value
 
 
-def iter_export(table: str, fmt: str, experiment_ids: Iterable[int]) -> Iterator[str]:
-    """Yield the export as text chunks (a header, then one chunk per row)."""
-    if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    rows_for, fields = TABLES[table]
-    rows = rows_for(experiment_ids)
-    if fmt == "jsonl":
-        for row in rows:
-            yield json.dumps(row, ensure_ascii=False) + "\n"
-        return
+def _iter_csv(rows: Iterator[dict], columns: dict) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for n, row in enumerate(rows, start=1):
+        writer.writerow([_csv_cell(v) for v in row.values()])
+        if n % 1000 == 0:  # hand out text in chunks of rows, not per row
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
     yield buffer.getvalue()
+
+
+def _iter_jsonl(rows: Iterator[dict]) -> Iterator[str]:
+    lines = []
+    for row in rows:
+        lines.append(json.dumps(row, ensure_ascii=False))
+        if len(lines) == 1000:
+            yield "\n".join(lines) + "\n"
+            lines = []
+    if lines:
+        yield "\n".join(lines) + "\n"
+
+
+def _arrow_schema(columns: dict):
+    import pyarrow as pa
+
+    types = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_(), "json": pa.string()}
+    return pa.schema([(name, types[kind]) for name, kind in columns.items()])
+
+
+def write_parquet(table: str, experiment_ids: Iterable[int], target) -> None:
+    """Write a Parquet file to ``target`` (a path or binary file), one row group per chunk of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _check(table, "parquet")
+    rows_for, columns = TABLES[table]
+    schema = _arrow_schema(columns)
+    json_columns = [name for name, kind in columns.items() if kind == "json"]
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        batch: dict[str, list] = {name: [] for name in columns}
+        count = 0
+
+        def flush():
+            writer.write_batch(pa.record_batch([batch[name] for name in columns], schema=schema))
+            for values in batch.values():
+                values.clear()
+
+        for row in rows_for(experiment_ids):
+            for name in json_columns:
+                row[name] = json.dumps(row[name], sort_keys=True) if row[name] is not None else None
+            for name in columns:
+                batch[name].append(row[name])
+            count += 1
+            if count % 50_000 == 0:
+                flush()
+        if count % 50_000 or count == 0:
+            flush()
+
+
+def _iter_parquet_file(table: str, experiment_ids: list[int]) -> Iterator[bytes]:
+    """Parquet is written whole before it can be read, so spool it to a temporary file."""
+    with tempfile.TemporaryFile() as spool:
+        write_parquet(table, experiment_ids, spool)
+        spool.seek(0)
+        while chunk := spool.read(1 << 20):
+            yield chunk
+
+
+def iter_export(table: str, fmt: str, experiment_ids: Iterable[int]) -> Iterator[str | bytes]:
+    """The export as chunks: text for CSV and JSONL, bytes for Parquet."""
+    _check(table, fmt)
+    experiment_ids = list(experiment_ids)
+    rows_for, columns = TABLES[table]
+    if fmt == "parquet":
+        return _iter_parquet_file(table, experiment_ids)
+    if fmt == "jsonl":
+        return _iter_jsonl(rows_for(experiment_ids))
+    return _iter_csv(rows_for(experiment_ids), columns)
+
+
+def write_export(table: str, fmt: str, experiment_ids: Iterable[int], path: str | os.PathLike) -> None:
+    if fmt == "parquet":
+        write_parquet(table, experiment_ids, str(path))
+        return
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        for chunk in iter_export(table, fmt, experiment_ids):
+            out.write(chunk)
+
+
+def export_response(table: str, fmt: str, experiment_ids: list[int]):
+    """A streaming download of an export (admin action and the scripts URL)."""
+    from django.http import StreamingHttpResponse
+
+    response = StreamingHttpResponse(iter_export(table, fmt, experiment_ids), content_type=FORMATS[fmt])
+    name = f"experiments-{'-'.join(map(str, experiment_ids))}-{table}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -6,4 +6,5 @@ app_name = "results"
 
 urlpatterns = [
     path("throughput/", views.throughput, name="throughput"),
+    path("export/", views.export, name="export"),
 ]

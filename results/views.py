@@ -1,5 +1,13 @@
+import base64
+import binascii
+
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth import authenticate
+from django.http import JsonResponse
 from django.shortcuts import render
+
+from judging import exports
+from judging.models import Experiment
 
 from .forms import EstimatorForm
 from .services import throughput_estimate
@@ -25,3 +33,43 @@ def throughput(request):
         "form": form, "inputs": inputs, "title": "Human-feedback throughput estimator",
         "figures": [(output_label(k), f) for k, f in figures.items()] if figures else None,
     }, status=status)
+
+
+def _basic_auth_user(request):
+    """The user named by an HTTP Basic Authorization header, if its password is right."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Basic "):
+        return None
+    try:
+        username, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return authenticate(request, username=username, password=password)
+
+
+def export(request):
+    """Exports for scripts: ``curl -u researcher:PASSWORD '.../results/export/?experiment=1&table=trials&format=csv'``.
+
+    Researchers (staff) only. A logged-in judge gets 403; no or wrong credentials get 401.
+    """
+    user = request.user if request.user.is_authenticated else _basic_auth_user(request)
+    if user is None:
+        response = JsonResponse({"error": "authentication required (session or HTTP Basic)"}, status=401)
+        response["WWW-Authenticate"] = 'Basic realm="debate platform exports"'
+        return response
+    if not user.is_staff:
+        return JsonResponse({"error": "exports are for researchers only"}, status=403)
+    table, fmt = request.GET.get("table", "trials"), request.GET.get("format", "csv")
+    if table not in exports.TABLES or fmt not in exports.FORMATS:
+        return JsonResponse({"error": f"table must be one of {list(exports.TABLES)}, "
+                                      f"format one of {list(exports.FORMATS)}"}, status=400)
+    try:
+        ids = sorted({int(x) for x in request.GET.getlist("experiment")})
+    except ValueError:
+        return JsonResponse({"error": "experiment must be an integer id"}, status=400)
+    if not ids:
+        return JsonResponse({"error": "give at least one ?experiment=ID"}, status=400)
+    found = set(Experiment.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    if missing := [i for i in ids if i not in found]:
+        return JsonResponse({"error": f"no experiment with id {missing[0]}"}, status=404)
+    return exports.export_response(table, fmt, ids)

@@ -5,13 +5,13 @@ from judging.models import Experiment
 
 
 class Command(BaseCommand):
-    help = "Export an experiment's results: one row per trial or per turn, as CSV or JSONL."
+    help = "Export experiment results: trials, turns or verdicts, as CSV, JSONL or Parquet."
 
     def add_arguments(self, parser):
         parser.add_argument("experiment", nargs="+", help="Experiment ids or names.")
         parser.add_argument("--table", choices=list(exports.TABLES), default="trials")
         parser.add_argument("--format", choices=list(exports.FORMATS), default="csv", dest="fmt")
-        parser.add_argument("--output", "-o", help="File to write (default: standard output).")
+        parser.add_argument("--output", "-o", help="File to write (default: standard output; required for Parquet).")
 
     def handle(self, *args, experiment, table, fmt, output, **options):
         ids = []
@@ -20,12 +20,11 @@ class Command(BaseCommand):
             if not found.exists():
                 raise CommandError(f"no experiment {ref!r}")
             ids.append(found.get().pk)
-        chunks = exports.iter_export(table, fmt, ids)
-        if output is None:
-            for chunk in chunks:
+        if output:
+            exports.write_export(table, fmt, ids, output)
+            self.stderr.write(f"wrote {output}")
+        elif fmt == "parquet":
+            raise CommandError("Parquet is binary: give --output FILE")
+        else:
+            for chunk in exports.iter_export(table, fmt, ids):
                 self.stdout.write(chunk, ending="")
-            return
-        with open(output, "w", newline="", encoding="utf-8") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        self.stderr.write(f"wrote {output}")
