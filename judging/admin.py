@@ -85,7 +85,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ["status", "protocol"]
     filter_horizontal = ["judges"]
     readonly_fields = ["status", "launched_at", "created_at"]
-    actions = ["launch", "requeue", "retry_failed"] + [
+    actions = ["launch", "analyse", "requeue", "retry_failed"] + [
         _export_action(table, fmt) for table in exports.TABLES for fmt in exports.FORMATS
     ]
 
@@ -132,6 +132,11 @@ class ExperimentAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{experiment.name}: {exc}", messages.ERROR)
             else:
                 self.message_user(request, f"{experiment.name}: launched {n} trials; generation queued.")
+
+    @admin.action(description="Analyse selected experiments")
+    def analyse(self, request, queryset):
+        query = "&".join(f"experiment={pk}" for pk in queryset.values_list("pk", flat=True))
+        return redirect(reverse("results:analysis") + "?" + query)
 
     @admin.action(description="Re-queue unfinished generation (after a broker restart or a dead worker)")
     def requeue(self, request, queryset):

@@ -7,4 +7,5 @@ app_name = "results"
 urlpatterns = [
     path("throughput/", views.throughput, name="throughput"),
     path("export/", views.export, name="export"),
+    path("analysis/", views.analysis, name="analysis"),
 ]

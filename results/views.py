@@ -73,3 +73,47 @@ def export(request):
     if missing := [i for i in ids if i not in found]:
         return JsonResponse({"error": f"no experiment with id {missing[0]}"}, status=404)
     return exports.export_response(table, fmt, ids)
+
+
+@staff_member_required
+def analysis(request):
+    """Analysis of one or more experiments: ?experiment=ID&experiment=ID."""
+    from judging.exports import trial_rows
+
+    from . import analysis as stats
+    from . import plots
+    from .measure import verdict_measurements
+
+    try:
+        ids = sorted({int(x) for x in request.GET.getlist("experiment")})
+    except ValueError:
+        ids = []
+    experiments = list(Experiment.objects.filter(pk__in=ids))
+    context = {"title": "Analysis", "experiments": experiments, "all_experiments": Experiment.objects.all()}
+    if not experiments:
+        context["notes"] = ["Choose one or more experiments to analyse."]
+        return render(request, "results/analysis.html", context)
+    ids = [e.pk for e in experiments]
+    rows = list(trial_rows(ids))
+    context["notes"] = stats.data_warnings(rows)
+    if stats.judged(rows):
+        accuracy = stats.accuracy_by_protocol(rows)
+        position = stats.honest_win_rate_by_position(rows)
+        calibration = stats.calibration(rows)
+        context.update({
+            "n_judged": len(stats.judged(rows)),
+            "accuracy": accuracy,
+            "accuracy_plot": plots.interval_bars(accuracy, title="Judge accuracy by protocol",
+                                                 ylabel="share of verdicts correct", reference=0.5),
+            "position": position,
+            "position_plot": plots.interval_bars(position, title="Honest debater win rate by answer position",
+                                                 ylabel="honest side chosen", reference=0.5) if position else None,
+            "by_model": stats.honest_win_rate_by_model(rows),
+            "calibration": calibration,
+            "reliability_plot": plots.reliability_diagram(calibration, title="Reliability diagram (all judges)"),
+            "calibration_by_judge": stats.calibration_by_judge(rows),
+            "ratings": stats.debater_ratings(rows),
+            "skill": stats.judge_skill(rows),
+            "time": stats.time_summary(verdict_measurements(ids)),
+        })
+    return render(request, "results/analysis.html", context)

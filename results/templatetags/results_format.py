@@ -6,7 +6,7 @@ register = template.Library()
 @register.filter
 def num(value):
     """Readable numbers: thousands separators, and scientific notation beside big ones."""
-    if value is None:
+    if value is None or value != value:  # None or NaN
         return "—"
     value = float(value)
     if abs(value) >= 1e6:
@@ -14,3 +14,10 @@ def num(value):
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+@register.filter
+def pct(value):
+    if value is None or value != value:  # None or NaN
+        return "—"
+    return f"{100 * float(value):.1f}%"

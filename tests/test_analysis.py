@@ -1,0 +1,118 @@
+"""Analysis statistics on hand-checkable and simulated data, and the analysis page."""
+import math
+
+import numpy as np
+import pytest
+
+from results import analysis
+
+
+def row(correct, p, judge="j1", honest="A", protocol="debate", question="q1", config="cfg"):
+    return {"verdict": honest if correct else ("B" if honest == "A" else "A"), "correct": correct,
+            "probability": p, "judge": judge, "honest_side": honest, "protocol": protocol,
+            "question_id": question, "model_settings": {"config_name": config}}
+
+
+def test_calibration_matches_hand_computed_scores():
+    rows = [row(True, 0.9), row(False, 0.9), row(True, 0.6), row(True, 1.0)]
+    c = analysis.calibration(rows)
+    # Brier: (0.1^2 + 0.9^2 + 0.4^2 + 0^2) / 4
+    assert c["brier"] == pytest.approx((0.01 + 0.81 + 0.16 + 0) / 4)
+    # Log score of the probability given to the correct answer: 0.9, 0.1, 0.6, 1.0
+    assert c["log_score"] == pytest.approx(np.mean(np.log([0.9, 0.1, 0.6, 1.0])))
+    # Bins: [0.6,0.7): acc 1 conf .6 ; [0.9,1]: acc 2/3, conf (0.9+0.9+1)/3
+    assert c["ece"] == pytest.approx(1 / 4 * 0.4 + 3 / 4 * abs(2 / 3 - 2.8 / 3))
+    assert [b["n"] for b in c["bins"]] == [1, 3]
+    assert c["high_confidence_accuracy"].value == 1.0 and c["high_confidence_accuracy"].n == 1
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_data():
+    small = analysis.bootstrap_mean([1, 0, 1, 1, 0, 1, 1, 1])
+    large = analysis.bootstrap_mean([1, 0, 1, 1, 0, 1, 1, 1] * 50)
+    assert small.low <= small.value <= small.high and small.value == 0.75
+    assert (large.high - large.low) < (small.high - small.low)
+    assert math.isnan(analysis.bootstrap_mean([]).value)
+
+
+def test_position_split_and_accuracy_by_protocol():
+    rows = [row(True, 0.8, honest="A"), row(True, 0.8, honest="A"), row(False, 0.7, honest="B"),
+            row(True, 0.7, honest="B"), row(True, 0.9, protocol="consultancy"), {"verdict": None, "protocol": "debate"}]
+    by_position = analysis.honest_win_rate_by_position(rows)
+    assert by_position["honest debater at A"].value == 1.0 and by_position["honest debater at B"].value == 0.5
+    accuracy = analysis.accuracy_by_protocol(rows)
+    assert accuracy["debate"].n == 4 and accuracy["consultancy"].value == 1.0
+
+
+def test_bradley_terry_ranks_a_stronger_debater_higher_on_simulated_debates():
+    rng = np.random.default_rng(0)
+    strength = {"weak": 0.0, "strong": 1.5}
+    rows = []
+    for _ in range(600):
+        honest, adversarial = rng.choice(["weak", "strong"], size=2)
+        p = 1 / (1 + math.exp(-(strength[honest] - strength[adversarial] + 0.5)))
+        r = row(bool(rng.random() < p), 0.8)
+        r["honest_config"], r["adversarial_config"] = honest, adversarial
+        rows.append(r)
+    ratings = analysis.debater_ratings(rows)
+    # Strengths are relative to the first configuration by name ("strong", fixed at 0).
+    assert ratings["strengths"]["strong"].value == 0
+    weak = ratings["strengths"]["weak"]
+    assert weak.low < -1.5 < weak.high and weak.high < -0.5
+    assert 0 < ratings["honesty_advantage"].value < 1.2
+
+
+def test_ratings_and_skill_explain_what_the_data_lacks():
+    rows = [row(True, 0.8), row(False, 0.6)]
+    assert "at least two debater configurations" in analysis.debater_ratings(rows)["error"]
+    assert "at least two judges" in analysis.judge_skill(rows)["error"]
+    two_judges_no_overlap = [row(True, 0.8, judge="a", question="q1"), row(False, 0.8, judge="b", question="q2")]
+    assert "no question was judged by more than one judge" in analysis.judge_skill(two_judges_no_overlap)["error"]
+
+
+def test_judge_skill_separates_a_skilled_judge_from_hard_questions():
+    rng = np.random.default_rng(1)
+    skill = {"novice": -0.5, "expert": 1.5}
+    difficulty = {f"q{i}": d for i, d in enumerate(rng.normal(0, 1, 40))}
+    rows = [row(bool(rng.random() < 1 / (1 + math.exp(-(skill[j] - difficulty[q])))), 0.8, judge=j, question=q)
+            for q in difficulty for j in skill for _ in range(4)]
+    skills = analysis.judge_skill(rows)["skills"]
+    assert skills["expert"].value > skills["novice"].value + 0.8
+
+
+def test_data_warnings_say_plainly_what_is_missing():
+    assert analysis.data_warnings([]) == ["These experiments have no trials yet."]
+    assert "No verdicts yet" in analysis.data_warnings([{"verdict": None}])[0]
+    notes = " ".join(analysis.data_warnings([row(True, 0.8)]))
+    assert "one judge" in notes and "Only one protocol" in notes and "No sandwiching trials" in notes
+
+
+def test_plots_are_svg_with_titles_and_axis_labels():
+    from results import plots
+
+    svg = plots.reliability_diagram(analysis.calibration([row(True, 0.9), row(False, 0.7)]), title="Reliability")
+    assert svg.startswith("<svg") and "Reliability" in svg and "stated probability" in svg
+    bars = plots.interval_bars(analysis.accuracy_by_protocol([row(True, 0.9)]), title="Accuracy", ylabel="share")
+    assert "Accuracy" in bars and "share" in bars
+
+
+def test_the_analysis_page_handles_no_verdicts_and_shows_figures_with_verdicts(admin_client, ready_trial, judge):
+    from judging.services import verdict_submit
+
+    url = f"/results/analysis/?experiment={ready_trial.experiment.pk}"
+    empty = admin_client.get(url).content.decode()
+    assert "No verdicts yet" in empty and "nan" not in empty.lower()
+    verdict_submit(trial_id=ready_trial.pk, judge=judge, chosen=ready_trial.honest_side, probability=0.97,
+                   rationale="r", active_seconds=42)
+    page = admin_client.get(url).content.decode()
+    assert "1 judged trial" in page and "100.0%" in page and "<svg" in page
+    assert "All verdicts come from one judge" in page
+    assert "at least two debater configurations" in page
+    assert "nan" not in page.lower().replace("nanosecond", "")
+    assert admin_client.get("/results/analysis/").status_code == 200
+    assert "Choose one or more experiments" in admin_client.get("/results/analysis/?experiment=x").content.decode()
+
+
+def test_the_admin_action_opens_the_analysis(admin_client, ready_trial):
+    response = admin_client.post("/admin/judging/experiment/", {
+        "action": "analyse", "_selected_action": [ready_trial.experiment.pk]})
+    assert response.status_code == 302 and response.url == f"/results/analysis/?experiment={ready_trial.experiment.pk}"
