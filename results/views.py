@@ -1,6 +1,7 @@
 import base64
 import binascii
 
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import authenticate
 from django.http import JsonResponse
@@ -30,7 +31,7 @@ def throughput(request):
                 form.add_error(name if name in form.fields else None, message)
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "results/throughput.html", {
-        "form": form, "inputs": inputs, "title": "Human-feedback throughput estimator",
+        **admin.site.each_context(request), "form": form, "inputs": inputs, "title": "Human-feedback throughput estimator",
         "figures": [(output_label(k), f) for k, f in figures.items()] if figures else None,
     }, status=status)
 
@@ -89,7 +90,7 @@ def analysis(request):
     except ValueError:
         ids = []
     experiments = list(Experiment.objects.filter(pk__in=ids))
-    context = {"title": "Analysis", "experiments": experiments, "all_experiments": Experiment.objects.all()}
+    context = {**admin.site.each_context(request), "title": "Analysis", "experiments": experiments, "all_experiments": Experiment.objects.all()}
     if not experiments:
         context["notes"] = ["Choose one or more experiments to analyse."]
         return render(request, "results/analysis.html", context)

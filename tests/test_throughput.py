@@ -142,3 +142,11 @@ def test_the_command_prints_estimates_and_refuses_bad_input(db):
     assert "Pages reviewed per year" in out.getvalue() and "6e+11" in out.getvalue()
     with pytest.raises(CommandError, match="--judges must be greater than 0"):
         call_command("estimate_throughput", "--judges", "0")
+
+
+def test_the_faster_judge_figures_carry_the_measured_interval_too():
+    measured = {"active_seconds_per_judgment": Quantity.measured([200, 300, 400, 250, 350], source="test")}
+    r = estimate(build_inputs(DEFAULTS, measured))
+    faster = r["10% faster: judgments_per_year"]
+    assert faster.low < faster.value < faster.high
+    assert faster.value == pytest.approx(r["judgments_per_year"].value * 1.1)
