@@ -141,3 +141,56 @@ def test_the_protocol_module_imports_neither_django_nor_torch():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"django", "torch", "transformers", "celery"}
+
+
+def after_rounds(state, n):
+    for _ in range(n):
+        for speaker in state.next_speakers():
+            state = state.apply_speech(speaker, "x")
+    return state
+
+
+def test_a_flipped_leaning_requires_one_more_round_before_ending():
+    rules = DebateRules(rounds=4, min_rounds=1, extra_round_after_flip=True)
+    state = after_rounds(DebateState(rules=rules), 1).apply_leaning(0.8)  # leaning A
+    assert state.can_end()
+    state = after_rounds(state, 1).apply_leaning(0.3)  # flipped to B
+    assert state.flip_pending() and not state.can_end()
+    with pytest.raises(IllegalMove, match="one more round"):
+        state.apply_end()
+    state = after_rounds(state, 1)
+    assert state.can_end()
+    assert state.apply_end().phase == debate.AWAITING_VERDICT
+
+
+def test_without_the_flip_rule_a_flipped_leaning_does_not_block_ending():
+    rules = DebateRules(rounds=3, min_rounds=1)
+    state = after_rounds(DebateState(rules=rules), 1).apply_leaning(0.8)
+    state = after_rounds(state, 1).apply_leaning(0.2)
+    assert state.can_end()
+
+
+def test_a_leaning_is_only_recorded_between_rounds_and_in_range():
+    state = DebateState(rules=DebateRules(rounds=2, min_rounds=1))
+    with pytest.raises(IllegalMove, match="between rounds"):
+        state.apply_leaning(0.6)
+    state = after_rounds(state, 1)
+    with pytest.raises(IllegalMove, match="between 0 and 1"):
+        state.apply_leaning(1.5)
+    assert state.apply_leaning(0.6).apply_leaning(0.4).leanings == ((1, 0.4),)  # replaced, not added
+
+
+def test_the_judge_cannot_end_mid_round():
+    state = after_rounds(DebateState(rules=DebateRules(rounds=3, min_rounds=1)), 1).apply_speech("A", "a2")
+    with pytest.raises(IllegalMove, match="after round 1"):
+        state.apply_end()
+
+
+def test_replay_restores_leanings_and_an_ended_debate():
+    rules = DebateRules(rounds=3, min_rounds=1, extra_round_after_flip=True)
+    speeches = [Speech("A", 1, "a"), Speech("B", 1, "b"), Speech("A", 2, "a"), Speech("B", 2, "b")]
+    state = replay(rules, speeches, leanings=((1, 0.9), (2, 0.1)))
+    assert state.flip_pending()
+    with pytest.raises(IllegalMove):
+        replay(rules, speeches, leanings=((1, 0.9), (2, 0.1)), ended_by_judge=True)
+    assert replay(rules, speeches, leanings=((1, 0.9), (2, 0.8)), ended_by_judge=True).phase == debate.AWAITING_VERDICT

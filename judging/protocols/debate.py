@@ -44,6 +44,7 @@ class DebateRules:
     turn_style: str = SIMULTANEOUS
     first_speaker: str = "A"  # only matters for sequential rounds
     min_rounds: int | None = None  # earliest round after which the judge may end; default: all rounds
+    extra_round_after_flip: bool = False  # a flipped leaning requires one more round before ending
 
     def __post_init__(self):
         if self.rounds < 1:
@@ -85,6 +86,8 @@ class DebateState:
     transcript: tuple[Speech, ...] = ()
     ended_by_judge: bool = False
     verdict: Verdict | None = None
+    # The judge's optional leaning between rounds: (after round, probability that A is correct).
+    leanings: tuple[tuple[int, float], ...] = ()
 
     # ----- reading the state -------------------------------------------------
     def speeches_in_round(self, round_number: int) -> list[Speech]:
@@ -143,8 +146,20 @@ class DebateState:
         in_progress = self.speeches_in_round(self.current_round)
         return self.phase == DEBATING and not in_progress and self.completed_rounds >= 1
 
+    def flip_pending(self) -> bool:
+        """The latest leaning changed side and no round has been spoken since."""
+        if not self.rules.extra_round_after_flip or len(self.leanings) < 2:
+            return False
+        (_, before), (after_round, now) = self.leanings[-2], self.leanings[-1]
+        flipped = (before - 0.5) * (now - 0.5) < 0
+        return flipped and after_round == self.completed_rounds
+
     def can_end(self) -> bool:
-        return self.phase == DEBATING and self.completed_rounds >= self.rules.earliest_end
+        return (
+            self.phase == DEBATING
+            and self.completed_rounds >= self.rules.earliest_end
+            and not self.flip_pending()
+        )
 
     # ----- moves -------------------------------------------------------------
     def apply_speech(self, speaker: str, text: str) -> "DebateState":
@@ -169,14 +184,25 @@ class DebateState:
         speech = Speech(speaker=JUDGE, round=self.completed_rounds, text=text, addressed_to=tuple(addressed_to))
         return replace(self, transcript=self.transcript + (speech,))
 
+    def apply_leaning(self, probability_a: float) -> "DebateState":
+        """Record the judge's current leaning (probability that A is correct) between rounds."""
+        if self.phase != DEBATING or not self.between_rounds():
+            raise IllegalMove("the judge can record a leaning only between rounds")
+        if not 0.0 <= probability_a <= 1.0:
+            raise IllegalMove("the probability must be between 0 and 1")
+        kept = tuple(entry for entry in self.leanings if entry[0] != self.completed_rounds)
+        return replace(self, leanings=kept + ((self.completed_rounds, probability_a),))
+
     def apply_end(self) -> "DebateState":
         if self.phase != DEBATING:
             raise IllegalMove(f"the debate cannot be ended: it is {self.phase.replace('_', ' ')}")
-        if not self.can_end():
+        if self.completed_rounds < self.rules.earliest_end or self.speeches_in_round(self.current_round):
             raise IllegalMove(
                 f"the debate can be ended after round {self.rules.earliest_end}; "
                 f"{self.completed_rounds} complete so far"
             )
+        if self.flip_pending():
+            raise IllegalMove("your leaning changed side: one more round is needed before you can end")
         return replace(self, ended_by_judge=True)
 
     def apply_verdict(self, chosen: str, probability: float) -> "DebateState":
@@ -191,18 +217,35 @@ class DebateState:
         return replace(self, verdict=Verdict(chosen=chosen, probability=probability))
 
 
-def replay(rules: DebateRules, transcript: list[Speech] | tuple[Speech, ...]) -> DebateState:
+def replay(
+    rules: DebateRules,
+    transcript: list[Speech] | tuple[Speech, ...],
+    leanings: tuple[tuple[int, float], ...] = (),
+    ended_by_judge: bool = False,
+) -> DebateState:
     """Rebuild a state by applying a stored transcript move by move.
 
-    Raises IllegalMove if the stored transcript is not one the rules allow, so a
-    corrupted trial is noticed rather than shown.
+    Leanings are applied once the round they follow is complete; ``ended_by_judge``
+    last. Raises IllegalMove if the stored record is not one the rules allow, so
+    a corrupted trial is noticed rather than shown.
     """
     state = DebateState(rules=rules)
+    pending = sorted(leanings)
+
+    def apply_due_leanings(state):
+        while pending and pending[0][0] == state.completed_rounds and state.between_rounds():
+            state = state.apply_leaning(pending.pop(0)[1])
+        return state
+
     for speech in transcript:
+        state = apply_due_leanings(state)
         if speech.speaker == JUDGE:
             state = state.apply_judge_question(speech.text, speech.addressed_to)
         else:
             state = state.apply_speech(speech.speaker, speech.text)
+    state = apply_due_leanings(state)
+    if ended_by_judge:
+        state = state.apply_end()
     return state
 
 
