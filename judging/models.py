@@ -54,6 +54,10 @@ class Experiment(models.Model):
         DRAFT = "draft", "Draft"
         LAUNCHED = "launched", "Launched"
 
+    class Mode(models.TextChoices):
+        PREGENERATED = "pregenerated", "Pre-generated (all rounds generated before judging)"
+        LIVE = "live", "Live (generated while the judge watches; the judge may ask questions)"
+
     name = models.CharField(max_length=200, unique=True)
     protocol = models.CharField(max_length=20, choices=Protocol.choices, default=Protocol.DEBATE)
     question_set = models.ForeignKey(QuestionSet, on_delete=models.PROTECT, related_name="experiments")
@@ -61,7 +65,14 @@ class Experiment(models.Model):
     judgments_per_question = models.PositiveIntegerField(
         default=1, help_text="Each question is judged by this many different judges (one trial each)."
     )
-    rounds = models.PositiveIntegerField(default=2)
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.PREGENERATED)
+    rounds = models.PositiveIntegerField(default=2, help_text="Maximum rounds (all of them when pre-generated).")
+    min_rounds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Live: the judge may end after this many rounds (blank: all rounds)."
+    )
+    extra_round_after_flip = models.BooleanField(
+        default=False, help_text="Live: if the judge's leaning changes side, one more round is required before ending."
+    )
     turn_style = models.CharField(max_length=20, choices=TurnStyle.choices, default=TurnStyle.SIMULTANEOUS)
     char_limit = models.PositiveIntegerField(default=750, help_text="Per-turn character limit.")
     debater_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="experiments")
@@ -90,6 +101,8 @@ class Experiment(models.Model):
             errors["char_limit"] = "at least 50 characters"
         if self.judgments_per_question is not None and self.judgments_per_question < 1:
             errors["judgments_per_question"] = "at least one"
+        if self.min_rounds is not None and self.rounds is not None and not 1 <= self.min_rounds <= self.rounds:
+            errors["min_rounds"] = "between 1 and the number of rounds"
         if self.question_set_id and self.num_questions:
             available = self.question_set.questions.count()
             if self.num_questions > available:
@@ -119,6 +132,10 @@ class Trial(models.Model):
     queue_position = models.PositiveIntegerField(help_text="Shuffled order in the judge's queue.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.GENERATING)
     opened_at = models.DateTimeField(null=True, blank=True, help_text="When the judge first opened the trial.")
+    ended_by_judge = models.BooleanField(default=False, help_text="Live: the judge ended the debate.")
+    leanings = models.JSONField(
+        default=list, blank=True, help_text="Live: [after round, probability A is correct] the judge gave."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -155,6 +172,12 @@ class Turn(models.Model):
     model_config = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.PROTECT, related_name="turns")
     prompt = models.TextField(blank=True)
     text = models.TextField(blank=True)
+    partial_text = models.TextField(blank=True, help_text="Live: text so far while the turn is generated.")
+    first_text_at = models.DateTimeField(null=True, blank=True, help_text="When the first words were written.")
+    response_delay_seconds = models.FloatField(
+        null=True, blank=True, help_text="Judge questions: seconds until the first words of the answer were visible."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, null=True)
     tokens_in = models.PositiveIntegerField(null=True, blank=True)
     tokens_out = models.PositiveIntegerField(null=True, blank=True)
     wall_seconds = models.FloatField(null=True, blank=True)

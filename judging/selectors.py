@@ -1,9 +1,12 @@
 """Reads for the judging domain. Judge-facing reads return only what a judge may see."""
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.db.models import Count, Q
 
 from .models import Experiment, Trial, Turn
+from .protocols import debate
 
 
 def judge_queue(judge):
@@ -25,6 +28,97 @@ def judge_progress(judge) -> dict:
     return counts
 
 
+def _debater_turns_by_round(turns) -> dict[int, list[Turn]]:
+    rounds = defaultdict(list)
+    for t in turns:
+        if t.speaker != debate.JUDGE:
+            rounds[t.round].append(t)
+    return rounds
+
+
+def round_visible_at(round_turns: list[Turn], simultaneous: bool):
+    """When the judge could first read anything of a round (None: not yet).
+
+    Simultaneous speeches are shown only once both are complete, so that the
+    timing of one side cannot reveal anything; a sequential round is visible as
+    soon as its first speaker's first words are written.
+    """
+    if simultaneous:
+        if round_turns and all(t.status == Turn.Status.DONE for t in round_turns):
+            return max(t.finished_at for t in round_turns)
+        return None
+    first = min(round_turns, key=lambda t: t.index, default=None)
+    if first is None:
+        return None
+    return first.first_text_at or (first.finished_at if first.status == Turn.Status.DONE else None)
+
+
+def judge_visible_speeches(experiment: Experiment, turns) -> list[dict]:
+    """The transcript as the judge may see it now, including text still being written."""
+    turns = sorted(turns, key=lambda t: t.index)
+    simultaneous = experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS
+    rounds = _debater_turns_by_round(turns)
+    speeches = []
+    for t in turns:
+        entry = {"speaker": t.speaker, "round": t.round, "in_progress": False}
+        if t.speaker == debate.JUDGE:
+            to = " and ".join(f"Debater {d}" for d in t.addressed_to)
+            speeches.append(entry | {"label": f"You asked {to}", "text": t.text})
+            continue
+        label = f"Debater {t.speaker}"
+        if t.status == Turn.Status.DONE and (
+            not simultaneous or all(x.status == Turn.Status.DONE for x in rounds[t.round])
+        ):
+            speeches.append(entry | {"label": label, "text": t.text})
+        elif not simultaneous and t.status == Turn.Status.RUNNING and t.partial_text:
+            speeches.append(entry | {"label": label, "text": t.partial_text, "in_progress": True})
+    return speeches
+
+
+def record_response_delays(trial_ids) -> None:
+    """For judge questions not yet timed: seconds until the answer's first words were visible."""
+    questions = Turn.objects.filter(trial_id__in=list(trial_ids), speaker=debate.JUDGE, response_delay_seconds=None)
+    for question in questions.select_related("trial__experiment"):
+        answer_round = [t for t in question.trial.turns.all() if t.speaker != debate.JUDGE and t.round == question.round + 1]
+        simultaneous = question.trial.experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS
+        visible = round_visible_at(answer_round, simultaneous)
+        if visible is not None and question.created_at is not None:
+            Turn.objects.filter(pk=question.pk, response_delay_seconds=None).update(
+                response_delay_seconds=max(0.0, (visible - question.created_at).total_seconds())
+            )
+
+
+def judge_live_state(trial: Trial, turns) -> dict:
+    """What a live trial's judge may do now; no hidden information."""
+    from .services import debate_state
+
+    state = debate_state(trial)
+    debater_turns = [t for t in turns if t.speaker != debate.JUDGE]
+    failed = any(t.status == Turn.Status.FAILED for t in debater_turns)
+    speaking = not failed and any(t.status in (Turn.Status.PENDING, Turn.Status.RUNNING) for t in debater_turns)
+    idle_between = not speaking and not failed and state.between_rounds()
+    reason = ""
+    if state.phase == debate.DEBATING and not state.can_end():
+        if state.flip_pending():
+            reason = "Your leaning changed side: one more round is needed before you can end."
+        elif state.completed_rounds < state.rules.earliest_end:
+            reason = f"You can end the debate after round {state.rules.earliest_end}."
+    return {
+        "phase": state.phase,
+        "speaking": speaking,
+        "failed": failed,
+        "completed_rounds": state.completed_rounds,
+        "rounds": state.rules.rounds,
+        "min_rounds": state.rules.earliest_end,
+        "can_ask": idle_between,
+        "can_continue": idle_between,
+        "can_end": idle_between and state.can_end(),
+        "end_blocked_reason": reason,
+        "can_lean": idle_between,
+        "flip_rule": state.rules.extra_round_after_flip,
+    }
+
+
 def judge_view_of_trial(trial: Trial) -> dict:
     """Everything the judge page shows, and nothing more.
 
@@ -32,24 +126,26 @@ def judge_view_of_trial(trial: Trial) -> dict:
     honest side, model names and prompts never enter this dict, so no template
     or JSON built from it can leak them.
     """
-    turns = trial.turns.filter(status=Turn.Status.DONE).order_by("index")
-    return {
+    experiment = trial.experiment
+    turns = list(trial.turns.all())
+    live = experiment.mode == Experiment.Mode.LIVE
+    view = {
         "id": trial.pk,
         "question": trial.question.text,
         "answers": {"A": trial.answer_text("A"), "B": trial.answer_text("B")},
-        "rounds": trial.experiment.rounds,
-        "char_limit": trial.experiment.char_limit,
-        "transcript": [
-            {
-                "speaker": t.speaker,
-                "label": "Judge" if t.speaker == "judge" else f"Debater {t.speaker}",
-                "round": t.round,
-                "text": t.text,
-            }
-            for t in turns
-        ],
+        "rounds": experiment.rounds,
+        "char_limit": experiment.char_limit,
+        "simultaneous": experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS,
+        "transcript": judge_visible_speeches(experiment, turns),
         "judged": trial.status == Trial.Status.JUDGED,
+        "live": live,
     }
+    if live:
+        view["state"] = judge_live_state(trial, turns)
+        view["awaiting_verdict"] = view["state"]["phase"] == debate.AWAITING_VERDICT
+    else:
+        view["awaiting_verdict"] = True
+    return view
 
 
 def experiment_progress(experiment: Experiment) -> dict:

@@ -24,8 +24,11 @@ class VerdictRefused(ValueError):
 
 
 def debate_rules(experiment: Experiment, trial: Trial) -> debate.DebateRules:
+    live = experiment.mode == Experiment.Mode.LIVE
     return debate.DebateRules(
-        rounds=experiment.rounds, turn_style=experiment.turn_style, first_speaker=trial.first_speaker
+        rounds=experiment.rounds, turn_style=experiment.turn_style, first_speaker=trial.first_speaker,
+        min_rounds=experiment.min_rounds if live else None,
+        extra_round_after_flip=live and experiment.extra_round_after_flip,
     )
 
 
@@ -37,16 +40,25 @@ def transcript_speeches(turns) -> list[debate.Speech]:
 
 
 def debate_state(trial: Trial) -> debate.DebateState:
-    """The protocol state of a trial, from its finished turns."""
+    """The protocol state of a trial, from its finished turns and the judge's recorded moves."""
     done = [t for t in trial.turns.all() if t.status == Turn.Status.DONE]
-    return debate.replay(debate_rules(trial.experiment, trial), transcript_speeches(sorted(done, key=lambda t: t.index)))
+    return debate.replay(
+        debate_rules(trial.experiment, trial), transcript_speeches(sorted(done, key=lambda t: t.index)),
+        leanings=tuple((int(r), float(p)) for r, p in trial.leanings), ended_by_judge=trial.ended_by_judge,
+    )
 
 
-def _debater_turn_slots(experiment: Experiment, trial: Trial) -> list[tuple[int, str]]:
-    """(round, speaker) for every debater speech, in transcript order."""
+def _round_speakers(experiment: Experiment, trial: Trial) -> tuple[str, ...]:
+    """Debaters of one round in transcript order."""
     rules = debate_rules(experiment, trial)
-    order = rules.speaking_order if rules.turn_style == debate.SEQUENTIAL else debate.DEBATERS
-    return [(r, s) for r in range(1, experiment.rounds + 1) for s in order]
+    return rules.speaking_order if rules.turn_style == debate.SEQUENTIAL else debate.DEBATERS
+
+
+def _create_round_turns(experiment: Experiment, trial: Trial, round_number: int, first_index: int) -> None:
+    Turn.objects.bulk_create(
+        Turn(trial=trial, index=first_index + i, round=round_number, speaker=s, model_config=experiment.debater_model)
+        for i, s in enumerate(_round_speakers(experiment, trial))
+    )
 
 
 def experiment_launch(*, experiment: Experiment) -> int:
@@ -73,29 +85,98 @@ def experiment_launch(*, experiment: Experiment) -> int:
             )
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
+        live = experiment.mode == Experiment.Mode.LIVE
         for plan in plans:
             trial = Trial.objects.create(
                 experiment=experiment, question_id=plan.question_id, judge_id=plan.judge_id,
                 honest_side=plan.honest_side, answer_a_index=plan.answer_a_index,
                 answer_b_index=plan.answer_b_index, first_speaker=plan.first_speaker,
                 queue_position=plan.queue_position,
+                # A live trial is judgeable at once: its rounds are generated while the judge watches.
+                status=Trial.Status.READY if live else Trial.Status.GENERATING,
             )
-            Turn.objects.bulk_create(
-                Turn(trial=trial, index=i, round=r, speaker=s, model_config=experiment.debater_model)
-                for i, (r, s) in enumerate(_debater_turn_slots(experiment, trial))
-            )
+            if not live:
+                for r in range(1, experiment.rounds + 1):
+                    _create_round_turns(experiment, trial, r, first_index=(r - 1) * 2)
         experiment.status = Experiment.Status.LAUNCHED
         experiment.launched_at = timezone.now()
         experiment.save(update_fields=["status", "launched_at"])
-        transaction.on_commit(lambda: enqueue_generation(experiment.pk))
+        if not live:
+            transaction.on_commit(lambda: enqueue_generation(experiment.pk))
     return len(plans)
 
 
 def trial_open(*, trial: Trial) -> None:
-    """Record when the judge first opened a trial (for time on the page)."""
+    """Record when the judge first opened a trial; a live trial's first round starts then."""
+    from models_runner.tasks import enqueue_generation
+
     if trial.opened_at is None:
         Trial.objects.filter(pk=trial.pk, opened_at__isnull=True).update(opened_at=timezone.now())
         trial.refresh_from_db(fields=["opened_at"])
+    if trial.experiment.mode == Experiment.Mode.LIVE and not trial.turns.exists():
+        with transaction.atomic():
+            locked = Trial.objects.select_for_update().get(pk=trial.pk)
+            if not locked.turns.exists():  # not started by a concurrent request
+                _create_round_turns(trial.experiment, locked, 1, first_index=0)
+                transaction.on_commit(lambda: enqueue_generation(trial.experiment_id))
+
+
+class MoveRefused(VerdictRefused):
+    """A live-trial move (question, continue, end, leaning) that is not accepted."""
+
+
+def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to=("A", "B"), probability=None) -> None:
+    """Apply a judge's move to a live trial, or raise MoveRefused and change nothing.
+
+    Actions: "ask" (a question; the next round answers it), "continue" (next round
+    without a question), "end" (stop debating and give a verdict), "lean" (record the
+    current probability that A is correct).
+    """
+    from models_runner.tasks import enqueue_generation
+
+    with transaction.atomic():
+        trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
+        if trial is None:
+            raise MoveRefused("no such trial in your queue", status=404)
+        experiment = trial.experiment
+        if experiment.mode != Experiment.Mode.LIVE:
+            raise MoveRefused("this trial is not live: its debate was generated in advance", status=409)
+        if trial.status == Trial.Status.JUDGED:
+            raise MoveRefused("you have already given a verdict on this trial", status=409)
+        turns = list(trial.turns.all())
+        if any(t.status != Turn.Status.DONE for t in turns):
+            raise MoveRefused("the debaters are still speaking; wait for this round to finish", status=409)
+        state = debate_state(trial)
+        next_index = max((t.index for t in turns), default=-1) + 1
+        try:
+            if action == "ask":
+                text = (text or "").strip()
+                if len(text) > 1000:
+                    raise debate.IllegalMove("a question is limited to 1000 characters")
+                state.apply_judge_question(text, tuple(addressed_to))
+                Turn.objects.create(
+                    trial=trial, index=next_index, round=state.completed_rounds, speaker=debate.JUDGE,
+                    addressed_to=list(addressed_to), status=Turn.Status.DONE, text=text, finished_at=timezone.now(),
+                )
+                _create_round_turns(experiment, trial, state.current_round, first_index=next_index + 1)
+            elif action == "continue":
+                if not state.between_rounds():
+                    raise debate.IllegalMove("there is no next round to start now")
+                _create_round_turns(experiment, trial, state.current_round, first_index=next_index)
+            elif action == "end":
+                state.apply_end()
+                trial.ended_by_judge = True
+                trial.save(update_fields=["ended_by_judge"])
+            elif action == "lean":
+                state = state.apply_leaning(_parse_probability(probability))
+                trial.leanings = [list(entry) for entry in state.leanings]
+                trial.save(update_fields=["leanings"])
+            else:
+                raise MoveRefused(f"unknown action {action!r}")
+        except (debate.IllegalMove, VerdictRefused) as exc:
+            raise MoveRefused(str(exc), status=409 if isinstance(exc, debate.IllegalMove) else 400) from exc
+        if action in ("ask", "continue"):
+            transaction.on_commit(lambda: enqueue_generation(experiment.pk))
 
 
 def _parse_probability(raw) -> float:

@@ -72,6 +72,37 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
 
 
 @login_required
+def trial_state(request, trial_id: int):
+    """The judge's view of a trial as JSON, polled by the live trial page."""
+    return JsonResponse(selectors.judge_view_of_trial(_own_trial(request, trial_id)))
+
+
+@login_required
+@require_POST
+def live_move(request, trial_id: int):
+    """A judge's move in a live trial: ask, continue, end, or lean."""
+    to = request.POST.get("addressed_to", "both")
+    addressed_to = {"both": ("A", "B"), "A": ("A",), "B": ("B",)}.get(to, ())
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    try:
+        services.live_move(
+            trial_id=trial_id, judge=request.user, action=request.POST.get("action", ""),
+            text=request.POST.get("text", ""), addressed_to=addressed_to,
+            probability=request.POST.get("probability"),
+        )
+    except services.MoveRefused as refusal:
+        if refusal.status == 404:
+            raise Http404(str(refusal)) from None
+        if wants_json:
+            return JsonResponse({"error": str(refusal)}, status=refusal.status)
+        messages.error(request, str(refusal))
+        return redirect("judging:trial", trial_id=trial_id)
+    if wants_json:
+        return JsonResponse(selectors.judge_view_of_trial(_own_trial(request, trial_id)))
+    return redirect("judging:trial", trial_id=trial_id)
+
+
+@login_required
 @require_POST
 def submit_verdict(request, trial_id: int):
     form = {

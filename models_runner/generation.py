@@ -16,9 +16,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
-from judging.models import Trial, Turn
+from judging.models import Experiment, Trial, Turn
+from judging.selectors import record_response_delays
 from judging.protocols import debate
 from judging.services import debate_rules, transcript_speeches
 
@@ -33,13 +35,21 @@ MAX_ATTEMPTS = 3
 CHARS_PER_TOKEN = 3
 
 
-def ready_turn_ids(experiment_id: int | None = None, limit: int = 8) -> list[int]:
-    """Pending turns whose trial's protocol says they may be spoken now."""
-    trials = Trial.objects.filter(status=Trial.Status.GENERATING, turns__status=Turn.Status.PENDING)
+def trials_with_pending_turns(experiment_id: int | None = None):
+    """Trials with turns still to generate: pre-generated ones being prepared, and live ones being judged."""
+    live = Q(status=Trial.Status.READY, experiment__mode=Experiment.Mode.LIVE)
+    trials = Trial.objects.filter(Q(status=Trial.Status.GENERATING) | live, turns__status=Turn.Status.PENDING)
     if experiment_id is not None:
         trials = trials.filter(experiment_id=experiment_id)
+    return trials.distinct()
+
+
+def ready_turn_ids(experiment_id: int | None = None, limit: int = 8) -> list[int]:
+    """Pending turns whose trial's protocol says they may be spoken now; live trials first."""
     ready = []
-    for trial in trials.distinct().select_related("experiment").prefetch_related("turns").order_by("id"):
+    live_first = Case(When(experiment__mode=Experiment.Mode.LIVE, then=Value(0)), default=Value(1))
+    trials = trials_with_pending_turns(experiment_id).select_related("experiment").prefetch_related("turns")
+    for trial in trials.order_by(live_first, "id"):
         turns = sorted(trial.turns.all(), key=lambda t: t.index)
         done = [t for t in turns if t.status == Turn.Status.DONE]
         if any(t.status == Turn.Status.FAILED for t in turns):
@@ -115,7 +125,7 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
         backend = get_backend(config.backend, config.model_name)
         try:
             requests = [_request_for(t) for t in group]
-            results = backend.generate(requests)
+            results = backend.generate(requests, on_text=_live_progress_writer(group, token))
         except Exception as exc:  # a model that fails must not leave turns claimed forever
             log.exception("generation failed for %d turn(s) of %s", len(group), config)
             _record_failure(group, token, f"{type(exc).__name__}: {exc}")
@@ -132,7 +142,31 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
                 model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
             )
     _finish_trials({t.trial_id for t in turns})
+    record_response_delays({t.trial_id for t in turns if t.trial.experiment.mode == Experiment.Mode.LIVE})
     return written
+
+
+def _live_progress_writer(group: list[Turn], token: str):
+    """A callback that writes the partial text of live turns as the model writes it."""
+    live = {i for i, t in enumerate(group) if t.trial.experiment.mode == Experiment.Mode.LIVE}
+    if not live:
+        return None
+    started: set[int] = set()
+
+    def write(index: int, text: str) -> None:
+        if index not in live:
+            return
+        turn = group[index]
+        clipped = clip_to_limit(text, turn.trial.experiment.char_limit)
+        fields = {"partial_text": clipped}
+        if index not in started:
+            started.add(index)
+            fields["first_text_at"] = timezone.now()
+        Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(**fields)
+        if "first_text_at" in fields:
+            record_response_delays({turn.trial_id})
+
+    return write
 
 
 def _record_failure(turns: list[Turn], token: str, error: str) -> None:
@@ -167,7 +201,5 @@ def retry_failed_turns(experiment_id: int) -> int:
 
 
 def pending_turn_count(experiment_id: int | None = None) -> int:
-    turns = Turn.objects.filter(status=Turn.Status.PENDING, trial__status=Trial.Status.GENERATING)
-    if experiment_id is not None:
-        turns = turns.filter(trial__experiment_id=experiment_id)
-    return turns.count()
+    trials = trials_with_pending_turns(experiment_id)
+    return Turn.objects.filter(status=Turn.Status.PENDING, trial__in=trials).count()

@@ -5,8 +5,6 @@ import logging
 
 from celery import shared_task
 
-from judging.models import Trial
-
 from . import generation
 
 
@@ -51,11 +49,7 @@ def reconcile_generation(stale_seconds: int | None = None) -> int:
     broker restart). Returns the number of experiments whose work was re-sent.
     """
     generation.requeue_stale_turns(stale_seconds)
-    experiment_ids = set(
-        Trial.objects.filter(status=Trial.Status.GENERATING, turns__status="pending").values_list(
-            "experiment_id", flat=True
-        )
-    )
+    experiment_ids = set(generation.trials_with_pending_turns().values_list("experiment_id", flat=True))
     for experiment_id in experiment_ids:
         enqueue_generation(experiment_id)
     return len(experiment_ids)

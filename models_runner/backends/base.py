@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,16 @@ class GenerationResult:
     seconds: float  # wall time of the batch this request ran in
 
 
+# Called with (request index, text generated so far) while a batch is generated.
+ProgressCallback = Callable[[int, str], None]
+
+
 class GenerationBackend(ABC):
     """Generates completions for a batch of chat prompts."""
 
     @abstractmethod
-    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        """Return one result per request, in order."""
+    def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
+        """Return one result per request, in order; report partial text to ``on_text`` if given."""
 
     @property
     @abstractmethod

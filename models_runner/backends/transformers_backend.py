@@ -10,7 +10,49 @@ import threading
 import time
 from pathlib import Path
 
-from .base import GenerationBackend, GenerationRequest, GenerationResult
+from .base import GenerationBackend, GenerationRequest, GenerationResult, ProgressCallback
+
+# How often partial text is reported while a batch is generated (seconds).
+PROGRESS_INTERVAL = 0.25
+
+
+class BatchTextStreamer:
+    """Collects each row's new tokens as generate() produces them and reports decoded text.
+
+    transformers' TextStreamer handles one sequence only; generate() calls
+    ``put`` with one token per row per step, so a batch is easy to follow.
+    """
+
+    def __init__(self, tokenizer, batch_size: int, stop_ids: set[int], on_text: ProgressCallback):
+        self.tokenizer, self.stop_ids, self.on_text = tokenizer, stop_ids, on_text
+        self.tokens: list[list[int]] = [[] for _ in range(batch_size)]
+        self.finished = [False] * batch_size
+        self.prompt_seen = False
+        self.last_report = 0.0
+
+    def put(self, value):
+        if not self.prompt_seen:  # the first call carries the prompt
+            self.prompt_seen = True
+            return
+        for row, token in enumerate(value.reshape(-1).tolist()):
+            if self.finished[row]:
+                continue
+            if token in self.stop_ids:
+                self.finished[row] = True
+            else:
+                self.tokens[row].append(token)
+        now = time.perf_counter()
+        if now - self.last_report >= PROGRESS_INTERVAL:
+            self.last_report = now
+            self._report()
+
+    def end(self):
+        self._report()
+
+    def _report(self):
+        for row, tokens in enumerate(self.tokens):
+            if tokens:
+                self.on_text(row, self.tokenizer.decode(tokens, skip_special_tokens=True))
 
 
 def resolve_model_path(model_name: str, cache_dir: Path) -> str:
@@ -68,7 +110,7 @@ class TransformersBackend(GenerationBackend):
         # Base models without a chat template get the messages as plain text.
         return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
-    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
         if not requests:
             return []
         self._load()
@@ -78,11 +120,13 @@ class TransformersBackend(GenerationBackend):
         for i, r in enumerate(requests):
             groups.setdefault((r.max_new_tokens, r.temperature, r.top_p), []).append(i)
         for indices in groups.values():
-            for i, result in zip(indices, self._generate_group([requests[i] for i in indices])):
+            # Report progress with the caller's request indices, not the group's.
+            group_on_text = (lambda row, text, indices=indices: on_text(indices[row], text)) if on_text else None
+            for i, result in zip(indices, self._generate_group([requests[i] for i in indices], group_on_text)):
                 results[i] = result
         return results
 
-    def _generate_group(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    def _generate_group(self, requests: list[GenerationRequest], on_text: ProgressCallback | None) -> list[GenerationResult]:
         import torch
 
         tokenizer, model = self._tokenizer, self._model
@@ -96,15 +140,17 @@ class TransformersBackend(GenerationBackend):
             if first.temperature > 0
             else {"do_sample": False}
         )
+        eos = model.generation_config.eos_token_id
+        stop_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.pad_token_id}
+        streamer = BatchTextStreamer(tokenizer, len(requests), stop_ids, on_text) if on_text else None
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(
-                **batch, max_new_tokens=first.max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling
+                **batch, max_new_tokens=first.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                streamer=streamer, **sampling
             )
         seconds = time.perf_counter() - started
         prompt_width = batch["input_ids"].shape[1]
-        eos = model.generation_config.eos_token_id
-        stop_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.pad_token_id}
         results = []
         for row, prompt in enumerate(prompts):
             new_tokens = output[row, prompt_width:]
