@@ -110,3 +110,24 @@ def ready_trial(make_model_config, make_experiment, judge):
     Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.READY)
     trial.refresh_from_db()
     return trial
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks inline, in the caller's thread (for tests of pages that trigger generation)."""
+    from debate_platform.celery import app
+
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def live_experiment(make_model_config, make_experiment, tiny_model_dir):
+    """A launched live debate (3 rounds, may end after 1) with a tiny real model."""
+    from judging.services import experiment_launch
+
+    experiment = make_experiment(make_model_config(tiny_model_dir, max_new_tokens=12), mode="live", rounds=3,
+                                 min_rounds=2, num_questions=2)
+    experiment_launch(experiment=experiment)
+    return experiment

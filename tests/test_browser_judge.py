@@ -104,3 +104,94 @@ def test_the_trial_page_fits_a_phone_screen(browser, live_server, ready_trial):
     assert width <= 390, f"page is {width}px wide on a 390px screen"
     assert page.is_visible("text=Submit verdict and go to next")
     context.close()
+
+
+def open_live_trial(page, live_server, experiment):
+    log_in(page, live_server.url, "judy", "judge-pass-123")
+    trial = experiment.trials.order_by("queue_position").first()
+    page.goto(f"{live_server.url}/judge/trials/{trial.pk}/")
+    return trial
+
+
+def test_a_live_debate_where_the_judge_interjects_twice_and_the_debaters_answer(
+    page, live_server, live_experiment, eager_celery
+):
+    trial = open_live_trial(page, live_server, live_experiment)  # opening generates round 1 (eagerly)
+    page.wait_for_selector("#live-controls:not([hidden])")
+    assert page.locator(".speech").count() == 2
+    assert page.is_disabled("#end")  # minimum 2 rounds
+    assert "after round 2" in page.inner_text("#end-reason")
+
+    page.fill("#question-text", "Quote the sentence that proves your answer.")
+    page.click("#ask")
+    page.wait_for_function("document.querySelectorAll('.speech').length === 5")
+    assert "You asked Debater A and Debater B" in page.inner_text("#transcript")
+    assert "Quote the sentence that proves your answer." in page.inner_text("#transcript")
+    page.wait_for_selector("#live-controls:not([hidden])")
+    assert page.is_enabled("#end")  # two rounds done
+
+    page.check("input[name=addressed_to][value=B]")
+    page.fill("#question-text", "Why should I doubt debater A?")
+    page.keyboard.press("Control+Enter")  # keyboard-only submission
+    page.wait_for_function("document.querySelectorAll('.speech').length === 8")
+    page.wait_for_selector("#verdict-section:not([hidden])")  # round 3 was the last: decide now
+    assert page.is_hidden("#live-controls")
+    assert "The debate is over" in page.inner_text("#live-status")
+
+    turns = {(t.round, t.speaker): t for t in trial.turns.all()}
+    for speaker in "AB":
+        assert "Quote the sentence that proves your answer." in turns[(2, speaker)].prompt
+        assert "Why should I doubt debater A?" in turns[(3, speaker)].prompt
+    assert turns[(2, "judge")].addressed_to == ["B"] and turns[(1, "judge")].addressed_to == ["A", "B"]
+    assert "PASSAGE-SECRET" not in page.content()
+
+    page.check("input[name=chosen][value=A]")
+    page.fill("#rationale", "A quoted the text.")
+    page.click("text=Submit verdict and go to next")
+    page.wait_for_url("**/judge/trials/*/")  # the next live trial in the queue
+    assert Verdict.objects.get(trial=trial).chosen == "A"
+
+
+def test_the_judge_cannot_end_before_the_minimum_rounds_even_by_a_crafted_request(
+    page, live_server, live_experiment, eager_celery
+):
+    trial = open_live_trial(page, live_server, live_experiment)
+    page.wait_for_selector("#live-controls:not([hidden])")
+    result = page.evaluate(
+        """async () => {
+            const csrf = document.querySelector('#ask-form input[name=csrfmiddlewaretoken]').value;
+            const r = await fetch('move/', {method: 'POST', body: new URLSearchParams({action: 'end'}),
+                                             headers: {'X-CSRFToken': csrf, 'Accept': 'application/json'}});
+            return [r.status, (await r.json()).error];
+        }"""
+    )
+    assert result == [409, "the debate can be ended after round 2; 1 complete so far"]
+    trial.refresh_from_db()
+    assert not trial.ended_by_judge
+    page.click("#continue")
+    page.wait_for_function("document.querySelectorAll('.speech').length === 4")
+    page.wait_for_selector("#end:not([disabled])")
+    page.click("#end")
+    page.wait_for_selector("#verdict-section:not([hidden])")
+    trial.refresh_from_db()
+    assert trial.ended_by_judge and trial.turns.count() == 4
+
+
+def test_simultaneous_speeches_appear_only_when_both_are_done(page, live_server, live_experiment):
+    from django.utils import timezone
+
+    from judging.models import Turn
+    from judging.services import trial_open
+
+    trial = live_experiment.trials.order_by("queue_position").first()
+    trial_open(trial=trial)  # no worker runs in this test: we play the worker by hand
+    a, b = trial.turns.order_by("speaker")
+    Turn.objects.filter(pk=a.pk).update(status="done", text="A finished first.", finished_at=timezone.now())
+    Turn.objects.filter(pk=b.pk).update(status="running", partial_text="B is still writi", claim_token="x")
+    open_live_trial(page, live_server, live_experiment)
+    page.wait_for_function("document.getElementById('live-status').textContent.includes('both have finished')")
+    assert "A finished first." not in page.inner_text("#transcript")
+    assert "B is still writi" not in page.content()
+    Turn.objects.filter(pk=b.pk).update(status="done", text="B done now.", finished_at=timezone.now())
+    page.wait_for_function("document.getElementById('transcript').textContent.includes('B done now.')")  # no reload
+    assert "A finished first." in page.inner_text("#transcript")
