@@ -16,6 +16,8 @@ import os
 import tempfile
 from typing import Iterable, Iterator
 
+from django.db.models import OuterRef, Subquery
+
 from .models import Trial, Turn, Verdict
 
 SCHEMA_VERSION = 1
@@ -30,13 +32,14 @@ TRIAL_COLUMNS = {
     "turn_style": "str", "rounds": "int", "char_limit": "int", "seed": "int", "queue_position": "int",
     "status": "str", "judge": "str", "verdict": "str", "probability": "float", "correct": "bool",
     "rationale": "str", "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str",
-    "model_settings": "json",
+    "model_settings": "json", "mode": "str", "rounds_spoken": "int", "ended_by_judge": "bool", "leanings": "json",
 }
 TURN_COLUMNS = {
     "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "turn_index": "int",
     "round": "int", "speaker": "str", "role": "str", "status": "str", "text": "str", "prompt": "str",
     "tokens_in": "int", "tokens_out": "int", "wall_seconds": "float", "attempts": "int", "error": "str",
-    "finished_at": "str", "model_settings": "json",
+    "finished_at": "str", "model_settings": "json", "addressed_to": "json", "first_text_at": "str",
+    "response_delay_seconds": "float",
 }
 VERDICT_COLUMNS = {
     "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "judge": "str",
@@ -56,16 +59,21 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "question__correct_index", "first_speaker", "experiment__turn_style", "experiment__rounds",
         "experiment__char_limit", "experiment__seed", "queue_position", "status", "judge__username",
         "verdict__chosen", "verdict__probability", "verdict__rationale", "verdict__seconds_on_page",
-        "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id",
+        "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id", "experiment__mode",
+        "ended_by_judge", "leanings", "rounds_spoken",
     ]
+    last_round = (
+        Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE).exclude(speaker="judge")
+        .order_by("-round").values("round")[:1]
+    )
     rows = (
-        Trial.objects.filter(experiment_id__in=list(experiment_ids)).order_by("experiment_id", "id")
-        .values_list(*fields).iterator(chunk_size=CHUNK)
+        Trial.objects.filter(experiment_id__in=list(experiment_ids)).annotate(rounds_spoken=Subquery(last_round))
+        .order_by("experiment_id", "id").values_list(*fields).iterator(chunk_size=CHUNK)
     )
     settings_cache: dict[int, dict] = {}
     for (experiment_id, name, protocol, trial_id, set_name, qid, honest, a_index, b_index, choices, correct_index,
          first, style, rounds, limit, seed, position, status, judge, chosen, probability, rationale, seconds,
-         active, verdict_at, model_id) in rows:
+         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken) in rows:
         if model_id not in settings_cache:
             from models_runner.models import ModelConfig
 
@@ -79,7 +87,8 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "queue_position": position, "status": status, "judge": judge, "verdict": chosen,
             "probability": probability, "correct": (chosen == honest) if chosen else None, "rationale": rationale,
             "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(verdict_at),
-            "model_settings": settings_cache[model_id],
+            "model_settings": settings_cache[model_id], "mode": mode,
+            "rounds_spoken": rounds_spoken or 0, "ended_by_judge": ended_by_judge, "leanings": leanings,
         }
 
 
@@ -87,14 +96,14 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
         "trial__experiment_id", "trial_id", "trial__question__external_id", "index", "round", "speaker",
         "trial__honest_side", "status", "text", "prompt", "tokens_in", "tokens_out", "wall_seconds", "attempts",
-        "error", "finished_at", "model_settings",
+        "error", "finished_at", "model_settings", "addressed_to", "first_text_at", "response_delay_seconds",
     ]
     rows = (
         Turn.objects.filter(trial__experiment_id__in=list(experiment_ids))
         .order_by("trial__experiment_id", "trial_id", "index").values_list(*fields).iterator(chunk_size=CHUNK)
     )
     for (experiment_id, trial_id, qid, index, round_number, speaker, honest, status, text, prompt, tokens_in,
-         tokens_out, wall, attempts, error, finished, model_settings) in rows:
+         tokens_out, wall, attempts, error, finished, model_settings, addressed_to, first_text_at, delay) in rows:
         if speaker == "judge":
             role = "judge"
         else:
@@ -104,7 +113,8 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "question_id": qid, "turn_index": index, "round": round_number, "speaker": speaker, "role": role,
             "status": status, "text": text, "prompt": prompt, "tokens_in": tokens_in, "tokens_out": tokens_out,
             "wall_seconds": wall, "attempts": attempts, "error": error, "finished_at": _iso(finished),
-            "model_settings": model_settings,
+            "model_settings": model_settings, "addressed_to": addressed_to, "first_text_at": _iso(first_text_at),
+            "response_delay_seconds": delay,
         }
 
 
