@@ -14,6 +14,7 @@ DEMO_USERS = {
 }
 DEMO_SET = "BoolQ validation (demo)"
 DEMO_EXPERIMENT = "Demo: BoolQ debate"
+DEMO_LIVE_EXPERIMENT = "Demo: live BoolQ debate (ask the debaters questions)"
 
 
 class Command(BaseCommand):
@@ -47,11 +48,18 @@ class Command(BaseCommand):
             defaults={"question_set": QuestionSet.objects.get(name=DEMO_SET), "num_questions": questions,
                       "rounds": 2, "char_limit": 500, "debater_model": model},
         )
-        if created:
-            experiment.judges.add(users["judge"])
-        if not no_launch and experiment.status == Experiment.Status.DRAFT:
-            n = experiment_launch(experiment=experiment)
-            self.stdout.write(f"Launched {experiment.name!r}: {n} trials queued for generation.")
+        live, live_created = Experiment.objects.get_or_create(
+            name=DEMO_LIVE_EXPERIMENT,
+            defaults={"question_set": QuestionSet.objects.get(name=DEMO_SET), "num_questions": 2, "mode": "live",
+                      "rounds": 3, "min_rounds": 1, "turn_style": "sequential", "char_limit": 500,
+                      "debater_model": model, "seed": experiment.seed + 1},
+        )
+        for exp, new in ((experiment, created), (live, live_created)):
+            if new:
+                exp.judges.add(users["judge"])
+            if not no_launch and exp.status == Experiment.Status.DRAFT:
+                n = experiment_launch(experiment=exp)
+                self.stdout.write(f"Launched {exp.name!r}: {n} trials.")
         for username, (password, is_researcher) in DEMO_USERS.items():
             role = "researcher (admin)" if is_researcher else "judge"
             self.stdout.write(f"  {role:20} user {username!r}  password {password!r}")
