@@ -75,6 +75,10 @@ class Experiment(models.Model):
     )
     turn_style = models.CharField(max_length=20, choices=TurnStyle.choices, default=TurnStyle.SIMULTANEOUS)
     char_limit = models.PositiveIntegerField(default=750, help_text="Per-turn character limit.")
+    quote_limit = models.PositiveIntegerField(
+        null=True, blank=True, default=250,
+        help_text="Characters of new verified quotes a speech may use (blank: no limit). See docs/quotes.md.",
+    )
     debater_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="experiments")
     judges = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="judged_experiments", blank=True)
     seed = models.BigIntegerField(

@@ -5,6 +5,7 @@ from collections import defaultdict
 
 from django.db.models import Count, Q
 
+from . import quotes
 from .models import Experiment, Trial, Turn
 from .protocols import debate
 
@@ -53,8 +54,13 @@ def round_visible_at(round_turns: list[Turn], simultaneous: bool):
     return first.first_text_at or (first.finished_at if first.status == Turn.Status.DONE else None)
 
 
-def judge_visible_speeches(experiment: Experiment, turns) -> list[dict]:
-    """The transcript as the judge may see it now, including text still being written."""
+def judge_visible_speeches(experiment: Experiment, turns, passage: str = "") -> list[dict]:
+    """The transcript as the judge may see it now, including text still being written.
+
+    Debater speeches carry ``segments``: plain text and quotes marked verified,
+    unverified or over budget (judging.quotes). Only the verdict on each quote
+    reaches the judge, never the passage.
+    """
     turns = sorted(turns, key=lambda t: t.index)
     simultaneous = experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS
     rounds = _debater_turns_by_round(turns)
@@ -72,6 +78,14 @@ def judge_visible_speeches(experiment: Experiment, turns) -> list[dict]:
             speeches.append(entry | {"label": label, "text": t.text})
         elif not simultaneous and t.status == Turn.Status.RUNNING and t.partial_text:
             speeches.append(entry | {"label": label, "text": t.partial_text, "in_progress": True})
+    already_quoted: set[str] = set()
+    for speech in speeches:
+        if speech["speaker"] == debate.JUDGE:
+            segments = [quotes.Segment(quotes.TEXT, speech["text"])]
+        else:
+            segments = quotes.check_speech(speech["text"], passage, budget=experiment.quote_limit,
+                                           already_quoted=already_quoted)
+        speech["segments"] = [{"kind": seg.kind, "text": seg.text} for seg in segments]
     return speeches
 
 
@@ -136,7 +150,7 @@ def judge_view_of_trial(trial: Trial) -> dict:
         "rounds": experiment.rounds,
         "char_limit": experiment.char_limit,
         "simultaneous": experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS,
-        "transcript": judge_visible_speeches(experiment, turns),
+        "transcript": judge_visible_speeches(experiment, turns, trial.question.passage),
         "judged": trial.status == Trial.Status.JUDGED,
         "live": live,
     }

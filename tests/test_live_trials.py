@@ -141,7 +141,8 @@ def test_sequential_rounds_show_text_while_it_is_written(live_experiment, judge,
     client.force_login(judge)
     view = client.get(reverse("judging:trial_state", args=[trial.pk])).json()
     assert view["transcript"] == [{"speaker": first.speaker, "round": 1, "in_progress": True,
-                                   "label": f"Debater {first.speaker}", "text": "Half a sentence"}]
+                                   "label": f"Debater {first.speaker}", "text": "Half a sentence",
+                                   "segments": [{"kind": "text", "text": "Half a sentence"}]}]
     assert view["state"]["speaking"] is True and view["state"]["can_ask"] is False
 
 
