@@ -33,6 +33,7 @@ TRIAL_COLUMNS = {
     "status": "str", "judge": "str", "verdict": "str", "probability": "float", "correct": "bool",
     "rationale": "str", "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str",
     "model_settings": "json", "mode": "str", "rounds_spoken": "int", "ended_by_judge": "bool", "leanings": "json",
+    "scoring_rule": "str", "score": "float",
 }
 TURN_COLUMNS = {
     "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "turn_index": "int",
@@ -44,7 +45,7 @@ TURN_COLUMNS = {
 VERDICT_COLUMNS = {
     "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "judge": "str",
     "honest_side": "str", "verdict": "str", "probability": "float", "correct": "bool", "rationale": "str",
-    "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str",
+    "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str", "score": "float",
 }
 
 
@@ -60,7 +61,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "experiment__char_limit", "experiment__seed", "queue_position", "status", "judge__username",
         "verdict__chosen", "verdict__probability", "verdict__rationale", "verdict__seconds_on_page",
         "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id", "experiment__mode",
-        "ended_by_judge", "leanings", "rounds_spoken",
+        "ended_by_judge", "leanings", "rounds_spoken", "experiment__scoring_rule", "verdict__score",
     ]
     last_round = (
         Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE).exclude(speaker="judge")
@@ -73,7 +74,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     settings_cache: dict[int, dict] = {}
     for (experiment_id, name, protocol, trial_id, set_name, qid, honest, a_index, b_index, choices, correct_index,
          first, style, rounds, limit, seed, position, status, judge, chosen, probability, rationale, seconds,
-         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken) in rows:
+         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken, rule, score) in rows:
         if model_id not in settings_cache:
             from models_runner.models import ModelConfig
 
@@ -89,6 +90,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(verdict_at),
             "model_settings": settings_cache[model_id], "mode": mode,
             "rounds_spoken": rounds_spoken or 0, "ended_by_judge": ended_by_judge, "leanings": leanings,
+            "scoring_rule": rule, "score": score,
         }
 
 
@@ -121,19 +123,19 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
 def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
         "trial__experiment_id", "trial_id", "trial__question__external_id", "judge__username", "trial__honest_side",
-        "chosen", "probability", "rationale", "seconds_on_page", "active_seconds", "created_at",
+        "chosen", "probability", "rationale", "seconds_on_page", "active_seconds", "created_at", "score",
     ]
     rows = (
         Verdict.objects.filter(trial__experiment_id__in=list(experiment_ids))
         .order_by("trial__experiment_id", "trial_id").values_list(*fields).iterator(chunk_size=CHUNK)
     )
     for (experiment_id, trial_id, qid, judge, honest, chosen, probability, rationale, seconds, active,
-         created) in rows:
+         created, score) in rows:
         yield {
             "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "trial_id": trial_id,
             "question_id": qid, "judge": judge, "honest_side": honest, "verdict": chosen,
             "probability": probability, "correct": chosen == honest, "rationale": rationale,
-            "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(created),
+            "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(created), "score": score,
         }
 
 

@@ -80,6 +80,12 @@ class Experiment(models.Model):
         help_text="Characters of new verified quotes a speech may use (blank: no limit). See docs/quotes.md.",
     )
     debater_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="experiments")
+    scoring_rule = models.CharField(
+        max_length=20, default="log",
+        choices=[("log", "Log score"), ("quadratic", "Quadratic (Brier) score"), ("spherical", "Spherical score")],
+        help_text="Proper scoring rule shown to judges and stored with each verdict (docs/scoring.md).",
+    )
+    round_penalty = models.FloatField(default=0.0, help_text="Subtracted from the score for each round spoken.")
     judges = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="judged_experiments", blank=True)
     seed = models.BigIntegerField(
         default=new_seed,
@@ -105,6 +111,8 @@ class Experiment(models.Model):
             errors["char_limit"] = "at least 50 characters"
         if self.judgments_per_question is not None and self.judgments_per_question < 1:
             errors["judgments_per_question"] = "at least one"
+        if self.round_penalty is not None and self.round_penalty < 0:
+            errors["round_penalty"] = "0 or more"
         if self.min_rounds is not None and self.rounds is not None and not 1 <= self.min_rounds <= self.rounds:
             errors["min_rounds"] = "between 1 and the number of rounds"
         if self.question_set_id and self.num_questions:
@@ -211,6 +219,7 @@ class Verdict(models.Model):
     rationale = models.TextField()
     seconds_on_page = models.FloatField(help_text="From first opening the trial to submitting (server clock).")
     active_seconds = models.FloatField(null=True, blank=True, help_text="Time the page was visible (browser clock).")
+    score = models.FloatField(null=True, blank=True, help_text="Under the experiment's scoring rule, round penalty included.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

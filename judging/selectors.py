@@ -5,7 +5,7 @@ from collections import defaultdict
 
 from django.db.models import Count, Q
 
-from . import quotes
+from . import quotes, scoring
 from .models import Experiment, Trial, Turn
 from .protocols import debate
 
@@ -157,8 +157,16 @@ def judge_view_of_trial(trial: Trial) -> dict:
     if live:
         view["state"] = judge_live_state(trial, turns)
         view["awaiting_verdict"] = view["state"]["phase"] == debate.AWAITING_VERDICT
+        rounds = view["state"]["completed_rounds"]
     else:
         view["awaiting_verdict"] = True
+        rounds = experiment.rounds
+    view["scoring"] = {
+        "rule": experiment.scoring_rule,
+        "round_penalty": experiment.round_penalty,
+        "rounds": rounds,
+        "table": scoring.outcome_table(experiment.scoring_rule, rounds=rounds, penalty=experiment.round_penalty),
+    }
     return view
 
 

@@ -6,6 +6,7 @@ import math
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import scoring
 from .assignment import QuestionInfo, plan_trials
 from .models import Experiment, Trial, Turn, Verdict
 from .protocols import debate
@@ -222,10 +223,15 @@ def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale:
             raise VerdictRefused(str(exc), status=409) from exc
         now = timezone.now()
         opened = trial.opened_at or now
+        experiment = trial.experiment
+        verdict_score = scoring.verdict_score(
+            experiment.scoring_rule, p, chosen == trial.honest_side, rounds=state.completed_rounds,
+            penalty=experiment.round_penalty,
+        )
         try:
             verdict = Verdict.objects.create(
                 trial=trial, judge=judge, chosen=chosen, probability=p, rationale=rationale,
-                seconds_on_page=(now - opened).total_seconds(), active_seconds=active,
+                seconds_on_page=(now - opened).total_seconds(), active_seconds=active, score=verdict_score,
             )
         except IntegrityError:
             raise VerdictRefused("you have already given a verdict on this trial", status=409) from None

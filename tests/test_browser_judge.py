@@ -195,3 +195,15 @@ def test_simultaneous_speeches_appear_only_when_both_are_done(page, live_server,
     Turn.objects.filter(pk=b.pk).update(status="done", text="B done now.", finished_at=timezone.now())
     page.wait_for_function("document.getElementById('transcript').textContent.includes('B done now.')")  # no reload
     assert "A finished first." in page.inner_text("#transcript")
+
+
+def test_the_verdict_form_shows_the_score_under_each_outcome(page, live_server, ready_trial):
+    from judging import scoring
+
+    log_in(page, live_server.url, "judy", "judge-pass-123")
+    page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
+    right, wrong = scoring.outcome_table("log")["0.75"]
+    assert f"you score {right:+.2f}; if it is wrong, {wrong:+.2f}" in page.inner_text("#score-preview")
+    page.fill("#probability", "0.95")
+    right, wrong = scoring.outcome_table("log")["0.95"]
+    assert f"you score {right:+.2f}; if it is wrong, {wrong:+.2f}" in page.inner_text("#score-preview")
