@@ -136,6 +136,10 @@ STALE_CLAIM_SECONDS = envint("DEBATE_STALE_CLAIM_SECONDS", 1800)
 # "auto" = CUDA when the worker process sees a GPU, else CPU.
 GENERATION_DEVICE = envstr("DEBATE_GENERATION_DEVICE", "auto")
 
+# A judge idle (no pointer, key, scroll or touch) for longer than this stops
+# accruing active time until they act again.
+JUDGE_IDLE_SECONDS = envint("DEBATE_JUDGE_IDLE_SECONDS", 60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

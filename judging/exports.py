@@ -33,7 +33,7 @@ TRIAL_COLUMNS = {
     "status": "str", "judge": "str", "verdict": "str", "probability": "float", "correct": "bool",
     "rationale": "str", "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str",
     "model_settings": "json", "mode": "str", "rounds_spoken": "int", "ended_by_judge": "bool", "leanings": "json",
-    "scoring_rule": "str", "score": "float",
+    "scoring_rule": "str", "score": "float", "active_seconds_by_round": "json",
 }
 TURN_COLUMNS = {
     "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "turn_index": "int",
@@ -62,6 +62,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "verdict__chosen", "verdict__probability", "verdict__rationale", "verdict__seconds_on_page",
         "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id", "experiment__mode",
         "ended_by_judge", "leanings", "rounds_spoken", "experiment__scoring_rule", "verdict__score",
+        "verdict__active_seconds_by_round",
     ]
     last_round = (
         Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE).exclude(speaker="judge")
@@ -74,7 +75,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     settings_cache: dict[int, dict] = {}
     for (experiment_id, name, protocol, trial_id, set_name, qid, honest, a_index, b_index, choices, correct_index,
          first, style, rounds, limit, seed, position, status, judge, chosen, probability, rationale, seconds,
-         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken, rule, score) in rows:
+         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken, rule, score, by_round) in rows:
         if model_id not in settings_cache:
             from models_runner.models import ModelConfig
 
@@ -90,7 +91,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(verdict_at),
             "model_settings": settings_cache[model_id], "mode": mode,
             "rounds_spoken": rounds_spoken or 0, "ended_by_judge": ended_by_judge, "leanings": leanings,
-            "scoring_rule": rule, "score": score,
+            "scoring_rule": rule, "score": score, "active_seconds_by_round": by_round,
         }
 
 

@@ -218,7 +218,13 @@ class Verdict(models.Model):
     probability = models.FloatField(help_text="The judge's probability that the chosen answer is correct.")
     rationale = models.TextField()
     seconds_on_page = models.FloatField(help_text="From first opening the trial to submitting (server clock).")
-    active_seconds = models.FloatField(null=True, blank=True, help_text="Time the page was visible (browser clock).")
+    active_seconds = models.FloatField(
+        null=True, blank=True,
+        help_text="Active time (browser clock): tab visible and the judge not idle beyond JUDGE_IDLE_SECONDS.",
+    )
+    active_seconds_by_round = models.JSONField(
+        default=dict, blank=True, help_text="Active seconds while each round was the latest shown {round: seconds}."
+    )
     score = models.FloatField(null=True, blank=True, help_text="Under the experiment's scoring rule, round penalty included.")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,6 +1,7 @@
 """Every write the judging domain makes goes through a function here."""
 from __future__ import annotations
 
+import json
 import math
 
 from django.db import IntegrityError, transaction
@@ -190,7 +191,19 @@ def _parse_probability(raw) -> float:
     return value
 
 
-def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale: str, active_seconds=None) -> Verdict:
+def _parse_active_by_round(raw) -> dict:
+    """Browser-reported timing: kept when well formed, dropped (never refused) when not."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+        return {str(int(k)): round(float(v), 1) for k, v in data.items() if math.isfinite(float(v)) and float(v) >= 0}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
+def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale: str, active_seconds=None,
+                   active_by_round=None) -> Verdict:
     """Record a judge's verdict, or raise VerdictRefused and change nothing."""
     if chosen not in ("A", "B"):
         raise VerdictRefused("choose answer A or answer B")
@@ -232,6 +245,7 @@ def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale:
             verdict = Verdict.objects.create(
                 trial=trial, judge=judge, chosen=chosen, probability=p, rationale=rationale,
                 seconds_on_page=(now - opened).total_seconds(), active_seconds=active, score=verdict_score,
+                active_seconds_by_round=_parse_active_by_round(active_by_round),
             )
         except IntegrityError:
             raise VerdictRefused("you have already given a verdict on this trial", status=409) from None

@@ -2,6 +2,7 @@
 and every page is built from selectors.judge_view_of_trial only."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
@@ -66,6 +67,7 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
             "progress": selectors.judge_progress(request.user),
             "error": error,
             "form": form or {},
+            "idle_seconds": settings.JUDGE_IDLE_SECONDS,
         },
         status=status,
     )
@@ -114,6 +116,7 @@ def submit_verdict(request, trial_id: int):
         services.verdict_submit(
             trial_id=trial_id, judge=request.user, chosen=form["chosen"], probability=form["probability"],
             rationale=form["rationale"], active_seconds=request.POST.get("active_seconds"),
+            active_by_round=request.POST.get("active_by_round"),
         )
     except services.VerdictRefused as refusal:
         if refusal.status == 404:

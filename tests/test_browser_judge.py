@@ -207,3 +207,27 @@ def test_the_verdict_form_shows_the_score_under_each_outcome(page, live_server, 
     page.fill("#probability", "0.95")
     right, wrong = scoring.outcome_table("log")["0.95"]
     assert f"you score {right:+.2f}; if it is wrong, {wrong:+.2f}" in page.inner_text("#score-preview")
+
+
+def test_active_time_excludes_idle_and_hidden_time(page, live_server, ready_trial):
+    page.clock.install()  # the page's timers and clocks run only when the test says
+    log_in(page, live_server.url, "judy", "judge-pass-123")
+    page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
+    for _ in range(20):  # 20 s of reading, moving the mouse now and then
+        page.mouse.move(100 + _, 200)
+        page.clock.run_for(1000)
+    page.clock.run_for(300_000)  # 5 idle minutes: only the first 60 s (the idle threshold) count
+    page.evaluate("""() => { Object.defineProperty(document, 'hidden', {value: true, configurable: true});
+                             document.dispatchEvent(new Event('visibilitychange')); }""")
+    for _ in range(30):  # 30 s with the tab hidden: not counted, activity or not
+        page.mouse.move(300, 300 + _)
+        page.clock.run_for(1000)
+    page.evaluate("""() => { Object.defineProperty(document, 'hidden', {value: false, configurable: true});
+                             document.dispatchEvent(new Event('visibilitychange')); }""")
+    page.check("input[name=chosen][value=A]")
+    page.fill("#rationale", "timed")
+    page.click("text=Submit verdict and go to next")
+    page.wait_for_url("**/judge/")
+    verdict = Verdict.objects.get(trial=ready_trial)
+    assert 78 <= verdict.active_seconds <= 84, verdict.active_seconds  # 20 + 60, give or take a tick
+    assert list(verdict.active_seconds_by_round) == ["2"]  # all rounds were shown from the start
