@@ -31,6 +31,7 @@ class TrialPlan:
     answer_b_index: int
     first_speaker: str
     queue_position: int
+    consultant_side: str = ""  # consultancy only
 
 
 class AssignmentError(ValueError):
@@ -44,7 +45,8 @@ def balanced_sides(n: int, rng: random.Random) -> list[str]:
 
 
 def plan_trials(
-    questions: list[QuestionInfo], judge_ids: list[int], *, num_questions: int, judgments_per_question: int, seed: int
+    questions: list[QuestionInfo], judge_ids: list[int], *, num_questions: int, judgments_per_question: int, seed: int,
+    consultancy: bool = False,
 ) -> list[TrialPlan]:
     if not judge_ids:
         raise AssignmentError("the experiment has no judges")
@@ -70,19 +72,25 @@ def plan_trials(
 
     honest_sides = balanced_sides(len(pairs), rng)
     first_speakers = balanced_sides(len(pairs), rng)
+    # Consultancy: the consultant is honest ("A" in this draw) in half of the trials.
+    consultant_honest = [side == "A" for side in balanced_sides(len(pairs), rng)] if consultancy else [None] * len(pairs)
     positions: dict[int, list[int]] = {}
     for j in judge_ids:
         positions[j] = list(range(load[j]))
         rng.shuffle(positions[j])
 
     plans = []
-    for (question, judge), honest, first in zip(pairs, honest_sides, first_speakers):
+    for (question, judge), honest, first, is_honest in zip(pairs, honest_sides, first_speakers, consultant_honest):
         wrong = rng.choice([i for i in range(question.n_choices) if i != question.correct_index])
         a, b = (question.correct_index, wrong) if honest == "A" else (wrong, question.correct_index)
+        consultant = ""
+        if is_honest is not None:
+            consultant = honest if is_honest else ("B" if honest == "A" else "A")
         plans.append(
             TrialPlan(
                 question_id=question.id, judge_id=judge, honest_side=honest, answer_a_index=a,
-                answer_b_index=b, first_speaker=first, queue_position=positions[judge].pop(),
+                answer_b_index=b, first_speaker=consultant or first, queue_position=positions[judge].pop(),
+                consultant_side=consultant,
             )
         )
     return plans

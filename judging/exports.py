@@ -33,7 +33,8 @@ TRIAL_COLUMNS = {
     "status": "str", "judge": "str", "verdict": "str", "probability": "float", "correct": "bool",
     "rationale": "str", "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str",
     "model_settings": "json", "mode": "str", "rounds_spoken": "int", "ended_by_judge": "bool", "leanings": "json",
-    "scoring_rule": "str", "score": "float", "active_seconds_by_round": "json",
+    "scoring_rule": "str", "score": "float", "active_seconds_by_round": "json", "consultant_side": "str",
+    "condition": "str",
 }
 TURN_COLUMNS = {
     "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "turn_index": "int",
@@ -53,6 +54,13 @@ def _iso(value):
     return value.isoformat() if value is not None else None
 
 
+def trial_condition(protocol: str, honest_side: str, consultant_side: str) -> str:
+    """The experimental condition a trial was in (what analyses split by)."""
+    if protocol == "consultancy":
+        return "honest consultant" if consultant_side == honest_side else "dishonest consultant"
+    return protocol
+
+
 def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
         "experiment_id", "experiment__name", "experiment__protocol", "id", "question__question_set__name",
@@ -62,7 +70,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "verdict__chosen", "verdict__probability", "verdict__rationale", "verdict__seconds_on_page",
         "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id", "experiment__mode",
         "ended_by_judge", "leanings", "rounds_spoken", "experiment__scoring_rule", "verdict__score",
-        "verdict__active_seconds_by_round",
+        "verdict__active_seconds_by_round", "consultant_side",
     ]
     last_round = (
         Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE).exclude(speaker="judge")
@@ -75,7 +83,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     settings_cache: dict[int, dict] = {}
     for (experiment_id, name, protocol, trial_id, set_name, qid, honest, a_index, b_index, choices, correct_index,
          first, style, rounds, limit, seed, position, status, judge, chosen, probability, rationale, seconds,
-         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken, rule, score, by_round) in rows:
+         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken, rule, score, by_round, consultant) in rows:
         if model_id not in settings_cache:
             from models_runner.models import ModelConfig
 
@@ -92,6 +100,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "model_settings": settings_cache[model_id], "mode": mode,
             "rounds_spoken": rounds_spoken or 0, "ended_by_judge": ended_by_judge, "leanings": leanings,
             "scoring_rule": rule, "score": score, "active_seconds_by_round": by_round,
+            "consultant_side": consultant or None, "condition": trial_condition(protocol, honest, consultant),
         }
 
 
@@ -109,7 +118,7 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
          tokens_out, wall, attempts, error, finished, model_settings, addressed_to, first_text_at, delay) in rows:
         if speaker == "judge":
             role = "judge"
-        else:
+        else:  # a debater or consultant is honest when it argues for the correct position
             role = "honest" if speaker == honest else "adversarial"
         yield {
             "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "trial_id": trial_id,

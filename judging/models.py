@@ -6,6 +6,8 @@ from django.db import models
 
 from models_runner.models import ModelConfig
 
+from .protocols.consultancy import BUDGET_MULTIPLIER
+
 
 def new_seed() -> int:
     return random.SystemRandom().randrange(2**31)
@@ -45,6 +47,7 @@ class Question(models.Model):
 class Experiment(models.Model):
     class Protocol(models.TextChoices):
         DEBATE = "debate", "Debate"
+        CONSULTANCY = "consultancy", "Consultancy (one consultant, honest in half of the trials)"
 
     class TurnStyle(models.TextChoices):
         SIMULTANEOUS = "simultaneous", "Simultaneous (debaters do not see each other's speech of the same round)"
@@ -74,7 +77,9 @@ class Experiment(models.Model):
         default=False, help_text="Live: if the judge's leaning changes side, one more round is required before ending."
     )
     turn_style = models.CharField(max_length=20, choices=TurnStyle.choices, default=TurnStyle.SIMULTANEOUS)
-    char_limit = models.PositiveIntegerField(default=750, help_text="Per-turn character limit.")
+    char_limit = models.PositiveIntegerField(
+        default=750, help_text="Per-turn character limit (consultants get twice this, as published)."
+    )
     quote_limit = models.PositiveIntegerField(
         null=True, blank=True, default=250,
         help_text="Characters of new verified quotes a speech may use (blank: no limit). See docs/quotes.md.",
@@ -100,6 +105,17 @@ class Experiment(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def speech_char_limit(self) -> int:
+        """Per-speech character limit; consultants get the published double budget."""
+        return self.char_limit * (BUDGET_MULTIPLIER if self.protocol == self.Protocol.CONSULTANCY else 1)
+
+    @property
+    def speech_quote_limit(self) -> int | None:
+        if self.quote_limit is None:
+            return None
+        return self.quote_limit * (BUDGET_MULTIPLIER if self.protocol == self.Protocol.CONSULTANCY else 1)
 
     def clean(self):
         errors = {}
@@ -141,6 +157,9 @@ class Trial(models.Model):
     answer_a_index = models.PositiveIntegerField(help_text="Index into question.choices shown as answer A.")
     answer_b_index = models.PositiveIntegerField(help_text="Index into question.choices shown as answer B.")
     first_speaker = models.CharField(max_length=1, choices=SIDES, help_text="Who speaks first in sequential rounds.")
+    consultant_side = models.CharField(
+        max_length=1, choices=SIDES, blank=True, help_text="Consultancy: the answer the consultant argues for."
+    )
     queue_position = models.PositiveIntegerField(help_text="Shuffled order in the judge's queue.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.GENERATING)
     opened_at = models.DateTimeField(null=True, blank=True, help_text="When the judge first opened the trial.")

@@ -67,11 +67,12 @@ def judge_visible_speeches(experiment: Experiment, turns, passage: str = "") -> 
     speeches = []
     for t in turns:
         entry = {"speaker": t.speaker, "round": t.round, "in_progress": False}
+        consultancy = experiment.protocol == Experiment.Protocol.CONSULTANCY
         if t.speaker == debate.JUDGE:
-            to = " and ".join(f"Debater {d}" for d in t.addressed_to)
+            to = "the consultant" if consultancy else " and ".join(f"Debater {d}" for d in t.addressed_to)
             speeches.append(entry | {"label": f"You asked {to}", "text": t.text})
             continue
-        label = f"Debater {t.speaker}"
+        label = f"Consultant (for answer {t.speaker})" if consultancy else f"Debater {t.speaker}"
         if t.status == Turn.Status.DONE and (
             not simultaneous or all(x.status == Turn.Status.DONE for x in rounds[t.round])
         ):
@@ -83,7 +84,7 @@ def judge_visible_speeches(experiment: Experiment, turns, passage: str = "") -> 
         if speech["speaker"] == debate.JUDGE:
             segments = [quotes.Segment(quotes.TEXT, speech["text"])]
         else:
-            segments = quotes.check_speech(speech["text"], passage, budget=experiment.quote_limit,
+            segments = quotes.check_speech(speech["text"], passage, budget=experiment.speech_quote_limit,
                                            already_quoted=already_quoted)
         speech["segments"] = [{"kind": seg.kind, "text": seg.text} for seg in segments]
     return speeches
@@ -148,11 +149,13 @@ def judge_view_of_trial(trial: Trial) -> dict:
         "question": trial.question.text,
         "answers": {"A": trial.answer_text("A"), "B": trial.answer_text("B")},
         "rounds": experiment.rounds,
-        "char_limit": experiment.char_limit,
+        "char_limit": experiment.speech_char_limit,
         "simultaneous": experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS,
         "transcript": judge_visible_speeches(experiment, turns, trial.question.passage),
         "judged": trial.status == Trial.Status.JUDGED,
         "live": live,
+        "protocol": experiment.protocol,
+        "consultant_side": trial.consultant_side,
     }
     if live:
         view["state"] = judge_live_state(trial, turns)

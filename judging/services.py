@@ -11,6 +11,7 @@ from . import scoring
 from .assignment import QuestionInfo, plan_trials
 from .models import Experiment, Trial, Turn, Verdict
 from .protocols import debate
+from .protocols.consultancy import consultancy_rules
 
 
 class LaunchError(ValueError):
@@ -27,6 +28,12 @@ class VerdictRefused(ValueError):
 
 def debate_rules(experiment: Experiment, trial: Trial) -> debate.DebateRules:
     live = experiment.mode == Experiment.Mode.LIVE
+    if experiment.protocol == Experiment.Protocol.CONSULTANCY:
+        return consultancy_rules(
+            rounds=experiment.rounds, consultant_side=trial.consultant_side,
+            min_rounds=experiment.min_rounds if live else None,
+            extra_round_after_flip=live and experiment.extra_round_after_flip,
+        )
     return debate.DebateRules(
         rounds=experiment.rounds, turn_style=experiment.turn_style, first_speaker=trial.first_speaker,
         min_rounds=experiment.min_rounds if live else None,
@@ -51,9 +58,9 @@ def debate_state(trial: Trial) -> debate.DebateState:
 
 
 def _round_speakers(experiment: Experiment, trial: Trial) -> tuple[str, ...]:
-    """Debaters of one round in transcript order."""
+    """Speakers of one round in transcript order."""
     rules = debate_rules(experiment, trial)
-    return rules.speaking_order if rules.turn_style == debate.SEQUENTIAL else debate.DEBATERS
+    return rules.speaking_order if rules.turn_style == debate.SEQUENTIAL else rules.speakers
 
 
 def _create_round_turns(experiment: Experiment, trial: Trial, round_number: int, first_index: int) -> None:
@@ -84,6 +91,7 @@ def experiment_launch(*, experiment: Experiment) -> int:
             plans = plan_trials(
                 questions, judge_ids, num_questions=experiment.num_questions,
                 judgments_per_question=experiment.judgments_per_question, seed=experiment.seed,
+                consultancy=experiment.protocol == Experiment.Protocol.CONSULTANCY,
             )
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
@@ -93,13 +101,14 @@ def experiment_launch(*, experiment: Experiment) -> int:
                 experiment=experiment, question_id=plan.question_id, judge_id=plan.judge_id,
                 honest_side=plan.honest_side, answer_a_index=plan.answer_a_index,
                 answer_b_index=plan.answer_b_index, first_speaker=plan.first_speaker,
-                queue_position=plan.queue_position,
+                queue_position=plan.queue_position, consultant_side=plan.consultant_side,
                 # A live trial is judgeable at once: its rounds are generated while the judge watches.
                 status=Trial.Status.READY if live else Trial.Status.GENERATING,
             )
             if not live:
+                per_round = len(_round_speakers(experiment, trial))
                 for r in range(1, experiment.rounds + 1):
-                    _create_round_turns(experiment, trial, r, first_index=(r - 1) * 2)
+                    _create_round_turns(experiment, trial, r, first_index=(r - 1) * per_round)
         experiment.status = Experiment.Status.LAUNCHED
         experiment.launched_at = timezone.now()
         experiment.save(update_fields=["status", "launched_at"])
@@ -152,6 +161,8 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
         next_index = max((t.index for t in turns), default=-1) + 1
         try:
             if action == "ask":
+                if experiment.protocol == Experiment.Protocol.CONSULTANCY:
+                    addressed_to = state.rules.speakers  # there is only the consultant to ask
                 text = (text or "").strip()
                 if len(text) > 1000:
                     raise debate.IllegalMove("a question is limited to 1000 characters")

@@ -84,13 +84,16 @@ def _request_for(turn: Turn) -> GenerationRequest:
     state = debate.replay(debate_rules(experiment, trial), transcript_speeches(done))
     me = turn.speaker
     other = "B" if me == "A" else "A"
+    consultant = experiment.protocol == Experiment.Protocol.CONSULTANCY
     messages = build_debater_messages(
-        system_prompt=config.system_prompt, template=config.prompt_template, me=me,
+        system_prompt=config.consultant_system_prompt if consultant else config.system_prompt,
+        template=config.consultant_prompt_template if consultant else config.prompt_template, me=me,
+        consultant=consultant,
         question=trial.question.text, my_answer=trial.answer_text(me), opponent_answer=trial.answer_text(other),
         passage=trial.question.passage, visible_speeches=state.visible_to(me), round_number=turn.round,
-        rounds=experiment.rounds, char_limit=experiment.char_limit,
+        rounds=experiment.rounds, char_limit=experiment.speech_char_limit,
     )
-    max_tokens = min(config.max_new_tokens, max(16, experiment.char_limit // CHARS_PER_TOKEN))
+    max_tokens = min(config.max_new_tokens, max(16, experiment.speech_char_limit // CHARS_PER_TOKEN))
     return GenerationRequest(
         messages=messages, max_new_tokens=max_tokens, temperature=config.temperature, top_p=config.top_p,
         seed=(experiment.seed * 1000003 + trial.pk * 101 + turn.index) % (2**31),
@@ -137,7 +140,7 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
             }
             written += Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(
                 status=Turn.Status.DONE, prompt=result.prompt_text,
-                text=clip_to_limit(result.text, turn.trial.experiment.char_limit) or "(no argument)",
+                text=clip_to_limit(result.text, turn.trial.experiment.speech_char_limit) or "(no argument)",
                 tokens_in=result.tokens_in, tokens_out=result.tokens_out, wall_seconds=result.seconds,
                 model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
             )
@@ -157,7 +160,7 @@ def _live_progress_writer(group: list[Turn], token: str):
         if index not in live:
             return
         turn = group[index]
-        clipped = clip_to_limit(text, turn.trial.experiment.char_limit)
+        clipped = clip_to_limit(text, turn.trial.experiment.speech_char_limit)
         fields = {"partial_text": clipped}
         if index not in started:
             started.add(index)

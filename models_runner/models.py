@@ -1,7 +1,10 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from .prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, TemplateError, check_template
+from .prompts import (
+    DEFAULT_CONSULTANT_SYSTEM_PROMPT, DEFAULT_CONSULTANT_TEMPLATE, DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT,
+    TemplateError, check_template,
+)
 
 
 class ModelConfig(models.Model):
@@ -28,6 +31,10 @@ class ModelConfig(models.Model):
         help_text="Placeholders: {name} {opponent_name} {question} {my_answer} {opponent_answer} "
         "{passage} {transcript} {round} {rounds} {char_limit}",
     )
+    consultant_system_prompt = models.TextField(blank=True, default=DEFAULT_CONSULTANT_SYSTEM_PROMPT)
+    consultant_prompt_template = models.TextField(
+        default=DEFAULT_CONSULTANT_TEMPLATE, help_text="Used in consultancy trials; same placeholders."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -39,7 +46,7 @@ class ModelConfig(models.Model):
 
     def clean(self):
         errors = {}
-        for field in ("system_prompt", "prompt_template"):
+        for field in ("system_prompt", "prompt_template", "consultant_system_prompt", "consultant_prompt_template"):
             try:
                 check_template(getattr(self, field))
             except TemplateError as exc:

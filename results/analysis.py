@@ -58,7 +58,12 @@ def grouped_accuracy(rows, key) -> dict:
 
 
 def accuracy_by_protocol(rows) -> dict:
-    return grouped_accuracy(rows, lambda r: r["protocol"])
+    """Accuracy per protocol and condition (e.g. 'consultancy: dishonest consultant')."""
+    def group(r):
+        condition = r.get("condition") or r["protocol"]
+        return r["protocol"] if condition == r["protocol"] else f"{r['protocol']}: {condition}"
+
+    return grouped_accuracy(rows, group)
 
 
 def honest_win_rate_by_position(rows) -> dict:

@@ -45,21 +45,25 @@ class DebateRules:
     first_speaker: str = "A"  # only matters for sequential rounds
     min_rounds: int | None = None  # earliest round after which the judge may end; default: all rounds
     extra_round_after_flip: bool = False  # a flipped leaning requires one more round before ending
+    # Who speaks each round: both debaters, or one (a consultant defending that answer; see consultancy.py).
+    speakers: tuple[str, ...] = DEBATERS
 
     def __post_init__(self):
         if self.rounds < 1:
             raise ValueError("a debate needs at least one round")
         if self.turn_style not in (SIMULTANEOUS, SEQUENTIAL):
             raise ValueError(f"unknown turn style {self.turn_style!r}")
-        if self.first_speaker not in DEBATERS:
-            raise ValueError(f"first speaker must be one of {DEBATERS}")
+        if not self.speakers or any(s not in DEBATERS for s in self.speakers) or len(set(self.speakers)) != len(self.speakers):
+            raise ValueError(f"speakers must be distinct, from {DEBATERS}")
+        if self.first_speaker not in self.speakers:
+            raise ValueError(f"first speaker must be one of {self.speakers}")
         if self.min_rounds is not None and not 1 <= self.min_rounds <= self.rounds:
             raise ValueError("min_rounds must be between 1 and rounds")
 
     @property
-    def speaking_order(self) -> tuple[str, str]:
+    def speaking_order(self) -> tuple[str, ...]:
         first = self.first_speaker
-        return (first, "B" if first == "A" else "A")
+        return (first,) + tuple(s for s in self.speakers if s != first)
 
     @property
     def earliest_end(self) -> int:
@@ -97,7 +101,7 @@ class DebateState:
     def completed_rounds(self) -> int:
         done = 0
         for r in range(1, self.rules.rounds + 1):
-            if len(self.speeches_in_round(r)) == 2:
+            if len(self.speeches_in_round(r)) == len(self.rules.speakers):
                 done = r
             else:
                 break
@@ -122,7 +126,7 @@ class DebateState:
             return ()
         spoken = {s.speaker for s in self.speeches_in_round(self.current_round)}
         if self.rules.turn_style == SIMULTANEOUS:
-            return tuple(d for d in DEBATERS if d not in spoken)
+            return tuple(d for d in self.rules.speakers if d not in spoken)
         for speaker in self.rules.speaking_order:
             if speaker not in spoken:
                 return (speaker,)
@@ -163,8 +167,8 @@ class DebateState:
 
     # ----- moves -------------------------------------------------------------
     def apply_speech(self, speaker: str, text: str) -> "DebateState":
-        if speaker not in DEBATERS:
-            raise IllegalMove(f"unknown debater {speaker!r}")
+        if speaker not in self.rules.speakers:
+            raise IllegalMove(f"{speaker!r} does not speak in this trial")
         if self.phase != DEBATING:
             raise IllegalMove(f"debater {speaker} cannot speak: the debate is {self.phase.replace('_', ' ')}")
         if speaker not in self.next_speakers():
@@ -172,15 +176,17 @@ class DebateState:
         speech = Speech(speaker=speaker, round=self.current_round, text=text)
         return replace(self, transcript=self.transcript + (speech,))
 
-    def apply_judge_question(self, text: str, addressed_to: tuple[str, ...] = DEBATERS) -> "DebateState":
+    def apply_judge_question(self, text: str, addressed_to: tuple[str, ...] | None = None) -> "DebateState":
+        addressed_to = self.rules.speakers if addressed_to is None else addressed_to
         if self.phase != DEBATING:
             raise IllegalMove(f"the judge cannot ask a question: the debate is {self.phase.replace('_', ' ')}")
         if not self.between_rounds():
             raise IllegalMove("the judge can ask a question only between rounds")
         if not text.strip():
             raise IllegalMove("the question is empty")
-        if not addressed_to or any(d not in DEBATERS for d in addressed_to):
-            raise IllegalMove("a question must be addressed to debater A, B or both")
+        if not addressed_to or any(d not in self.rules.speakers for d in addressed_to):
+            names = " or ".join(self.rules.speakers)
+            raise IllegalMove(f"a question must be addressed to {names}" + (" or both" if len(self.rules.speakers) > 1 else ""))
         speech = Speech(speaker=JUDGE, round=self.completed_rounds, text=text, addressed_to=tuple(addressed_to))
         return replace(self, transcript=self.transcript + (speech,))
 
