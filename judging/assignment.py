@@ -31,7 +31,8 @@ class TrialPlan:
     answer_b_index: int
     first_speaker: str
     queue_position: int
-    consultant_side: str = ""  # consultancy only
+    consultant_side: str = ""  # consultancy: the consultant's answer; sandwiching: the assistant's
+    condition: str = ""
 
 
 class AssignmentError(ValueError):
@@ -44,9 +45,25 @@ def balanced_sides(n: int, rng: random.Random) -> list[str]:
     return sides
 
 
+def latin_square_conditions(pairs: list[tuple[object, int]], judge_ids: list[int], conditions: list[str]) -> list[str]:
+    """One condition per (question, judge) pair, balanced per judge.
+
+    Judge number j's k-th trial gets conditions[(j + k) % n]: every judge sees each
+    condition equally often (within one), and judges start at different
+    conditions, so the rows of judges form a Latin square over conditions.
+    """
+    offset = {judge: j for j, judge in enumerate(judge_ids)}
+    seen: dict[int, int] = {judge: 0 for judge in judge_ids}
+    out = []
+    for _, judge in pairs:
+        out.append(conditions[(offset[judge] + seen[judge]) % len(conditions)])
+        seen[judge] += 1
+    return out
+
+
 def plan_trials(
     questions: list[QuestionInfo], judge_ids: list[int], *, num_questions: int, judgments_per_question: int, seed: int,
-    consultancy: bool = False,
+    protocol: str = "debate", conditions: list[str] | None = None,
 ) -> list[TrialPlan]:
     if not judge_ids:
         raise AssignmentError("the experiment has no judges")
@@ -72,15 +89,25 @@ def plan_trials(
 
     honest_sides = balanced_sides(len(pairs), rng)
     first_speakers = balanced_sides(len(pairs), rng)
-    # Consultancy: the consultant is honest ("A" in this draw) in half of the trials.
-    consultant_honest = [side == "A" for side in balanced_sides(len(pairs), rng)] if consultancy else [None] * len(pairs)
+    if protocol == "sandwich":
+        trial_conditions = latin_square_conditions(pairs, judge_ids, list(conditions or []))
+        speaker_honest = [None if c == "naive" else c == "assisted-honest" for c in trial_conditions]
+    elif protocol == "consultancy":
+        # The consultant is honest ("A" in this balanced draw) in exactly half of the trials.
+        speaker_honest = [side == "A" for side in balanced_sides(len(pairs), rng)]
+        trial_conditions = ["honest consultant" if h else "dishonest consultant" for h in speaker_honest]
+    else:
+        speaker_honest = [None] * len(pairs)
+        trial_conditions = [protocol] * len(pairs)
     positions: dict[int, list[int]] = {}
     for j in judge_ids:
         positions[j] = list(range(load[j]))
         rng.shuffle(positions[j])
 
     plans = []
-    for (question, judge), honest, first, is_honest in zip(pairs, honest_sides, first_speakers, consultant_honest):
+    for (question, judge), honest, first, is_honest, condition in zip(
+        pairs, honest_sides, first_speakers, speaker_honest, trial_conditions
+    ):
         wrong = rng.choice([i for i in range(question.n_choices) if i != question.correct_index])
         a, b = (question.correct_index, wrong) if honest == "A" else (wrong, question.correct_index)
         consultant = ""
@@ -90,7 +117,7 @@ def plan_trials(
             TrialPlan(
                 question_id=question.id, judge_id=judge, honest_side=honest, answer_a_index=a,
                 answer_b_index=b, first_speaker=consultant or first, queue_position=positions[judge].pop(),
-                consultant_side=consultant,
+                consultant_side=consultant, condition=condition,
             )
         )
     return plans

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 from django.db.models import OuterRef, Subquery
 
-from .models import Trial, Turn, Verdict
+from .models import ModelAnswer, Trial, Turn, Verdict
 
 SCHEMA_VERSION = 1
 CHUNK = 5000
@@ -54,13 +54,6 @@ def _iso(value):
     return value.isoformat() if value is not None else None
 
 
-def trial_condition(protocol: str, honest_side: str, consultant_side: str) -> str:
-    """The experimental condition a trial was in (what analyses split by)."""
-    if protocol == "consultancy":
-        return "honest consultant" if consultant_side == honest_side else "dishonest consultant"
-    return protocol
-
-
 def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
         "experiment_id", "experiment__name", "experiment__protocol", "id", "question__question_set__name",
@@ -70,7 +63,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "verdict__chosen", "verdict__probability", "verdict__rationale", "verdict__seconds_on_page",
         "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id", "experiment__mode",
         "ended_by_judge", "leanings", "rounds_spoken", "experiment__scoring_rule", "verdict__score",
-        "verdict__active_seconds_by_round", "consultant_side",
+        "verdict__active_seconds_by_round", "consultant_side", "condition",
     ]
     last_round = (
         Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE).exclude(speaker="judge")
@@ -83,7 +76,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     settings_cache: dict[int, dict] = {}
     for (experiment_id, name, protocol, trial_id, set_name, qid, honest, a_index, b_index, choices, correct_index,
          first, style, rounds, limit, seed, position, status, judge, chosen, probability, rationale, seconds,
-         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken, rule, score, by_round, consultant) in rows:
+         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken, rule, score, by_round, consultant, condition) in rows:
         if model_id not in settings_cache:
             from models_runner.models import ModelConfig
 
@@ -100,7 +93,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "model_settings": settings_cache[model_id], "mode": mode,
             "rounds_spoken": rounds_spoken or 0, "ended_by_judge": ended_by_judge, "leanings": leanings,
             "scoring_rule": rule, "score": score, "active_seconds_by_round": by_round,
-            "consultant_side": consultant or None, "condition": trial_condition(protocol, honest, consultant),
+            "consultant_side": consultant or None, "condition": condition,
         }
 
 
@@ -149,10 +142,35 @@ def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         }
 
 
+MODEL_ANSWER_COLUMNS = {
+    "schema_version": "int", "experiment_id": "int", "question_id": "str", "answer_a_index": "int",
+    "answer_b_index": "int", "honest_side": "str", "probability_a": "float", "verdict": "str", "correct": "bool",
+    "model_settings": "json",
+}
+
+
+def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
+    """The model-alone baseline of sandwiching experiments: one row per question."""
+    fields = ["experiment_id", "question__external_id", "answer_a_index", "answer_b_index", "honest_side",
+              "probability_a", "model_settings"]
+    rows = (
+        ModelAnswer.objects.filter(experiment_id__in=list(experiment_ids)).order_by("experiment_id", "question_id")
+        .values_list(*fields).iterator(chunk_size=CHUNK)
+    )
+    for experiment_id, qid, a_index, b_index, honest, p_a, model_settings in rows:
+        chosen = "A" if p_a >= 0.5 else "B"
+        yield {
+            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "question_id": qid,
+            "answer_a_index": a_index, "answer_b_index": b_index, "honest_side": honest, "probability_a": p_a,
+            "verdict": chosen, "correct": chosen == honest, "model_settings": model_settings,
+        }
+
+
 TABLES = {
     "trials": (trial_rows, TRIAL_COLUMNS),
     "turns": (turn_rows, TURN_COLUMNS),
     "verdicts": (verdict_rows, VERDICT_COLUMNS),
+    "model_answers": (model_answer_rows, MODEL_ANSWER_COLUMNS),
 }
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 

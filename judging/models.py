@@ -6,11 +6,16 @@ from django.db import models
 
 from models_runner.models import ModelConfig
 
+from .protocols import sandwich
 from .protocols.consultancy import BUDGET_MULTIPLIER
 
 
 def new_seed() -> int:
     return random.SystemRandom().randrange(2**31)
+
+
+def default_sandwich_conditions() -> list[str]:
+    return list(sandwich.CONDITIONS)
 
 
 class QuestionSet(models.Model):
@@ -48,6 +53,7 @@ class Experiment(models.Model):
     class Protocol(models.TextChoices):
         DEBATE = "debate", "Debate"
         CONSULTANCY = "consultancy", "Consultancy (one consultant, honest in half of the trials)"
+        SANDWICH = "sandwich", "Sandwiching (judge alone, or with an honest or a misleading assistant; live)"
 
     class TurnStyle(models.TextChoices):
         SIMULTANEOUS = "simultaneous", "Simultaneous (debaters do not see each other's speech of the same round)"
@@ -69,6 +75,10 @@ class Experiment(models.Model):
         default=1, help_text="Each question is judged by this many different judges (one trial each)."
     )
     mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.PREGENERATED)
+    sandwich_conditions = models.JSONField(
+        default=default_sandwich_conditions, blank=True,
+        help_text="Sandwiching: conditions to balance per judge, from naive, assisted-honest, assisted-misleading.",
+    )
     rounds = models.PositiveIntegerField(default=2, help_text="Maximum rounds (all of them when pre-generated).")
     min_rounds = models.PositiveIntegerField(
         null=True, blank=True, help_text="Live: the judge may end after this many rounds (blank: all rounds)."
@@ -127,6 +137,12 @@ class Experiment(models.Model):
             errors["char_limit"] = "at least 50 characters"
         if self.judgments_per_question is not None and self.judgments_per_question < 1:
             errors["judgments_per_question"] = "at least one"
+        if self.protocol == self.Protocol.SANDWICH:
+            if self.mode != self.Mode.LIVE:
+                errors["mode"] = "sandwiching trials are live (the judge talks to the assistant): choose live"
+            conditions = self.sandwich_conditions or []
+            if not conditions or any(c not in sandwich.CONDITIONS for c in conditions) or len(set(conditions)) != len(conditions):
+                errors["sandwich_conditions"] = f"a non-empty list of distinct conditions from {list(sandwich.CONDITIONS)}"
         if self.round_penalty is not None and self.round_penalty < 0:
             errors["round_penalty"] = "0 or more"
         if self.min_rounds is not None and self.rounds is not None and not 1 <= self.min_rounds <= self.rounds:
@@ -158,7 +174,13 @@ class Trial(models.Model):
     answer_b_index = models.PositiveIntegerField(help_text="Index into question.choices shown as answer B.")
     first_speaker = models.CharField(max_length=1, choices=SIDES, help_text="Who speaks first in sequential rounds.")
     consultant_side = models.CharField(
-        max_length=1, choices=SIDES, blank=True, help_text="Consultancy: the answer the consultant argues for."
+        max_length=1, choices=SIDES, blank=True,
+        help_text="Consultancy: the answer the consultant argues for. Sandwiching: the answer the assistant is "
+        "steered toward (misleading) or the correct one (honest).",
+    )
+    condition = models.CharField(
+        max_length=40, blank=True,
+        help_text="debate; honest/dishonest consultant; naive, assisted-honest or assisted-misleading.",
     )
     queue_position = models.PositiveIntegerField(help_text="Shuffled order in the judge's queue.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.GENERATING)
@@ -257,3 +279,27 @@ class Verdict(models.Model):
     @property
     def correct(self) -> bool:
         return self.chosen == self.trial.honest_side
+
+
+class ModelAnswer(models.Model):
+    """The model-alone baseline: the model's own answer to a question, with no judge."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="model_answers")
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="model_answers")
+    answer_a_index = models.PositiveIntegerField()
+    answer_b_index = models.PositiveIntegerField()
+    honest_side = models.CharField(max_length=1, choices=Trial.SIDES, help_text="Where the correct answer was.")
+    probability_a = models.FloatField(help_text="From the log-probabilities of the labels A and B.")
+    model_settings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "question"], name="one_model_answer_per_question")]
+
+    @property
+    def chosen(self) -> str:
+        return "A" if self.probability_a >= 0.5 else "B"
+
+    @property
+    def correct(self) -> bool:
+        return self.chosen == self.honest_side

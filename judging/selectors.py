@@ -54,6 +54,23 @@ def round_visible_at(round_turns: list[Turn], simultaneous: bool):
     return first.first_text_at or (first.finished_at if first.status == Turn.Status.DONE else None)
 
 
+def _speaker_label(experiment: Experiment, side: str) -> str:
+    """How the judge sees a speaker: never the assistant's side, which would reveal its condition."""
+    if experiment.protocol == Experiment.Protocol.SANDWICH:
+        return "Assistant"
+    if experiment.protocol == Experiment.Protocol.CONSULTANCY:
+        return f"Consultant (for answer {side})"
+    return f"Debater {side}"
+
+
+def _addressee(experiment: Experiment, sides) -> str:
+    if experiment.protocol == Experiment.Protocol.SANDWICH:
+        return "the assistant"
+    if experiment.protocol == Experiment.Protocol.CONSULTANCY:
+        return "the consultant"
+    return " and ".join(f"Debater {d}" for d in sides)
+
+
 def judge_visible_speeches(experiment: Experiment, turns, passage: str = "") -> list[dict]:
     """The transcript as the judge may see it now, including text still being written.
 
@@ -67,12 +84,12 @@ def judge_visible_speeches(experiment: Experiment, turns, passage: str = "") -> 
     speeches = []
     for t in turns:
         entry = {"speaker": t.speaker, "round": t.round, "in_progress": False}
-        consultancy = experiment.protocol == Experiment.Protocol.CONSULTANCY
         if t.speaker == debate.JUDGE:
-            to = "the consultant" if consultancy else " and ".join(f"Debater {d}" for d in t.addressed_to)
-            speeches.append(entry | {"label": f"You asked {to}", "text": t.text})
+            speeches.append(entry | {"label": f"You asked {_addressee(experiment, t.addressed_to)}", "text": t.text})
             continue
-        label = f"Consultant (for answer {t.speaker})" if consultancy else f"Debater {t.speaker}"
+        label = _speaker_label(experiment, t.speaker)
+        if experiment.protocol == Experiment.Protocol.SANDWICH:
+            entry["speaker"] = "assistant"  # its internal side would reveal the condition
         if t.status == Turn.Status.DONE and (
             not simultaneous or all(x.status == Turn.Status.DONE for x in rounds[t.round])
         ):
@@ -155,7 +172,10 @@ def judge_view_of_trial(trial: Trial) -> dict:
         "judged": trial.status == Trial.Status.JUDGED,
         "live": live,
         "protocol": experiment.protocol,
-        "consultant_side": trial.consultant_side,
+        # What the judge is told: the consultant's answer, and whether an assistant is present
+        # (never whether it is honest).
+        "consultant_side": trial.consultant_side if experiment.protocol == Experiment.Protocol.CONSULTANCY else "",
+        "assisted": experiment.protocol == Experiment.Protocol.SANDWICH and trial.condition != "naive",
     }
     if live:
         view["state"] = judge_live_state(trial, turns)

@@ -12,6 +12,7 @@ from .assignment import QuestionInfo, plan_trials
 from .models import Experiment, Trial, Turn, Verdict
 from .protocols import debate
 from .protocols.consultancy import consultancy_rules
+from .protocols.sandwich import sandwich_rules
 
 
 class LaunchError(ValueError):
@@ -28,6 +29,9 @@ class VerdictRefused(ValueError):
 
 def debate_rules(experiment: Experiment, trial: Trial) -> debate.DebateRules:
     live = experiment.mode == Experiment.Mode.LIVE
+    if experiment.protocol == Experiment.Protocol.SANDWICH:
+        return sandwich_rules(condition=trial.condition, rounds=experiment.rounds,
+                              assistant_side=trial.consultant_side or "A", min_rounds=experiment.min_rounds)
     if experiment.protocol == Experiment.Protocol.CONSULTANCY:
         return consultancy_rules(
             rounds=experiment.rounds, consultant_side=trial.consultant_side,
@@ -82,6 +86,8 @@ def experiment_launch(*, experiment: Experiment) -> int:
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if experiment.status != Experiment.Status.DRAFT:
             raise LaunchError(f"experiment {experiment.name!r} has already been launched")
+        if experiment.protocol == Experiment.Protocol.SANDWICH and experiment.mode != Experiment.Mode.LIVE:
+            raise LaunchError("sandwiching trials are live (the judge talks to the assistant): set mode to live")
         questions = [
             QuestionInfo(id=q.id, n_choices=len(q.choices), correct_index=q.correct_index)
             for q in experiment.question_set.questions.all()
@@ -91,7 +97,7 @@ def experiment_launch(*, experiment: Experiment) -> int:
             plans = plan_trials(
                 questions, judge_ids, num_questions=experiment.num_questions,
                 judgments_per_question=experiment.judgments_per_question, seed=experiment.seed,
-                consultancy=experiment.protocol == Experiment.Protocol.CONSULTANCY,
+                protocol=experiment.protocol, conditions=experiment.sandwich_conditions,
             )
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
@@ -101,7 +107,7 @@ def experiment_launch(*, experiment: Experiment) -> int:
                 experiment=experiment, question_id=plan.question_id, judge_id=plan.judge_id,
                 honest_side=plan.honest_side, answer_a_index=plan.answer_a_index,
                 answer_b_index=plan.answer_b_index, first_speaker=plan.first_speaker,
-                queue_position=plan.queue_position, consultant_side=plan.consultant_side,
+                queue_position=plan.queue_position, consultant_side=plan.consultant_side, condition=plan.condition,
                 # A live trial is judgeable at once: its rounds are generated while the judge watches.
                 status=Trial.Status.READY if live else Trial.Status.GENERATING,
             )
@@ -114,6 +120,10 @@ def experiment_launch(*, experiment: Experiment) -> int:
         experiment.save(update_fields=["status", "launched_at"])
         if not live:
             transaction.on_commit(lambda: enqueue_generation(experiment.pk))
+        if experiment.protocol == Experiment.Protocol.SANDWICH:
+            from models_runner.tasks import enqueue_model_alone
+
+            transaction.on_commit(lambda: enqueue_model_alone(experiment.pk))
     return len(plans)
 
 
@@ -124,7 +134,8 @@ def trial_open(*, trial: Trial) -> None:
     if trial.opened_at is None:
         Trial.objects.filter(pk=trial.pk, opened_at__isnull=True).update(opened_at=timezone.now())
         trial.refresh_from_db(fields=["opened_at"])
-    if trial.experiment.mode == Experiment.Mode.LIVE and not trial.turns.exists():
+    rules = debate_rules(trial.experiment, trial)
+    if trial.experiment.mode == Experiment.Mode.LIVE and rules.rounds > 0 and not trial.turns.exists():
         with transaction.atomic():
             locked = Trial.objects.select_for_update().get(pk=trial.pk)
             if not locked.turns.exists():  # not started by a concurrent request
@@ -161,8 +172,8 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
         next_index = max((t.index for t in turns), default=-1) + 1
         try:
             if action == "ask":
-                if experiment.protocol == Experiment.Protocol.CONSULTANCY:
-                    addressed_to = state.rules.speakers  # there is only the consultant to ask
+                if experiment.protocol != Experiment.Protocol.DEBATE:
+                    addressed_to = state.rules.speakers  # there is only the consultant or assistant to ask
                 text = (text or "").strip()
                 if len(text) > 1000:
                     raise debate.IllegalMove("a question is limited to 1000 characters")

@@ -19,13 +19,14 @@ from django.db import transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
-from judging.models import Experiment, Trial, Turn
+from judging.models import Experiment, ModelAnswer, Trial, Turn
+from judging.protocols import sandwich
 from judging.selectors import record_response_delays
 from judging.protocols import debate
 from judging.services import debate_rules, transcript_speeches
 
 from .backends import GenerationRequest, get_backend
-from .prompts import build_debater_messages, clip_to_limit
+from .prompts import build_assistant_messages, build_debater_messages, build_model_alone_messages, clip_to_limit
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,22 @@ def _request_for(turn: Turn) -> GenerationRequest:
     me = turn.speaker
     other = "B" if me == "A" else "A"
     consultant = experiment.protocol == Experiment.Protocol.CONSULTANCY
-    messages = build_debater_messages(
-        system_prompt=config.consultant_system_prompt if consultant else config.system_prompt,
-        template=config.consultant_prompt_template if consultant else config.prompt_template, me=me,
-        consultant=consultant,
-        question=trial.question.text, my_answer=trial.answer_text(me), opponent_answer=trial.answer_text(other),
-        passage=trial.question.passage, visible_speeches=state.visible_to(me), round_number=turn.round,
-        rounds=experiment.rounds, char_limit=experiment.speech_char_limit,
-    )
+    if experiment.protocol == Experiment.Protocol.SANDWICH:
+        messages = build_assistant_messages(
+            misleading=trial.condition == sandwich.MISLEADING, question=trial.question.text,
+            answer_a=trial.answer_text("A"), answer_b=trial.answer_text("B"), target_answer=trial.answer_text(me),
+            passage=trial.question.passage, visible_speeches=state.visible_to(me),
+            char_limit=experiment.speech_char_limit,
+        )
+    else:
+        messages = build_debater_messages(
+            system_prompt=config.consultant_system_prompt if consultant else config.system_prompt,
+            template=config.consultant_prompt_template if consultant else config.prompt_template, me=me,
+            consultant=consultant,
+            question=trial.question.text, my_answer=trial.answer_text(me), opponent_answer=trial.answer_text(other),
+            passage=trial.question.passage, visible_speeches=state.visible_to(me), round_number=turn.round,
+            rounds=experiment.rounds, char_limit=experiment.speech_char_limit,
+        )
     max_tokens = min(config.max_new_tokens, max(16, experiment.speech_char_limit // CHARS_PER_TOKEN))
     return GenerationRequest(
         messages=messages, max_new_tokens=max_tokens, temperature=config.temperature, top_p=config.top_p,
@@ -206,3 +215,28 @@ def retry_failed_turns(experiment_id: int) -> int:
 def pending_turn_count(experiment_id: int | None = None) -> int:
     trials = trials_with_pending_turns(experiment_id)
     return Turn.objects.filter(status=Turn.Status.PENDING, trial__in=trials).count()
+
+
+def score_model_alone(experiment_id: int) -> int:
+    """The model-alone baseline: for each question of the experiment, the model's own probability
+    for answer A versus B (same layout as the question's first trial). Idempotent."""
+    experiment = Experiment.objects.select_related("debater_model").get(pk=experiment_id)
+    config = experiment.debater_model
+    backend = get_backend(config.backend, config.model_name)
+    done = set(ModelAnswer.objects.filter(experiment=experiment).values_list("question_id", flat=True))
+    created = 0
+    for trial in experiment.trials.select_related("question").order_by("question_id", "id"):
+        if trial.question_id in done:
+            continue
+        done.add(trial.question_id)
+        messages = build_model_alone_messages(question=trial.question.text, answer_a=trial.answer_text("A"),
+                                              answer_b=trial.answer_text("B"), passage=trial.question.passage)
+        p_a, _ = backend.choice_probabilities(messages, ["A", "B"])
+        _, new = ModelAnswer.objects.get_or_create(
+            experiment=experiment, question=trial.question,
+            defaults={"answer_a_index": trial.answer_a_index, "answer_b_index": trial.answer_b_index,
+                      "honest_side": trial.honest_side, "probability_a": p_a,
+                      "model_settings": config.settings_snapshot() | {"device": backend.device_name}},
+        )
+        created += new
+    return created

@@ -53,3 +53,18 @@ def reconcile_generation(stale_seconds: int | None = None) -> int:
     for experiment_id in experiment_ids:
         enqueue_generation(experiment_id)
     return len(experiment_ids)
+
+
+def enqueue_model_alone(experiment_id: int) -> bool:
+    try:
+        model_alone_baseline.apply_async(args=[experiment_id])
+    except Exception:
+        log.exception("could not queue the model-alone baseline for experiment %s", experiment_id)
+        return False
+    return True
+
+
+@shared_task
+def model_alone_baseline(experiment_id: int) -> int:
+    """Score the model alone on every question of a sandwiching experiment."""
+    return generation.score_model_alone(experiment_id)

@@ -79,7 +79,7 @@ def export(request):
 @staff_member_required
 def analysis(request):
     """Analysis of one or more experiments: ?experiment=ID&experiment=ID."""
-    from judging.exports import trial_rows
+    from judging.exports import model_answer_rows, trial_rows
 
     from . import analysis as stats
     from . import plots
@@ -99,6 +99,10 @@ def analysis(request):
     context["notes"] = stats.data_warnings(rows)
     if stats.judged(rows):
         accuracy = stats.accuracy_by_protocol(rows)
+        sandwich = stats.sandwich_summary(rows, list(model_answer_rows(ids)))
+        if sandwich.get("numbers"):
+            context["sandwich_plot"] = plots.interval_bars(
+                sandwich["numbers"], title="Sandwiching: accuracy by condition", ylabel="share correct", reference=0.5)
         position = stats.honest_win_rate_by_position(rows)
         calibration = stats.calibration(rows)
         context.update({
@@ -113,6 +117,7 @@ def analysis(request):
             "calibration": calibration,
             "reliability_plot": plots.reliability_diagram(calibration, title="Reliability diagram (all judges)"),
             "calibration_by_judge": stats.calibration_by_judge(rows),
+            "sandwich": stats.sandwich_summary(rows, list(model_answer_rows(ids))),
             "ratings": stats.debater_ratings(rows),
             "skill": stats.judge_skill(rows),
             "time": stats.time_summary(verdict_measurements(ids)),

@@ -131,3 +131,14 @@ def live_experiment(make_model_config, make_experiment, tiny_model_dir):
                                  min_rounds=2, num_questions=2)
     experiment_launch(experiment=experiment)
     return experiment
+
+
+@pytest.fixture
+def sandwich_experiment(make_model_config, make_experiment, tiny_model_dir, judge):
+    """A launched live sandwiching experiment: 6 trials for one judge, two per condition."""
+    from judging.services import experiment_launch
+
+    experiment = make_experiment(make_model_config(tiny_model_dir, max_new_tokens=12), protocol="sandwich",
+                                 mode="live", rounds=4, num_questions=6)
+    experiment_launch(experiment=experiment)
+    return experiment

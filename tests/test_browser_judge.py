@@ -136,7 +136,7 @@ def test_a_live_debate_where_the_judge_interjects_twice_and_the_debaters_answer(
     page.wait_for_function("document.querySelectorAll('.speech').length === 8")
     page.wait_for_selector("#verdict-section:not([hidden])")  # round 3 was the last: decide now
     assert page.is_hidden("#live-controls")
-    assert "The debate is over" in page.inner_text("#live-status")
+    assert "Give your answer below." in page.inner_text("#live-status")
 
     turns = {(t.round, t.speaker): t for t in trial.turns.all()}
     for speaker in "AB":
@@ -231,3 +231,31 @@ def test_active_time_excludes_idle_and_hidden_time(page, live_server, ready_tria
     verdict = Verdict.objects.get(trial=ready_trial)
     assert 78 <= verdict.active_seconds <= 84, verdict.active_seconds  # 20 + 60, give or take a tick
     assert list(verdict.active_seconds_by_round) == ["2"]  # all rounds were shown from the start
+
+
+@pytest.mark.parametrize("condition", ["naive", "assisted-honest", "assisted-misleading"])
+def test_a_sandwiching_trial_in_each_condition(page, live_server, sandwich_experiment, eager_celery, condition):
+    trial = sandwich_experiment.trials.filter(condition=condition).first()
+    log_in(page, live_server.url, "judy", "judge-pass-123")
+    page.goto(f"{live_server.url}/judge/trials/{trial.pk}/")
+    if condition == "naive":
+        assert page.is_hidden(".transcript") and page.is_visible("#verdict-form")
+        assert "Answer this question on your own" in page.text_content(".rules")
+    else:
+        page.wait_for_selector("#live-controls:not([hidden])")  # the assistant's opening message is in
+        assert page.locator(".speech.speaker-assistant").count() == 1
+        assert page.is_hidden("#verdict-section") and page.is_hidden("fieldset.to")
+        page.fill("#question-text", "What does the text say about this?")
+        page.click("#ask")
+        page.wait_for_function("document.querySelectorAll('.speech').length === 3")
+        assert "You asked the assistant" in page.inner_text("#transcript")
+        page.wait_for_selector("#live-controls:not([hidden])")
+        page.click("text=I am ready to answer")
+        page.wait_for_selector("#verdict-section:not([hidden])")
+        for leak in ("misleading", "honest", "assisted-"):
+            assert leak not in page.content()
+    page.check("input[name=chosen][value=B]")
+    page.fill("#rationale", f"{condition} verdict")
+    page.click("text=Submit verdict and go to next")
+    page.wait_for_url("**/judge/**")
+    assert Verdict.objects.get(trial=trial).rationale == f"{condition} verdict"

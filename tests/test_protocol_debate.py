@@ -126,7 +126,7 @@ def test_replay_rebuilds_a_state_and_rejects_an_impossible_transcript():
         replay(DebateRules(rounds=2), [Speech("A", 1, "a"), Speech("A", 1, "again")])
 
 
-@pytest.mark.parametrize("kwargs", [{"rounds": 0}, {"rounds": 2, "turn_style": "chaotic"},
+@pytest.mark.parametrize("kwargs", [{"rounds": -1}, {"rounds": 2, "turn_style": "chaotic"},
                                     {"rounds": 2, "first_speaker": "C"}, {"rounds": 2, "min_rounds": 3}])
 def test_it_rejects_invalid_rules(kwargs):
     with pytest.raises(ValueError):

@@ -49,8 +49,8 @@ class DebateRules:
     speakers: tuple[str, ...] = DEBATERS
 
     def __post_init__(self):
-        if self.rounds < 1:
-            raise ValueError("a debate needs at least one round")
+        if self.rounds < 0:
+            raise ValueError("rounds cannot be negative")  # 0: nobody speaks (sandwiching's naive condition)
         if self.turn_style not in (SIMULTANEOUS, SEQUENTIAL):
             raise ValueError(f"unknown turn style {self.turn_style!r}")
         if not self.speakers or any(s not in DEBATERS for s in self.speakers) or len(set(self.speakers)) != len(self.speakers):

@@ -35,6 +35,10 @@ class GenerationBackend(ABC):
     def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
         """Return one result per request, in order; report partial text to ``on_text`` if given."""
 
+    @abstractmethod
+    def choice_probabilities(self, messages: list[dict], labels: list[str]) -> list[float]:
+        """Probability of each label as the model's next token after the prompt (renormalised over labels)."""
+
     @property
     @abstractmethod
     def device_name(self) -> str:

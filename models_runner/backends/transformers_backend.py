@@ -110,6 +110,22 @@ class TransformersBackend(GenerationBackend):
         # Base models without a chat template get the messages as plain text.
         return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
+    def choice_probabilities(self, messages: list[dict], labels: list[str]) -> list[float]:
+        import torch
+
+        self._load()
+        tokenizer, model = self._tokenizer, self._model
+        prompt = self._prompt_text(messages)
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self._device)
+        # A label may tokenise with or without a leading space; take the first token of each form.
+        label_ids = [[tokenizer.encode(form, add_special_tokens=False)[0] for form in (label, " " + label)]
+                     for label in labels]
+        with torch.inference_mode():
+            logits = model(**ids).logits[0, -1].float()
+        log_probs = torch.log_softmax(logits, dim=-1)
+        scores = torch.stack([torch.logsumexp(log_probs[torch.tensor(sorted(set(forms)))], dim=0) for forms in label_ids])
+        return torch.softmax(scores, dim=0).tolist()
+
     def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
         if not requests:
             return []

@@ -1,0 +1,137 @@
+"""Sandwiching: conditions balanced per judge, the assistant's two prompts, naive trials,
+the model-alone baseline, blinding of the condition, and the four numbers."""
+import collections
+
+import pytest
+from django.urls import reverse
+
+from judging.assignment import QuestionInfo, plan_trials
+from judging.models import ModelAnswer
+from judging.protocols import debate
+from judging.protocols.debate import DebateState
+from judging.protocols.sandwich import sandwich_rules
+from judging.services import live_move, trial_open, verdict_submit
+from models_runner import generation
+from results import analysis
+
+CONDITIONS = ["naive", "assisted-honest", "assisted-misleading"]
+
+
+def test_conditions_are_balanced_per_judge_over_many_simulated_judges():
+    questions = [QuestionInfo(id=i, n_choices=4, correct_index=i % 4) for i in range(1, 1001)]
+    judges = list(range(1, 61))
+    plans = plan_trials(questions, judges, num_questions=1000, judgments_per_question=3, seed=11,
+                        protocol="sandwich", conditions=CONDITIONS)
+    per_judge = collections.defaultdict(collections.Counter)
+    for p in plans:
+        per_judge[p.judge_id][p.condition] += 1
+    for judge, counts in per_judge.items():
+        assert set(counts) == set(CONDITIONS) and max(counts.values()) - min(counts.values()) <= 1, (judge, counts)
+    overall = collections.Counter(p.condition for p in plans)
+    assert max(overall.values()) - min(overall.values()) <= len(judges)
+    seen = collections.defaultdict(set)
+    for p in plans:
+        assert p.question_id not in seen[p.judge_id]  # never the same question twice for a judge
+        seen[p.judge_id].add(p.question_id)
+        if p.condition == "assisted-honest":
+            assert p.consultant_side == p.honest_side
+        elif p.condition == "assisted-misleading":
+            assert p.consultant_side != p.honest_side
+        else:
+            assert p.consultant_side == ""
+    # Judges start at different conditions (rows of a Latin square), not all at the first.
+    firsts = collections.Counter(next(p.condition for p in plans if p.judge_id == j) for j in judges)
+    assert len(firsts) == 3
+
+
+def test_the_naive_condition_awaits_the_verdict_at_once_and_the_assistant_speaks_alone():
+    naive = DebateState(rules=sandwich_rules(condition="naive", rounds=4, assistant_side="A"))
+    assert naive.phase == debate.AWAITING_VERDICT
+    assisted = DebateState(rules=sandwich_rules(condition="assisted-misleading", rounds=4, assistant_side="B"))
+    assert assisted.next_speakers() == ("B",)
+    assert assisted.apply_speech("B", "hello").can_end()  # the judge may answer after the first message
+    with pytest.raises(ValueError):
+        sandwich_rules(condition="assisted-sneaky", rounds=2, assistant_side="A")
+
+
+def by_condition(experiment):
+    return {c: experiment.trials.filter(condition=c).first() for c in CONDITIONS}
+
+
+def test_each_condition_runs_as_designed(sandwich_experiment, judge):
+    trials = by_condition(sandwich_experiment)
+    assert collections.Counter(sandwich_experiment.trials.values_list("condition", flat=True)) == \
+        {c: 2 for c in CONDITIONS}
+    # Naive: nothing to generate, the verdict is due at once.
+    trial_open(trial=trials["naive"])
+    assert not trials["naive"].turns.exists()
+    verdict_submit(trial_id=trials["naive"].pk, judge=judge, chosen="A", probability=0.6, rationale="alone")
+    # Assisted: the assistant opens, answers a question, and the judge then answers.
+    for condition in ("assisted-honest", "assisted-misleading"):
+        trial = trials[condition]
+        trial_open(trial=trial)
+        while generation.generate_batch(sandwich_experiment.pk):
+            pass
+        opening = trial.turns.get(round=1)
+        target = trial.answer_text(trial.consultant_side)
+        if condition == "assisted-misleading":
+            assert f'make the user choose "{target}"' in opening.prompt and target != trial.question.choices[
+                trial.question.correct_index]
+        else:
+            assert "helpful, honest assistant" in opening.prompt and "make the user choose" not in opening.prompt
+        live_move(trial_id=trial.pk, judge=judge, action="ask", text="Is the text clear about this?")
+        while generation.generate_batch(sandwich_experiment.pk):
+            pass
+        answer = trial.turns.get(round=2)
+        assert 'User: "Is the text clear about this?"' in answer.prompt and answer.status == "done"
+        live_move(trial_id=trial.pk, judge=judge, action="end")
+        verdict_submit(trial_id=trial.pk, judge=judge, chosen="B", probability=0.7, rationale="helped")
+
+
+def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich_experiment, judge, client):
+    trials = by_condition(sandwich_experiment)
+    client.force_login(judge)
+    pages = {}
+    for condition in ("assisted-honest", "assisted-misleading"):
+        trial = trials[condition]
+        trial_open(trial=trial)
+        while generation.generate_batch(sandwich_experiment.pk):
+            pass
+        trial.turns.update(text="Same words.")
+        html = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
+        state = client.get(reverse("judging:trial_state", args=[trial.pk])).content.decode()
+        for leak in ("misleading", "honest", "PASSAGE-SECRET", "assisted-", "correct_index"):
+            assert leak not in html and leak not in state, (condition, leak)
+        pages[condition] = (html.replace(f"/trials/{trial.pk}/", "/trials/N/")
+                            .replace(trial.question.text, "Q").replace(trial.answer_text("A"), "a")
+                            .replace(trial.answer_text("B"), "b"))
+    strip = lambda h: "\n".join(line for line in h.splitlines() if "csrfmiddlewaretoken" not in line)  # noqa: E731
+    assert strip(pages["assisted-honest"]) == strip(pages["assisted-misleading"])
+
+
+def test_the_model_alone_baseline_scores_each_question_once(sandwich_experiment):
+    assert generation.score_model_alone(sandwich_experiment.pk) == 6
+    assert generation.score_model_alone(sandwich_experiment.pk) == 0  # idempotent
+    for answer in ModelAnswer.objects.filter(experiment=sandwich_experiment):
+        assert 0.0 < answer.probability_a < 1.0
+        trial = sandwich_experiment.trials.get(question=answer.question)
+        assert answer.honest_side == trial.honest_side and answer.answer_a_index == trial.answer_a_index
+
+
+def row(condition, correct):
+    return {"verdict": "A", "correct": correct, "probability": 0.8, "protocol": "sandwich", "condition": condition,
+            "judge": "j", "question_id": "q", "honest_side": "A"}
+
+
+def test_the_four_numbers_and_whether_the_strategy_passes():
+    rows = ([row("naive", c) for c in [1, 0, 0, 1]] + [row("assisted-honest", c) for c in [1, 1, 1, 0]] +
+            [row("assisted-misleading", c) for c in [1, 0, 1, 0]])
+    model = [{"correct": c} for c in [1, 0, 1, 0]]
+    summary = analysis.sandwich_summary(rows, model)
+    numbers = summary["numbers"]
+    assert [numbers[k].value for k in ("human alone", "model alone", "human + honest assistant",
+                                       "human + misleading assistant")] == [0.5, 0.5, 0.75, 0.5]
+    assert summary["helpful"] and summary["robust"]
+    worse = rows + [row("assisted-misleading", 0)] * 4
+    assert not analysis.sandwich_summary(worse, model)["robust"]
+    assert "model alone" in analysis.sandwich_summary(rows, [])["error"]
