@@ -79,10 +79,22 @@ def _export_action(table: str, fmt: str):
     return action
 
 
+class ExperimentForm(forms.ModelForm):
+    conditions = forms.MultipleChoiceField(
+        choices=list(Experiment.ARMS.items()), widget=forms.CheckboxSelectMultiple, initial=["debate"],
+        help_text="Each trial is in one arm; arms are balanced per judge (Latin square) and shuffled in the queue.",
+    )
+
+    class Meta:
+        model = Experiment
+        fields = "__all__"
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
-    list_display = ["name", "protocol", "status", "turn_progress", "failures", "trial_progress", "launched_at"]
-    list_filter = ["status", "protocol"]
+    form = ExperimentForm
+    list_display = ["name", "arms", "mode", "status", "turn_progress", "failures", "trial_progress", "launched_at"]
+    list_filter = ["status", "mode"]
     filter_horizontal = ["judges"]
     readonly_fields = ["status", "launched_at", "created_at"]
     actions = ["launch", "analyse", "requeue", "retry_failed"] + [
@@ -101,6 +113,10 @@ class ExperimentAdmin(admin.ModelAdmin):
                 trials_judged=Count("trials", filter=Q(trials__status=Trial.Status.JUDGED), distinct=True),
             )
         )
+
+    @admin.display(description="arms")
+    def arms(self, obj):
+        return ", ".join(obj.conditions)
 
     @admin.display(description="turns done")
     def turn_progress(self, obj):
@@ -173,8 +189,8 @@ class TurnInline(admin.TabularInline):
 
 @admin.register(Trial)
 class TrialAdmin(admin.ModelAdmin):
-    list_display = ["id", "experiment", "judge", "status", "honest_side", "first_speaker", "queue_position"]
-    list_filter = ["experiment", "status", "judge"]
+    list_display = ["id", "experiment", "judge", "protocol", "condition", "status", "honest_side", "queue_position"]
+    list_filter = ["experiment", "status", "protocol", "condition", "judge"]
     readonly_fields = [f.name for f in Trial._meta.fields]
     inlines = [TurnInline]
 

@@ -32,7 +32,8 @@ class TrialPlan:
     first_speaker: str
     queue_position: int
     consultant_side: str = ""  # consultancy: the consultant's answer; sandwiching: the assistant's
-    condition: str = ""
+    protocol: str = "debate"
+    condition: str = "debate"
 
 
 class AssignmentError(ValueError):
@@ -61,10 +62,15 @@ def latin_square_conditions(pairs: list[tuple[object, int]], judge_ids: list[int
     return out
 
 
+PROTOCOL_OF_ARM = {"debate": "debate", "consultancy": "consultancy", "naive": "sandwich",
+                   "assisted-honest": "sandwich", "assisted-misleading": "sandwich"}
+
+
 def plan_trials(
     questions: list[QuestionInfo], judge_ids: list[int], *, num_questions: int, judgments_per_question: int, seed: int,
-    protocol: str = "debate", conditions: list[str] | None = None,
+    arms: list[str] | None = None,
 ) -> list[TrialPlan]:
+    """Plan an experiment's trials. ``arms`` (default: debate only) are mixed and balanced per judge."""
     if not judge_ids:
         raise AssignmentError("the experiment has no judges")
     if judgments_per_question > len(judge_ids):
@@ -87,26 +93,32 @@ def plan_trials(
             load[judge] += 1
             pairs.append((question, judge))
 
+    arms = list(arms or ["debate"])
+    unknown = [a for a in arms if a not in PROTOCOL_OF_ARM]
+    if unknown:
+        raise AssignmentError(f"unknown arm {unknown[0]!r}; choose from {', '.join(PROTOCOL_OF_ARM)}")
     honest_sides = balanced_sides(len(pairs), rng)
     first_speakers = balanced_sides(len(pairs), rng)
-    if protocol == "sandwich":
-        trial_conditions = latin_square_conditions(pairs, judge_ids, list(conditions or []))
-        speaker_honest = [None if c == "naive" else c == "assisted-honest" for c in trial_conditions]
-    elif protocol == "consultancy":
-        # The consultant is honest ("A" in this balanced draw) in exactly half of the trials.
-        speaker_honest = [side == "A" for side in balanced_sides(len(pairs), rng)]
-        trial_conditions = ["honest consultant" if h else "dishonest consultant" for h in speaker_honest]
-    else:
-        speaker_honest = [None] * len(pairs)
-        trial_conditions = [protocol] * len(pairs)
+    trial_arms = latin_square_conditions(pairs, judge_ids, arms)
+    # Consultancy: the consultant is honest in exactly half of the consultancy trials (balanced draw).
+    consultant_honest = iter(side == "A" for side in balanced_sides(trial_arms.count("consultancy"), rng))
+    speaker_honest, trial_conditions = [], []
+    for arm in trial_arms:
+        if arm == "consultancy":
+            honest = next(consultant_honest)
+            speaker_honest.append(honest)
+            trial_conditions.append("honest consultant" if honest else "dishonest consultant")
+        else:
+            speaker_honest.append(None if arm in ("debate", "naive") else arm == "assisted-honest")
+            trial_conditions.append(arm)
     positions: dict[int, list[int]] = {}
     for j in judge_ids:
         positions[j] = list(range(load[j]))
         rng.shuffle(positions[j])
 
     plans = []
-    for (question, judge), honest, first, is_honest, condition in zip(
-        pairs, honest_sides, first_speakers, speaker_honest, trial_conditions
+    for (question, judge), honest, first, is_honest, condition, arm in zip(
+        pairs, honest_sides, first_speakers, speaker_honest, trial_conditions, trial_arms
     ):
         wrong = rng.choice([i for i in range(question.n_choices) if i != question.correct_index])
         a, b = (question.correct_index, wrong) if honest == "A" else (wrong, question.correct_index)
@@ -117,7 +129,7 @@ def plan_trials(
             TrialPlan(
                 question_id=question.id, judge_id=judge, honest_side=honest, answer_a_index=a,
                 answer_b_index=b, first_speaker=consultant or first, queue_position=positions[judge].pop(),
-                consultant_side=consultant, condition=condition,
+                consultant_side=consultant, protocol=PROTOCOL_OF_ARM[arm], condition=condition,
             )
         )
     return plans

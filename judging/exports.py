@@ -56,12 +56,12 @@ def _iso(value):
 
 def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
-        "experiment_id", "experiment__name", "experiment__protocol", "id", "question__question_set__name",
+        "experiment_id", "experiment__name", "protocol", "id", "question__question_set__name",
         "question__external_id", "honest_side", "answer_a_index", "answer_b_index", "question__choices",
         "question__correct_index", "first_speaker", "experiment__turn_style", "experiment__rounds",
         "experiment__char_limit", "experiment__seed", "queue_position", "status", "judge__username",
         "verdict__chosen", "verdict__probability", "verdict__rationale", "verdict__seconds_on_page",
-        "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id", "experiment__mode",
+        "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id", "live",
         "ended_by_judge", "leanings", "rounds_spoken", "experiment__scoring_rule", "verdict__score",
         "verdict__active_seconds_by_round", "consultant_side", "condition",
     ]
@@ -76,7 +76,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     settings_cache: dict[int, dict] = {}
     for (experiment_id, name, protocol, trial_id, set_name, qid, honest, a_index, b_index, choices, correct_index,
          first, style, rounds, limit, seed, position, status, judge, chosen, probability, rationale, seconds,
-         active, verdict_at, model_id, mode, ended_by_judge, leanings, rounds_spoken, rule, score, by_round, consultant, condition) in rows:
+         active, verdict_at, model_id, live, ended_by_judge, leanings, rounds_spoken, rule, score, by_round, consultant, condition) in rows:
         if model_id not in settings_cache:
             from models_runner.models import ModelConfig
 
@@ -90,7 +90,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "queue_position": position, "status": status, "judge": judge, "verdict": chosen,
             "probability": probability, "correct": (chosen == honest) if chosen else None, "rationale": rationale,
             "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(verdict_at),
-            "model_settings": settings_cache[model_id], "mode": mode,
+            "model_settings": settings_cache[model_id], "mode": "live" if live else "pregenerated",
             "rounds_spoken": rounds_spoken or 0, "ended_by_judge": ended_by_judge, "leanings": leanings,
             "scoring_rule": rule, "score": score, "active_seconds_by_round": by_round,
             "consultant_side": consultant or None, "condition": condition,

@@ -6,7 +6,6 @@ from django.db import models
 
 from models_runner.models import ModelConfig
 
-from .protocols import sandwich
 from .protocols.consultancy import BUDGET_MULTIPLIER
 
 
@@ -14,8 +13,8 @@ def new_seed() -> int:
     return random.SystemRandom().randrange(2**31)
 
 
-def default_sandwich_conditions() -> list[str]:
-    return list(sandwich.CONDITIONS)
+def default_conditions() -> list[str]:
+    return ["debate"]
 
 
 class QuestionSet(models.Model):
@@ -50,10 +49,14 @@ class Question(models.Model):
 
 
 class Experiment(models.Model):
-    class Protocol(models.TextChoices):
-        DEBATE = "debate", "Debate"
-        CONSULTANCY = "consultancy", "Consultancy (one consultant, honest in half of the trials)"
-        SANDWICH = "sandwich", "Sandwiching (judge alone, or with an honest or a misleading assistant; live)"
+    # The arms an experiment can mix; each trial is in one, balanced per judge (Latin square).
+    ARMS = {
+        "debate": "Debate (two debaters, one honest)",
+        "consultancy": "Consultancy (one consultant, honest in half of these trials)",
+        "naive": "Sandwiching: judge alone (no assistant)",
+        "assisted-honest": "Sandwiching: judge with an honest assistant (live)",
+        "assisted-misleading": "Sandwiching: judge with an assistant steering toward a wrong answer (live)",
+    }
 
     class TurnStyle(models.TextChoices):
         SIMULTANEOUS = "simultaneous", "Simultaneous (debaters do not see each other's speech of the same round)"
@@ -68,16 +71,18 @@ class Experiment(models.Model):
         LIVE = "live", "Live (generated while the judge watches; the judge may ask questions)"
 
     name = models.CharField(max_length=200, unique=True)
-    protocol = models.CharField(max_length=20, choices=Protocol.choices, default=Protocol.DEBATE)
+    conditions = models.JSONField(
+        default=default_conditions,
+        help_text="Arms to mix, balanced per judge: debate, consultancy, naive, assisted-honest, assisted-misleading.",
+    )
     question_set = models.ForeignKey(QuestionSet, on_delete=models.PROTECT, related_name="experiments")
     num_questions = models.PositiveIntegerField(default=10, help_text="Questions sampled from the set.")
     judgments_per_question = models.PositiveIntegerField(
         default=1, help_text="Each question is judged by this many different judges (one trial each)."
     )
-    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.PREGENERATED)
-    sandwich_conditions = models.JSONField(
-        default=default_sandwich_conditions, blank=True,
-        help_text="Sandwiching: conditions to balance per judge, from naive, assisted-honest, assisted-misleading.",
+    mode = models.CharField(
+        max_length=20, choices=Mode.choices, default=Mode.PREGENERATED,
+        help_text="For debate and consultancy; sandwiching trials are always live.",
     )
     rounds = models.PositiveIntegerField(default=2, help_text="Maximum rounds (all of them when pre-generated).")
     min_rounds = models.PositiveIntegerField(
@@ -116,17 +121,6 @@ class Experiment(models.Model):
     def __str__(self):
         return self.name
 
-    @property
-    def speech_char_limit(self) -> int:
-        """Per-speech character limit; consultants get the published double budget."""
-        return self.char_limit * (BUDGET_MULTIPLIER if self.protocol == self.Protocol.CONSULTANCY else 1)
-
-    @property
-    def speech_quote_limit(self) -> int | None:
-        if self.quote_limit is None:
-            return None
-        return self.quote_limit * (BUDGET_MULTIPLIER if self.protocol == self.Protocol.CONSULTANCY else 1)
-
     def clean(self):
         errors = {}
         if self.rounds is not None and self.rounds < 1:
@@ -137,12 +131,9 @@ class Experiment(models.Model):
             errors["char_limit"] = "at least 50 characters"
         if self.judgments_per_question is not None and self.judgments_per_question < 1:
             errors["judgments_per_question"] = "at least one"
-        if self.protocol == self.Protocol.SANDWICH:
-            if self.mode != self.Mode.LIVE:
-                errors["mode"] = "sandwiching trials are live (the judge talks to the assistant): choose live"
-            conditions = self.sandwich_conditions or []
-            if not conditions or any(c not in sandwich.CONDITIONS for c in conditions) or len(set(conditions)) != len(conditions):
-                errors["sandwich_conditions"] = f"a non-empty list of distinct conditions from {list(sandwich.CONDITIONS)}"
+        arms = self.conditions if isinstance(self.conditions, list) else []
+        if not arms or any(a not in self.ARMS for a in arms) or len(set(arms)) != len(arms):
+            errors["conditions"] = f"choose one or more distinct arms from: {', '.join(self.ARMS)}"
         if self.round_penalty is not None and self.round_penalty < 0:
             errors["round_penalty"] = "0 or more"
         if self.min_rounds is not None and self.rounds is not None and not 1 <= self.min_rounds <= self.rounds:
@@ -178,10 +169,17 @@ class Trial(models.Model):
         help_text="Consultancy: the answer the consultant argues for. Sandwiching: the answer the assistant is "
         "steered toward (misleading) or the correct one (honest).",
     )
+    class Protocol(models.TextChoices):
+        DEBATE = "debate", "Debate"
+        CONSULTANCY = "consultancy", "Consultancy"
+        SANDWICH = "sandwich", "Sandwiching"
+
+    protocol = models.CharField(max_length=20, choices=Protocol.choices, default=Protocol.DEBATE)
     condition = models.CharField(
         max_length=40, blank=True,
         help_text="debate; honest/dishonest consultant; naive, assisted-honest or assisted-misleading.",
     )
+    live = models.BooleanField(default=False, help_text="Generated while the judge watches; questions allowed.")
     queue_position = models.PositiveIntegerField(help_text="Shuffled order in the judge's queue.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.GENERATING)
     opened_at = models.DateTimeField(null=True, blank=True, help_text="When the judge first opened the trial.")
@@ -199,6 +197,18 @@ class Trial(models.Model):
 
     def __str__(self):
         return f"Trial {self.pk} ({self.experiment})"
+
+    @property
+    def speech_char_limit(self) -> int:
+        """Per-speech character limit; consultants get the published double budget."""
+        return self.experiment.char_limit * (BUDGET_MULTIPLIER if self.protocol == self.Protocol.CONSULTANCY else 1)
+
+    @property
+    def speech_quote_limit(self) -> int | None:
+        limit = self.experiment.quote_limit
+        if limit is None:
+            return None
+        return limit * (BUDGET_MULTIPLIER if self.protocol == self.Protocol.CONSULTANCY else 1)
 
     def answer_text(self, side: str) -> str:
         index = self.answer_a_index if side == "A" else self.answer_b_index

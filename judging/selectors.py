@@ -54,41 +54,42 @@ def round_visible_at(round_turns: list[Turn], simultaneous: bool):
     return first.first_text_at or (first.finished_at if first.status == Turn.Status.DONE else None)
 
 
-def _speaker_label(experiment: Experiment, side: str) -> str:
+def _speaker_label(trial: Trial, side: str) -> str:
     """How the judge sees a speaker: never the assistant's side, which would reveal its condition."""
-    if experiment.protocol == Experiment.Protocol.SANDWICH:
+    if trial.protocol == Trial.Protocol.SANDWICH:
         return "Assistant"
-    if experiment.protocol == Experiment.Protocol.CONSULTANCY:
+    if trial.protocol == Trial.Protocol.CONSULTANCY:
         return f"Consultant (for answer {side})"
     return f"Debater {side}"
 
 
-def _addressee(experiment: Experiment, sides) -> str:
-    if experiment.protocol == Experiment.Protocol.SANDWICH:
+def _addressee(trial: Trial, sides) -> str:
+    if trial.protocol == Trial.Protocol.SANDWICH:
         return "the assistant"
-    if experiment.protocol == Experiment.Protocol.CONSULTANCY:
+    if trial.protocol == Trial.Protocol.CONSULTANCY:
         return "the consultant"
     return " and ".join(f"Debater {d}" for d in sides)
 
 
-def judge_visible_speeches(experiment: Experiment, turns, passage: str = "") -> list[dict]:
+def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
     """The transcript as the judge may see it now, including text still being written.
 
     Debater speeches carry ``segments``: plain text and quotes marked verified,
     unverified or over budget (judging.quotes). Only the verdict on each quote
     reaches the judge, never the passage.
     """
+    experiment = trial.experiment
     turns = sorted(turns, key=lambda t: t.index)
-    simultaneous = experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS
+    simultaneous = experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS and trial.protocol == Trial.Protocol.DEBATE
     rounds = _debater_turns_by_round(turns)
     speeches = []
     for t in turns:
         entry = {"speaker": t.speaker, "round": t.round, "in_progress": False}
         if t.speaker == debate.JUDGE:
-            speeches.append(entry | {"label": f"You asked {_addressee(experiment, t.addressed_to)}", "text": t.text})
+            speeches.append(entry | {"label": f"You asked {_addressee(trial, t.addressed_to)}", "text": t.text})
             continue
-        label = _speaker_label(experiment, t.speaker)
-        if experiment.protocol == Experiment.Protocol.SANDWICH:
+        label = _speaker_label(trial, t.speaker)
+        if trial.protocol == Trial.Protocol.SANDWICH:
             entry["speaker"] = "assistant"  # its internal side would reveal the condition
         if t.status == Turn.Status.DONE and (
             not simultaneous or all(x.status == Turn.Status.DONE for x in rounds[t.round])
@@ -101,7 +102,7 @@ def judge_visible_speeches(experiment: Experiment, turns, passage: str = "") -> 
         if speech["speaker"] == debate.JUDGE:
             segments = [quotes.Segment(quotes.TEXT, speech["text"])]
         else:
-            segments = quotes.check_speech(speech["text"], passage, budget=experiment.speech_quote_limit,
+            segments = quotes.check_speech(speech["text"], trial.question.passage, budget=trial.speech_quote_limit,
                                            already_quoted=already_quoted)
         speech["segments"] = [{"kind": seg.kind, "text": seg.text} for seg in segments]
     return speeches
@@ -112,7 +113,8 @@ def record_response_delays(trial_ids) -> None:
     questions = Turn.objects.filter(trial_id__in=list(trial_ids), speaker=debate.JUDGE, response_delay_seconds=None)
     for question in questions.select_related("trial__experiment"):
         answer_round = [t for t in question.trial.turns.all() if t.speaker != debate.JUDGE and t.round == question.round + 1]
-        simultaneous = question.trial.experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS
+        simultaneous = (question.trial.experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS
+                        and question.trial.protocol == Trial.Protocol.DEBATE)
         visible = round_visible_at(answer_round, simultaneous)
         if visible is not None and question.created_at is not None:
             Turn.objects.filter(pk=question.pk, response_delay_seconds=None).update(
@@ -160,22 +162,22 @@ def judge_view_of_trial(trial: Trial) -> dict:
     """
     experiment = trial.experiment
     turns = list(trial.turns.all())
-    live = experiment.mode == Experiment.Mode.LIVE
+    live = trial.live
     view = {
         "id": trial.pk,
         "question": trial.question.text,
         "answers": {"A": trial.answer_text("A"), "B": trial.answer_text("B")},
         "rounds": experiment.rounds,
-        "char_limit": experiment.speech_char_limit,
-        "simultaneous": experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS,
-        "transcript": judge_visible_speeches(experiment, turns, trial.question.passage),
+        "char_limit": trial.speech_char_limit,
+        "simultaneous": experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS and trial.protocol == "debate",
+        "transcript": judge_visible_speeches(trial, turns),
         "judged": trial.status == Trial.Status.JUDGED,
         "live": live,
-        "protocol": experiment.protocol,
+        "protocol": trial.protocol,
         # What the judge is told: the consultant's answer, and whether an assistant is present
         # (never whether it is honest).
-        "consultant_side": trial.consultant_side if experiment.protocol == Experiment.Protocol.CONSULTANCY else "",
-        "assisted": experiment.protocol == Experiment.Protocol.SANDWICH and trial.condition != "naive",
+        "consultant_side": trial.consultant_side if trial.protocol == Trial.Protocol.CONSULTANCY else "",
+        "assisted": trial.protocol == Trial.Protocol.SANDWICH and trial.condition != "naive",
     }
     if live:
         view["state"] = judge_live_state(trial, turns)

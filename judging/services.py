@@ -28,11 +28,11 @@ class VerdictRefused(ValueError):
 
 
 def debate_rules(experiment: Experiment, trial: Trial) -> debate.DebateRules:
-    live = experiment.mode == Experiment.Mode.LIVE
-    if experiment.protocol == Experiment.Protocol.SANDWICH:
+    live = trial.live
+    if trial.protocol == Trial.Protocol.SANDWICH:
         return sandwich_rules(condition=trial.condition, rounds=experiment.rounds,
                               assistant_side=trial.consultant_side or "A", min_rounds=experiment.min_rounds)
-    if experiment.protocol == Experiment.Protocol.CONSULTANCY:
+    if trial.protocol == Trial.Protocol.CONSULTANCY:
         return consultancy_rules(
             rounds=experiment.rounds, consultant_side=trial.consultant_side,
             min_rounds=experiment.min_rounds if live else None,
@@ -86,8 +86,6 @@ def experiment_launch(*, experiment: Experiment) -> int:
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if experiment.status != Experiment.Status.DRAFT:
             raise LaunchError(f"experiment {experiment.name!r} has already been launched")
-        if experiment.protocol == Experiment.Protocol.SANDWICH and experiment.mode != Experiment.Mode.LIVE:
-            raise LaunchError("sandwiching trials are live (the judge talks to the assistant): set mode to live")
         questions = [
             QuestionInfo(id=q.id, n_choices=len(q.choices), correct_index=q.correct_index)
             for q in experiment.question_set.questions.all()
@@ -97,17 +95,21 @@ def experiment_launch(*, experiment: Experiment) -> int:
             plans = plan_trials(
                 questions, judge_ids, num_questions=experiment.num_questions,
                 judgments_per_question=experiment.judgments_per_question, seed=experiment.seed,
-                protocol=experiment.protocol, conditions=experiment.sandwich_conditions,
+                arms=experiment.conditions,
             )
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
-        live = experiment.mode == Experiment.Mode.LIVE
+        any_pregenerated = False
         for plan in plans:
+            # Sandwiching trials are live whatever the mode: the judge talks to the assistant.
+            live = experiment.mode == Experiment.Mode.LIVE or plan.protocol == Trial.Protocol.SANDWICH
+            any_pregenerated |= not live
             trial = Trial.objects.create(
                 experiment=experiment, question_id=plan.question_id, judge_id=plan.judge_id,
                 honest_side=plan.honest_side, answer_a_index=plan.answer_a_index,
                 answer_b_index=plan.answer_b_index, first_speaker=plan.first_speaker,
                 queue_position=plan.queue_position, consultant_side=plan.consultant_side, condition=plan.condition,
+                protocol=plan.protocol, live=live,
                 # A live trial is judgeable at once: its rounds are generated while the judge watches.
                 status=Trial.Status.READY if live else Trial.Status.GENERATING,
             )
@@ -118,9 +120,9 @@ def experiment_launch(*, experiment: Experiment) -> int:
         experiment.status = Experiment.Status.LAUNCHED
         experiment.launched_at = timezone.now()
         experiment.save(update_fields=["status", "launched_at"])
-        if not live:
+        if any_pregenerated:
             transaction.on_commit(lambda: enqueue_generation(experiment.pk))
-        if experiment.protocol == Experiment.Protocol.SANDWICH:
+        if any(plan.protocol == Trial.Protocol.SANDWICH for plan in plans):
             from models_runner.tasks import enqueue_model_alone
 
             transaction.on_commit(lambda: enqueue_model_alone(experiment.pk))
@@ -135,7 +137,7 @@ def trial_open(*, trial: Trial) -> None:
         Trial.objects.filter(pk=trial.pk, opened_at__isnull=True).update(opened_at=timezone.now())
         trial.refresh_from_db(fields=["opened_at"])
     rules = debate_rules(trial.experiment, trial)
-    if trial.experiment.mode == Experiment.Mode.LIVE and rules.rounds > 0 and not trial.turns.exists():
+    if trial.live and rules.rounds > 0 and not trial.turns.exists():
         with transaction.atomic():
             locked = Trial.objects.select_for_update().get(pk=trial.pk)
             if not locked.turns.exists():  # not started by a concurrent request
@@ -161,7 +163,7 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
         if trial is None:
             raise MoveRefused("no such trial in your queue", status=404)
         experiment = trial.experiment
-        if experiment.mode != Experiment.Mode.LIVE:
+        if not trial.live:
             raise MoveRefused("this trial is not live: its debate was generated in advance", status=409)
         if trial.status == Trial.Status.JUDGED:
             raise MoveRefused("you have already given a verdict on this trial", status=409)
@@ -172,7 +174,7 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
         next_index = max((t.index for t in turns), default=-1) + 1
         try:
             if action == "ask":
-                if experiment.protocol != Experiment.Protocol.DEBATE:
+                if trial.protocol != Trial.Protocol.DEBATE:
                     addressed_to = state.rules.speakers  # there is only the consultant or assistant to ask
                 text = (text or "").strip()
                 if len(text) > 1000:

@@ -38,7 +38,7 @@ CHARS_PER_TOKEN = 3
 
 def trials_with_pending_turns(experiment_id: int | None = None):
     """Trials with turns still to generate: pre-generated ones being prepared, and live ones being judged."""
-    live = Q(status=Trial.Status.READY, experiment__mode=Experiment.Mode.LIVE)
+    live = Q(status=Trial.Status.READY, live=True)
     trials = Trial.objects.filter(Q(status=Trial.Status.GENERATING) | live, turns__status=Turn.Status.PENDING)
     if experiment_id is not None:
         trials = trials.filter(experiment_id=experiment_id)
@@ -48,7 +48,7 @@ def trials_with_pending_turns(experiment_id: int | None = None):
 def ready_turn_ids(experiment_id: int | None = None, limit: int = 8) -> list[int]:
     """Pending turns whose trial's protocol says they may be spoken now; live trials first."""
     ready = []
-    live_first = Case(When(experiment__mode=Experiment.Mode.LIVE, then=Value(0)), default=Value(1))
+    live_first = Case(When(live=True, then=Value(0)), default=Value(1))
     trials = trials_with_pending_turns(experiment_id).select_related("experiment").prefetch_related("turns")
     for trial in trials.order_by(live_first, "id"):
         turns = sorted(trial.turns.all(), key=lambda t: t.index)
@@ -85,13 +85,13 @@ def _request_for(turn: Turn) -> GenerationRequest:
     state = debate.replay(debate_rules(experiment, trial), transcript_speeches(done))
     me = turn.speaker
     other = "B" if me == "A" else "A"
-    consultant = experiment.protocol == Experiment.Protocol.CONSULTANCY
-    if experiment.protocol == Experiment.Protocol.SANDWICH:
+    consultant = trial.protocol == Trial.Protocol.CONSULTANCY
+    if trial.protocol == Trial.Protocol.SANDWICH:
         messages = build_assistant_messages(
             misleading=trial.condition == sandwich.MISLEADING, question=trial.question.text,
             answer_a=trial.answer_text("A"), answer_b=trial.answer_text("B"), target_answer=trial.answer_text(me),
             passage=trial.question.passage, visible_speeches=state.visible_to(me),
-            char_limit=experiment.speech_char_limit,
+            char_limit=trial.speech_char_limit,
         )
     else:
         messages = build_debater_messages(
@@ -100,9 +100,9 @@ def _request_for(turn: Turn) -> GenerationRequest:
             consultant=consultant,
             question=trial.question.text, my_answer=trial.answer_text(me), opponent_answer=trial.answer_text(other),
             passage=trial.question.passage, visible_speeches=state.visible_to(me), round_number=turn.round,
-            rounds=experiment.rounds, char_limit=experiment.speech_char_limit,
+            rounds=experiment.rounds, char_limit=trial.speech_char_limit,
         )
-    max_tokens = min(config.max_new_tokens, max(16, experiment.speech_char_limit // CHARS_PER_TOKEN))
+    max_tokens = min(config.max_new_tokens, max(16, trial.speech_char_limit // CHARS_PER_TOKEN))
     return GenerationRequest(
         messages=messages, max_new_tokens=max_tokens, temperature=config.temperature, top_p=config.top_p,
         seed=(experiment.seed * 1000003 + trial.pk * 101 + turn.index) % (2**31),
@@ -149,18 +149,18 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
             }
             written += Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(
                 status=Turn.Status.DONE, prompt=result.prompt_text,
-                text=clip_to_limit(result.text, turn.trial.experiment.speech_char_limit) or "(no argument)",
+                text=clip_to_limit(result.text, turn.trial.speech_char_limit) or "(no argument)",
                 tokens_in=result.tokens_in, tokens_out=result.tokens_out, wall_seconds=result.seconds,
                 model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
             )
     _finish_trials({t.trial_id for t in turns})
-    record_response_delays({t.trial_id for t in turns if t.trial.experiment.mode == Experiment.Mode.LIVE})
+    record_response_delays({t.trial_id for t in turns if t.trial.live})
     return written
 
 
 def _live_progress_writer(group: list[Turn], token: str):
     """A callback that writes the partial text of live turns as the model writes it."""
-    live = {i for i, t in enumerate(group) if t.trial.experiment.mode == Experiment.Mode.LIVE}
+    live = {i for i, t in enumerate(group) if t.trial.live}
     if not live:
         return None
     started: set[int] = set()
@@ -169,7 +169,7 @@ def _live_progress_writer(group: list[Turn], token: str):
         if index not in live:
             return
         turn = group[index]
-        clipped = clip_to_limit(text, turn.trial.experiment.speech_char_limit)
+        clipped = clip_to_limit(text, turn.trial.speech_char_limit)
         fields = {"partial_text": clipped}
         if index not in started:
             started.add(index)
@@ -225,7 +225,9 @@ def score_model_alone(experiment_id: int) -> int:
     backend = get_backend(config.backend, config.model_name)
     done = set(ModelAnswer.objects.filter(experiment=experiment).values_list("question_id", flat=True))
     created = 0
-    for trial in experiment.trials.select_related("question").order_by("question_id", "id"):
+    for trial in experiment.trials.filter(protocol=Trial.Protocol.SANDWICH).select_related("question").order_by(
+        "question_id", "id"
+    ):
         if trial.question_id in done:
             continue
         done.add(trial.question_id)

@@ -138,7 +138,7 @@ def sandwich_experiment(make_model_config, make_experiment, tiny_model_dir, judg
     """A launched live sandwiching experiment: 6 trials for one judge, two per condition."""
     from judging.services import experiment_launch
 
-    experiment = make_experiment(make_model_config(tiny_model_dir, max_new_tokens=12), protocol="sandwich",
+    experiment = make_experiment(make_model_config(tiny_model_dir, max_new_tokens=12), conditions=["naive", "assisted-honest", "assisted-misleading"],
                                  mode="live", rounds=4, num_questions=6)
     experiment_launch(experiment=experiment)
     return experiment

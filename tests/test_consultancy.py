@@ -28,7 +28,7 @@ def test_the_consultant_is_the_only_speaker_and_one_speech_completes_a_round():
 
 def test_the_consultant_is_honest_in_exactly_half_of_the_trials():
     questions = [QuestionInfo(id=i, n_choices=3, correct_index=i % 3) for i in range(1, 201)]
-    plans = plan_trials(questions, [1, 2], num_questions=200, judgments_per_question=1, seed=5, protocol="consultancy")
+    plans = plan_trials(questions, [1, 2], num_questions=200, judgments_per_question=1, seed=5, arms=["consultancy"])
     honest = collections.Counter(p.consultant_side == p.honest_side for p in plans)
     assert honest == {True: 100, False: 100}
     sides = collections.Counter(p.consultant_side for p in plans)
@@ -38,7 +38,7 @@ def test_the_consultant_is_honest_in_exactly_half_of_the_trials():
 
 @pytest.fixture
 def consultancy(make_model_config, make_experiment, tiny_model_dir):
-    experiment = make_experiment(make_model_config(tiny_model_dir), protocol="consultancy", num_questions=4,
+    experiment = make_experiment(make_model_config(tiny_model_dir), conditions=["consultancy"], num_questions=4,
                                  rounds=2, char_limit=200)
     experiment_launch(experiment=experiment)
     return experiment
@@ -74,7 +74,7 @@ def test_the_judge_sees_the_consultant_and_its_answer_but_not_whether_it_is_hone
 
 
 def test_a_live_consultant_is_asked_and_answers(make_model_config, make_experiment, tiny_model_dir, judge):
-    experiment = make_experiment(make_model_config(tiny_model_dir), protocol="consultancy", mode="live",
+    experiment = make_experiment(make_model_config(tiny_model_dir), conditions=["consultancy"], mode="live",
                                  num_questions=1, rounds=3, min_rounds=1)
     experiment_launch(experiment=experiment)
     trial = experiment.trials.get()

@@ -21,7 +21,7 @@ def test_conditions_are_balanced_per_judge_over_many_simulated_judges():
     questions = [QuestionInfo(id=i, n_choices=4, correct_index=i % 4) for i in range(1, 1001)]
     judges = list(range(1, 61))
     plans = plan_trials(questions, judges, num_questions=1000, judgments_per_question=3, seed=11,
-                        protocol="sandwich", conditions=CONDITIONS)
+                        arms=CONDITIONS)
     per_judge = collections.defaultdict(collections.Counter)
     for p in plans:
         per_judge[p.judge_id][p.condition] += 1
