@@ -245,6 +245,10 @@ class Turn(models.Model):
     tokens_out = models.PositiveIntegerField(null=True, blank=True)
     wall_seconds = models.FloatField(null=True, blank=True)
     model_settings = models.JSONField(default=dict, blank=True)
+    candidates = models.JSONField(
+        default=list, blank=True,
+        help_text="Best-of-N: every sampled candidate [{'text', 'score'}], the kept one included (empty otherwise).",
+    )
     claim_token = models.CharField(max_length=64, blank=True, db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)

@@ -190,3 +190,14 @@ def test_the_export_url_serves_researchers_only(client, admin_user, judged_trial
     assert client.get(url.replace("csv", "xlsx"), HTTP_AUTHORIZATION=basic).status_code == 400
     assert client.get("/results/export/?experiment=999", HTTP_AUTHORIZATION=basic).status_code == 404
     assert client.get("/results/export/?experiment=x", HTTP_AUTHORIZATION=basic).status_code == 400
+
+
+def test_turn_export_includes_best_of_n_candidates_when_present(judged_trial):
+    turn = judged_trial.turns.order_by("index").first()
+    turn.candidates = [{"text": "kept", "score": 0.8}, {"text": "dropped", "score": 0.3}]
+    turn.save()
+    rows = [json.loads(line) for line in export_command(str(judged_trial.experiment.pk), "--table", "turns",
+                                                        "--format", "jsonl").splitlines()]
+    exported = next(r for r in rows if r["trial_id"] == judged_trial.pk and r["turn_index"] == turn.index)
+    assert exported["candidates"] == turn.candidates
+    assert all(r["candidates"] == [] for r in rows if r is not exported)

@@ -135,3 +135,17 @@ def test_the_four_numbers_and_whether_the_strategy_passes():
     worse = rows + [row("assisted-misleading", 0)] * 4
     assert not analysis.sandwich_summary(worse, model)["robust"]
     assert "model alone" in analysis.sandwich_summary(rows, [])["error"]
+
+
+def test_the_model_alone_baseline_is_exported(sandwich_experiment, tmp_path):
+    import pyarrow.parquet as pq
+
+    from judging import exports
+
+    generation.score_model_alone(sandwich_experiment.pk)
+    exports.write_export("model_answers", "parquet", [sandwich_experiment.pk], tmp_path / "m.parquet")
+    table = pq.read_table(tmp_path / "m.parquet")
+    assert table.num_rows == 6 and table.column_names == list(exports.MODEL_ANSWER_COLUMNS)
+    rows = table.to_pylist()
+    assert all(r["verdict"] == ("A" if r["probability_a"] >= 0.5 else "B") for r in rows)
+    assert all(r["correct"] == (r["verdict"] == r["honest_side"]) for r in rows)

@@ -15,6 +15,7 @@ DEMO_USERS = {
 DEMO_SET = "BoolQ validation (demo)"
 DEMO_EXPERIMENT = "Demo: BoolQ debate"
 DEMO_LIVE_EXPERIMENT = "Demo: live BoolQ debate (ask the debaters questions)"
+DEMO_SANDWICH_EXPERIMENT = "Demo: sandwiching (alone, or with an assistant)"
 
 
 class Command(BaseCommand):
@@ -54,7 +55,13 @@ class Command(BaseCommand):
                       "rounds": 3, "min_rounds": 1, "turn_style": "sequential", "char_limit": 500,
                       "debater_model": model, "seed": experiment.seed + 1},
         )
-        for exp, new in ((experiment, created), (live, live_created)):
+        sandwich, sandwich_created = Experiment.objects.get_or_create(
+            name=DEMO_SANDWICH_EXPERIMENT,
+            defaults={"question_set": QuestionSet.objects.get(name=DEMO_SET), "num_questions": 3,
+                      "conditions": ["naive", "assisted-honest", "assisted-misleading"], "rounds": 4,
+                      "char_limit": 500, "debater_model": model, "seed": experiment.seed + 2},
+        )
+        for exp, new in ((experiment, created), (live, live_created), (sandwich, sandwich_created)):
             if new:
                 exp.judges.add(users["judge"])
             if not no_launch and exp.status == Experiment.Status.DRAFT:
