@@ -49,6 +49,27 @@ def main():
         page.fill("#rationale", "Debater A answered my question with a quote.")
         page.screenshot(path=OUT / "live-verdict.png", full_page=True)
 
+        page.click("text=Submit verdict and go to next")
+
+        # Sandwiching: one trial alone, and one with an assistant (which kind is not shown).
+        page.goto(base + "/judge/")
+        links = [a.get_attribute("href") for a in page.locator("ol.queue a").all()]
+        shot_naive = shot_assisted = False
+        for href in links:
+            page.goto(base + href)
+            rules = page.text_content(".rules") or ""
+            if "on your own" in rules and not shot_naive:
+                page.screenshot(path=OUT / "sandwich-naive.png", full_page=True)
+                shot_naive = True
+            elif "AI assistant" in rules and not shot_assisted:
+                page.wait_for_selector("#live-controls:not([hidden])", timeout=180_000)
+                page.fill("#question-text", "Does the text say this directly?")
+                page.click("#ask")
+                page.wait_for_function("document.querySelectorAll('.speech').length >= 3", timeout=180_000)
+                page.wait_for_selector("#live-controls:not([hidden])", timeout=180_000)
+                page.screenshot(path=OUT / "sandwich-assisted.png", full_page=True)
+                shot_assisted = True
+
         phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
         phone.add_cookies(page.context.cookies())
         mobile = phone.new_page()
