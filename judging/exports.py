@@ -41,7 +41,7 @@ TURN_COLUMNS = {
     "round": "int", "speaker": "str", "role": "str", "status": "str", "text": "str", "prompt": "str",
     "tokens_in": "int", "tokens_out": "int", "wall_seconds": "float", "attempts": "int", "error": "str",
     "finished_at": "str", "model_settings": "json", "addressed_to": "json", "first_text_at": "str",
-    "response_delay_seconds": "float", "candidates": "json",
+    "response_delay_seconds": "float", "candidates": "json", "queue_wait_seconds": "float", "ttft_seconds": "float",
 }
 VERDICT_COLUMNS = {
     "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "judge": "str",
@@ -102,7 +102,7 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "trial__experiment_id", "trial_id", "trial__question__external_id", "index", "round", "speaker",
         "trial__honest_side", "status", "text", "prompt", "tokens_in", "tokens_out", "wall_seconds", "attempts",
         "error", "finished_at", "model_settings", "addressed_to", "first_text_at", "response_delay_seconds",
-        "candidates",
+        "candidates", "queue_wait_seconds", "ttft_seconds",
     ]
     rows = (
         Turn.objects.filter(trial__experiment_id__in=list(experiment_ids))
@@ -110,7 +110,7 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     )
     for (experiment_id, trial_id, qid, index, round_number, speaker, honest, status, text, prompt, tokens_in,
          tokens_out, wall, attempts, error, finished, model_settings, addressed_to, first_text_at, delay,
-         candidates) in rows:
+         candidates, queue_wait, ttft) in rows:
         if speaker == "judge":
             role = "judge"
         else:  # a debater or consultant is honest when it argues for the correct position
@@ -121,7 +121,8 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "status": status, "text": text, "prompt": prompt, "tokens_in": tokens_in, "tokens_out": tokens_out,
             "wall_seconds": wall, "attempts": attempts, "error": error, "finished_at": _iso(finished),
             "model_settings": model_settings, "addressed_to": addressed_to, "first_text_at": _iso(first_text_at),
-            "response_delay_seconds": delay, "candidates": candidates,
+            "response_delay_seconds": delay, "candidates": candidates, "queue_wait_seconds": queue_wait,
+            "ttft_seconds": ttft,
         }
 
 

@@ -243,7 +243,11 @@ class Turn(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, null=True)
     tokens_in = models.PositiveIntegerField(null=True, blank=True)
     tokens_out = models.PositiveIntegerField(null=True, blank=True)
-    wall_seconds = models.FloatField(null=True, blank=True)
+    wall_seconds = models.FloatField(null=True, blank=True, help_text="Generation time of the batch it ran in.")
+    queue_wait_seconds = models.FloatField(
+        null=True, blank=True, help_text="From the turn becoming ready to be generated to a worker claiming it."
+    )
+    ttft_seconds = models.FloatField(null=True, blank=True, help_text="From the batch's start to its first token.")
     model_settings = models.JSONField(default=dict, blank=True)
     candidates = models.JSONField(
         default=list, blank=True,

@@ -146,9 +146,11 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
             model_settings = config.settings_snapshot() | {
                 "seed": request.seed, "max_new_tokens_used": request.max_new_tokens,
                 "device": backend.device_name, "worker": worker, "batch_size": len(group),
+                "batch_tokens_out": sum(r.tokens_out for r in results),
             }
             written += Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(
-                status=Turn.Status.DONE, prompt=result.prompt_text,
+                status=Turn.Status.DONE, prompt=result.prompt_text, ttft_seconds=result.ttft_seconds,
+                queue_wait_seconds=_queue_wait(turn),
                 text=clip_to_limit(result.text, turn.trial.speech_char_limit) or "(no argument)",
                 tokens_in=result.tokens_in, tokens_out=result.tokens_out, wall_seconds=result.seconds,
                 model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
@@ -156,6 +158,15 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
     _finish_trials({t.trial_id for t in turns})
     record_response_delays({t.trial_id for t in turns if t.trial.live})
     return written
+
+
+def _queue_wait(turn: Turn) -> float | None:
+    """Seconds from the turn becoming ready (created, and its trial's earlier turns done) to its claim."""
+    ready_since = max([turn.created_at] + [t.finished_at for t in turn.trial.turns.all()
+                                           if t.index < turn.index and t.finished_at], default=None)
+    if ready_since is None or turn.claimed_at is None:
+        return None
+    return max(0.0, (turn.claimed_at - ready_since).total_seconds())
 
 
 def _live_progress_writer(group: list[Turn], token: str):

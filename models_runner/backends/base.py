@@ -22,6 +22,7 @@ class GenerationResult:
     tokens_in: int
     tokens_out: int
     seconds: float  # wall time of the batch this request ran in
+    ttft_seconds: float | None = None  # from the batch's start to this request's first new token
 
 
 # Called with (request index, text generated so far) while a batch is generated.

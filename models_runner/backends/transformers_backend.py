@@ -17,15 +17,17 @@ PROGRESS_INTERVAL = 0.25
 
 
 class BatchTextStreamer:
-    """Collects each row's new tokens as generate() produces them and reports decoded text.
+    """Follows each row of a batch as generate() produces it: the time of its first token
+    and, if ``on_text`` is given, its decoded text every PROGRESS_INTERVAL seconds.
 
     transformers' TextStreamer handles one sequence only; generate() calls
     ``put`` with one token per row per step, so a batch is easy to follow.
     """
 
-    def __init__(self, tokenizer, batch_size: int, stop_ids: set[int], on_text: ProgressCallback):
+    def __init__(self, tokenizer, batch_size: int, stop_ids: set[int], on_text: ProgressCallback | None):
         self.tokenizer, self.stop_ids, self.on_text = tokenizer, stop_ids, on_text
         self.tokens: list[list[int]] = [[] for _ in range(batch_size)]
+        self.first_token_at: list[float | None] = [None] * batch_size
         self.finished = [False] * batch_size
         self.prompt_seen = False
         self.last_report = 0.0
@@ -41,13 +43,18 @@ class BatchTextStreamer:
                 self.finished[row] = True
             else:
                 self.tokens[row].append(token)
+            if self.first_token_at[row] is None:
+                self.first_token_at[row] = time.perf_counter()
+        if self.on_text is None:
+            return
         now = time.perf_counter()
         if now - self.last_report >= PROGRESS_INTERVAL:
             self.last_report = now
             self._report()
 
     def end(self):
-        self._report()
+        if self.on_text is not None:
+            self._report()
 
     def _report(self):
         for row, tokens in enumerate(self.tokens):
@@ -158,7 +165,7 @@ class TransformersBackend(GenerationBackend):
         )
         eos = model.generation_config.eos_token_id
         stop_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.pad_token_id}
-        streamer = BatchTextStreamer(tokenizer, len(requests), stop_ids, on_text) if on_text else None
+        streamer = BatchTextStreamer(tokenizer, len(requests), stop_ids, on_text)
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(
@@ -184,6 +191,7 @@ class TransformersBackend(GenerationBackend):
                     tokens_in=int(batch["attention_mask"][row].sum()),
                     tokens_out=length,
                     seconds=seconds,
+                    ttft_seconds=(streamer.first_token_at[row] - started) if streamer.first_token_at[row] else None,
                 )
             )
         return results
