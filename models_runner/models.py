@@ -31,6 +31,11 @@ class ModelConfig(models.Model):
         help_text="Placeholders: {name} {opponent_name} {question} {my_answer} {opponent_answer} "
         "{passage} {transcript} {round} {rounds} {char_limit}",
     )
+    queue = models.CharField(
+        max_length=100, default="generation",
+        help_text="Celery queue for this model's work. Start its workers with -Q this-name, so a worker only "
+        "ever loads the models it was started for (one worker per GPU; see README).",
+    )
     consultant_system_prompt = models.TextField(blank=True, default=DEFAULT_CONSULTANT_SYSTEM_PROMPT)
     consultant_prompt_template = models.TextField(
         default=DEFAULT_CONSULTANT_TEMPLATE, help_text="Used in consultancy trials; same placeholders."
@@ -55,6 +60,8 @@ class ModelConfig(models.Model):
             errors["temperature"] = "must be 0 or more"
         if self.top_p is not None and not 0 < self.top_p <= 1:
             errors["top_p"] = "must be in (0, 1]"
+        if self.queue and not all(c.isalnum() or c in "-_." for c in self.queue):
+            errors["queue"] = "letters, digits, '-', '_' and '.' only"
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             errors["max_new_tokens"] = "must be at least 1"
         if errors:

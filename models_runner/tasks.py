@@ -6,20 +6,26 @@ import logging
 from celery import shared_task
 
 from . import generation
+from .models import ModelConfig
 
 
 log = logging.getLogger(__name__)
 
 
-def enqueue_generation(experiment_id: int, countdown: float | None = None) -> bool:
-    """Send generation work for an experiment; False if the broker is unreachable.
+def model_queue(experiment_id: int) -> str:
+    return ModelConfig.objects.filter(experiments__pk=experiment_id).values_list("queue", flat=True).first() or "generation"
+
+
+def enqueue_generation(experiment_id: int, countdown: float | None = None, queue: str | None = None) -> bool:
+    """Send generation work for an experiment to its model's queue; False if the broker is unreachable.
 
     Nothing is lost when sending fails: the pending turns are in the database,
     and ``manage.py reconcile_generation`` (or the admin's re-queue action)
     sends the work again once the broker is back.
     """
+    queue = queue or model_queue(experiment_id)
     try:
-        generate_turns.apply_async(args=[experiment_id], countdown=countdown)
+        generate_turns.apply_async(args=[experiment_id, queue], countdown=countdown, queue=queue)
     except Exception:
         log.exception("could not queue generation for experiment %s; run reconcile_generation later", experiment_id)
         return False
@@ -27,17 +33,18 @@ def enqueue_generation(experiment_id: int, countdown: float | None = None) -> bo
 
 
 @shared_task
-def generate_turns(experiment_id: int) -> int:
-    """Generate one batch of ready turns; queue a follow-up while more are ready.
+def generate_turns(experiment_id: int, queue: str = "generation") -> int:
+    """Generate one batch of the experiment's ready turns whose model is served on ``queue``;
+    queue a follow-up while more are ready.
 
     Short tasks (one batch each) keep every task far below the broker's
     visibility timeout, and let several workers share one experiment.
     """
-    written = generation.generate_batch(experiment_id)
-    if generation.ready_turn_ids(experiment_id, limit=1):
+    written = generation.generate_batch(experiment_id, queue=queue)
+    if generation.ready_turn_ids(experiment_id, limit=1, queue=queue):
         # A batch that wrote nothing (a failing model) retries after a pause
         # instead of spinning.
-        enqueue_generation(experiment_id, countdown=None if written else 5)
+        enqueue_generation(experiment_id, countdown=None if written else 5, queue=queue)
     return written
 
 
@@ -57,7 +64,8 @@ def reconcile_generation(stale_seconds: int | None = None) -> int:
 
 def enqueue_model_alone(experiment_id: int) -> bool:
     try:
-        model_alone_baseline.apply_async(args=[experiment_id])
+        # On the model's queue: only a worker started for that model loads it.
+        model_alone_baseline.apply_async(args=[experiment_id], queue=model_queue(experiment_id))
     except Exception:
         log.exception("could not queue the model-alone baseline for experiment %s", experiment_id)
         return False

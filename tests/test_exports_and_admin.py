@@ -76,7 +76,7 @@ def test_admin_launches_an_experiment_and_shows_progress(admin_client, make_mode
             response = admin_client.post("/admin/judging/experiment/", {
                 "action": "launch", "_selected_action": [experiment.pk]}, follow=True)
     assert "launched 4 trials" in response.content.decode()
-    send.assert_called_once_with(args=[experiment.pk], countdown=None)
+    send.assert_called_once_with(args=[experiment.pk, "generation"], countdown=None, queue="generation")
     assert Trial.objects.filter(experiment=experiment).count() == 4
     page = admin_client.get("/admin/judging/experiment/").content.decode()
     assert "0 / 16" in page and "0 / 4" in page

@@ -101,3 +101,21 @@ def test_the_backend_generates_a_batch_of_prompts(tiny_model_dir):
     assert results[0].tokens_in < results[1].tokens_in
     assert all(0 < r.tokens_out <= 5 for r in results)
     assert "Say two words here" in results[1].prompt_text
+
+
+def test_a_task_only_claims_turns_of_models_served_on_its_queue(launched):
+    from models_runner.models import ModelConfig
+
+    ModelConfig.objects.filter(pk=launched.debater_model_id).update(queue="big-model")
+    assert generation.generate_batch(launched.pk, queue="generation") == 0  # not this worker's model
+    assert generation.generate_batch(launched.pk, queue="big-model") == 6
+
+
+def test_generation_is_sent_to_the_models_queue(launched):
+    from unittest import mock
+
+    from models_runner.tasks import enqueue_generation
+
+    with mock.patch("models_runner.tasks.generate_turns.apply_async") as send:
+        enqueue_generation(launched.pk)
+    send.assert_called_once_with(args=[launched.pk, "generation"], countdown=None, queue="generation")

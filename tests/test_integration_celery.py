@@ -35,7 +35,7 @@ def start_worker(log_path):
            "DEBATE_GENERATION_BATCH_SIZE": "4"}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "debate_platform", "worker", "--pool=solo",
+            [sys.executable, "-m", "celery", "-A", "debate_platform", "worker", "--pool=solo", "-Q", "generation,celery",
              "--loglevel=INFO", "--hostname", f"test-worker-{time.time_ns()}@%h"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )

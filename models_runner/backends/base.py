@@ -13,6 +13,7 @@ class GenerationRequest:
     temperature: float
     top_p: float
     seed: int | None = None
+    min_new_tokens: int = 0  # > 0 forces at least this many tokens (benchmarks)
 
 
 @dataclass(frozen=True)

