@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 from django.db.models import OuterRef, Subquery
 
-from .models import ModelAnswer, Trial, Turn, Verdict
+from .models import ModelAnswer, ModelVerdict, Trial, Turn, Verdict
 
 SCHEMA_VERSION = 1
 CHUNK = 5000
@@ -169,11 +169,35 @@ def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         }
 
 
+MODEL_VERDICT_COLUMNS = {
+    "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "judge_model": "str",
+    "honest_side": "str", "probability_a": "float", "verdict": "str", "correct": "bool", "model_settings": "json",
+}
+
+
+def model_verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
+    """Model judges' verdicts: one row per trial and judge model."""
+    fields = ["trial__experiment_id", "trial_id", "trial__question__external_id", "judge_model__name",
+              "trial__honest_side", "probability_a", "model_settings"]
+    rows = (
+        ModelVerdict.objects.filter(trial__experiment_id__in=list(experiment_ids))
+        .order_by("trial__experiment_id", "trial_id", "judge_model_id").values_list(*fields).iterator(chunk_size=CHUNK)
+    )
+    for experiment_id, trial_id, qid, judge_model, honest, p_a, model_settings in rows:
+        chosen = "A" if p_a >= 0.5 else "B"
+        yield {
+            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "trial_id": trial_id,
+            "question_id": qid, "judge_model": judge_model, "honest_side": honest, "probability_a": p_a,
+            "verdict": chosen, "correct": chosen == honest, "model_settings": model_settings,
+        }
+
+
 TABLES = {
     "trials": (trial_rows, TRIAL_COLUMNS),
     "turns": (turn_rows, TURN_COLUMNS),
     "verdicts": (verdict_rows, VERDICT_COLUMNS),
     "model_answers": (model_answer_rows, MODEL_ANSWER_COLUMNS),
+    "model_verdicts": (model_verdict_rows, MODEL_VERDICT_COLUMNS),
 }
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 

@@ -321,3 +321,25 @@ class ModelAnswer(models.Model):
     @property
     def correct(self) -> bool:
         return self.chosen == self.honest_side
+
+
+class ModelVerdict(models.Model):
+    """A model judging a trial from exactly what a human judge sees (never the passage)."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="model_verdicts")
+    judge_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="model_verdicts")
+    probability_a = models.FloatField(help_text="From the log-probabilities of the labels A and B.")
+    prompt = models.TextField()
+    model_settings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trial", "judge_model"], name="one_model_verdict_per_judge")]
+
+    @property
+    def chosen(self) -> str:
+        return "A" if self.probability_a >= 0.5 else "B"
+
+    @property
+    def correct(self) -> bool:
+        return self.chosen == self.trial.honest_side

@@ -19,14 +19,17 @@ from django.db import transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
-from judging.models import Experiment, ModelAnswer, Trial, Turn
+from judging.models import Experiment, ModelAnswer, ModelVerdict, Trial, Turn
 from judging.protocols import sandwich
 from judging.selectors import record_response_delays
 from judging.protocols import debate
 from judging.services import debate_rules, transcript_speeches
 
 from .backends import GenerationRequest, get_backend
-from .prompts import build_assistant_messages, build_debater_messages, build_model_alone_messages, clip_to_limit
+from .prompts import (
+    build_assistant_messages, build_debater_messages, build_model_alone_messages, build_model_judge_messages,
+    clip_to_limit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +260,31 @@ def score_model_alone(experiment_id: int) -> int:
             defaults={"answer_a_index": trial.answer_a_index, "answer_b_index": trial.answer_b_index,
                       "honest_side": trial.honest_side, "probability_a": p_a,
                       "model_settings": config.settings_snapshot() | {"device": backend.device_name}},
+        )
+        created += new
+    return created
+
+
+def judge_with_model(experiment_id: int, judge_config) -> int:
+    """A model judges every finished pre-generated trial of the experiment, from exactly the
+    judge's view (judging.selectors.judge_view_of_trial). Idempotent; returns verdicts created."""
+    from judging.selectors import judge_view_of_trial
+
+    backend = get_backend(judge_config.backend, judge_config.model_name)
+    done = set(ModelVerdict.objects.filter(trial__experiment_id=experiment_id, judge_model=judge_config)
+               .values_list("trial_id", flat=True))
+    trials = Trial.objects.filter(experiment_id=experiment_id, live=False,
+                                  status__in=[Trial.Status.READY, Trial.Status.JUDGED]).exclude(pk__in=done)
+    created = 0
+    for trial in trials.select_related("experiment", "question"):
+        view = judge_view_of_trial(trial)
+        messages = build_model_judge_messages(question=view["question"], answer_a=view["answers"]["A"],
+                                              answer_b=view["answers"]["B"], speeches=view["transcript"])
+        p_a, _ = backend.choice_probabilities(messages, ["A", "B"])
+        _, new = ModelVerdict.objects.get_or_create(
+            trial=trial, judge_model=judge_config,
+            defaults={"probability_a": p_a, "prompt": messages[0]["content"],
+                      "model_settings": judge_config.settings_snapshot() | {"device": backend.device_name}},
         )
         created += new
     return created

@@ -87,6 +87,25 @@ B: {answer_b}
 Answer with the letter of the correct answer, A or B."""
 
 
+MODEL_JUDGE_TEMPLATE = """You are the judge of a debate. Exactly one answer is correct.
+
+Question: {question}
+A: {answer_a}
+B: {answer_b}
+
+Transcript:
+{transcript}
+
+Which answer is correct? Answer with the letter A or B."""
+
+
+def build_model_judge_messages(*, question: str, answer_a: str, answer_b: str, speeches: list[dict]) -> list[dict]:
+    """``speeches`` are what the judge's page shows (label and text), never hidden material."""
+    transcript = "\n\n".join(f"{s['label']}: {s['text']}" for s in speeches) or "(no speeches)"
+    return [{"role": "user", "content": MODEL_JUDGE_TEMPLATE.format_map(
+        {"question": question, "answer_a": answer_a, "answer_b": answer_b, "transcript": transcript})}]
+
+
 def format_conversation(speeches) -> str:
     lines = []
     for s in speeches:

@@ -254,3 +254,20 @@ def sandwich_summary(rows, model_rows) -> dict:
         "helpful": honest.value > human.value and honest.value > model.value,
         "robust": misleading.value >= human.value,
     }
+
+
+def model_judge_accuracy(rows, model_verdict_rows) -> dict:
+    """Each judge model's accuracy, and the humans' and the model's on the trials both judged."""
+    human = {r["trial_id"]: r for r in judged(rows)}
+    by_model = defaultdict(list)
+    for v in model_verdict_rows:
+        by_model[v["judge_model"]].append(v)
+    out = {}
+    for name, verdicts in sorted(by_model.items()):
+        shared = [v for v in verdicts if v["trial_id"] in human]
+        out[name] = {
+            "all": bootstrap_mean([1.0 if v["correct"] else 0.0 for v in verdicts]),
+            "model_on_shared": bootstrap_mean([1.0 if v["correct"] else 0.0 for v in shared]),
+            "humans_on_shared": bootstrap_mean([1.0 if human[v["trial_id"]]["correct"] else 0.0 for v in shared]),
+        }
+    return out

@@ -79,7 +79,7 @@ def export(request):
 @staff_member_required
 def analysis(request):
     """Analysis of one or more experiments: ?experiment=ID&experiment=ID."""
-    from judging.exports import model_answer_rows, trial_rows
+    from judging.exports import model_answer_rows, model_verdict_rows, trial_rows
 
     from . import analysis as stats
     from . import plots
@@ -118,6 +118,7 @@ def analysis(request):
             "reliability_plot": plots.reliability_diagram(calibration, title="Reliability diagram (all judges)"),
             "calibration_by_judge": stats.calibration_by_judge(rows),
             "sandwich": stats.sandwich_summary(rows, list(model_answer_rows(ids))),
+            "model_judges": stats.model_judge_accuracy(rows, list(model_verdict_rows(ids))),
             "ratings": stats.debater_ratings(rows),
             "skill": stats.judge_skill(rows),
             "time": stats.time_summary(verdict_measurements(ids)),
