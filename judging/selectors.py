@@ -54,7 +54,7 @@ def round_visible_at(round_turns: list[Turn], simultaneous: bool):
     return first.first_text_at or (first.finished_at if first.status == Turn.Status.DONE else None)
 
 
-def _speaker_label(trial: Trial, side: str) -> str:
+def speaker_label(trial: Trial, side: str) -> str:
     """How the judge sees a speaker: never the assistant's side, which would reveal its condition."""
     if trial.protocol == Trial.Protocol.SANDWICH:
         return "Assistant"
@@ -88,7 +88,7 @@ def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
         if t.speaker == debate.JUDGE:
             speeches.append(entry | {"label": f"You asked {_addressee(trial, t.addressed_to)}", "text": t.text})
             continue
-        label = _speaker_label(trial, t.speaker)
+        label = speaker_label(trial, t.speaker)
         if trial.protocol == Trial.Protocol.SANDWICH:
             entry["speaker"] = "assistant"  # its internal side would reveal the condition
         if t.status == Turn.Status.DONE and (

@@ -145,18 +145,24 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
     for group in by_config.values():
         config = group[0].model_config
         backend = get_backend(config.backend, config.model_name)
+        n = _best_of(config, group)
         try:
             requests = [_request_for(t) for t in group]
-            results = backend.generate(requests, on_text=_live_progress_writer(group, token))
+            if n == 1:
+                results = backend.generate(requests, on_text=_live_progress_writer(group, token))
+                candidates = [[] for _ in group]
+            else:  # N samples per turn in the same batch; no streaming, the kept one is not known yet
+                samples = backend.generate([r for r in requests for _ in range(n)])
+                results, candidates = _pick_best(config, group, samples, n)
         except Exception as exc:  # a model that fails must not leave turns claimed forever
             log.exception("generation failed for %d turn(s) of %s", len(group), config)
             _record_failure(group, token, f"{type(exc).__name__}: {exc}")
             continue
-        for turn, request, result in zip(group, requests, results):
+        for turn, request, result, turn_candidates in zip(group, requests, results, candidates):
             model_settings = config.settings_snapshot() | {
                 "seed": request.seed, "max_new_tokens_used": request.max_new_tokens,
-                "device": backend.device_name, "worker": worker, "batch_size": len(group),
-                "batch_tokens_out": sum(r.tokens_out for r in results),
+                "device": backend.device_name, "worker": worker, "batch_size": len(group) * n,
+                "batch_tokens_out": sum(r.tokens_out for r in results), "best_of_n": n,
             }
             written += Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(
                 status=Turn.Status.DONE, prompt=result.prompt_text, ttft_seconds=result.ttft_seconds,
@@ -164,10 +170,47 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
                 text=clip_to_limit(result.text, turn.trial.speech_char_limit) or "(no argument)",
                 tokens_in=result.tokens_in, tokens_out=result.tokens_out, wall_seconds=result.seconds,
                 model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
+                candidates=turn_candidates,
             )
     _finish_trials({t.trial_id for t in turns})
     record_response_delays({t.trial_id for t in turns if t.trial.live})
     return written
+
+
+def _best_of(config, group: list[Turn]) -> int:
+    """N for best-of-N: debaters and consultants only (an assistant has no side to be judged on)."""
+    if config.best_of_n > 1 and all(t.trial.protocol != Trial.Protocol.SANDWICH for t in group):
+        return config.best_of_n
+    return 1
+
+
+def _candidate_score(scorer, turn: Turn, text: str) -> float:
+    """The scoring model's probability for this speaker's answer, reading the judge's view plus the candidate."""
+    from judging.selectors import speaker_label, judge_visible_speeches
+
+    trial = turn.trial
+    done = [t for t in trial.turns.all() if t.status == Turn.Status.DONE]
+    speeches = judge_visible_speeches(trial, done) + [{"label": speaker_label(trial, turn.speaker), "text": text}]
+    messages = build_model_judge_messages(question=trial.question.text, answer_a=trial.answer_text("A"),
+                                          answer_b=trial.answer_text("B"), speeches=speeches)
+    p_a, p_b = scorer.choice_probabilities(messages, ["A", "B"])
+    return p_a if turn.speaker == "A" else p_b
+
+
+def _pick_best(config, group: list[Turn], samples, n: int):
+    """Keep, per turn, the candidate the scoring model rates most convincing; record them all."""
+    judge = config.best_of_n_judge or config
+    scorer = get_backend(judge.backend, judge.model_name)
+    kept, records = [], []
+    for i, turn in enumerate(group):
+        options = samples[i * n:(i + 1) * n]
+        texts = [clip_to_limit(o.text, turn.trial.speech_char_limit) for o in options]
+        scores = [_candidate_score(scorer, turn, text) for text in texts]
+        best = max(range(n), key=scores.__getitem__)
+        kept.append(options[best])
+        records.append([{"text": text, "score": round(score, 6), "kept": j == best, "tokens_out": o.tokens_out}
+                        for j, (text, score, o) in enumerate(zip(texts, scores, options))])
+    return kept, records
 
 
 def _queue_wait(turn: Turn) -> float | None:

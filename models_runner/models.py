@@ -31,6 +31,14 @@ class ModelConfig(models.Model):
         help_text="Placeholders: {name} {opponent_name} {question} {my_answer} {opponent_answer} "
         "{passage} {transcript} {round} {rounds} {char_limit}",
     )
+    best_of_n = models.PositiveIntegerField(
+        default=1, help_text="Sample N candidate turns and keep the one the scoring model rates most convincing."
+    )
+    best_of_n_judge = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Scoring model for best-of-N: its probability for the debater's answer after reading the "
+        "transcript with the candidate (default: this model).",
+    )
     queue = models.CharField(
         max_length=100, default="generation",
         help_text="Celery queue for this model's work. Start its workers with -Q this-name, so a worker only "
@@ -62,6 +70,8 @@ class ModelConfig(models.Model):
             errors["top_p"] = "must be in (0, 1]"
         if self.queue and not all(c.isalnum() or c in "-_." for c in self.queue):
             errors["queue"] = "letters, digits, '-', '_' and '.' only"
+        if self.best_of_n is not None and self.best_of_n > 1 and not self.temperature:
+            errors["best_of_n"] = "best-of-N needs a temperature above 0, or every candidate is the same"
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             errors["max_new_tokens"] = "must be at least 1"
         if errors:
@@ -77,4 +87,6 @@ class ModelConfig(models.Model):
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_new_tokens": self.max_new_tokens,
+            "best_of_n": self.best_of_n,
+            "best_of_n_judge": self.best_of_n_judge.name if self.best_of_n_judge_id else None,
         }

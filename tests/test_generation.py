@@ -119,3 +119,29 @@ def test_generation_is_sent_to_the_models_queue(launched):
     with mock.patch("models_runner.tasks.generate_turns.apply_async") as send:
         enqueue_generation(launched.pk)
     send.assert_called_once_with(args=[launched.pk, "generation"], countdown=None, queue="generation")
+
+
+def test_best_of_n_keeps_the_candidate_the_scoring_model_prefers_and_records_all(make_model_config, make_experiment,
+                                                                                 tiny_model_dir):
+    scorer = make_model_config(tiny_model_dir, name="scorer")
+    config = make_model_config(tiny_model_dir, name="bo3", temperature=1.0, best_of_n=3, best_of_n_judge=scorer)
+    experiment = make_experiment(config, num_questions=2, rounds=1)
+    experiment_launch(experiment=experiment)
+    run_until_done(experiment)
+    for turn in Turn.objects.filter(trial__experiment=experiment):
+        assert len(turn.candidates) == 3
+        kept = [c for c in turn.candidates if c["kept"]]
+        assert len(kept) == 1 and kept[0]["text"] == turn.text
+        assert kept[0]["score"] == max(c["score"] for c in turn.candidates)
+        assert all(0 < c["score"] < 1 for c in turn.candidates)
+        assert len({c["text"] for c in turn.candidates}) > 1  # sampled, not three copies
+        assert turn.model_settings["best_of_n"] == 3 and turn.model_settings["batch_size"] == 12
+
+
+def test_best_of_n_needs_sampling(db):
+    from django.core.exceptions import ValidationError
+
+    from models_runner.models import ModelConfig
+
+    with pytest.raises(ValidationError, match="temperature above 0"):
+        ModelConfig(name="x", model_name="m", temperature=0, best_of_n=4).full_clean()
