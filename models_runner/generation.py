@@ -66,9 +66,9 @@ def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str 
         state = debate.replay(debate_rules(trial.experiment, trial), transcript_speeches(done))
         due = set(state.next_speakers())
         for turn in turns:
-            if queue is not None and turn.model_config.queue != queue:
+            if turn.status != Turn.Status.PENDING or turn.speaker not in due or turn.round != state.current_round:
                 continue
-            if turn.status == Turn.Status.PENDING and turn.speaker in due and turn.round == state.current_round:
+            if queue is None or (turn.model_config is not None and turn.model_config.queue == queue):
                 ready.append(turn.id)
                 if len(ready) >= limit:
                     return ready

@@ -177,3 +177,13 @@ def test_the_move_endpoint_answers_json_errors_and_404s(live_experiment, judge, 
     assert response.status_code == 409 and "still speaking" in response.json()["error"]
     client.force_login(other_judge)
     assert client.post(url, {"action": "continue"}, HTTP_ACCEPT="application/json").status_code == 404
+
+
+def test_a_queue_worker_generates_the_round_after_a_judge_question(live_experiment, judge):
+    trial = first_trial(live_experiment)
+    trial_open(trial=trial)
+    while generation.generate_batch(live_experiment.pk, queue="generation"):
+        pass
+    live_move(trial_id=trial.pk, judge=judge, action="ask", text="And now?")
+    # The judge's turn has no model: the queue filter must skip it, not fail on it.
+    assert generation.generate_batch(live_experiment.pk, queue="generation") == 2
