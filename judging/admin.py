@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -40,7 +41,7 @@ class QuestionSetAdmin(admin.ModelAdmin):
 
     def import_view(self, request):
         if not self.has_add_permission(request):
-            raise PermissionError
+            raise PermissionDenied
         form = QuestionImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]

@@ -212,6 +212,9 @@ def _check(table: str, fmt: str) -> None:
 def _csv_cell(value):
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        # Model output and judge text are untrusted: never let a spreadsheet run them as formulas.
+        return "'" + value
     return "" if value is None else value
 
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, transaction
 
 from .models import Question, QuestionSet
 
@@ -30,6 +30,16 @@ def _line_error(number: int, message: str) -> QuestionImportError:
     return QuestionImportError(f"line {number}: {message}")
 
 
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def parse_question(obj, number: int) -> dict:
     """Validate one decoded line and return the fields of a Question."""
     if not isinstance(obj, dict):
@@ -43,6 +53,10 @@ def parse_question(obj, number: int) -> dict:
     qid = obj["id"]
     if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid).strip() == "":
         raise _line_error(number, "'id' must be a non-empty string or integer")
+    if len(str(qid).strip()) > 200:
+        raise _line_error(number, "'id' is longer than 200 characters")
+    if _has_nul(obj):
+        raise _line_error(number, "contains a NUL character (\\u0000), which cannot be stored")
     if not isinstance(obj["question"], str) or not obj["question"].strip():
         raise _line_error(number, "'question' must be a non-empty string")
     choices = obj["choices"]
@@ -77,6 +91,10 @@ def parse_question(obj, number: int) -> dict:
     }
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
 def parse_jsonl(lines: Iterable[str | bytes]) -> list[dict]:
     parsed, seen = [], {}
     for number, raw in enumerate(lines, start=1):
@@ -88,9 +106,11 @@ def parse_jsonl(lines: Iterable[str | bytes]) -> list[dict]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             raise _line_error(number, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        except ValueError as exc:
+            raise _line_error(number, str(exc)) from None
         fields = parse_question(obj, number)
         if fields["external_id"] in seen:
             raise _line_error(number, f"duplicate id {fields['external_id']!r} (first on line {seen[fields['external_id']]})")
@@ -119,7 +139,7 @@ def import_questions(*, set_name: str, questions: list[dict], source: str = "") 
             )
         try:
             Question.objects.bulk_create(Question(question_set=question_set, **q) for q in questions)
-        except IntegrityError as exc:  # a concurrent import of the same ids
+        except DatabaseError as exc:  # e.g. a concurrent import of the same ids
             raise QuestionImportError(f"could not import: {exc}") from exc
     return question_set
 

@@ -176,7 +176,7 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
             if action == "ask":
                 if trial.protocol != Trial.Protocol.DEBATE:
                     addressed_to = state.rules.speakers  # there is only the consultant or assistant to ask
-                text = (text or "").strip()
+                text = (text or "").replace("\x00", "").strip()
                 if len(text) > 1000:
                     raise debate.IllegalMove("a question is limited to 1000 characters")
                 state.apply_judge_question(text, tuple(addressed_to))
@@ -234,7 +234,7 @@ def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale:
     p = _parse_probability(probability)
     if p < 0.5:
         raise VerdictRefused("your probability for the answer you chose must be at least 0.5; choose the other answer instead")
-    rationale = (rationale or "").strip()
+    rationale = (rationale or "").replace("\x00", "").strip()
     if not rationale:
         raise VerdictRefused("write a short rationale for your verdict")
     if len(rationale) > 5000:

@@ -191,8 +191,11 @@ def build_debater_messages(
 
 
 def clip_to_limit(text: str, char_limit: int) -> str:
-    """Cut a speech to the character limit, at a word boundary where one is near."""
-    text = text.strip()
+    """Cut a speech to the character limit, at a word boundary where one is near.
+
+    NUL characters are dropped: PostgreSQL cannot store them in text.
+    """
+    text = text.replace("\x00", "").strip()
     if len(text) <= char_limit:
         return text
     cut = text[:char_limit]

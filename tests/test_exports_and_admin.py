@@ -201,3 +201,10 @@ def test_turn_export_includes_best_of_n_candidates_when_present(judged_trial):
     exported = next(r for r in rows if r["trial_id"] == judged_trial.pk and r["turn_index"] == turn.index)
     assert exported["candidates"] == turn.candidates
     assert all(r["candidates"] == [] for r in rows if r is not exported)
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(ready_trial, judge):
+    verdict_submit(trial_id=ready_trial.pk, judge=judge, chosen="A", probability=0.7,
+                   rationale='=HYPERLINK("http://evil","click")')
+    rows = list(csv.DictReader(io.StringIO(export_command(str(ready_trial.experiment.pk), "--table", "verdicts"))))
+    assert rows[0]["rationale"] == "'=HYPERLINK(\"http://evil\",\"click\")"

@@ -91,3 +91,16 @@ def test_the_admin_upload_imports_and_shows_errors(admin_client, tmp_path):
     response = admin_client.post(url, {"set_name": "uploaded", "file": good})
     assert response.status_code == 302
     assert QuestionSet.objects.get(name="uploaded").questions.count() == 1
+
+
+@pytest.mark.parametrize("bad_line,message", [
+    (json.dumps(GOOD | {"id": "x" * 201}), "line 1: 'id' is longer than 200 characters"),
+    (json.dumps(GOOD | {"question": "nul\u0000here"}), "line 1: contains a NUL character"),
+    ('{"id": "q", "question": "Q", "choices": ["a", "b"], "correct_index": 0, "metadata": {"x": NaN}}',
+     "line 1: NaN is not a valid JSON number"),
+])
+def test_input_postgresql_cannot_store_is_refused_on_every_database(db, bad_line, message):
+    with pytest.raises(QuestionImportError) as excinfo:
+        import_jsonl_file(set_name="s", lines=[bad_line])
+    assert message in str(excinfo.value)
+    assert Question.objects.count() == 0

@@ -194,3 +194,12 @@ def test_replay_restores_leanings_and_an_ended_debate():
     with pytest.raises(IllegalMove):
         replay(rules, speeches, leanings=((1, 0.9), (2, 0.1)), ended_by_judge=True)
     assert replay(rules, speeches, leanings=((1, 0.9), (2, 0.8)), ended_by_judge=True).phase == debate.AWAITING_VERDICT
+
+
+def test_an_undecided_leaning_does_not_hide_a_flip():
+    rules = DebateRules(rounds=4, min_rounds=1, extra_round_after_flip=True)
+    state = after_rounds(DebateState(rules=rules), 1).apply_leaning(0.7)
+    state = after_rounds(state, 1).apply_leaning(0.5)
+    assert state.can_end()  # undecided is not a flip
+    state = after_rounds(state, 1).apply_leaning(0.3)
+    assert state.flip_pending() and not state.can_end()

@@ -151,10 +151,14 @@ class DebateState:
         return self.phase == DEBATING and not in_progress and self.completed_rounds >= 1
 
     def flip_pending(self) -> bool:
-        """The latest leaning changed side and no round has been spoken since."""
-        if not self.rules.extra_round_after_flip or len(self.leanings) < 2:
+        """The latest leaning changed side and no round has been spoken since.
+
+        Undecided leanings (exactly 0.5) are skipped, so 0.7 -> 0.5 -> 0.3 is a flip.
+        """
+        decided = [(r, p) for r, p in self.leanings if p != 0.5]
+        if not self.rules.extra_round_after_flip or len(decided) < 2 or self.leanings[-1][1] == 0.5:
             return False
-        (_, before), (after_round, now) = self.leanings[-2], self.leanings[-1]
+        (_, before), (after_round, now) = decided[-2], decided[-1]
         flipped = (before - 0.5) * (now - 0.5) < 0
         return flipped and after_round == self.completed_rounds
 
