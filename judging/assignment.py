@@ -3,9 +3,10 @@
 Pure Python and deterministic given the seed, so an experiment's assignment can
 be reproduced from its recorded seed.
 
-Balance: the honest side (A or B) and the first speaker are drawn as shuffled
-blocks with equal counts (differing by at most one), not as independent coin
-flips, so a small experiment cannot end up with most honest debaters on one side.
+Balance: within each judge's trials of each arm, the honest side (A or B) and the
+first speaker are drawn jointly as shuffled blocks of the four combinations, and a
+consultant's honesty as shuffled blocks of honest/dishonest, not as independent
+coin flips, so even a small experiment cannot put most honest debaters on one side.
 The incorrect answer a trial's adversary defends is drawn uniformly from the
 question's incorrect choices.
 """
@@ -40,10 +41,15 @@ class AssignmentError(ValueError):
     pass
 
 
-def balanced_sides(n: int, rng: random.Random) -> list[str]:
-    sides = ["A", "B"] * (n // 2) + ([rng.choice("AB")] if n % 2 else [])
-    rng.shuffle(sides)
-    return sides
+def balanced_blocks(values: list, n: int, rng: random.Random) -> list:
+    """n draws made of shuffled complete blocks of ``values`` (the last block cut short at random),
+    so every value occurs equally often to within one, also among the first few."""
+    out = []
+    while len(out) < n:
+        block = list(values)
+        rng.shuffle(block)
+        out.extend(block)
+    return out[:n]
 
 
 def latin_square_conditions(pairs: list[tuple[object, int]], judge_ids: list[int], conditions: list[str]) -> list[str]:
@@ -97,15 +103,25 @@ def plan_trials(
     unknown = [a for a in arms if a not in PROTOCOL_OF_ARM]
     if unknown:
         raise AssignmentError(f"unknown arm {unknown[0]!r}; choose from {', '.join(PROTOCOL_OF_ARM)}")
-    honest_sides = balanced_sides(len(pairs), rng)
-    first_speakers = balanced_sides(len(pairs), rng)
     trial_arms = latin_square_conditions(pairs, judge_ids, arms)
-    # Consultancy: the consultant is honest in exactly half of the consultancy trials (balanced draw).
-    consultant_honest = iter(side == "A" for side in balanced_sides(trial_arms.count("consultancy"), rng))
+    # Balance within each judge's trials of each arm: the honest side and the first speaker
+    # jointly (every combination equally often, to within one block), and in consultancy
+    # whether the consultant is honest.
+    honest_sides, first_speakers = [""] * len(pairs), [""] * len(pairs)
+    consultant_honest = [False] * len(pairs)
+    groups: dict[tuple[int, str], list[int]] = {}
+    for i, ((_, judge), arm) in enumerate(zip(pairs, trial_arms)):
+        groups.setdefault((judge, arm), []).append(i)
+    for indices in groups.values():
+        for i, (honest, first) in zip(indices, balanced_blocks([("A", "A"), ("A", "B"), ("B", "A"), ("B", "B")],
+                                                               len(indices), rng)):
+            honest_sides[i], first_speakers[i] = honest, first
+        for i, is_honest in zip(indices, balanced_blocks([True, False], len(indices), rng)):
+            consultant_honest[i] = is_honest
     speaker_honest, trial_conditions = [], []
-    for arm in trial_arms:
+    for i, arm in enumerate(trial_arms):
         if arm == "consultancy":
-            honest = next(consultant_honest)
+            honest = consultant_honest[i]
             speaker_honest.append(honest)
             trial_conditions.append("honest consultant" if honest else "dishonest consultant")
         else:

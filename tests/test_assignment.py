@@ -72,3 +72,24 @@ def test_launch_records_the_randomisation_on_each_trial(make_model_config, make_
     with pytest.raises(LaunchError, match="already been launched"):
         experiment_launch(experiment=experiment)
     assert Trial.objects.filter(experiment=experiment).count() == 20
+
+
+def test_small_experiments_are_balanced_within_each_judge_and_arm_for_any_seed():
+    questions = [QuestionInfo(id=i, n_choices=3, correct_index=i % 3) for i in range(1, 21)]
+    for seed in range(300):
+        plans = plan_trials(questions, [1, 2], num_questions=20, judgments_per_question=1, seed=seed,
+                            arms=["debate", "consultancy"])
+        for judge in (1, 2):
+            for protocol in ("debate", "consultancy"):
+                group = [p for p in plans if p.judge_id == judge and p.protocol == protocol]
+                honest_a = sum(p.honest_side == "A" for p in group)
+                first_a = sum(p.first_speaker == "A" for p in group)
+                assert abs(2 * honest_a - len(group)) <= 2, (seed, judge, protocol)
+                if protocol == "debate":
+                    assert abs(2 * first_a - len(group)) <= 2, (seed, judge)
+                    # honest side and first speaker are not confounded: both orders occur for each side
+                    assert {(p.honest_side, p.first_speaker) for p in group} == {("A", "A"), ("A", "B"),
+                                                                                  ("B", "A"), ("B", "B")}
+                else:
+                    honest = sum(p.consultant_side == p.honest_side for p in group)
+                    assert abs(2 * honest - len(group)) <= 1, (seed, judge)
