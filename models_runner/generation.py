@@ -160,7 +160,8 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
             continue
         for turn, request, result, turn_candidates in zip(group, requests, results, candidates):
             model_settings = config.settings_snapshot() | {
-                "seed": request.seed, "max_new_tokens_used": request.max_new_tokens,
+                # torch is seeded once per batch, with the batch's first request's seed.
+                "batch_seed": requests[0].seed, "max_new_tokens_used": request.max_new_tokens,
                 "device": backend.device_name, "worker": worker, "batch_size": len(group) * n,
                 "batch_tokens_out": sum(r.tokens_out for r in results), "best_of_n": n,
             }
@@ -185,12 +186,17 @@ def _best_of(config, group: list[Turn]) -> int:
 
 
 def _candidate_score(scorer, turn: Turn, text: str) -> float:
-    """The scoring model's probability for this speaker's answer, reading the judge's view plus the candidate."""
-    from judging.selectors import speaker_label, judge_visible_speeches
+    """The scoring model's probability for this speaker's answer after reading, as a judge would,
+    what this speaker could see (in a simultaneous round, not the opponent's same-round speech)
+    followed by the candidate."""
+    from judging.selectors import speaker_label
 
     trial = turn.trial
-    done = [t for t in trial.turns.all() if t.status == Turn.Status.DONE]
-    speeches = judge_visible_speeches(trial, done) + [{"label": speaker_label(trial, turn.speaker), "text": text}]
+    done = sorted((t for t in trial.turns.all() if t.status == Turn.Status.DONE), key=lambda t: t.index)
+    state = debate.replay(debate_rules(trial.experiment, trial), transcript_speeches(done))
+    speeches = [{"label": "Judge's question" if s.speaker == debate.JUDGE else speaker_label(trial, s.speaker),
+                 "text": s.text} for s in state.visible_to(turn.speaker)]
+    speeches.append({"label": speaker_label(trial, turn.speaker), "text": text})
     messages = build_model_judge_messages(question=trial.question.text, answer_a=trial.answer_text("A"),
                                           answer_b=trial.answer_text("B"), speeches=speeches)
     p_a, p_b = scorer.choice_probabilities(messages, ["A", "B"])

@@ -145,3 +145,21 @@ def test_best_of_n_needs_sampling(db):
 
     with pytest.raises(ValidationError, match="temperature above 0"):
         ModelConfig(name="x", model_name="m", temperature=0, best_of_n=4).full_clean()
+
+
+def test_best_of_n_scoring_never_reads_the_opponents_simultaneous_speech(launched):
+    from django.utils import timezone
+
+    trial = Trial.objects.filter(experiment=launched).first()
+    a, b = trial.turns.filter(round=1).order_by("speaker")
+    Turn.objects.filter(pk=a.pk).update(status="done", text="A-ROUND-ONE-SECRET", finished_at=timezone.now())
+
+    class RecordingScorer:  # records what the scoring model is shown
+        def choice_probabilities(self, messages, labels):
+            self.seen = messages[0]["content"]
+            return [0.4, 0.6]
+
+    scorer = RecordingScorer()
+    b.refresh_from_db()
+    assert generation._candidate_score(scorer, b, "B's candidate") == 0.6
+    assert "B's candidate" in scorer.seen and "A-ROUND-ONE-SECRET" not in scorer.seen

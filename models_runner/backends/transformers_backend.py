@@ -124,13 +124,22 @@ class TransformersBackend(GenerationBackend):
         tokenizer, model = self._tokenizer, self._model
         prompt = self._prompt_text(messages)
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self._device)
-        # A label may tokenise with or without a leading space; take the first token of each form.
-        label_ids = [[tokenizer.encode(form, add_special_tokens=False)[0] for form in (label, " " + label)]
-                     for label in labels]
+        # A label may be written with or without a leading space. Keep the single tokens that
+        # decode to exactly the label, so no token shared between labels (a bare space) counts.
+        label_ids = []
+        for label in labels:
+            forms = {ids_[0] for form in (label, " " + label)
+                     if len(ids_ := tokenizer.encode(form, add_special_tokens=False)) == 1
+                     and tokenizer.decode(ids_).strip() == label}
+            if not forms:
+                raise ValueError(f"label {label!r} is not a single token for this tokenizer")
+            label_ids.append(sorted(forms))
+        if len({i for forms in label_ids for i in forms}) != sum(len(f) for f in label_ids):
+            raise ValueError("labels share tokens")
         with torch.inference_mode():
             logits = model(**ids).logits[0, -1].float()
         log_probs = torch.log_softmax(logits, dim=-1)
-        scores = torch.stack([torch.logsumexp(log_probs[torch.tensor(sorted(set(forms)))], dim=0) for forms in label_ids])
+        scores = torch.stack([torch.logsumexp(log_probs[torch.tensor(forms)], dim=0) for forms in label_ids])
         return torch.softmax(scores, dim=0).tolist()
 
     def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
