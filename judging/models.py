@@ -255,6 +255,7 @@ class Turn(models.Model):
     )
     claim_token = models.CharField(max_length=64, blank=True, db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True, help_text="Celery node name of the claiming worker.")
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

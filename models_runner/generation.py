@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from judging.models import Experiment, ModelAnswer, ModelVerdict, Trial, Turn
@@ -75,11 +75,17 @@ def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str 
     return ready
 
 
-def claim_turns(turn_ids: list[int]) -> tuple[str, list[Turn]]:
-    """Claim those of ``turn_ids`` that are still pending; returns (token, claimed turns)."""
+def claim_turns(turn_ids: list[int], claimed_by: str = "") -> tuple[str, list[Turn]]:
+    """Claim those of ``turn_ids`` that are still pending; returns (token, claimed turns).
+
+    ``claimed_by`` names the worker (its Celery node name), so a restarted worker can
+    release what its previous process left claimed. Text left by an abandoned attempt
+    is cleared, so a judge never sees it.
+    """
     token = uuid.uuid4().hex
     Turn.objects.filter(id__in=turn_ids, status=Turn.Status.PENDING).update(
-        status=Turn.Status.RUNNING, claim_token=token, claimed_at=timezone.now()
+        status=Turn.Status.RUNNING, claim_token=token, claimed_at=timezone.now(), claimed_by=claimed_by,
+        partial_text="", first_text_at=None,
     )
     claimed = list(
         Turn.objects.filter(claim_token=token, status=Turn.Status.RUNNING)
@@ -128,13 +134,14 @@ def _finish_trials(trial_ids: set[int]) -> None:
             Trial.objects.filter(pk=trial_id, status=Trial.Status.GENERATING).update(status=Trial.Status.FAILED)
 
 
-def generate_batch(experiment_id: int | None = None, batch_size: int | None = None, queue: str | None = None) -> int:
+def generate_batch(experiment_id: int | None = None, batch_size: int | None = None, queue: str | None = None,
+                   claimed_by: str = "") -> int:
     """Claim up to ``batch_size`` ready turns, generate them together, record them.
 
     Returns how many turns this call wrote.
     """
     batch_size = batch_size or settings.GENERATION_BATCH_SIZE
-    token, turns = claim_turns(ready_turn_ids(experiment_id, limit=batch_size, queue=queue))
+    token, turns = claim_turns(ready_turn_ids(experiment_id, limit=batch_size, queue=queue), claimed_by=claimed_by)
     if not turns:
         return 0
     worker = socket.gethostname()
@@ -261,13 +268,29 @@ def _record_failure(turns: list[Turn], token: str, error: str) -> None:
     _finish_trials({t.trial_id for t in turns})
 
 
+def release_claims(turns) -> int:
+    """Put claimed turns whose worker died back to pending, counting the lost attempt.
+
+    A turn that has used up its attempts (it may be what kills its worker, e.g. by
+    running out of memory) fails instead of looping forever.
+    """
+    turns = turns.filter(status=Turn.Status.RUNNING)
+    trial_ids = set(turns.values_list("trial_id", flat=True))
+    failed = turns.filter(attempts__gte=MAX_ATTEMPTS - 1).update(
+        status=Turn.Status.FAILED, attempts=F("attempts") + 1, claim_token="", claimed_at=None, partial_text="",
+        error="its worker stopped while generating it, too many times",
+    )
+    released = turns.update(status=Turn.Status.PENDING, attempts=F("attempts") + 1, claim_token="",
+                            claimed_at=None, partial_text="", first_text_at=None)
+    _finish_trials(trial_ids)
+    return failed + released
+
+
 def requeue_stale_turns(older_than_seconds: int | None = None) -> int:
-    """Put turns claimed too long ago (their worker died) back to pending."""
+    """Release turns claimed too long ago (their worker presumably died)."""
     seconds = settings.STALE_CLAIM_SECONDS if older_than_seconds is None else older_than_seconds
     cutoff = timezone.now() - timedelta(seconds=seconds)
-    return Turn.objects.filter(status=Turn.Status.RUNNING, claimed_at__lt=cutoff).update(
-        status=Turn.Status.PENDING, claim_token="", claimed_at=None
-    )
+    return release_claims(Turn.objects.filter(claimed_at__lt=cutoff))
 
 
 def retry_failed_turns(experiment_id: int) -> int:

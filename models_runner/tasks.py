@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from . import generation
 from .models import ModelConfig
@@ -32,15 +33,15 @@ def enqueue_generation(experiment_id: int, countdown: float | None = None, queue
     return True
 
 
-@shared_task
-def generate_turns(experiment_id: int, queue: str = "generation") -> int:
+@shared_task(bind=True)
+def generate_turns(self, experiment_id: int, queue: str = "generation") -> int:
     """Generate one batch of the experiment's ready turns whose model is served on ``queue``;
     queue a follow-up while more are ready.
 
     Short tasks (one batch each) keep every task far below the broker's
     visibility timeout, and let several workers share one experiment.
     """
-    written = generation.generate_batch(experiment_id, queue=queue)
+    written = generation.generate_batch(experiment_id, queue=queue, claimed_by=self.request.hostname or "")
     if generation.ready_turn_ids(experiment_id, limit=1, queue=queue):
         # A batch that wrote nothing (a failing model) retries after a pause
         # instead of spinning.
@@ -76,3 +77,18 @@ def enqueue_model_alone(experiment_id: int) -> bool:
 def model_alone_baseline(experiment_id: int) -> int:
     """Score the model alone on every question of a sandwiching experiment."""
     return generation.score_model_alone(experiment_id)
+
+
+@worker_ready.connect
+def release_claims_of_previous_process(sender=None, **kwargs):
+    """A worker starting under a node name that holds claims means its previous process died
+    mid-batch: release those turns at once (no waiting for the stale-claim timeout) and re-send."""
+    from judging.models import Turn
+
+    name = getattr(sender, "hostname", "")
+    if not name:
+        return
+    released = generation.release_claims(Turn.objects.filter(claimed_by=name))
+    if released:
+        log.warning("released %d turn(s) left claimed by a previous %s", released, name)
+        reconcile_generation()
