@@ -134,6 +134,9 @@ GENERATION_BATCH_SIZE = envint("DEBATE_GENERATION_BATCH_SIZE", 8)
 # A turn claimed longer ago than this (its worker presumably died) is put back
 # to pending by the reconciler.
 STALE_CLAIM_SECONDS = envint("DEBATE_STALE_CLAIM_SECONDS", 1800)
+# OpenAI-compatible servers: per-request timeout and retries (with exponential backoff).
+OPENAI_TIMEOUT_SECONDS = envint("DEBATE_OPENAI_TIMEOUT_SECONDS", 120)
+OPENAI_MAX_RETRIES = envint("DEBATE_OPENAI_MAX_RETRIES", 4)
 # "auto" = CUDA when the worker process sees a GPU, else CPU.
 GENERATION_DEVICE = envstr("DEBATE_GENERATION_DEVICE", "auto")
 

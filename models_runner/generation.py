@@ -25,7 +25,7 @@ from judging.selectors import record_response_delays
 from judging.protocols import debate
 from judging.services import debate_rules, transcript_speeches
 
-from .backends import GenerationRequest, get_backend
+from .backends import GenerationRequest, backend_for
 from .prompts import (
     build_assistant_messages, build_debater_messages, build_model_alone_messages, build_model_judge_messages,
     clip_to_limit,
@@ -151,7 +151,7 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
         by_config.setdefault(turn.model_config_id, []).append(turn)
     for group in by_config.values():
         config = group[0].model_config
-        backend = get_backend(config.backend, config.model_name)
+        backend = backend_for(config)
         n = _best_of(config, group)
         try:
             requests = [_request_for(t) for t in group]
@@ -213,7 +213,7 @@ def _candidate_score(scorer, turn: Turn, text: str) -> float:
 def _pick_best(config, group: list[Turn], samples, n: int):
     """Keep, per turn, the candidate the scoring model rates most convincing; record them all."""
     judge = config.best_of_n_judge or config
-    scorer = get_backend(judge.backend, judge.model_name)
+    scorer = backend_for(judge)
     kept, records = [], []
     for i, turn in enumerate(group):
         options = samples[i * n:(i + 1) * n]
@@ -315,7 +315,7 @@ def score_model_alone(experiment_id: int) -> int:
     for answer A versus B (same layout as the question's first trial). Idempotent."""
     experiment = Experiment.objects.select_related("debater_model").get(pk=experiment_id)
     config = experiment.debater_model
-    backend = get_backend(config.backend, config.model_name)
+    backend = backend_for(config)
     done = set(ModelAnswer.objects.filter(experiment=experiment).values_list("question_id", flat=True))
     created = 0
     for trial in experiment.trials.filter(protocol=Trial.Protocol.SANDWICH).select_related("question").order_by(
@@ -342,7 +342,7 @@ def judge_with_model(experiment_id: int, judge_config) -> int:
     judge's view (judging.selectors.judge_view_of_trial). Idempotent; returns verdicts created."""
     from judging.selectors import judge_view_of_trial
 
-    backend = get_backend(judge_config.backend, judge_config.model_name)
+    backend = backend_for(judge_config)
     done = set(ModelVerdict.objects.filter(trial__experiment_id=experiment_id, judge_model=judge_config)
                .values_list("trial_id", flat=True))
     trials = Trial.objects.filter(experiment_id=experiment_id, live=False,

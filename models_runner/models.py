@@ -12,6 +12,7 @@ class ModelConfig(models.Model):
 
     class Backend(models.TextChoices):
         TRANSFORMERS = "transformers", "transformers (local weights)"
+        OPENAI = "openai", "OpenAI-compatible server (vLLM, TGI, transformers serve)"
 
     name = models.CharField(max_length=100, unique=True)
     backend = models.CharField(max_length=30, choices=Backend.choices, default=Backend.TRANSFORMERS)
@@ -19,6 +20,11 @@ class ModelConfig(models.Model):
         max_length=500,
         help_text="A Hugging Face model id, a local model folder, or a bundled short name "
         "(smollm2-135m-instruct).",
+    )
+    api_base = models.CharField(
+        max_length=500, blank=True,
+        help_text="OpenAI-compatible backend: the server's base URL, e.g. http://gpu-host:8000/v1 "
+        "(API key from DEBATE_OPENAI_API_KEY).",
     )
     temperature = models.FloatField(default=0.7, help_text="0 means greedy decoding.")
     top_p = models.FloatField(default=0.95)
@@ -70,6 +76,8 @@ class ModelConfig(models.Model):
             errors["top_p"] = "must be in (0, 1]"
         if self.queue and not all(c.isalnum() or c in "-_." for c in self.queue):
             errors["queue"] = "letters, digits, '-', '_' and '.' only"
+        if self.backend == self.Backend.OPENAI and not self.api_base:
+            errors["api_base"] = "an OpenAI-compatible model needs the server's base URL"
         if self.best_of_n is not None and self.best_of_n > 1 and not self.temperature:
             errors["best_of_n"] = "best-of-N needs a temperature above 0, or every candidate is the same"
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
@@ -84,6 +92,7 @@ class ModelConfig(models.Model):
             "config_name": self.name,
             "backend": self.backend,
             "model_name": self.model_name,
+            "api_base": self.api_base or None,
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_new_tokens": self.max_new_tokens,

@@ -58,7 +58,7 @@ def turn_measurements(experiment_ids: list[int], *, tokens_per_word: bool = True
     out = {"tokens_per_word": [], "model_tokens_per_second": []}
     for turn in turns:
         words = _words(turn.text)
-        if tokens_per_word and words and turn.model_config is not None:
+        if tokens_per_word and words and turn.model_config is not None and turn.model_config.backend == "transformers":
             tokenizer = _tokenizer_or_none(turn.model_config.backend, turn.model_config.model_name)
             if tokenizer is not None:
                 out["tokens_per_word"].append(len(tokenizer(turn.text, add_special_tokens=False)["input_ids"]) / words)

@@ -7,11 +7,11 @@ from django.conf import settings
 
 from .base import GenerationBackend, GenerationRequest, GenerationResult
 
-__all__ = ["GenerationBackend", "GenerationRequest", "GenerationResult", "get_backend"]
+__all__ = ["GenerationBackend", "GenerationRequest", "GenerationResult", "backend_for", "get_backend"]
 
 
 @functools.lru_cache(maxsize=None)
-def get_backend(backend: str, model_name: str) -> GenerationBackend:
+def get_backend(backend: str, model_name: str, api_base: str = "") -> GenerationBackend:
     """The process-wide backend for a model: loaded once, lazily, and reused."""
     if backend == "transformers":
         from .transformers_backend import TransformersBackend
@@ -19,4 +19,14 @@ def get_backend(backend: str, model_name: str) -> GenerationBackend:
         return TransformersBackend(
             model_name, cache_dir=settings.MODEL_CACHE_DIR, device=settings.GENERATION_DEVICE
         )
+    if backend == "openai":
+        from .openai_backend import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend(model_name, api_base=api_base, timeout=settings.OPENAI_TIMEOUT_SECONDS,
+                                       max_retries=settings.OPENAI_MAX_RETRIES)
     raise ValueError(f"unknown model backend {backend!r}")
+
+
+def backend_for(config) -> GenerationBackend:
+    """The backend of a ModelConfig."""
+    return get_backend(config.backend, config.model_name, config.api_base)

@@ -1,0 +1,152 @@
+"""The OpenAI-compatible backend against a real `transformers serve` started here, plus failures."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from models_runner.backends import GenerationRequest
+from models_runner.backends.openai_backend import BackendError, OpenAICompatibleBackend, label_probabilities
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    """`transformers serve` on the tiny model: a real OpenAI-compatible HTTP server."""
+    cli = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers")
+    assert cli, "the transformers CLI (transformers[serving]) is not installed"
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "wb")
+    process = subprocess.Popen([cli, "serve", str(tiny_model_dir), "--port", str(port)], stdout=log,
+                               stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(base + "/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("transformers serve did not start")
+    yield base + "/v1"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def ask(text, **kw):
+    return GenerationRequest(messages=[{"role": "user", "content": text}], max_new_tokens=kw.get("n", 8),
+                             temperature=0.0, top_p=1.0)
+
+
+def test_it_generates_a_batch_through_a_real_server(server, tiny_model_dir):
+    backend = OpenAICompatibleBackend(str(tiny_model_dir), api_base=server)
+    results = backend.generate([ask("one"), ask("two words"), ask("three words here")])
+    assert len(results) == 3
+    for r in results:
+        assert r.text and 0 < r.tokens_out <= 8 and r.tokens_in > 0 and r.seconds > 0
+    assert json.loads(results[2].prompt_text) == [{"role": "user", "content": "three words here"}]
+    assert results[0].tokens_in < results[2].tokens_in
+
+
+def test_a_debate_is_generated_by_a_server_model(server, tiny_model_dir, make_model_config, make_experiment):
+    from judging.models import Turn
+    from judging.services import experiment_launch
+    from models_runner import generation
+
+    config = make_model_config(tiny_model_dir, backend="openai", api_base=server, max_new_tokens=10)
+    experiment = make_experiment(config, num_questions=1, rounds=1)
+    experiment_launch(experiment=experiment)
+    assert generation.generate_batch(experiment.pk) == 2
+    for turn in Turn.objects.filter(trial__experiment=experiment):
+        assert turn.status == "done" and turn.text and turn.tokens_out
+        assert turn.model_settings["api_base"] == server and turn.model_settings["device"] == f"server {server}"
+
+
+def test_a_server_without_log_probabilities_is_a_clear_error(server, tiny_model_dir):
+    backend = OpenAICompatibleBackend(str(tiny_model_dir), api_base=server)
+    with pytest.raises(BackendError, match="returns no log-probabilities"):
+        backend.choice_probabilities([{"role": "user", "content": "A or B?"}], ["A", "B"])
+
+
+def test_an_unreachable_server_is_retried_then_named(tiny_model_dir):
+    backend = OpenAICompatibleBackend("m", api_base=f"http://127.0.0.1:{free_port()}/v1", max_retries=2, backoff=0.01)
+    started = time.perf_counter()
+    with pytest.raises(BackendError, match=r"could not be reached .*gave up after 3 attempts"):
+        backend.generate([ask("hello")])
+    assert time.perf_counter() - started >= 0.03  # two backoff pauses: 0.01 s and 0.02 s
+
+
+def test_a_client_error_fails_at_once_with_the_servers_message(server):
+    backend = OpenAICompatibleBackend("m", api_base=server.replace("/v1", "/nope"), max_retries=3, backoff=5)
+    started = time.perf_counter()
+    with pytest.raises(BackendError, match="answered 404"):
+        backend.generate([ask("hello")])
+    assert time.perf_counter() - started < 5  # not retried
+
+
+def test_overloaded_answers_are_retried_with_backoff():
+    calls = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_POST(self):
+            calls.append(time.perf_counter())
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if len(calls) < 3:
+                self.send_response(503)
+                self.end_headers()
+                self.wfile.write(b"busy")
+                return
+            body = json.dumps({"choices": [{"message": {"content": " fine "}}],
+                               "usage": {"prompt_tokens": 5, "completion_tokens": 1}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAICompatibleBackend("m", api_base=f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+                                          max_retries=3, backoff=0.05)
+        [result] = backend.generate([ask("hi")])
+    finally:
+        httpd.shutdown()
+    assert result.text == "fine" and result.tokens_out == 1 and len(calls) == 3
+    assert calls[1] - calls[0] >= 0.05 and calls[2] - calls[1] >= 0.1  # exponential backoff
+
+
+def test_label_probabilities_from_top_logprobs():
+    import math
+
+    top = [{"token": " A", "logprob": math.log(0.5)}, {"token": "B", "logprob": math.log(0.3)},
+           {"token": "A", "logprob": math.log(0.1)}, {"token": "C", "logprob": math.log(0.1)}]
+    assert label_probabilities(top, ["A", "B"]) == pytest.approx([0.6 / 0.9, 0.3 / 0.9])
+    with pytest.raises(BackendError, match="none of the labels"):
+        label_probabilities([{"token": "C", "logprob": 0.0}], ["A", "B"])
+
+
+def test_an_openai_config_needs_its_server_url(db):
+    from django.core.exceptions import ValidationError
+
+    from models_runner.models import ModelConfig
+
+    with pytest.raises(ValidationError, match="base URL"):
+        ModelConfig(name="x", model_name="m", backend="openai").full_clean()
