@@ -26,6 +26,11 @@ class ModelConfig(models.Model):
         help_text="OpenAI-compatible backend: the server's base URL, e.g. http://gpu-host:8000/v1 "
         "(API key from DEBATE_OPENAI_API_KEY).",
     )
+    adapter_path = models.CharField(
+        max_length=500, blank=True,
+        help_text="transformers backend: a LoRA adapter folder (peft) loaded on the model, e.g. one made by "
+        "manage.py train_adversary.",
+    )
     temperature = models.FloatField(default=0.7, help_text="0 means greedy decoding.")
     top_p = models.FloatField(default=0.95)
     max_new_tokens = models.PositiveIntegerField(default=256)
@@ -93,6 +98,7 @@ class ModelConfig(models.Model):
             "backend": self.backend,
             "model_name": self.model_name,
             "api_base": self.api_base or None,
+            "adapter_path": self.adapter_path or None,
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_new_tokens": self.max_new_tokens,

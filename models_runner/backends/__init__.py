@@ -11,13 +11,14 @@ __all__ = ["GenerationBackend", "GenerationRequest", "GenerationResult", "backen
 
 
 @functools.lru_cache(maxsize=None)
-def get_backend(backend: str, model_name: str, api_base: str = "") -> GenerationBackend:
+def get_backend(backend: str, model_name: str, api_base: str = "", adapter_path: str = "") -> GenerationBackend:
     """The process-wide backend for a model: loaded once, lazily, and reused."""
     if backend == "transformers":
         from .transformers_backend import TransformersBackend
 
         return TransformersBackend(
-            model_name, cache_dir=settings.MODEL_CACHE_DIR, device=settings.GENERATION_DEVICE
+            model_name, cache_dir=settings.MODEL_CACHE_DIR, device=settings.GENERATION_DEVICE,
+            adapter_path=adapter_path,
         )
     if backend == "openai":
         from .openai_backend import OpenAICompatibleBackend
@@ -29,4 +30,4 @@ def get_backend(backend: str, model_name: str, api_base: str = "") -> Generation
 
 def backend_for(config) -> GenerationBackend:
     """The backend of a ModelConfig."""
-    return get_backend(config.backend, config.model_name, config.api_base)
+    return get_backend(config.backend, config.model_name, config.api_base, config.adapter_path)

@@ -72,8 +72,9 @@ def resolve_model_path(model_name: str, cache_dir: Path) -> str:
 
 
 class TransformersBackend(GenerationBackend):
-    def __init__(self, model_name: str, *, cache_dir: Path, device: str = "auto"):
+    def __init__(self, model_name: str, *, cache_dir: Path, device: str = "auto", adapter_path: str = ""):
         self.model_name = model_name
+        self.adapter_path = adapter_path
         self.cache_dir = Path(cache_dir)
         self.requested_device = device
         self._model = None
@@ -98,6 +99,10 @@ class TransformersBackend(GenerationBackend):
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+            if self.adapter_path:  # a LoRA adapter (e.g. a distilled adversary) on top of the base weights
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, self.adapter_path).to(device)
             model.eval()
             self._tokenizer, self._model, self._device = tokenizer, model, device
 
