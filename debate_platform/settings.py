@@ -139,6 +139,8 @@ OPENAI_TIMEOUT_SECONDS = envint("DEBATE_OPENAI_TIMEOUT_SECONDS", 120)
 OPENAI_MAX_RETRIES = envint("DEBATE_OPENAI_MAX_RETRIES", 4)
 # "auto" = CUDA when the worker process sees a GPU, else CPU.
 GENERATION_DEVICE = envstr("DEBATE_GENERATION_DEVICE", "auto")
+# Static KV cache (lets generate() compile decoding): "auto" = on CUDA only, "on", "off".
+GENERATION_STATIC_CACHE = envstr("DEBATE_GENERATION_STATIC_CACHE", "auto")
 
 # A judge idle (no pointer, key, scroll or touch) for longer than this stops
 # accruing active time until they act again.

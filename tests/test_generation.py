@@ -163,3 +163,15 @@ def test_best_of_n_scoring_never_reads_the_opponents_simultaneous_speech(launche
     b.refresh_from_db()
     assert generation._candidate_score(scorer, b, "B's candidate") == 0.6
     assert "B's candidate" in scorer.seen and "A-ROUND-ONE-SECRET" not in scorer.seen
+
+
+def test_the_static_cache_is_used_on_cuda_only_by_default_and_works_when_forced(tiny_model_dir, settings):
+    from models_runner.backends.transformers_backend import TransformersBackend, speed_options
+
+    assert speed_options("cpu") == {} and speed_options("cuda:0") == {"cache_implementation": "static"}
+    assert speed_options("cuda:0", "off") == {} and speed_options("cpu", "on") == {"cache_implementation": "static"}
+    backend = TransformersBackend(str(tiny_model_dir), cache_dir=settings.MODEL_CACHE_DIR, device="cpu",
+                                  static_cache="on")
+    [result] = backend.generate([GenerationRequest(messages=[{"role": "user", "content": "hi"}], max_new_tokens=6,
+                                                   min_new_tokens=6, temperature=0.0, top_p=1.0)])
+    assert result.tokens_out == 6

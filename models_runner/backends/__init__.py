@@ -18,7 +18,7 @@ def get_backend(backend: str, model_name: str, api_base: str = "", adapter_path:
 
         return TransformersBackend(
             model_name, cache_dir=settings.MODEL_CACHE_DIR, device=settings.GENERATION_DEVICE,
-            adapter_path=adapter_path,
+            adapter_path=adapter_path, static_cache=settings.GENERATION_STATIC_CACHE,
         )
     if backend == "openai":
         from .openai_backend import OpenAICompatibleBackend

@@ -62,6 +62,18 @@ class BatchTextStreamer:
                 self.on_text(row, self.tokenizer.decode(tokens, skip_special_tokens=True))
 
 
+def speed_options(device: str, static_cache: str = "auto") -> dict:
+    """Extra generate() options that pay off on this device.
+
+    A static KV cache lets generate() compile its decoding step once and reuse it
+    (measured: 44 -> 110 tokens/s for a Llama-3-8B shape on an H100, engineering.md).
+    "auto" uses it on CUDA only; on the CPU compilation costs more than it saves.
+    """
+    if static_cache == "on" or (static_cache == "auto" and device.startswith("cuda")):
+        return {"cache_implementation": "static"}
+    return {}
+
+
 def resolve_model_path(model_name: str, cache_dir: Path) -> str:
     """A bundled short name, a local folder, or a Hugging Face hub id (returned as is)."""
     from ..bundled import is_bundled, resolve_bundled
@@ -72,9 +84,11 @@ def resolve_model_path(model_name: str, cache_dir: Path) -> str:
 
 
 class TransformersBackend(GenerationBackend):
-    def __init__(self, model_name: str, *, cache_dir: Path, device: str = "auto", adapter_path: str = ""):
+    def __init__(self, model_name: str, *, cache_dir: Path, device: str = "auto", adapter_path: str = "",
+                 static_cache: str = "auto"):
         self.model_name = model_name
         self.adapter_path = adapter_path
+        self.static_cache = static_cache
         self.cache_dir = Path(cache_dir)
         self.requested_device = device
         self._model = None
@@ -184,7 +198,7 @@ class TransformersBackend(GenerationBackend):
         with torch.inference_mode():
             output = model.generate(
                 **batch, max_new_tokens=first.max_new_tokens, min_new_tokens=first.min_new_tokens or None,
-                pad_token_id=tokenizer.pad_token_id,
+                pad_token_id=tokenizer.pad_token_id, **speed_options(self._device, self.static_cache),
                 streamer=streamer, **sampling
             )
         seconds = time.perf_counter() - started
