@@ -10,9 +10,9 @@ Llama-3-8B shapes. Prompts are random token ids of --prompt-tokens; exactly
 --new-tokens are generated (forced). For each shape it prints and records:
 - the measured device copy bandwidth and the ceiling it implies for one turn
   (weights read once per decoding step: bandwidth / weight bytes);
-- one turn's decode tokens/s, plain generate() and the platform's path
-  (generate() with models_runner.backends.transformers_backend.speed_options:
-  a static KV cache on CUDA), each as a fraction of the ceiling;
+- one turn's decode tokens/s, plain generate() and the platform's path with the
+  static KV cache (models_runner.backends.transformers_backend.speed_options, as a
+  worker with DEBATE_GENERATION_STATIC_CACHE=auto runs it), each as a fraction of the ceiling;
 - aggregate tokens/s at each --concurrency (one padded batch), plain and platform.
 Issue 5 targets (GPU): one 8B turn >= 50% of the ceiling; 32 turns >= 2x plain padded generate().
 """

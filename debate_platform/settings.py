@@ -139,8 +139,10 @@ OPENAI_TIMEOUT_SECONDS = envint("DEBATE_OPENAI_TIMEOUT_SECONDS", 120)
 OPENAI_MAX_RETRIES = envint("DEBATE_OPENAI_MAX_RETRIES", 4)
 # "auto" = CUDA when the worker process sees a GPU, else CPU.
 GENERATION_DEVICE = envstr("DEBATE_GENERATION_DEVICE", "auto")
-# Static KV cache (lets generate() compile decoding): "auto" = on CUDA only, "on", "off".
-GENERATION_STATIC_CACHE = envstr("DEBATE_GENERATION_STATIC_CACHE", "auto")
+# Static KV cache, which lets generate() compile its decoding step: "off" (default), "auto" (on CUDA
+# only) or "on". It pays where batch shapes repeat; every new shape recompiles (~30 s for an 8B model),
+# so measure with benchmarks/gpu_generation.py before turning it on for a workload.
+GENERATION_STATIC_CACHE = envstr("DEBATE_GENERATION_STATIC_CACHE", "off")
 
 # A judge idle (no pointer, key, scroll or touch) for longer than this stops
 # accruing active time until they act again.
