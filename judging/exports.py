@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 from django.db.models import OuterRef, Subquery
 
-from .models import ModelAnswer, ModelVerdict, Trial, Turn, Verdict
+from .models import ModelAnswer, ModelVerdict, Trial, Turn, Verdict, chosen_from_probability
 
 SCHEMA_VERSION = 1
 CHUNK = 5000
@@ -161,7 +161,7 @@ def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         .values_list(*fields).iterator(chunk_size=CHUNK)
     )
     for experiment_id, qid, a_index, b_index, honest, p_a, model_settings in rows:
-        chosen = "A" if p_a >= 0.5 else "B"
+        chosen = chosen_from_probability(p_a)
         yield {
             "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "question_id": qid,
             "answer_a_index": a_index, "answer_b_index": b_index, "honest_side": honest, "probability_a": p_a,
@@ -184,7 +184,7 @@ def model_verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         .order_by("trial__experiment_id", "trial_id", "judge_model_id").values_list(*fields).iterator(chunk_size=CHUNK)
     )
     for experiment_id, trial_id, qid, judge_model, honest, p_a, model_settings in rows:
-        chosen = "A" if p_a >= 0.5 else "B"
+        chosen = chosen_from_probability(p_a)
         yield {
             "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "trial_id": trial_id,
             "question_id": qid, "judge_model": judge_model, "honest_side": honest, "probability_a": p_a,

@@ -9,6 +9,11 @@ from models_runner.models import ModelConfig
 from .protocols.consultancy import BUDGET_MULTIPLIER
 
 
+def chosen_from_probability(probability_a: float) -> str:
+    """The answer a model picks given its probability for A (ties go to A)."""
+    return "A" if probability_a >= 0.5 else "B"
+
+
 def new_seed() -> int:
     return random.SystemRandom().randrange(2**31)
 
@@ -317,7 +322,7 @@ class ModelAnswer(models.Model):
 
     @property
     def chosen(self) -> str:
-        return "A" if self.probability_a >= 0.5 else "B"
+        return chosen_from_probability(self.probability_a)
 
     @property
     def correct(self) -> bool:
@@ -339,7 +344,7 @@ class ModelVerdict(models.Model):
 
     @property
     def chosen(self) -> str:
-        return "A" if self.probability_a >= 0.5 else "B"
+        return chosen_from_probability(self.probability_a)
 
     @property
     def correct(self) -> bool:

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from judging import exports
+from judging.management.lookup import by_id_or_name
 from judging.models import Experiment
 
 
@@ -14,12 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--output", "-o", help="File to write (default: standard output; required for Parquet).")
 
     def handle(self, *args, experiment, table, fmt, output, **options):
-        ids = []
-        for ref in experiment:
-            found = Experiment.objects.filter(pk=int(ref)) if ref.isdigit() else Experiment.objects.filter(name=ref)
-            if not found.exists():
-                raise CommandError(f"no experiment {ref!r}")
-            ids.append(found.get().pk)
+        ids = [by_id_or_name(Experiment, ref, "experiment").pk for ref in experiment]
         if output:
             exports.write_export(table, fmt, ids, output)
             self.stderr.write(f"wrote {output}")

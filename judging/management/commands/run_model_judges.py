@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from judging.management.lookup import by_id_or_name
 from judging.models import Experiment, ModelVerdict, Trial
 from judging.services import LaunchError, experiment_launch
 from models_runner import generation
@@ -17,17 +18,8 @@ class Command(BaseCommand):
                             help="Model configuration (id or name) to judge with; repeat for several.")
 
     def handle(self, *args, experiment, judge_model, **options):
-        found = Experiment.objects.filter(pk=int(experiment)) if experiment.isdigit() else \
-            Experiment.objects.filter(name=experiment)
-        if not found.exists():
-            raise CommandError(f"no experiment {experiment!r}")
-        exp = found.get()
-        judges = []
-        for ref in judge_model:
-            configs = ModelConfig.objects.filter(pk=int(ref)) if ref.isdigit() else ModelConfig.objects.filter(name=ref)
-            if not configs.exists():
-                raise CommandError(f"no model configuration {ref!r}")
-            judges.append(configs.get())
+        exp = by_id_or_name(Experiment, experiment, "experiment")
+        judges = [by_id_or_name(ModelConfig, ref, "model configuration") for ref in judge_model]
         if exp.status == Experiment.Status.DRAFT:
             try:
                 self.stdout.write(f"launched {experiment_launch(experiment=exp)} trials")

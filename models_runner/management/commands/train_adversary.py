@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from judging.management.lookup import by_id_or_name
 from judging.models import QuestionSet
 from models_runner import distillation
 from models_runner.backends import backend_for
@@ -27,11 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, base_config, question_set, output, name, questions, epochs, lr, rank, max_new_tokens,
                seed, **options):
-        found = ModelConfig.objects.filter(pk=int(base_config)) if base_config.isdigit() else \
-            ModelConfig.objects.filter(name=base_config)
-        if not found.exists():
-            raise CommandError(f"no model configuration {base_config!r}")
-        base = found.get()
+        base = by_id_or_name(ModelConfig, base_config, "model configuration")
         if base.backend != ModelConfig.Backend.TRANSFORMERS or base.adapter_path:
             raise CommandError("the base must be a transformers model without an adapter")
         qs = QuestionSet.objects.filter(name=question_set).first()
