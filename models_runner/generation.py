@@ -121,6 +121,7 @@ def _request_for(turn: Turn) -> GenerationRequest:
     max_tokens = min(config.max_new_tokens, max(16, trial.speech_char_limit // CHARS_PER_TOKEN))
     return GenerationRequest(
         messages=messages, max_new_tokens=max_tokens, temperature=config.temperature, top_p=config.top_p,
+        repetition_penalty=config.repetition_penalty,
         seed=(experiment.seed * 1000003 + trial.pk * 101 + turn.index) % (2**31),
     )
 

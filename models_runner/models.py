@@ -33,6 +33,9 @@ class ModelConfig(models.Model):
     )
     temperature = models.FloatField(default=0.7, help_text="0 means greedy decoding.")
     top_p = models.FloatField(default=0.95)
+    repetition_penalty = models.FloatField(
+        default=1.0, help_text="Above 1 discourages repetition (1.1-1.2 helps small models that loop); 1 = off."
+    )
     max_new_tokens = models.PositiveIntegerField(default=256)
     system_prompt = models.TextField(
         blank=True, default=DEFAULT_SYSTEM_PROMPT, help_text="May use the same placeholders as the prompt template."
@@ -85,6 +88,8 @@ class ModelConfig(models.Model):
             errors["api_base"] = "an OpenAI-compatible model needs the server's base URL"
         if self.best_of_n is not None and self.best_of_n > 1 and not self.temperature:
             errors["best_of_n"] = "best-of-N needs a temperature above 0, or every candidate is the same"
+        if self.repetition_penalty is not None and self.repetition_penalty <= 0:
+            errors["repetition_penalty"] = "must be above 0"
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             errors["max_new_tokens"] = "must be at least 1"
         if errors:
@@ -101,6 +106,7 @@ class ModelConfig(models.Model):
             "adapter_path": self.adapter_path or None,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "repetition_penalty": self.repetition_penalty,
             "max_new_tokens": self.max_new_tokens,
             "best_of_n": self.best_of_n,
             "best_of_n_judge": self.best_of_n_judge.name if self.best_of_n_judge_id else None,

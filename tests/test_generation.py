@@ -175,3 +175,13 @@ def test_the_static_cache_is_used_on_cuda_only_by_default_and_works_when_forced(
     [result] = backend.generate([GenerationRequest(messages=[{"role": "user", "content": "hi"}], max_new_tokens=6,
                                                    min_new_tokens=6, temperature=0.0, top_p=1.0)])
     assert result.tokens_out == 6
+
+
+def test_the_repetition_penalty_reaches_generation_and_is_recorded(make_model_config, make_experiment, tiny_model_dir):
+    config = make_model_config(tiny_model_dir, repetition_penalty=1.3)
+    experiment = make_experiment(config, num_questions=1, rounds=1)
+    experiment_launch(experiment=experiment)
+    requests = [generation._request_for(t) for t in Turn.objects.filter(trial__experiment=experiment)]
+    assert {r.repetition_penalty for r in requests} == {1.3}
+    run_until_done(experiment)
+    assert {t.model_settings["repetition_penalty"] for t in Turn.objects.filter(trial__experiment=experiment)} == {1.3}

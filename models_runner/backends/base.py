@@ -14,6 +14,7 @@ class GenerationRequest:
     top_p: float
     seed: int | None = None
     min_new_tokens: int = 0  # > 0 forces at least this many tokens (benchmarks)
+    repetition_penalty: float = 1.0  # > 1 discourages repeating tokens (small models loop otherwise)
 
 
 @dataclass(frozen=True)

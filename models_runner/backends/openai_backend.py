@@ -91,6 +91,8 @@ class OpenAICompatibleBackend(GenerationBackend):
             payload["seed"] = request.seed
         if request.min_new_tokens:
             payload["min_tokens"] = request.min_new_tokens  # vLLM's extension; others ignore it
+        if request.repetition_penalty != 1.0:
+            payload["repetition_penalty"] = request.repetition_penalty  # vLLM's and TGI's extension
         started = time.perf_counter()
         answer = self._post("/chat/completions", payload)
         seconds = time.perf_counter() - started

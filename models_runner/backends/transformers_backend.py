@@ -169,7 +169,8 @@ class TransformersBackend(GenerationBackend):
         results: list[GenerationResult | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((r.max_new_tokens, r.min_new_tokens, r.temperature, r.top_p), []).append(i)
+            groups.setdefault((r.max_new_tokens, r.min_new_tokens, r.temperature, r.top_p, r.repetition_penalty),
+                              []).append(i)
         for indices in groups.values():
             # Report progress with the caller's request indices, not the group's.
             group_on_text = (lambda row, text, indices=indices: on_text(indices[row], text)) if on_text else None
@@ -198,7 +199,8 @@ class TransformersBackend(GenerationBackend):
         with torch.inference_mode():
             output = model.generate(
                 **batch, max_new_tokens=first.max_new_tokens, min_new_tokens=first.min_new_tokens or None,
-                pad_token_id=tokenizer.pad_token_id, **speed_options(self._device, self.static_cache),
+                pad_token_id=tokenizer.pad_token_id, repetition_penalty=first.repetition_penalty,
+                **speed_options(self._device, self.static_cache),
                 streamer=streamer, **sampling
             )
         seconds = time.perf_counter() - started

@@ -42,7 +42,8 @@ class Command(BaseCommand):
         resolve_bundled(SMOLLM2, settings.MODEL_CACHE_DIR)
         model, _ = ModelConfig.objects.get_or_create(
             name="SmolLM2-135M-Instruct (bundled)",
-            defaults={"model_name": SMOLLM2, "temperature": 0.7, "max_new_tokens": 160},
+            # A mild repetition penalty keeps the 135M model from looping on one sentence.
+            defaults={"model_name": SMOLLM2, "temperature": 0.7, "max_new_tokens": 160, "repetition_penalty": 1.15},
         )
         experiment, created = Experiment.objects.get_or_create(
             name=DEMO_EXPERIMENT,
