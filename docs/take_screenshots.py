@@ -16,6 +16,11 @@ from playwright.sync_api import sync_playwright
 OUT = Path(__file__).resolve().parent / "screenshots"
 
 
+def unstick(page):
+    """Full-page screenshots draw a sticky header where the page was scrolled to; lay it flat."""
+    page.add_style_tag(content=".question { position: static !important; }")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", default="http://127.0.0.1:8000")
@@ -31,10 +36,13 @@ def main():
         page.wait_for_url("**/judge/")
         page.screenshot(path=OUT / "judge-queue.png", full_page=True)
 
-        # A live trial: watch round 1 being written, ask a question, see the answer.
-        live_link = page.locator("ol.queue a").first
-        live_link.click()
+        # A live debate: watch round 1 being written, ask a question, see the answer.
+        for href in [a.get_attribute("href") for a in page.locator("ol.queue a").all()]:
+            page.goto(base + href)
+            if "After each round you may ask" in (page.text_content(".rules") or ""):
+                break
         page.wait_for_selector(".speech.in-progress, #live-controls:not([hidden])", timeout=120_000)
+        unstick(page)
         page.screenshot(path=OUT / "live-writing.png", full_page=True)
         page.wait_for_selector("#live-controls:not([hidden])", timeout=180_000)
         page.fill("#question-text", "Which sentence of the text supports your answer? Quote it.")
@@ -58,6 +66,7 @@ def main():
         for href in links:
             page.goto(base + href)
             rules = page.text_content(".rules") or ""
+            unstick(page)
             if "on your own" in rules and not shot_naive:
                 page.screenshot(path=OUT / "sandwich-naive.png", full_page=True)
                 shot_naive = True
