@@ -134,6 +134,8 @@ GENERATION_BATCH_SIZE = envint("DEBATE_GENERATION_BATCH_SIZE", 8)
 # A turn claimed longer ago than this (its worker presumably died) is put back
 # to pending by the reconciler.
 STALE_CLAIM_SECONDS = envint("DEBATE_STALE_CLAIM_SECONDS", 1800)
+# The same for live trials, where a judge is waiting (beat reconciles every DEBATE_RECONCILE_SECONDS).
+LIVE_STALE_CLAIM_SECONDS = envint("DEBATE_LIVE_STALE_CLAIM_SECONDS", 300)
 # OpenAI-compatible servers: per-request timeout and retries (with exponential backoff).
 OPENAI_TIMEOUT_SECONDS = envint("DEBATE_OPENAI_TIMEOUT_SECONDS", 120)
 OPENAI_MAX_RETRIES = envint("DEBATE_OPENAI_MAX_RETRIES", 4)

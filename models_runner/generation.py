@@ -288,10 +288,17 @@ def release_claims(turns) -> int:
 
 
 def requeue_stale_turns(older_than_seconds: int | None = None) -> int:
-    """Release turns claimed too long ago (their worker presumably died)."""
-    seconds = settings.STALE_CLAIM_SECONDS if older_than_seconds is None else older_than_seconds
-    cutoff = timezone.now() - timedelta(seconds=seconds)
-    return release_claims(Turn.objects.filter(claimed_at__lt=cutoff))
+    """Release turns claimed too long ago (their worker presumably died).
+
+    Live trials have a judge waiting, so their turns use the shorter LIVE_STALE_CLAIM_SECONDS.
+    An explicit ``older_than_seconds`` applies to all turns.
+    """
+    now = timezone.now()
+    if older_than_seconds is not None:
+        return release_claims(Turn.objects.filter(claimed_at__lt=now - timedelta(seconds=older_than_seconds)))
+    live = Q(trial__live=True, claimed_at__lt=now - timedelta(seconds=settings.LIVE_STALE_CLAIM_SECONDS))
+    other = Q(trial__live=False, claimed_at__lt=now - timedelta(seconds=settings.STALE_CLAIM_SECONDS))
+    return release_claims(Turn.objects.filter(live | other))
 
 
 def retry_failed_turns(experiment_id: int) -> int:

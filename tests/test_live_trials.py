@@ -187,3 +187,24 @@ def test_a_queue_worker_generates_the_round_after_a_judge_question(live_experime
     live_move(trial_id=trial.pk, judge=judge, action="ask", text="And now?")
     # The judge's turn has no model: the queue filter must skip it, not fail on it.
     assert generation.generate_batch(live_experiment.pk, queue="generation") == 2
+
+
+def test_live_turns_are_released_sooner_than_pregenerated_ones(live_experiment, make_model_config, make_experiment,
+                                                                settings):
+    from datetime import timedelta
+
+    from judging.services import experiment_launch
+
+    pregenerated = make_experiment(make_model_config("other"), name="pre-generated", num_questions=1)
+    experiment_launch(experiment=pregenerated)
+
+    settings.LIVE_STALE_CLAIM_SECONDS, settings.STALE_CLAIM_SECONDS = 300, 1800
+    trial = first_trial(live_experiment)
+    trial_open(trial=trial)
+    ten_minutes_ago = timezone.now() - timedelta(minutes=10)
+    trial.turns.update(status="running", claimed_at=ten_minutes_ago, claim_token="dead")
+    stuck = Turn.objects.filter(trial__experiment=pregenerated, status="pending").first()
+    Turn.objects.filter(pk=stuck.pk).update(status="running", claimed_at=ten_minutes_ago, claim_token="dead")
+    assert generation.requeue_stale_turns() == 2  # the live trial's two turns, not the pre-generated one
+    assert set(trial.turns.values_list("status", flat=True)) == {"pending"}
+    assert Turn.objects.get(pk=stuck.pk).status == "running"
