@@ -20,10 +20,9 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from judging.models import Experiment, ModelAnswer, ModelVerdict, Trial, Turn
-from judging.protocols import sandwich
+from judging.protocols import debate, sandwich
 from judging.selectors import record_response_delays
-from judging.protocols import debate
-from judging.services import debate_rules, transcript_speeches
+from judging.services import debate_state
 
 from .backends import GenerationRequest, backend_for
 from .prompts import (
@@ -60,10 +59,9 @@ def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str 
     )
     for trial in trials.order_by(live_first, "id"):
         turns = sorted(trial.turns.all(), key=lambda t: t.index)
-        done = [t for t in turns if t.status == Turn.Status.DONE]
         if any(t.status == Turn.Status.FAILED for t in turns):
             continue
-        state = debate.replay(debate_rules(trial.experiment, trial), transcript_speeches(done))
+        state = debate_state(trial)
         due = set(state.next_speakers())
         for turn in turns:
             if turn.status != Turn.Status.PENDING or turn.speaker not in due or turn.round != state.current_round:
@@ -97,8 +95,7 @@ def claim_turns(turn_ids: list[int], claimed_by: str = "") -> tuple[str, list[Tu
 
 def _request_for(turn: Turn) -> GenerationRequest:
     trial, experiment, config = turn.trial, turn.trial.experiment, turn.model_config
-    done = list(trial.turns.filter(status=Turn.Status.DONE).order_by("index"))
-    state = debate.replay(debate_rules(experiment, trial), transcript_speeches(done))
+    state = debate_state(trial)
     me = turn.speaker
     other = "B" if me == "A" else "A"
     consultant = trial.protocol == Trial.Protocol.CONSULTANCY
@@ -193,18 +190,24 @@ def _best_of(config, group: list[Turn]) -> int:
     return 1
 
 
-def _candidate_score(scorer, turn: Turn, text: str) -> float:
-    """The scoring model's probability for this speaker's answer after reading, as a judge would,
-    what this speaker could see (in a simultaneous round, not the opponent's same-round speech)
-    followed by the candidate."""
+def _scorer_view(turn: Turn) -> list[dict]:
+    """What the scoring model reads before a candidate: what this speaker could see (in a
+    simultaneous round, not the opponent's same-round speech), labelled as a judge sees it."""
     from judging.selectors import speaker_label
 
     trial = turn.trial
-    done = sorted((t for t in trial.turns.all() if t.status == Turn.Status.DONE), key=lambda t: t.index)
-    state = debate.replay(debate_rules(trial.experiment, trial), transcript_speeches(done))
-    speeches = [{"label": "Judge's question" if s.speaker == debate.JUDGE else speaker_label(trial, s.speaker),
-                 "text": s.text} for s in state.visible_to(turn.speaker)]
-    speeches.append({"label": speaker_label(trial, turn.speaker), "text": text})
+    return [{"label": "Judge's question" if s.speaker == debate.JUDGE else speaker_label(trial, s.speaker),
+             "text": s.text} for s in debate_state(trial).visible_to(turn.speaker)]
+
+
+def _candidate_score(scorer, turn: Turn, text: str, view: list[dict] | None = None) -> float:
+    """The scoring model's probability for this speaker's answer after reading ``view``
+    (default: ``_scorer_view(turn)``) followed by the candidate."""
+    from judging.selectors import speaker_label
+
+    trial = turn.trial
+    speeches = (view if view is not None else _scorer_view(turn)) + [
+        {"label": speaker_label(trial, turn.speaker), "text": text}]
     messages = build_model_judge_messages(question=trial.question.text, answer_a=trial.answer_text("A"),
                                           answer_b=trial.answer_text("B"), speeches=speeches)
     p_a, p_b = scorer.choice_probabilities(messages, ["A", "B"])
@@ -219,7 +222,8 @@ def _pick_best(config, group: list[Turn], samples, n: int):
     for i, turn in enumerate(group):
         options = samples[i * n:(i + 1) * n]
         texts = [clip_to_limit(o.text, turn.trial.speech_char_limit) for o in options]
-        scores = [_candidate_score(scorer, turn, text) for text in texts]
+        view = _scorer_view(turn)  # the same for every candidate of this turn
+        scores = [_candidate_score(scorer, turn, text, view) for text in texts]
         best = max(range(n), key=scores.__getitem__)
         kept.append(options[best])
         records.append([{"text": text, "score": round(score, 6), "kept": j == best, "tokens_out": o.tokens_out}
