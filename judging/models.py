@@ -204,6 +204,11 @@ class Trial(models.Model):
         return f"Trial {self.pk} ({self.experiment})"
 
     @property
+    def simultaneous(self) -> bool:
+        """Both speakers write each round without seeing each other (debates only: one speaker otherwise)."""
+        return self.protocol == self.Protocol.DEBATE and self.experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS
+
+    @property
     def speech_char_limit(self) -> int:
         """Per-speech character limit; consultants get the published double budget."""
         return self.experiment.char_limit * (BUDGET_MULTIPLIER if self.protocol == self.Protocol.CONSULTANCY else 1)

@@ -80,7 +80,7 @@ def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
     """
     experiment = trial.experiment
     turns = sorted(turns, key=lambda t: t.index)
-    simultaneous = experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS and trial.protocol == Trial.Protocol.DEBATE
+    simultaneous = trial.simultaneous
     rounds = _debater_turns_by_round(turns)
     speeches = []
     for t in turns:
@@ -113,9 +113,7 @@ def record_response_delays(trial_ids) -> None:
     questions = Turn.objects.filter(trial_id__in=list(trial_ids), speaker=debate.JUDGE, response_delay_seconds=None)
     for question in questions.select_related("trial__experiment"):
         answer_round = [t for t in question.trial.turns.all() if t.speaker != debate.JUDGE and t.round == question.round + 1]
-        simultaneous = (question.trial.experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS
-                        and question.trial.protocol == Trial.Protocol.DEBATE)
-        visible = round_visible_at(answer_round, simultaneous)
+        visible = round_visible_at(answer_round, question.trial.simultaneous)
         if visible is not None and question.created_at is not None:
             Turn.objects.filter(pk=question.pk, response_delay_seconds=None).update(
                 response_delay_seconds=max(0.0, (visible - question.created_at).total_seconds())
@@ -169,7 +167,7 @@ def judge_view_of_trial(trial: Trial) -> dict:
         "answers": {"A": trial.answer_text("A"), "B": trial.answer_text("B")},
         "rounds": experiment.rounds,
         "char_limit": trial.speech_char_limit,
-        "simultaneous": experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS and trial.protocol == "debate",
+        "simultaneous": trial.simultaneous,
         "transcript": judge_visible_speeches(trial, turns),
         "judged": trial.status == Trial.Status.JUDGED,
         "live": live,
@@ -194,11 +192,3 @@ def judge_view_of_trial(trial: Trial) -> dict:
         "table": scoring.outcome_table(experiment.scoring_rule, rounds=rounds, penalty=experiment.round_penalty),
     }
     return view
-
-
-def experiment_progress(experiment: Experiment) -> dict:
-    return Turn.objects.filter(trial__experiment=experiment).aggregate(
-        total=Count("id"),
-        done=Count("id", filter=Q(status=Turn.Status.DONE)),
-        failed=Count("id", filter=Q(status=Turn.Status.FAILED)),
-    )
