@@ -101,7 +101,9 @@ _broker_dir = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem"):
     _broker_dir.mkdir(parents=True, exist_ok=True)  # the transport does not create its folder
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir)}
+    # control_folder defaults to ./control, which would litter the working directory.
+    {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir),
+     "control_folder": str(_broker_dir / "control")}
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
 )
