@@ -131,7 +131,7 @@ CELERY_BEAT_SCHEDULE = {
 # ------------------------------------------------------- Model generation ----
 # Where bundled models are converted to (once) and cached.
 MODEL_CACHE_DIR = Path(envstr("DEBATE_MODEL_CACHE_DIR", str(VAR_DIR / "models")))
-# How many pending turns one generation task claims and runs as one batch.
+# How many turns a worker generates together (best-of-N candidates run as extra rows of the batch).
 GENERATION_BATCH_SIZE = envint("DEBATE_GENERATION_BATCH_SIZE", 8)
 # A turn claimed longer ago than this (its worker presumably died) is put back
 # to pending by the reconciler.
@@ -147,6 +147,13 @@ GENERATION_DEVICE = envstr("DEBATE_GENERATION_DEVICE", "auto")
 # only) or "on". It pays where batch shapes repeat; every new shape recompiles (~30 s for an 8B model),
 # so measure with benchmarks/gpu_generation.py before turning it on for a workload.
 GENERATION_STATIC_CACHE = envstr("DEBATE_GENERATION_STATIC_CACHE", "off")
+# Continuous batching (models_runner/backends/continuous.py): turns join a worker's running batch
+# between decoding steps, so a live judge's question never waits for a whole batch. Off: padded
+# batches through generate(), which can use the static cache above.
+GENERATION_CONTINUOUS = envbool("DEBATE_GENERATION_CONTINUOUS", True)
+# A worker's generation task hands over to a fresh task after this long (seconds), so no task runs
+# near the broker's visibility timeout however long an experiment keeps it busy.
+GENERATION_SESSION_SECONDS = envint("DEBATE_GENERATION_SESSION_SECONDS", 600)
 
 # A judge idle (no pointer, key, scroll or touch) for longer than this stops
 # accruing active time until they act again.

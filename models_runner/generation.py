@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,7 +26,8 @@ from judging.protocols import debate, sandwich
 from judging.selectors import record_response_delays
 from judging.services import debate_state
 
-from .backends import GenerationRequest, backend_for
+from .backends import GenerationRequest, GenerationResult, backend_for
+from .models import ModelConfig
 from .prompts import (
     build_assistant_messages, build_debater_messages, build_model_alone_messages, build_model_judge_messages,
     clip_to_limit,
@@ -47,26 +50,39 @@ def trials_with_pending_turns(experiment_id: int | None = None):
     return trials.distinct()
 
 
-def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str | None = None) -> list[int]:
+def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str | None = None,
+                   model_config_id: int | None = None) -> list[int]:
     """Pending turns whose trial's protocol says they may be spoken now; live trials first.
 
-    With ``queue``, only turns of models served on that queue.
+    With ``queue``, only turns of models served on that queue; with ``model_config_id``, only that model's.
+    Trials are read a few at a time, so finding a handful of turns stays cheap however many are pending.
     """
     ready = []
     live_first = Case(When(live=True, then=Value(0)), default=Value(1))
-    trials = trials_with_pending_turns(experiment_id).select_related("experiment").prefetch_related(
-        "turns__model_config"
-    )
-    for trial in trials.order_by(live_first, "id"):
-        turns = sorted(trial.turns.all(), key=lambda t: t.index)
-        if any(t.status == Turn.Status.FAILED for t in turns):
-            continue
-        state = debate_state(trial)
-        due = set(state.next_speakers())
-        for turn in turns:
-            if turn.status != Turn.Status.PENDING or turn.speaker not in due or turn.round != state.current_round:
+    trials = trials_with_pending_turns(experiment_id)
+    if queue is not None:
+        trials = trials.filter(turns__status=Turn.Status.PENDING, turns__model_config__queue=queue)
+    if model_config_id is not None:
+        trials = trials.filter(turns__status=Turn.Status.PENDING, turns__model_config_id=model_config_id)
+    trial_ids = list(trials.order_by(live_first, "id").values_list("id", flat=True).distinct())
+    chunk = max(16, 2 * limit)
+    for start in range(0, len(trial_ids), chunk):
+        chunk_ids = trial_ids[start:start + chunk]
+        loaded = Trial.objects.filter(pk__in=chunk_ids).select_related("experiment").prefetch_related(
+            "turns__model_config")
+        for trial in sorted(loaded, key=lambda t: chunk_ids.index(t.pk)):
+            turns = sorted(trial.turns.all(), key=lambda t: t.index)
+            if any(t.status == Turn.Status.FAILED for t in turns):
                 continue
-            if queue is None or (turn.model_config is not None and turn.model_config.queue == queue):
+            state = debate_state(trial)
+            due = set(state.next_speakers())
+            for turn in turns:
+                if turn.status != Turn.Status.PENDING or turn.speaker not in due or turn.round != state.current_round:
+                    continue
+                if queue is not None and (turn.model_config is None or turn.model_config.queue != queue):
+                    continue
+                if model_config_id is not None and turn.model_config_id != model_config_id:
+                    continue
                 ready.append(turn.id)
                 if len(ready) >= limit:
                     return ready
@@ -132,60 +148,175 @@ def _finish_trials(trial_ids: set[int]) -> None:
             Trial.objects.filter(pk=trial_id, status=Trial.Status.GENERATING).update(status=Trial.Status.FAILED)
 
 
+class GenerationSession:
+    """Generates turns of one model configuration as the backend's batch has room for them.
+
+    ``pick(limit)`` names up to ``limit`` turns to claim next. The backend asks for more whenever
+    rows of its running batch are free (continuous batching), or once per closed batch; each turn is
+    recorded as soon as it finishes. A best-of-N turn takes N rows: its candidates are scored and the
+    best kept once all N are done.
+    """
+
+    def __init__(self, config, pick, claimed_by: str = "", turns_at_once: int | None = None):
+        self.config, self.pick, self.claimed_by = config, pick, claimed_by
+        self.backend = backend_for(config)
+        self.rows_per_turn = max(1, config.best_of_n)
+        self.turns_at_once = turns_at_once or settings.GENERATION_BATCH_SIZE
+        self.running: dict[int, dict] = {}  # turn id -> turn, claim token, request, N, finished samples
+        self.partial_started: set[int] = set()
+        self.claimed = self.written = 0
+        self.failed = False
+        self.worker = socket.gethostname()
+
+    def run(self) -> int:
+        """Generate until ``pick`` names no more turns and none are running; returns turns written."""
+        try:
+            self.backend.generate_continuously(self.take, self.on_done, self.on_text,
+                                               capacity=self.turns_at_once * self.rows_per_turn)
+        except Exception as exc:  # the model failed: no turn may stay claimed forever
+            log.exception("generation failed for %d running turn(s) of %s", len(self.running), self.config)
+            self.failed = True
+            for entry in self.running.values():
+                _record_failure([entry["turn"]], entry["token"], f"{type(exc).__name__}: {exc}")
+            self.running.clear()
+        return self.written
+
+    def take(self, free_rows: int) -> list[tuple[tuple[int, int], GenerationRequest]]:
+        limit = free_rows // self.rows_per_turn
+        ids = self.pick(limit) if limit else []
+        if not ids:
+            return []
+        token, turns = claim_turns(ids, claimed_by=self.claimed_by)
+        self.claimed += len(turns)
+        rows = []
+        for turn in turns:
+            try:
+                request = _request_for(turn)
+            except Exception as exc:  # one turn whose prompt cannot be built fails alone
+                log.exception("could not build the prompt of turn %s", turn.pk)
+                _record_failure([turn], token, f"{type(exc).__name__}: {exc}")
+                continue
+            n = _best_of(self.config, turn)
+            self.running[turn.pk] = {"turn": turn, "token": token, "request": request, "n": n, "samples": {}}
+            # Candidates of one turn get distinct seeds, or per-request seeding would make them identical.
+            rows += [((turn.pk, j), replace(request, seed=request.seed + j) if n > 1 else request) for j in range(n)]
+        return rows
+
+    def on_text(self, key: tuple[int, int], text: str) -> None:
+        """Partial text of a live turn, for the judge's page (best-of-N turns show only the kept one)."""
+        entry = self.running.get(key[0])
+        if entry is None or entry["n"] > 1 or not entry["turn"].trial.live:
+            return
+        turn = entry["turn"]
+        fields = {"partial_text": clip_to_limit(text, turn.trial.speech_char_limit)}
+        first = turn.pk not in self.partial_started
+        if first:
+            self.partial_started.add(turn.pk)
+            fields["first_text_at"] = timezone.now()
+        Turn.objects.filter(pk=turn.pk, claim_token=entry["token"], status=Turn.Status.RUNNING).update(**fields)
+        if first:
+            record_response_delays({turn.trial_id})
+
+    def on_done(self, key: tuple[int, int], result: GenerationResult) -> None:
+        entry = self.running[key[0]]
+        entry["samples"][key[1]] = result
+        if len(entry["samples"]) < entry["n"]:
+            return
+        del self.running[key[0]]
+        turn, n = entry["turn"], entry["n"]
+        try:
+            candidates = []
+            if n > 1:
+                result, candidates = _pick_best(self.config, turn, [entry["samples"][j] for j in range(n)])
+            self.written += self._record(turn, entry["token"], entry["request"], result, candidates, n)
+        except Exception as exc:  # e.g. the scoring model failed: this turn fails, the others go on
+            log.exception("could not record turn %s", turn.pk)
+            _record_failure([turn], entry["token"], f"{type(exc).__name__}: {exc}")
+        _finish_trials({turn.trial_id})
+        if turn.trial.live:
+            record_response_delays({turn.trial_id})
+
+    def _record(self, turn: Turn, token: str, request: GenerationRequest, result: GenerationResult,
+                candidates: list[dict], n: int) -> int:
+        model_settings = self.config.settings_snapshot() | {
+            "seed": request.seed, "seed_used": result.seed_used, "max_new_tokens_used": request.max_new_tokens,
+            "device": self.backend.device_name, "worker": self.worker, "best_of_n": n,
+            "batch_size": result.batch_size, "mean_batch_size": result.mean_batch_size,
+        }
+        return Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(
+            status=Turn.Status.DONE, prompt=result.prompt_text, ttft_seconds=result.ttft_seconds,
+            queue_wait_seconds=_queue_wait(turn),
+            text=clip_to_limit(result.text, turn.trial.speech_char_limit) or "(no argument)",
+            tokens_in=result.tokens_in, tokens_out=result.tokens_out, wall_seconds=result.seconds,
+            model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
+            candidates=candidates,
+        )
+
+
 def generate_batch(experiment_id: int | None = None, batch_size: int | None = None, queue: str | None = None,
                    claimed_by: str = "") -> int:
-    """Claim up to ``batch_size`` ready turns, generate them together, record them.
+    """Claim up to ``batch_size`` ready turns once, generate them, record them; returns turns written.
 
-    Returns how many turns this call wrote.
+    One step at a time, for commands and tests; workers run ``generate_ready_turns``.
     """
     batch_size = batch_size or settings.GENERATION_BATCH_SIZE
-    token, turns = claim_turns(ready_turn_ids(experiment_id, limit=batch_size, queue=queue), claimed_by=claimed_by)
-    if not turns:
-        return 0
-    worker = socket.gethostname()
+    ids = ready_turn_ids(experiment_id, limit=batch_size, queue=queue)
+    by_config: dict[int, list[int]] = {}
+    for turn_id, config_id in Turn.objects.filter(pk__in=ids).values_list("pk", "model_config_id"):
+        by_config.setdefault(config_id, []).append(turn_id)
     written = 0
-    by_config: dict[int, list[Turn]] = {}
-    for turn in turns:
-        by_config.setdefault(turn.model_config_id, []).append(turn)
-    for group in by_config.values():
-        config = group[0].model_config
-        backend = backend_for(config)
-        n = _best_of(config, group)
-        try:
-            requests = [_request_for(t) for t in group]
-            if n == 1:
-                results = backend.generate(requests, on_text=_live_progress_writer(group, token))
-                candidates = [[] for _ in group]
-            else:  # N samples per turn in the same batch; no streaming, the kept one is not known yet
-                samples = backend.generate([r for r in requests for _ in range(n)])
-                results, candidates = _pick_best(config, group, samples, n)
-        except Exception as exc:  # a model that fails must not leave turns claimed forever
-            log.exception("generation failed for %d turn(s) of %s", len(group), config)
-            _record_failure(group, token, f"{type(exc).__name__}: {exc}")
-            continue
-        for turn, request, result, turn_candidates in zip(group, requests, results, candidates):
-            model_settings = config.settings_snapshot() | {
-                # torch is seeded once per batch, with the batch's first request's seed.
-                "batch_seed": requests[0].seed, "max_new_tokens_used": request.max_new_tokens,
-                "device": backend.device_name, "worker": worker, "batch_size": len(group) * n,
-                "batch_tokens_out": sum(r.tokens_out for r in results), "best_of_n": n,
-            }
-            written += Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(
-                status=Turn.Status.DONE, prompt=result.prompt_text, ttft_seconds=result.ttft_seconds,
-                queue_wait_seconds=_queue_wait(turn),
-                text=clip_to_limit(result.text, turn.trial.speech_char_limit) or "(no argument)",
-                tokens_in=result.tokens_in, tokens_out=result.tokens_out, wall_seconds=result.seconds,
-                model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
-                candidates=turn_candidates,
-            )
-    _finish_trials({t.trial_id for t in turns})
-    record_response_delays({t.trial_id for t in turns if t.trial.live})
+    for config in ModelConfig.objects.filter(pk__in=by_config):
+        group = by_config[config.pk]
+
+        def pick(limit, group=group):
+            taken = group[:limit]
+            del group[:limit]
+            return taken
+
+        written += GenerationSession(config, pick, claimed_by, turns_at_once=len(group)).run()
     return written
 
 
-def _best_of(config, group: list[Turn]) -> int:
+def generate_ready_turns(queue: str | None = None, claimed_by: str = "", max_seconds: float | None = None,
+                         on_backlog=None) -> int:
+    """A worker's generation loop: generate every ready turn on ``queue``, continuously, until none
+    are ready or ``max_seconds`` (default GENERATION_SESSION_SECONDS) have passed; returns turns written.
+
+    It serves every experiment on the queue, live trials first, so a judge's question joins the
+    batch being written whatever experiment that batch is for. One model configuration at a time:
+    that of the first ready turn. ``on_backlog()`` is called once if more turns are ready than this
+    worker has room for, so that another worker can be asked to help.
+    """
+    deadline = time.monotonic() + (max_seconds or settings.GENERATION_SESSION_SECONDS)
+    written = 0
+    backlog_reported = False
+    while time.monotonic() < deadline:
+        first = ready_turn_ids(limit=1, queue=queue)
+        if not first:
+            break
+        config = ModelConfig.objects.get(turns__pk=first[0])
+
+        def pick(limit, config=config):
+            nonlocal backlog_reported
+            if time.monotonic() >= deadline:
+                return []
+            ids = ready_turn_ids(limit=limit + 1, queue=queue, model_config_id=config.pk)
+            if len(ids) > limit and on_backlog is not None and not backlog_reported:
+                backlog_reported = True
+                on_backlog()
+            return ids[:limit]
+
+        session = GenerationSession(config, pick, claimed_by)
+        written += session.run()
+        # Nothing claimed: another worker took what was ready. Failed: the caller retries after a pause.
+        if not session.claimed or session.failed:
+            break
+    return written
+
+
+def _best_of(config, turn: Turn) -> int:
     """N for best-of-N: debaters and consultants only (an assistant has no side to be judged on)."""
-    if config.best_of_n > 1 and all(t.trial.protocol != Trial.Protocol.SANDWICH for t in group):
+    if config.best_of_n > 1 and turn.trial.protocol != Trial.Protocol.SANDWICH:
         return config.best_of_n
     return 1
 
@@ -214,21 +345,15 @@ def _candidate_score(scorer, turn: Turn, text: str, view: list[dict] | None = No
     return p_a if turn.speaker == "A" else p_b
 
 
-def _pick_best(config, group: list[Turn], samples, n: int):
-    """Keep, per turn, the candidate the scoring model rates most convincing; record them all."""
-    judge = config.best_of_n_judge or config
-    scorer = backend_for(judge)
-    kept, records = [], []
-    for i, turn in enumerate(group):
-        options = samples[i * n:(i + 1) * n]
-        texts = [clip_to_limit(o.text, turn.trial.speech_char_limit) for o in options]
-        view = _scorer_view(turn)  # the same for every candidate of this turn
-        scores = [_candidate_score(scorer, turn, text, view) for text in texts]
-        best = max(range(n), key=scores.__getitem__)
-        kept.append(options[best])
-        records.append([{"text": text, "score": round(score, 6), "kept": j == best, "tokens_out": o.tokens_out}
-                        for j, (text, score, o) in enumerate(zip(texts, scores, options))])
-    return kept, records
+def _pick_best(config, turn: Turn, samples: list[GenerationResult]) -> tuple[GenerationResult, list[dict]]:
+    """The candidate the scoring model rates most convincing, and a record of them all."""
+    scorer = backend_for(config.best_of_n_judge or config)
+    texts = [clip_to_limit(s.text, turn.trial.speech_char_limit) for s in samples]
+    view = _scorer_view(turn)  # the same for every candidate of this turn
+    scores = [_candidate_score(scorer, turn, text, view) for text in texts]
+    best = max(range(len(samples)), key=scores.__getitem__)
+    return samples[best], [{"text": text, "score": round(score, 6), "kept": j == best, "tokens_out": s.tokens_out}
+                           for j, (text, score, s) in enumerate(zip(texts, scores, samples))]
 
 
 def _queue_wait(turn: Turn) -> float | None:
@@ -238,29 +363,6 @@ def _queue_wait(turn: Turn) -> float | None:
     if ready_since is None or turn.claimed_at is None:
         return None
     return max(0.0, (turn.claimed_at - ready_since).total_seconds())
-
-
-def _live_progress_writer(group: list[Turn], token: str):
-    """A callback that writes the partial text of live turns as the model writes it."""
-    live = {i for i, t in enumerate(group) if t.trial.live}
-    if not live:
-        return None
-    started: set[int] = set()
-
-    def write(index: int, text: str) -> None:
-        if index not in live:
-            return
-        turn = group[index]
-        clipped = clip_to_limit(text, turn.trial.speech_char_limit)
-        fields = {"partial_text": clipped}
-        if index not in started:
-            started.add(index)
-            fields["first_text_at"] = timezone.now()
-        Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(**fields)
-        if "first_text_at" in fields:
-            record_response_delays({turn.trial_id})
-
-    return write
 
 
 def _record_failure(turns: list[Turn], token: str, error: str) -> None:

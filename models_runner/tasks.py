@@ -35,16 +35,20 @@ def enqueue_generation(experiment_id: int, countdown: float | None = None, queue
 
 @shared_task(bind=True)
 def generate_turns(self, experiment_id: int, queue: str = "generation") -> int:
-    """Generate one batch of the experiment's ready turns whose model is served on ``queue``;
-    queue a follow-up while more are ready.
+    """Generate the ready turns of every experiment whose model is served on ``queue``, continuously,
+    for up to GENERATION_SESSION_SECONDS; then hand over to a fresh task if more are ready.
 
-    Short tasks (one batch each) keep every task far below the broker's
-    visibility timeout, and let several workers share one experiment.
+    ``experiment_id`` is the experiment that asked; any experiment's ready turns on the queue are
+    served (live ones first), so one worker keeps one running batch. Bounded sessions keep every
+    task far below the broker's visibility timeout.
     """
-    written = generation.generate_batch(experiment_id, queue=queue, claimed_by=self.request.hostname or "")
-    if generation.ready_turn_ids(experiment_id, limit=1, queue=queue):
-        # A batch that wrote nothing (a failing model) retries after a pause
-        # instead of spinning.
+    written = generation.generate_ready_turns(
+        queue=queue, claimed_by=self.request.hostname or "",
+        # More ready than this worker has room for: one more message lets an idle worker help.
+        on_backlog=lambda: enqueue_generation(experiment_id, queue=queue),
+    )
+    if generation.ready_turn_ids(limit=1, queue=queue):
+        # A session that wrote nothing (a failing model) retries after a pause instead of spinning.
         enqueue_generation(experiment_id, countdown=None if written else 5, queue=queue)
     return written
 

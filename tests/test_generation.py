@@ -32,7 +32,8 @@ def test_it_generates_every_turn_in_protocol_order_and_makes_trials_judgeable(la
         assert turn.tokens_in > 0 and 0 < turn.tokens_out <= turn.model_settings["max_new_tokens_used"]
         assert turn.wall_seconds > 0 and turn.attempts == 1
         assert 0 < turn.ttft_seconds <= turn.wall_seconds and turn.queue_wait_seconds >= 0
-        assert turn.model_settings["batch_tokens_out"] >= turn.tokens_out
+        assert 1 <= turn.model_settings["mean_batch_size"] <= turn.model_settings["batch_size"]
+        assert turn.model_settings["seed_used"] == turn.model_settings["seed"]  # seeded per turn
         assert turn.model_settings["model_name"] == str(launched.debater_model.model_name)
         assert turn.model_settings["device"] == "cpu"
         assert len(turn.text) <= launched.char_limit

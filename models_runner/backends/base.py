@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Callable, Hashable
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,19 @@ class GenerationResult:
     tokens_in: int
     tokens_out: int
     seconds: float  # wall time of the batch this request ran in
-    ttft_seconds: float | None = None  # from the batch's start to this request's first new token
+    ttft_seconds: float | None = None  # from the request's start to its first new token
+    batch_size: int | None = None  # the most requests it was generated together with (itself included)
+    mean_batch_size: float | None = None  # requests generated together with it, averaged over its decoding steps
+    seed_used: int | None = None  # the seed its random sampling was drawn with (a padded batch shares one)
 
 
 # Called with (request index, text generated so far) while a batch is generated.
 ProgressCallback = Callable[[int, str], None]
+# Continuous generation: take(free slots) hands out (key, request) pairs to start, [] when there are none;
+# on_done(key, result) receives each finished request; on_text(key, text so far) follows running ones.
+TakeRequests = Callable[[int], list[tuple[Hashable, GenerationRequest]]]
+OnDone = Callable[[Hashable, GenerationResult], None]
+OnKeyText = Callable[[Hashable, str], None]
 
 
 class GenerationBackend(ABC):
@@ -37,6 +45,21 @@ class GenerationBackend(ABC):
     @abstractmethod
     def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
         """Return one result per request, in order; report partial text to ``on_text`` if given."""
+
+    def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
+                              capacity: int = 8) -> None:
+        """Generate requests as ``take`` hands them out, until it hands out none and none are running.
+
+        This default runs one closed batch at a time: take up to ``capacity``, generate them together,
+        report, take again. Backends that can let requests join a running batch override it.
+        """
+        while batch := take(capacity):
+            keys = [key for key, _ in batch]
+            on_row_text = (lambda row, text: on_text(keys[row], text)) if on_text else None
+            results = self.generate([request for _, request in batch], on_text=on_row_text)
+            for key, result in zip(keys, results):
+                on_done(key, replace(result, batch_size=result.batch_size or len(batch),
+                                     mean_batch_size=result.mean_batch_size or float(len(batch))))
 
     @abstractmethod
     def choice_probabilities(self, messages: list[dict], labels: list[str]) -> list[float]:

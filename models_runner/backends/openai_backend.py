@@ -104,7 +104,7 @@ class OpenAICompatibleBackend(GenerationBackend):
         return GenerationResult(
             text=text.strip(), prompt_text=json.dumps(request.messages, ensure_ascii=False),
             tokens_in=int(usage.get("prompt_tokens") or 0), tokens_out=int(usage.get("completion_tokens") or 0),
-            seconds=seconds,
+            seconds=seconds, seed_used=request.seed,
         )
 
     def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:

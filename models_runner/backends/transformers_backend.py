@@ -10,10 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-from .base import GenerationBackend, GenerationRequest, GenerationResult, ProgressCallback
+from .base import GenerationBackend, GenerationRequest, GenerationResult, OnDone, OnKeyText, ProgressCallback, TakeRequests
 
 # How often partial text is reported while a batch is generated (seconds).
 PROGRESS_INTERVAL = 0.25
+# How often a continuous batch with free rows asks for new requests (seconds); it also asks
+# whenever a request finished (the next speaker may be due) and whenever it runs empty.
+TAKE_INTERVAL = 0.2
 
 
 class BatchTextStreamer:
@@ -85,10 +88,11 @@ def resolve_model_path(model_name: str, cache_dir: Path) -> str:
 
 class TransformersBackend(GenerationBackend):
     def __init__(self, model_name: str, *, cache_dir: Path, device: str = "auto", adapter_path: str = "",
-                 static_cache: str = "auto"):
+                 static_cache: str = "auto", continuous: bool = True):
         self.model_name = model_name
         self.adapter_path = adapter_path
         self.static_cache = static_cache
+        self.continuous = continuous
         self.cache_dir = Path(cache_dir)
         self.requested_device = device
         self._model = None
@@ -161,6 +165,44 @@ class TransformersBackend(GenerationBackend):
         scores = torch.stack([torch.logsumexp(log_probs[torch.tensor(forms)], dim=0) for forms in label_ids])
         return torch.softmax(scores, dim=0).tolist()
 
+    def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
+                              capacity: int = 8) -> None:
+        """Continuous batching (see continuous.py): requests join the running batch between decoding
+        steps. Models whose cache cannot be joined that way, or ``continuous=False``, get padded batches."""
+        from . import continuous
+
+        first = take(capacity)
+        if not first:
+            return
+        self._load()  # after taking work, so that a model which cannot load fails that work visibly
+        if not self.continuous or not continuous.supports(self._model):
+            handed_out = iter([first])
+            return super().generate_continuously(lambda free: next(handed_out, None) or take(free), on_done,
+                                                 on_text, capacity)
+        eos = self._model.generation_config.eos_token_id
+        stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self._tokenizer.pad_token_id}
+        batcher = continuous.ContinuousBatcher(self._model, self._tokenizer, self._device, self._prompt_text,
+                                               stop_ids - {None}, max_rows=capacity)
+        for key, request in first:
+            batcher.submit(key, request)
+        last_take = last_report = time.perf_counter()
+        finished = []
+        while True:
+            now = time.perf_counter()
+            if batcher.free_rows and (batcher.idle or finished or now - last_take >= TAKE_INTERVAL):
+                for key, request in take(batcher.free_rows):
+                    batcher.submit(key, request)
+                last_take = now
+            if batcher.idle:
+                return
+            finished = batcher.step()
+            if on_text is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
+                last_report = time.perf_counter()
+                for key, text in batcher.partial_texts():
+                    on_text(key, text)
+            for key, result in finished:
+                on_done(key, result)
+
     def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
         if not requests:
             return []
@@ -223,6 +265,7 @@ class TransformersBackend(GenerationBackend):
                     tokens_out=length,
                     seconds=seconds,
                     ttft_seconds=(streamer.first_token_at[row] - started) if streamer.first_token_at[row] else None,
+                    batch_size=len(requests), mean_batch_size=float(len(requests)), seed_used=first.seed,
                 )
             )
         return results

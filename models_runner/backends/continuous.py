@@ -1,0 +1,251 @@
+"""Continuous batching for transformers models: requests join and leave a running batch between decoding steps.
+
+Why: with one padded ``generate()`` call per batch, a judge's question that arrives while a batch
+is being written waits for the whole batch, and rows that finished early keep being computed.
+Here every running request is a row of one batch; between two decoding steps new requests are
+prefilled and joined, and finished rows leave.
+
+How: all rows share one ``DynamicCache``, left-padded to a common length, with a 2-D attention
+mask marking the padding. Positions are counted per row from the mask, so padding never shifts
+a row's positions; the model masks padded keys. Joining a row pads the shorter of the two caches
+on the left; removing rows selects the remaining ones and drops leading columns that are padding
+in every row. Sampling is per row (temperature, top-p, repetition penalty, and a generator seeded
+with the request's own seed, so a turn's text does not depend on what it was batched with).
+
+Supported for models whose cache is made of plain full-attention ``DynamicLayer`` s (Llama,
+Qwen2, SmolLM, OLMo, ...). ``supports(model)`` says; the backend falls back to padded batches
+otherwise (sliding-window or linear-attention layers keep other cache state).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Hashable
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from .base import GenerationRequest, GenerationResult
+
+
+# How many of the most likely tokens are sorted for top-p sampling before falling back to the whole vocabulary.
+NUCLEUS_CANDIDATES = 512
+
+
+def supports(model) -> bool:
+    """Whether ``model``'s cache can be joined and split as this module does."""
+    try:
+        cache = DynamicCache(config=model.config)
+    except Exception:  # a model whose config a DynamicCache cannot be built from
+        return False
+    return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+@dataclass
+class Row:
+    key: Hashable
+    request: GenerationRequest
+    prompt_text: str
+    prompt_ids: list[int]
+    generator: torch.Generator | None
+    submitted_at: float
+    tokens: list[int] = field(default_factory=list)
+    first_token_at: float | None = None
+    reported_tokens: int = 0
+    steps: int = 0  # batch steps this row took part in, and the rows running at each (summed, and the most)
+    rows_summed: int = 0
+    most_rows: int = 0
+    done: bool = False
+    tokens_out: int = 0  # tokens counted as generated: the text's tokens plus a stop token if one ended it
+
+
+class ContinuousBatcher:
+    """A running batch of generation requests. ``submit`` queues a request; each ``step`` either
+    prefills the queued requests (up to ``max_rows`` running) or decodes one token for every
+    running row, and returns the requests that finished."""
+
+    def __init__(self, model, tokenizer, device: str, prompt_text: Callable[[list[dict]], str], stop_ids: set[int],
+                 max_rows: int):
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+        self.prompt_text = prompt_text
+        self.stop_ids = set(stop_ids)
+        self.stop_index = sorted(stop_ids)
+        self.max_rows = max_rows
+        self.top_k = int(getattr(model.generation_config, "top_k", None) or 0)
+        self.waiting: list[Row] = []
+        self.rows: list[Row] = []
+        self.cache: DynamicCache | None = None
+        self.mask: torch.Tensor | None = None  # [rows, cache length], 1 = a real token
+        self.next_input: torch.Tensor | None = None  # [rows], the last sampled token of each row
+        self.seen: torch.Tensor | None = None  # [rows, vocab] bool, tokens the repetition penalty applies to
+
+    # ------------------------------------------------------------------ queue --
+    def submit(self, key: Hashable, request: GenerationRequest) -> None:
+        prompt = self.prompt_text(request.messages)
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        generator = None
+        if request.seed is not None and request.temperature > 0:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(request.seed)
+        self.waiting.append(Row(key=key, request=request, prompt_text=prompt, prompt_ids=ids, generator=generator,
+                                submitted_at=time.perf_counter()))
+
+    @property
+    def free_rows(self) -> int:
+        return max(0, self.max_rows - len(self.rows) - len(self.waiting))
+
+    @property
+    def idle(self) -> bool:
+        return not self.rows and not self.waiting
+
+    def partial_texts(self) -> list[tuple[Hashable, str]]:
+        """(key, text so far) of running rows that wrote something since the last call."""
+        updates = []
+        for row in self.rows:
+            if len(row.tokens) > row.reported_tokens:
+                row.reported_tokens = len(row.tokens)
+                updates.append((row.key, self.tokenizer.decode(row.tokens, skip_special_tokens=True)))
+        return updates
+
+    # ------------------------------------------------------------------- step --
+    @torch.inference_mode()
+    def step(self) -> list[tuple[Hashable, GenerationResult]]:
+        """Prefill waiting requests if there is room, else decode one token for every running row."""
+        room = self.max_rows - len(self.rows)
+        if self.waiting and room > 0:
+            joining, self.waiting = self.waiting[:room], self.waiting[room:]
+            self._prefill(joining)
+        elif self.rows:
+            self._decode()
+        return self._remove_finished()
+
+    def _prefill(self, joining: list[Row]) -> None:
+        width = max(len(r.prompt_ids) for r in joining)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in joining], device=self.device)
+        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in joining],
+                            device=self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                            logits_to_keep=1).logits[:, -1]
+        seen = torch.zeros(len(joining), logits.shape[-1], dtype=torch.bool, device=self.device)
+        for i, row in enumerate(joining):
+            seen[i, torch.tensor(row.prompt_ids, device=self.device)] = True
+        self._join(cache, mask, seen, joining)
+        self._take_tokens(logits, first=len(self.rows) - len(joining))
+
+    def _decode(self) -> None:
+        mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
+        positions = mask.sum(-1, keepdim=True) - 1
+        logits = self.model(input_ids=self.next_input[:, None], attention_mask=mask, position_ids=positions,
+                            cache=self.cache, use_cache=True).logits[:, -1]
+        self.mask = mask
+        self._take_tokens(logits, first=0)
+
+    def _take_tokens(self, logits: torch.Tensor, first: int) -> None:
+        """Sample the next token of rows ``first..`` from their ``logits`` and record it."""
+        rows = self.rows[first:]
+        tokens = self._sample(logits.float(), rows, self.seen[first:])
+        now = time.perf_counter()
+        self.next_input[first:] = tokens
+        self.seen[torch.arange(first, len(self.rows), device=self.device), tokens] = True
+        running = len(self.rows)
+        for row in self.rows:
+            row.steps += 1
+            row.rows_summed += running
+            row.most_rows = max(row.most_rows, running)
+        for row, token in zip(rows, tokens.tolist()):
+            if row.first_token_at is None:
+                row.first_token_at = now
+            row.tokens_out += 1
+            if token in self.stop_ids:  # never sampled before min_new_tokens (masked in _sample)
+                row.done = True
+            else:
+                row.tokens.append(token)
+                row.done = row.tokens_out >= row.request.max_new_tokens
+
+    def _sample(self, logits: torch.Tensor, rows: list[Row], seen: torch.Tensor) -> torch.Tensor:
+        penalty = torch.tensor([r.request.repetition_penalty for r in rows], device=self.device)[:, None]
+        # The repetition penalty as transformers applies it: shrink the scores of tokens already present.
+        penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+        logits = torch.where(seen, penalised, logits)
+        for i, row in enumerate(rows):
+            if row.tokens_out < row.request.min_new_tokens:  # forced length (benchmarks): no stopping yet
+                logits[i, self.stop_index] = float("-inf")
+        chosen = logits.argmax(-1)
+        sampled = [i for i, row in enumerate(rows) if row.request.temperature > 0]  # the others are greedy
+        if sampled:
+            # As generate() samples: temperature, the model's top-k (if its generation config sets one), top-p.
+            temperature = torch.tensor([rows[i].request.temperature for i in sampled], device=self.device)[:, None]
+            top_p = torch.tensor([rows[i].request.top_p for i in sampled], device=self.device)[:, None]
+            scores = logits[sampled] / temperature
+            if 0 < self.top_k < scores.shape[-1]:
+                scores = scores.masked_fill(scores < scores.topk(self.top_k, dim=-1).values[:, -1:], float("-inf"))
+            probs = torch.softmax(scores, dim=-1)
+            index = None
+            if bool((top_p < 1.0).any()):
+                # The nucleus (smallest set of tokens reaching top_p) is nearly always among the few hundred
+                # most likely tokens: sort only those, unless they fall short of top_p.
+                probs, index = probs.topk(min(NUCLEUS_CANDIDATES, probs.shape[-1]), dim=-1)
+                if not bool((probs.sum(-1, keepdim=True) >= top_p).all()):
+                    probs, index = torch.softmax(scores, dim=-1).sort(dim=-1, descending=True)
+                probs = probs.masked_fill(probs.cumsum(-1) - probs > top_p, 0.0)
+            for j, i in enumerate(sampled):  # each row draws from its own generator
+                pick = torch.multinomial(probs[j], 1, generator=rows[i].generator)[0]
+                chosen[i] = pick if index is None else index[j, pick]
+        return chosen
+
+    # ------------------------------------------------------- joining, leaving --
+    def _join(self, cache: DynamicCache, mask: torch.Tensor, seen: torch.Tensor, joining: list[Row]) -> None:
+        new_input = torch.zeros(len(joining), dtype=torch.long, device=self.device)
+        if not self.rows:
+            self.cache, self.mask, self.seen, self.next_input = cache, mask, seen, new_input
+        else:
+            old_len, new_len = self.mask.shape[1], mask.shape[1]
+            length = max(old_len, new_len)
+            for old_layer, new_layer in zip(self.cache.layers, cache.layers):
+                old_layer.keys = torch.cat([_pad_left(old_layer.keys, length - old_len),
+                                            _pad_left(new_layer.keys, length - new_len)])
+                old_layer.values = torch.cat([_pad_left(old_layer.values, length - old_len),
+                                              _pad_left(new_layer.values, length - new_len)])
+            self.mask = torch.cat([F.pad(self.mask, (length - old_len, 0)), F.pad(mask, (length - new_len, 0))])
+            self.seen = torch.cat([self.seen, seen])
+            self.next_input = torch.cat([self.next_input, new_input])
+        self.rows.extend(joining)
+
+    def _remove_finished(self) -> list[tuple[Hashable, GenerationResult]]:
+        finished = [(i, row) for i, row in enumerate(self.rows) if row.done]
+        if not finished:
+            return []
+        now = time.perf_counter()
+        results = [(row.key, self._result(row, now)) for _, row in finished]
+        keep = [i for i, row in enumerate(self.rows) if not row.done]
+        self.rows = [self.rows[i] for i in keep]
+        if not self.rows:
+            self.cache = self.mask = self.seen = self.next_input = None
+            return results
+        index = torch.tensor(keep, device=self.device)
+        self.mask, self.seen, self.next_input = self.mask[index], self.seen[index], self.next_input[index]
+        # Columns that are padding in every remaining row carry nothing: drop them.
+        start = int(self.mask.any(0).nonzero()[0])
+        self.mask = self.mask[:, start:]
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[index, :, start:]
+            layer.values = layer.values[index, :, start:]
+        return results
+
+    def _result(self, row: Row, now: float) -> GenerationResult:
+        return GenerationResult(
+            text=self.tokenizer.decode(row.tokens, skip_special_tokens=True).strip(), prompt_text=row.prompt_text,
+            tokens_in=len(row.prompt_ids), tokens_out=row.tokens_out, seconds=now - row.submitted_at,
+            ttft_seconds=row.first_token_at - row.submitted_at if row.first_token_at else None,
+            batch_size=row.most_rows, mean_batch_size=row.rows_summed / max(1, row.steps), seed_used=row.request.seed,
+        )
+
+
+def _pad_left(states: torch.Tensor, columns: int) -> torch.Tensor:
+    """Pad [batch, heads, length, dim] cache states with ``columns`` zero positions on the left."""
+    return F.pad(states, (0, 0, columns, 0)) if columns else states

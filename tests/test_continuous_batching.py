@@ -1,0 +1,175 @@
+"""Continuous batching (models_runner/backends/continuous.py) on real transformers models built from configs:
+requests join a running batch and leave it when done, and the text does not depend on the batching."""
+import pytest
+import torch
+
+from judging.models import Trial, Turn
+from judging.services import experiment_launch, live_move, trial_open
+from models_runner import generation
+from models_runner.backends import GenerationRequest, get_backend
+from models_runner.backends import continuous
+
+PROMPTS = ["hello there", "a much longer prompt about the weather in the mountains today", "x",
+           "what is two plus two, tell me"]
+
+
+def ask(text, **options):
+    settings = {"max_new_tokens": 12, "temperature": 0.0, "top_p": 1.0} | options
+    return GenerationRequest(messages=[{"role": "user", "content": text}], **settings)
+
+
+def staggered(backend, requests, capacity, at_once=False):
+    """Run ``requests`` through ``generate_continuously``, handing out one at each call of take (or as
+    many as fit, ``at_once``); returns results by index and the order they finished in."""
+    pending, results, order = list(enumerate(requests)), {}, []
+
+    def take(free):
+        assert 0 <= free <= capacity
+        taken = pending[:free if at_once else min(free, 1)]
+        del pending[:len(taken)]
+        return taken
+
+    def done(key, result):
+        results[key] = result
+        order.append(key)
+
+    backend.generate_continuously(take, done, capacity=capacity)
+    assert not pending
+    return results, order
+
+
+def tiny(architecture, tokenizer):
+    from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config,
+                              Qwen2ForCausalLM)
+
+    torch.manual_seed(0)
+    sizes = dict(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id)
+    if architecture == "gpt2":
+        return GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=4, **sizes)).eval()
+    config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[
+        architecture]
+    return model_class(config_class(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                    num_key_value_heads=2, **sizes)).eval()
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gpt2"])
+def test_greedy_text_with_requests_joining_midway_equals_one_prompt_at_a_time_generate(architecture, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = tiny(architecture, tokenizer)
+    assert continuous.supports(model)
+    alone = []
+    for prompt in PROMPTS:
+        ids = tokenizer(prompt, return_tensors="pt")
+        out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        alone.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    batcher = continuous.ContinuousBatcher(model, tokenizer, "cpu", lambda messages: messages[0]["content"],
+                                           {tokenizer.eos_token_id}, max_rows=3)
+    results, submitted, steps = {}, 0, 0
+    while submitted < len(PROMPTS) or not batcher.idle:
+        if submitted < len(PROMPTS) and steps % 3 == 0:  # a new request every third step: joins a running batch
+            batcher.submit(submitted, ask(PROMPTS[submitted]))
+            submitted += 1
+        results.update(batcher.step())
+        steps += 1
+    assert [results[i].text for i in range(len(PROMPTS))] == alone
+    assert max(r.batch_size for r in results.values()) == 3  # the fourth waited for a free row
+
+
+def test_a_request_joins_a_running_batch_and_leaves_before_it(tiny_model_dir):
+    backend = get_backend("transformers", str(tiny_model_dir))
+    long = ask("a long answer please", max_new_tokens=1000, min_new_tokens=1000)  # runs for a second or more
+    short = ask("short", max_new_tokens=3, min_new_tokens=3)
+    results, order = staggered(backend, [long, short], capacity=4)
+    assert order == [1, 0]  # the short request, handed out later, finished first
+    assert results[1].batch_size == 2 and results[1].tokens_out == 3 and results[0].tokens_out == 1000
+    assert results[0].ttft_seconds < results[0].seconds and results[1].seconds < results[0].seconds
+    assert 1 < results[0].mean_batch_size < 2  # alone for part of its life
+
+
+def test_sampled_text_depends_on_the_seed_not_on_the_batch(tiny_model_dir):
+    backend = get_backend("transformers", str(tiny_model_dir))
+    requests = [ask(p, temperature=0.9, top_p=0.9, repetition_penalty=1.2, seed=100 + i)
+                for i, p in enumerate(PROMPTS)]
+    together, _ = staggered(backend, requests, capacity=4, at_once=True)
+    apart, _ = staggered(backend, requests, capacity=2)
+    assert {r.batch_size for r in together.values()} == {4} and max(r.batch_size for r in apart.values()) <= 2
+    assert [together[i].text for i in range(4)] == [apart[i].text for i in range(4)]
+    assert all(r.seed_used == 100 + i for i, r in together.items())
+    reseeded, _ = staggered(backend, [ask(PROMPTS[0], temperature=0.9, top_p=0.9, seed=7)], capacity=1)
+    assert reseeded[0].text != together[0].text
+
+
+def test_models_whose_cache_cannot_be_joined_fall_back_to_padded_batches(tiny_model_dir):
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    sliding = MistralForCausalLM(MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                               sliding_window=16))
+    assert not continuous.supports(sliding)
+    backend = get_backend("transformers", str(tiny_model_dir))
+    backend.continuous = False  # the same fallback, on a model that would support it
+    try:
+        results, _ = staggered(backend, [ask(p) for p in PROMPTS], capacity=2)
+    finally:
+        backend.continuous = True
+    assert {r.batch_size for r in results.values()} == {1}  # one request per closed batch, as handed out
+    assert all(r.text for r in results.values())
+
+
+def test_a_judges_question_is_answered_inside_a_batch_that_is_already_running(
+        make_model_config, make_experiment, tiny_model_dir, judge):
+    """A worker busy with long pre-generated turns takes a live debate's new turn into its running batch."""
+    from unittest import mock
+
+    config = make_model_config(tiny_model_dir, max_new_tokens=300)
+    live = make_experiment(config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential",
+                           char_limit=60)  # answers of at most 20 tokens
+    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=2000)  # 300 tokens
+    experiment_launch(experiment=live)
+    trial = Trial.objects.get(experiment=live)
+    trial_open(trial=trial)
+    while generation.generate_batch(live.pk):  # the opening round
+        pass
+    experiment_launch(experiment=slow)
+    ready_turn_ids, asked = generation.ready_turn_ids, []
+
+    def ask_once_the_slow_turns_run(*args, **kwargs):
+        if not asked and Turn.objects.filter(trial__experiment=slow, status="running").exists():
+            asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
+        return ready_turn_ids(*args, **kwargs)
+
+    with mock.patch.object(generation, "ready_turn_ids", ask_once_the_slow_turns_run):
+        generation.generate_ready_turns(max_seconds=300)
+    assert asked
+    answer = Turn.objects.get(trial=trial, round=2, speaker="A")
+    slow_turns = list(Turn.objects.filter(trial__experiment=slow))
+    assert answer.status == "done" and {t.status for t in slow_turns} == {"done"}
+    assert answer.model_settings["batch_size"] == 3  # beside the two slow speeches
+    assert answer.finished_at < min(t.finished_at for t in slow_turns)
+    assert Turn.objects.get(trial=trial, speaker="judge").response_delay_seconds is not None
+
+
+def test_a_model_failing_mid_batch_puts_its_turns_back_with_the_error(make_model_config, make_experiment,
+                                                                      tiny_model_dir):
+    from unittest import mock
+
+    experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=2, rounds=1)
+    experiment_launch(experiment=experiment)
+    steps = []
+
+    def failing_step(self):
+        steps.append(1)
+        if len(steps) > 2:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return original_step(self)
+
+    original_step = continuous.ContinuousBatcher.step
+    with mock.patch.object(continuous.ContinuousBatcher, "step", failing_step):
+        assert generation.generate_ready_turns(max_seconds=60) == 0
+    turns = Turn.objects.filter(trial__experiment=experiment)
+    assert {t.status for t in turns} == {"pending"} and {t.attempts for t in turns} == {1}
+    assert all("out of memory" in t.error and not t.claim_token for t in turns)
+    assert generation.generate_ready_turns(max_seconds=60) == 4  # the next session does them
