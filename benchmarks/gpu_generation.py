@@ -13,7 +13,9 @@ Llama-3-8B shapes. Prompts are random token ids of --prompt-tokens; exactly
 - one turn's decode tokens/s, plain generate() and the platform's path with the
   static KV cache (models_runner.backends.transformers_backend.speed_options, as a
   worker with DEBATE_GENERATION_STATIC_CACHE=auto runs it), each as a fraction of the ceiling;
-- aggregate tokens/s at each --concurrency (one padded batch), plain and platform.
+- aggregate tokens/s at each --concurrency (one padded batch), plain and platform;
+- the same through continuous batching (models_runner/backends/continuous.py, what a worker runs
+  by default): one turn, and --concurrency turns submitted together.
 Issue 5 targets (GPU): one 8B turn >= 50% of the ceiling; 32 turns >= 2x plain padded generate().
 """
 from __future__ import annotations
@@ -74,6 +76,33 @@ def timed_generate(torch, model, device, batch: int, prompt_tokens: int, new_tok
     return generated / (time.perf_counter() - started)
 
 
+def timed_continuous(torch, model, device, batch: int, prompt_tokens: int, new_tokens: int) -> float:
+    """Tokens per second for ``batch`` random prompts through the continuous batcher, after a warm-up run."""
+    from models_runner.backends.base import GenerationRequest
+    from models_runner.backends.continuous import ContinuousBatcher
+
+    prompts = torch.randint(10, model.config.vocab_size - 10, (batch, prompt_tokens)).tolist()
+    request = GenerationRequest(messages=[], max_new_tokens=new_tokens, min_new_tokens=new_tokens, temperature=0.0,
+                                top_p=1.0)
+
+    def generate() -> int:
+        batcher = ContinuousBatcher(model, device, stop_ids={model.config.eos_token_id}, pad_token_id=0,
+                                    max_rows=batch, decode=lambda ids: "")
+        for i, prompt in enumerate(prompts):
+            batcher.submit(i, request, prompt)
+        generated = 0
+        while not batcher.idle:
+            generated += sum(result.tokens_out for _, result in batcher.step())
+        return generated
+
+    generate()  # warm-up
+    synchronize(torch, device)
+    started = time.perf_counter()
+    generated = generate()
+    synchronize(torch, device)
+    return generated / (time.perf_counter() - started)
+
+
 def run(args) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -101,12 +130,22 @@ def run(args) -> dict:
             for c in args.concurrency:
                 row[f"{label}_{c}_concurrent_tokens_per_s"] = timed_generate(
                     torch, model, device, c, args.prompt_tokens, args.new_tokens, options)
+        single = timed_continuous(torch, model, device, 1, args.prompt_tokens, args.new_tokens)
+        row["continuous_single_tokens_per_s"] = single
+        row["continuous_single_fraction_of_ceiling"] = single / ceiling
+        for c in args.concurrency:
+            row[f"continuous_{c}_concurrent_tokens_per_s"] = timed_continuous(
+                torch, model, device, c, args.prompt_tokens, args.new_tokens)
         report["shapes"][name] = row
         print(f"{name}: ceiling {ceiling:,.0f} tok/s; one turn plain {row['plain_single_tokens_per_s']:,.1f} "
               f"({row['plain_single_fraction_of_ceiling']:.0%}), platform {row['platform_single_tokens_per_s']:,.1f} "
               f"({row['platform_single_fraction_of_ceiling']:.0%}); " + "; ".join(
                   f"{c} turns plain {row[f'plain_{c}_concurrent_tokens_per_s']:,.0f} vs platform "
                   f"{row[f'platform_{c}_concurrent_tokens_per_s']:,.0f} tok/s" for c in args.concurrency), flush=True)
+        print(f"{name}: continuous batching: one turn {row['continuous_single_tokens_per_s']:,.1f} tok/s "
+              f"({row['continuous_single_fraction_of_ceiling']:.0%}); " + "; ".join(
+                  f"{c} turns {row[f'continuous_{c}_concurrent_tokens_per_s']:,.0f} tok/s" for c in args.concurrency),
+              flush=True)
         del model
         if device.startswith("cuda"):
             torch.cuda.empty_cache()

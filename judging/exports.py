@@ -20,7 +20,7 @@ from django.db.models import OuterRef, Subquery
 
 from .models import ModelAnswer, ModelVerdict, Trial, Turn, Verdict, chosen_from_probability
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHUNK = 5000
 
 # Column name -> type ("int", "float", "str", "bool", "json"): the Parquet

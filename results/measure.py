@@ -63,8 +63,9 @@ def turn_measurements(experiment_ids: list[int], *, tokens_per_word: bool = True
             if tokenizer is not None:
                 out["tokens_per_word"].append(len(tokenizer(turn.text, add_special_tokens=False)["input_ids"]) / words)
         if turn.tokens_out and turn.wall_seconds:
-            # wall_seconds is the time of the whole batch the turn ran in.
-            batch = turn.model_settings.get("batch_size", 1)
+            # The turn's own rate times the requests generated beside it (on average over its steps,
+            # where continuous batching recorded that; else the batch it ran in) estimates the worker's rate.
+            batch = turn.model_settings.get("mean_batch_size") or turn.model_settings.get("batch_size") or 1
             out["model_tokens_per_second"].append(turn.tokens_out * batch / turn.wall_seconds)
     return out
 

@@ -64,12 +64,14 @@ def test_greedy_text_with_requests_joining_midway_equals_one_prompt_at_a_time_ge
         ids = tokenizer(prompt, return_tensors="pt")
         out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id)
         alone.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
-    batcher = continuous.ContinuousBatcher(model, tokenizer, "cpu", lambda messages: messages[0]["content"],
-                                           {tokenizer.eos_token_id}, max_rows=3)
+    batcher = continuous.ContinuousBatcher(model, "cpu", stop_ids={tokenizer.eos_token_id},
+                                           pad_token_id=tokenizer.eos_token_id, max_rows=3,
+                                           decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
     results, submitted, steps = {}, 0, 0
     while submitted < len(PROMPTS) or not batcher.idle:
         if submitted < len(PROMPTS) and steps % 3 == 0:  # a new request every third step: joins a running batch
-            batcher.submit(submitted, ask(PROMPTS[submitted]))
+            prompt = PROMPTS[submitted]
+            batcher.submit(submitted, ask(prompt), tokenizer(prompt)["input_ids"], prompt)
             submitted += 1
         results.update(batcher.step())
         steps += 1

@@ -66,13 +66,14 @@ class ContinuousBatcher:
     prefills the queued requests (up to ``max_rows`` running) or decodes one token for every
     running row, and returns the requests that finished."""
 
-    def __init__(self, model, tokenizer, device: str, prompt_text: Callable[[list[dict]], str], stop_ids: set[int],
-                 max_rows: int):
-        self.model, self.tokenizer, self.device = model, tokenizer, device
-        self.prompt_text = prompt_text
+    def __init__(self, model, device: str, *, stop_ids: set[int], pad_token_id: int, max_rows: int,
+                 decode: Callable[[list[int]], str]):
+        self.model, self.device = model, device
         self.stop_ids = set(stop_ids)
         self.stop_index = sorted(stop_ids)
+        self.pad_token_id = pad_token_id
         self.max_rows = max_rows
+        self.decode = decode
         self.top_k = int(getattr(model.generation_config, "top_k", None) or 0)
         self.waiting: list[Row] = []
         self.rows: list[Row] = []
@@ -82,15 +83,13 @@ class ContinuousBatcher:
         self.seen: torch.Tensor | None = None  # [rows, vocab] bool, tokens the repetition penalty applies to
 
     # ------------------------------------------------------------------ queue --
-    def submit(self, key: Hashable, request: GenerationRequest) -> None:
-        prompt = self.prompt_text(request.messages)
-        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    def submit(self, key: Hashable, request: GenerationRequest, prompt_ids: list[int], prompt_text: str = "") -> None:
         generator = None
         if request.seed is not None and request.temperature > 0:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(request.seed)
-        self.waiting.append(Row(key=key, request=request, prompt_text=prompt, prompt_ids=ids, generator=generator,
-                                submitted_at=time.perf_counter()))
+        self.waiting.append(Row(key=key, request=request, prompt_text=prompt_text, prompt_ids=list(prompt_ids),
+                                generator=generator, submitted_at=time.perf_counter()))
 
     @property
     def free_rows(self) -> int:
@@ -106,7 +105,7 @@ class ContinuousBatcher:
         for row in self.rows:
             if len(row.tokens) > row.reported_tokens:
                 row.reported_tokens = len(row.tokens)
-                updates.append((row.key, self.tokenizer.decode(row.tokens, skip_special_tokens=True)))
+                updates.append((row.key, self.decode(row.tokens)))
         return updates
 
     # ------------------------------------------------------------------- step --
@@ -123,7 +122,7 @@ class ContinuousBatcher:
 
     def _prefill(self, joining: list[Row]) -> None:
         width = max(len(r.prompt_ids) for r in joining)
-        pad = self.tokenizer.pad_token_id
+        pad = self.pad_token_id
         ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in joining], device=self.device)
         mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in joining],
                             device=self.device)
@@ -239,7 +238,7 @@ class ContinuousBatcher:
 
     def _result(self, row: Row, now: float) -> GenerationResult:
         return GenerationResult(
-            text=self.tokenizer.decode(row.tokens, skip_special_tokens=True).strip(), prompt_text=row.prompt_text,
+            text=self.decode(row.tokens).strip(), prompt_text=row.prompt_text,
             tokens_in=len(row.prompt_ids), tokens_out=row.tokens_out, seconds=now - row.submitted_at,
             ttft_seconds=row.first_token_at - row.submitted_at if row.first_token_at else None,
             batch_size=row.most_rows, mean_batch_size=row.rows_summed / max(1, row.steps), seed_used=row.request.seed,

@@ -165,6 +165,11 @@ class TransformersBackend(GenerationBackend):
         scores = torch.stack([torch.logsumexp(log_probs[torch.tensor(forms)], dim=0) for forms in label_ids])
         return torch.softmax(scores, dim=0).tolist()
 
+    def _stop_ids(self) -> set[int]:
+        """Tokens that end a generation: the model's end-of-sequence token(s) and the padding token."""
+        eos = self._model.generation_config.eos_token_id
+        return (set(eos if isinstance(eos, list) else [eos]) | {self._tokenizer.pad_token_id}) - {None}
+
     def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
                               capacity: int = 8) -> None:
         """Continuous batching (see continuous.py): requests join the running batch between decoding
@@ -179,19 +184,24 @@ class TransformersBackend(GenerationBackend):
             handed_out = iter([first])
             return super().generate_continuously(lambda free: next(handed_out, None) or take(free), on_done,
                                                  on_text, capacity)
-        eos = self._model.generation_config.eos_token_id
-        stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self._tokenizer.pad_token_id}
-        batcher = continuous.ContinuousBatcher(self._model, self._tokenizer, self._device, self._prompt_text,
-                                               stop_ids - {None}, max_rows=capacity)
+        tokenizer = self._tokenizer
+        batcher = continuous.ContinuousBatcher(
+            self._model, self._device, stop_ids=self._stop_ids(), pad_token_id=tokenizer.pad_token_id,
+            max_rows=capacity, decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+
+        def submit(key, request):
+            prompt = self._prompt_text(request.messages)
+            batcher.submit(key, request, tokenizer(prompt, add_special_tokens=False)["input_ids"], prompt)
+
         for key, request in first:
-            batcher.submit(key, request)
+            submit(key, request)
         last_take = last_report = time.perf_counter()
         finished = []
         while True:
             now = time.perf_counter()
             if batcher.free_rows and (batcher.idle or finished or now - last_take >= TAKE_INTERVAL):
                 for key, request in take(batcher.free_rows):
-                    batcher.submit(key, request)
+                    submit(key, request)
                 last_take = now
             if batcher.idle:
                 return
@@ -234,8 +244,7 @@ class TransformersBackend(GenerationBackend):
             if first.temperature > 0
             else {"do_sample": False}
         )
-        eos = model.generation_config.eos_token_id
-        stop_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.pad_token_id}
+        stop_ids = self._stop_ids()
         streamer = BatchTextStreamer(tokenizer, len(requests), stop_ids, on_text)
         started = time.perf_counter()
         with torch.inference_mode():
