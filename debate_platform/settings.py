@@ -151,6 +151,9 @@ GENERATION_STATIC_CACHE = envstr("DEBATE_GENERATION_STATIC_CACHE", "off")
 # between decoding steps, so a live judge's question never waits for a whole batch. Off: padded
 # batches through generate(), which can use the static cache above.
 GENERATION_CONTINUOUS = envbool("DEBATE_GENERATION_CONTINUOUS", True)
+# Prompt tokens one continuous-batching prefill takes at most (at least one request): when many
+# turns arrive at once, the first start writing sooner. Larger suits a GPU, where prefill is cheap.
+GENERATION_PREFILL_TOKENS = envint("DEBATE_GENERATION_PREFILL_TOKENS", 2048)
 # A worker's generation task hands over to a fresh task after this long (seconds), so no task runs
 # near the broker's visibility timeout however long an experiment keeps it busy.
 GENERATION_SESSION_SECONDS = envint("DEBATE_GENERATION_SESSION_SECONDS", 600)

@@ -278,19 +278,24 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
 
 
 def generate_ready_turns(queue: str | None = None, claimed_by: str = "", max_seconds: float | None = None,
-                         on_backlog=None) -> int:
+                         on_backlog=None, should_stop=None) -> int:
     """A worker's generation loop: generate every ready turn on ``queue``, continuously, until none
     are ready or ``max_seconds`` (default GENERATION_SESSION_SECONDS) have passed; returns turns written.
 
     It serves every experiment on the queue, live trials first, so a judge's question joins the
     batch being written whatever experiment that batch is for. One model configuration at a time:
     that of the first ready turn. ``on_backlog()`` is called once if more turns are ready than this
-    worker has room for, so that another worker can be asked to help.
+    worker has room for, so that another worker can be asked to help. Once ``should_stop()`` is true
+    (the worker is shutting down) no new turns are taken; those being written are finished.
     """
     deadline = time.monotonic() + (max_seconds or settings.GENERATION_SESSION_SECONDS)
+
+    def over() -> bool:
+        return time.monotonic() >= deadline or (should_stop is not None and should_stop())
+
     written = 0
     backlog_reported = False
-    while time.monotonic() < deadline:
+    while not over():
         first = ready_turn_ids(limit=1, queue=queue)
         if not first:
             break
@@ -298,7 +303,7 @@ def generate_ready_turns(queue: str | None = None, claimed_by: str = "", max_sec
 
         def pick(limit, config=config):
             nonlocal backlog_reported
-            if time.monotonic() >= deadline:
+            if over():
                 return []
             ids = ready_turn_ids(limit=limit + 1, queue=queue, model_config_id=config.pk)
             if len(ids) > limit and on_backlog is not None and not backlog_reported:

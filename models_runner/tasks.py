@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutting_down
 
 from . import generation
 from .models import ModelConfig
 
 
 log = logging.getLogger(__name__)
+
+# Set when this worker begins a warm shutdown: its generation session takes no new turns.
+shutting_down = threading.Event()
 
 
 def model_queue(experiment_id: int) -> str:
@@ -46,6 +50,7 @@ def generate_turns(self, experiment_id: int, queue: str = "generation") -> int:
         queue=queue, claimed_by=self.request.hostname or "",
         # More ready than this worker has room for: one more message lets an idle worker help.
         on_backlog=lambda: enqueue_generation(experiment_id, queue=queue),
+        should_stop=shutting_down.is_set,
     )
     if generation.ready_turn_ids(limit=1, queue=queue):
         # A session that wrote nothing (a failing model) retries after a pause instead of spinning.
@@ -96,3 +101,10 @@ def release_claims_of_previous_process(sender=None, **kwargs):
     if released:
         log.warning("released %d turn(s) left claimed by a previous %s", released, name)
         reconcile_generation()
+
+
+@worker_shutting_down.connect
+def stop_taking_turns(**kwargs):
+    """A warm shutdown waits for the running task: let its session finish the turns it is writing
+    without taking new ones, so the worker stops within one turn's time."""
+    shutting_down.set()

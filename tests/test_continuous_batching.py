@@ -175,3 +175,30 @@ def test_a_model_failing_mid_batch_puts_its_turns_back_with_the_error(make_model
     assert {t.status for t in turns} == {"pending"} and {t.attempts for t in turns} == {1}
     assert all("out of memory" in t.error and not t.claim_token for t in turns)
     assert generation.generate_ready_turns(max_seconds=60) == 4  # the next session does them
+
+
+def test_a_prefill_takes_waiting_requests_up_to_its_token_budget(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = tiny("llama", tokenizer)
+    prompts = [tokenizer(p)["input_ids"] for p in PROMPTS]
+
+    def run(prefill_tokens):
+        batcher = continuous.ContinuousBatcher(model, "cpu", stop_ids={tokenizer.eos_token_id},
+                                               pad_token_id=tokenizer.eos_token_id, max_rows=4,
+                                               decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+                                               prefill_tokens=prefill_tokens)
+        for i, ids in enumerate(prompts):
+            batcher.submit(i, ask(PROMPTS[i]), ids)
+        joined, results = [], {}
+        while not batcher.idle:
+            results.update(batcher.step())
+            joined.append(len(batcher.rows) + len(results))
+        return joined, results
+
+    assert len(prompts[0]) + len(prompts[1]) > len(prompts[1]) >= len(prompts[2]) + len(prompts[3])
+    joined, small = run(len(prompts[1]))  # room for the longest prompt, or the two short last ones
+    assert joined[:3] == [1, 2, 4]  # one prefill per step until all have joined
+    _, large = run(10_000)
+    assert [small[i].text for i in range(4)] == [large[i].text for i in range(4)]

@@ -150,3 +150,77 @@ def test_an_openai_config_needs_its_server_url(db):
 
     with pytest.raises(ValidationError, match="base URL"):
         ModelConfig(name="x", model_name="m", backend="openai").full_clean()
+
+
+def test_live_text_streams_from_a_real_server_and_requests_run_as_they_are_handed_out(server, tiny_model_dir):
+    backend = OpenAICompatibleBackend(str(tiny_model_dir), api_base=server)
+    pending = [("first", ask("one", n=8)), ("second", ask("two words", n=8))]
+    partial, results = {}, {}
+
+    def take(free):
+        return [pending.pop(0)] if pending and free else []  # one at a time: the second joins later
+
+    backend.generate_continuously(take, results.__setitem__, lambda key, text: partial.setdefault(key, []).append(text),
+                                  capacity=4)
+    assert set(results) == {"first", "second"}
+    for key, result in results.items():
+        assert result.text and result.tokens_out > 0 and result.tokens_in > 0  # usage came with the stream
+        assert 0 < result.ttft_seconds <= result.seconds
+        assert partial[key] and result.text.startswith(partial[key][0].strip())
+
+
+class Streaming(BaseHTTPRequestHandler):
+    """A tiny OpenAI-style server: streams the prompt's words back one chunk at a time, slowly for "slow"."""
+
+    def do_POST(self):
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        words = payload["messages"][0]["content"].split()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for word in words:
+            if word == "broken":
+                self.wfile.write(b'data: {"error": {"message": "model crashed"}}\n\n')
+                return
+            time.sleep(0.3 if "slow" in words else 0.0)
+            chunk = {"choices": [{"delta": {"content": word + " "}}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        usage = {"choices": [], "usage": {"prompt_tokens": len(words), "completion_tokens": len(words)}}
+        self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def streaming_server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Streaming)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+
+
+def test_a_request_handed_out_later_finishes_before_a_slow_one_and_streams_its_words(streaming_server):
+    backend = OpenAICompatibleBackend("m", api_base=streaming_server)
+    pending = [("slow", ask("slow and steady words here")), ("quick", ask("quick answer"))]
+    order, partial = [], {}
+
+    def take(free):
+        return [pending.pop(0)] if pending and free else []
+
+    backend.generate_continuously(take, lambda key, result: order.append((key, result)),
+                                  lambda key, text: partial.setdefault(key, []).append(text), capacity=2)
+    assert [key for key, _ in order] == ["quick", "slow"]
+    slow = dict(order)["slow"]
+    assert slow.text == "slow and steady words here" and slow.tokens_out == 5
+    assert partial["slow"][0] == "slow " and len(partial["slow"]) >= 3  # reported as the words arrived
+    assert 0.2 < slow.ttft_seconds < slow.seconds
+
+
+def test_an_error_inside_a_stream_is_a_clear_error(streaming_server):
+    backend = OpenAICompatibleBackend("m", api_base=streaming_server)
+    pending = [("k", ask("this is broken"))]
+    with pytest.raises(BackendError, match="stopped the stream: .*model crashed"):
+        backend.generate_continuously(lambda free: [pending.pop()] if pending else [], lambda *a: None,
+                                      lambda *a: None)

@@ -19,7 +19,7 @@ def get_backend(backend: str, model_name: str, api_base: str = "", adapter_path:
         return TransformersBackend(
             model_name, cache_dir=settings.MODEL_CACHE_DIR, device=settings.GENERATION_DEVICE,
             adapter_path=adapter_path, static_cache=settings.GENERATION_STATIC_CACHE,
-            continuous=settings.GENERATION_CONTINUOUS,
+            continuous=settings.GENERATION_CONTINUOUS, prefill_tokens=settings.GENERATION_PREFILL_TOKENS,
         )
     if backend == "openai":
         from .openai_backend import OpenAICompatibleBackend

@@ -67,8 +67,9 @@ class ContinuousBatcher:
     running row, and returns the requests that finished."""
 
     def __init__(self, model, device: str, *, stop_ids: set[int], pad_token_id: int, max_rows: int,
-                 decode: Callable[[list[int]], str]):
+                 decode: Callable[[list[int]], str], prefill_tokens: int = 2048):
         self.model, self.device = model, device
+        self.prefill_tokens = prefill_tokens
         self.stop_ids = set(stop_ids)
         self.stop_index = sorted(stop_ids)
         self.pad_token_id = pad_token_id
@@ -77,6 +78,7 @@ class ContinuousBatcher:
         self.top_k = int(getattr(model.generation_config, "top_k", None) or 0)
         self.waiting: list[Row] = []
         self.rows: list[Row] = []
+        self.first_words = False  # a row got its first token since partial_texts() was last called
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [rows, cache length], 1 = a real token
         self.next_input: torch.Tensor | None = None  # [rows], the last sampled token of each row
@@ -101,6 +103,7 @@ class ContinuousBatcher:
 
     def partial_texts(self) -> list[tuple[Hashable, str]]:
         """(key, text so far) of running rows that wrote something since the last call."""
+        self.first_words = False
         updates = []
         for row in self.rows:
             if len(row.tokens) > row.reported_tokens:
@@ -111,10 +114,20 @@ class ContinuousBatcher:
     # ------------------------------------------------------------------- step --
     @torch.inference_mode()
     def step(self) -> list[tuple[Hashable, GenerationResult]]:
-        """Prefill waiting requests if there is room, else decode one token for every running row."""
+        """Prefill waiting requests if there is room, else decode one token for every running row.
+
+        One prefill takes waiting requests in order up to ``prefill_tokens`` prompt tokens (at least
+        one request): when many arrive at once, the first get their first words after a short prefill
+        instead of all of them after one long one.
+        """
         room = self.max_rows - len(self.rows)
         if self.waiting and room > 0:
-            joining, self.waiting = self.waiting[:room], self.waiting[room:]
+            count, tokens = 0, 0
+            for row in self.waiting[:room]:
+                if count and tokens + len(row.prompt_ids) > self.prefill_tokens:
+                    break
+                count, tokens = count + 1, tokens + len(row.prompt_ids)
+            joining, self.waiting = self.waiting[:count], self.waiting[count:]
             self._prefill(joining)
         elif self.rows:
             self._decode()
@@ -159,6 +172,7 @@ class ContinuousBatcher:
         for row, token in zip(rows, tokens.tolist()):
             if row.first_token_at is None:
                 row.first_token_at = now
+                self.first_words = True
             row.tokens_out += 1
             if token in self.stop_ids:  # never sampled before min_new_tokens (masked in _sample)
                 row.done = True

@@ -6,7 +6,11 @@ records what comes back. Standard library only (urllib), so it adds no dependenc
 - Each request has a timeout; connection errors, timeouts, 429 and 5xx answers are
   retried with exponential backoff (1 s, 2 s, 4 s, ... up to ``max_retries``).
 - Any other answer (400, 401, 404, ...) fails at once with the server's message.
-- Requests of a batch are sent concurrently (the server batches them).
+- Requests are sent concurrently (the server batches them): a closed batch at once, or, under
+  ``generate_continuously``, each as soon as it is handed out, so a judge's question never waits for
+  other requests to finish.
+- With a text callback (live turns), completions are streamed (server-sent events) and partial
+  text is reported as it arrives; time to first token is then measured.
 - ``choice_probabilities`` needs a server that returns ``top_logprobs`` (vLLM does;
   `transformers serve` does not, and says so with a clear error).
 """
@@ -15,14 +19,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Callable
 
-from .base import GenerationBackend, GenerationRequest, GenerationResult, ProgressCallback
+from .base import GenerationBackend, GenerationRequest, GenerationResult, OnDone, OnKeyText, ProgressCallback, TakeRequests
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+# How often streamed text is reported, and how often a continuous run looks for new requests (seconds).
+PROGRESS_INTERVAL = 0.25
+TAKE_INTERVAL = 0.2
 
 
 class BackendError(RuntimeError):
@@ -59,7 +68,9 @@ class OpenAICompatibleBackend(GenerationBackend):
     def device_name(self) -> str:
         return f"server {self.api_base}"
 
-    def _post(self, path: str, payload: dict) -> dict:
+    def _post(self, path: str, payload: dict, read: Callable | None = None):
+        """POST ``payload`` as JSON, retrying what may pass; returns the parsed answer, or what
+        ``read(response)`` returns when given (a streamed answer is read as it arrives)."""
         url = f"{self.api_base}{path}"
         headers = {"Content-Type": "application/json"}
         if self.api_key:
@@ -72,7 +83,7 @@ class OpenAICompatibleBackend(GenerationBackend):
             request = urllib.request.Request(url, data=body, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
+                    return read(response) if read else json.loads(response.read())
             except urllib.error.HTTPError as exc:
                 detail = exc.read().decode("utf-8", "replace")[:500]
                 if exc.code not in RETRY_STATUSES:
@@ -84,7 +95,8 @@ class OpenAICompatibleBackend(GenerationBackend):
                 raise BackendError(f"{url} answered with something that is not JSON") from None
         raise BackendError(f"{url} {last_problem}; gave up after {self.max_retries + 1} attempts")
 
-    def _complete(self, request: GenerationRequest) -> GenerationResult:
+    def _complete(self, request: GenerationRequest, on_text: Callable[[str], None] | None = None) -> GenerationResult:
+        """One chat completion; streamed, with partial text reported to ``on_text``, when it is given."""
         payload = {"model": self.model_name, "messages": request.messages, "max_tokens": request.max_new_tokens,
                    "temperature": request.temperature, "top_p": request.top_p}
         if request.seed is not None:
@@ -94,28 +106,85 @@ class OpenAICompatibleBackend(GenerationBackend):
         if request.repetition_penalty != 1.0:
             payload["repetition_penalty"] = request.repetition_penalty  # vLLM's and TGI's extension
         started = time.perf_counter()
-        answer = self._post("/chat/completions", payload)
-        seconds = time.perf_counter() - started
-        try:
-            text = answer["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise BackendError(f"{self.api_base} answered without a completion: {str(answer)[:300]}") from None
-        usage = answer.get("usage") or {}
+        if on_text is None:
+            answer = self._post("/chat/completions", payload)
+            try:
+                text = answer["choices"][0]["message"]["content"] or ""
+            except (KeyError, IndexError, TypeError):
+                raise BackendError(f"{self.api_base} answered without a completion: {str(answer)[:300]}") from None
+            usage, first_token_at = answer.get("usage") or {}, None
+        else:
+            payload |= {"stream": True, "stream_options": {"include_usage": True}}
+            text, usage, first_token_at = self._post("/chat/completions", payload,
+                                                     read=lambda response: self._read_stream(response, on_text))
+        finished = time.perf_counter()
         return GenerationResult(
             text=text.strip(), prompt_text=json.dumps(request.messages, ensure_ascii=False),
             tokens_in=int(usage.get("prompt_tokens") or 0), tokens_out=int(usage.get("completion_tokens") or 0),
-            seconds=seconds, seed_used=request.seed,
+            seconds=finished - started, seed_used=request.seed,
+            ttft_seconds=first_token_at - started if first_token_at else None,
         )
+
+    def _read_stream(self, response, on_text: Callable[[str], None]) -> tuple[str, dict, float | None]:
+        """Read server-sent chat completion chunks: (text, usage if the server sent it, time of the first text)."""
+        parts, usage, first_at, reported_at = [], {}, None, 0.0
+        for raw in response:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line.startswith("data:"):
+                continue  # blank separators, comments, event names
+            data = line[len("data:"):].strip()
+            if data == "[DONE]":
+                break
+            try:
+                chunk = json.loads(data)
+            except json.JSONDecodeError:
+                raise BackendError(f"{self.api_base} streamed something that is not JSON: {data[:200]}") from None
+            if chunk.get("error"):
+                raise BackendError(f"{self.api_base} stopped the stream: {str(chunk['error'])[:300]}")
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content") or ""
+                if piece:
+                    parts.append(piece)
+                    now = time.perf_counter()
+                    if first_at is None or now - reported_at >= PROGRESS_INTERVAL:
+                        first_at = first_at or now
+                        reported_at = now
+                        on_text("".join(parts))
+        return "".join(parts), usage, first_at
 
     def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
         if not requests:
             return []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
             results = list(pool.map(self._complete, requests))
-        if on_text is not None:  # no token streaming from this backend yet: report each text once done
+        if on_text is not None:  # report each text once done (continuous runs stream instead)
             for i, result in enumerate(results):
                 on_text(i, result.text)
         return results
+
+    def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
+                              capacity: int = 8) -> None:
+        """Each request is sent as soon as ``take`` hands it out, up to ``capacity`` at once; results and
+        streamed text are passed on from this thread (the callbacks write to the database)."""
+        texts: queue.SimpleQueue = queue.SimpleQueue()
+        running = {}
+        pool = ThreadPoolExecutor(max_workers=capacity)
+        try:
+            while True:
+                if len(running) < capacity:
+                    for key, request in take(capacity - len(running)):
+                        report = (lambda text, key=key: texts.put((key, text))) if on_text else None
+                        running[pool.submit(self._complete, request, report)] = key
+                if not running:
+                    return
+                done, _ = wait(running, timeout=TAKE_INTERVAL, return_when=FIRST_COMPLETED)
+                while not texts.empty():
+                    on_text(*texts.get())
+                for future in done:
+                    on_done(running.pop(future), future.result())
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def choice_probabilities(self, messages: list[dict], labels: list[str]) -> list[float]:
         answer = self._post("/chat/completions", {

@@ -88,11 +88,12 @@ def resolve_model_path(model_name: str, cache_dir: Path) -> str:
 
 class TransformersBackend(GenerationBackend):
     def __init__(self, model_name: str, *, cache_dir: Path, device: str = "auto", adapter_path: str = "",
-                 static_cache: str = "auto", continuous: bool = True):
+                 static_cache: str = "auto", continuous: bool = True, prefill_tokens: int = 2048):
         self.model_name = model_name
         self.adapter_path = adapter_path
         self.static_cache = static_cache
         self.continuous = continuous
+        self.prefill_tokens = prefill_tokens
         self.cache_dir = Path(cache_dir)
         self.requested_device = device
         self._model = None
@@ -187,7 +188,8 @@ class TransformersBackend(GenerationBackend):
         tokenizer = self._tokenizer
         batcher = continuous.ContinuousBatcher(
             self._model, self._device, stop_ids=self._stop_ids(), pad_token_id=tokenizer.pad_token_id,
-            max_rows=capacity, decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+            max_rows=capacity, decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+            prefill_tokens=self.prefill_tokens)
 
         def submit(key, request):
             prompt = self._prompt_text(request.messages)
@@ -206,7 +208,8 @@ class TransformersBackend(GenerationBackend):
             if batcher.idle:
                 return
             finished = batcher.step()
-            if on_text is not None and time.perf_counter() - last_report >= PROGRESS_INTERVAL:
+            # A request's first words go out at once (a judge may be waiting for them), the rest every interval.
+            if on_text is not None and (batcher.first_words or time.perf_counter() - last_report >= PROGRESS_INTERVAL):
                 last_report = time.perf_counter()
                 for key, text in batcher.partial_texts():
                     on_text(key, text)
