@@ -138,3 +138,23 @@ def test_turns_of_a_worker_killed_mid_generation_are_generated_once_by_another(
     assert turns.count() == 4 and set(turns.values_list("status", flat=True)) == {"done"}
     assert all(t.text and t.tokens_out for t in turns)
     assert {t.attempts for t in turns} == {2}  # the lost attempt was counted
+
+
+def test_a_warm_shutdown_finishes_the_turns_being_written_and_takes_no_new_ones(
+    worker_log, make_model_config, make_experiment, tiny_model_dir
+):
+    # 8 long turns ready at once; the worker's batch has room for 4 (DEBATE_GENERATION_BATCH_SIZE=4).
+    config = make_model_config(tiny_model_dir, max_new_tokens=1000)
+    experiment = make_experiment(config, num_questions=4, rounds=1, char_limit=3000)
+    process = start_worker(worker_log)
+    try:
+        experiment_launch(experiment=experiment)
+        turns = Turn.objects.filter(trial__experiment=experiment)
+        assert wait_until(lambda: turns.filter(status="running").exists(), seconds=120), "nothing was claimed"
+        process.terminate()  # SIGTERM: Celery's warm shutdown waits for the running task
+        process.wait(timeout=120)
+    finally:
+        stop_worker(process)
+    statuses = list(turns.values_list("status", flat=True))
+    assert "running" not in statuses and "failed" not in statuses  # nothing left claimed, nothing lost
+    assert 1 <= statuses.count("done") <= 4 and statuses.count("pending") >= 4  # the rest waits for a worker
