@@ -1,4 +1,5 @@
-"""Generating pending turns: claim, prompt, generate as one batch, record.
+"""Generating pending turns: claim them as the worker's batch has room, prompt, generate, record each
+as it finishes (``GenerationSession``; ``generate_ready_turns`` is a worker's loop).
 
 The database is the source of truth for what is still to do. A turn moves
 pending -> running (claimed with a conditional UPDATE carrying a fresh claim
