@@ -37,6 +37,9 @@ from .prompts import (
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+# How often a session refreshes the claims of the turns it is writing (seconds); far below the
+# stale-claim timeouts after which the reconciler releases a claim.
+HEARTBEAT_SECONDS = 30
 # Roughly 3-4 characters per token in English; leave room so the model can
 # finish a sentence inside the character limit.
 CHARS_PER_TOKEN = 3
@@ -155,7 +158,8 @@ class GenerationSession:
     ``pick(limit)`` names up to ``limit`` turns to claim next. The backend asks for more whenever
     rows of its running batch are free (continuous batching), or once per closed batch; each turn is
     recorded as soon as it finishes. A best-of-N turn takes N rows: its candidates are scored and the
-    best kept once all N are done.
+    best kept once all N are done. Rows are keyed by (turn, claim token, candidate), so a row of a
+    claim that was released and claimed again meanwhile is recognised as stale and ignored.
     """
 
     def __init__(self, config, pick, claimed_by: str = "", turns_at_once: int | None = None):
@@ -168,12 +172,14 @@ class GenerationSession:
         self.claimed = self.written = 0
         self.failed = False
         self.worker = socket.gethostname()
+        self.heartbeat_at = time.monotonic()
 
     def run(self) -> int:
         """Generate until ``pick`` names no more turns and none are running; returns turns written."""
         try:
             self.backend.generate_continuously(self.take, self.on_done, self.on_text,
-                                               capacity=self.turns_at_once * self.rows_per_turn)
+                                               capacity=self.turns_at_once * self.rows_per_turn,
+                                               on_error=self.on_error)
         except Exception as exc:  # the model failed: no turn may stay claimed forever
             log.exception("generation failed for %d running turn(s) of %s", len(self.running), self.config)
             self.failed = True
@@ -182,7 +188,23 @@ class GenerationSession:
             self.running.clear()
         return self.written
 
-    def take(self, free_rows: int) -> list[tuple[tuple[int, int], GenerationRequest]]:
+    def _entry(self, key: tuple[int, str, int]) -> dict | None:
+        """The running turn a row belongs to, or None if that claim is no longer this session's."""
+        entry = self.running.get(key[0])
+        return entry if entry is not None and entry["token"] == key[1] else None
+
+    def _heartbeat(self) -> None:
+        """Refresh the claims of running turns now and then, so a long session (a slow model load, long
+        turns) is not mistaken for a dead worker and its turns released under it."""
+        if time.monotonic() - self.heartbeat_at < HEARTBEAT_SECONDS or not self.running:
+            return
+        self.heartbeat_at = time.monotonic()
+        for entry in self.running.values():
+            Turn.objects.filter(pk=entry["turn"].pk, claim_token=entry["token"], status=Turn.Status.RUNNING).update(
+                claimed_at=timezone.now())
+
+    def take(self, free_rows: int) -> list[tuple[tuple[int, str, int], GenerationRequest]]:
+        self._heartbeat()
         limit = free_rows // self.rows_per_turn
         ids = self.pick(limit) if limit else []
         if not ids:
@@ -200,12 +222,14 @@ class GenerationSession:
             n = _best_of(self.config, turn)
             self.running[turn.pk] = {"turn": turn, "token": token, "request": request, "n": n, "samples": {}}
             # Candidates of one turn get distinct seeds, or per-request seeding would make them identical.
-            rows += [((turn.pk, j), replace(request, seed=request.seed + j) if n > 1 else request) for j in range(n)]
+            rows += [((turn.pk, token, j), replace(request, seed=request.seed + j) if n > 1 else request)
+                     for j in range(n)]
         return rows
 
-    def on_text(self, key: tuple[int, int], text: str) -> None:
+    def on_text(self, key: tuple[int, str, int], text: str) -> None:
         """Partial text of a live turn, for the judge's page (best-of-N turns show only the kept one)."""
-        entry = self.running.get(key[0])
+        self._heartbeat()
+        entry = self._entry(key)
         if entry is None or entry["n"] > 1 or not entry["turn"].trial.live:
             return
         turn = entry["turn"]
@@ -218,9 +242,20 @@ class GenerationSession:
         if first:
             record_response_delays({turn.trial_id})
 
-    def on_done(self, key: tuple[int, int], result: GenerationResult) -> None:
-        entry = self.running[key[0]]
-        entry["samples"][key[1]] = result
+    def on_error(self, key: tuple[int, str, int], error: Exception) -> None:
+        """One request failed (not the model): its turn alone gets a failed attempt."""
+        entry = self._entry(key)
+        if entry is None:
+            return
+        del self.running[key[0]]
+        log.error("generation of turn %s failed: %s", key[0], error)
+        _record_failure([entry["turn"]], entry["token"], f"{type(error).__name__}: {error}")
+
+    def on_done(self, key: tuple[int, str, int], result: GenerationResult) -> None:
+        entry = self._entry(key)
+        if entry is None:  # a stale claim, or a candidate of a turn that already failed
+            return
+        entry["samples"][key[2]] = result
         if len(entry["samples"]) < entry["n"]:
             return
         del self.running[key[0]]
@@ -285,7 +320,8 @@ def generate_ready_turns(queue: str | None = None, claimed_by: str = "", max_sec
 
     It serves every experiment on the queue, live trials first, so a judge's question joins the
     batch being written whatever experiment that batch is for. One model configuration at a time:
-    that of the first ready turn. ``on_backlog()`` is called once if more turns are ready than this
+    that of the first ready turn; a live turn of another model on the same queue ends the current
+    session as soon as its running turns are done (one queue per model avoids that wait). ``on_backlog()`` is called once if more turns are ready than this
     worker has room for, so that another worker can be asked to help. Once ``should_stop()`` is true
     (the worker is shutting down) no new turns are taken; those being written are finished.
     """
@@ -306,11 +342,16 @@ def generate_ready_turns(queue: str | None = None, claimed_by: str = "", max_sec
             nonlocal backlog_reported
             if over():
                 return []
-            ids = ready_turn_ids(limit=limit + 1, queue=queue, model_config_id=config.pk)
+            ids = ready_turn_ids(limit=limit + 1, queue=queue)  # every model's, live trials first
             if len(ids) > limit and on_backlog is not None and not backlog_reported:
                 backlog_reported = True
                 on_backlog()
-            return ids[:limit]
+            owners = {pk: (config_id, live) for pk, config_id, live in
+                      Turn.objects.filter(pk__in=ids).values_list("pk", "model_config_id", "trial__live")}
+            first_config, first_live = owners[ids[0]] if ids else (config.pk, False)
+            if first_live and first_config != config.pk:
+                return []  # a judge waits on another model of this queue: finish this batch, then serve it
+            return [pk for pk in ids if owners[pk][0] == config.pk][:limit]
 
         session = GenerationSession(config, pick, claimed_by)
         written += session.run()
@@ -376,7 +417,8 @@ def _record_failure(turns: list[Turn], token: str, error: str) -> None:
         attempts = turn.attempts + 1
         status = Turn.Status.FAILED if attempts >= MAX_ATTEMPTS else Turn.Status.PENDING
         Turn.objects.filter(pk=turn.pk, claim_token=token, status=Turn.Status.RUNNING).update(
-            status=status, attempts=attempts, error=error[:2000], claim_token="", claimed_at=None
+            status=status, attempts=attempts, error=error[:2000], claim_token="", claimed_at=None,
+            partial_text="", first_text_at=None,  # a judge must not see, nor a delay count, an abandoned attempt
         )
     _finish_trials({t.trial_id for t in turns})
 

@@ -46,13 +46,15 @@ def generate_turns(self, experiment_id: int, queue: str = "generation") -> int:
     served (live ones first), so one worker keeps one running batch. Bounded sessions keep every
     task far below the broker's visibility timeout.
     """
-    written = generation.generate_ready_turns(
-        queue=queue, claimed_by=self.request.hostname or "",
-        # More ready than this worker has room for: one more message lets an idle worker help.
-        on_backlog=lambda: enqueue_generation(experiment_id, queue=queue),
-        should_stop=shutting_down.is_set,
-    )
-    if generation.ready_turn_ids(limit=1, queue=queue):
+    asked_for_help = []
+
+    def ask_for_help():  # more ready than this worker has room for: one more message lets an idle worker help
+        asked_for_help.append(enqueue_generation(experiment_id, queue=queue))
+
+    written = generation.generate_ready_turns(queue=queue, claimed_by=self.request.hostname or "",
+                                              on_backlog=ask_for_help, should_stop=shutting_down.is_set)
+    # That message also serves as this task's successor (this worker takes it if no other did).
+    if not any(asked_for_help) and generation.ready_turn_ids(limit=1, queue=queue):
         # A session that wrote nothing (a failing model) retries after a pause instead of spinning.
         enqueue_generation(experiment_id, countdown=None if written else 5, queue=queue)
     return written
@@ -106,5 +108,9 @@ def release_claims_of_previous_process(sender=None, **kwargs):
 @worker_shutting_down.connect
 def stop_taking_turns(**kwargs):
     """A warm shutdown waits for the running task: let its session finish the turns it is writing
-    without taking new ones, so the worker stops within one turn's time."""
+    without taking new ones, so the worker stops within one turn's time.
+
+    The signal fires in the worker's main process, where the task runs with ``--pool=solo`` (the
+    documented way to run a model worker). Under a prefork pool the child would not see it and a
+    session would run to its time limit (DEBATE_GENERATION_SESSION_SECONDS) before stopping."""
     shutting_down.set()

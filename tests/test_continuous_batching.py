@@ -1,5 +1,7 @@
 """Continuous batching (models_runner/backends/continuous.py) on real transformers models built from configs:
 requests join a running batch and leave it when done, and the text does not depend on the batching."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -202,3 +204,88 @@ def test_a_prefill_takes_waiting_requests_up_to_its_token_budget(tiny_model_dir)
     assert joined[:3] == [1, 2, 4]  # one prefill per step until all have joined
     _, large = run(10_000)
     assert [small[i].text for i in range(4)] == [large[i].text for i in range(4)]
+
+
+def test_a_model_the_batcher_cannot_join_is_served_in_padded_batches(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    MistralForCausalLM(MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                     sliding_window=16, eos_token_id=tokenizer.eos_token_id)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    backend = get_backend("transformers", str(tmp_path))
+    results, _ = staggered(backend, [ask(p) for p in PROMPTS], capacity=4, at_once=True)
+    assert not continuous.supports(backend._model)
+    assert {r.batch_size for r in results.values()} == {4} and all(r.text for r in results.values())
+
+
+def test_a_request_whose_prefill_fails_fails_alone(tiny_model_dir):
+    from unittest import mock
+
+    backend = get_backend("transformers", str(tiny_model_dir))
+    prefill = continuous.ContinuousBatcher._prefill
+
+    def prefill_or_fail(self, joining):
+        if any("explode" in row.prompt_text for row in joining):
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return prefill(self, joining)
+
+    requests = [ask("fine one", max_new_tokens=300, min_new_tokens=300), ask("explode"), ask("fine two")]
+    pending, results, errors = list(enumerate(requests)), {}, {}
+
+    def take(free):
+        return [pending.pop(0)] if pending and free else []  # one per prefill: the failure is alone
+
+    with mock.patch.object(continuous.ContinuousBatcher, "_prefill", prefill_or_fail):
+        backend.generate_continuously(take, results.__setitem__, capacity=4, on_error=errors.__setitem__)
+    assert set(results) == {0, 2} and set(errors) == {1} and "out of memory" in str(errors[1])
+    assert results[0].tokens_out == 300  # the running request went on
+
+
+def test_a_stale_claim_is_ignored_when_its_row_finishes(make_model_config, make_experiment, tiny_model_dir):
+    from models_runner.backends import GenerationResult
+
+    experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=1, rounds=1)
+    experiment_launch(experiment=experiment)
+    ids = generation.ready_turn_ids(experiment.pk, limit=1)
+    session = generation.GenerationSession(experiment.debater_model, lambda limit: list(ids))
+    [(old_key, _)] = session.take(1)
+    generation.release_claims(Turn.objects.filter(pk=ids[0]))  # e.g. the reconciler thought it dead
+    [(new_key, _)] = session.take(1)  # claimed again (the same session, or another worker)
+    result = GenerationResult(text="late", prompt_text="p", tokens_in=1, tokens_out=1, seconds=0.1)
+    session.on_done(old_key, result)  # the stale row: ignored, no error
+    assert Turn.objects.get(pk=ids[0]).status == "running" and session.written == 0
+    session.on_done(new_key, replace(result, text="current"))
+    turn = Turn.objects.get(pk=ids[0])
+    assert turn.status == "done" and turn.text == "current" and turn.attempts == 2
+
+
+def test_a_live_turn_of_another_model_on_the_queue_is_served_before_more_of_this_one(
+        make_model_config, make_experiment, tiny_model_dir, judge):
+    from unittest import mock
+
+    busy = make_experiment(make_model_config(tiny_model_dir, name="pre-generation", max_new_tokens=300),
+                           num_questions=2, rounds=2, char_limit=2000, name="busy")
+    live = make_experiment(make_model_config(tiny_model_dir, name="live model", max_new_tokens=20), mode="live",
+                           rounds=3, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60)
+    experiment_launch(experiment=live)
+    trial = Trial.objects.get(experiment=live)
+    trial_open(trial=trial)
+    while generation.generate_batch(live.pk):  # the opening round
+        pass
+    experiment_launch(experiment=busy)
+    ready_turn_ids, asked = generation.ready_turn_ids, []
+
+    def ask_while_busy(*args, **kwargs):
+        if not asked and Turn.objects.filter(trial__experiment=busy, round=1, status="running").exists():
+            asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
+        return ready_turn_ids(*args, **kwargs)
+
+    with mock.patch.object(generation, "ready_turn_ids", ask_while_busy):
+        generation.generate_ready_turns(max_seconds=300)
+    answer = Turn.objects.get(trial=trial, round=2, speaker="A")
+    later = Turn.objects.filter(trial__experiment=busy, round=2)
+    assert asked and answer.status == "done" and {t.status for t in later} == {"done"}
+    assert answer.finished_at < min(t.finished_at for t in later)  # served before the next busy round

@@ -224,3 +224,13 @@ def test_an_error_inside_a_stream_is_a_clear_error(streaming_server):
     with pytest.raises(BackendError, match="stopped the stream: .*model crashed"):
         backend.generate_continuously(lambda free: [pending.pop()] if pending else [], lambda *a: None,
                                       lambda *a: None)
+
+
+def test_one_failing_request_fails_alone_and_the_others_finish(streaming_server):
+    backend = OpenAICompatibleBackend("m", api_base=streaming_server)
+    pending = [("ok", ask("slow but fine")), ("bad", ask("this is broken")), ("also ok", ask("fine too"))]
+    results, errors = {}, {}
+    backend.generate_continuously(lambda free: [pending.pop(0)] if pending and free else [], results.__setitem__,
+                                  lambda key, text: None, capacity=3, on_error=errors.__setitem__)  # streamed
+    assert set(results) == {"ok", "also ok"} and set(errors) == {"bad"}
+    assert isinstance(errors["bad"], BackendError) and results["ok"].text == "slow but fine"

@@ -30,6 +30,12 @@ class GenerationResult:
     seed_used: int | None = None  # the seed its random sampling was drawn with (a padded batch shares one)
 
 
+# How often partial text is reported while requests are generated (seconds).
+PROGRESS_INTERVAL = 0.25
+# How often a continuous run with room asks for new requests (seconds); it also asks whenever a
+# request finished (the next speaker may be due) and whenever it runs empty.
+TAKE_INTERVAL = 0.2
+
 # Called with (request index, text generated so far) while a batch is generated.
 ProgressCallback = Callable[[int, str], None]
 # Continuous generation: take(free slots) hands out (key, request) pairs to start, [] when there are none;
@@ -37,6 +43,8 @@ ProgressCallback = Callable[[int, str], None]
 TakeRequests = Callable[[int], list[tuple[Hashable, GenerationRequest]]]
 OnDone = Callable[[Hashable, GenerationResult], None]
 OnKeyText = Callable[[Hashable, str], None]
+# on_error(key, exception): this request failed alone; the others go on.
+OnError = Callable[[Hashable, Exception], None]
 
 
 class GenerationBackend(ABC):
@@ -47,11 +55,13 @@ class GenerationBackend(ABC):
         """Return one result per request, in order; report partial text to ``on_text`` if given."""
 
     def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
-                              capacity: int = 8) -> None:
+                              capacity: int = 8, on_error: OnError | None = None) -> None:
         """Generate requests as ``take`` hands them out, until it hands out none and none are running.
 
-        This default runs one closed batch at a time: take up to ``capacity``, generate them together,
-        report, take again. Backends that can let requests join a running batch override it.
+        A failure that concerns some requests only goes to ``on_error`` for each of them (raised if
+        it is not given); a failure of the whole backend is raised. This default runs one closed
+        batch at a time: take up to ``capacity``, generate them together, report, take again.
+        Backends that can let requests join a running batch override it.
         """
         while batch := take(capacity):
             keys = [key for key, _ in batch]

@@ -32,6 +32,17 @@ from .base import GenerationRequest, GenerationResult
 
 # How many of the most likely tokens are sorted for top-p sampling before falling back to the whole vocabulary.
 NUCLEUS_CANDIDATES = 512
+# generate()'s top-k when a model's generation config sets none (0 there turns top-k off).
+DEFAULT_TOP_K = 50
+
+
+class PrefillFailed(Exception):
+    """Prefilling some joining requests failed (e.g. out of memory on a long prompt); the running
+    batch is untouched and those requests were dropped."""
+
+    def __init__(self, keys: list, error: Exception):
+        super().__init__(f"prefill of {len(keys)} request(s) failed: {error}")
+        self.keys, self.error = keys, error
 
 
 def supports(model) -> bool:
@@ -75,7 +86,8 @@ class ContinuousBatcher:
         self.pad_token_id = pad_token_id
         self.max_rows = max_rows
         self.decode = decode
-        self.top_k = int(getattr(model.generation_config, "top_k", None) or 0)
+        top_k = getattr(model.generation_config, "top_k", None)
+        self.top_k = DEFAULT_TOP_K if top_k is None else int(top_k)
         self.waiting: list[Row] = []
         self.rows: list[Row] = []
         self.first_words = False  # a row got its first token since partial_texts() was last called
@@ -108,7 +120,8 @@ class ContinuousBatcher:
         for row in self.rows:
             if len(row.tokens) > row.reported_tokens:
                 row.reported_tokens = len(row.tokens)
-                updates.append((row.key, self.decode(row.tokens)))
+                # A character split across tokens decodes as U+FFFD until its last token arrives.
+                updates.append((row.key, self.decode(row.tokens).rstrip("\ufffd")))
         return updates
 
     # ------------------------------------------------------------------- step --
@@ -128,12 +141,18 @@ class ContinuousBatcher:
                     break
                 count, tokens = count + 1, tokens + len(row.prompt_ids)
             joining, self.waiting = self.waiting[:count], self.waiting[count:]
-            self._prefill(joining)
+            try:
+                cache, mask, seen, logits = self._prefill(joining)  # touches nothing shared
+            except Exception as error:
+                raise PrefillFailed([row.key for row in joining], error) from error
+            self._join(cache, mask, seen, joining)
+            self._take_tokens(logits, first=len(self.rows) - len(joining))
         elif self.rows:
             self._decode()
         return self._remove_finished()
 
-    def _prefill(self, joining: list[Row]) -> None:
+    def _prefill(self, joining: list[Row]):
+        """Run the joining prompts as one left-padded batch: their cache, mask, seen tokens and next-token logits."""
         width = max(len(r.prompt_ids) for r in joining)
         pad = self.pad_token_id
         ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in joining], device=self.device)
@@ -146,8 +165,7 @@ class ContinuousBatcher:
         seen = torch.zeros(len(joining), logits.shape[-1], dtype=torch.bool, device=self.device)
         for i, row in enumerate(joining):
             seen[i, torch.tensor(row.prompt_ids, device=self.device)] = True
-        self._join(cache, mask, seen, joining)
-        self._take_tokens(logits, first=len(self.rows) - len(joining))
+        return cache, mask, seen, logits
 
     def _decode(self) -> None:
         mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
@@ -164,11 +182,10 @@ class ContinuousBatcher:
         now = time.perf_counter()
         self.next_input[first:] = tokens
         self.seen[torch.arange(first, len(self.rows), device=self.device), tokens] = True
-        running = len(self.rows)
-        for row in self.rows:
+        for row in rows:  # the rows that computed in this step: all of them, or the ones joining
             row.steps += 1
-            row.rows_summed += running
-            row.most_rows = max(row.most_rows, running)
+            row.rows_summed += len(rows)
+            row.most_rows = max(row.most_rows, len(rows))
         for row, token in zip(rows, tokens.tolist()):
             if row.first_token_at is None:
                 row.first_token_at = now

@@ -26,12 +26,12 @@ import urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable
 
-from .base import GenerationBackend, GenerationRequest, GenerationResult, OnDone, OnKeyText, ProgressCallback, TakeRequests
+from .base import (
+    PROGRESS_INTERVAL, TAKE_INTERVAL, GenerationBackend, GenerationRequest, GenerationResult, OnDone, OnError, OnKeyText,
+    ProgressCallback, TakeRequests,
+)
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
-# How often streamed text is reported, and how often a continuous run looks for new requests (seconds).
-PROGRESS_INTERVAL = 0.25
-TAKE_INTERVAL = 0.2
 
 
 class BackendError(RuntimeError):
@@ -164,9 +164,10 @@ class OpenAICompatibleBackend(GenerationBackend):
         return results
 
     def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
-                              capacity: int = 8) -> None:
-        """Each request is sent as soon as ``take`` hands it out, up to ``capacity`` at once; results and
-        streamed text are passed on from this thread (the callbacks write to the database)."""
+                              capacity: int = 8, on_error: OnError | None = None) -> None:
+        """Each request is sent as soon as ``take`` hands it out, up to ``capacity`` at once; results,
+        errors and streamed text are passed on from this thread (the callbacks write to the database).
+        Every failure here concerns one request: it goes to ``on_error`` (raised if that is not given)."""
         texts: queue.SimpleQueue = queue.SimpleQueue()
         running = {}
         pool = ThreadPoolExecutor(max_workers=capacity)
@@ -182,7 +183,13 @@ class OpenAICompatibleBackend(GenerationBackend):
                 while not texts.empty():
                     on_text(*texts.get())
                 for future in done:
-                    on_done(running.pop(future), future.result())
+                    key = running.pop(future)
+                    if future.exception() is None:
+                        on_done(key, future.result())
+                    elif on_error is not None:
+                        on_error(key, future.exception())
+                    else:
+                        raise future.exception()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 

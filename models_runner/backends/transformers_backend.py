@@ -10,13 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-from .base import GenerationBackend, GenerationRequest, GenerationResult, OnDone, OnKeyText, ProgressCallback, TakeRequests
-
-# How often partial text is reported while a batch is generated (seconds).
-PROGRESS_INTERVAL = 0.25
-# How often a continuous batch with free rows asks for new requests (seconds); it also asks
-# whenever a request finished (the next speaker may be due) and whenever it runs empty.
-TAKE_INTERVAL = 0.2
+from .base import (
+    PROGRESS_INTERVAL, TAKE_INTERVAL, GenerationBackend, GenerationRequest, GenerationResult, OnDone, OnError, OnKeyText,
+    ProgressCallback, TakeRequests,
+)
 
 
 class BatchTextStreamer:
@@ -172,7 +169,7 @@ class TransformersBackend(GenerationBackend):
         return (set(eos if isinstance(eos, list) else [eos]) | {self._tokenizer.pad_token_id}) - {None}
 
     def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
-                              capacity: int = 8) -> None:
+                              capacity: int = 8, on_error: OnError | None = None) -> None:
         """Continuous batching (see continuous.py): requests join the running batch between decoding
         steps. Models whose cache cannot be joined that way, or ``continuous=False``, get padded batches."""
         from . import continuous
@@ -184,7 +181,7 @@ class TransformersBackend(GenerationBackend):
         if not self.continuous or not continuous.supports(self._model):
             handed_out = iter([first])
             return super().generate_continuously(lambda free: next(handed_out, None) or take(free), on_done,
-                                                 on_text, capacity)
+                                                 on_text, capacity, on_error)
         tokenizer = self._tokenizer
         batcher = continuous.ContinuousBatcher(
             self._model, self._device, stop_ids=self._stop_ids(), pad_token_id=tokenizer.pad_token_id,
@@ -207,7 +204,14 @@ class TransformersBackend(GenerationBackend):
                 last_take = now
             if batcher.idle:
                 return
-            finished = batcher.step()
+            try:
+                finished = batcher.step()
+            except continuous.PrefillFailed as failure:  # those requests alone; the running batch is intact
+                if on_error is None:
+                    raise failure.error from failure
+                finished = []
+                for key in failure.keys:
+                    on_error(key, failure.error)
             # A request's first words go out at once (a judge may be waiting for them), the rest every interval.
             if on_text is not None and (batcher.first_words or time.perf_counter() - last_report >= PROGRESS_INTERVAL):
                 last_report = time.perf_counter()
