@@ -123,31 +123,38 @@ def test_models_whose_cache_cannot_be_joined_fall_back_to_padded_batches(tiny_mo
     assert all(r.text for r in results.values())
 
 
-def test_a_judges_question_is_answered_inside_a_batch_that_is_already_running(
-        make_model_config, make_experiment, tiny_model_dir, judge):
-    """A worker busy with long pre-generated turns takes a live debate's new turn into its running batch."""
+def question_while_busy(live, busy, judge):
+    """Open the live debate's trial and generate its opening round, launch ``busy``, then run a worker's
+    loop that asks the live trial a question once ``busy``'s first-round turns are being written."""
     from unittest import mock
 
-    config = make_model_config(tiny_model_dir, max_new_tokens=300)
-    live = make_experiment(config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential",
-                           char_limit=60)  # answers of at most 20 tokens
-    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=2000)  # 300 tokens
     experiment_launch(experiment=live)
     trial = Trial.objects.get(experiment=live)
     trial_open(trial=trial)
     while generation.generate_batch(live.pk):  # the opening round
         pass
-    experiment_launch(experiment=slow)
+    experiment_launch(experiment=busy)
     ready_turn_ids, asked = generation.ready_turn_ids, []
 
-    def ask_once_the_slow_turns_run(*args, **kwargs):
-        if not asked and Turn.objects.filter(trial__experiment=slow, status="running").exists():
+    def ask_while_busy(*args, **kwargs):
+        if not asked and Turn.objects.filter(trial__experiment=busy, round=1, status="running").exists():
             asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
         return ready_turn_ids(*args, **kwargs)
 
-    with mock.patch.object(generation, "ready_turn_ids", ask_once_the_slow_turns_run):
+    with mock.patch.object(generation, "ready_turn_ids", ask_while_busy):
         generation.generate_ready_turns(max_seconds=300)
-    assert asked
+    assert asked, "the question was asked while the busy experiment's turns were being written"
+    return trial
+
+
+def test_a_judges_question_is_answered_inside_a_batch_that_is_already_running(
+        make_model_config, make_experiment, tiny_model_dir, judge):
+    """A worker busy with long pre-generated turns takes a live debate's new turn into its running batch."""
+    config = make_model_config(tiny_model_dir, max_new_tokens=300)
+    live = make_experiment(config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential",
+                           char_limit=60)  # answers of at most 20 tokens
+    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=2000)  # 300 tokens
+    trial = question_while_busy(live, slow, judge)
     answer = Turn.objects.get(trial=trial, round=2, speaker="A")
     slow_turns = list(Turn.objects.filter(trial__experiment=slow))
     assert answer.status == "done" and {t.status for t in slow_turns} == {"done"}
@@ -264,28 +271,12 @@ def test_a_stale_claim_is_ignored_when_its_row_finishes(make_model_config, make_
 
 def test_a_live_turn_of_another_model_on_the_queue_is_served_before_more_of_this_one(
         make_model_config, make_experiment, tiny_model_dir, judge):
-    from unittest import mock
-
     busy = make_experiment(make_model_config(tiny_model_dir, name="pre-generation", max_new_tokens=300),
                            num_questions=2, rounds=2, char_limit=2000, name="busy")
     live = make_experiment(make_model_config(tiny_model_dir, name="live model", max_new_tokens=20), mode="live",
                            rounds=3, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60)
-    experiment_launch(experiment=live)
-    trial = Trial.objects.get(experiment=live)
-    trial_open(trial=trial)
-    while generation.generate_batch(live.pk):  # the opening round
-        pass
-    experiment_launch(experiment=busy)
-    ready_turn_ids, asked = generation.ready_turn_ids, []
-
-    def ask_while_busy(*args, **kwargs):
-        if not asked and Turn.objects.filter(trial__experiment=busy, round=1, status="running").exists():
-            asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
-        return ready_turn_ids(*args, **kwargs)
-
-    with mock.patch.object(generation, "ready_turn_ids", ask_while_busy):
-        generation.generate_ready_turns(max_seconds=300)
+    trial = question_while_busy(live, busy, judge)
     answer = Turn.objects.get(trial=trial, round=2, speaker="A")
     later = Turn.objects.filter(trial__experiment=busy, round=2)
-    assert asked and answer.status == "done" and {t.status for t in later} == {"done"}
+    assert answer.status == "done" and {t.status for t in later} == {"done"}
     assert answer.finished_at < min(t.finished_at for t in later)  # served before the next busy round
