@@ -83,11 +83,11 @@ def test_greedy_text_with_requests_joining_midway_equals_one_prompt_at_a_time_ge
 
 def test_a_request_joins_a_running_batch_and_leaves_before_it(tiny_model_dir):
     backend = get_backend("transformers", str(tiny_model_dir))
-    long = ask("a long answer please", max_new_tokens=1000, min_new_tokens=1000)  # runs for a second or more
+    long = ask("a long answer please", max_new_tokens=3000, min_new_tokens=3000)  # seconds: many take intervals
     short = ask("short", max_new_tokens=3, min_new_tokens=3)
     results, order = staggered(backend, [long, short], capacity=4)
     assert order == [1, 0]  # the short request, handed out later, finished first
-    assert results[1].batch_size == 2 and results[1].tokens_out == 3 and results[0].tokens_out == 1000
+    assert results[1].batch_size == 2 and results[1].tokens_out == 3 and results[0].tokens_out == 3000
     assert results[0].ttft_seconds < results[0].seconds and results[1].seconds < results[0].seconds
     assert 1 < results[0].mean_batch_size < 2  # alone for part of its life
 
@@ -150,10 +150,10 @@ def question_while_busy(live, busy, judge):
 def test_a_judges_question_is_answered_inside_a_batch_that_is_already_running(
         make_model_config, make_experiment, tiny_model_dir, judge):
     """A worker busy with long pre-generated turns takes a live debate's new turn into its running batch."""
-    config = make_model_config(tiny_model_dir, max_new_tokens=300)
+    config = make_model_config(tiny_model_dir, max_new_tokens=2000)  # seconds per turn, far above a take interval
     live = make_experiment(config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential",
                            char_limit=60)  # answers of at most 20 tokens
-    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=2000)  # 300 tokens
+    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=8000)  # 2000 tokens
     trial = question_while_busy(live, slow, judge)
     answer = Turn.objects.get(trial=trial, round=2, speaker="A")
     slow_turns = list(Turn.objects.filter(trial__experiment=slow))
@@ -271,8 +271,8 @@ def test_a_stale_claim_is_ignored_when_its_row_finishes(make_model_config, make_
 
 def test_a_live_turn_of_another_model_on_the_queue_is_served_before_more_of_this_one(
         make_model_config, make_experiment, tiny_model_dir, judge):
-    busy = make_experiment(make_model_config(tiny_model_dir, name="pre-generation", max_new_tokens=300),
-                           num_questions=2, rounds=2, char_limit=2000, name="busy")
+    busy = make_experiment(make_model_config(tiny_model_dir, name="pre-generation", max_new_tokens=2000),
+                           num_questions=2, rounds=2, char_limit=8000, name="busy")
     live = make_experiment(make_model_config(tiny_model_dir, name="live model", max_new_tokens=20), mode="live",
                            rounds=3, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60)
     trial = question_while_busy(live, busy, judge)

@@ -143,9 +143,10 @@ def test_turns_of_a_worker_killed_mid_generation_are_generated_once_by_another(
 def test_a_warm_shutdown_finishes_the_turns_being_written_and_takes_no_new_ones(
     worker_log, make_model_config, make_experiment, tiny_model_dir
 ):
-    # 8 long turns ready at once; the worker's batch has room for 4 (DEBATE_GENERATION_BATCH_SIZE=4).
-    config = make_model_config(tiny_model_dir, max_new_tokens=1000)
-    experiment = make_experiment(config, num_questions=4, rounds=1, char_limit=3000)
+    # 8 long turns (2,000 tokens: seconds each) ready at once; the worker's batch has room for 4
+    # (DEBATE_GENERATION_BATCH_SIZE=4).
+    config = make_model_config(tiny_model_dir, max_new_tokens=2000)
+    experiment = make_experiment(config, num_questions=4, rounds=1, char_limit=8000)
     process = start_worker(worker_log)
     try:
         experiment_launch(experiment=experiment)

@@ -198,10 +198,11 @@ class ContinuousBatcher:
                 row.done = row.tokens_out >= row.request.max_new_tokens
 
     def _sample(self, logits: torch.Tensor, rows: list[Row], seen: torch.Tensor) -> torch.Tensor:
-        penalty = torch.tensor([r.request.repetition_penalty for r in rows], device=self.device)[:, None]
-        # The repetition penalty as transformers applies it: shrink the scores of tokens already present.
-        penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
-        logits = torch.where(seen, penalised, logits)
+        if any(r.request.repetition_penalty != 1.0 for r in rows):
+            penalty = torch.tensor([r.request.repetition_penalty for r in rows], device=self.device)[:, None]
+            # The repetition penalty as transformers applies it: shrink the scores of tokens already present.
+            penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+            logits = torch.where(seen, penalised, logits)
         for i, row in enumerate(rows):
             if row.tokens_out < row.request.min_new_tokens:  # forced length (benchmarks): no stopping yet
                 logits[i, self.stop_index] = float("-inf")
