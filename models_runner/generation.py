@@ -28,7 +28,6 @@ from judging.selectors import record_response_delays
 from judging.services import debate_state
 
 from .backends import GenerationRequest, GenerationResult, backend_for
-from .models import ModelConfig
 from .prompts import (
     build_assistant_messages, build_debater_messages, build_model_alone_messages, build_model_judge_messages,
     clip_to_limit,
@@ -54,20 +53,18 @@ def trials_with_pending_turns(experiment_id: int | None = None):
     return trials.distinct()
 
 
-def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str | None = None,
-                   model_config_id: int | None = None) -> list[int]:
+def ready_turns(experiment_id: int | None = None, limit: int = 8, queue: str | None = None) -> list[Turn]:
     """Pending turns whose trial's protocol says they may be spoken now; live trials first.
 
-    With ``queue``, only turns of models served on that queue; with ``model_config_id``, only that model's.
-    Trials are read a few at a time, so finding a handful of turns stays cheap however many are pending.
+    With ``queue``, only turns of models served on that queue. Each turn comes with its trial and model
+    configuration loaded. Trials are read a few at a time, so finding a handful of turns stays cheap
+    however many are pending.
     """
     ready = []
     live_first = Case(When(live=True, then=Value(0)), default=Value(1))
     trials = trials_with_pending_turns(experiment_id)
     if queue is not None:
         trials = trials.filter(turns__status=Turn.Status.PENDING, turns__model_config__queue=queue)
-    if model_config_id is not None:
-        trials = trials.filter(turns__status=Turn.Status.PENDING, turns__model_config_id=model_config_id)
     trial_ids = list(trials.order_by(live_first, "id").values_list("id", flat=True).distinct())
     chunk = max(16, 2 * limit)
     for start in range(0, len(trial_ids), chunk):
@@ -85,12 +82,16 @@ def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str 
                     continue
                 if queue is not None and (turn.model_config is None or turn.model_config.queue != queue):
                     continue
-                if model_config_id is not None and turn.model_config_id != model_config_id:
-                    continue
-                ready.append(turn.id)
+                turn.trial = trial
+                ready.append(turn)
                 if len(ready) >= limit:
                     return ready
     return ready
+
+
+def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str | None = None) -> list[int]:
+    """The ids of ``ready_turns``."""
+    return [turn.pk for turn in ready_turns(experiment_id, limit=limit, queue=queue)]
 
 
 def claim_turns(turn_ids: list[int], claimed_by: str = "") -> tuple[str, list[Turn]]:
@@ -296,13 +297,13 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
     One step at a time, for commands and tests; workers run ``generate_ready_turns``.
     """
     batch_size = batch_size or settings.GENERATION_BATCH_SIZE
-    ids = ready_turn_ids(experiment_id, limit=batch_size, queue=queue)
-    by_config: dict[int, list[int]] = {}
-    for turn_id, config_id in Turn.objects.filter(pk__in=ids).values_list("pk", "model_config_id"):
-        by_config.setdefault(config_id, []).append(turn_id)
+    configs, by_config = {}, {}
+    for turn in ready_turns(experiment_id, limit=batch_size, queue=queue):
+        configs[turn.model_config_id] = turn.model_config
+        by_config.setdefault(turn.model_config_id, []).append(turn.pk)
     written = 0
-    for config in ModelConfig.objects.filter(pk__in=by_config):
-        group = by_config[config.pk]
+    for config_id, group in by_config.items():
+        config = configs[config_id]
 
         def pick(limit, group=group):
             taken = group[:limit]
@@ -333,25 +334,22 @@ def generate_ready_turns(queue: str | None = None, claimed_by: str = "", max_sec
     written = 0
     backlog_reported = False
     while not over():
-        first = ready_turn_ids(limit=1, queue=queue)
+        first = ready_turns(limit=1, queue=queue)
         if not first:
             break
-        config = ModelConfig.objects.get(turns__pk=first[0])
+        config = first[0].model_config
 
         def pick(limit, config=config):
             nonlocal backlog_reported
             if over():
                 return []
-            ids = ready_turn_ids(limit=limit + 1, queue=queue)  # every model's, live trials first
-            if len(ids) > limit and on_backlog is not None and not backlog_reported:
+            turns = ready_turns(limit=limit + 1, queue=queue)  # every model's, live trials first
+            if len(turns) > limit and on_backlog is not None and not backlog_reported:
                 backlog_reported = True
                 on_backlog()
-            owners = {pk: (config_id, live) for pk, config_id, live in
-                      Turn.objects.filter(pk__in=ids).values_list("pk", "model_config_id", "trial__live")}
-            first_config, first_live = owners[ids[0]] if ids else (config.pk, False)
-            if first_live and first_config != config.pk:
+            if turns and turns[0].trial.live and turns[0].model_config_id != config.pk:
                 return []  # a judge waits on another model of this queue: finish this batch, then serve it
-            return [pk for pk in ids if owners[pk][0] == config.pk][:limit]
+            return [turn.pk for turn in turns if turn.model_config_id == config.pk][:limit]
 
         session = GenerationSession(config, pick, claimed_by)
         written += session.run()

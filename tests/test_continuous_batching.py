@@ -134,14 +134,14 @@ def question_while_busy(live, busy, judge):
     while generation.generate_batch(live.pk):  # the opening round
         pass
     experiment_launch(experiment=busy)
-    ready_turn_ids, asked = generation.ready_turn_ids, []
+    ready_turns, asked = generation.ready_turns, []
 
     def ask_while_busy(*args, **kwargs):
         if not asked and Turn.objects.filter(trial__experiment=busy, round=1, status="running").exists():
             asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
-        return ready_turn_ids(*args, **kwargs)
+        return ready_turns(*args, **kwargs)
 
-    with mock.patch.object(generation, "ready_turn_ids", ask_while_busy):
+    with mock.patch.object(generation, "ready_turns", ask_while_busy):
         generation.generate_ready_turns(max_seconds=300)
     assert asked, "the question was asked while the busy experiment's turns were being written"
     return trial
