@@ -35,7 +35,7 @@ def populate(rows: int) -> int:
 
     from judging.importers import import_questions
     from judging.models import Experiment, Trial, Verdict
-    from models_runner.models import ModelConfig
+    from judging.models import ModelConfig
 
     call_command("migrate", "--no-input", verbosity=0)
     call_command("flush", "--no-input", verbosity=0)

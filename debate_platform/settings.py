@@ -26,7 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "judging",
-    "models_runner",
+    "generation",
     "results",
 ]
 
@@ -123,7 +123,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # re-sent periodically: the database, not the broker, says what is pending.
 CELERY_BEAT_SCHEDULE = {
     "reconcile-generation": {
-        "task": "models_runner.tasks.reconcile_generation",
+        "task": "generation.tasks.reconcile_generation",
         "schedule": float(envint("DEBATE_RECONCILE_SECONDS", 300)),
     },
 }
@@ -147,7 +147,7 @@ GENERATION_DEVICE = envstr("DEBATE_GENERATION_DEVICE", "auto")
 # only) or "on". It pays where batch shapes repeat; every new shape recompiles (~30 s for an 8B model),
 # so measure with benchmarks/gpu_generation.py before turning it on for a workload.
 GENERATION_STATIC_CACHE = envstr("DEBATE_GENERATION_STATIC_CACHE", "off")
-# Continuous batching (models_runner/backends/continuous.py): turns join a worker's running batch
+# Continuous batching (inference/continuous.py): turns join a worker's running batch
 # between decoding steps, so a live judge's question never waits for a whole batch. Off: padded
 # batches through generate(), which can use the static cache above.
 GENERATION_CONTINUOUS = envbool("DEBATE_GENERATION_CONTINUOUS", True)
@@ -157,6 +157,9 @@ GENERATION_PREFILL_TOKENS = envint("DEBATE_GENERATION_PREFILL_TOKENS", 2048)
 # A worker's generation task hands over to a fresh task after this long (seconds), so no task runs
 # near the broker's visibility timeout however long an experiment keeps it busy.
 GENERATION_SESSION_SECONDS = envint("DEBATE_GENERATION_SESSION_SECONDS", 600)
+# Local models a worker keeps loaded per device (a debater and its best-of-N scorer need 2); the least
+# recently used is dropped when another must load.
+MODELS_PER_DEVICE = envint("DEBATE_MODELS_PER_DEVICE", 2)
 
 # A judge idle (no pointer, key, scroll or touch) for longer than this stops
 # accruing active time until they act again.

@@ -13,12 +13,18 @@ from django.utils.html import format_html
 from . import exports, services
 from .exports import export_response
 from .importers import QuestionImportError, import_jsonl_file
-from .models import Experiment, Question, QuestionSet, Trial, Turn, Verdict
+from .models import Experiment, ModelConfig, Question, QuestionSet, Trial, Turn, Verdict
 
 
 class QuestionImportForm(forms.Form):
     set_name = forms.CharField(max_length=200, help_text="A new set, or an existing one to add to.")
     file = forms.FileField(help_text="JSONL: one question per line (see docs/question-format.md).")
+
+
+@admin.register(ModelConfig)
+class ModelConfigAdmin(admin.ModelAdmin):
+    list_display = ["name", "backend", "model_name", "temperature", "top_p", "max_new_tokens"]
+    search_fields = ["name", "model_name"]
 
 
 @admin.register(QuestionSet)
@@ -157,23 +163,12 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-queue unfinished generation (after a broker restart or a dead worker)")
     def requeue(self, request, queryset):
-        from models_runner.generation import requeue_stale_turns
-        from models_runner.tasks import enqueue_generation
-
-        stale = requeue_stale_turns()
-        for experiment in queryset:
-            enqueue_generation(experiment.pk)
+        stale = services.generation_requeue(experiment_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Re-queued {queryset.count()} experiment(s); {stale} stale claim(s) released.")
 
     @admin.action(description="Retry failed turns")
     def retry_failed(self, request, queryset):
-        from models_runner.generation import retry_failed_turns
-        from models_runner.tasks import enqueue_generation
-
-        total = 0
-        for experiment in queryset:
-            total += retry_failed_turns(experiment.pk)
-            enqueue_generation(experiment.pk)
+        total = sum(services.failed_turns_retry(experiment_id=experiment.pk) for experiment in queryset)
         self.message_user(request, f"{total} failed turn(s) will be generated again.")
 
 

@@ -17,8 +17,9 @@ import tempfile
 from typing import Iterable, Iterator
 
 from django.db.models import OuterRef, Subquery
+from django.http import StreamingHttpResponse
 
-from .models import ModelAnswer, ModelVerdict, Trial, Turn, Verdict, chosen_from_probability
+from .models import ModelAnswer, ModelConfig, ModelVerdict, Trial, Turn, Verdict, chosen_from_probability
 
 SCHEMA_VERSION = 2
 CHUNK = 5000
@@ -78,8 +79,6 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
          first, style, rounds, limit, seed, position, status, judge, chosen, probability, rationale, seconds,
          active, verdict_at, model_id, live, ended_by_judge, leanings, rounds_spoken, rule, score, by_round, consultant, condition) in rows:
         if model_id not in settings_cache:
-            from models_runner.models import ModelConfig
-
             settings_cache[model_id] = ModelConfig.objects.get(pk=model_id).settings_snapshot()
         yield {
             "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "experiment": name,
@@ -311,8 +310,6 @@ def write_export(table: str, fmt: str, experiment_ids: Iterable[int], path: str 
 
 def export_response(table: str, fmt: str, experiment_ids: list[int]):
     """A streaming download of an export (admin action and the scripts URL)."""
-    from django.http import StreamingHttpResponse
-
     response = StreamingHttpResponse(iter_export(table, fmt, experiment_ids), content_type=FORMATS[fmt])
     name = f"experiments-{'-'.join(map(str, experiment_ids))}-{table}.{fmt}"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

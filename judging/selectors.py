@@ -8,6 +8,7 @@ from django.db.models import Count, Q
 from . import quotes, scoring
 from .models import Experiment, Trial, Turn
 from .protocols import debate
+from .services import debate_state
 
 
 def judge_queue(judge):
@@ -122,8 +123,6 @@ def record_response_delays(trial_ids) -> None:
 
 def judge_live_state(trial: Trial, turns) -> dict:
     """What a live trial's judge may do now; no hidden information."""
-    from .services import debate_state
-
     state = debate_state(trial)
     debater_turns = [t for t in turns if t.speaker != debate.JUDGE]
     failed = any(t.status == Turn.Status.FAILED for t in debater_turns)

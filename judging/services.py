@@ -4,12 +4,17 @@ from __future__ import annotations
 import json
 import math
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import scoring
 from .assignment import QuestionInfo, plan_trials
 from .models import Experiment, Trial, Turn, Verdict
+from .signals import model_alone_requested, turns_pending
 from .protocols import debate
 from .protocols.consultancy import consultancy_rules
 from .protocols.sandwich import sandwich_rules
@@ -25,6 +30,67 @@ class VerdictRefused(ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+def _announce_after_commit(signal, experiment_id: int) -> None:
+    transaction.on_commit(lambda: signal.send(sender=Experiment, experiment_id=experiment_id))
+
+
+def trials_settle(trial_ids) -> None:
+    """A pre-generated trial whose turns are all done becomes ready; one with a failed turn, failed."""
+    for trial_id in trial_ids:
+        remaining = Turn.objects.filter(trial_id=trial_id).exclude(status=Turn.Status.DONE)
+        if not remaining.exists():
+            Trial.objects.filter(pk=trial_id, status=Trial.Status.GENERATING).update(status=Trial.Status.READY)
+        elif remaining.filter(status=Turn.Status.FAILED).exists():
+            Trial.objects.filter(pk=trial_id, status=Trial.Status.GENERATING).update(status=Trial.Status.FAILED)
+
+
+def stale_claims_release(older_than_seconds: int | None = None) -> int:
+    """Release turns claimed too long ago (their worker presumably died); returns how many.
+
+    Live trials have a judge waiting, so their turns use the shorter LIVE_STALE_CLAIM_SECONDS.
+    An explicit ``older_than_seconds`` applies to all turns.
+    """
+    now = timezone.now()
+    if older_than_seconds is not None:
+        stale = Turn.objects.filter(claimed_at__lt=now - timedelta(seconds=older_than_seconds))
+    else:
+        live = Q(trial__live=True, claimed_at__lt=now - timedelta(seconds=settings.LIVE_STALE_CLAIM_SECONDS))
+        other = Q(trial__live=False, claimed_at__lt=now - timedelta(seconds=settings.STALE_CLAIM_SECONDS))
+        stale = Turn.objects.filter(live | other)
+    return claims_release_dead_worker(stale)
+
+
+def claims_release_dead_worker(turns) -> int:
+    """Release the running ``turns`` of a worker that died (``TurnQuerySet.release_dead_workers``) and
+    settle their trials."""
+    trial_ids = set(turns.filter(status=Turn.Status.RUNNING).values_list("trial_id", flat=True))
+    released = turns.release_dead_workers()
+    trials_settle(trial_ids)
+    return released
+
+
+def failed_turns_retry(*, experiment_id: int) -> int:
+    """Give failed turns of an experiment a fresh set of attempts and ask for their generation."""
+    with transaction.atomic():
+        count = Turn.objects.filter(trial__experiment_id=experiment_id, status=Turn.Status.FAILED).release(
+            to=Turn.Status.PENDING, attempts=0, error=""
+        )
+        Trial.objects.filter(experiment_id=experiment_id, status=Trial.Status.FAILED).update(
+            status=Trial.Status.GENERATING
+        )
+        _announce_after_commit(turns_pending, experiment_id)
+    return count
+
+
+def generation_requeue(*, experiment_ids) -> int:
+    """After a broker restart or a dead worker: release stale claims and ask again for the experiments'
+    generation. Returns the stale claims released."""
+    stale = stale_claims_release()
+    for experiment_id in experiment_ids:
+        turns_pending.send(sender=Experiment, experiment_id=experiment_id)
+    return stale
 
 
 def debate_rules(experiment: Experiment, trial: Trial) -> debate.DebateRules:
@@ -80,8 +146,6 @@ def experiment_launch(*, experiment: Experiment) -> int:
     Returns the number of trials created. A launched experiment cannot be
     launched again (checked under a row lock, so a double click is harmless).
     """
-    from models_runner.tasks import enqueue_generation
-
     with transaction.atomic():
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if experiment.status != Experiment.Status.DRAFT:
@@ -121,18 +185,14 @@ def experiment_launch(*, experiment: Experiment) -> int:
         experiment.launched_at = timezone.now()
         experiment.save(update_fields=["status", "launched_at"])
         if any_pregenerated:
-            transaction.on_commit(lambda: enqueue_generation(experiment.pk))
+            _announce_after_commit(turns_pending, experiment.pk)
         if any(plan.protocol == Trial.Protocol.SANDWICH for plan in plans):
-            from models_runner.tasks import enqueue_model_alone
-
-            transaction.on_commit(lambda: enqueue_model_alone(experiment.pk))
+            _announce_after_commit(model_alone_requested, experiment.pk)
     return len(plans)
 
 
 def trial_open(*, trial: Trial) -> None:
     """Record when the judge first opened a trial; a live trial's first round starts then."""
-    from models_runner.tasks import enqueue_generation
-
     if trial.opened_at is None:
         Trial.objects.filter(pk=trial.pk, opened_at__isnull=True).update(opened_at=timezone.now())
         trial.refresh_from_db(fields=["opened_at"])
@@ -142,7 +202,7 @@ def trial_open(*, trial: Trial) -> None:
             locked = Trial.objects.select_for_update().get(pk=trial.pk)
             if not locked.turns.exists():  # not started by a concurrent request
                 _create_round_turns(trial.experiment, locked, 1, first_index=0)
-                transaction.on_commit(lambda: enqueue_generation(trial.experiment_id))
+                _announce_after_commit(turns_pending, trial.experiment_id)
 
 
 class MoveRefused(VerdictRefused):
@@ -156,8 +216,6 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
     without a question), "end" (stop debating and give a verdict), "lean" (record the
     current probability that A is correct).
     """
-    from models_runner.tasks import enqueue_generation
-
     with transaction.atomic():
         trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
         if trial is None:
@@ -202,7 +260,7 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
         except (debate.IllegalMove, VerdictRefused) as exc:
             raise MoveRefused(str(exc), status=409 if isinstance(exc, debate.IllegalMove) else 400) from exc
         if action in ("ask", "continue"):
-            transaction.on_commit(lambda: enqueue_generation(experiment.pk))
+            _announce_after_commit(turns_pending, experiment.pk)
 
 
 def _parse_probability(raw) -> float:

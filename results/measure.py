@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import functools
 
+from django.conf import settings
+
+from inference.transformers_backend import resolve_model_path
 from judging.models import Turn, Verdict
 
 from .throughput import Quantity
@@ -35,10 +38,7 @@ def verdict_measurements(experiment_ids: list[int]) -> dict[str, list[float]]:
 
 @functools.lru_cache(maxsize=8)
 def _tokenizer(backend: str, model_name: str):
-    from django.conf import settings
     from transformers import AutoTokenizer
-
-    from models_runner.backends.transformers_backend import resolve_model_path
 
     return AutoTokenizer.from_pretrained(resolve_model_path(model_name, settings.MODEL_CACHE_DIR))
 

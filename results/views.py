@@ -8,9 +8,13 @@ from django.http import JsonResponse
 from django.shortcuts import render
 
 from judging import exports
+from judging.exports import model_answer_rows, model_verdict_rows, trial_rows
 from judging.models import Experiment
 
+from . import analysis as stats
+from . import plots
 from .forms import EstimatorForm
+from .measure import verdict_measurements
 from .services import throughput_estimate
 from .throughput import LABELS, EstimatorInputError, output_label
 
@@ -79,12 +83,6 @@ def export(request):
 @staff_member_required
 def analysis(request):
     """Analysis of one or more experiments: ?experiment=ID&experiment=ID."""
-    from judging.exports import model_answer_rows, model_verdict_rows, trial_rows
-
-    from . import analysis as stats
-    from . import plots
-    from .measure import verdict_measurements
-
     try:
         ids = sorted({int(x) for x in request.GET.getlist("experiment")})
     except ValueError:

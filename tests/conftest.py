@@ -21,7 +21,7 @@ def tiny_model_dir(tmp_path_factory):
     from django.conf import settings
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from models_runner.bundled import SMOLLM2, resolve_bundled
+    from inference.bundled import SMOLLM2, resolve_bundled
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_bundled(SMOLLM2, settings.MODEL_CACHE_DIR))
     torch.manual_seed(0)
@@ -67,7 +67,7 @@ def question_set(db):
 
 @pytest.fixture
 def make_model_config(db):
-    from models_runner.models import ModelConfig
+    from judging.models import ModelConfig
 
     def make(model_name: str, **kwargs):
         fields = {"name": f"config for {model_name}", "model_name": str(model_name), "temperature": 0.0,

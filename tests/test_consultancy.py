@@ -11,7 +11,7 @@ from judging.assignment import QuestionInfo, plan_trials
 from judging.protocols.consultancy import consultancy_rules
 from judging.protocols.debate import DebateState, IllegalMove
 from judging.services import experiment_launch, live_move, trial_open
-from models_runner import generation
+from generation.worker import generate_batch
 
 
 def test_the_consultant_is_the_only_speaker_and_one_speech_completes_a_round():
@@ -45,7 +45,7 @@ def consultancy(make_model_config, make_experiment, tiny_model_dir):
 
 
 def test_consultancy_trials_are_generated_with_the_consultant_prompt_and_double_budget(consultancy):
-    while generation.generate_batch(consultancy.pk):
+    while generate_batch(consultancy.pk):
         pass
     for trial in consultancy.trials.all():
         turns = list(trial.turns.order_by("index"))
@@ -58,7 +58,7 @@ def test_consultancy_trials_are_generated_with_the_consultant_prompt_and_double_
 
 
 def test_the_judge_sees_the_consultant_and_its_answer_but_not_whether_it_is_honest(consultancy, judge, client):
-    while generation.generate_batch(consultancy.pk):
+    while generate_batch(consultancy.pk):
         pass
     trial = consultancy.trials.first()
     client.force_login(judge)
@@ -79,12 +79,12 @@ def test_a_live_consultant_is_asked_and_answers(make_model_config, make_experime
     experiment_launch(experiment=experiment)
     trial = experiment.trials.get()
     trial_open(trial=trial)
-    while generation.generate_batch(experiment.pk):
+    while generate_batch(experiment.pk):
         pass
     live_move(trial_id=trial.pk, judge=judge, action="ask", text="What is your best quote?", addressed_to=("A", "B"))
     question = trial.turns.get(speaker="judge")
     assert question.addressed_to == [trial.consultant_side]
-    while generation.generate_batch(experiment.pk):
+    while generate_batch(experiment.pk):
         pass
     answer = trial.turns.get(round=2)
     assert answer.speaker == trial.consultant_side and 'The judge asked you: "What is your best quote?"' in answer.prompt

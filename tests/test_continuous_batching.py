@@ -1,4 +1,4 @@
-"""Continuous batching (models_runner/backends/continuous.py) on real transformers models built from configs:
+"""Continuous batching (inference/continuous.py) on real transformers models built from configs:
 requests join a running batch and leave it when done, and the text does not depend on the batching."""
 from dataclasses import replace
 
@@ -7,9 +7,14 @@ import torch
 
 from judging.models import Trial, Turn
 from judging.services import experiment_launch, live_move, trial_open
-from models_runner import generation
-from models_runner.backends import GenerationRequest, get_backend
-from models_runner.backends import continuous
+from generation import worker
+from generation.selection import ready_turn_ids
+from generation.session import GenerationSession
+from generation.worker import generate_batch, generate_ready_turns
+from judging.services import claims_release_dead_worker
+from generation.backends import get_backend
+from inference import GenerationRequest
+from inference import continuous
 
 PROMPTS = ["hello there", "a much longer prompt about the weather in the mountains today", "x",
            "what is two plus two, tell me"]
@@ -131,18 +136,18 @@ def question_while_busy(live, busy, judge):
     experiment_launch(experiment=live)
     trial = Trial.objects.get(experiment=live)
     trial_open(trial=trial)
-    while generation.generate_batch(live.pk):  # the opening round
+    while generate_batch(live.pk):  # the opening round
         pass
     experiment_launch(experiment=busy)
-    ready_turns, asked = generation.ready_turns, []
+    ready_turns, asked = worker.ready_turns, []
 
     def ask_while_busy(*args, **kwargs):
         if not asked and Turn.objects.filter(trial__experiment=busy, round=1, status="running").exists():
             asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
         return ready_turns(*args, **kwargs)
 
-    with mock.patch.object(generation, "ready_turns", ask_while_busy):
-        generation.generate_ready_turns(max_seconds=300)
+    with mock.patch.object(worker, "ready_turns", ask_while_busy):
+        generate_ready_turns(max_seconds=300)
     assert asked, "the question was asked while the busy experiment's turns were being written"
     return trial
 
@@ -179,11 +184,11 @@ def test_a_model_failing_mid_batch_puts_its_turns_back_with_the_error(make_model
 
     original_step = continuous.ContinuousBatcher.step
     with mock.patch.object(continuous.ContinuousBatcher, "step", failing_step):
-        assert generation.generate_ready_turns(max_seconds=60) == 0
+        assert generate_ready_turns(max_seconds=60) == 0
     turns = Turn.objects.filter(trial__experiment=experiment)
     assert {t.status for t in turns} == {"pending"} and {t.attempts for t in turns} == {1}
     assert all("out of memory" in t.error and not t.claim_token for t in turns)
-    assert generation.generate_ready_turns(max_seconds=60) == 4  # the next session does them
+    assert generate_ready_turns(max_seconds=60) == 4  # the next session does them
 
 
 def test_a_prefill_takes_waiting_requests_up_to_its_token_budget(tiny_model_dir):
@@ -252,14 +257,14 @@ def test_a_request_whose_prefill_fails_fails_alone(tiny_model_dir):
 
 
 def test_a_stale_claim_is_ignored_when_its_row_finishes(make_model_config, make_experiment, tiny_model_dir):
-    from models_runner.backends import GenerationResult
+    from inference import GenerationResult
 
     experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=1, rounds=1)
     experiment_launch(experiment=experiment)
-    ids = generation.ready_turn_ids(experiment.pk, limit=1)
-    session = generation.GenerationSession(experiment.debater_model, lambda limit: list(ids))
+    ids = ready_turn_ids(experiment.pk, limit=1)
+    session = GenerationSession(experiment.debater_model, lambda limit: list(ids))
     [(old_key, _)] = session.take(1)
-    generation.release_claims(Turn.objects.filter(pk=ids[0]))  # e.g. the reconciler thought it dead
+    claims_release_dead_worker(Turn.objects.filter(pk=ids[0]))  # e.g. the reconciler thought it dead
     [(new_key, _)] = session.take(1)  # claimed again (the same session, or another worker)
     result = GenerationResult(text="late", prompt_text="p", tokens_in=1, tokens_out=1, seconds=0.1)
     session.on_done(old_key, result)  # the stale row: ignored, no error

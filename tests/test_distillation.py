@@ -6,16 +6,18 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from judging.services import experiment_launch
-from models_runner import distillation, generation
-from models_runner.backends import backend_for
-from models_runner.models import ModelConfig
+from generation.worker import generate_batch
+from inference import distillation
+from generation.backends import backend_for
+from generation.management.commands.train_adversary import adversary_prompt
+from judging.models import ModelConfig
 
 
 def test_examples_pair_a_neutral_prompt_with_the_prompted_wrong_answer_argument(make_model_config, question_set,
                                                                                  tiny_model_dir):
     base = make_model_config(tiny_model_dir, max_new_tokens=12)
     questions = list(question_set.questions.order_by("id")[:3])
-    examples = distillation.build_examples(backend_for(base), questions, max_new_tokens=12)
+    examples = distillation.build_examples(backend_for(base), questions, adversary_prompt(base), max_new_tokens=12)
     assert len(examples) == 3
     for (messages, target), q in zip(examples, questions):
         prompt = messages[0]["content"]
@@ -42,7 +44,7 @@ def test_the_command_trains_an_adapter_that_debaters_then_use(make_model_config,
     assert adversary.adapter_path == str(tmp_path / "adapter") and adversary.model_name == base.model_name
     experiment = make_experiment(adversary, num_questions=1, rounds=1)
     experiment_launch(experiment=experiment)
-    assert generation.generate_batch(experiment.pk) == 2
+    assert generate_batch(experiment.pk) == 2
     assert experiment.trials.get().turns.filter(status="done").count() == 2
     assert type(backend_for(adversary)._model).__name__.startswith("Peft")
 

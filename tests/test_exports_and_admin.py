@@ -71,7 +71,7 @@ def test_admin_launches_an_experiment_and_shows_progress(admin_client, make_mode
     from unittest import mock
 
     experiment = make_experiment(make_model_config("m"))
-    with mock.patch("models_runner.tasks.generate_turns.apply_async") as send:
+    with mock.patch("generation.tasks.generate_turns.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True):
             response = admin_client.post("/admin/judging/experiment/", {
                 "action": "launch", "_selected_action": [experiment.pk]}, follow=True)
@@ -105,7 +105,7 @@ def test_admin_pages_render(admin_client, judged_trial):
     for url in ["/admin/", "/admin/judging/experiment/", f"/admin/judging/experiment/{judged_trial.experiment.pk}/change/",
                 "/admin/judging/trial/", f"/admin/judging/trial/{judged_trial.pk}/change/", "/admin/judging/turn/",
                 "/admin/judging/verdict/", "/admin/judging/questionset/", "/admin/judging/question/",
-                "/admin/models_runner/modelconfig/", "/admin/models_runner/modelconfig/add/",
+                "/admin/judging/modelconfig/", "/admin/judging/modelconfig/add/",
                 "/admin/judging/experiment/add/", "/admin/judging/questionset/import/"]:
         assert admin_client.get(url).status_code == 200, url
     assert "/results/throughput/" in admin_client.get("/admin/").content.decode()
@@ -114,7 +114,7 @@ def test_admin_pages_render(admin_client, judged_trial):
 def test_model_config_validation_names_the_bad_placeholder(db):
     from django.core.exceptions import ValidationError
 
-    from models_runner.models import ModelConfig
+    from judging.models import ModelConfig
 
     config = ModelConfig(name="x", model_name="m", prompt_template="Argue {my_anser} now", temperature=-1)
     with pytest.raises(ValidationError) as excinfo:

@@ -6,8 +6,14 @@ from django.utils import timezone
 
 from judging.models import Trial, Turn
 from judging.services import experiment_launch
-from models_runner import generation
-from models_runner.backends import GenerationRequest, get_backend
+from generation.best_of_n import candidate_score
+from generation.requests import request_for
+from generation.selection import pending_turn_count, ready_turn_ids
+from generation.worker import generate_batch
+from judging.models import MAX_ATTEMPTS
+from judging.services import failed_turns_retry, stale_claims_release
+from generation.backends import get_backend
+from inference import GenerationRequest
 
 
 @pytest.fixture
@@ -19,7 +25,7 @@ def launched(make_model_config, make_experiment, tiny_model_dir):
 
 def run_until_done(experiment, max_batches=20):
     for _ in range(max_batches):
-        if not generation.generate_batch(experiment.pk):
+        if not generate_batch(experiment.pk):
             break
 
 
@@ -53,29 +59,29 @@ def test_round_two_prompts_contain_round_one_but_never_the_same_rounds_opponent(
 
 
 def test_the_first_batch_runs_all_first_round_turns_together(launched):
-    written = generation.generate_batch(launched.pk, batch_size=16)
+    written = generate_batch(launched.pk, batch_size=16)
     assert written == 6  # 3 trials x 2 simultaneous debaters; round 2 waits for round 1
     batch_sizes = set(Turn.objects.filter(status="done").values_list("model_settings__batch_size", flat=True))
     assert batch_sizes == {6}
 
 
 def test_a_redelivered_task_never_writes_a_turn_twice(launched):
-    ids = generation.ready_turn_ids(launched.pk, limit=2)
-    token, claimed = generation.claim_turns(ids)
-    assert len(claimed) == 2
+    ids = ready_turn_ids(launched.pk, limit=2)
+    token = Turn.objects.filter(id__in=ids).claim()
+    assert Turn.objects.held(token).count() == 2
     # A second delivery of the same work finds the turns claimed and gets nothing.
-    token2, claimed2 = generation.claim_turns(ids)
-    assert claimed2 == []
+    token2 = Turn.objects.filter(id__in=ids).claim()
+    assert Turn.objects.held(token2).count() == 0
     # A late writer with a stale claim (its turn was requeued and re-claimed) writes nothing.
     Turn.objects.filter(pk=ids[0]).update(claim_token="someone-else")
-    assert Turn.objects.filter(pk=ids[0], claim_token=token, status="running").update(text="dup") == 0
+    assert Turn.objects.filter(pk=ids[0]).held(token).update(text="dup") == 0
 
 
 def test_turns_of_a_worker_killed_mid_batch_are_requeued_and_completed(launched):
-    token, claimed = generation.claim_turns(generation.ready_turn_ids(launched.pk, limit=4))
+    token = Turn.objects.filter(id__in=ready_turn_ids(launched.pk, limit=4)).claim()
     Turn.objects.filter(claim_token=token).update(claimed_at=timezone.now() - timedelta(hours=2))
-    assert generation.generate_batch(launched.pk) == 2  # the claimed ones are not ready to anyone else
-    assert generation.requeue_stale_turns(older_than_seconds=600) == 4
+    assert generate_batch(launched.pk) == 2  # the claimed ones are not ready to anyone else
+    assert stale_claims_release(older_than_seconds=600) == 4
     run_until_done(launched)
     assert Turn.objects.filter(trial__experiment=launched).exclude(status="done").count() == 0
 
@@ -83,14 +89,14 @@ def test_turns_of_a_worker_killed_mid_batch_are_requeued_and_completed(launched)
 def test_a_failing_model_marks_turns_failed_after_retries_and_can_be_retried(make_model_config, make_experiment):
     experiment = make_experiment(make_model_config("/nonexistent/model/folder"), num_questions=1)
     experiment_launch(experiment=experiment)
-    for _ in range(generation.MAX_ATTEMPTS):
-        assert generation.generate_batch(experiment.pk) == 0
+    for _ in range(MAX_ATTEMPTS):
+        assert generate_batch(experiment.pk) == 0
     failed = Turn.objects.filter(trial__experiment=experiment, status="failed")
     assert failed.count() == 2 and "nonexistent" in failed.first().error
     assert Trial.objects.get(experiment=experiment).status == Trial.Status.FAILED
-    assert generation.retry_failed_turns(experiment.pk) == 2
+    assert failed_turns_retry(experiment_id=experiment.pk) == 2
     assert Trial.objects.get(experiment=experiment).status == Trial.Status.GENERATING
-    assert generation.pending_turn_count(experiment.pk) == 4
+    assert pending_turn_count(experiment.pk) == 4
 
 
 def test_the_backend_generates_a_batch_of_prompts(tiny_model_dir):
@@ -105,19 +111,19 @@ def test_the_backend_generates_a_batch_of_prompts(tiny_model_dir):
 
 
 def test_a_task_only_claims_turns_of_models_served_on_its_queue(launched):
-    from models_runner.models import ModelConfig
+    from judging.models import ModelConfig
 
     ModelConfig.objects.filter(pk=launched.debater_model_id).update(queue="big-model")
-    assert generation.generate_batch(launched.pk, queue="generation") == 0  # not this worker's model
-    assert generation.generate_batch(launched.pk, queue="big-model") == 6
+    assert generate_batch(launched.pk, queue="generation") == 0  # not this worker's model
+    assert generate_batch(launched.pk, queue="big-model") == 6
 
 
 def test_generation_is_sent_to_the_models_queue(launched):
     from unittest import mock
 
-    from models_runner.tasks import enqueue_generation
+    from generation.tasks import enqueue_generation
 
-    with mock.patch("models_runner.tasks.generate_turns.apply_async") as send:
+    with mock.patch("generation.tasks.generate_turns.apply_async") as send:
         enqueue_generation(launched.pk)
     send.assert_called_once_with(args=[launched.pk, "generation"], countdown=None, queue="generation")
 
@@ -142,7 +148,7 @@ def test_best_of_n_keeps_the_candidate_the_scoring_model_prefers_and_records_all
 def test_best_of_n_needs_sampling(db):
     from django.core.exceptions import ValidationError
 
-    from models_runner.models import ModelConfig
+    from judging.models import ModelConfig
 
     with pytest.raises(ValidationError, match="temperature above 0"):
         ModelConfig(name="x", model_name="m", temperature=0, best_of_n=4).full_clean()
@@ -162,12 +168,12 @@ def test_best_of_n_scoring_never_reads_the_opponents_simultaneous_speech(launche
 
     scorer = RecordingScorer()
     b.refresh_from_db()
-    assert generation._candidate_score(scorer, b, "B's candidate") == 0.6
+    assert candidate_score(scorer, b, "B's candidate") == 0.6
     assert "B's candidate" in scorer.seen and "A-ROUND-ONE-SECRET" not in scorer.seen
 
 
 def test_the_static_cache_is_used_on_cuda_only_by_default_and_works_when_forced(tiny_model_dir, settings):
-    from models_runner.backends.transformers_backend import TransformersBackend, speed_options
+    from inference.transformers_backend import TransformersBackend, speed_options
 
     assert speed_options("cpu") == {} and speed_options("cuda:0") == {"cache_implementation": "static"}
     assert speed_options("cuda:0", "off") == {} and speed_options("cpu", "on") == {"cache_implementation": "static"}
@@ -182,7 +188,7 @@ def test_the_repetition_penalty_reaches_generation_and_is_recorded(make_model_co
     config = make_model_config(tiny_model_dir, repetition_penalty=1.3)
     experiment = make_experiment(config, num_questions=1, rounds=1)
     experiment_launch(experiment=experiment)
-    requests = [generation._request_for(t) for t in Turn.objects.filter(trial__experiment=experiment)]
+    requests = [request_for(t) for t in Turn.objects.filter(trial__experiment=experiment)]
     assert {r.repetition_penalty for r in requests} == {1.3}
     run_until_done(experiment)
     assert {t.model_settings["repetition_penalty"] for t in Turn.objects.filter(trial__experiment=experiment)} == {1.3}

@@ -18,7 +18,7 @@ from debate_platform.celery import app as celery_app
 
 from judging.models import Trial, Turn
 from judging.services import experiment_launch
-from models_runner.tasks import reconcile_generation
+from generation.tasks import reconcile_generation
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -101,7 +101,7 @@ def test_work_whose_message_was_lost_is_recovered_by_the_reconciler(
 ):
     experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=2, rounds=1)
     # Simulate a broker that lost the message (e.g. restarted): launch sends nothing.
-    with mock.patch("models_runner.tasks.enqueue_generation"):
+    with mock.patch("generation.receivers.enqueue_generation"):
         experiment_launch(experiment=experiment)
     time.sleep(2)
     assert Turn.objects.filter(trial__experiment=experiment, status="pending").count() == 4

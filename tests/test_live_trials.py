@@ -6,7 +6,8 @@ from django.utils import timezone
 from judging import selectors
 from judging.models import Trial, Turn
 from judging.services import MoveRefused, VerdictRefused, live_move, trial_open, verdict_submit
-from models_runner import generation
+from generation.worker import generate_batch
+from judging.services import stale_claims_release
 
 
 def first_trial(experiment):
@@ -14,7 +15,7 @@ def first_trial(experiment):
 
 
 def generate_all(experiment):
-    while generation.generate_batch(experiment.pk):
+    while generate_batch(experiment.pk):
         pass
 
 
@@ -147,7 +148,7 @@ def test_sequential_rounds_show_text_while_it_is_written(live_experiment, judge,
 
 
 def test_live_turns_stream_partial_text_while_they_are_generated(live_experiment, monkeypatch):
-    from models_runner.backends import transformers_backend
+    from inference import transformers_backend
 
     monkeypatch.setattr(transformers_backend, "PROGRESS_INTERVAL", 0.0)
     trial = first_trial(live_experiment)
@@ -161,7 +162,7 @@ def test_live_turns_stream_partial_text_while_they_are_generated(live_experiment
         return real_update(queryset, **fields)
 
     monkeypatch.setattr(type(Turn.objects.filter(pk=0)), "update", spy)
-    generation.generate_batch(live_experiment.pk)
+    generate_batch(live_experiment.pk)
     assert len(seen) >= 4  # several partial writes per turn, not one at the end
     assert any(len(a) < len(b) and b.startswith(a[:3]) for a, b in zip(seen, seen[2:]))
     done = trial.turns.filter(status="done")
@@ -182,11 +183,11 @@ def test_the_move_endpoint_answers_json_errors_and_404s(live_experiment, judge, 
 def test_a_queue_worker_generates_the_round_after_a_judge_question(live_experiment, judge):
     trial = first_trial(live_experiment)
     trial_open(trial=trial)
-    while generation.generate_batch(live_experiment.pk, queue="generation"):
+    while generate_batch(live_experiment.pk, queue="generation"):
         pass
     live_move(trial_id=trial.pk, judge=judge, action="ask", text="And now?")
     # The judge's turn has no model: the queue filter must skip it, not fail on it.
-    assert generation.generate_batch(live_experiment.pk, queue="generation") == 2
+    assert generate_batch(live_experiment.pk, queue="generation") == 2
 
 
 def test_live_turns_are_released_sooner_than_pregenerated_ones(live_experiment, make_model_config, make_experiment,
@@ -205,6 +206,6 @@ def test_live_turns_are_released_sooner_than_pregenerated_ones(live_experiment, 
     trial.turns.update(status="running", claimed_at=ten_minutes_ago, claim_token="dead")
     stuck = Turn.objects.filter(trial__experiment=pregenerated, status="pending").first()
     Turn.objects.filter(pk=stuck.pk).update(status="running", claimed_at=ten_minutes_ago, claim_token="dead")
-    assert generation.requeue_stale_turns() == 2  # the live trial's two turns, not the pre-generated one
+    assert stale_claims_release() == 2  # the live trial's two turns, not the pre-generated one
     assert set(trial.turns.values_list("status", flat=True)) == {"pending"}
     assert Turn.objects.get(pk=stuck.pk).status == "running"

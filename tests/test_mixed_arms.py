@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from judging.models import Experiment, Trial
 from judging.services import experiment_launch
-from models_runner import generation
+from generation.worker import generate_batch
 
 ARMS = ["debate", "consultancy", "naive", "assisted-honest", "assisted-misleading"]
 
@@ -25,7 +25,7 @@ def test_an_experiment_mixes_all_arms_balanced_per_judge(make_model_config, make
     # Pre-generated experiment: debate and consultancy are generated in advance, sandwiching is live.
     assert all(t.live == (t.protocol == "sandwich") for t in trials)
     assert {t.status for t in trials if not t.live} == {Trial.Status.GENERATING}
-    while generation.generate_batch(experiment.pk):
+    while generate_batch(experiment.pk):
         pass
     assert {t.status for t in experiment.trials.filter(live=False)} == {Trial.Status.READY}
     client.force_login(judge)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from models_runner.backends import GenerationRequest
-from models_runner.backends.openai_backend import BackendError, OpenAICompatibleBackend, label_probabilities
+from inference import GenerationRequest
+from inference.openai_backend import BackendError, OpenAICompatibleBackend, label_probabilities
 
 
 def free_port() -> int:
@@ -66,12 +66,12 @@ def test_it_generates_a_batch_through_a_real_server(server, tiny_model_dir):
 def test_a_debate_is_generated_by_a_server_model(server, tiny_model_dir, make_model_config, make_experiment):
     from judging.models import Turn
     from judging.services import experiment_launch
-    from models_runner import generation
+    from generation.worker import generate_batch
 
     config = make_model_config(tiny_model_dir, backend="openai", api_base=server, max_new_tokens=10)
     experiment = make_experiment(config, num_questions=1, rounds=1)
     experiment_launch(experiment=experiment)
-    assert generation.generate_batch(experiment.pk) == 2
+    assert generate_batch(experiment.pk) == 2
     for turn in Turn.objects.filter(trial__experiment=experiment):
         assert turn.status == "done" and turn.text and turn.tokens_out
         assert turn.model_settings["api_base"] == server and turn.model_settings["device"] == f"server {server}"
@@ -146,7 +146,7 @@ def test_label_probabilities_from_top_logprobs():
 def test_an_openai_config_needs_its_server_url(db):
     from django.core.exceptions import ValidationError
 
-    from models_runner.models import ModelConfig
+    from judging.models import ModelConfig
 
     with pytest.raises(ValidationError, match="base URL"):
         ModelConfig(name="x", model_name="m", backend="openai").full_clean()

@@ -3,8 +3,8 @@ import pytest
 
 from judging.models import Turn
 from judging.services import experiment_launch
-from models_runner import generation
-from models_runner.bundled import SMOLLM2
+from generation.worker import generate_batch
+from inference.bundled import SMOLLM2
 
 pytestmark = pytest.mark.real_model
 
@@ -13,7 +13,7 @@ def test_smollm2_writes_a_real_argument_for_its_assigned_answer(make_model_confi
     config = make_model_config(SMOLLM2, max_new_tokens=48, temperature=0.0)
     experiment = make_experiment(config, num_questions=1, rounds=1)
     experiment_launch(experiment=experiment)
-    assert generation.generate_batch(experiment.pk, batch_size=1) == 1
+    assert generate_batch(experiment.pk, batch_size=1) == 1
     turn = Turn.objects.get(status="done")
     words = turn.text.split()
     assert len(words) >= 5, turn.text

@@ -11,7 +11,8 @@ from judging.protocols import debate
 from judging.protocols.debate import DebateState
 from judging.protocols.sandwich import sandwich_rules
 from judging.services import live_move, trial_open, verdict_submit
-from models_runner import generation
+from generation.baselines import score_model_alone
+from generation.worker import generate_batch
 from results import analysis
 
 CONDITIONS = ["naive", "assisted-honest", "assisted-misleading"]
@@ -70,7 +71,7 @@ def test_each_condition_runs_as_designed(sandwich_experiment, judge):
     for condition in ("assisted-honest", "assisted-misleading"):
         trial = trials[condition]
         trial_open(trial=trial)
-        while generation.generate_batch(sandwich_experiment.pk):
+        while generate_batch(sandwich_experiment.pk):
             pass
         opening = trial.turns.get(round=1)
         target = trial.answer_text(trial.consultant_side)
@@ -80,7 +81,7 @@ def test_each_condition_runs_as_designed(sandwich_experiment, judge):
         else:
             assert "helpful, honest assistant" in opening.prompt and "make the user choose" not in opening.prompt
         live_move(trial_id=trial.pk, judge=judge, action="ask", text="Is the text clear about this?")
-        while generation.generate_batch(sandwich_experiment.pk):
+        while generate_batch(sandwich_experiment.pk):
             pass
         answer = trial.turns.get(round=2)
         assert 'User: "Is the text clear about this?"' in answer.prompt and answer.status == "done"
@@ -95,7 +96,7 @@ def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich
     for condition in ("assisted-honest", "assisted-misleading"):
         trial = trials[condition]
         trial_open(trial=trial)
-        while generation.generate_batch(sandwich_experiment.pk):
+        while generate_batch(sandwich_experiment.pk):
             pass
         trial.turns.update(text="Same words.")
         html = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
@@ -110,8 +111,8 @@ def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich
 
 
 def test_the_model_alone_baseline_scores_each_question_once(sandwich_experiment):
-    assert generation.score_model_alone(sandwich_experiment.pk) == 6
-    assert generation.score_model_alone(sandwich_experiment.pk) == 0  # idempotent
+    assert score_model_alone(sandwich_experiment.pk) == 6
+    assert score_model_alone(sandwich_experiment.pk) == 0  # idempotent
     for answer in ModelAnswer.objects.filter(experiment=sandwich_experiment):
         assert 0.0 < answer.probability_a < 1.0
         trial = sandwich_experiment.trials.get(question=answer.question)
@@ -142,7 +143,7 @@ def test_the_model_alone_baseline_is_exported(sandwich_experiment, tmp_path):
 
     from judging import exports
 
-    generation.score_model_alone(sandwich_experiment.pk)
+    score_model_alone(sandwich_experiment.pk)
     exports.write_export("model_answers", "parquet", [sandwich_experiment.pk], tmp_path / "m.parquet")
     table = pq.read_table(tmp_path / "m.parquet")
     assert table.num_rows == 6 and table.column_names == list(exports.MODEL_ANSWER_COLUMNS)

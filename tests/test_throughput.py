@@ -92,7 +92,7 @@ def test_more_judges_never_means_fewer_judgments_and_faster_reading_never_fewer_
 def test_inputs_measured_from_an_experiment(ready_trial, judge, tiny_model_dir):
     from judging.models import Turn
     from judging.services import verdict_submit
-    from models_runner.models import ModelConfig
+    from judging.models import ModelConfig
     from results.services import throughput_estimate
 
     ModelConfig.objects.filter(pk=ready_trial.experiment.debater_model_id).update(model_name=str(tiny_model_dir))

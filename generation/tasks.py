@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that call models_runner.generation."""
+"""Celery tasks: thin wrappers that call the generation services."""
 from __future__ import annotations
 
 import logging
@@ -7,8 +7,12 @@ import threading
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutting_down
 
-from . import generation
-from .models import ModelConfig
+from judging.models import ModelConfig, Turn
+from judging.services import claims_release_dead_worker, stale_claims_release
+
+from .baselines import score_model_alone
+from .selection import ready_turn_ids, trials_with_pending_turns
+from .worker import generate_ready_turns
 
 
 log = logging.getLogger(__name__)
@@ -51,10 +55,10 @@ def generate_turns(self, experiment_id: int, queue: str = "generation") -> int:
     def ask_for_help():  # more ready than this worker has room for: one more message lets an idle worker help
         asked_for_help.append(enqueue_generation(experiment_id, queue=queue))
 
-    written = generation.generate_ready_turns(queue=queue, claimed_by=self.request.hostname or "",
+    written = generate_ready_turns(queue=queue, claimed_by=self.request.hostname or "",
                                               on_backlog=ask_for_help, should_stop=shutting_down.is_set)
     # That message also serves as this task's successor (this worker takes it if no other did).
-    if not any(asked_for_help) and generation.ready_turn_ids(limit=1, queue=queue):
+    if not any(asked_for_help) and ready_turn_ids(limit=1, queue=queue):
         # A session that wrote nothing (a failing model) retries after a pause instead of spinning.
         enqueue_generation(experiment_id, countdown=None if written else 5, queue=queue)
     return written
@@ -67,8 +71,8 @@ def reconcile_generation(stale_seconds: int | None = None) -> int:
     Safe to run at any time (celery beat runs it; so can a person after a
     broker restart). Returns the number of experiments whose work was re-sent.
     """
-    generation.requeue_stale_turns(stale_seconds)
-    experiment_ids = set(generation.trials_with_pending_turns().values_list("experiment_id", flat=True))
+    stale_claims_release(stale_seconds)
+    experiment_ids = set(trials_with_pending_turns().values_list("experiment_id", flat=True))
     for experiment_id in experiment_ids:
         enqueue_generation(experiment_id)
     return len(experiment_ids)
@@ -87,19 +91,17 @@ def enqueue_model_alone(experiment_id: int) -> bool:
 @shared_task
 def model_alone_baseline(experiment_id: int) -> int:
     """Score the model alone on every question of a sandwiching experiment."""
-    return generation.score_model_alone(experiment_id)
+    return score_model_alone(experiment_id)
 
 
 @worker_ready.connect
 def release_claims_of_previous_process(sender=None, **kwargs):
     """A worker starting under a node name that holds claims means its previous process died
     mid-batch: release those turns at once (no waiting for the stale-claim timeout) and re-send."""
-    from judging.models import Turn
-
     name = getattr(sender, "hostname", "")
     if not name:
         return
-    released = generation.release_claims(Turn.objects.filter(claimed_by=name))
+    released = claims_release_dead_worker(Turn.objects.filter(claimed_by=name))
     if released:
         log.warning("released %d turn(s) left claimed by a previous %s", released, name)
         reconcile_generation()

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from .bundled import is_bundled, resolve_bundled
 from .base import (
     PROGRESS_INTERVAL, TAKE_INTERVAL, GenerationBackend, GenerationRequest, GenerationResult, OnDone, OnError, OnKeyText,
     ProgressCallback, TakeRequests,
@@ -76,8 +77,6 @@ def speed_options(device: str, static_cache: str = "auto") -> dict:
 
 def resolve_model_path(model_name: str, cache_dir: Path) -> str:
     """A bundled short name, a local folder, or a Hugging Face hub id (returned as is)."""
-    from ..bundled import is_bundled, resolve_bundled
-
     if is_bundled(model_name):
         return str(resolve_bundled(model_name, cache_dir))
     return model_name

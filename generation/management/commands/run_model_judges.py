@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from generation.baselines import judge_with_model
+from generation.worker import generate_batch
 from judging.management.lookup import by_id_or_name
-from judging.models import Experiment, ModelVerdict, Trial
+from judging.models import Experiment, ModelConfig, ModelVerdict, Trial
 from judging.services import LaunchError, experiment_launch
-from models_runner import generation
-from models_runner.models import ModelConfig
 
 
 class Command(BaseCommand):
@@ -25,13 +25,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"launched {experiment_launch(experiment=exp)} trials")
             except LaunchError as exc:
                 raise CommandError(str(exc)) from exc
-        while generation.generate_batch(exp.pk, batch_size=None):
+        while generate_batch(exp.pk, batch_size=None):
             pass
         failed = exp.trials.filter(status=Trial.Status.FAILED).count()
         if failed:
             self.stderr.write(f"{failed} trial(s) failed to generate and are not judged")
         for config in judges:
-            generation.judge_with_model(exp.pk, config)
+            judge_with_model(exp.pk, config)
             verdicts = list(ModelVerdict.objects.filter(trial__experiment=exp, judge_model=config)
                             .select_related("trial"))
             if not verdicts:

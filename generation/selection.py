@@ -1,0 +1,62 @@
+"""Which pending turns may be generated now: those the trial's protocol says are due, live trials first."""
+from __future__ import annotations
+
+from django.db.models import Case, Q, Value, When
+
+from judging.models import Trial, Turn
+from judging.services import debate_state
+
+
+def trials_with_pending_turns(experiment_id: int | None = None):
+    """Trials with turns still to generate: pre-generated ones being prepared, and live ones being judged."""
+    live = Q(status=Trial.Status.READY, live=True)
+    trials = Trial.objects.filter(Q(status=Trial.Status.GENERATING) | live, turns__status=Turn.Status.PENDING)
+    if experiment_id is not None:
+        trials = trials.filter(experiment_id=experiment_id)
+    return trials.distinct()
+
+
+def ready_turns(experiment_id: int | None = None, limit: int = 8, queue: str | None = None) -> list[Turn]:
+    """Pending turns whose trial's protocol says they may be spoken now; live trials first.
+
+    With ``queue``, only turns of models served on that queue. Each turn comes with its trial and model
+    configuration loaded. Trials are read a few at a time, so finding a handful of turns stays cheap
+    however many are pending.
+    """
+    ready = []
+    live_first = Case(When(live=True, then=Value(0)), default=Value(1))
+    trials = trials_with_pending_turns(experiment_id)
+    if queue is not None:
+        trials = trials.filter(turns__status=Turn.Status.PENDING, turns__model_config__queue=queue)
+    trial_ids = list(trials.order_by(live_first, "id").values_list("id", flat=True).distinct())
+    chunk = max(16, 2 * limit)
+    for start in range(0, len(trial_ids), chunk):
+        chunk_ids = trial_ids[start:start + chunk]
+        loaded = Trial.objects.filter(pk__in=chunk_ids).select_related("experiment").prefetch_related(
+            "turns__model_config")
+        for trial in sorted(loaded, key=lambda t: chunk_ids.index(t.pk)):
+            turns = sorted(trial.turns.all(), key=lambda t: t.index)
+            if any(t.status == Turn.Status.FAILED for t in turns):
+                continue
+            state = debate_state(trial)
+            due = set(state.next_speakers())
+            for turn in turns:
+                if turn.status != Turn.Status.PENDING or turn.speaker not in due or turn.round != state.current_round:
+                    continue
+                if queue is not None and (turn.model_config is None or turn.model_config.queue != queue):
+                    continue
+                turn.trial = trial
+                ready.append(turn)
+                if len(ready) >= limit:
+                    return ready
+    return ready
+
+
+def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str | None = None) -> list[int]:
+    """The ids of ``ready_turns``."""
+    return [turn.pk for turn in ready_turns(experiment_id, limit=limit, queue=queue)]
+
+
+def pending_turn_count(experiment_id: int | None = None) -> int:
+    trials = trials_with_pending_turns(experiment_id)
+    return Turn.objects.filter(status=Turn.Status.PENDING, trial__in=trials).count()

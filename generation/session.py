@@ -1,0 +1,211 @@
+"""A generation session: claim turns of one model configuration as the backend's batch has room, build
+their requests, and record each turn the moment it finishes.
+
+Every write to a claimed turn goes through ``Turn.objects.filter(pk=...).held(token)``, so a turn whose
+claim was released meanwhile (its worker was thought dead) is never written by this session.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass, field, replace
+
+from django.conf import settings
+from django.utils import timezone
+
+from inference import GenerationRequest, GenerationResult
+from judging.models import MAX_ATTEMPTS, Turn
+from judging.prompts import clip_to_limit
+from judging.selectors import record_response_delays
+from judging.services import trials_settle
+
+from .backends import backend_for
+from .best_of_n import candidates_per_turn, pick_best
+from .requests import request_for
+
+log = logging.getLogger(__name__)
+
+# How often a session refreshes the claims of the turns it is writing (seconds); far below the
+# stale-claim timeouts after which the reconciler releases a claim.
+HEARTBEAT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class RowKey:
+    """One row of the backend's batch: a candidate of a claimed turn. The claim token tells a row of
+    this session's claim from one of an earlier claim on the same turn."""
+
+    turn_id: int
+    token: str
+    candidate: int = 0
+
+
+@dataclass
+class RunningTurn:
+    """A claimed turn being written: its request, how many candidates it needs, those finished so far."""
+
+    turn: Turn
+    token: str
+    request: GenerationRequest
+    candidates: int
+    finished: dict[int, GenerationResult] = field(default_factory=dict)
+
+    def rows(self) -> list[tuple[RowKey, GenerationRequest]]:
+        # Candidates of one turn get distinct seeds, or per-request seeding would make them identical.
+        return [(RowKey(self.turn.pk, self.token, j),
+                 replace(self.request, seed=self.request.seed + j) if self.candidates > 1 else self.request)
+                for j in range(self.candidates)]
+
+
+class GenerationSession:
+    """Generates turns of one model configuration as the backend's batch has room for them.
+
+    ``pick(limit)`` names up to ``limit`` turns to claim next. The backend asks for more whenever
+    rows of its running batch are free (continuous batching), or once per closed batch; each turn is
+    recorded as soon as it finishes. A best-of-N turn takes N rows: its candidates are scored and the
+    best kept once all N are done.
+    """
+
+    def __init__(self, config, pick, claimed_by: str = "", turns_at_once: int | None = None):
+        self.config, self.pick, self.claimed_by = config, pick, claimed_by
+        self.backend = backend_for(config)
+        self.rows_per_turn = max(1, config.best_of_n)
+        self.turns_at_once = turns_at_once or settings.GENERATION_BATCH_SIZE
+        self.running: dict[int, RunningTurn] = {}  # by turn id
+        self.partial_started: set[int] = set()
+        self.claimed = self.written = 0
+        self.failed = False
+        self.worker = socket.gethostname()
+        self.heartbeat_at = time.monotonic()
+
+    def run(self) -> int:
+        """Generate until ``pick`` names no more turns and none are running; returns turns written."""
+        try:
+            self.backend.generate_continuously(self.take, self.on_done, self.on_text,
+                                               capacity=self.turns_at_once * self.rows_per_turn,
+                                               on_error=self.on_error)
+        except Exception as exc:  # the model failed: no turn may stay claimed forever
+            log.exception("generation failed for %d running turn(s) of %s", len(self.running), self.config)
+            self.failed = True
+            for running in self.running.values():
+                record_failure(running.turn, running.token, f"{type(exc).__name__}: {exc}")
+            self.running.clear()
+        return self.written
+
+    def _running(self, key: RowKey) -> RunningTurn | None:
+        """The running turn a row belongs to, or None if that claim is no longer this session's."""
+        running = self.running.get(key.turn_id)
+        return running if running is not None and running.token == key.token else None
+
+    def _heartbeat(self) -> None:
+        """Refresh the claims of running turns now and then, so a long session (a slow model load, long
+        turns) is not mistaken for a dead worker and its turns released under it."""
+        if time.monotonic() - self.heartbeat_at < HEARTBEAT_SECONDS or not self.running:
+            return
+        self.heartbeat_at = time.monotonic()
+        for running in self.running.values():
+            Turn.objects.filter(pk=running.turn.pk).held(running.token).update(claimed_at=timezone.now())
+
+    def take(self, free_rows: int) -> list[tuple[RowKey, GenerationRequest]]:
+        self._heartbeat()
+        limit = free_rows // self.rows_per_turn
+        ids = self.pick(limit) if limit else []
+        if not ids:
+            return []
+        token = Turn.objects.filter(id__in=ids).claim(claimed_by=self.claimed_by)
+        turns = list(Turn.objects.held(token).select_related("trial__experiment", "trial__question", "model_config")
+                     .order_by("trial_id", "index"))
+        self.claimed += len(turns)
+        rows = []
+        for turn in turns:
+            try:
+                request = request_for(turn)
+            except Exception as exc:  # one turn whose prompt cannot be built fails alone
+                log.exception("could not build the prompt of turn %s", turn.pk)
+                record_failure(turn, token, f"{type(exc).__name__}: {exc}")
+                continue
+            running = RunningTurn(turn, token, request, candidates_per_turn(self.config, turn))
+            self.running[turn.pk] = running
+            rows += running.rows()
+        return rows
+
+    def on_text(self, key: RowKey, text: str) -> None:
+        """Partial text of a live turn, for the judge's page (best-of-N turns show only the kept one)."""
+        self._heartbeat()
+        running = self._running(key)
+        if running is None or running.candidates > 1 or not running.turn.trial.live:
+            return
+        turn = running.turn
+        fields = {"partial_text": clip_to_limit(text, turn.trial.speech_char_limit)}
+        first = turn.pk not in self.partial_started
+        if first:
+            self.partial_started.add(turn.pk)
+            fields["first_text_at"] = timezone.now()
+        Turn.objects.filter(pk=turn.pk).held(running.token).update(**fields)
+        if first:
+            record_response_delays({turn.trial_id})
+
+    def on_error(self, key: RowKey, error: Exception) -> None:
+        """One request failed (not the model): its turn alone gets a failed attempt."""
+        running = self._running(key)
+        if running is None:
+            return
+        del self.running[key.turn_id]
+        log.error("generation of turn %s failed: %s", key.turn_id, error)
+        record_failure(running.turn, running.token, f"{type(error).__name__}: {error}")
+
+    def on_done(self, key: RowKey, result: GenerationResult) -> None:
+        running = self._running(key)
+        if running is None:  # a stale claim, or a candidate of a turn that already failed
+            return
+        running.finished[key.candidate] = result
+        if len(running.finished) < running.candidates:
+            return
+        del self.running[key.turn_id]
+        turn = running.turn
+        try:
+            candidates = []
+            if running.candidates > 1:
+                result, candidates = pick_best(self.config, turn,
+                                               [running.finished[j] for j in range(running.candidates)])
+            self.written += self._record(running, result, candidates)
+        except Exception as exc:  # e.g. the scoring model failed: this turn fails, the others go on
+            log.exception("could not record turn %s", turn.pk)
+            record_failure(turn, running.token, f"{type(exc).__name__}: {exc}")
+        trials_settle({turn.trial_id})
+        if turn.trial.live:
+            record_response_delays({turn.trial_id})
+
+    def _record(self, running: RunningTurn, result: GenerationResult, candidates: list[dict]) -> int:
+        turn, request = running.turn, running.request
+        model_settings = self.config.settings_snapshot() | {
+            "seed": request.seed, "seed_used": result.seed_used, "max_new_tokens_used": request.max_new_tokens,
+            "device": self.backend.device_name, "worker": self.worker, "best_of_n": running.candidates,
+            "batch_size": result.batch_size, "mean_batch_size": result.mean_batch_size,
+        }
+        return Turn.objects.filter(pk=turn.pk).held(running.token).update(
+            status=Turn.Status.DONE, prompt=result.prompt_text, ttft_seconds=result.ttft_seconds,
+            queue_wait_seconds=queue_wait(turn),
+            text=clip_to_limit(result.text, turn.trial.speech_char_limit) or "(no argument)",
+            tokens_in=result.tokens_in, tokens_out=result.tokens_out, wall_seconds=result.seconds,
+            model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
+            candidates=candidates,
+        )
+
+
+def queue_wait(turn: Turn) -> float | None:
+    """Seconds from the turn becoming ready (created, and its trial's earlier turns done) to its claim."""
+    ready_since = max([turn.created_at] + [t.finished_at for t in turn.trial.turns.all()
+                                           if t.index < turn.index and t.finished_at], default=None)
+    if ready_since is None or turn.claimed_at is None:
+        return None
+    return max(0.0, (turn.claimed_at - ready_since).total_seconds())
+
+
+def record_failure(turn: Turn, token: str, error: str) -> None:
+    """A failed attempt: the turn goes back to pending, or fails once it has used up its attempts."""
+    attempts = turn.attempts + 1
+    status = Turn.Status.FAILED if attempts >= MAX_ATTEMPTS else Turn.Status.PENDING
+    Turn.objects.filter(pk=turn.pk).held(token).release(to=status, attempts=attempts, error=error[:2000])
+    trials_settle({turn.trial_id})

@@ -1,0 +1,77 @@
+"""A worker's generation loops: serve every ready turn on a queue, one model configuration at a time."""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+from .selection import ready_turns
+from .session import GenerationSession
+
+
+def generate_batch(experiment_id: int | None = None, batch_size: int | None = None, queue: str | None = None,
+                   claimed_by: str = "") -> int:
+    """Claim up to ``batch_size`` ready turns once, generate them, record them; returns turns written.
+
+    One step at a time, for commands and tests; workers run ``generate_ready_turns``.
+    """
+    batch_size = batch_size or settings.GENERATION_BATCH_SIZE
+    configs, by_config = {}, {}
+    for turn in ready_turns(experiment_id, limit=batch_size, queue=queue):
+        configs[turn.model_config_id] = turn.model_config
+        by_config.setdefault(turn.model_config_id, []).append(turn.pk)
+    written = 0
+    for config_id, group in by_config.items():
+        def pick(limit, group=group):
+            taken = group[:limit]
+            del group[:limit]
+            return taken
+
+        written += GenerationSession(configs[config_id], pick, claimed_by, turns_at_once=len(group)).run()
+    return written
+
+
+def generate_ready_turns(queue: str | None = None, claimed_by: str = "", max_seconds: float | None = None,
+                         on_backlog=None, should_stop=None) -> int:
+    """A worker's generation loop: generate every ready turn on ``queue``, continuously, until none
+    are ready or ``max_seconds`` (default GENERATION_SESSION_SECONDS) have passed; returns turns written.
+
+    It serves every experiment on the queue, live trials first, so a judge's question joins the
+    batch being written whatever experiment that batch is for. One model configuration at a time:
+    that of the first ready turn; a live turn of another model on the same queue ends the current
+    session as soon as its running turns are done (one queue per model avoids that wait).
+    ``on_backlog()`` is called once if more turns are ready than this worker has room for, so that
+    another worker can be asked to help. Once ``should_stop()`` is true (the worker is shutting
+    down) no new turns are taken; those being written are finished.
+    """
+    deadline = time.monotonic() + (max_seconds or settings.GENERATION_SESSION_SECONDS)
+
+    def over() -> bool:
+        return time.monotonic() >= deadline or (should_stop is not None and should_stop())
+
+    written = 0
+    backlog_reported = False
+    while not over():
+        first = ready_turns(limit=1, queue=queue)
+        if not first:
+            break
+        config = first[0].model_config
+
+        def pick(limit, config=config):
+            nonlocal backlog_reported
+            if over():
+                return []
+            turns = ready_turns(limit=limit + 1, queue=queue)  # every model's, live trials first
+            if len(turns) > limit and on_backlog is not None and not backlog_reported:
+                backlog_reported = True
+                on_backlog()
+            if turns and turns[0].trial.live and turns[0].model_config_id != config.pk:
+                return []  # a judge waits on another model of this queue: finish this batch, then serve it
+            return [turn.pk for turn in turns if turn.model_config_id == config.pk][:limit]
+
+        session = GenerationSession(config, pick, claimed_by)
+        written += session.run()
+        # Nothing claimed: another worker took what was ready. Failed: the caller retries after a pause.
+        if not session.claimed or session.failed:
+            break
+    return written

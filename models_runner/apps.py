@@ -1,6 +1,0 @@
-from django.apps import AppConfig
-
-
-class ModelsRunnerConfig(AppConfig):
-    name = "models_runner"
-    verbose_name = "Models"
