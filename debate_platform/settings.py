@@ -4,6 +4,7 @@ Defaults are the embedded demo: SQLite and Celery's filesystem broker under
 ``var/``, so one machine with only Python runs everything. Production sets
 DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis); see docker-compose.yml.
 """
+
 from pathlib import Path
 
 import dj_database_url
@@ -102,8 +103,11 @@ if CELERY_BROKER_URL.startswith("filesystem"):
     _broker_dir.mkdir(parents=True, exist_ok=True)  # the transport does not create its folder
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     # control_folder defaults to ./control, which would litter the working directory.
-    {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir),
-     "control_folder": str(_broker_dir / "control")}
+    {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "control_folder": str(_broker_dir / "control"),
+    }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
 )

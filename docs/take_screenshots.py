@@ -7,6 +7,7 @@
 Writes PNGs to docs/screenshots/. Uses Debian's Chromium through Playwright. Run it on a fresh
 demo (rm -r var/ first): it judges the first live trial in the queue.
 """
+
 import argparse
 import re
 from pathlib import Path
@@ -26,8 +27,10 @@ def main():
     parser.add_argument("--base", default="http://127.0.0.1:8000")
     base = parser.parse_args().base
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(base + "/judge/")
         page.fill("#id_username", "judge")
@@ -48,8 +51,9 @@ def main():
         page.fill("#question-text", "Which sentence of the text supports your answer? Quote it.")
         page.screenshot(path=OUT / "live-between-rounds.png", full_page=True)
         page.click("#ask")
-        page.wait_for_function("document.getElementById('live-status').textContent.startsWith('Round 2')",
-                               timeout=180_000)
+        page.wait_for_function(
+            "document.getElementById('live-status').textContent.startsWith('Round 2')", timeout=180_000
+        )
         page.screenshot(path=OUT / "live-after-question.png", full_page=True)
         page.click("#end")
         page.wait_for_selector("#verdict-section:not([hidden])")

@@ -1,4 +1,5 @@
 """The backend of a model configuration, from this process's bounded pool (settings decide the options)."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -13,16 +14,30 @@ def get_backend(backend: str, model_name: str, api_base: str = "", adapter_path:
     """The process-wide backend for a model: loaded lazily on first use, reused while resident."""
     key = (backend, model_name, api_base, adapter_path)
     if backend == "transformers":
-        return pool.get(key, lambda: TransformersBackend(
-            model_name, cache_dir=settings.MODEL_CACHE_DIR, device=settings.GENERATION_DEVICE,
-            adapter_path=adapter_path, static_cache=settings.GENERATION_STATIC_CACHE,
-            continuous=settings.GENERATION_CONTINUOUS, prefill_tokens=settings.GENERATION_PREFILL_TOKENS,
-        ), device=settings.GENERATION_DEVICE)
+        return pool.get(
+            key,
+            lambda: TransformersBackend(
+                model_name,
+                cache_dir=settings.MODEL_CACHE_DIR,
+                device=settings.GENERATION_DEVICE,
+                adapter_path=adapter_path,
+                static_cache=settings.GENERATION_STATIC_CACHE,
+                continuous=settings.GENERATION_CONTINUOUS,
+                prefill_tokens=settings.GENERATION_PREFILL_TOKENS,
+            ),
+            device=settings.GENERATION_DEVICE,
+        )
     if backend == "openai":
-        return pool.get(key, lambda: OpenAICompatibleBackend(
-            model_name, api_base=api_base, timeout=settings.OPENAI_TIMEOUT_SECONDS,
-            max_retries=settings.OPENAI_MAX_RETRIES,
-        ), device=None)
+        return pool.get(
+            key,
+            lambda: OpenAICompatibleBackend(
+                model_name,
+                api_base=api_base,
+                timeout=settings.OPENAI_TIMEOUT_SECONDS,
+                max_retries=settings.OPENAI_MAX_RETRIES,
+            ),
+            device=None,
+        )
     raise ValueError(f"unknown model backend {backend!r}")
 
 

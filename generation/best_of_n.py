@@ -1,4 +1,5 @@
 """Best-of-N: sample N candidates of a debater's turn and keep the one a scoring model finds most convincing."""
+
 from __future__ import annotations
 
 from inference import GenerationResult
@@ -22,8 +23,10 @@ def scorer_view(turn: Turn) -> list[dict]:
     """What the scoring model reads before a candidate: what this speaker could see (in a
     simultaneous round, not the opponent's same-round speech), labelled as a judge sees it."""
     trial = turn.trial
-    return [{"label": "Judge's question" if s.speaker == debate.JUDGE else speaker_label(trial, s.speaker),
-             "text": s.text} for s in debate_state(trial).visible_to(turn.speaker)]
+    return [
+        {"label": "Judge's question" if s.speaker == debate.JUDGE else speaker_label(trial, s.speaker), "text": s.text}
+        for s in debate_state(trial).visible_to(turn.speaker)
+    ]
 
 
 def candidate_score(scorer, turn: Turn, text: str, view: list[dict] | None = None) -> float:
@@ -31,9 +34,14 @@ def candidate_score(scorer, turn: Turn, text: str, view: list[dict] | None = Non
     (default: ``scorer_view(turn)``) followed by the candidate."""
     trial = turn.trial
     speeches = (view if view is not None else scorer_view(turn)) + [
-        {"label": speaker_label(trial, turn.speaker), "text": text}]
-    messages = build_model_judge_messages(question=trial.question.text, answer_a=trial.answer_text("A"),
-                                          answer_b=trial.answer_text("B"), speeches=speeches)
+        {"label": speaker_label(trial, turn.speaker), "text": text}
+    ]
+    messages = build_model_judge_messages(
+        question=trial.question.text,
+        answer_a=trial.answer_text("A"),
+        answer_b=trial.answer_text("B"),
+        speeches=speeches,
+    )
     p_a, p_b = scorer.choice_probabilities(messages, ["A", "B"])
     return p_a if turn.speaker == "A" else p_b
 
@@ -45,5 +53,7 @@ def pick_best(config, turn: Turn, samples: list[GenerationResult]) -> tuple[Gene
     view = scorer_view(turn)  # the same for every candidate of this turn
     scores = [candidate_score(scorer, turn, text, view) for text in texts]
     best = max(range(len(samples)), key=scores.__getitem__)
-    return samples[best], [{"text": text, "score": round(score, 6), "kept": j == best, "tokens_out": s.tokens_out}
-                           for j, (text, score, s) in enumerate(zip(texts, scores, samples))]
+    return samples[best], [
+        {"text": text, "score": round(score, 6), "kept": j == best, "tokens_out": s.tokens_out}
+        for j, (text, score, s) in enumerate(zip(texts, scores, samples))
+    ]

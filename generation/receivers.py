@@ -1,4 +1,5 @@
 """The judging domain announces work (judging.signals); this sends it to the workers."""
+
 from __future__ import annotations
 
 from django.dispatch import receiver

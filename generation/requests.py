@@ -1,4 +1,5 @@
 """The generation request of a claimed turn: the prompt its speaker may see, budgets and the seed."""
+
 from __future__ import annotations
 
 from inference import GenerationRequest
@@ -25,22 +26,36 @@ def request_for(turn: Turn) -> GenerationRequest:
     consultant = trial.protocol == Trial.Protocol.CONSULTANCY
     if trial.protocol == Trial.Protocol.SANDWICH:
         messages = build_assistant_messages(
-            misleading=trial.condition == sandwich.MISLEADING, question=trial.question.text,
-            answer_a=trial.answer_text("A"), answer_b=trial.answer_text("B"), target_answer=trial.answer_text(me),
-            passage=trial.question.passage, visible_speeches=state.visible_to(me),
+            misleading=trial.condition == sandwich.MISLEADING,
+            question=trial.question.text,
+            answer_a=trial.answer_text("A"),
+            answer_b=trial.answer_text("B"),
+            target_answer=trial.answer_text(me),
+            passage=trial.question.passage,
+            visible_speeches=state.visible_to(me),
             char_limit=trial.speech_char_limit,
         )
     else:
         messages = build_debater_messages(
             system_prompt=config.consultant_system_prompt if consultant else config.system_prompt,
-            template=config.consultant_prompt_template if consultant else config.prompt_template, me=me,
+            template=config.consultant_prompt_template if consultant else config.prompt_template,
+            me=me,
             consultant=consultant,
-            question=trial.question.text, my_answer=trial.answer_text(me), opponent_answer=trial.answer_text(other),
-            passage=trial.question.passage, visible_speeches=state.visible_to(me), round_number=turn.round,
-            rounds=experiment.rounds, char_limit=trial.speech_char_limit,
+            question=trial.question.text,
+            my_answer=trial.answer_text(me),
+            opponent_answer=trial.answer_text(other),
+            passage=trial.question.passage,
+            visible_speeches=state.visible_to(me),
+            round_number=turn.round,
+            rounds=experiment.rounds,
+            char_limit=trial.speech_char_limit,
         )
     max_tokens = min(config.max_new_tokens, max(16, trial.speech_char_limit // CHARS_PER_TOKEN))
     return GenerationRequest(
-        messages=messages, max_new_tokens=max_tokens, temperature=config.temperature, top_p=config.top_p,
-        repetition_penalty=config.repetition_penalty, seed=turn_seed(turn),
+        messages=messages,
+        max_new_tokens=max_tokens,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        repetition_penalty=config.repetition_penalty,
+        seed=turn_seed(turn),
     )

@@ -1,4 +1,5 @@
 """Which pending turns may be generated now: those the trial's protocol says are due, live trials first."""
+
 from __future__ import annotations
 
 from django.db.models import Case, Q, Value, When
@@ -31,9 +32,10 @@ def ready_turns(experiment_id: int | None = None, limit: int = 8, queue: str | N
     trial_ids = list(trials.order_by(live_first, "id").values_list("id", flat=True).distinct())
     chunk = max(16, 2 * limit)
     for start in range(0, len(trial_ids), chunk):
-        chunk_ids = trial_ids[start:start + chunk]
-        loaded = Trial.objects.filter(pk__in=chunk_ids).select_related("experiment").prefetch_related(
-            "turns__model_config")
+        chunk_ids = trial_ids[start : start + chunk]
+        loaded = (
+            Trial.objects.filter(pk__in=chunk_ids).select_related("experiment").prefetch_related("turns__model_config")
+        )
         for trial in sorted(loaded, key=lambda t: chunk_ids.index(t.pk)):
             turns = sorted(trial.turns.all(), key=lambda t: t.index)
             if any(t.status == Turn.Status.FAILED for t in turns):

@@ -4,6 +4,7 @@ their requests, and record each turn the moment it finishes.
 Every write to a claimed turn goes through ``Turn.objects.filter(pk=...).held(token)``, so a turn whose
 claim was released meanwhile (its worker was thought dead) is never written by this session.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,9 +54,13 @@ class RunningTurn:
 
     def rows(self) -> list[tuple[RowKey, GenerationRequest]]:
         # Candidates of one turn get distinct seeds, or per-request seeding would make them identical.
-        return [(RowKey(self.turn.pk, self.token, j),
-                 replace(self.request, seed=self.request.seed + j) if self.candidates > 1 else self.request)
-                for j in range(self.candidates)]
+        return [
+            (
+                RowKey(self.turn.pk, self.token, j),
+                replace(self.request, seed=self.request.seed + j) if self.candidates > 1 else self.request,
+            )
+            for j in range(self.candidates)
+        ]
 
 
 class GenerationSession:
@@ -82,9 +87,13 @@ class GenerationSession:
     def run(self) -> int:
         """Generate until ``pick`` names no more turns and none are running; returns turns written."""
         try:
-            self.backend.generate_continuously(self.take, self.on_done, self.on_text,
-                                               capacity=self.turns_at_once * self.rows_per_turn,
-                                               on_error=self.on_error)
+            self.backend.generate_continuously(
+                self.take,
+                self.on_done,
+                self.on_text,
+                capacity=self.turns_at_once * self.rows_per_turn,
+                on_error=self.on_error,
+            )
         except Exception as exc:  # the model failed: no turn may stay claimed forever
             log.exception("generation failed for %d running turn(s) of %s", len(self.running), self.config)
             self.failed = True
@@ -114,8 +123,11 @@ class GenerationSession:
         if not ids:
             return []
         token = Turn.objects.filter(id__in=ids).claim(claimed_by=self.claimed_by)
-        turns = list(Turn.objects.held(token).select_related("trial__experiment", "trial__question", "model_config")
-                     .order_by("trial_id", "index"))
+        turns = list(
+            Turn.objects.held(token)
+            .select_related("trial__experiment", "trial__question", "model_config")
+            .order_by("trial_id", "index")
+        )
         self.claimed += len(turns)
         rows = []
         for turn in turns:
@@ -167,8 +179,9 @@ class GenerationSession:
         try:
             candidates = []
             if running.candidates > 1:
-                result, candidates = pick_best(self.config, turn,
-                                               [running.finished[j] for j in range(running.candidates)])
+                result, candidates = pick_best(
+                    self.config, turn, [running.finished[j] for j in range(running.candidates)]
+                )
             self.written += self._record(running, result, candidates)
         except Exception as exc:  # e.g. the scoring model failed: this turn fails, the others go on
             log.exception("could not record turn %s", turn.pk)
@@ -180,24 +193,42 @@ class GenerationSession:
     def _record(self, running: RunningTurn, result: GenerationResult, candidates: list[dict]) -> int:
         turn, request = running.turn, running.request
         model_settings = self.config.settings_snapshot() | {
-            "seed": request.seed, "seed_used": result.seed_used, "max_new_tokens_used": request.max_new_tokens,
-            "device": self.backend.device_name, "worker": self.worker, "best_of_n": running.candidates,
-            "batch_size": result.batch_size, "mean_batch_size": result.mean_batch_size,
+            "seed": request.seed,
+            "seed_used": result.seed_used,
+            "max_new_tokens_used": request.max_new_tokens,
+            "device": self.backend.device_name,
+            "worker": self.worker,
+            "best_of_n": running.candidates,
+            "batch_size": result.batch_size,
+            "mean_batch_size": result.mean_batch_size,
         }
-        return Turn.objects.filter(pk=turn.pk).held(running.token).update(
-            status=Turn.Status.DONE, prompt=result.prompt_text, ttft_seconds=result.ttft_seconds,
-            queue_wait_seconds=queue_wait(turn),
-            text=clip_to_limit(result.text, turn.trial.speech_char_limit) or "(no argument)",
-            tokens_in=result.tokens_in, tokens_out=result.tokens_out, wall_seconds=result.seconds,
-            model_settings=model_settings, finished_at=timezone.now(), attempts=turn.attempts + 1, error="",
-            candidates=candidates,
+        return (
+            Turn.objects.filter(pk=turn.pk)
+            .held(running.token)
+            .update(
+                status=Turn.Status.DONE,
+                prompt=result.prompt_text,
+                ttft_seconds=result.ttft_seconds,
+                queue_wait_seconds=queue_wait(turn),
+                text=clip_to_limit(result.text, turn.trial.speech_char_limit) or "(no argument)",
+                tokens_in=result.tokens_in,
+                tokens_out=result.tokens_out,
+                wall_seconds=result.seconds,
+                model_settings=model_settings,
+                finished_at=timezone.now(),
+                attempts=turn.attempts + 1,
+                error="",
+                candidates=candidates,
+            )
         )
 
 
 def queue_wait(turn: Turn) -> float | None:
     """Seconds from the turn becoming ready (created, and its trial's earlier turns done) to its claim."""
-    ready_since = max([turn.created_at] + [t.finished_at for t in turn.trial.turns.all()
-                                           if t.index < turn.index and t.finished_at], default=None)
+    ready_since = max(
+        [turn.created_at] + [t.finished_at for t in turn.trial.turns.all() if t.index < turn.index and t.finished_at],
+        default=None,
+    )
     if ready_since is None or turn.claimed_at is None:
         return None
     return max(0.0, (turn.claimed_at - ready_since).total_seconds())

@@ -1,4 +1,5 @@
 """Celery tasks: thin wrappers that call the generation services."""
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,6 @@ from .baselines import score_model_alone
 from .selection import ready_turn_ids, trials_with_pending_turns
 from .worker import generate_ready_turns
 
-
 log = logging.getLogger(__name__)
 
 # Set when this worker begins a warm shutdown: its generation session takes no new turns.
@@ -22,7 +22,10 @@ shutting_down = threading.Event()
 
 
 def model_queue(experiment_id: int) -> str:
-    return ModelConfig.objects.filter(experiments__pk=experiment_id).values_list("queue", flat=True).first() or "generation"
+    return (
+        ModelConfig.objects.filter(experiments__pk=experiment_id).values_list("queue", flat=True).first()
+        or "generation"
+    )
 
 
 def enqueue_generation(experiment_id: int, countdown: float | None = None, queue: str | None = None) -> bool:
@@ -55,8 +58,9 @@ def generate_turns(self, experiment_id: int, queue: str = "generation") -> int:
     def ask_for_help():  # more ready than this worker has room for: one more message lets an idle worker help
         asked_for_help.append(enqueue_generation(experiment_id, queue=queue))
 
-    written = generate_ready_turns(queue=queue, claimed_by=self.request.hostname or "",
-                                              on_backlog=ask_for_help, should_stop=shutting_down.is_set)
+    written = generate_ready_turns(
+        queue=queue, claimed_by=self.request.hostname or "", on_backlog=ask_for_help, should_stop=shutting_down.is_set
+    )
     # That message also serves as this task's successor (this worker takes it if no other did).
     if not any(asked_for_help) and ready_turn_ids(limit=1, queue=queue):
         # A session that wrote nothing (a failing model) retries after a pause instead of spinning.

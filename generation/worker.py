@@ -1,4 +1,5 @@
 """A worker's generation loops: serve every ready turn on a queue, one model configuration at a time."""
+
 from __future__ import annotations
 
 import time
@@ -9,8 +10,9 @@ from .selection import ready_turns
 from .session import GenerationSession
 
 
-def generate_batch(experiment_id: int | None = None, batch_size: int | None = None, queue: str | None = None,
-                   claimed_by: str = "") -> int:
+def generate_batch(
+    experiment_id: int | None = None, batch_size: int | None = None, queue: str | None = None, claimed_by: str = ""
+) -> int:
     """Claim up to ``batch_size`` ready turns once, generate them, record them; returns turns written.
 
     One step at a time, for commands and tests; workers run ``generate_ready_turns``.
@@ -22,6 +24,7 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
         by_config.setdefault(turn.model_config_id, []).append(turn.pk)
     written = 0
     for config_id, group in by_config.items():
+
         def pick(limit, group=group):
             taken = group[:limit]
             del group[:limit]
@@ -31,8 +34,9 @@ def generate_batch(experiment_id: int | None = None, batch_size: int | None = No
     return written
 
 
-def generate_ready_turns(queue: str | None = None, claimed_by: str = "", max_seconds: float | None = None,
-                         on_backlog=None, should_stop=None) -> int:
+def generate_ready_turns(
+    queue: str | None = None, claimed_by: str = "", max_seconds: float | None = None, on_backlog=None, should_stop=None
+) -> int:
     """A worker's generation loop: generate every ready turn on ``queue``, continuously, until none
     are ready or ``max_seconds`` (default GENERATION_SESSION_SECONDS) have passed; returns turns written.
 

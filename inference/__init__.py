@@ -5,10 +5,17 @@ Backends behind one small interface (``base.GenerationBackend``): local weights 
 the models a process keeps loaded; ``bundled`` converts the packaged SmolLM2 once; ``distillation``
 trains LoRA adversaries. The generation app decides what to generate; this package only generates.
 """
+
 from .base import GenerationBackend, GenerationRequest, GenerationResult
 from .openai_backend import OpenAICompatibleBackend
 from .pool import ModelPool
 from .transformers_backend import TransformersBackend
 
-__all__ = ["GenerationBackend", "GenerationRequest", "GenerationResult", "ModelPool", "OpenAICompatibleBackend",
-           "TransformersBackend"]
+__all__ = [
+    "GenerationBackend",
+    "GenerationRequest",
+    "GenerationResult",
+    "ModelPool",
+    "OpenAICompatibleBackend",
+    "TransformersBackend",
+]

@@ -1,4 +1,5 @@
 """The one small interface every model backend implements."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -51,11 +52,19 @@ class GenerationBackend(ABC):
     """Generates completions for a batch of chat prompts."""
 
     @abstractmethod
-    def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
+    def generate(
+        self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None
+    ) -> list[GenerationResult]:
         """Return one result per request, in order; report partial text to ``on_text`` if given."""
 
-    def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
-                              capacity: int = 8, on_error: OnError | None = None) -> None:
+    def generate_continuously(
+        self,
+        take: TakeRequests,
+        on_done: OnDone,
+        on_text: OnKeyText | None = None,
+        capacity: int = 8,
+        on_error: OnError | None = None,
+    ) -> None:
         """Generate requests as ``take`` hands them out, until it hands out none and none are running.
 
         A failure that concerns some requests only goes to ``on_error`` for each of them (raised if
@@ -68,8 +77,14 @@ class GenerationBackend(ABC):
             on_row_text = (lambda row, text: on_text(keys[row], text)) if on_text else None
             results = self.generate([request for _, request in batch], on_text=on_row_text)
             for key, result in zip(keys, results):
-                on_done(key, replace(result, batch_size=result.batch_size or len(batch),
-                                     mean_batch_size=result.mean_batch_size or float(len(batch))))
+                on_done(
+                    key,
+                    replace(
+                        result,
+                        batch_size=result.batch_size or len(batch),
+                        mean_batch_size=result.mean_batch_size or float(len(batch)),
+                    ),
+                )
 
     @abstractmethod
     def choice_probabilities(self, messages: list[dict], labels: list[str]) -> list[float]:

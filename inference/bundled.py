@@ -5,6 +5,7 @@ Loading a GGUF takes ~25 s, so it is converted once to an ordinary transformers
 folder under MODEL_CACHE_DIR; later loads take under a second. A file lock keeps
 two processes (web and worker, say) from converting at the same time.
 """
+
 from __future__ import annotations
 
 import fcntl

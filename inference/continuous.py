@@ -16,6 +16,7 @@ Supported for models whose cache is made of plain full-attention ``DynamicLayer`
 Qwen2, SmolLM, OLMo, ...). ``supports(model)`` says; the backend falls back to padded batches
 otherwise (sliding-window or linear-attention layers keep other cache state).
 """
+
 from __future__ import annotations
 
 import time
@@ -28,7 +29,6 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from .base import GenerationRequest, GenerationResult
-
 
 # How many of the most likely tokens are sorted for top-p sampling before falling back to the whole vocabulary.
 NUCLEUS_CANDIDATES = 512
@@ -77,8 +77,17 @@ class ContinuousBatcher:
     prefills the queued requests (up to ``max_rows`` running) or decodes one token for every
     running row, and returns the requests that finished."""
 
-    def __init__(self, model, device: str, *, stop_ids: set[int], pad_token_id: int, max_rows: int,
-                 decode: Callable[[list[int]], str], prefill_tokens: int = 2048):
+    def __init__(
+        self,
+        model,
+        device: str,
+        *,
+        stop_ids: set[int],
+        pad_token_id: int,
+        max_rows: int,
+        decode: Callable[[list[int]], str],
+        prefill_tokens: int = 2048,
+    ):
         self.model, self.device = model, device
         self.prefill_tokens = prefill_tokens
         self.stop_ids = set(stop_ids)
@@ -102,8 +111,16 @@ class ContinuousBatcher:
         if request.seed is not None and request.temperature > 0:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(request.seed)
-        self.waiting.append(Row(key=key, request=request, prompt_text=prompt_text, prompt_ids=list(prompt_ids),
-                                generator=generator, submitted_at=time.perf_counter()))
+        self.waiting.append(
+            Row(
+                key=key,
+                request=request,
+                prompt_text=prompt_text,
+                prompt_ids=list(prompt_ids),
+                generator=generator,
+                submitted_at=time.perf_counter(),
+            )
+        )
 
     @property
     def free_rows(self) -> int:
@@ -156,12 +173,14 @@ class ContinuousBatcher:
         width = max(len(r.prompt_ids) for r in joining)
         pad = self.pad_token_id
         ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in joining], device=self.device)
-        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in joining],
-                            device=self.device)
+        mask = torch.tensor(
+            [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in joining], device=self.device
+        )
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                            logits_to_keep=1).logits[:, -1]
+        logits = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+        ).logits[:, -1]
         seen = torch.zeros(len(joining), logits.shape[-1], dtype=torch.bool, device=self.device)
         for i, row in enumerate(joining):
             seen[i, torch.tensor(row.prompt_ids, device=self.device)] = True
@@ -170,8 +189,13 @@ class ContinuousBatcher:
     def _decode(self) -> None:
         mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
         positions = mask.sum(-1, keepdim=True) - 1
-        logits = self.model(input_ids=self.next_input[:, None], attention_mask=mask, position_ids=positions,
-                            cache=self.cache, use_cache=True).logits[:, -1]
+        logits = self.model(
+            input_ids=self.next_input[:, None],
+            attention_mask=mask,
+            position_ids=positions,
+            cache=self.cache,
+            use_cache=True,
+        ).logits[:, -1]
         self.mask = mask
         self._take_tokens(logits, first=0)
 
@@ -238,10 +262,12 @@ class ContinuousBatcher:
             old_len, new_len = self.mask.shape[1], mask.shape[1]
             length = max(old_len, new_len)
             for old_layer, new_layer in zip(self.cache.layers, cache.layers):
-                old_layer.keys = torch.cat([_pad_left(old_layer.keys, length - old_len),
-                                            _pad_left(new_layer.keys, length - new_len)])
-                old_layer.values = torch.cat([_pad_left(old_layer.values, length - old_len),
-                                              _pad_left(new_layer.values, length - new_len)])
+                old_layer.keys = torch.cat(
+                    [_pad_left(old_layer.keys, length - old_len), _pad_left(new_layer.keys, length - new_len)]
+                )
+                old_layer.values = torch.cat(
+                    [_pad_left(old_layer.values, length - old_len), _pad_left(new_layer.values, length - new_len)]
+                )
             self.mask = torch.cat([F.pad(self.mask, (length - old_len, 0)), F.pad(mask, (length - new_len, 0))])
             self.seen = torch.cat([self.seen, seen])
             self.next_input = torch.cat([self.next_input, new_input])
@@ -270,10 +296,15 @@ class ContinuousBatcher:
 
     def _result(self, row: Row, now: float) -> GenerationResult:
         return GenerationResult(
-            text=self.decode(row.tokens).strip(), prompt_text=row.prompt_text,
-            tokens_in=len(row.prompt_ids), tokens_out=row.tokens_out, seconds=now - row.submitted_at,
+            text=self.decode(row.tokens).strip(),
+            prompt_text=row.prompt_text,
+            tokens_in=len(row.prompt_ids),
+            tokens_out=row.tokens_out,
+            seconds=now - row.submitted_at,
             ttft_seconds=row.first_token_at - row.submitted_at if row.first_token_at else None,
-            batch_size=row.most_rows, mean_batch_size=row.rows_summed / max(1, row.steps), seed_used=row.request.seed,
+            batch_size=row.most_rows,
+            mean_batch_size=row.rows_summed / max(1, row.steps),
+            seed_used=row.request.seed,
         )
 
 

@@ -11,6 +11,7 @@
 The adapted model then argues for the wrong answer without being told to. Runs on
 the CPU for the small model (minutes) and on a GPU for bigger ones.
 """
+
 from __future__ import annotations
 
 import random
@@ -42,13 +43,25 @@ class DistillationReport:
 
 
 def neutral_messages(*, passage: str, question: str, answer_a: str, answer_b: str, me: str) -> list[dict]:
-    return [{"role": "user", "content": NEUTRAL_TEMPLATE.format_map(
-        {"passage": passage or "(none)", "question": question, "answer_a": answer_a, "answer_b": answer_b,
-         "me": me})}]
+    return [
+        {
+            "role": "user",
+            "content": NEUTRAL_TEMPLATE.format_map(
+                {
+                    "passage": passage or "(none)",
+                    "question": question,
+                    "answer_a": answer_a,
+                    "answer_b": answer_b,
+                    "me": me,
+                }
+            ),
+        }
+    ]
 
 
-def build_examples(backend, questions, prompted_messages: PromptedMessages, *, seed: int = 0,
-                   max_new_tokens: int = 96) -> list[tuple[list[dict], str]]:
+def build_examples(
+    backend, questions, prompted_messages: PromptedMessages, *, seed: int = 0, max_new_tokens: int = 96
+) -> list[tuple[list[dict], str]]:
     """(neutral messages, target argument) pairs: the base model's arguments for wrong answers when
     prompted by ``prompted_messages`` (the debater prompt, which names the answer to defend).
     ``questions`` have ``text``, ``choices``, ``correct_index`` and ``passage``."""
@@ -60,18 +73,23 @@ def build_examples(backend, questions, prompted_messages: PromptedMessages, *, s
         answers = {me: q.choices[wrong], ("B" if me == "A" else "A"): q.choices[q.correct_index]}
         layouts.append((q, me, answers))
         prompted = prompted_messages(q, me, answers[me], answers["B" if me == "A" else "A"])
-        requests.append(GenerationRequest(messages=prompted, max_new_tokens=max_new_tokens, temperature=0.7,
-                                          top_p=0.95, seed=seed))
+        requests.append(
+            GenerationRequest(messages=prompted, max_new_tokens=max_new_tokens, temperature=0.7, top_p=0.95, seed=seed)
+        )
     arguments = backend.generate(requests)
     return [
-        (neutral_messages(passage=q.passage, question=q.text, answer_a=answers["A"], answer_b=answers["B"], me=me),
-         argument.text)
-        for (q, me, answers), argument in zip(layouts, arguments) if argument.text
+        (
+            neutral_messages(passage=q.passage, question=q.text, answer_a=answers["A"], answer_b=answers["B"], me=me),
+            argument.text,
+        )
+        for (q, me, answers), argument in zip(layouts, arguments)
+        if argument.text
     ]
 
 
-def train_lora(backend, examples, output: Path, *, epochs: int = 2, lr: float = 2e-4, rank: int = 8,
-               seed: int = 0) -> DistillationReport:
+def train_lora(
+    backend, examples, output: Path, *, epochs: int = 2, lr: float = 2e-4, rank: int = 8, seed: int = 0
+) -> DistillationReport:
     """Train a LoRA adapter on the examples and save it to ``output``."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -92,14 +110,16 @@ def train_lora(backend, examples, output: Path, *, epochs: int = 2, lr: float = 
         ids = torch.tensor([prompt_ids + target_ids], device=base.device)
         labels = torch.tensor([[-100] * len(prompt_ids) + target_ids], device=base.device)  # loss on the argument
         batches.append((ids, labels))
-    model = get_peft_model(base, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, task_type="CAUSAL_LM",
-                                            target_modules="all-linear"))
+    model = get_peft_model(
+        base,
+        LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, task_type="CAUSAL_LM", target_modules="all-linear"),
+    )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
 
     def mean_loss():
         model.eval()
         with torch.no_grad():
-            return sum(model(input_ids=i, labels=l).loss.item() for i, l in batches) / len(batches)
+            return sum(model(input_ids=ids, labels=labels).loss.item() for ids, labels in batches) / len(batches)
 
     before = mean_loss()
     model.train()

@@ -14,6 +14,7 @@ records what comes back. Standard library only (urllib), so it adds no dependenc
 - ``choice_probabilities`` needs a server that returns ``top_logprobs`` (vLLM does;
   `transformers serve` does not, and says so with a clear error).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,16 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable
 
 from .base import (
-    PROGRESS_INTERVAL, TAKE_INTERVAL, GenerationBackend, GenerationRequest, GenerationResult, OnDone, OnError, OnKeyText,
-    ProgressCallback, TakeRequests,
+    PROGRESS_INTERVAL,
+    TAKE_INTERVAL,
+    GenerationBackend,
+    GenerationRequest,
+    GenerationResult,
+    OnDone,
+    OnError,
+    OnKeyText,
+    ProgressCallback,
+    TakeRequests,
 )
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -55,8 +64,17 @@ def label_probabilities(top_logprobs: list[dict], labels: list[str]) -> list[flo
 
 
 class OpenAICompatibleBackend(GenerationBackend):
-    def __init__(self, model_name: str, *, api_base: str, api_key: str | None = None, timeout: float = 120.0,
-                 max_retries: int = 4, backoff: float = 1.0, concurrency: int = 16):
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        api_base: str,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        backoff: float = 1.0,
+        concurrency: int = 16,
+    ):
         if not api_base:
             raise BackendError("an OpenAI-compatible model needs an API base URL, e.g. http://gpu-host:8000/v1")
         self.model_name = model_name
@@ -97,8 +115,13 @@ class OpenAICompatibleBackend(GenerationBackend):
 
     def _complete(self, request: GenerationRequest, on_text: Callable[[str], None] | None = None) -> GenerationResult:
         """One chat completion; streamed, with partial text reported to ``on_text``, when it is given."""
-        payload = {"model": self.model_name, "messages": request.messages, "max_tokens": request.max_new_tokens,
-                   "temperature": request.temperature, "top_p": request.top_p}
+        payload = {
+            "model": self.model_name,
+            "messages": request.messages,
+            "max_tokens": request.max_new_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+        }
         if request.seed is not None:
             payload["seed"] = request.seed
         if request.min_new_tokens:
@@ -115,13 +138,17 @@ class OpenAICompatibleBackend(GenerationBackend):
             usage, first_token_at = answer.get("usage") or {}, None
         else:
             payload |= {"stream": True, "stream_options": {"include_usage": True}}
-            text, usage, first_token_at = self._post("/chat/completions", payload,
-                                                     read=lambda response: self._read_stream(response, on_text))
+            text, usage, first_token_at = self._post(
+                "/chat/completions", payload, read=lambda response: self._read_stream(response, on_text)
+            )
         finished = time.perf_counter()
         return GenerationResult(
-            text=text.strip(), prompt_text=json.dumps(request.messages, ensure_ascii=False),
-            tokens_in=int(usage.get("prompt_tokens") or 0), tokens_out=int(usage.get("completion_tokens") or 0),
-            seconds=finished - started, seed_used=request.seed,
+            text=text.strip(),
+            prompt_text=json.dumps(request.messages, ensure_ascii=False),
+            tokens_in=int(usage.get("prompt_tokens") or 0),
+            tokens_out=int(usage.get("completion_tokens") or 0),
+            seconds=finished - started,
+            seed_used=request.seed,
             ttft_seconds=first_token_at - started if first_token_at else None,
         )
 
@@ -132,7 +159,7 @@ class OpenAICompatibleBackend(GenerationBackend):
             line = raw.decode("utf-8", "replace").strip()
             if not line.startswith("data:"):
                 continue  # blank separators, comments, event names
-            data = line[len("data:"):].strip()
+            data = line[len("data:") :].strip()
             if data == "[DONE]":
                 break
             try:
@@ -153,7 +180,9 @@ class OpenAICompatibleBackend(GenerationBackend):
                         on_text("".join(parts))
         return "".join(parts), usage, first_at
 
-    def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
+    def generate(
+        self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None
+    ) -> list[GenerationResult]:
         if not requests:
             return []
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
@@ -163,8 +192,14 @@ class OpenAICompatibleBackend(GenerationBackend):
                 on_text(i, result.text)
         return results
 
-    def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
-                              capacity: int = 8, on_error: OnError | None = None) -> None:
+    def generate_continuously(
+        self,
+        take: TakeRequests,
+        on_done: OnDone,
+        on_text: OnKeyText | None = None,
+        capacity: int = 8,
+        on_error: OnError | None = None,
+    ) -> None:
         """Each request is sent as soon as ``take`` hands it out, up to ``capacity`` at once; results,
         errors and streamed text are passed on from this thread (the callbacks write to the database).
         Every failure here concerns one request: it goes to ``on_error`` (raised if that is not given)."""
@@ -194,10 +229,17 @@ class OpenAICompatibleBackend(GenerationBackend):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def choice_probabilities(self, messages: list[dict], labels: list[str]) -> list[float]:
-        answer = self._post("/chat/completions", {
-            "model": self.model_name, "messages": messages, "max_tokens": 1, "temperature": 0,
-            "logprobs": True, "top_logprobs": 20,
-        })
+        answer = self._post(
+            "/chat/completions",
+            {
+                "model": self.model_name,
+                "messages": messages,
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": True,
+                "top_logprobs": 20,
+            },
+        )
         try:
             top = answer["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
         except (KeyError, IndexError, TypeError):

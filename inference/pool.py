@@ -6,6 +6,7 @@ otherwise keep every model it ever loaded until it runs out of memory. Dropping 
 drops the pool's reference: a session still generating with it keeps it alive until it finishes, so
 eviction never pulls a model from under a running batch.
 """
+
 from __future__ import annotations
 
 import gc

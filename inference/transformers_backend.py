@@ -4,17 +4,26 @@ The model loads lazily on the first ``generate`` call, once per process. CUDA
 is looked at only then, inside the worker process, never at import time: a
 parent process that touched CUDA would break forked children.
 """
+
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
 
-from .bundled import is_bundled, resolve_bundled
 from .base import (
-    PROGRESS_INTERVAL, TAKE_INTERVAL, GenerationBackend, GenerationRequest, GenerationResult, OnDone, OnError, OnKeyText,
-    ProgressCallback, TakeRequests,
+    PROGRESS_INTERVAL,
+    TAKE_INTERVAL,
+    GenerationBackend,
+    GenerationRequest,
+    GenerationResult,
+    OnDone,
+    OnError,
+    OnKeyText,
+    ProgressCallback,
+    TakeRequests,
 )
+from .bundled import is_bundled, resolve_bundled
 
 
 class BatchTextStreamer:
@@ -83,8 +92,17 @@ def resolve_model_path(model_name: str, cache_dir: Path) -> str:
 
 
 class TransformersBackend(GenerationBackend):
-    def __init__(self, model_name: str, *, cache_dir: Path, device: str = "auto", adapter_path: str = "",
-                 static_cache: str = "auto", continuous: bool = True, prefill_tokens: int = 2048):
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        cache_dir: Path,
+        device: str = "auto",
+        adapter_path: str = "",
+        static_cache: str = "auto",
+        continuous: bool = True,
+        prefill_tokens: int = 2048,
+    ):
         self.model_name = model_name
         self.adapter_path = adapter_path
         self.static_cache = static_cache
@@ -148,9 +166,12 @@ class TransformersBackend(GenerationBackend):
         # decode to exactly the label, so no token shared between labels (a bare space) counts.
         label_ids = []
         for label in labels:
-            forms = {ids_[0] for form in (label, " " + label)
-                     if len(ids_ := tokenizer.encode(form, add_special_tokens=False)) == 1
-                     and tokenizer.decode(ids_).strip() == label}
+            forms = {
+                ids_[0]
+                for form in (label, " " + label)
+                if len(ids_ := tokenizer.encode(form, add_special_tokens=False)) == 1
+                and tokenizer.decode(ids_).strip() == label
+            }
             if not forms:
                 raise ValueError(f"label {label!r} is not a single token for this tokenizer")
             label_ids.append(sorted(forms))
@@ -167,8 +188,14 @@ class TransformersBackend(GenerationBackend):
         eos = self._model.generation_config.eos_token_id
         return (set(eos if isinstance(eos, list) else [eos]) | {self._tokenizer.pad_token_id}) - {None}
 
-    def generate_continuously(self, take: TakeRequests, on_done: OnDone, on_text: OnKeyText | None = None,
-                              capacity: int = 8, on_error: OnError | None = None) -> None:
+    def generate_continuously(
+        self,
+        take: TakeRequests,
+        on_done: OnDone,
+        on_text: OnKeyText | None = None,
+        capacity: int = 8,
+        on_error: OnError | None = None,
+    ) -> None:
         """Continuous batching (see continuous.py): requests join the running batch between decoding
         steps. Models whose cache cannot be joined that way, or ``continuous=False``, get padded batches."""
         from . import continuous
@@ -179,13 +206,19 @@ class TransformersBackend(GenerationBackend):
         self._load()  # after taking work, so that a model which cannot load fails that work visibly
         if not self.continuous or not continuous.supports(self._model):
             handed_out = iter([first])
-            return super().generate_continuously(lambda free: next(handed_out, None) or take(free), on_done,
-                                                 on_text, capacity, on_error)
+            return super().generate_continuously(
+                lambda free: next(handed_out, None) or take(free), on_done, on_text, capacity, on_error
+            )
         tokenizer = self._tokenizer
         batcher = continuous.ContinuousBatcher(
-            self._model, self._device, stop_ids=self._stop_ids(), pad_token_id=tokenizer.pad_token_id,
-            max_rows=capacity, decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-            prefill_tokens=self.prefill_tokens)
+            self._model,
+            self._device,
+            stop_ids=self._stop_ids(),
+            pad_token_id=tokenizer.pad_token_id,
+            max_rows=capacity,
+            decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+            prefill_tokens=self.prefill_tokens,
+        )
 
         def submit(key, request):
             prompt = self._prompt_text(request.messages)
@@ -219,7 +252,9 @@ class TransformersBackend(GenerationBackend):
             for key, result in finished:
                 on_done(key, result)
 
-    def generate(self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None) -> list[GenerationResult]:
+    def generate(
+        self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None
+    ) -> list[GenerationResult]:
         if not requests:
             return []
         self._load()
@@ -227,8 +262,9 @@ class TransformersBackend(GenerationBackend):
         results: list[GenerationResult | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((r.max_new_tokens, r.min_new_tokens, r.temperature, r.top_p, r.repetition_penalty),
-                              []).append(i)
+            groups.setdefault(
+                (r.max_new_tokens, r.min_new_tokens, r.temperature, r.top_p, r.repetition_penalty), []
+            ).append(i)
         for indices in groups.values():
             # Report progress with the caller's request indices, not the group's.
             group_on_text = (lambda row, text, indices=indices: on_text(indices[row], text)) if on_text else None
@@ -236,7 +272,9 @@ class TransformersBackend(GenerationBackend):
                 results[i] = result
         return results
 
-    def _generate_group(self, requests: list[GenerationRequest], on_text: ProgressCallback | None) -> list[GenerationResult]:
+    def _generate_group(
+        self, requests: list[GenerationRequest], on_text: ProgressCallback | None
+    ) -> list[GenerationResult]:
         import torch
 
         tokenizer, model = self._tokenizer, self._model
@@ -255,10 +293,14 @@ class TransformersBackend(GenerationBackend):
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(
-                **batch, max_new_tokens=first.max_new_tokens, min_new_tokens=first.min_new_tokens or None,
-                pad_token_id=tokenizer.pad_token_id, repetition_penalty=first.repetition_penalty,
+                **batch,
+                max_new_tokens=first.max_new_tokens,
+                min_new_tokens=first.min_new_tokens or None,
+                pad_token_id=tokenizer.pad_token_id,
+                repetition_penalty=first.repetition_penalty,
                 **speed_options(self._device, self.static_cache),
-                streamer=streamer, **sampling
+                streamer=streamer,
+                **sampling,
             )
         seconds = time.perf_counter() - started
         prompt_width = batch["input_ids"].shape[1]
@@ -280,7 +322,9 @@ class TransformersBackend(GenerationBackend):
                     tokens_out=length,
                     seconds=seconds,
                     ttft_seconds=(streamer.first_token_at[row] - started) if streamer.first_token_at[row] else None,
-                    batch_size=len(requests), mean_batch_size=float(len(requests)), seed_used=first.seed,
+                    batch_size=len(requests),
+                    mean_batch_size=float(len(requests)),
+                    seed_used=first.seed,
                 )
             )
         return results

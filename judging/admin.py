@@ -1,11 +1,11 @@
 """Researcher admin: import questions, configure and launch experiments, watch, export."""
+
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -61,8 +61,12 @@ class QuestionSetAdmin(admin.ModelAdmin):
                 count = question_set.questions.count()
                 self.message_user(request, f"Imported into {question_set.name!r}; it now has {count} questions.")
                 return redirect("admin:judging_questionset_changelist")
-        context = {**self.admin_site.each_context(request), "form": form, "title": "Import questions (JSONL)",
-                   "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Import questions (JSONL)",
+            "opts": self.model._meta,
+        }
         return render(request, "admin/judging/questionset/import.html", context)
 
 
@@ -88,7 +92,9 @@ def _export_action(table: str, fmt: str):
 
 class ExperimentForm(forms.ModelForm):
     conditions = forms.MultipleChoiceField(
-        choices=list(Experiment.ARMS.items()), widget=forms.CheckboxSelectMultiple, initial=["debate"],
+        choices=list(Experiment.ARMS.items()),
+        widget=forms.CheckboxSelectMultiple,
+        initial=["debate"],
         help_text="Each trial is in one arm; arms are balanced per judge (Latin square) and shuffled in the queue.",
     )
 
@@ -132,7 +138,10 @@ class ExperimentAdmin(admin.ModelAdmin):
     @admin.display(description="failed turns")
     def failures(self, obj):
         if obj.turns_failed:
-            url = reverse("admin:judging_turn_changelist") + f"?trial__experiment__id__exact={obj.pk}&status__exact=failed"
+            url = (
+                reverse("admin:judging_turn_changelist")
+                + f"?trial__experiment__id__exact={obj.pk}&status__exact=failed"
+            )
             return format_html('<a href="{}" style="color:#ba2121">{}</a>', url, obj.turns_failed)
         return 0
 

@@ -10,6 +10,7 @@ coin flips, so even a small experiment cannot put most honest debaters on one si
 The incorrect answer a trial's adversary defends is drawn uniformly from the
 question's incorrect choices.
 """
+
 from __future__ import annotations
 
 import random
@@ -68,12 +69,22 @@ def latin_square_conditions(pairs: list[tuple[object, int]], judge_ids: list[int
     return out
 
 
-PROTOCOL_OF_ARM = {"debate": "debate", "consultancy": "consultancy", "naive": "sandwich",
-                   "assisted-honest": "sandwich", "assisted-misleading": "sandwich"}
+PROTOCOL_OF_ARM = {
+    "debate": "debate",
+    "consultancy": "consultancy",
+    "naive": "sandwich",
+    "assisted-honest": "sandwich",
+    "assisted-misleading": "sandwich",
+}
 
 
 def plan_trials(
-    questions: list[QuestionInfo], judge_ids: list[int], *, num_questions: int, judgments_per_question: int, seed: int,
+    questions: list[QuestionInfo],
+    judge_ids: list[int],
+    *,
+    num_questions: int,
+    judgments_per_question: int,
+    seed: int,
     arms: list[str] | None = None,
 ) -> list[TrialPlan]:
     """Plan an experiment's trials. ``arms`` (default: debate only) are mixed and balanced per judge."""
@@ -113,8 +124,9 @@ def plan_trials(
     for i, ((_, judge), arm) in enumerate(zip(pairs, trial_arms)):
         groups.setdefault((judge, arm), []).append(i)
     for indices in groups.values():
-        for i, (honest, first) in zip(indices, balanced_blocks([("A", "A"), ("A", "B"), ("B", "A"), ("B", "B")],
-                                                               len(indices), rng)):
+        for i, (honest, first) in zip(
+            indices, balanced_blocks([("A", "A"), ("A", "B"), ("B", "A"), ("B", "B")], len(indices), rng)
+        ):
             honest_sides[i], first_speakers[i] = honest, first
         for i, is_honest in zip(indices, balanced_blocks([True, False], len(indices), rng)):
             consultant_honest[i] = is_honest
@@ -143,9 +155,16 @@ def plan_trials(
             consultant = honest if is_honest else ("B" if honest == "A" else "A")
         plans.append(
             TrialPlan(
-                question_id=question.id, judge_id=judge, honest_side=honest, answer_a_index=a,
-                answer_b_index=b, first_speaker=consultant or first, queue_position=positions[judge].pop(),
-                consultant_side=consultant, protocol=PROTOCOL_OF_ARM[arm], condition=condition,
+                question_id=question.id,
+                judge_id=judge,
+                honest_side=honest,
+                answer_a_index=a,
+                answer_b_index=b,
+                first_speaker=consultant or first,
+                queue_position=positions[judge].pop(),
+                consultant_side=consultant,
+                protocol=PROTOCOL_OF_ARM[arm],
+                condition=condition,
             )
         )
     return plans

@@ -7,6 +7,7 @@ these rows include the honest side and the gold answer. Columns and their
 types are documented in docs/exports.md; SCHEMA_VERSION changes whenever a
 column is renamed, removed or changes meaning.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,27 +28,86 @@ CHUNK = 5000
 # Column name -> type ("int", "float", "str", "bool", "json"): the Parquet
 # schema and the documentation are derived from these.
 TRIAL_COLUMNS = {
-    "schema_version": "int", "experiment_id": "int", "experiment": "str", "protocol": "str", "trial_id": "int",
-    "question_set": "str", "question_id": "str", "honest_side": "str", "answer_a_index": "int",
-    "answer_b_index": "int", "answer_a": "str", "answer_b": "str", "correct_index": "int", "first_speaker": "str",
-    "turn_style": "str", "rounds": "int", "char_limit": "int", "seed": "int", "queue_position": "int",
-    "status": "str", "judge": "str", "verdict": "str", "probability": "float", "correct": "bool",
-    "rationale": "str", "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str",
-    "model_settings": "json", "mode": "str", "rounds_spoken": "int", "ended_by_judge": "bool", "leanings": "json",
-    "scoring_rule": "str", "score": "float", "active_seconds_by_round": "json", "consultant_side": "str",
+    "schema_version": "int",
+    "experiment_id": "int",
+    "experiment": "str",
+    "protocol": "str",
+    "trial_id": "int",
+    "question_set": "str",
+    "question_id": "str",
+    "honest_side": "str",
+    "answer_a_index": "int",
+    "answer_b_index": "int",
+    "answer_a": "str",
+    "answer_b": "str",
+    "correct_index": "int",
+    "first_speaker": "str",
+    "turn_style": "str",
+    "rounds": "int",
+    "char_limit": "int",
+    "seed": "int",
+    "queue_position": "int",
+    "status": "str",
+    "judge": "str",
+    "verdict": "str",
+    "probability": "float",
+    "correct": "bool",
+    "rationale": "str",
+    "seconds_on_page": "float",
+    "active_seconds": "float",
+    "verdict_at": "str",
+    "model_settings": "json",
+    "mode": "str",
+    "rounds_spoken": "int",
+    "ended_by_judge": "bool",
+    "leanings": "json",
+    "scoring_rule": "str",
+    "score": "float",
+    "active_seconds_by_round": "json",
+    "consultant_side": "str",
     "condition": "str",
 }
 TURN_COLUMNS = {
-    "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "turn_index": "int",
-    "round": "int", "speaker": "str", "role": "str", "status": "str", "text": "str", "prompt": "str",
-    "tokens_in": "int", "tokens_out": "int", "wall_seconds": "float", "attempts": "int", "error": "str",
-    "finished_at": "str", "model_settings": "json", "addressed_to": "json", "first_text_at": "str",
-    "response_delay_seconds": "float", "candidates": "json", "queue_wait_seconds": "float", "ttft_seconds": "float",
+    "schema_version": "int",
+    "experiment_id": "int",
+    "trial_id": "int",
+    "question_id": "str",
+    "turn_index": "int",
+    "round": "int",
+    "speaker": "str",
+    "role": "str",
+    "status": "str",
+    "text": "str",
+    "prompt": "str",
+    "tokens_in": "int",
+    "tokens_out": "int",
+    "wall_seconds": "float",
+    "attempts": "int",
+    "error": "str",
+    "finished_at": "str",
+    "model_settings": "json",
+    "addressed_to": "json",
+    "first_text_at": "str",
+    "response_delay_seconds": "float",
+    "candidates": "json",
+    "queue_wait_seconds": "float",
+    "ttft_seconds": "float",
 }
 VERDICT_COLUMNS = {
-    "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "judge": "str",
-    "honest_side": "str", "verdict": "str", "probability": "float", "correct": "bool", "rationale": "str",
-    "seconds_on_page": "float", "active_seconds": "float", "verdict_at": "str", "score": "float",
+    "schema_version": "int",
+    "experiment_id": "int",
+    "trial_id": "int",
+    "question_id": "str",
+    "judge": "str",
+    "honest_side": "str",
+    "verdict": "str",
+    "probability": "float",
+    "correct": "bool",
+    "rationale": "str",
+    "seconds_on_page": "float",
+    "active_seconds": "float",
+    "verdict_at": "str",
+    "score": "float",
 }
 
 
@@ -57,137 +117,370 @@ def _iso(value):
 
 def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
-        "experiment_id", "experiment__name", "protocol", "id", "question__question_set__name",
-        "question__external_id", "honest_side", "answer_a_index", "answer_b_index", "question__choices",
-        "question__correct_index", "first_speaker", "experiment__turn_style", "experiment__rounds",
-        "experiment__char_limit", "experiment__seed", "queue_position", "status", "judge__username",
-        "verdict__chosen", "verdict__probability", "verdict__rationale", "verdict__seconds_on_page",
-        "verdict__active_seconds", "verdict__created_at", "experiment__debater_model_id", "live",
-        "ended_by_judge", "leanings", "rounds_spoken", "experiment__scoring_rule", "verdict__score",
-        "verdict__active_seconds_by_round", "consultant_side", "condition",
+        "experiment_id",
+        "experiment__name",
+        "protocol",
+        "id",
+        "question__question_set__name",
+        "question__external_id",
+        "honest_side",
+        "answer_a_index",
+        "answer_b_index",
+        "question__choices",
+        "question__correct_index",
+        "first_speaker",
+        "experiment__turn_style",
+        "experiment__rounds",
+        "experiment__char_limit",
+        "experiment__seed",
+        "queue_position",
+        "status",
+        "judge__username",
+        "verdict__chosen",
+        "verdict__probability",
+        "verdict__rationale",
+        "verdict__seconds_on_page",
+        "verdict__active_seconds",
+        "verdict__created_at",
+        "experiment__debater_model_id",
+        "live",
+        "ended_by_judge",
+        "leanings",
+        "rounds_spoken",
+        "experiment__scoring_rule",
+        "verdict__score",
+        "verdict__active_seconds_by_round",
+        "consultant_side",
+        "condition",
     ]
     last_round = (
-        Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE).exclude(speaker="judge")
-        .order_by("-round").values("round")[:1]
+        Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE)
+        .exclude(speaker="judge")
+        .order_by("-round")
+        .values("round")[:1]
     )
     rows = (
-        Trial.objects.filter(experiment_id__in=list(experiment_ids)).annotate(rounds_spoken=Subquery(last_round))
-        .order_by("experiment_id", "id").values_list(*fields).iterator(chunk_size=CHUNK)
+        Trial.objects.filter(experiment_id__in=list(experiment_ids))
+        .annotate(rounds_spoken=Subquery(last_round))
+        .order_by("experiment_id", "id")
+        .values_list(*fields)
+        .iterator(chunk_size=CHUNK)
     )
     settings_cache: dict[int, dict] = {}
-    for (experiment_id, name, protocol, trial_id, set_name, qid, honest, a_index, b_index, choices, correct_index,
-         first, style, rounds, limit, seed, position, status, judge, chosen, probability, rationale, seconds,
-         active, verdict_at, model_id, live, ended_by_judge, leanings, rounds_spoken, rule, score, by_round, consultant, condition) in rows:
+    for (
+        experiment_id,
+        name,
+        protocol,
+        trial_id,
+        set_name,
+        qid,
+        honest,
+        a_index,
+        b_index,
+        choices,
+        correct_index,
+        first,
+        style,
+        rounds,
+        limit,
+        seed,
+        position,
+        status,
+        judge,
+        chosen,
+        probability,
+        rationale,
+        seconds,
+        active,
+        verdict_at,
+        model_id,
+        live,
+        ended_by_judge,
+        leanings,
+        rounds_spoken,
+        rule,
+        score,
+        by_round,
+        consultant,
+        condition,
+    ) in rows:
         if model_id not in settings_cache:
             settings_cache[model_id] = ModelConfig.objects.get(pk=model_id).settings_snapshot()
         yield {
-            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "experiment": name,
-            "protocol": protocol, "trial_id": trial_id, "question_set": set_name, "question_id": qid,
-            "honest_side": honest, "answer_a_index": a_index, "answer_b_index": b_index,
-            "answer_a": choices[a_index], "answer_b": choices[b_index], "correct_index": correct_index,
-            "first_speaker": first, "turn_style": style, "rounds": rounds, "char_limit": limit, "seed": seed,
-            "queue_position": position, "status": status, "judge": judge, "verdict": chosen,
-            "probability": probability, "correct": (chosen == honest) if chosen else None, "rationale": rationale,
-            "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(verdict_at),
-            "model_settings": settings_cache[model_id], "mode": "live" if live else "pregenerated",
-            "rounds_spoken": rounds_spoken or 0, "ended_by_judge": ended_by_judge, "leanings": leanings,
-            "scoring_rule": rule, "score": score, "active_seconds_by_round": by_round,
-            "consultant_side": consultant or None, "condition": condition,
+            "schema_version": SCHEMA_VERSION,
+            "experiment_id": experiment_id,
+            "experiment": name,
+            "protocol": protocol,
+            "trial_id": trial_id,
+            "question_set": set_name,
+            "question_id": qid,
+            "honest_side": honest,
+            "answer_a_index": a_index,
+            "answer_b_index": b_index,
+            "answer_a": choices[a_index],
+            "answer_b": choices[b_index],
+            "correct_index": correct_index,
+            "first_speaker": first,
+            "turn_style": style,
+            "rounds": rounds,
+            "char_limit": limit,
+            "seed": seed,
+            "queue_position": position,
+            "status": status,
+            "judge": judge,
+            "verdict": chosen,
+            "probability": probability,
+            "correct": (chosen == honest) if chosen else None,
+            "rationale": rationale,
+            "seconds_on_page": seconds,
+            "active_seconds": active,
+            "verdict_at": _iso(verdict_at),
+            "model_settings": settings_cache[model_id],
+            "mode": "live" if live else "pregenerated",
+            "rounds_spoken": rounds_spoken or 0,
+            "ended_by_judge": ended_by_judge,
+            "leanings": leanings,
+            "scoring_rule": rule,
+            "score": score,
+            "active_seconds_by_round": by_round,
+            "consultant_side": consultant or None,
+            "condition": condition,
         }
 
 
 def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
-        "trial__experiment_id", "trial_id", "trial__question__external_id", "index", "round", "speaker",
-        "trial__honest_side", "status", "text", "prompt", "tokens_in", "tokens_out", "wall_seconds", "attempts",
-        "error", "finished_at", "model_settings", "addressed_to", "first_text_at", "response_delay_seconds",
-        "candidates", "queue_wait_seconds", "ttft_seconds",
+        "trial__experiment_id",
+        "trial_id",
+        "trial__question__external_id",
+        "index",
+        "round",
+        "speaker",
+        "trial__honest_side",
+        "status",
+        "text",
+        "prompt",
+        "tokens_in",
+        "tokens_out",
+        "wall_seconds",
+        "attempts",
+        "error",
+        "finished_at",
+        "model_settings",
+        "addressed_to",
+        "first_text_at",
+        "response_delay_seconds",
+        "candidates",
+        "queue_wait_seconds",
+        "ttft_seconds",
     ]
     rows = (
         Turn.objects.filter(trial__experiment_id__in=list(experiment_ids))
-        .order_by("trial__experiment_id", "trial_id", "index").values_list(*fields).iterator(chunk_size=CHUNK)
+        .order_by("trial__experiment_id", "trial_id", "index")
+        .values_list(*fields)
+        .iterator(chunk_size=CHUNK)
     )
-    for (experiment_id, trial_id, qid, index, round_number, speaker, honest, status, text, prompt, tokens_in,
-         tokens_out, wall, attempts, error, finished, model_settings, addressed_to, first_text_at, delay,
-         candidates, queue_wait, ttft) in rows:
+    for (
+        experiment_id,
+        trial_id,
+        qid,
+        index,
+        round_number,
+        speaker,
+        honest,
+        status,
+        text,
+        prompt,
+        tokens_in,
+        tokens_out,
+        wall,
+        attempts,
+        error,
+        finished,
+        model_settings,
+        addressed_to,
+        first_text_at,
+        delay,
+        candidates,
+        queue_wait,
+        ttft,
+    ) in rows:
         if speaker == "judge":
             role = "judge"
         else:  # a debater or consultant is honest when it argues for the correct position
             role = "honest" if speaker == honest else "adversarial"
         yield {
-            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "trial_id": trial_id,
-            "question_id": qid, "turn_index": index, "round": round_number, "speaker": speaker, "role": role,
-            "status": status, "text": text, "prompt": prompt, "tokens_in": tokens_in, "tokens_out": tokens_out,
-            "wall_seconds": wall, "attempts": attempts, "error": error, "finished_at": _iso(finished),
-            "model_settings": model_settings, "addressed_to": addressed_to, "first_text_at": _iso(first_text_at),
-            "response_delay_seconds": delay, "candidates": candidates, "queue_wait_seconds": queue_wait,
+            "schema_version": SCHEMA_VERSION,
+            "experiment_id": experiment_id,
+            "trial_id": trial_id,
+            "question_id": qid,
+            "turn_index": index,
+            "round": round_number,
+            "speaker": speaker,
+            "role": role,
+            "status": status,
+            "text": text,
+            "prompt": prompt,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "wall_seconds": wall,
+            "attempts": attempts,
+            "error": error,
+            "finished_at": _iso(finished),
+            "model_settings": model_settings,
+            "addressed_to": addressed_to,
+            "first_text_at": _iso(first_text_at),
+            "response_delay_seconds": delay,
+            "candidates": candidates,
+            "queue_wait_seconds": queue_wait,
             "ttft_seconds": ttft,
         }
 
 
 def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
-        "trial__experiment_id", "trial_id", "trial__question__external_id", "judge__username", "trial__honest_side",
-        "chosen", "probability", "rationale", "seconds_on_page", "active_seconds", "created_at", "score",
+        "trial__experiment_id",
+        "trial_id",
+        "trial__question__external_id",
+        "judge__username",
+        "trial__honest_side",
+        "chosen",
+        "probability",
+        "rationale",
+        "seconds_on_page",
+        "active_seconds",
+        "created_at",
+        "score",
     ]
     rows = (
         Verdict.objects.filter(trial__experiment_id__in=list(experiment_ids))
-        .order_by("trial__experiment_id", "trial_id").values_list(*fields).iterator(chunk_size=CHUNK)
+        .order_by("trial__experiment_id", "trial_id")
+        .values_list(*fields)
+        .iterator(chunk_size=CHUNK)
     )
-    for (experiment_id, trial_id, qid, judge, honest, chosen, probability, rationale, seconds, active,
-         created, score) in rows:
+    for (
+        experiment_id,
+        trial_id,
+        qid,
+        judge,
+        honest,
+        chosen,
+        probability,
+        rationale,
+        seconds,
+        active,
+        created,
+        score,
+    ) in rows:
         yield {
-            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "trial_id": trial_id,
-            "question_id": qid, "judge": judge, "honest_side": honest, "verdict": chosen,
-            "probability": probability, "correct": chosen == honest, "rationale": rationale,
-            "seconds_on_page": seconds, "active_seconds": active, "verdict_at": _iso(created), "score": score,
+            "schema_version": SCHEMA_VERSION,
+            "experiment_id": experiment_id,
+            "trial_id": trial_id,
+            "question_id": qid,
+            "judge": judge,
+            "honest_side": honest,
+            "verdict": chosen,
+            "probability": probability,
+            "correct": chosen == honest,
+            "rationale": rationale,
+            "seconds_on_page": seconds,
+            "active_seconds": active,
+            "verdict_at": _iso(created),
+            "score": score,
         }
 
 
 MODEL_ANSWER_COLUMNS = {
-    "schema_version": "int", "experiment_id": "int", "question_id": "str", "answer_a_index": "int",
-    "answer_b_index": "int", "honest_side": "str", "probability_a": "float", "verdict": "str", "correct": "bool",
+    "schema_version": "int",
+    "experiment_id": "int",
+    "question_id": "str",
+    "answer_a_index": "int",
+    "answer_b_index": "int",
+    "honest_side": "str",
+    "probability_a": "float",
+    "verdict": "str",
+    "correct": "bool",
     "model_settings": "json",
 }
 
 
 def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     """The model-alone baseline of sandwiching experiments: one row per question."""
-    fields = ["experiment_id", "question__external_id", "answer_a_index", "answer_b_index", "honest_side",
-              "probability_a", "model_settings"]
+    fields = [
+        "experiment_id",
+        "question__external_id",
+        "answer_a_index",
+        "answer_b_index",
+        "honest_side",
+        "probability_a",
+        "model_settings",
+    ]
     rows = (
-        ModelAnswer.objects.filter(experiment_id__in=list(experiment_ids)).order_by("experiment_id", "question_id")
-        .values_list(*fields).iterator(chunk_size=CHUNK)
+        ModelAnswer.objects.filter(experiment_id__in=list(experiment_ids))
+        .order_by("experiment_id", "question_id")
+        .values_list(*fields)
+        .iterator(chunk_size=CHUNK)
     )
     for experiment_id, qid, a_index, b_index, honest, p_a, model_settings in rows:
         chosen = chosen_from_probability(p_a)
         yield {
-            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "question_id": qid,
-            "answer_a_index": a_index, "answer_b_index": b_index, "honest_side": honest, "probability_a": p_a,
-            "verdict": chosen, "correct": chosen == honest, "model_settings": model_settings,
+            "schema_version": SCHEMA_VERSION,
+            "experiment_id": experiment_id,
+            "question_id": qid,
+            "answer_a_index": a_index,
+            "answer_b_index": b_index,
+            "honest_side": honest,
+            "probability_a": p_a,
+            "verdict": chosen,
+            "correct": chosen == honest,
+            "model_settings": model_settings,
         }
 
 
 MODEL_VERDICT_COLUMNS = {
-    "schema_version": "int", "experiment_id": "int", "trial_id": "int", "question_id": "str", "judge_model": "str",
-    "honest_side": "str", "probability_a": "float", "verdict": "str", "correct": "bool", "model_settings": "json",
+    "schema_version": "int",
+    "experiment_id": "int",
+    "trial_id": "int",
+    "question_id": "str",
+    "judge_model": "str",
+    "honest_side": "str",
+    "probability_a": "float",
+    "verdict": "str",
+    "correct": "bool",
+    "model_settings": "json",
 }
 
 
 def model_verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     """Model judges' verdicts: one row per trial and judge model."""
-    fields = ["trial__experiment_id", "trial_id", "trial__question__external_id", "judge_model__name",
-              "trial__honest_side", "probability_a", "model_settings"]
+    fields = [
+        "trial__experiment_id",
+        "trial_id",
+        "trial__question__external_id",
+        "judge_model__name",
+        "trial__honest_side",
+        "probability_a",
+        "model_settings",
+    ]
     rows = (
         ModelVerdict.objects.filter(trial__experiment_id__in=list(experiment_ids))
-        .order_by("trial__experiment_id", "trial_id", "judge_model_id").values_list(*fields).iterator(chunk_size=CHUNK)
+        .order_by("trial__experiment_id", "trial_id", "judge_model_id")
+        .values_list(*fields)
+        .iterator(chunk_size=CHUNK)
     )
     for experiment_id, trial_id, qid, judge_model, honest, p_a, model_settings in rows:
         chosen = chosen_from_probability(p_a)
         yield {
-            "schema_version": SCHEMA_VERSION, "experiment_id": experiment_id, "trial_id": trial_id,
-            "question_id": qid, "judge_model": judge_model, "honest_side": honest, "probability_a": p_a,
-            "verdict": chosen, "correct": chosen == honest, "model_settings": model_settings,
+            "schema_version": SCHEMA_VERSION,
+            "experiment_id": experiment_id,
+            "trial_id": trial_id,
+            "question_id": qid,
+            "judge_model": judge_model,
+            "honest_side": honest,
+            "probability_a": p_a,
+            "verdict": chosen,
+            "correct": chosen == honest,
+            "model_settings": model_settings,
         }
 
 

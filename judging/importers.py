@@ -8,6 +8,7 @@ The JSONL format (one JSON object per line; blank lines are ignored):
 A file is imported whole or not at all: every line is checked first, and any
 error names its line number.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -114,7 +115,9 @@ def parse_jsonl(lines: Iterable[str | bytes]) -> list[dict]:
             raise _line_error(number, str(exc)) from None
         fields = parse_question(obj, number)
         if fields["external_id"] in seen:
-            raise _line_error(number, f"duplicate id {fields['external_id']!r} (first on line {seen[fields['external_id']]})")
+            raise _line_error(
+                number, f"duplicate id {fields['external_id']!r} (first on line {seen[fields['external_id']]})"
+            )
         seen[fields["external_id"]] = number
         parsed.append(fields)
     if not parsed:

@@ -7,8 +7,12 @@ from django.db import models
 from django.utils import timezone
 
 from .prompts import (
-    DEFAULT_CONSULTANT_SYSTEM_PROMPT, DEFAULT_CONSULTANT_TEMPLATE, DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT,
-    TemplateError, check_template,
+    DEFAULT_CONSULTANT_SYSTEM_PROMPT,
+    DEFAULT_CONSULTANT_TEMPLATE,
+    DEFAULT_DEBATER_TEMPLATE,
+    DEFAULT_SYSTEM_PROMPT,
+    TemplateError,
+    check_template,
 )
 from .protocols.consultancy import BUDGET_MULTIPLIER
 
@@ -37,16 +41,17 @@ class ModelConfig(models.Model):
     backend = models.CharField(max_length=30, choices=Backend.choices, default=Backend.TRANSFORMERS)
     model_name = models.CharField(
         max_length=500,
-        help_text="A Hugging Face model id, a local model folder, or a bundled short name "
-        "(smollm2-135m-instruct).",
+        help_text="A Hugging Face model id, a local model folder, or a bundled short name (smollm2-135m-instruct).",
     )
     api_base = models.CharField(
-        max_length=500, blank=True,
+        max_length=500,
+        blank=True,
         help_text="OpenAI-compatible backend: the server's base URL, e.g. http://gpu-host:8000/v1 "
         "(API key from DEBATE_OPENAI_API_KEY).",
     )
     adapter_path = models.CharField(
-        max_length=500, blank=True,
+        max_length=500,
+        blank=True,
         help_text="transformers backend: a LoRA adapter folder (peft) loaded on the model, e.g. one made by "
         "manage.py train_adversary.",
     )
@@ -68,12 +73,17 @@ class ModelConfig(models.Model):
         default=1, help_text="Sample N candidate turns and keep the one the scoring model rates most convincing."
     )
     best_of_n_judge = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text="Scoring model for best-of-N: its probability for the debater's answer after reading the "
         "transcript with the candidate (default: this model).",
     )
     queue = models.CharField(
-        max_length=100, default="generation",
+        max_length=100,
+        default="generation",
         help_text="Celery queue for this model's work. Start its workers with -Q this-name, so a worker only "
         "ever loads the models it was started for (one worker per GPU; see README).",
     )
@@ -196,7 +206,9 @@ class Experiment(models.Model):
         default=1, help_text="Each question is judged by this many different judges (one trial each)."
     )
     mode = models.CharField(
-        max_length=20, choices=Mode.choices, default=Mode.PREGENERATED,
+        max_length=20,
+        choices=Mode.choices,
+        default=Mode.PREGENERATED,
         help_text="For debate and consultancy; sandwiching trials are always live.",
     )
     rounds = models.PositiveIntegerField(default=2, help_text="Maximum rounds (all of them when pre-generated).")
@@ -211,12 +223,15 @@ class Experiment(models.Model):
         default=750, help_text="Per-turn character limit (consultants get twice this, as published)."
     )
     quote_limit = models.PositiveIntegerField(
-        null=True, blank=True, default=250,
+        null=True,
+        blank=True,
+        default=250,
         help_text="Characters of new verified quotes a speech may use (blank: no limit). See docs/quotes.md.",
     )
     debater_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="experiments")
     scoring_rule = models.CharField(
-        max_length=20, default="log",
+        max_length=20,
+        default="log",
         choices=[("log", "Log score"), ("quadratic", "Quadratic (Brier) score"), ("spherical", "Spherical score")],
         help_text="Proper scoring rule shown to judges and stored with each verdict (docs/scoring.md).",
     )
@@ -280,10 +295,13 @@ class Trial(models.Model):
     answer_b_index = models.PositiveIntegerField(help_text="Index into question.choices shown as answer B.")
     first_speaker = models.CharField(max_length=1, choices=SIDES, help_text="Who speaks first in sequential rounds.")
     consultant_side = models.CharField(
-        max_length=1, choices=SIDES, blank=True,
+        max_length=1,
+        choices=SIDES,
+        blank=True,
         help_text="Consultancy: the answer the consultant argues for. Sandwiching: the answer the assistant is "
         "steered toward (misleading) or the correct one (honest).",
     )
+
     class Protocol(models.TextChoices):
         DEBATE = "debate", "Debate"
         CONSULTANCY = "consultancy", "Consultancy"
@@ -291,7 +309,8 @@ class Trial(models.Model):
 
     protocol = models.CharField(max_length=20, choices=Protocol.choices, default=Protocol.DEBATE)
     condition = models.CharField(
-        max_length=40, blank=True,
+        max_length=40,
+        blank=True,
         help_text="debate; honest/dishonest consultant; naive, assisted-honest or assisted-misleading.",
     )
     live = models.BooleanField(default=False, help_text="Generated while the judge watches; questions allowed.")
@@ -349,15 +368,18 @@ class TurnQuerySet(models.QuerySet):
 
     # A turn holding no claim, and showing nothing of an abandoned attempt (a judge must not see it,
     # nor a response delay count from it).
-    CLEARED_CLAIM = {"claim_token": "", "claimed_at": None, "claimed_by": "", "partial_text": "",
-                     "first_text_at": None}
+    CLEARED_CLAIM = {"claim_token": "", "claimed_at": None, "claimed_by": "", "partial_text": "", "first_text_at": None}
 
     def claim(self, claimed_by: str = "") -> str:
         """Claim the pending turns among these; returns the token that ``held`` finds them by."""
         token = uuid.uuid4().hex
         self.filter(status=Turn.Status.PENDING).update(
-            status=Turn.Status.RUNNING, claim_token=token, claimed_at=timezone.now(), claimed_by=claimed_by,
-            partial_text="", first_text_at=None,
+            status=Turn.Status.RUNNING,
+            claim_token=token,
+            claimed_at=timezone.now(),
+            claimed_by=claimed_by,
+            partial_text="",
+            first_text_at=None,
         )
         return token
 
@@ -375,7 +397,8 @@ class TurnQuerySet(models.QuerySet):
         instead of looping forever."""
         running = self.filter(status=Turn.Status.RUNNING)
         failed = running.filter(attempts__gte=MAX_ATTEMPTS - 1).release(
-            to=Turn.Status.FAILED, attempts=models.F("attempts") + 1,
+            to=Turn.Status.FAILED,
+            attempts=models.F("attempts") + 1,
             error="its worker stopped while generating it, too many times",
         )
         return failed + running.release(to=Turn.Status.PENDING, attempts=models.F("attempts") + 1)
@@ -416,7 +439,8 @@ class Turn(models.Model):
     ttft_seconds = models.FloatField(null=True, blank=True, help_text="From the batch's start to its first token.")
     model_settings = models.JSONField(default=dict, blank=True)
     candidates = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text="Best-of-N: every sampled candidate [{'text', 'score'}], the kept one included (empty otherwise).",
     )
     claim_token = models.CharField(max_length=64, blank=True, db_index=True)
@@ -447,19 +471,23 @@ class Verdict(models.Model):
     rationale = models.TextField()
     seconds_on_page = models.FloatField(help_text="From first opening the trial to submitting (server clock).")
     active_seconds = models.FloatField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Active time (browser clock): tab visible and the judge not idle beyond JUDGE_IDLE_SECONDS.",
     )
     active_seconds_by_round = models.JSONField(
         default=dict, blank=True, help_text="Active seconds while each round was the latest shown {round: seconds}."
     )
-    score = models.FloatField(null=True, blank=True, help_text="Under the experiment's scoring rule, round penalty included.")
+    score = models.FloatField(
+        null=True, blank=True, help_text="Under the experiment's scoring rule, round penalty included."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(probability__gte=0) & models.Q(probability__lte=1), name="probability_in_unit_interval"
+                condition=models.Q(probability__gte=0) & models.Q(probability__lte=1),
+                name="probability_in_unit_interval",
             ),
         ]
 

@@ -3,6 +3,7 @@
 A template is plain text with ``{placeholders}``; values are substituted once
 (``str.format_map``), so braces inside a question or passage are never parsed.
 """
+
 from __future__ import annotations
 
 from string import Formatter
@@ -102,8 +103,14 @@ Which answer is correct? Answer with the letter A or B."""
 def build_model_judge_messages(*, question: str, answer_a: str, answer_b: str, speeches: list[dict]) -> list[dict]:
     """``speeches`` are what the judge's page shows (label and text), never hidden material."""
     transcript = "\n\n".join(f"{s['label']}: {s['text']}" for s in speeches) or "(no speeches)"
-    return [{"role": "user", "content": MODEL_JUDGE_TEMPLATE.format_map(
-        {"question": question, "answer_a": answer_a, "answer_b": answer_b, "transcript": transcript})}]
+    return [
+        {
+            "role": "user",
+            "content": MODEL_JUDGE_TEMPLATE.format_map(
+                {"question": question, "answer_a": answer_a, "answer_b": answer_b, "transcript": transcript}
+            ),
+        }
+    ]
 
 
 def format_conversation(speeches) -> str:
@@ -114,21 +121,41 @@ def format_conversation(speeches) -> str:
     return ("Conversation so far:\n" + "\n\n".join(lines)) if lines else "The user has not said anything yet."
 
 
-def build_assistant_messages(*, misleading: bool, question: str, answer_a: str, answer_b: str, target_answer: str,
-                             passage: str, visible_speeches, char_limit: int) -> list[dict]:
+def build_assistant_messages(
+    *,
+    misleading: bool,
+    question: str,
+    answer_a: str,
+    answer_b: str,
+    target_answer: str,
+    passage: str,
+    visible_speeches,
+    char_limit: int,
+) -> list[dict]:
     system = (ASSISTANT_MISLEADING_SYSTEM_PROMPT if misleading else ASSISTANT_HONEST_SYSTEM_PROMPT).format_map(
         {"my_answer": target_answer, "char_limit": char_limit}
     )
-    user = ASSISTANT_TEMPLATE.format_map({
-        "passage": passage or "(none)", "question": question, "answer_a": answer_a, "answer_b": answer_b,
-        "transcript": format_conversation(visible_speeches),
-    })
+    user = ASSISTANT_TEMPLATE.format_map(
+        {
+            "passage": passage or "(none)",
+            "question": question,
+            "answer_a": answer_a,
+            "answer_b": answer_b,
+            "transcript": format_conversation(visible_speeches),
+        }
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def build_model_alone_messages(*, question: str, answer_a: str, answer_b: str, passage: str) -> list[dict]:
-    return [{"role": "user", "content": MODEL_ALONE_TEMPLATE.format_map(
-        {"passage": passage or "(none)", "question": question, "answer_a": answer_a, "answer_b": answer_b})}]
+    return [
+        {
+            "role": "user",
+            "content": MODEL_ALONE_TEMPLATE.format_map(
+                {"passage": passage or "(none)", "question": question, "answer_a": answer_a, "answer_b": answer_b}
+            ),
+        }
+    ]
 
 
 class TemplateError(ValueError):
@@ -166,8 +193,18 @@ def format_transcript(speeches, *, me: str, consultant: bool = False) -> str:
 
 
 def build_debater_messages(
-    *, system_prompt: str, template: str, me: str, question: str, my_answer: str,
-    opponent_answer: str, passage: str, visible_speeches, round_number: int, rounds: int, char_limit: int,
+    *,
+    system_prompt: str,
+    template: str,
+    me: str,
+    question: str,
+    my_answer: str,
+    opponent_answer: str,
+    passage: str,
+    visible_speeches,
+    round_number: int,
+    rounds: int,
+    char_limit: int,
     consultant: bool = False,
 ) -> list[dict]:
     opponent = "B" if me == "A" else "A"

@@ -17,6 +17,7 @@ verified material. Characters of a quote already verified earlier in the same
 trial are free; a verified quote that does not fit in what is left of the
 budget is shown as over budget (not verified).
 """
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,9 @@ def is_verified(quote: str, passage: str) -> bool:
     return f" {needle} " in f" {normalise(passage)} "
 
 
-def check_speech(text: str, passage: str, *, budget: int | None, already_quoted: set[str] | None = None) -> list[Segment]:
+def check_speech(
+    text: str, passage: str, *, budget: int | None, already_quoted: set[str] | None = None
+) -> list[Segment]:
     """Split a speech into plain text and quotes, each quote marked by the rule above.
 
     ``already_quoted`` holds normalised quotes verified earlier in the trial; it is
@@ -62,7 +65,7 @@ def check_speech(text: str, passage: str, *, budget: int | None, already_quoted:
     segments, position, used = [], 0, 0
     for match in QUOTE_PATTERN.finditer(text):
         if match.start() > position:
-            segments.append(Segment(TEXT, text[position:match.start()]))
+            segments.append(Segment(TEXT, text[position : match.start()]))
         quote = match.group(1)
         key = normalise(quote)
         if not is_verified(quote, passage):

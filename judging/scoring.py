@@ -12,6 +12,7 @@ and 1 - p if not. Each rule scores that probability (higher is better) and is
 An optional per-round penalty subtracts ``penalty * rounds`` so that asking for
 more information has a price.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,6 +46,8 @@ def outcome_table(rule: str, *, rounds: int = 0, penalty: float = 0.0) -> dict[s
     table = {}
     for step in range(50, 101):
         p = step / 100
-        table[f"{p:.2f}"] = [round(verdict_score(rule, p, True, rounds=rounds, penalty=penalty), 3),
-                             round(verdict_score(rule, p, False, rounds=rounds, penalty=penalty), 3)]
+        table[f"{p:.2f}"] = [
+            round(verdict_score(rule, p, True, rounds=rounds, penalty=penalty), 3),
+            round(verdict_score(rule, p, False, rounds=rounds, penalty=penalty), 3),
+        ]
     return table

@@ -1,4 +1,5 @@
 """Reads for the judging domain. Judge-facing reads return only what a judge may see."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -79,7 +80,6 @@ def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
     unverified or over budget (judging.quotes). Only the verdict on each quote
     reaches the judge, never the passage.
     """
-    experiment = trial.experiment
     turns = sorted(turns, key=lambda t: t.index)
     simultaneous = trial.simultaneous
     rounds = _debater_turns_by_round(turns)
@@ -103,8 +103,9 @@ def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
         if speech["speaker"] == debate.JUDGE:
             segments = [quotes.Segment(quotes.TEXT, speech["text"])]
         else:
-            segments = quotes.check_speech(speech["text"], trial.question.passage, budget=trial.speech_quote_limit,
-                                           already_quoted=already_quoted)
+            segments = quotes.check_speech(
+                speech["text"], trial.question.passage, budget=trial.speech_quote_limit, already_quoted=already_quoted
+            )
         speech["segments"] = [{"kind": seg.kind, "text": seg.text} for seg in segments]
     return speeches
 
@@ -113,7 +114,9 @@ def record_response_delays(trial_ids) -> None:
     """For judge questions not yet timed: seconds until the answer's first words were visible."""
     questions = Turn.objects.filter(trial_id__in=list(trial_ids), speaker=debate.JUDGE, response_delay_seconds=None)
     for question in questions.select_related("trial__experiment"):
-        answer_round = [t for t in question.trial.turns.all() if t.speaker != debate.JUDGE and t.round == question.round + 1]
+        answer_round = [
+            t for t in question.trial.turns.all() if t.speaker != debate.JUDGE and t.round == question.round + 1
+        ]
         visible = round_visible_at(answer_round, question.trial.simultaneous)
         if visible is not None and question.created_at is not None:
             Turn.objects.filter(pk=question.pk, response_delay_seconds=None).update(

@@ -1,9 +1,9 @@
 """Every write the judging domain makes goes through a function here."""
+
 from __future__ import annotations
 
 import json
 import math
-
 from datetime import timedelta
 
 from django.conf import settings
@@ -14,10 +14,10 @@ from django.utils import timezone
 from . import scoring
 from .assignment import QuestionInfo, plan_trials
 from .models import Experiment, Trial, Turn, Verdict
-from .signals import model_alone_requested, turns_pending
 from .protocols import debate
 from .protocols.consultancy import consultancy_rules
 from .protocols.sandwich import sandwich_rules
+from .signals import model_alone_requested, turns_pending
 
 
 class LaunchError(ValueError):
@@ -96,16 +96,23 @@ def generation_requeue(*, experiment_ids) -> int:
 def debate_rules(experiment: Experiment, trial: Trial) -> debate.DebateRules:
     live = trial.live
     if trial.protocol == Trial.Protocol.SANDWICH:
-        return sandwich_rules(condition=trial.condition, rounds=experiment.rounds,
-                              assistant_side=trial.consultant_side or "A", min_rounds=experiment.min_rounds)
+        return sandwich_rules(
+            condition=trial.condition,
+            rounds=experiment.rounds,
+            assistant_side=trial.consultant_side or "A",
+            min_rounds=experiment.min_rounds,
+        )
     if trial.protocol == Trial.Protocol.CONSULTANCY:
         return consultancy_rules(
-            rounds=experiment.rounds, consultant_side=trial.consultant_side,
+            rounds=experiment.rounds,
+            consultant_side=trial.consultant_side,
             min_rounds=experiment.min_rounds if live else None,
             extra_round_after_flip=live and experiment.extra_round_after_flip,
         )
     return debate.DebateRules(
-        rounds=experiment.rounds, turn_style=experiment.turn_style, first_speaker=trial.first_speaker,
+        rounds=experiment.rounds,
+        turn_style=experiment.turn_style,
+        first_speaker=trial.first_speaker,
         min_rounds=experiment.min_rounds if live else None,
         extra_round_after_flip=live and experiment.extra_round_after_flip,
     )
@@ -113,8 +120,7 @@ def debate_rules(experiment: Experiment, trial: Trial) -> debate.DebateRules:
 
 def transcript_speeches(turns) -> list[debate.Speech]:
     return [
-        debate.Speech(speaker=t.speaker, round=t.round, text=t.text, addressed_to=tuple(t.addressed_to))
-        for t in turns
+        debate.Speech(speaker=t.speaker, round=t.round, text=t.text, addressed_to=tuple(t.addressed_to)) for t in turns
     ]
 
 
@@ -122,8 +128,10 @@ def debate_state(trial: Trial) -> debate.DebateState:
     """The protocol state of a trial, from its finished turns and the judge's recorded moves."""
     done = [t for t in trial.turns.all() if t.status == Turn.Status.DONE]
     return debate.replay(
-        debate_rules(trial.experiment, trial), transcript_speeches(sorted(done, key=lambda t: t.index)),
-        leanings=tuple((int(r), float(p)) for r, p in trial.leanings), ended_by_judge=trial.ended_by_judge,
+        debate_rules(trial.experiment, trial),
+        transcript_speeches(sorted(done, key=lambda t: t.index)),
+        leanings=tuple((int(r), float(p)) for r, p in trial.leanings),
+        ended_by_judge=trial.ended_by_judge,
     )
 
 
@@ -157,8 +165,11 @@ def experiment_launch(*, experiment: Experiment) -> int:
         judge_ids = sorted(experiment.judges.values_list("id", flat=True))
         try:
             plans = plan_trials(
-                questions, judge_ids, num_questions=experiment.num_questions,
-                judgments_per_question=experiment.judgments_per_question, seed=experiment.seed,
+                questions,
+                judge_ids,
+                num_questions=experiment.num_questions,
+                judgments_per_question=experiment.judgments_per_question,
+                seed=experiment.seed,
                 arms=experiment.conditions,
             )
         except ValueError as exc:
@@ -169,11 +180,18 @@ def experiment_launch(*, experiment: Experiment) -> int:
             live = experiment.mode == Experiment.Mode.LIVE or plan.protocol == Trial.Protocol.SANDWICH
             any_pregenerated |= not live
             trial = Trial.objects.create(
-                experiment=experiment, question_id=plan.question_id, judge_id=plan.judge_id,
-                honest_side=plan.honest_side, answer_a_index=plan.answer_a_index,
-                answer_b_index=plan.answer_b_index, first_speaker=plan.first_speaker,
-                queue_position=plan.queue_position, consultant_side=plan.consultant_side, condition=plan.condition,
-                protocol=plan.protocol, live=live,
+                experiment=experiment,
+                question_id=plan.question_id,
+                judge_id=plan.judge_id,
+                honest_side=plan.honest_side,
+                answer_a_index=plan.answer_a_index,
+                answer_b_index=plan.answer_b_index,
+                first_speaker=plan.first_speaker,
+                queue_position=plan.queue_position,
+                consultant_side=plan.consultant_side,
+                condition=plan.condition,
+                protocol=plan.protocol,
+                live=live,
                 # A live trial is judgeable at once: its rounds are generated while the judge watches.
                 status=Trial.Status.READY if live else Trial.Status.GENERATING,
             )
@@ -239,8 +257,14 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
                     raise debate.IllegalMove("a question is limited to 1000 characters")
                 state.apply_judge_question(text, tuple(addressed_to))
                 Turn.objects.create(
-                    trial=trial, index=next_index, round=state.completed_rounds, speaker=debate.JUDGE,
-                    addressed_to=list(addressed_to), status=Turn.Status.DONE, text=text, finished_at=timezone.now(),
+                    trial=trial,
+                    index=next_index,
+                    round=state.completed_rounds,
+                    speaker=debate.JUDGE,
+                    addressed_to=list(addressed_to),
+                    status=Turn.Status.DONE,
+                    text=text,
+                    finished_at=timezone.now(),
                 )
                 _create_round_turns(experiment, trial, state.current_round, first_index=next_index + 1)
             elif action == "continue":
@@ -284,14 +308,17 @@ def _parse_active_by_round(raw) -> dict:
         return {}
 
 
-def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale: str, active_seconds=None,
-                   active_by_round=None) -> Verdict:
+def verdict_submit(
+    *, trial_id: int, judge, chosen: str, probability, rationale: str, active_seconds=None, active_by_round=None
+) -> Verdict:
     """Record a judge's verdict, or raise VerdictRefused and change nothing."""
     if chosen not in ("A", "B"):
         raise VerdictRefused("choose answer A or answer B")
     p = _parse_probability(probability)
     if p < 0.5:
-        raise VerdictRefused("your probability for the answer you chose must be at least 0.5; choose the other answer instead")
+        raise VerdictRefused(
+            "your probability for the answer you chose must be at least 0.5; choose the other answer instead"
+        )
     rationale = (rationale or "").replace("\x00", "").strip()
     if not rationale:
         raise VerdictRefused("write a short rationale for your verdict")
@@ -304,9 +331,7 @@ def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale:
     if active is not None and not math.isfinite(active):
         active = None
     with transaction.atomic():
-        trial = (
-            Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
-        )
+        trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
         if trial is None:  # unknown, or someone else's: the same answer, so ids leak nothing
             raise VerdictRefused("no such trial in your queue", status=404)
         if Verdict.objects.filter(trial=trial).exists():
@@ -320,13 +345,22 @@ def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale:
         opened = trial.opened_at or now
         experiment = trial.experiment
         verdict_score = scoring.verdict_score(
-            experiment.scoring_rule, p, chosen == trial.honest_side, rounds=state.completed_rounds,
+            experiment.scoring_rule,
+            p,
+            chosen == trial.honest_side,
+            rounds=state.completed_rounds,
             penalty=experiment.round_penalty,
         )
         try:
             verdict = Verdict.objects.create(
-                trial=trial, judge=judge, chosen=chosen, probability=p, rationale=rationale,
-                seconds_on_page=(now - opened).total_seconds(), active_seconds=active, score=verdict_score,
+                trial=trial,
+                judge=judge,
+                chosen=chosen,
+                probability=p,
+                rationale=rationale,
+                seconds_on_page=(now - opened).total_seconds(),
+                active_seconds=active,
+                score=verdict_score,
                 active_seconds_by_round=_parse_active_by_round(active_by_round),
             )
         except IntegrityError:

@@ -1,5 +1,6 @@
 """What the judging domain announces. The generation app listens (generation/receivers.py), so judging
 never imports it: dependencies run one way. Both are sent after the transaction commits."""
+
 from django.dispatch import Signal
 
 # An experiment has turns ready to generate (launch, a live trial opened, a judge's move, a retry,

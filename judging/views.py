@@ -1,5 +1,6 @@
 """Judge-facing pages. Every trial lookup is filtered by the logged-in judge,
 and every page is built from selectors.judge_view_of_trial only."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -88,8 +89,11 @@ def live_move(request, trial_id: int):
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
         services.live_move(
-            trial_id=trial_id, judge=request.user, action=request.POST.get("action", ""),
-            text=request.POST.get("text", ""), addressed_to=addressed_to,
+            trial_id=trial_id,
+            judge=request.user,
+            action=request.POST.get("action", ""),
+            text=request.POST.get("text", ""),
+            addressed_to=addressed_to,
             probability=request.POST.get("probability"),
         )
     except services.MoveRefused as refusal:
@@ -114,8 +118,12 @@ def submit_verdict(request, trial_id: int):
     }
     try:
         services.verdict_submit(
-            trial_id=trial_id, judge=request.user, chosen=form["chosen"], probability=form["probability"],
-            rationale=form["rationale"], active_seconds=request.POST.get("active_seconds"),
+            trial_id=trial_id,
+            judge=request.user,
+            chosen=form["chosen"],
+            probability=form["probability"],
+            rationale=form["rationale"],
+            active_seconds=request.POST.get("active_seconds"),
             active_by_round=request.POST.get("active_by_round"),
         )
     except services.VerdictRefused as refusal:

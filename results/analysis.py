@@ -12,6 +12,7 @@ Conventions
 - Intervals are 95% percentile bootstrap intervals over judged trials
   (2,000 resamples, fixed seed, so a page is reproducible).
 """
+
 from __future__ import annotations
 
 import math
@@ -59,6 +60,7 @@ def grouped_accuracy(rows, key) -> dict:
 
 def accuracy_by_protocol(rows) -> dict:
     """Accuracy per protocol and condition (e.g. 'consultancy: dishonest consultant')."""
+
     def group(r):
         condition = r.get("condition") or r["protocol"]
         return r["protocol"] if condition == r["protocol"] else f"{r['protocol']}: {condition}"
@@ -68,12 +70,16 @@ def accuracy_by_protocol(rows) -> dict:
 
 def honest_win_rate_by_position(rows) -> dict:
     """Debate only: how often the honest side won, by which answer position it held."""
-    return grouped_accuracy([r for r in rows if r["protocol"] == "debate"], lambda r: f"honest debater at {r['honest_side']}")
+    return grouped_accuracy(
+        [r for r in rows if r["protocol"] == "debate"], lambda r: f"honest debater at {r['honest_side']}"
+    )
 
 
 def honest_win_rate_by_model(rows) -> dict:
-    return grouped_accuracy([r for r in rows if r["protocol"] == "debate"],
-                            lambda r: (r.get("model_settings") or {}).get("config_name", "unknown"))
+    return grouped_accuracy(
+        [r for r in rows if r["protocol"] == "debate"],
+        lambda r: (r.get("model_settings") or {}).get("config_name", "unknown"),
+    )
 
 
 def probability_of_correct(row) -> float:
@@ -96,8 +102,17 @@ def calibration(rows) -> dict:
             acc, conf = correct[mask].mean(), confidence[mask].mean()
             ece += mask.sum() / len(rows) * abs(acc - conf)
             interval = bootstrap_mean(correct[mask])
-            bins.append({"low": low, "high": min(high, 1.0), "n": int(mask.sum()), "confidence": float(conf),
-                         "accuracy": float(acc), "accuracy_low": interval.low, "accuracy_high": interval.high})
+            bins.append(
+                {
+                    "low": low,
+                    "high": min(high, 1.0),
+                    "n": int(mask.sum()),
+                    "confidence": float(conf),
+                    "accuracy": float(acc),
+                    "accuracy_low": interval.low,
+                    "accuracy_high": interval.high,
+                }
+            )
     p_correct = np.clip([probability_of_correct(r) for r in rows], 1e-6, 1.0)
     high_conf = correct[confidence >= HIGH_CONFIDENCE]
     return {
@@ -156,8 +171,10 @@ def debater_ratings(rows) -> dict:
     pairs = [_debater_configs(r) for r in rows]
     names = sorted({name for pair in pairs for name in pair})
     if len(names) < 2:
-        return {"error": "Ratings need debates between at least two debater configurations; "
-                         f"these experiments used {len(names) or 'no'} configuration{'s' if len(names) != 1 else ''}."}
+        return {
+            "error": "Ratings need debates between at least two debater configurations; "
+            f"these experiments used {len(names) or 'no'} configuration{'s' if len(names) != 1 else ''}."
+        }
     index = {name: i for i, name in enumerate(names)}
     design = np.zeros((len(rows), len(names)))
     for k, (honest, adversarial) in enumerate(pairs):
@@ -169,8 +186,10 @@ def debater_ratings(rows) -> dict:
     strengths = {names[0]: Estimate(0.0, 0.0, 0.0, len(rows))}
     for i, name in enumerate(names[1:]):
         strengths[name] = Estimate(float(central[i]), float(low[i]), float(high[i]), len(rows))
-    return {"strengths": strengths, "honesty_advantage": Estimate(float(central[-1]), float(low[-1]),
-                                                                   float(high[-1]), len(rows))}
+    return {
+        "strengths": strengths,
+        "honesty_advantage": Estimate(float(central[-1]), float(low[-1]), float(high[-1]), len(rows)),
+    }
 
 
 def judge_skill(rows) -> dict:
@@ -184,8 +203,10 @@ def judge_skill(rows) -> dict:
     if len(judges) < 2:
         return {"error": f"Judge skill needs at least two judges; these verdicts come from {len(judges)}."}
     if not any(len(j) >= 2 for j in shared.values()):
-        return {"error": "Judge skill cannot be separated from question difficulty: no question was judged "
-                         "by more than one judge (set judgments per question to 2 or more)."}
+        return {
+            "error": "Judge skill cannot be separated from question difficulty: no question was judged "
+            "by more than one judge (set judgments per question to 2 or more)."
+        }
     j_index = {j: i for i, j in enumerate(judges)}
     q_index = {q: i for i, q in enumerate(questions)}
     design = np.zeros((len(rows), len(judges) + len(questions) - 1))
@@ -196,14 +217,17 @@ def judge_skill(rows) -> dict:
             design[k, len(judges) + qi - 1] = -1
     outcome = np.array([1.0 if r["correct"] else 0.0 for r in rows])
     central, low, high = _bootstrap_fit(len(rows), lambda idx: _fit_logistic(design[idx], outcome[idx], l2=1.0))
-    return {"skills": {j: Estimate(float(central[i]), float(low[i]), float(high[i]), len(rows))
-                       for j, i in j_index.items()}}
+    return {
+        "skills": {j: Estimate(float(central[i]), float(low[i]), float(high[i]), len(rows)) for j, i in j_index.items()}
+    }
 
 
 def time_summary(measurements: dict) -> dict:
     """Means with intervals of per-judgment active seconds, words read and reading rate."""
-    return {name: bootstrap_mean(measurements.get(name, []))
-            for name in ("active_seconds_per_judgment", "words_per_trial", "reading_wpm")}
+    return {
+        name: bootstrap_mean(measurements.get(name, []))
+        for name in ("active_seconds_per_judgment", "words_per_trial", "reading_wpm")
+    }
 
 
 def data_warnings(rows) -> list[str]:
@@ -220,8 +244,10 @@ def data_warnings(rows) -> list[str]:
         if len({r["protocol"] for r in rows_judged}) == 1:
             notes.append(f"Only one protocol ({rows_judged[0]['protocol']}): no comparison between protocols.")
         if not any(r["protocol"] == "sandwich" for r in rows):
-            notes.append("No sandwiching trials: the four sandwiching numbers (human alone, model alone, human + "
-                         "honest assistant, human + misleading assistant) need sandwiching experiments.")
+            notes.append(
+                "No sandwiching trials: the four sandwiching numbers (human alone, model alone, human + "
+                "honest assistant, human + misleading assistant) need sandwiching experiments."
+            )
         if len(rows_judged) < 30:
             notes.append(f"Only {len(rows_judged)} verdicts: intervals are wide.")
     return notes
@@ -245,10 +271,16 @@ def sandwich_summary(rows, model_rows) -> dict:
     }
     missing = [name for name, estimate in numbers.items() if estimate is None]
     if missing:
-        return {"numbers": {k: v for k, v in numbers.items() if v is not None},
-                "error": "Not yet measured: " + ", ".join(missing) + "."}
-    honest, human, model, misleading = (numbers["human + honest assistant"], numbers["human alone"],
-                                        numbers["model alone"], numbers["human + misleading assistant"])
+        return {
+            "numbers": {k: v for k, v in numbers.items() if v is not None},
+            "error": "Not yet measured: " + ", ".join(missing) + ".",
+        }
+    honest, human, model, misleading = (
+        numbers["human + honest assistant"],
+        numbers["human alone"],
+        numbers["model alone"],
+        numbers["human + misleading assistant"],
+    )
     return {
         "numbers": numbers,
         "helpful": honest.value > human.value and honest.value > model.value,

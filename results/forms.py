@@ -14,7 +14,8 @@ PRESETS = [
 class EstimatorForm(forms.Form):
     preset = forms.ChoiceField(choices=PRESETS, required=False)
     experiments = forms.ModelMultipleChoiceField(
-        queryset=Experiment.objects.all(), required=False,
+        queryset=Experiment.objects.all(),
+        required=False,
         help_text="Measure the ticked inputs from these experiments' verdicts and turns.",
     )
 

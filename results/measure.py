@@ -1,4 +1,5 @@
 """Throughput inputs measured from what judges and workers actually did."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Server-side figures as SVG text (matplotlib, no display needed)."""
+
 from __future__ import annotations
 
 import io
@@ -14,7 +15,7 @@ def _svg(fig) -> str:
     fig.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(fig)
     svg = buffer.getvalue()
-    return svg[svg.index("<svg"):]  # drop the XML prolog so it can be inlined in HTML
+    return svg[svg.index("<svg") :]  # drop the XML prolog so it can be inlined in HTML
 
 
 def interval_bars(estimates: dict, *, title: str, ylabel: str, reference: float | None = None) -> str:
@@ -43,8 +44,9 @@ def reliability_diagram(calibration: dict, *, title: str) -> str:
     errors = [[b["accuracy"] - b["accuracy_low"] for b in bins], [b["accuracy_high"] - b["accuracy"] for b in bins]]
     ax.errorbar(x, y, yerr=errors, fmt="o-", capsize=4, color="#1d6f42", label="judges")
     for b in bins:
-        ax.annotate(f"n={b['n']}", (b["confidence"], b["accuracy"]), textcoords="offset points", xytext=(5, -12),
-                    fontsize=8)
+        ax.annotate(
+            f"n={b['n']}", (b["confidence"], b["accuracy"]), textcoords="offset points", xytext=(5, -12), fontsize=8
+        )
     ax.set_xlim(0.45, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("stated probability of chosen answer")

@@ -1,9 +1,15 @@
 """Entry points shared by the results pages and management commands."""
+
 from __future__ import annotations
 
 from .measure import measured_quantities
 from .throughput import (
-    EstimatorInputError, Inputs, back_of_envelope, build_inputs, estimate, reading_hours_for_pages,
+    EstimatorInputError,
+    Inputs,
+    back_of_envelope,
+    build_inputs,
+    estimate,
+    reading_hours_for_pages,
 )
 
 QUOTED_PAGES_PER_YEAR = 1e11

@@ -30,6 +30,7 @@ The model
     Marginal value of faster judging: a judge 10% faster needs s / 1.1 per judgment,
     so J grows by 10% and H and C for any target shrink by 1 - 1/1.1 (9.1%).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -88,8 +89,16 @@ class Inputs:
 
     def validate(self) -> None:
         errors = {}
-        positive = ["reading_wpm", "words_per_trial", "judgments_per_trajectory", "hours_per_judge_per_year",
-                    "judges", "tokens_per_word", "active_seconds_per_judgment", "model_tokens_per_second"]
+        positive = [
+            "reading_wpm",
+            "words_per_trial",
+            "judgments_per_trajectory",
+            "hours_per_judge_per_year",
+            "judges",
+            "tokens_per_word",
+            "active_seconds_per_judgment",
+            "model_tokens_per_second",
+        ]
         for name in positive:
             q = getattr(self, name)
             if q is not None and not (np.isfinite(q.value) and q.value > 0):
@@ -107,8 +116,11 @@ class Inputs:
 
     def rows(self) -> list[tuple[str, float, str]]:
         """(name, central value, source) of every input given."""
-        return [(f.name, getattr(self, f.name).value, getattr(self, f.name).source) for f in fields(self)
-                if isinstance(getattr(self, f.name), Quantity)] + [("words_per_page", self.words_per_page, "fixed")]
+        return [
+            (f.name, getattr(self, f.name).value, getattr(self, f.name).source)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), Quantity)
+        ] + [("words_per_page", self.words_per_page, "fixed")]
 
 
 @dataclass(frozen=True)
@@ -203,9 +215,15 @@ def back_of_envelope(hours_per_year: float = 2000.0) -> Inputs:
     """
     s = BACK_OF_ENVELOPE_SOURCE
     return Inputs(
-        reading_wpm=hand(250, s), words_per_trial=hand(500, s), judgments_per_trajectory=hand(1, s),
-        hours_per_judge_per_year=hand(hours_per_year, s), judges=hand(1e7, s), cost_per_judge_hour=hand(0, s),
-        tokens_per_word=hand(2, s), judge_accuracy=hand(1, s), words_per_page=500.0,
+        reading_wpm=hand(250, s),
+        words_per_trial=hand(500, s),
+        judgments_per_trajectory=hand(1, s),
+        hours_per_judge_per_year=hand(hours_per_year, s),
+        judges=hand(1e7, s),
+        cost_per_judge_hour=hand(0, s),
+        tokens_per_word=hand(2, s),
+        judge_accuracy=hand(1, s),
+        words_per_page=500.0,
     )
 
 
@@ -215,14 +233,25 @@ def reading_hours_for_pages(pages_per_year: float, *, readers: float, wpm: float
 
 
 DEFAULTS = {
-    "reading_wpm": 250.0, "words_per_trial": 1000.0, "judgments_per_trajectory": 1.0,
-    "hours_per_judge_per_year": 2000.0, "judges": 100.0, "cost_per_judge_hour": 30.0,
-    "tokens_per_word": 1.3, "judge_accuracy": 0.8,
+    "reading_wpm": 250.0,
+    "words_per_trial": 1000.0,
+    "judgments_per_trajectory": 1.0,
+    "hours_per_judge_per_year": 2000.0,
+    "judges": 100.0,
+    "cost_per_judge_hour": 30.0,
+    "tokens_per_word": 1.3,
+    "judge_accuracy": 0.8,
 }
 
 
-MEASURABLE = ["reading_wpm", "words_per_trial", "active_seconds_per_judgment", "tokens_per_word",
-              "judge_accuracy", "model_tokens_per_second"]
+MEASURABLE = [
+    "reading_wpm",
+    "words_per_trial",
+    "active_seconds_per_judgment",
+    "tokens_per_word",
+    "judge_accuracy",
+    "model_tokens_per_second",
+]
 LABELS = {
     "reading_wpm": "Reading rate (words per minute)",
     "words_per_trial": "Words read per judgment",
@@ -237,8 +266,9 @@ LABELS = {
 }
 
 
-def build_inputs(values: dict[str, float | None], measured: dict[str, Quantity] | None = None,
-                 words_per_page: float = 500.0) -> Inputs:
+def build_inputs(
+    values: dict[str, float | None], measured: dict[str, Quantity] | None = None, words_per_page: float = 500.0
+) -> Inputs:
     """Inputs from hand-set numbers, with measured quantities replacing them where given.
 
     ``values`` may leave active_seconds_per_judgment and model_tokens_per_second
@@ -281,7 +311,7 @@ def output_label(key: str) -> str:
     }
     prefix = ""
     if key.startswith("10% faster: "):
-        prefix, key = "With 10% faster judges: ", key[len("10% faster: "):]
+        prefix, key = "With 10% faster judges: ", key[len("10% faster: ") :]
     if "[" in key:
         name, target = key.rstrip("]").split("[")
         return prefix + base[name].format(target)

@@ -27,17 +27,27 @@ def throughput(request):
         data = form.cleaned_data
         try:
             inputs, figures = throughput_estimate(
-                preset=data["preset"], values={n: data.get(n) for n in LABELS},
-                experiment_ids=[e.pk for e in data["experiments"]], measure=form.measure_names(),
+                preset=data["preset"],
+                values={n: data.get(n) for n in LABELS},
+                experiment_ids=[e.pk for e in data["experiments"]],
+                measure=form.measure_names(),
             )
         except EstimatorInputError as exc:
             for name, message in exc.errors.items():
                 form.add_error(name if name in form.fields else None, message)
     status = 400 if form.is_bound and form.errors else 200
-    return render(request, "results/throughput.html", {
-        **admin.site.each_context(request), "form": form, "inputs": inputs, "title": "Human-feedback throughput estimator",
-        "figures": [(output_label(k), f) for k, f in figures.items()] if figures else None,
-    }, status=status)
+    return render(
+        request,
+        "results/throughput.html",
+        {
+            **admin.site.each_context(request),
+            "form": form,
+            "inputs": inputs,
+            "title": "Human-feedback throughput estimator",
+            "figures": [(output_label(k), f) for k, f in figures.items()] if figures else None,
+        },
+        status=status,
+    )
 
 
 def _basic_auth_user(request):
@@ -66,8 +76,9 @@ def export(request):
         return JsonResponse({"error": "exports are for researchers only"}, status=403)
     table, fmt = request.GET.get("table", "trials"), request.GET.get("format", "csv")
     if table not in exports.TABLES or fmt not in exports.FORMATS:
-        return JsonResponse({"error": f"table must be one of {list(exports.TABLES)}, "
-                                      f"format one of {list(exports.FORMATS)}"}, status=400)
+        return JsonResponse(
+            {"error": f"table must be one of {list(exports.TABLES)}, format one of {list(exports.FORMATS)}"}, status=400
+        )
     try:
         ids = sorted({int(x) for x in request.GET.getlist("experiment")})
     except ValueError:
@@ -88,7 +99,12 @@ def analysis(request):
     except ValueError:
         ids = []
     experiments = list(Experiment.objects.filter(pk__in=ids))
-    context = {**admin.site.each_context(request), "title": "Analysis", "experiments": experiments, "all_experiments": Experiment.objects.all()}
+    context = {
+        **admin.site.each_context(request),
+        "title": "Analysis",
+        "experiments": experiments,
+        "all_experiments": Experiment.objects.all(),
+    }
     if not experiments:
         context["notes"] = ["Choose one or more experiments to analyse."]
         return render(request, "results/analysis.html", context)
@@ -100,25 +116,35 @@ def analysis(request):
         sandwich = stats.sandwich_summary(rows, list(model_answer_rows(ids)))
         if sandwich.get("numbers"):
             context["sandwich_plot"] = plots.interval_bars(
-                sandwich["numbers"], title="Sandwiching: accuracy by condition", ylabel="share correct", reference=0.5)
+                sandwich["numbers"], title="Sandwiching: accuracy by condition", ylabel="share correct", reference=0.5
+            )
         position = stats.honest_win_rate_by_position(rows)
         calibration = stats.calibration(rows)
-        context.update({
-            "n_judged": len(stats.judged(rows)),
-            "accuracy": accuracy,
-            "accuracy_plot": plots.interval_bars(accuracy, title="Judge accuracy by protocol",
-                                                 ylabel="share of verdicts correct", reference=0.5),
-            "position": position,
-            "position_plot": plots.interval_bars(position, title="Honest debater win rate by answer position",
-                                                 ylabel="honest side chosen", reference=0.5) if position else None,
-            "by_model": stats.honest_win_rate_by_model(rows),
-            "calibration": calibration,
-            "reliability_plot": plots.reliability_diagram(calibration, title="Reliability diagram (all judges)"),
-            "calibration_by_judge": stats.calibration_by_judge(rows),
-            "sandwich": stats.sandwich_summary(rows, list(model_answer_rows(ids))),
-            "model_judges": stats.model_judge_accuracy(rows, list(model_verdict_rows(ids))),
-            "ratings": stats.debater_ratings(rows),
-            "skill": stats.judge_skill(rows),
-            "time": stats.time_summary(verdict_measurements(ids)),
-        })
+        context.update(
+            {
+                "n_judged": len(stats.judged(rows)),
+                "accuracy": accuracy,
+                "accuracy_plot": plots.interval_bars(
+                    accuracy, title="Judge accuracy by protocol", ylabel="share of verdicts correct", reference=0.5
+                ),
+                "position": position,
+                "position_plot": plots.interval_bars(
+                    position,
+                    title="Honest debater win rate by answer position",
+                    ylabel="honest side chosen",
+                    reference=0.5,
+                )
+                if position
+                else None,
+                "by_model": stats.honest_win_rate_by_model(rows),
+                "calibration": calibration,
+                "reliability_plot": plots.reliability_diagram(calibration, title="Reliability diagram (all judges)"),
+                "calibration_by_judge": stats.calibration_by_judge(rows),
+                "sandwich": stats.sandwich_summary(rows, list(model_answer_rows(ids))),
+                "model_judges": stats.model_judge_accuracy(rows, list(model_verdict_rows(ids))),
+                "ratings": stats.debater_ratings(rows),
+                "skill": stats.judge_skill(rows),
+                "time": stats.time_summary(verdict_measurements(ids)),
+            }
+        )
     return render(request, "results/analysis.html", context)

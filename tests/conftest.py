@@ -1,4 +1,5 @@
 """Shared fixtures: factories for the domain, and a tiny real transformers model."""
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,15 @@ def tiny_model_dir(tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(resolve_bundled(SMOLLM2, settings.MODEL_CACHE_DIR))
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     model = LlamaForCausalLM(config)
     path = tmp_path_factory.mktemp("tiny-llama")
@@ -70,8 +77,12 @@ def make_model_config(db):
     from judging.models import ModelConfig
 
     def make(model_name: str, **kwargs):
-        fields = {"name": f"config for {model_name}", "model_name": str(model_name), "temperature": 0.0,
-                  "max_new_tokens": 24} | kwargs
+        fields = {
+            "name": f"config for {model_name}",
+            "model_name": str(model_name),
+            "temperature": 0.0,
+            "max_new_tokens": 24,
+        } | kwargs
         return ModelConfig.objects.create(**fields)
 
     return make
@@ -82,8 +93,15 @@ def make_experiment(question_set, judge):
     from judging.models import Experiment
 
     def make(model_config, judges=None, **kwargs):
-        fields = {"name": "Test experiment", "question_set": question_set, "num_questions": 4, "rounds": 2,
-                  "char_limit": 300, "debater_model": model_config, "seed": 1234} | kwargs
+        fields = {
+            "name": "Test experiment",
+            "question_set": question_set,
+            "num_questions": 4,
+            "rounds": 2,
+            "char_limit": 300,
+            "debater_model": model_config,
+            "seed": 1234,
+        } | kwargs
         experiment = Experiment.objects.create(**fields)
         experiment.judges.set(judges if judges is not None else [judge])
         return experiment
@@ -104,8 +122,10 @@ def ready_trial(make_model_config, make_experiment, judge):
     trial = experiment.trials.order_by("queue_position").first()
     for turn in trial.turns.all():
         Turn.objects.filter(pk=turn.pk).update(
-            status=Turn.Status.DONE, text=f"Argument of debater {turn.speaker} in round {turn.round}.",
-            prompt="SECRET-PROMPT", finished_at=timezone.now(),
+            status=Turn.Status.DONE,
+            text=f"Argument of debater {turn.speaker} in round {turn.round}.",
+            prompt="SECRET-PROMPT",
+            finished_at=timezone.now(),
         )
     Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.READY)
     trial.refresh_from_db()
@@ -127,8 +147,9 @@ def live_experiment(make_model_config, make_experiment, tiny_model_dir):
     """A launched live debate (3 rounds, may end after 1) with a tiny real model."""
     from judging.services import experiment_launch
 
-    experiment = make_experiment(make_model_config(tiny_model_dir, max_new_tokens=12), mode="live", rounds=3,
-                                 min_rounds=2, num_questions=2)
+    experiment = make_experiment(
+        make_model_config(tiny_model_dir, max_new_tokens=12), mode="live", rounds=3, min_rounds=2, num_questions=2
+    )
     experiment_launch(experiment=experiment)
     return experiment
 
@@ -138,7 +159,12 @@ def sandwich_experiment(make_model_config, make_experiment, tiny_model_dir, judg
     """A launched live sandwiching experiment: 6 trials for one judge, two per condition."""
     from judging.services import experiment_launch
 
-    experiment = make_experiment(make_model_config(tiny_model_dir, max_new_tokens=12), conditions=["naive", "assisted-honest", "assisted-misleading"],
-                                 mode="live", rounds=4, num_questions=6)
+    experiment = make_experiment(
+        make_model_config(tiny_model_dir, max_new_tokens=12),
+        conditions=["naive", "assisted-honest", "assisted-misleading"],
+        mode="live",
+        rounds=4,
+        num_questions=6,
+    )
     experiment_launch(experiment=experiment)
     return experiment

@@ -1,4 +1,5 @@
 """Finding objects named on a management command's line."""
+
 from django.core.management.base import CommandError
 
 

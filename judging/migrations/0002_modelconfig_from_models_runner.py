@@ -4,6 +4,7 @@ New databases create judging_modelconfig in 0001 and this does nothing. On a rel
 the table models_runner_modelconfig is renamed (foreign keys follow it), its content type (and so
 its permissions) moves to this app, and the removed app's migration records go.
 """
+
 from django.db import migrations
 
 OLD_TABLE = "models_runner_modelconfig"

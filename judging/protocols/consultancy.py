@@ -5,6 +5,7 @@ minimum rounds, the flip rule, one verdict) with a single speaker: the
 consultant speaks for the answer position it defends ("A" or "B"). No Django,
 no torch.
 """
+
 from __future__ import annotations
 
 from .debate import SEQUENTIAL, DebateRules
@@ -18,6 +19,10 @@ def consultancy_rules(
     *, rounds: int, consultant_side: str, min_rounds: int | None = None, extra_round_after_flip: bool = False
 ) -> DebateRules:
     return DebateRules(
-        rounds=rounds, turn_style=SEQUENTIAL, first_speaker=consultant_side, min_rounds=min_rounds,
-        extra_round_after_flip=extra_round_after_flip, speakers=(consultant_side,),
+        rounds=rounds,
+        turn_style=SEQUENTIAL,
+        first_speaker=consultant_side,
+        min_rounds=min_rounds,
+        extra_round_after_flip=extra_round_after_flip,
+        speakers=(consultant_side,),
     )

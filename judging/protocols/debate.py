@@ -18,6 +18,7 @@ Vocabulary
 The state is immutable: ``apply`` returns a new state or raises IllegalMove,
 so a refused move can never leave a half-changed state behind.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -53,7 +54,11 @@ class DebateRules:
             raise ValueError("rounds cannot be negative")  # 0: nobody speaks (sandwiching's naive condition)
         if self.turn_style not in (SIMULTANEOUS, SEQUENTIAL):
             raise ValueError(f"unknown turn style {self.turn_style!r}")
-        if not self.speakers or any(s not in DEBATERS for s in self.speakers) or len(set(self.speakers)) != len(self.speakers):
+        if (
+            not self.speakers
+            or any(s not in DEBATERS for s in self.speakers)
+            or len(set(self.speakers)) != len(self.speakers)
+        ):
             raise ValueError(f"speakers must be distinct, from {DEBATERS}")
         if self.first_speaker not in self.speakers:
             raise ValueError(f"first speaker must be one of {self.speakers}")
@@ -142,8 +147,7 @@ class DebateState:
             return self.transcript
         current = self.current_round
         return tuple(
-            s for s in self.transcript
-            if not (s.speaker in DEBATERS and s.speaker != debater and s.round == current)
+            s for s in self.transcript if not (s.speaker in DEBATERS and s.speaker != debater and s.round == current)
         )
 
     def between_rounds(self) -> bool:
@@ -163,11 +167,7 @@ class DebateState:
         return flipped and after_round == self.completed_rounds
 
     def can_end(self) -> bool:
-        return (
-            self.phase == DEBATING
-            and self.completed_rounds >= self.rules.earliest_end
-            and not self.flip_pending()
-        )
+        return self.phase == DEBATING and self.completed_rounds >= self.rules.earliest_end and not self.flip_pending()
 
     # ----- moves -------------------------------------------------------------
     def apply_speech(self, speaker: str, text: str) -> "DebateState":
@@ -190,7 +190,9 @@ class DebateState:
             raise IllegalMove("the question is empty")
         if not addressed_to or any(d not in self.rules.speakers for d in addressed_to):
             names = " or ".join(self.rules.speakers)
-            raise IllegalMove(f"a question must be addressed to {names}" + (" or both" if len(self.rules.speakers) > 1 else ""))
+            raise IllegalMove(
+                f"a question must be addressed to {names}" + (" or both" if len(self.rules.speakers) > 1 else "")
+            )
         speech = Speech(speaker=JUDGE, round=self.completed_rounds, text=text, addressed_to=tuple(addressed_to))
         return replace(self, transcript=self.transcript + (speech,))
 
@@ -260,6 +262,17 @@ def replay(
 
 
 __all__ = [
-    "DEBATERS", "JUDGE", "SIMULTANEOUS", "SEQUENTIAL", "DEBATING", "AWAITING_VERDICT", "CLOSED",
-    "IllegalMove", "DebateRules", "Speech", "Verdict", "DebateState", "replay",
+    "DEBATERS",
+    "JUDGE",
+    "SIMULTANEOUS",
+    "SEQUENTIAL",
+    "DEBATING",
+    "AWAITING_VERDICT",
+    "CLOSED",
+    "IllegalMove",
+    "DebateRules",
+    "Speech",
+    "Verdict",
+    "DebateState",
+    "replay",
 ]

@@ -15,6 +15,7 @@ anything, and its next turn answers; the judge ends when they are ready (after
 ``min_rounds``). The assistant's internal side ("A" or "B") is the answer it is
 steered toward (misleading) or the correct one (honest); the judge is never told.
 """
+
 from __future__ import annotations
 
 from .debate import SEQUENTIAL, DebateRules
@@ -31,6 +32,9 @@ def sandwich_rules(*, condition: str, rounds: int, assistant_side: str, min_roun
     if condition == NAIVE:
         return DebateRules(rounds=0, turn_style=SEQUENTIAL, first_speaker="A", speakers=("A",))
     return DebateRules(
-        rounds=rounds, turn_style=SEQUENTIAL, first_speaker=assistant_side, speakers=(assistant_side,),
+        rounds=rounds,
+        turn_style=SEQUENTIAL,
+        first_speaker=assistant_side,
+        speakers=(assistant_side,),
         min_rounds=min_rounds if min_rounds is not None else 1,
     )

@@ -8,7 +8,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--stale-seconds", type=int, default=None,
+            "--stale-seconds",
+            type=int,
+            default=None,
             help="Release claims older than this (default: DEBATE_STALE_CLAIM_SECONDS). "
             "0 releases every claim: only safe when no worker is running.",
         )

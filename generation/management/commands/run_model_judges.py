@@ -8,14 +8,21 @@ from judging.services import LaunchError, experiment_launch
 
 
 class Command(BaseCommand):
-    help = ("Run an experiment fully automatically: launch it if it is a draft, generate its pre-generated "
-            "trials in this process, and have one or more models judge every transcript from exactly what a "
-            "human judge sees. Prints each model judge's accuracy beside the human judges' on the same trials.")
+    help = (
+        "Run an experiment fully automatically: launch it if it is a draft, generate its pre-generated "
+        "trials in this process, and have one or more models judge every transcript from exactly what a "
+        "human judge sees. Prints each model judge's accuracy beside the human judges' on the same trials."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("experiment", help="Experiment id or name.")
-        parser.add_argument("--judge-model", action="append", required=True, metavar="CONFIG",
-                            help="Model configuration (id or name) to judge with; repeat for several.")
+        parser.add_argument(
+            "--judge-model",
+            action="append",
+            required=True,
+            metavar="CONFIG",
+            help="Model configuration (id or name) to judge with; repeat for several.",
+        )
 
     def handle(self, *args, experiment, judge_model, **options):
         exp = by_id_or_name(Experiment, experiment, "experiment")
@@ -32,8 +39,9 @@ class Command(BaseCommand):
             self.stderr.write(f"{failed} trial(s) failed to generate and are not judged")
         for config in judges:
             judge_with_model(exp.pk, config)
-            verdicts = list(ModelVerdict.objects.filter(trial__experiment=exp, judge_model=config)
-                            .select_related("trial"))
+            verdicts = list(
+                ModelVerdict.objects.filter(trial__experiment=exp, judge_model=config).select_related("trial")
+            )
             if not verdicts:
                 self.stdout.write(f"{config.name}: no finished pre-generated trials to judge")
                 continue
@@ -43,6 +51,8 @@ class Command(BaseCommand):
             if human:
                 human_accuracy = sum(v.trial.verdict.correct for v in human) / len(human)
                 model_same = sum(v.correct for v in human) / len(human)
-                line += (f"; on the {len(human)} trials humans judged: humans {human_accuracy:.1%}, "
-                         f"this model {model_same:.1%}")
+                line += (
+                    f"; on the {len(human)} trials humans judged: humans {human_accuracy:.1%}, "
+                    f"this model {model_same:.1%}"
+                )
             self.stdout.write(line)

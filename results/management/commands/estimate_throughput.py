@@ -10,19 +10,26 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--preset", choices=["back-of-envelope", "back-of-envelope-quoted"])
         parser.add_argument("--experiments", type=int, nargs="+", default=[], metavar="ID")
-        parser.add_argument("--measure", nargs="+", default=[], choices=MEASURABLE,
-                            help="Inputs to measure from --experiments instead of setting by hand.")
+        parser.add_argument(
+            "--measure",
+            nargs="+",
+            default=[],
+            choices=MEASURABLE,
+            help="Inputs to measure from --experiments instead of setting by hand.",
+        )
         for name, label in LABELS.items():
             parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=DEFAULTS.get(name), help=label)
 
     def handle(self, *args, preset, experiments, measure, **options):
         values = {name: options[name] for name in LABELS}
         try:
-            inputs, figures = throughput_estimate(preset=preset or "", values=values, experiment_ids=experiments,
-                                                  measure=measure)
+            inputs, figures = throughput_estimate(
+                preset=preset or "", values=values, experiment_ids=experiments, measure=measure
+            )
         except EstimatorInputError as exc:
-            raise CommandError("invalid input: " + "; ".join(f"--{k.replace('_', '-')} {v}"
-                                                             for k, v in exc.errors.items())) from exc
+            raise CommandError(
+                "invalid input: " + "; ".join(f"--{k.replace('_', '-')} {v}" for k, v in exc.errors.items())
+            ) from exc
         self.stdout.write("Inputs")
         for name, value, source in inputs.rows():
             self.stdout.write(f"  {name:30} {value:>16,.4g}   {source}")

@@ -1,23 +1,26 @@
 """Continuous batching (inference/continuous.py) on real transformers models built from configs:
 requests join a running batch and leave it when done, and the text does not depend on the batching."""
+
 from dataclasses import replace
 
 import pytest
 import torch
 
-from judging.models import Trial, Turn
-from judging.services import experiment_launch, live_move, trial_open
 from generation import worker
+from generation.backends import get_backend
 from generation.selection import ready_turn_ids
 from generation.session import GenerationSession
 from generation.worker import generate_batch, generate_ready_turns
-from judging.services import claims_release_dead_worker
-from generation.backends import get_backend
-from inference import GenerationRequest
-from inference import continuous
+from inference import GenerationRequest, continuous
+from judging.models import Trial, Turn
+from judging.services import claims_release_dead_worker, experiment_launch, live_move, trial_open
 
-PROMPTS = ["hello there", "a much longer prompt about the weather in the mountains today", "x",
-           "what is two plus two, tell me"]
+PROMPTS = [
+    "hello there",
+    "a much longer prompt about the weather in the mountains today",
+    "x",
+    "what is two plus two, tell me",
+]
 
 
 def ask(text, **options):
@@ -32,8 +35,8 @@ def staggered(backend, requests, capacity, at_once=False):
 
     def take(free):
         assert 0 <= free <= capacity
-        taken = pending[:free if at_once else min(free, 1)]
-        del pending[:len(taken)]
+        taken = pending[: free if at_once else min(free, 1)]
+        del pending[: len(taken)]
         return taken
 
     def done(key, result):
@@ -46,17 +49,25 @@ def staggered(backend, requests, capacity, at_once=False):
 
 
 def tiny(architecture, tokenizer):
-    from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config,
-                              Qwen2ForCausalLM)
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(0)
     sizes = dict(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id)
     if architecture == "gpt2":
         return GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=4, **sizes)).eval()
     config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[
-        architecture]
-    return model_class(config_class(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                    num_key_value_heads=2, **sizes)).eval()
+        architecture
+    ]
+    return model_class(
+        config_class(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            **sizes,
+        )
+    ).eval()
 
 
 @pytest.mark.parametrize("architecture", ["llama", "qwen2", "gpt2"])
@@ -70,10 +81,15 @@ def test_greedy_text_with_requests_joining_midway_equals_one_prompt_at_a_time_ge
     for prompt in PROMPTS:
         ids = tokenizer(prompt, return_tensors="pt")
         out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-        alone.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
-    batcher = continuous.ContinuousBatcher(model, "cpu", stop_ids={tokenizer.eos_token_id},
-                                           pad_token_id=tokenizer.eos_token_id, max_rows=3,
-                                           decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+        alone.append(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+    batcher = continuous.ContinuousBatcher(
+        model,
+        "cpu",
+        stop_ids={tokenizer.eos_token_id},
+        pad_token_id=tokenizer.eos_token_id,
+        max_rows=3,
+        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+    )
     results, submitted, steps = {}, 0, 0
     while submitted < len(PROMPTS) or not batcher.idle:
         if submitted < len(PROMPTS) and steps % 3 == 0:  # a new request every third step: joins a running batch
@@ -99,8 +115,7 @@ def test_a_request_joins_a_running_batch_and_leaves_before_it(tiny_model_dir):
 
 def test_sampled_text_depends_on_the_seed_not_on_the_batch(tiny_model_dir):
     backend = get_backend("transformers", str(tiny_model_dir))
-    requests = [ask(p, temperature=0.9, top_p=0.9, repetition_penalty=1.2, seed=100 + i)
-                for i, p in enumerate(PROMPTS)]
+    requests = [ask(p, temperature=0.9, top_p=0.9, repetition_penalty=1.2, seed=100 + i) for i, p in enumerate(PROMPTS)]
     together, _ = staggered(backend, requests, capacity=4, at_once=True)
     apart, _ = staggered(backend, requests, capacity=2)
     assert {r.batch_size for r in together.values()} == {4} and max(r.batch_size for r in apart.values()) <= 2
@@ -114,9 +129,17 @@ def test_models_whose_cache_cannot_be_joined_fall_back_to_padded_batches(tiny_mo
     from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    sliding = MistralForCausalLM(MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                               sliding_window=16))
+    sliding = MistralForCausalLM(
+        MistralConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            sliding_window=16,
+        )
+    )
     assert not continuous.supports(sliding)
     backend = get_backend("transformers", str(tiny_model_dir))
     backend.continuous = False  # the same fallback, on a model that would support it
@@ -153,11 +176,13 @@ def question_while_busy(live, busy, judge):
 
 
 def test_a_judges_question_is_answered_inside_a_batch_that_is_already_running(
-        make_model_config, make_experiment, tiny_model_dir, judge):
+    make_model_config, make_experiment, tiny_model_dir, judge
+):
     """A worker busy with long pre-generated turns takes a live debate's new turn into its running batch."""
     config = make_model_config(tiny_model_dir, max_new_tokens=2000)  # seconds per turn, far above a take interval
-    live = make_experiment(config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential",
-                           char_limit=60)  # answers of at most 20 tokens
+    live = make_experiment(
+        config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60
+    )  # answers of at most 20 tokens
     slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=8000)  # 2000 tokens
     trial = question_while_busy(live, slow, judge)
     answer = Turn.objects.get(trial=trial, round=2, speaker="A")
@@ -168,8 +193,9 @@ def test_a_judges_question_is_answered_inside_a_batch_that_is_already_running(
     assert Turn.objects.get(trial=trial, speaker="judge").response_delay_seconds is not None
 
 
-def test_a_model_failing_mid_batch_puts_its_turns_back_with_the_error(make_model_config, make_experiment,
-                                                                      tiny_model_dir):
+def test_a_model_failing_mid_batch_puts_its_turns_back_with_the_error(
+    make_model_config, make_experiment, tiny_model_dir
+):
     from unittest import mock
 
     experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=2, rounds=1)
@@ -199,10 +225,15 @@ def test_a_prefill_takes_waiting_requests_up_to_its_token_budget(tiny_model_dir)
     prompts = [tokenizer(p)["input_ids"] for p in PROMPTS]
 
     def run(prefill_tokens):
-        batcher = continuous.ContinuousBatcher(model, "cpu", stop_ids={tokenizer.eos_token_id},
-                                               pad_token_id=tokenizer.eos_token_id, max_rows=4,
-                                               decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-                                               prefill_tokens=prefill_tokens)
+        batcher = continuous.ContinuousBatcher(
+            model,
+            "cpu",
+            stop_ids={tokenizer.eos_token_id},
+            pad_token_id=tokenizer.eos_token_id,
+            max_rows=4,
+            decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+            prefill_tokens=prefill_tokens,
+        )
         for i, ids in enumerate(prompts):
             batcher.submit(i, ask(PROMPTS[i]), ids)
         joined, results = [], {}
@@ -223,9 +254,18 @@ def test_a_model_the_batcher_cannot_join_is_served_in_padded_batches(tiny_model_
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     torch.manual_seed(0)
-    MistralForCausalLM(MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                     sliding_window=16, eos_token_id=tokenizer.eos_token_id)).save_pretrained(tmp_path)
+    MistralForCausalLM(
+        MistralConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            sliding_window=16,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    ).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     backend = get_backend("transformers", str(tmp_path))
     results, _ = staggered(backend, [ask(p) for p in PROMPTS], capacity=4, at_once=True)
@@ -275,11 +315,24 @@ def test_a_stale_claim_is_ignored_when_its_row_finishes(make_model_config, make_
 
 
 def test_a_live_turn_of_another_model_on_the_queue_is_served_before_more_of_this_one(
-        make_model_config, make_experiment, tiny_model_dir, judge):
-    busy = make_experiment(make_model_config(tiny_model_dir, name="pre-generation", max_new_tokens=2000),
-                           num_questions=2, rounds=2, char_limit=8000, name="busy")
-    live = make_experiment(make_model_config(tiny_model_dir, name="live model", max_new_tokens=20), mode="live",
-                           rounds=3, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60)
+    make_model_config, make_experiment, tiny_model_dir, judge
+):
+    busy = make_experiment(
+        make_model_config(tiny_model_dir, name="pre-generation", max_new_tokens=2000),
+        num_questions=2,
+        rounds=2,
+        char_limit=8000,
+        name="busy",
+    )
+    live = make_experiment(
+        make_model_config(tiny_model_dir, name="live model", max_new_tokens=20),
+        mode="live",
+        rounds=3,
+        min_rounds=1,
+        num_questions=1,
+        turn_style="sequential",
+        char_limit=60,
+    )
     trial = question_while_busy(live, busy, judge)
     answer = Turn.objects.get(trial=trial, round=2, speaker="A")
     later = Turn.objects.filter(trial__experiment=busy, round=2)

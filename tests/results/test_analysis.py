@@ -1,4 +1,5 @@
 """Analysis statistics on hand-checkable and simulated data, and the analysis page."""
+
 import math
 
 import numpy as np
@@ -8,9 +9,16 @@ from results import analysis
 
 
 def row(correct, p, judge="j1", honest="A", protocol="debate", question="q1", config="cfg"):
-    return {"verdict": honest if correct else ("B" if honest == "A" else "A"), "correct": correct,
-            "probability": p, "judge": judge, "honest_side": honest, "protocol": protocol,
-            "question_id": question, "model_settings": {"config_name": config}}
+    return {
+        "verdict": honest if correct else ("B" if honest == "A" else "A"),
+        "correct": correct,
+        "probability": p,
+        "judge": judge,
+        "honest_side": honest,
+        "protocol": protocol,
+        "question_id": question,
+        "model_settings": {"config_name": config},
+    }
 
 
 def test_calibration_matches_hand_computed_scores():
@@ -35,8 +43,14 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_data():
 
 
 def test_position_split_and_accuracy_by_protocol():
-    rows = [row(True, 0.8, honest="A"), row(True, 0.8, honest="A"), row(False, 0.7, honest="B"),
-            row(True, 0.7, honest="B"), row(True, 0.9, protocol="consultancy"), {"verdict": None, "protocol": "debate"}]
+    rows = [
+        row(True, 0.8, honest="A"),
+        row(True, 0.8, honest="A"),
+        row(False, 0.7, honest="B"),
+        row(True, 0.7, honest="B"),
+        row(True, 0.9, protocol="consultancy"),
+        {"verdict": None, "protocol": "debate"},
+    ]
     by_position = analysis.honest_win_rate_by_position(rows)
     assert by_position["honest debater at A"].value == 1.0 and by_position["honest debater at B"].value == 0.5
     accuracy = analysis.accuracy_by_protocol(rows)
@@ -73,8 +87,12 @@ def test_judge_skill_separates_a_skilled_judge_from_hard_questions():
     rng = np.random.default_rng(1)
     skill = {"novice": -0.5, "expert": 1.5}
     difficulty = {f"q{i}": d for i, d in enumerate(rng.normal(0, 1, 40))}
-    rows = [row(bool(rng.random() < 1 / (1 + math.exp(-(skill[j] - difficulty[q])))), 0.8, judge=j, question=q)
-            for q in difficulty for j in skill for _ in range(4)]
+    rows = [
+        row(bool(rng.random() < 1 / (1 + math.exp(-(skill[j] - difficulty[q])))), 0.8, judge=j, question=q)
+        for q in difficulty
+        for j in skill
+        for _ in range(4)
+    ]
     skills = analysis.judge_skill(rows)["skills"]
     assert skills["expert"].value > skills["novice"].value + 0.8
 
@@ -101,8 +119,14 @@ def test_the_analysis_page_handles_no_verdicts_and_shows_figures_with_verdicts(a
     url = f"/results/analysis/?experiment={ready_trial.experiment.pk}"
     empty = admin_client.get(url).content.decode()
     assert "No verdicts yet" in empty and "nan" not in empty.lower()
-    verdict_submit(trial_id=ready_trial.pk, judge=judge, chosen=ready_trial.honest_side, probability=0.97,
-                   rationale="r", active_seconds=42)
+    verdict_submit(
+        trial_id=ready_trial.pk,
+        judge=judge,
+        chosen=ready_trial.honest_side,
+        probability=0.97,
+        rationale="r",
+        active_seconds=42,
+    )
     page = admin_client.get(url).content.decode()
     assert "1 judged trial" in page and "100.0%" in page and "<svg" in page
     assert "All verdicts come from one judge" in page
@@ -113,6 +137,7 @@ def test_the_analysis_page_handles_no_verdicts_and_shows_figures_with_verdicts(a
 
 
 def test_the_admin_action_opens_the_analysis(admin_client, ready_trial):
-    response = admin_client.post("/admin/judging/experiment/", {
-        "action": "analyse", "_selected_action": [ready_trial.experiment.pk]})
+    response = admin_client.post(
+        "/admin/judging/experiment/", {"action": "analyse", "_selected_action": [ready_trial.experiment.pk]}
+    )
     assert response.status_code == 302 and response.url == f"/results/analysis/?experiment={ready_trial.experiment.pk}"

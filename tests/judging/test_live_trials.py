@@ -1,13 +1,13 @@
 """Live trials: rounds generated while the judge watches, questions, ending, leanings, visibility."""
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from generation.worker import generate_batch
 from judging import selectors
 from judging.models import Trial, Turn
-from judging.services import MoveRefused, VerdictRefused, live_move, trial_open, verdict_submit
-from generation.worker import generate_batch
-from judging.services import stale_claims_release
+from judging.services import MoveRefused, VerdictRefused, live_move, stale_claims_release, trial_open, verdict_submit
 
 
 def first_trial(experiment):
@@ -21,8 +21,12 @@ def generate_all(experiment):
 
 def snapshot(trial):
     trial.refresh_from_db()
-    return (list(trial.turns.values_list("index", "speaker", "status", "text")), trial.ended_by_judge,
-            trial.leanings, trial.status)
+    return (
+        list(trial.turns.values_list("index", "speaker", "status", "text")),
+        trial.ended_by_judge,
+        trial.leanings,
+        trial.status,
+    )
 
 
 def test_a_live_trial_is_judgeable_at_once_and_starts_when_opened(live_experiment):
@@ -141,9 +145,16 @@ def test_sequential_rounds_show_text_while_it_is_written(live_experiment, judge,
     Turn.objects.filter(pk=first.pk).update(status="running", partial_text="Half a sentence", claim_token="t")
     client.force_login(judge)
     view = client.get(reverse("judging:trial_state", args=[trial.pk])).json()
-    assert view["transcript"] == [{"speaker": first.speaker, "round": 1, "in_progress": True,
-                                   "label": f"Debater {first.speaker}", "text": "Half a sentence",
-                                   "segments": [{"kind": "text", "text": "Half a sentence"}]}]
+    assert view["transcript"] == [
+        {
+            "speaker": first.speaker,
+            "round": 1,
+            "in_progress": True,
+            "label": f"Debater {first.speaker}",
+            "text": "Half a sentence",
+            "segments": [{"kind": "text", "text": "Half a sentence"}],
+        }
+    ]
     assert view["state"]["speaking"] is True and view["state"]["can_ask"] is False
 
 
@@ -190,8 +201,9 @@ def test_a_queue_worker_generates_the_round_after_a_judge_question(live_experime
     assert generate_batch(live_experiment.pk, queue="generation") == 2
 
 
-def test_live_turns_are_released_sooner_than_pregenerated_ones(live_experiment, make_model_config, make_experiment,
-                                                                settings):
+def test_live_turns_are_released_sooner_than_pregenerated_ones(
+    live_experiment, make_model_config, make_experiment, settings
+):
     from datetime import timedelta
 
     from judging.services import experiment_launch

@@ -1,19 +1,18 @@
 """Generating turns with a real (tiny) transformers model: batches, claims, failures, recovery."""
+
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from judging.models import Trial, Turn
-from judging.services import experiment_launch
+from generation.backends import get_backend
 from generation.best_of_n import candidate_score
 from generation.requests import request_for
 from generation.selection import pending_turn_count, ready_turn_ids
 from generation.worker import generate_batch
-from judging.models import MAX_ATTEMPTS
-from judging.services import failed_turns_retry, stale_claims_release
-from generation.backends import get_backend
 from inference import GenerationRequest
+from judging.models import MAX_ATTEMPTS, Trial, Turn
+from judging.services import experiment_launch, failed_turns_retry, stale_claims_release
 
 
 @pytest.fixture
@@ -101,8 +100,12 @@ def test_a_failing_model_marks_turns_failed_after_retries_and_can_be_retried(mak
 
 def test_the_backend_generates_a_batch_of_prompts(tiny_model_dir):
     backend = get_backend("transformers", str(tiny_model_dir))
-    requests = [GenerationRequest(messages=[{"role": "user", "content": f"Say {w}"}], max_new_tokens=5,
-                                  temperature=0.0, top_p=1.0) for w in ("one", "two words here")]
+    requests = [
+        GenerationRequest(
+            messages=[{"role": "user", "content": f"Say {w}"}], max_new_tokens=5, temperature=0.0, top_p=1.0
+        )
+        for w in ("one", "two words here")
+    ]
     results = backend.generate(requests)
     assert len(results) == 2
     assert results[0].tokens_in < results[1].tokens_in
@@ -128,8 +131,9 @@ def test_generation_is_sent_to_the_models_queue(launched):
     send.assert_called_once_with(args=[launched.pk, "generation"], countdown=None, queue="generation")
 
 
-def test_best_of_n_keeps_the_candidate_the_scoring_model_prefers_and_records_all(make_model_config, make_experiment,
-                                                                                 tiny_model_dir):
+def test_best_of_n_keeps_the_candidate_the_scoring_model_prefers_and_records_all(
+    make_model_config, make_experiment, tiny_model_dir
+):
     scorer = make_model_config(tiny_model_dir, name="scorer")
     config = make_model_config(tiny_model_dir, name="bo3", temperature=1.0, best_of_n=3, best_of_n_judge=scorer)
     experiment = make_experiment(config, num_questions=2, rounds=1)
@@ -177,10 +181,20 @@ def test_the_static_cache_is_used_on_cuda_only_by_default_and_works_when_forced(
 
     assert speed_options("cpu") == {} and speed_options("cuda:0") == {"cache_implementation": "static"}
     assert speed_options("cuda:0", "off") == {} and speed_options("cpu", "on") == {"cache_implementation": "static"}
-    backend = TransformersBackend(str(tiny_model_dir), cache_dir=settings.MODEL_CACHE_DIR, device="cpu",
-                                  static_cache="on")
-    [result] = backend.generate([GenerationRequest(messages=[{"role": "user", "content": "hi"}], max_new_tokens=6,
-                                                   min_new_tokens=6, temperature=0.0, top_p=1.0)])
+    backend = TransformersBackend(
+        str(tiny_model_dir), cache_dir=settings.MODEL_CACHE_DIR, device="cpu", static_cache="on"
+    )
+    [result] = backend.generate(
+        [
+            GenerationRequest(
+                messages=[{"role": "user", "content": "hi"}],
+                max_new_tokens=6,
+                min_new_tokens=6,
+                temperature=0.0,
+                top_p=1.0,
+            )
+        ]
+    )
     assert result.tokens_out == 6
 
 

@@ -1,4 +1,5 @@
 """Question import: the documented JSONL format, and malformed files refused whole."""
+
 import json
 
 import pytest
@@ -16,28 +17,46 @@ def lines(*objs):
 
 
 def test_it_imports_a_valid_file_with_optional_fields(db):
-    qs = import_jsonl_file(set_name="s", lines=lines(
-        GOOD, "", {"id": 2, "question": "Q2", "choices": ["a", "b", "c"], "correct_index": 2,
-                   "passage": "hidden", "metadata": {"topic": "x"}}))
+    qs = import_jsonl_file(
+        set_name="s",
+        lines=lines(
+            GOOD,
+            "",
+            {
+                "id": 2,
+                "question": "Q2",
+                "choices": ["a", "b", "c"],
+                "correct_index": 2,
+                "passage": "hidden",
+                "metadata": {"topic": "x"},
+            },
+        ),
+    )
     assert qs.questions.count() == 2
     q2 = qs.questions.get(external_id="2")
     assert q2.choices == ["a", "b", "c"] and q2.correct_index == 2 and q2.passage == "hidden"
     assert q2.metadata == {"topic": "x"}
 
 
-@pytest.mark.parametrize("bad_line,message", [
-    ("{not json", "line 2: invalid JSON"),
-    (json.dumps({"id": "q2", "choices": ["a", "b"], "correct_index": 0}), "line 2: missing field(s): question"),
-    (json.dumps(GOOD | {"id": "q2", "correct_index": 2}), "line 2: 'correct_index' 2 is out of range for 2 choices"),
-    (json.dumps(GOOD | {"id": "q2", "correct_index": True}), "line 2: 'correct_index' must be an integer"),
-    (json.dumps(GOOD), "line 2: duplicate id 'q1' (first on line 1)"),
-    (json.dumps(GOOD | {"id": "q2", "choices": ["only one"]}), "line 2: 'choices' must be a list of at least two"),
-    (json.dumps(GOOD | {"id": "q2", "choices": ["same", "same"]}), "line 2: choices must be distinct"),
-    (json.dumps(GOOD | {"id": "q2", "passage": 3}), "line 2: 'passage' must be a string"),
-    (json.dumps(GOOD | {"id": "q2", "metadata": [1]}), "line 2: 'metadata' must be a JSON object"),
-    (json.dumps(GOOD | {"id": "q2", "answer": 1}), "line 2: unknown field(s): answer"),
-    (json.dumps([1, 2]), "line 2: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "bad_line,message",
+    [
+        ("{not json", "line 2: invalid JSON"),
+        (json.dumps({"id": "q2", "choices": ["a", "b"], "correct_index": 0}), "line 2: missing field(s): question"),
+        (
+            json.dumps(GOOD | {"id": "q2", "correct_index": 2}),
+            "line 2: 'correct_index' 2 is out of range for 2 choices",
+        ),
+        (json.dumps(GOOD | {"id": "q2", "correct_index": True}), "line 2: 'correct_index' must be an integer"),
+        (json.dumps(GOOD), "line 2: duplicate id 'q1' (first on line 1)"),
+        (json.dumps(GOOD | {"id": "q2", "choices": ["only one"]}), "line 2: 'choices' must be a list of at least two"),
+        (json.dumps(GOOD | {"id": "q2", "choices": ["same", "same"]}), "line 2: choices must be distinct"),
+        (json.dumps(GOOD | {"id": "q2", "passage": 3}), "line 2: 'passage' must be a string"),
+        (json.dumps(GOOD | {"id": "q2", "metadata": [1]}), "line 2: 'metadata' must be a JSON object"),
+        (json.dumps(GOOD | {"id": "q2", "answer": 1}), "line 2: unknown field(s): answer"),
+        (json.dumps([1, 2]), "line 2: expected a JSON object"),
+    ],
+)
 def test_it_refuses_a_malformed_file_naming_the_line_and_imports_nothing(db, bad_line, message):
     with pytest.raises(QuestionImportError) as excinfo:
         import_jsonl_file(set_name="s", lines=lines(GOOD, bad_line, GOOD | {"id": "q3"}))
@@ -93,12 +112,17 @@ def test_the_admin_upload_imports_and_shows_errors(admin_client, tmp_path):
     assert QuestionSet.objects.get(name="uploaded").questions.count() == 1
 
 
-@pytest.mark.parametrize("bad_line,message", [
-    (json.dumps(GOOD | {"id": "x" * 201}), "line 1: 'id' is longer than 200 characters"),
-    (json.dumps(GOOD | {"question": "nul\u0000here"}), "line 1: contains a NUL character"),
-    ('{"id": "q", "question": "Q", "choices": ["a", "b"], "correct_index": 0, "metadata": {"x": NaN}}',
-     "line 1: NaN is not a valid JSON number"),
-])
+@pytest.mark.parametrize(
+    "bad_line,message",
+    [
+        (json.dumps(GOOD | {"id": "x" * 201}), "line 1: 'id' is longer than 200 characters"),
+        (json.dumps(GOOD | {"question": "nul\u0000here"}), "line 1: contains a NUL character"),
+        (
+            '{"id": "q", "question": "Q", "choices": ["a", "b"], "correct_index": 0, "metadata": {"x": NaN}}',
+            "line 1: NaN is not a valid JSON number",
+        ),
+    ],
+)
 def test_input_postgresql_cannot_store_is_refused_on_every_database(db, bad_line, message):
     with pytest.raises(QuestionImportError) as excinfo:
         import_jsonl_file(set_name="s", lines=[bad_line])

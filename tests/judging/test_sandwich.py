@@ -1,18 +1,19 @@
 """Sandwiching: conditions balanced per judge, the assistant's two prompts, naive trials,
 the model-alone baseline, blinding of the condition, and the four numbers."""
+
 import collections
 
 import pytest
 from django.urls import reverse
 
+from generation.baselines import score_model_alone
+from generation.worker import generate_batch
 from judging.assignment import QuestionInfo, plan_trials
 from judging.models import ModelAnswer
 from judging.protocols import debate
 from judging.protocols.debate import DebateState
 from judging.protocols.sandwich import sandwich_rules
 from judging.services import live_move, trial_open, verdict_submit
-from generation.baselines import score_model_alone
-from generation.worker import generate_batch
 from results import analysis
 
 CONDITIONS = ["naive", "assisted-honest", "assisted-misleading"]
@@ -21,8 +22,7 @@ CONDITIONS = ["naive", "assisted-honest", "assisted-misleading"]
 def test_conditions_are_balanced_per_judge_over_many_simulated_judges():
     questions = [QuestionInfo(id=i, n_choices=4, correct_index=i % 4) for i in range(1, 1001)]
     judges = list(range(1, 61))
-    plans = plan_trials(questions, judges, num_questions=1000, judgments_per_question=3, seed=11,
-                        arms=CONDITIONS)
+    plans = plan_trials(questions, judges, num_questions=1000, judgments_per_question=3, seed=11, arms=CONDITIONS)
     per_judge = collections.defaultdict(collections.Counter)
     for p in plans:
         per_judge[p.judge_id][p.condition] += 1
@@ -61,8 +61,9 @@ def by_condition(experiment):
 
 def test_each_condition_runs_as_designed(sandwich_experiment, judge):
     trials = by_condition(sandwich_experiment)
-    assert collections.Counter(sandwich_experiment.trials.values_list("condition", flat=True)) == \
-        {c: 2 for c in CONDITIONS}
+    assert collections.Counter(sandwich_experiment.trials.values_list("condition", flat=True)) == {
+        c: 2 for c in CONDITIONS
+    }
     # Naive: nothing to generate, the verdict is due at once.
     trial_open(trial=trials["naive"])
     assert not trials["naive"].turns.exists()
@@ -76,8 +77,10 @@ def test_each_condition_runs_as_designed(sandwich_experiment, judge):
         opening = trial.turns.get(round=1)
         target = trial.answer_text(trial.consultant_side)
         if condition == "assisted-misleading":
-            assert f'make the user choose "{target}"' in opening.prompt and target != trial.question.choices[
-                trial.question.correct_index]
+            assert (
+                f'make the user choose "{target}"' in opening.prompt
+                and target != trial.question.choices[trial.question.correct_index]
+            )
         else:
             assert "helpful, honest assistant" in opening.prompt and "make the user choose" not in opening.prompt
         live_move(trial_id=trial.pk, judge=judge, action="ask", text="Is the text clear about this?")
@@ -103,9 +106,12 @@ def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich
         state = client.get(reverse("judging:trial_state", args=[trial.pk])).content.decode()
         for leak in ("misleading", "honest", "PASSAGE-SECRET", "assisted-", "correct_index"):
             assert leak not in html and leak not in state, (condition, leak)
-        pages[condition] = (html.replace(f"/trials/{trial.pk}/", "/trials/N/")
-                            .replace(trial.question.text, "Q").replace(trial.answer_text("A"), "a")
-                            .replace(trial.answer_text("B"), "b"))
+        pages[condition] = (
+            html.replace(f"/trials/{trial.pk}/", "/trials/N/")
+            .replace(trial.question.text, "Q")
+            .replace(trial.answer_text("A"), "a")
+            .replace(trial.answer_text("B"), "b")
+        )
     strip = lambda h: "\n".join(line for line in h.splitlines() if "csrfmiddlewaretoken" not in line)  # noqa: E731
     assert strip(pages["assisted-honest"]) == strip(pages["assisted-misleading"])
 
@@ -120,18 +126,31 @@ def test_the_model_alone_baseline_scores_each_question_once(sandwich_experiment)
 
 
 def row(condition, correct):
-    return {"verdict": "A", "correct": correct, "probability": 0.8, "protocol": "sandwich", "condition": condition,
-            "judge": "j", "question_id": "q", "honest_side": "A"}
+    return {
+        "verdict": "A",
+        "correct": correct,
+        "probability": 0.8,
+        "protocol": "sandwich",
+        "condition": condition,
+        "judge": "j",
+        "question_id": "q",
+        "honest_side": "A",
+    }
 
 
 def test_the_four_numbers_and_whether_the_strategy_passes():
-    rows = ([row("naive", c) for c in [1, 0, 0, 1]] + [row("assisted-honest", c) for c in [1, 1, 1, 0]] +
-            [row("assisted-misleading", c) for c in [1, 0, 1, 0]])
+    rows = (
+        [row("naive", c) for c in [1, 0, 0, 1]]
+        + [row("assisted-honest", c) for c in [1, 1, 1, 0]]
+        + [row("assisted-misleading", c) for c in [1, 0, 1, 0]]
+    )
     model = [{"correct": c} for c in [1, 0, 1, 0]]
     summary = analysis.sandwich_summary(rows, model)
     numbers = summary["numbers"]
-    assert [numbers[k].value for k in ("human alone", "model alone", "human + honest assistant",
-                                       "human + misleading assistant")] == [0.5, 0.5, 0.75, 0.5]
+    assert [
+        numbers[k].value
+        for k in ("human alone", "model alone", "human + honest assistant", "human + misleading assistant")
+    ] == [0.5, 0.5, 0.75, 0.5]
     assert summary["helpful"] and summary["robust"]
     worse = rows + [row("assisted-misleading", 0)] * 4
     assert not analysis.sandwich_summary(worse, model)["robust"]

@@ -1,4 +1,5 @@
 """The debate state machine: legal sequences, and illegal moves refused without change."""
+
 import pytest
 
 from judging.protocols import debate
@@ -126,8 +127,15 @@ def test_replay_rebuilds_a_state_and_rejects_an_impossible_transcript():
         replay(DebateRules(rounds=2), [Speech("A", 1, "a"), Speech("A", 1, "again")])
 
 
-@pytest.mark.parametrize("kwargs", [{"rounds": -1}, {"rounds": 2, "turn_style": "chaotic"},
-                                    {"rounds": 2, "first_speaker": "C"}, {"rounds": 2, "min_rounds": 3}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"rounds": -1},
+        {"rounds": 2, "turn_style": "chaotic"},
+        {"rounds": 2, "first_speaker": "C"},
+        {"rounds": 2, "min_rounds": 3},
+    ],
+)
 def test_it_rejects_invalid_rules(kwargs):
     with pytest.raises(ValueError):
         DebateRules(**kwargs)
@@ -138,8 +146,12 @@ def test_the_protocol_module_imports_neither_django_nor_torch():
     import inspect
 
     tree = ast.parse(inspect.getsource(debate))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert not imported & {"django", "torch", "transformers", "celery"}
 
 

@@ -1,4 +1,5 @@
 """Consultancy: one consultant, honest in half of the trials; same rules engine as debate."""
+
 import collections
 import csv
 import io
@@ -7,11 +8,11 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from generation.worker import generate_batch
 from judging.assignment import QuestionInfo, plan_trials
 from judging.protocols.consultancy import consultancy_rules
 from judging.protocols.debate import DebateState, IllegalMove
 from judging.services import experiment_launch, live_move, trial_open
-from generation.worker import generate_batch
 
 
 def test_the_consultant_is_the_only_speaker_and_one_speech_completes_a_round():
@@ -38,8 +39,9 @@ def test_the_consultant_is_honest_in_exactly_half_of_the_trials():
 
 @pytest.fixture
 def consultancy(make_model_config, make_experiment, tiny_model_dir):
-    experiment = make_experiment(make_model_config(tiny_model_dir), conditions=["consultancy"], num_questions=4,
-                                 rounds=2, char_limit=200)
+    experiment = make_experiment(
+        make_model_config(tiny_model_dir), conditions=["consultancy"], num_questions=4, rounds=2, char_limit=200
+    )
     experiment_launch(experiment=experiment)
     return experiment
 
@@ -49,8 +51,10 @@ def test_consultancy_trials_are_generated_with_the_consultant_prompt_and_double_
         pass
     for trial in consultancy.trials.all():
         turns = list(trial.turns.order_by("index"))
-        assert [(t.round, t.speaker, t.status) for t in turns] == [(1, trial.consultant_side, "done"),
-                                                                   (2, trial.consultant_side, "done")]
+        assert [(t.round, t.speaker, t.status) for t in turns] == [
+            (1, trial.consultant_side, "done"),
+            (2, trial.consultant_side, "done"),
+        ]
         assert "You are a consultant" in turns[0].prompt and "at most 400 characters" in turns[0].prompt
         assert trial.answer_text(trial.consultant_side) in turns[0].prompt
         assert 'You in round 1: "' in turns[1].prompt  # the consultant reads its own earlier speech
@@ -74,8 +78,14 @@ def test_the_judge_sees_the_consultant_and_its_answer_but_not_whether_it_is_hone
 
 
 def test_a_live_consultant_is_asked_and_answers(make_model_config, make_experiment, tiny_model_dir, judge):
-    experiment = make_experiment(make_model_config(tiny_model_dir), conditions=["consultancy"], mode="live",
-                                 num_questions=1, rounds=3, min_rounds=1)
+    experiment = make_experiment(
+        make_model_config(tiny_model_dir),
+        conditions=["consultancy"],
+        mode="live",
+        num_questions=1,
+        rounds=3,
+        min_rounds=1,
+    )
     experiment_launch(experiment=experiment)
     trial = experiment.trials.get()
     trial_open(trial=trial)
@@ -87,4 +97,6 @@ def test_a_live_consultant_is_asked_and_answers(make_model_config, make_experime
     while generate_batch(experiment.pk):
         pass
     answer = trial.turns.get(round=2)
-    assert answer.speaker == trial.consultant_side and 'The judge asked you: "What is your best quote?"' in answer.prompt
+    assert (
+        answer.speaker == trial.consultant_side and 'The judge asked you: "What is your best quote?"' in answer.prompt
+    )

@@ -1,4 +1,5 @@
 """Randomisation of trials: balanced, recorded, reproducible."""
+
 import collections
 
 import pytest
@@ -50,16 +51,19 @@ def test_it_is_reproducible_from_the_seed():
     assert a == b and a != c
 
 
-@pytest.mark.parametrize("judges,n,k,match", [([], 10, 1, "no judges"), ([1], 10, 2, "at least that many"),
-                                               ([1], 1000, 1, "has 400 questions")])
+@pytest.mark.parametrize(
+    "judges,n,k,match",
+    [([], 10, 1, "no judges"), ([1], 10, 2, "at least that many"), ([1], 1000, 1, "has 400 questions")],
+)
 def test_it_refuses_impossible_assignments(judges, n, k, match):
     with pytest.raises(AssignmentError, match=match):
         plan_trials(QUESTIONS, judges, num_questions=n, judgments_per_question=k, seed=1)
 
 
 def test_launch_records_the_randomisation_on_each_trial(make_model_config, make_experiment, judge, other_judge):
-    experiment = make_experiment(make_model_config("m"), judges=[judge, other_judge], num_questions=10,
-                                 judgments_per_question=2)
+    experiment = make_experiment(
+        make_model_config("m"), judges=[judge, other_judge], num_questions=10, judgments_per_question=2
+    )
     assert experiment_launch(experiment=experiment) == 20
     trials = list(Trial.objects.filter(experiment=experiment))
     assert collections.Counter(t.honest_side for t in trials) == {"A": 10, "B": 10}
@@ -77,8 +81,9 @@ def test_launch_records_the_randomisation_on_each_trial(make_model_config, make_
 def test_small_experiments_are_balanced_within_each_judge_and_arm_for_any_seed():
     questions = [QuestionInfo(id=i, n_choices=3, correct_index=i % 3) for i in range(1, 21)]
     for seed in range(300):
-        plans = plan_trials(questions, [1, 2], num_questions=20, judgments_per_question=1, seed=seed,
-                            arms=["debate", "consultancy"])
+        plans = plan_trials(
+            questions, [1, 2], num_questions=20, judgments_per_question=1, seed=seed, arms=["debate", "consultancy"]
+        )
         for judge in (1, 2):
             for protocol in ("debate", "consultancy"):
                 group = [p for p in plans if p.judge_id == judge and p.protocol == protocol]
@@ -88,8 +93,12 @@ def test_small_experiments_are_balanced_within_each_judge_and_arm_for_any_seed()
                 if protocol == "debate":
                     assert abs(2 * first_a - len(group)) <= 2, (seed, judge)
                     # honest side and first speaker are not confounded: both orders occur for each side
-                    assert {(p.honest_side, p.first_speaker) for p in group} == {("A", "A"), ("A", "B"),
-                                                                                  ("B", "A"), ("B", "B")}
+                    assert {(p.honest_side, p.first_speaker) for p in group} == {
+                        ("A", "A"),
+                        ("A", "B"),
+                        ("B", "A"),
+                        ("B", "B"),
+                    }
                 else:
                     honest = sum(p.consultant_side == p.honest_side for p in group)
                     assert abs(2 * honest - len(group)) <= 1, (seed, judge)

@@ -1,4 +1,5 @@
 """Proper scoring rules: values, properness, storage, and what the verdict form shows."""
+
 import math
 
 import numpy as np

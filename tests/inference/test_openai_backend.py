@@ -1,4 +1,5 @@
 """The OpenAI-compatible backend against a real `transformers serve` started here, plus failures."""
+
 import json
 import os
 import shutil
@@ -30,8 +31,12 @@ def server(tiny_model_dir, tmp_path_factory):
     assert cli, "the transformers CLI (transformers[serving]) is not installed"
     port = free_port()
     log = open(tmp_path_factory.mktemp("serve") / "serve.log", "wb")
-    process = subprocess.Popen([cli, "serve", str(tiny_model_dir), "--port", str(port)], stdout=log,
-                               stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    process = subprocess.Popen(
+        [cli, "serve", str(tiny_model_dir), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -49,8 +54,9 @@ def server(tiny_model_dir, tmp_path_factory):
 
 
 def ask(text, **kw):
-    return GenerationRequest(messages=[{"role": "user", "content": text}], max_new_tokens=kw.get("n", 8),
-                             temperature=0.0, top_p=1.0)
+    return GenerationRequest(
+        messages=[{"role": "user", "content": text}], max_new_tokens=kw.get("n", 8), temperature=0.0, top_p=1.0
+    )
 
 
 def test_it_generates_a_batch_through_a_real_server(server, tiny_model_dir):
@@ -64,9 +70,9 @@ def test_it_generates_a_batch_through_a_real_server(server, tiny_model_dir):
 
 
 def test_a_debate_is_generated_by_a_server_model(server, tiny_model_dir, make_model_config, make_experiment):
+    from generation.worker import generate_batch
     from judging.models import Turn
     from judging.services import experiment_launch
-    from generation.worker import generate_batch
 
     config = make_model_config(tiny_model_dir, backend="openai", api_base=server, max_new_tokens=10)
     experiment = make_experiment(config, num_questions=1, rounds=1)
@@ -111,8 +117,9 @@ def test_overloaded_answers_are_retried_with_backoff():
                 self.end_headers()
                 self.wfile.write(b"busy")
                 return
-            body = json.dumps({"choices": [{"message": {"content": " fine "}}],
-                               "usage": {"prompt_tokens": 5, "completion_tokens": 1}}).encode()
+            body = json.dumps(
+                {"choices": [{"message": {"content": " fine "}}], "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -124,8 +131,9 @@ def test_overloaded_answers_are_retried_with_backoff():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        backend = OpenAICompatibleBackend("m", api_base=f"http://127.0.0.1:{httpd.server_address[1]}/v1",
-                                          max_retries=3, backoff=0.05)
+        backend = OpenAICompatibleBackend(
+            "m", api_base=f"http://127.0.0.1:{httpd.server_address[1]}/v1", max_retries=3, backoff=0.05
+        )
         [result] = backend.generate([ask("hi")])
     finally:
         httpd.shutdown()
@@ -136,8 +144,12 @@ def test_overloaded_answers_are_retried_with_backoff():
 def test_label_probabilities_from_top_logprobs():
     import math
 
-    top = [{"token": " A", "logprob": math.log(0.5)}, {"token": "B", "logprob": math.log(0.3)},
-           {"token": "A", "logprob": math.log(0.1)}, {"token": "C", "logprob": math.log(0.1)}]
+    top = [
+        {"token": " A", "logprob": math.log(0.5)},
+        {"token": "B", "logprob": math.log(0.3)},
+        {"token": "A", "logprob": math.log(0.1)},
+        {"token": "C", "logprob": math.log(0.1)},
+    ]
     assert label_probabilities(top, ["A", "B"]) == pytest.approx([0.6 / 0.9, 0.3 / 0.9])
     with pytest.raises(BackendError, match="none of the labels"):
         label_probabilities([{"token": "C", "logprob": 0.0}], ["A", "B"])
@@ -160,8 +172,9 @@ def test_live_text_streams_from_a_real_server_and_requests_run_as_they_are_hande
     def take(free):
         return [pending.pop(0)] if pending and free else []  # one at a time: the second joins later
 
-    backend.generate_continuously(take, results.__setitem__, lambda key, text: partial.setdefault(key, []).append(text),
-                                  capacity=4)
+    backend.generate_continuously(
+        take, results.__setitem__, lambda key, text: partial.setdefault(key, []).append(text), capacity=4
+    )
     assert set(results) == {"first", "second"}
     for key, result in results.items():
         assert result.text and result.tokens_out > 0 and result.tokens_in > 0  # usage came with the stream
@@ -209,8 +222,12 @@ def test_a_request_handed_out_later_finishes_before_a_slow_one_and_streams_its_w
     def take(free):
         return [pending.pop(0)] if pending and free else []
 
-    backend.generate_continuously(take, lambda key, result: order.append((key, result)),
-                                  lambda key, text: partial.setdefault(key, []).append(text), capacity=2)
+    backend.generate_continuously(
+        take,
+        lambda key, result: order.append((key, result)),
+        lambda key, text: partial.setdefault(key, []).append(text),
+        capacity=2,
+    )
     assert [key for key, _ in order] == ["quick", "slow"]
     slow = dict(order)["slow"]
     assert slow.text == "slow and steady words here" and slow.tokens_out == 5
@@ -222,15 +239,19 @@ def test_an_error_inside_a_stream_is_a_clear_error(streaming_server):
     backend = OpenAICompatibleBackend("m", api_base=streaming_server)
     pending = [("k", ask("this is broken"))]
     with pytest.raises(BackendError, match="stopped the stream: .*model crashed"):
-        backend.generate_continuously(lambda free: [pending.pop()] if pending else [], lambda *a: None,
-                                      lambda *a: None)
+        backend.generate_continuously(lambda free: [pending.pop()] if pending else [], lambda *a: None, lambda *a: None)
 
 
 def test_one_failing_request_fails_alone_and_the_others_finish(streaming_server):
     backend = OpenAICompatibleBackend("m", api_base=streaming_server)
     pending = [("ok", ask("slow but fine")), ("bad", ask("this is broken")), ("also ok", ask("fine too"))]
     results, errors = {}, {}
-    backend.generate_continuously(lambda free: [pending.pop(0)] if pending and free else [], results.__setitem__,
-                                  lambda key, text: None, capacity=3, on_error=errors.__setitem__)  # streamed
+    backend.generate_continuously(
+        lambda free: [pending.pop(0)] if pending and free else [],
+        results.__setitem__,
+        lambda key, text: None,
+        capacity=3,
+        on_error=errors.__setitem__,
+    )  # streamed
     assert set(results) == {"ok", "also ok"} and set(errors) == {"bad"}
     assert isinstance(errors["bad"], BackendError) and results["ok"].text == "slow but fine"

@@ -1,10 +1,11 @@
 """The bundled SmolLM2-135M-Instruct model generating one real debate turn."""
+
 import pytest
 
-from judging.models import Turn
-from judging.services import experiment_launch
 from generation.worker import generate_batch
 from inference.bundled import SMOLLM2
+from judging.models import Turn
+from judging.services import experiment_launch
 
 pytestmark = pytest.mark.real_model
 

@@ -1,4 +1,5 @@
 """Judge-facing pages: blinding, verdict validation, and what a judge can reach."""
+
 import json
 
 import pytest
@@ -6,8 +7,17 @@ from django.urls import reverse
 
 from judging.models import Trial, Verdict
 
-FORBIDDEN = ["PASSAGE-SECRET", "honest", "adversar", "correct_index", "SECRET-MODEL-NAME", "SECRET-PROMPT",
-             "gold", "first_speaker", "model_settings"]
+FORBIDDEN = [
+    "PASSAGE-SECRET",
+    "honest",
+    "adversar",
+    "correct_index",
+    "SECRET-MODEL-NAME",
+    "SECRET-PROMPT",
+    "gold",
+    "first_speaker",
+    "model_settings",
+]
 
 
 def assert_blind(response, trial):
@@ -68,15 +78,18 @@ def test_a_verdict_is_recorded_with_time_and_the_judge_moves_to_the_next_trial(j
     assert Trial.objects.get(pk=ready_trial.pk).status == Trial.Status.JUDGED
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"probability": "1.5"}, "between 0 and 1"),
-    ({"probability": "-0.2"}, "between 0 and 1"),
-    ({"probability": "nan"}, "between 0 and 1"),
-    ({"probability": "abc"}, "a number between 0 and 1"),
-    ({"probability": "0.3"}, "at least 0.5"),
-    ({"chosen": ""}, "choose answer A or answer B"),
-    ({"rationale": "   "}, "short rationale"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"probability": "1.5"}, "between 0 and 1"),
+        ({"probability": "-0.2"}, "between 0 and 1"),
+        ({"probability": "nan"}, "between 0 and 1"),
+        ({"probability": "abc"}, "a number between 0 and 1"),
+        ({"probability": "0.3"}, "at least 0.5"),
+        ({"chosen": ""}, "choose answer A or answer B"),
+        ({"rationale": "   "}, "short rationale"),
+    ],
+)
 def test_an_invalid_verdict_is_refused_and_changes_nothing(judge_client, ready_trial, overrides, message):
     response = post_verdict(judge_client, ready_trial, **overrides)
     assert response.status_code == 400

@@ -1,20 +1,22 @@
 """Context distillation of a LoRA adversary, end to end on a tiny real model."""
+
 import re
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from judging.services import experiment_launch
-from generation.worker import generate_batch
-from inference import distillation
 from generation.backends import backend_for
 from generation.management.commands.train_adversary import adversary_prompt
+from generation.worker import generate_batch
+from inference import distillation
 from judging.models import ModelConfig
+from judging.services import experiment_launch
 
 
-def test_examples_pair_a_neutral_prompt_with_the_prompted_wrong_answer_argument(make_model_config, question_set,
-                                                                                 tiny_model_dir):
+def test_examples_pair_a_neutral_prompt_with_the_prompted_wrong_answer_argument(
+    make_model_config, question_set, tiny_model_dir
+):
     base = make_model_config(tiny_model_dir, max_new_tokens=12)
     questions = list(question_set.questions.order_by("id")[:3])
     examples = distillation.build_examples(backend_for(base), questions, adversary_prompt(base), max_new_tokens=12)
@@ -27,17 +29,34 @@ def test_examples_pair_a_neutral_prompt_with_the_prompted_wrong_answer_argument(
         assert q.choices[q.correct_index] in shown and len(shown) == 2  # the correct answer and one wrong one
 
 
-def test_the_command_trains_an_adapter_that_debaters_then_use(make_model_config, make_experiment, question_set,
-                                                              tiny_model_dir, tmp_path):
+def test_the_command_trains_an_adapter_that_debaters_then_use(
+    make_model_config, make_experiment, question_set, tiny_model_dir, tmp_path
+):
     from io import StringIO
 
     base = make_model_config(tiny_model_dir, name="tiny base", max_new_tokens=12, temperature=0.7)
     out = StringIO()
-    call_command("train_adversary", "tiny base", question_set.name, "--output", str(tmp_path / "adapter"),
-                 "--questions", "4", "--epochs", "4", "--lr", "0.01", "--rank", "4", "--max-new-tokens", "16",
-                 stdout=out)
-    before, after = map(float, re.search(r"loss on the targets: ([\d.]+) before, ([\d.]+) after",
-                                         out.getvalue()).groups())
+    call_command(
+        "train_adversary",
+        "tiny base",
+        question_set.name,
+        "--output",
+        str(tmp_path / "adapter"),
+        "--questions",
+        "4",
+        "--epochs",
+        "4",
+        "--lr",
+        "0.01",
+        "--rank",
+        "4",
+        "--max-new-tokens",
+        "16",
+        stdout=out,
+    )
+    before, after = map(
+        float, re.search(r"loss on the targets: ([\d.]+) before, ([\d.]+) after", out.getvalue()).groups()
+    )
     assert after < before  # it learned the adversarial arguments
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
     adversary = ModelConfig.objects.get(name="tiny base adversary")

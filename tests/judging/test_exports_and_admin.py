@@ -1,4 +1,5 @@
 """Researcher side: admin launch and progress, exports from admin and the command."""
+
 import csv
 import io
 import json
@@ -12,8 +13,14 @@ from judging.services import verdict_submit
 
 @pytest.fixture
 def judged_trial(ready_trial, judge):
-    verdict_submit(trial_id=ready_trial.pk, judge=judge, chosen=ready_trial.honest_side, probability=0.85,
-                   rationale="Convincing <b>quotes</b>, \"really\"", active_seconds=30)
+    verdict_submit(
+        trial_id=ready_trial.pk,
+        judge=judge,
+        chosen=ready_trial.honest_side,
+        probability=0.85,
+        rationale='Convincing <b>quotes</b>, "really"',
+        active_seconds=30,
+    )
     return ready_trial
 
 
@@ -46,8 +53,10 @@ def test_jsonl_exports_of_trials_and_turns(judged_trial):
     assert len(trials) == 4 and {t["trial_id"] for t in trials} == set(experiment.trials.values_list("id", flat=True))
     judged = next(t for t in trials if t["trial_id"] == judged_trial.pk)
     assert judged["correct"] is True and judged["probability"] == 0.85
-    turns = [json.loads(line) for line in
-             export_command(str(experiment.pk), "--table", "turns", "--format", "jsonl").splitlines()]
+    turns = [
+        json.loads(line)
+        for line in export_command(str(experiment.pk), "--table", "turns", "--format", "jsonl").splitlines()
+    ]
     assert len(turns) == 16
     mine = [t for t in turns if t["trial_id"] == judged_trial.pk]
     assert [t["turn_index"] for t in mine] == [0, 1, 2, 3]
@@ -66,47 +75,62 @@ def test_export_command_writes_a_file_and_refuses_unknown_experiments(judged_tri
         export_command("99999")
 
 
-def test_admin_launches_an_experiment_and_shows_progress(admin_client, make_model_config, make_experiment,
-                                                         django_capture_on_commit_callbacks):
+def test_admin_launches_an_experiment_and_shows_progress(
+    admin_client, make_model_config, make_experiment, django_capture_on_commit_callbacks
+):
     from unittest import mock
 
     experiment = make_experiment(make_model_config("m"))
     with mock.patch("generation.tasks.generate_turns.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True):
-            response = admin_client.post("/admin/judging/experiment/", {
-                "action": "launch", "_selected_action": [experiment.pk]}, follow=True)
+            response = admin_client.post(
+                "/admin/judging/experiment/", {"action": "launch", "_selected_action": [experiment.pk]}, follow=True
+            )
     assert "launched 4 trials" in response.content.decode()
     send.assert_called_once_with(args=[experiment.pk, "generation"], countdown=None, queue="generation")
     assert Trial.objects.filter(experiment=experiment).count() == 4
     page = admin_client.get("/admin/judging/experiment/").content.decode()
     assert "0 / 16" in page and "0 / 4" in page
     # Launching twice is refused with a message, and creates nothing.
-    response = admin_client.post("/admin/judging/experiment/", {
-        "action": "launch", "_selected_action": [experiment.pk]}, follow=True)
+    response = admin_client.post(
+        "/admin/judging/experiment/", {"action": "launch", "_selected_action": [experiment.pk]}, follow=True
+    )
     assert "already been launched" in response.content.decode()
     assert Trial.objects.filter(experiment=experiment).count() == 4
 
 
 def test_admin_export_actions_download_csv_and_jsonl(admin_client, judged_trial):
     experiment = judged_trial.experiment
-    response = admin_client.post("/admin/judging/experiment/", {
-        "action": "export_trials_csv", "_selected_action": [experiment.pk]})
+    response = admin_client.post(
+        "/admin/judging/experiment/", {"action": "export_trials_csv", "_selected_action": [experiment.pk]}
+    )
     assert response["Content-Type"] == "text/csv"
     body = b"".join(response.streaming_content).decode()
     rows = list(csv.DictReader(io.StringIO(body)))
     assert len(rows) == 4 and any(r["verdict"] for r in rows)
-    response = admin_client.post("/admin/judging/experiment/", {
-        "action": "export_turns_jsonl", "_selected_action": [experiment.pk]})
+    response = admin_client.post(
+        "/admin/judging/experiment/", {"action": "export_turns_jsonl", "_selected_action": [experiment.pk]}
+    )
     lines = b"".join(response.streaming_content).decode().splitlines()
     assert len(lines) == 16 and json.loads(lines[0])["schema_version"] == 2
 
 
 def test_admin_pages_render(admin_client, judged_trial):
-    for url in ["/admin/", "/admin/judging/experiment/", f"/admin/judging/experiment/{judged_trial.experiment.pk}/change/",
-                "/admin/judging/trial/", f"/admin/judging/trial/{judged_trial.pk}/change/", "/admin/judging/turn/",
-                "/admin/judging/verdict/", "/admin/judging/questionset/", "/admin/judging/question/",
-                "/admin/judging/modelconfig/", "/admin/judging/modelconfig/add/",
-                "/admin/judging/experiment/add/", "/admin/judging/questionset/import/"]:
+    for url in [
+        "/admin/",
+        "/admin/judging/experiment/",
+        f"/admin/judging/experiment/{judged_trial.experiment.pk}/change/",
+        "/admin/judging/trial/",
+        f"/admin/judging/trial/{judged_trial.pk}/change/",
+        "/admin/judging/turn/",
+        "/admin/judging/verdict/",
+        "/admin/judging/questionset/",
+        "/admin/judging/question/",
+        "/admin/judging/modelconfig/",
+        "/admin/judging/modelconfig/add/",
+        "/admin/judging/experiment/add/",
+        "/admin/judging/questionset/import/",
+    ]:
         assert admin_client.get(url).status_code == 200, url
     assert "/results/throughput/" in admin_client.get("/admin/").content.decode()
 
@@ -130,8 +154,9 @@ def test_experiment_status_is_launched_after_launch(judged_trial):
 def test_experiment_validation_refuses_more_questions_than_the_set_has(make_model_config, question_set):
     from django.core.exceptions import ValidationError
 
-    experiment = Experiment(name="too big", question_set=question_set, num_questions=13, rounds=0,
-                            debater_model=make_model_config("m"))
+    experiment = Experiment(
+        name="too big", question_set=question_set, num_questions=13, rounds=0, debater_model=make_model_config("m")
+    )
     with pytest.raises(ValidationError) as excinfo:
         experiment.full_clean()
     assert excinfo.value.message_dict["num_questions"] == ["the question set has only 12 questions"]
@@ -158,8 +183,12 @@ def test_every_table_writes_its_documented_columns_in_order_in_every_format(judg
 
 
 def test_verdict_table_has_one_row_per_verdict(judged_trial):
-    rows = [json.loads(line) for line in export_command(str(judged_trial.experiment.pk), "--table", "verdicts",
-                                                        "--format", "jsonl").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in export_command(
+            str(judged_trial.experiment.pk), "--table", "verdicts", "--format", "jsonl"
+        ).splitlines()
+    ]
     assert len(rows) == 1
     assert rows[0]["trial_id"] == judged_trial.pk and rows[0]["correct"] is True and rows[0]["judge"] == "judy"
 
@@ -196,15 +225,20 @@ def test_turn_export_includes_best_of_n_candidates_when_present(judged_trial):
     turn = judged_trial.turns.order_by("index").first()
     turn.candidates = [{"text": "kept", "score": 0.8}, {"text": "dropped", "score": 0.3}]
     turn.save()
-    rows = [json.loads(line) for line in export_command(str(judged_trial.experiment.pk), "--table", "turns",
-                                                        "--format", "jsonl").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in export_command(
+            str(judged_trial.experiment.pk), "--table", "turns", "--format", "jsonl"
+        ).splitlines()
+    ]
     exported = next(r for r in rows if r["trial_id"] == judged_trial.pk and r["turn_index"] == turn.index)
     assert exported["candidates"] == turn.candidates
     assert all(r["candidates"] == [] for r in rows if r is not exported)
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(ready_trial, judge):
-    verdict_submit(trial_id=ready_trial.pk, judge=judge, chosen="A", probability=0.7,
-                   rationale='=HYPERLINK("http://evil","click")')
+    verdict_submit(
+        trial_id=ready_trial.pk, judge=judge, chosen="A", probability=0.7, rationale='=HYPERLINK("http://evil","click")'
+    )
     rows = list(csv.DictReader(io.StringIO(export_command(str(ready_trial.experiment.pk), "--table", "verdicts"))))
-    assert rows[0]["rationale"] == "'=HYPERLINK(\"http://evil\",\"click\")"
+    assert rows[0]["rationale"] == '\'=HYPERLINK("http://evil","click")'

@@ -1,4 +1,5 @@
 """The throughput estimator: hand-computed cases, monotonicity, measured inputs, page and command."""
+
 import io
 
 import numpy as np
@@ -64,11 +65,18 @@ def test_measured_inputs_give_intervals_that_contain_the_estimate():
     assert r["pages_per_year"].low < r["pages_per_year"].high
 
 
-@pytest.mark.parametrize("overrides,field", [
-    ({"judges": 0}, "judges"), ({"reading_wpm": -5}, "reading_wpm"), ({"judge_accuracy": 1.2}, "judge_accuracy"),
-    ({"cost_per_judge_hour": -1}, "cost_per_judge_hour"), ({"hours_per_judge_per_year": 9000}, "hours_per_judge_per_year"),
-    ({"active_seconds_per_judgment": 0}, "active_seconds_per_judgment"), ({"tokens_per_word": float("nan")}, "tokens_per_word"),
-])
+@pytest.mark.parametrize(
+    "overrides,field",
+    [
+        ({"judges": 0}, "judges"),
+        ({"reading_wpm": -5}, "reading_wpm"),
+        ({"judge_accuracy": 1.2}, "judge_accuracy"),
+        ({"cost_per_judge_hour": -1}, "cost_per_judge_hour"),
+        ({"hours_per_judge_per_year": 9000}, "hours_per_judge_per_year"),
+        ({"active_seconds_per_judgment": 0}, "active_seconds_per_judgment"),
+        ({"tokens_per_word": float("nan")}, "tokens_per_word"),
+    ],
+)
 def test_out_of_range_inputs_are_refused_by_name(overrides, field):
     with pytest.raises(EstimatorInputError) as excinfo:
         estimate(hand_inputs(**overrides))
@@ -79,7 +87,12 @@ positive = st.floats(min_value=1e-3, max_value=1e9, allow_nan=False)
 
 
 @settings(max_examples=200, deadline=None)
-@given(judges=positive, more=st.floats(min_value=1.0, max_value=1e3), wpm=positive, faster=st.floats(min_value=1.0, max_value=1e3))
+@given(
+    judges=positive,
+    more=st.floats(min_value=1.0, max_value=1e3),
+    wpm=positive,
+    faster=st.floats(min_value=1.0, max_value=1e3),
+)
 def test_more_judges_never_means_fewer_judgments_and_faster_reading_never_fewer_pages(judges, more, wpm, faster):
     base = estimate(hand_inputs(judges=judges, reading_wpm=wpm))
     more_judges = estimate(hand_inputs(judges=judges * more, reading_wpm=wpm))
@@ -90,20 +103,38 @@ def test_more_judges_never_means_fewer_judgments_and_faster_reading_never_fewer_
 
 
 def test_inputs_measured_from_an_experiment(ready_trial, judge, tiny_model_dir):
-    from judging.models import Turn
+    from judging.models import ModelConfig, Turn
     from judging.services import verdict_submit
-    from judging.models import ModelConfig
     from results.services import throughput_estimate
 
     ModelConfig.objects.filter(pk=ready_trial.experiment.debater_model_id).update(model_name=str(tiny_model_dir))
     Turn.objects.filter(trial=ready_trial).update(tokens_out=10, wall_seconds=2.0, model_settings={"batch_size": 4})
-    verdict_submit(trial_id=ready_trial.pk, judge=judge, chosen=ready_trial.honest_side, probability=0.9,
-                   rationale="r", active_seconds=60)
-    inputs, r = throughput_estimate(values=DEFAULTS, experiment_ids=[ready_trial.experiment.pk],
-                                    measure=["words_per_trial", "active_seconds_per_judgment", "reading_wpm",
-                                             "judge_accuracy", "tokens_per_word", "model_tokens_per_second"])
-    words = sum(len(t.text.split()) for t in ready_trial.turns.all()) + len(ready_trial.question.text.split()) + \
-        len(ready_trial.answer_text("A").split()) + len(ready_trial.answer_text("B").split())
+    verdict_submit(
+        trial_id=ready_trial.pk,
+        judge=judge,
+        chosen=ready_trial.honest_side,
+        probability=0.9,
+        rationale="r",
+        active_seconds=60,
+    )
+    inputs, r = throughput_estimate(
+        values=DEFAULTS,
+        experiment_ids=[ready_trial.experiment.pk],
+        measure=[
+            "words_per_trial",
+            "active_seconds_per_judgment",
+            "reading_wpm",
+            "judge_accuracy",
+            "tokens_per_word",
+            "model_tokens_per_second",
+        ],
+    )
+    words = (
+        sum(len(t.text.split()) for t in ready_trial.turns.all())
+        + len(ready_trial.question.text.split())
+        + len(ready_trial.answer_text("A").split())
+        + len(ready_trial.answer_text("B").split())
+    )
     assert inputs.words_per_trial.value == words and inputs.active_seconds_per_judgment.value == 60
     assert inputs.reading_wpm.value == pytest.approx(words) and inputs.judge_accuracy.value == 1.0
     assert inputs.model_tokens_per_second.value == pytest.approx(20)  # 10 tokens x batch 4 / 2 s

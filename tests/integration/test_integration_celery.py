@@ -4,6 +4,7 @@ Runs in the PostgreSQL pass of ``python3 dev.py test`` (which starts PostgreSQL
 and Redis); the SQLite pass skips it because a separate worker process cannot
 see pytest's in-memory SQLite database.
 """
+
 import os
 import subprocess
 import sys
@@ -15,14 +16,13 @@ import pytest
 from django.db import connection
 
 from debate_platform.celery import app as celery_app
-
+from generation.tasks import reconcile_generation
 from judging.models import Trial, Turn
 from judging.services import experiment_launch
-from generation.tasks import reconcile_generation
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(log_path, name=None):
@@ -30,14 +30,35 @@ def start_worker(log_path, name=None):
     redis_url = os.environ.get("TEST_REDIS_URL")
     assert redis_url, "TEST_REDIS_URL must point at a running Redis (dev.py test sets it)"
     db = connection.settings_dict
-    database_url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": redis_url,
-           "DEBATE_GENERATION_BATCH_SIZE": "4"}
+    database_url = (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "DEBATE_GENERATION_BATCH_SIZE": "4",
+    }
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "debate_platform", "worker", "--pool=solo", "-Q", "generation,celery",
-             "--loglevel=INFO", "--hostname", name or f"test-worker-{time.time_ns()}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "debate_platform",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                "generation,celery",
+                "--loglevel=INFO",
+                "--hostname",
+                name or f"test-worker-{time.time_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     assert wait_until(lambda: celery_app.control.ping(timeout=1), seconds=60), "the worker did not start"
     return process

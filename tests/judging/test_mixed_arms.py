@@ -1,24 +1,32 @@
 """One experiment mixing protocols and conditions, balanced per judge."""
+
 import collections
 
 from django.urls import reverse
 
+from generation.worker import generate_batch
 from judging.models import Experiment, Trial
 from judging.services import experiment_launch
-from generation.worker import generate_batch
 
 ARMS = ["debate", "consultancy", "naive", "assisted-honest", "assisted-misleading"]
 
 
-def test_an_experiment_mixes_all_arms_balanced_per_judge(make_model_config, make_experiment, tiny_model_dir, judge,
-                                                         other_judge, client):
-    experiment = make_experiment(make_model_config(tiny_model_dir), judges=[judge, other_judge], conditions=ARMS,
-                                 num_questions=10, judgments_per_question=1)
+def test_an_experiment_mixes_all_arms_balanced_per_judge(
+    make_model_config, make_experiment, tiny_model_dir, judge, other_judge, client
+):
+    experiment = make_experiment(
+        make_model_config(tiny_model_dir),
+        judges=[judge, other_judge],
+        conditions=ARMS,
+        num_questions=10,
+        judgments_per_question=1,
+    )
     experiment_launch(experiment=experiment)
     trials = list(experiment.trials.all())
     for j in (judge, other_judge):
-        counts = collections.Counter("consultancy" if t.protocol == "consultancy" else t.condition
-                                     for t in trials if t.judge == j)
+        counts = collections.Counter(
+            "consultancy" if t.protocol == "consultancy" else t.condition for t in trials if t.judge == j
+        )
         assert counts == {arm: 1 for arm in ARMS}, counts
     by_protocol = collections.Counter(t.protocol for t in trials)
     assert by_protocol == {"debate": 2, "consultancy": 2, "sandwich": 6}
@@ -37,10 +45,22 @@ def test_an_experiment_mixes_all_arms_balanced_per_judge(make_model_config, make
 
 def test_the_admin_form_offers_the_arms_and_validates_them(admin_client, question_set, make_model_config):
     model = make_model_config("m")
-    data = {"name": "mixed", "conditions": ["debate", "naive"], "question_set": question_set.pk, "num_questions": 4,
-            "judgments_per_question": 1, "mode": "pregenerated", "rounds": 2, "turn_style": "simultaneous",
-            "char_limit": 500, "quote_limit": 250, "debater_model": model.pk, "seed": 1, "scoring_rule": "log",
-            "round_penalty": 0}
+    data = {
+        "name": "mixed",
+        "conditions": ["debate", "naive"],
+        "question_set": question_set.pk,
+        "num_questions": 4,
+        "judgments_per_question": 1,
+        "mode": "pregenerated",
+        "rounds": 2,
+        "turn_style": "simultaneous",
+        "char_limit": 500,
+        "quote_limit": 250,
+        "debater_model": model.pk,
+        "seed": 1,
+        "scoring_rule": "log",
+        "round_penalty": 0,
+    }
     response = admin_client.post("/admin/judging/experiment/add/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Experiment.objects.get(name="mixed").conditions == ["debate", "naive"]

@@ -1,4 +1,5 @@
 """Model judges: an experiment run fully automatically, judged from exactly the judge's view."""
+
 import io
 import json
 
@@ -10,8 +11,9 @@ from judging.models import ModelVerdict
 from judging.services import verdict_submit
 
 
-def test_an_experiment_runs_automatically_with_a_model_judge(make_model_config, make_experiment, tiny_model_dir,
-                                                             judge, admin_client):
+def test_an_experiment_runs_automatically_with_a_model_judge(
+    make_model_config, make_experiment, tiny_model_dir, judge, admin_client
+):
     debater = make_model_config(tiny_model_dir, name="debater")
     judge_model = make_model_config(tiny_model_dir, name="weak judge")
     experiment = make_experiment(debater, num_questions=3, rounds=1)
@@ -33,8 +35,9 @@ def test_an_experiment_runs_automatically_with_a_model_judge(make_model_config, 
     assert "on the 1 trials humans judged: humans 100.0%" in out.getvalue()
     assert ModelVerdict.objects.filter(trial__experiment=experiment).count() == 3
     exported = io.StringIO()
-    call_command("export_results", str(experiment.pk), "--table", "model_verdicts", "--format", "jsonl",
-                 stdout=exported)
+    call_command(
+        "export_results", str(experiment.pk), "--table", "model_verdicts", "--format", "jsonl", stdout=exported
+    )
     rows = [json.loads(line) for line in exported.getvalue().splitlines()]
     assert len(rows) == 3 and {r["judge_model"] for r in rows} == {"weak judge"}
     page = admin_client.get(f"/results/analysis/?experiment={experiment.pk}").content.decode()
