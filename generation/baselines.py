@@ -4,7 +4,8 @@ human judge sees them. Both run where the model is loaded (a worker, or a comman
 from __future__ import annotations
 
 from judging.models import Experiment, ModelAnswer, ModelVerdict, Trial
-from judging.prompts import build_model_alone_messages, build_model_judge_messages
+from judging.protocols.prompts import build_model_alone_messages, build_model_judge_messages
+from judging.protocols.registry import PROTOCOLS
 from judging.selectors import judge_view_of_trial
 
 from .backends import backend_for
@@ -19,7 +20,7 @@ def score_model_alone(experiment_id: int) -> int:
     done = set(ModelAnswer.objects.filter(experiment=experiment).values_list("question_id", flat=True))
     created = 0
     for trial in (
-        experiment.trials.filter(protocol=Trial.Protocol.SANDWICH)
+        experiment.trials.filter(protocol__in=[p.name for p in PROTOCOLS.values() if p.model_alone_baseline])
         .select_related("question")
         .order_by("question_id", "id")
     ):

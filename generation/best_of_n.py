@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from inference import GenerationResult
-from judging.models import Trial, Turn
-from judging.prompts import build_model_judge_messages, clip_to_limit
+from judging.models import Turn
 from judging.protocols import debate
-from judging.selectors import speaker_label
+from judging.protocols.prompts import build_model_judge_messages, clip_to_limit
 from judging.services import debate_state
 
 from .backends import backend_for
@@ -14,7 +13,7 @@ from .backends import backend_for
 
 def candidates_per_turn(config, turn: Turn) -> int:
     """N for best-of-N: debaters and consultants only (an assistant has no side to be judged on)."""
-    if config.best_of_n > 1 and turn.trial.protocol != Trial.Protocol.SANDWICH:
+    if config.best_of_n > 1 and turn.trial.protocol_spec.best_of_n:
         return config.best_of_n
     return 1
 
@@ -24,7 +23,10 @@ def scorer_view(turn: Turn) -> list[dict]:
     simultaneous round, not the opponent's same-round speech), labelled as a judge sees it."""
     trial = turn.trial
     return [
-        {"label": "Judge's question" if s.speaker == debate.JUDGE else speaker_label(trial, s.speaker), "text": s.text}
+        {
+            "label": "Judge's question" if s.speaker == debate.JUDGE else trial.protocol_spec.speaker_label(s.speaker),
+            "text": s.text,
+        }
         for s in debate_state(trial).visible_to(turn.speaker)
     ]
 
@@ -34,7 +36,7 @@ def candidate_score(scorer, turn: Turn, text: str, view: list[dict] | None = Non
     (default: ``scorer_view(turn)``) followed by the candidate."""
     trial = turn.trial
     speeches = (view if view is not None else scorer_view(turn)) + [
-        {"label": speaker_label(trial, turn.speaker), "text": text}
+        {"label": trial.protocol_spec.speaker_label(turn.speaker), "text": text}
     ]
     messages = build_model_judge_messages(
         question=trial.question.text,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from inference import GenerationRequest
-from judging.models import Trial, Turn
-from judging.prompts import build_assistant_messages, build_debater_messages
-from judging.protocols import sandwich
+from judging.models import Turn
+from judging.protocols.registry import PromptInputs
 from judging.services import debate_state
 
 # Roughly 3-4 characters per token in English; leave room so the model can
@@ -19,37 +18,27 @@ def turn_seed(turn: Turn) -> int:
 
 
 def request_for(turn: Turn) -> GenerationRequest:
-    trial, experiment, config = turn.trial, turn.trial.experiment, turn.model_config
-    state = debate_state(trial)
+    """The request for a turn, its prompt built by the trial's protocol from what this speaker may see."""
+    trial, config = turn.trial, turn.model_config
     me = turn.speaker
     other = "B" if me == "A" else "A"
-    consultant = trial.protocol == Trial.Protocol.CONSULTANCY
-    if trial.protocol == Trial.Protocol.SANDWICH:
-        messages = build_assistant_messages(
-            misleading=trial.condition == sandwich.MISLEADING,
-            question=trial.question.text,
-            answer_a=trial.answer_text("A"),
-            answer_b=trial.answer_text("B"),
-            target_answer=trial.answer_text(me),
-            passage=trial.question.passage,
-            visible_speeches=state.visible_to(me),
-            char_limit=trial.speech_char_limit,
-        )
-    else:
-        messages = build_debater_messages(
-            system_prompt=config.consultant_system_prompt if consultant else config.system_prompt,
-            template=config.consultant_prompt_template if consultant else config.prompt_template,
+    messages = trial.protocol_spec.prompt(
+        PromptInputs(
+            config=config,
             me=me,
-            consultant=consultant,
             question=trial.question.text,
             my_answer=trial.answer_text(me),
             opponent_answer=trial.answer_text(other),
+            answer_a=trial.answer_text("A"),
+            answer_b=trial.answer_text("B"),
             passage=trial.question.passage,
-            visible_speeches=state.visible_to(me),
+            visible_speeches=debate_state(trial).visible_to(me),
             round_number=turn.round,
-            rounds=experiment.rounds,
+            rounds=trial.experiment.rounds,
             char_limit=trial.speech_char_limit,
+            condition=trial.condition,
         )
+    )
     max_tokens = min(config.max_new_tokens, max(16, trial.speech_char_limit // CHARS_PER_TOKEN))
     return GenerationRequest(
         messages=messages,

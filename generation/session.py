@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from inference import GenerationRequest, GenerationResult
 from judging.models import MAX_ATTEMPTS, Turn
-from judging.prompts import clip_to_limit
+from judging.protocols.prompts import clip_to_limit
 from judging.selectors import record_response_delays
 from judging.services import trials_settle
 

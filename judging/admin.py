@@ -92,7 +92,7 @@ def _export_action(table: str, fmt: str):
 
 class ExperimentForm(forms.ModelForm):
     conditions = forms.MultipleChoiceField(
-        choices=list(Experiment.ARMS.items()),
+        choices=Experiment.Arm.choices,
         widget=forms.CheckboxSelectMultiple,
         initial=["debate"],
         help_text="Each trial is in one arm; arms are balanced per judge (Latin square) and shuffled in the queue.",

@@ -16,6 +16,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from .protocols.registry import ARMS
+
 
 @dataclass(frozen=True)
 class QuestionInfo:
@@ -33,7 +35,7 @@ class TrialPlan:
     answer_b_index: int
     first_speaker: str
     queue_position: int
-    consultant_side: str = ""  # consultancy: the consultant's answer; sandwiching: the assistant's
+    speaker_side: str = ""  # the single speaker's answer: the consultant's, or the sandwiching assistant's
     protocol: str = "debate"
     condition: str = "debate"
 
@@ -69,15 +71,6 @@ def latin_square_conditions(pairs: list[tuple[object, int]], judge_ids: list[int
     return out
 
 
-PROTOCOL_OF_ARM = {
-    "debate": "debate",
-    "consultancy": "consultancy",
-    "naive": "sandwich",
-    "assisted-honest": "sandwich",
-    "assisted-misleading": "sandwich",
-}
-
-
 def plan_trials(
     questions: list[QuestionInfo],
     judge_ids: list[int],
@@ -111,15 +104,15 @@ def plan_trials(
             pairs.append((question, judge))
 
     arms = list(arms or ["debate"])
-    unknown = [a for a in arms if a not in PROTOCOL_OF_ARM]
+    unknown = [a for a in arms if a not in ARMS]
     if unknown:
-        raise AssignmentError(f"unknown arm {unknown[0]!r}; choose from {', '.join(PROTOCOL_OF_ARM)}")
+        raise AssignmentError(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
     trial_arms = latin_square_conditions(pairs, judge_ids, arms)
     # Balance within each judge's trials of each arm: the honest side and the first speaker
-    # jointly (every combination equally often, to within one block), and in consultancy
-    # whether the consultant is honest.
+    # jointly (every combination equally often, to within one block), and in arms whose speaker is
+    # honest in half of the trials (consultancy) whether it is.
     honest_sides, first_speakers = [""] * len(pairs), [""] * len(pairs)
-    consultant_honest = [False] * len(pairs)
+    half_honest = [False] * len(pairs)
     groups: dict[tuple[int, str], list[int]] = {}
     for i, ((_, judge), arm) in enumerate(zip(pairs, trial_arms)):
         groups.setdefault((judge, arm), []).append(i)
@@ -129,16 +122,15 @@ def plan_trials(
         ):
             honest_sides[i], first_speakers[i] = honest, first
         for i, is_honest in zip(indices, balanced_blocks([True, False], len(indices), rng)):
-            consultant_honest[i] = is_honest
+            half_honest[i] = is_honest
     speaker_honest, trial_conditions = [], []
-    for i, arm in enumerate(trial_arms):
-        if arm == "consultancy":
-            honest = consultant_honest[i]
-            speaker_honest.append(honest)
-            trial_conditions.append("honest consultant" if honest else "dishonest consultant")
+    for i, arm in enumerate(ARMS[name] for name in trial_arms):
+        if len(arm.conditions) == 2:  # (honest, dishonest), balanced per judge
+            speaker_honest.append(half_honest[i])
+            trial_conditions.append(arm.conditions[0] if half_honest[i] else arm.conditions[1])
         else:
-            speaker_honest.append(None if arm in ("debate", "naive") else arm == "assisted-honest")
-            trial_conditions.append(arm)
+            speaker_honest.append(arm.speaker_honest)
+            trial_conditions.append(arm.conditions[0])
     positions: dict[int, list[int]] = {}
     for j in judge_ids:
         positions[j] = list(range(load[j]))
@@ -150,9 +142,9 @@ def plan_trials(
     ):
         wrong = rng.choice([i for i in range(question.n_choices) if i != question.correct_index])
         a, b = (question.correct_index, wrong) if honest == "A" else (wrong, question.correct_index)
-        consultant = ""
+        speaker = ""
         if is_honest is not None:
-            consultant = honest if is_honest else ("B" if honest == "A" else "A")
+            speaker = honest if is_honest else ("B" if honest == "A" else "A")
         plans.append(
             TrialPlan(
                 question_id=question.id,
@@ -160,10 +152,10 @@ def plan_trials(
                 honest_side=honest,
                 answer_a_index=a,
                 answer_b_index=b,
-                first_speaker=consultant or first,
+                first_speaker=speaker or first,
                 queue_position=positions[judge].pop(),
-                consultant_side=consultant,
-                protocol=PROTOCOL_OF_ARM[arm],
+                speaker_side=speaker,
+                protocol=ARMS[arm].protocol,
                 condition=condition,
             )
         )

@@ -22,7 +22,7 @@ from django.http import StreamingHttpResponse
 
 from .models import ModelAnswer, ModelConfig, ModelVerdict, Trial, Turn, Verdict, chosen_from_probability
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CHUNK = 5000
 
 # Column name -> type ("int", "float", "str", "bool", "json"): the Parquet
@@ -65,6 +65,7 @@ TRIAL_COLUMNS = {
     "score": "float",
     "active_seconds_by_round": "json",
     "consultant_side": "str",
+    "assistant_side": "str",
     "condition": "str",
 }
 TURN_COLUMNS = {
@@ -151,6 +152,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "verdict__score",
         "verdict__active_seconds_by_round",
         "consultant_side",
+        "assistant_side",
         "condition",
     ]
     last_round = (
@@ -202,6 +204,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         score,
         by_round,
         consultant,
+        assistant,
         condition,
     ) in rows:
         if model_id not in settings_cache:
@@ -244,6 +247,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "score": score,
             "active_seconds_by_round": by_round,
             "consultant_side": consultant or None,
+            "assistant_side": assistant or None,
             "condition": condition,
         }
 

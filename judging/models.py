@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from .prompts import (
+from .protocols import registry
+from .protocols.prompts import (
     DEFAULT_CONSULTANT_SYSTEM_PROMPT,
     DEFAULT_CONSULTANT_TEMPLATE,
     DEFAULT_DEBATER_TEMPLATE,
@@ -14,7 +15,6 @@ from .prompts import (
     TemplateError,
     check_template,
 )
-from .protocols.consultancy import BUDGET_MULTIPLIER
 
 
 def chosen_from_probability(probability_a: float) -> str:
@@ -27,15 +27,38 @@ def new_seed() -> int:
 
 
 def default_conditions() -> list[str]:
-    return ["debate"]
+    return [Arm.DEBATE]
+
+
+def _choices(name: str, entries) -> type[models.TextChoices]:
+    """TextChoices made from the protocol registry, the one definition of protocols, arms and conditions."""
+    return models.TextChoices(
+        name, [(value.upper().replace("-", "_").replace(" ", "_"), (value, label)) for value, label in entries]
+    )
+
+
+# What an experiment mixes, each balanced per judge (Latin square).
+Arm = _choices("Arm", [(arm.value, arm.label) for arm in registry.ARMS.values()])
+# What a trial is in: its arm made concrete (a consultancy trial has an honest or a dishonest consultant).
+Condition = _choices("Condition", [(condition, condition) for condition in registry.CONDITIONS])
+Protocol = _choices("Protocol", [(p.name, p.label) for p in registry.PROTOCOLS.values()])
+SIDES = [("A", "A"), ("B", "B")]
+SPEAKERS = [("A", "Debater A"), ("B", "Debater B"), ("judge", "Judge")]
+
+
+def _in(field: str, choices) -> models.Q:
+    return models.Q(**{f"{field}__in": [value for value, _ in choices]})
+
+
+class Backend(models.TextChoices):
+    TRANSFORMERS = "transformers", "transformers (local weights)"
+    OPENAI = "openai", "OpenAI-compatible server (vLLM, TGI, transformers serve)"
 
 
 class ModelConfig(models.Model):
     """A configured model: which weights, how to sample, and how it is prompted."""
 
-    class Backend(models.TextChoices):
-        TRANSFORMERS = "transformers", "transformers (local weights)"
-        OPENAI = "openai", "OpenAI-compatible server (vLLM, TGI, transformers serve)"
+    Backend = Backend
 
     name = models.CharField(max_length=100, unique=True)
     backend = models.CharField(max_length=30, choices=Backend.choices, default=Backend.TRANSFORMERS)
@@ -96,6 +119,21 @@ class ModelConfig(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "model configuration"
+        # The rules clean() explains to a person, kept by the database for every other writer.
+        constraints = [
+            models.CheckConstraint(condition=_in("backend", Backend.choices), name="modelconfig_backend_known"),
+            models.CheckConstraint(condition=models.Q(temperature__gte=0), name="modelconfig_temperature_not_negative"),
+            models.CheckConstraint(condition=models.Q(top_p__gt=0, top_p__lte=1), name="modelconfig_top_p_in_0_1"),
+            models.CheckConstraint(condition=models.Q(repetition_penalty__gt=0), name="modelconfig_penalty_positive"),
+            models.CheckConstraint(condition=models.Q(max_new_tokens__gte=1), name="modelconfig_max_new_tokens"),
+            models.CheckConstraint(condition=models.Q(best_of_n__gte=1), name="modelconfig_best_of_n"),
+            models.CheckConstraint(
+                condition=models.Q(best_of_n=1) | models.Q(temperature__gt=0), name="modelconfig_best_of_n_samples"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(backend="openai") | ~models.Q(api_base=""), name="modelconfig_openai_has_api_base"
+            ),
+        ]
 
     def __str__(self):
         return self.name
@@ -173,27 +211,26 @@ class Question(models.Model):
         return f"{self.external_id}: {self.text[:60]}"
 
 
+class TurnStyle(models.TextChoices):
+    SIMULTANEOUS = "simultaneous", "Simultaneous (debaters do not see each other's speech of the same round)"
+    SEQUENTIAL = "sequential", "Sequential (the second speaker sees the first)"
+
+
+class ExperimentStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    LAUNCHED = "launched", "Launched"
+
+
+class Mode(models.TextChoices):
+    PREGENERATED = "pregenerated", "Pre-generated (all rounds generated before judging)"
+    LIVE = "live", "Live (generated while the judge watches; the judge may ask questions)"
+
+
 class Experiment(models.Model):
-    # The arms an experiment can mix; each trial is in one, balanced per judge (Latin square).
-    ARMS = {
-        "debate": "Debate (two debaters, one honest)",
-        "consultancy": "Consultancy (one consultant, honest in half of these trials)",
-        "naive": "Sandwiching: judge alone (no assistant)",
-        "assisted-honest": "Sandwiching: judge with an honest assistant (live)",
-        "assisted-misleading": "Sandwiching: judge with an assistant steering toward a wrong answer (live)",
-    }
-
-    class TurnStyle(models.TextChoices):
-        SIMULTANEOUS = "simultaneous", "Simultaneous (debaters do not see each other's speech of the same round)"
-        SEQUENTIAL = "sequential", "Sequential (the second speaker sees the first)"
-
-    class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        LAUNCHED = "launched", "Launched"
-
-    class Mode(models.TextChoices):
-        PREGENERATED = "pregenerated", "Pre-generated (all rounds generated before judging)"
-        LIVE = "live", "Live (generated while the judge watches; the judge may ask questions)"
+    TurnStyle = TurnStyle
+    Status = ExperimentStatus
+    Mode = Mode
+    Arm = Arm
 
     name = models.CharField(max_length=200, unique=True)
     conditions = models.JSONField(
@@ -247,6 +284,26 @@ class Experiment(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(rounds__gte=1), name="experiment_rounds_at_least_1"),
+            models.CheckConstraint(condition=models.Q(num_questions__gte=1), name="experiment_questions_at_least_1"),
+            models.CheckConstraint(
+                condition=models.Q(judgments_per_question__gte=1), name="experiment_judgments_at_least_1"
+            ),
+            models.CheckConstraint(condition=models.Q(char_limit__gte=50), name="experiment_char_limit_at_least_50"),
+            models.CheckConstraint(condition=models.Q(round_penalty__gte=0), name="experiment_round_penalty"),
+            models.CheckConstraint(
+                condition=models.Q(min_rounds__isnull=True)
+                | models.Q(min_rounds__gte=1, min_rounds__lte=models.F("rounds")),
+                name="experiment_min_rounds_within_rounds",
+            ),
+            models.CheckConstraint(condition=_in("mode", Mode.choices), name="experiment_mode_known"),
+            models.CheckConstraint(condition=_in("status", ExperimentStatus.choices), name="experiment_status_known"),
+            models.CheckConstraint(condition=_in("turn_style", TurnStyle.choices), name="experiment_turn_style"),
+            models.CheckConstraint(
+                condition=models.Q(scoring_rule__in=["log", "quadratic", "spherical"]), name="experiment_scoring_rule"
+            ),
+        ]
 
     def __str__(self):
         return self.name
@@ -262,8 +319,8 @@ class Experiment(models.Model):
         if self.judgments_per_question is not None and self.judgments_per_question < 1:
             errors["judgments_per_question"] = "at least one"
         arms = self.conditions if isinstance(self.conditions, list) else []
-        if not arms or any(a not in self.ARMS for a in arms) or len(set(arms)) != len(arms):
-            errors["conditions"] = f"choose one or more distinct arms from: {', '.join(self.ARMS)}"
+        if not arms or any(a not in Arm.values for a in arms) or len(set(arms)) != len(arms):
+            errors["conditions"] = f"choose one or more distinct arms from: {', '.join(Arm.values)}"
         if self.round_penalty is not None and self.round_penalty < 0:
             errors["round_penalty"] = "0 or more"
         if self.min_rounds is not None and self.rounds is not None and not 1 <= self.min_rounds <= self.rounds:
@@ -276,16 +333,20 @@ class Experiment(models.Model):
             raise ValidationError(errors)
 
 
+class TrialStatus(models.TextChoices):
+    GENERATING = "generating", "Generating"
+    READY = "ready", "Ready to judge"
+    JUDGED = "judged", "Judged"
+    FAILED = "failed", "Generation failed"
+
+
 class Trial(models.Model):
     """One debate on one question for one judge, with its randomisation recorded."""
 
-    class Status(models.TextChoices):
-        GENERATING = "generating", "Generating"
-        READY = "ready", "Ready to judge"
-        JUDGED = "judged", "Judged"
-        FAILED = "failed", "Generation failed"
-
-    SIDES = [("A", "A"), ("B", "B")]
+    Status = TrialStatus
+    SIDES = SIDES
+    Protocol = Protocol
+    Condition = Condition
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="trials")
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="trials")
@@ -295,24 +356,17 @@ class Trial(models.Model):
     answer_b_index = models.PositiveIntegerField(help_text="Index into question.choices shown as answer B.")
     first_speaker = models.CharField(max_length=1, choices=SIDES, help_text="Who speaks first in sequential rounds.")
     consultant_side = models.CharField(
+        max_length=1, choices=SIDES, blank=True, help_text="Consultancy: the answer the consultant argues for."
+    )
+    assistant_side = models.CharField(
         max_length=1,
         choices=SIDES,
         blank=True,
-        help_text="Consultancy: the answer the consultant argues for. Sandwiching: the answer the assistant is "
-        "steered toward (misleading) or the correct one (honest).",
+        help_text="Sandwiching with an assistant: the answer it is steered toward (misleading) or the correct one "
+        "(honest). Never shown to the judge.",
     )
-
-    class Protocol(models.TextChoices):
-        DEBATE = "debate", "Debate"
-        CONSULTANCY = "consultancy", "Consultancy"
-        SANDWICH = "sandwich", "Sandwiching"
-
     protocol = models.CharField(max_length=20, choices=Protocol.choices, default=Protocol.DEBATE)
-    condition = models.CharField(
-        max_length=40,
-        blank=True,
-        help_text="debate; honest/dishonest consultant; naive, assisted-honest or assisted-misleading.",
-    )
+    condition = models.CharField(max_length=40, choices=Condition.choices, default=Condition.DEBATE)
     live = models.BooleanField(default=False, help_text="Generated while the judge watches; questions allowed.")
     queue_position = models.PositiveIntegerField(help_text="Shuffled order in the judge's queue.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.GENERATING)
@@ -327,27 +381,51 @@ class Trial(models.Model):
         ordering = ["experiment", "queue_position"]
         constraints = [
             models.UniqueConstraint(fields=["experiment", "question", "judge"], name="one_trial_per_judge_question"),
+            models.CheckConstraint(condition=_in("status", TrialStatus.choices), name="trial_status_known"),
+            models.CheckConstraint(condition=_in("protocol", Protocol.choices), name="trial_protocol_known"),
+            models.CheckConstraint(condition=_in("condition", Condition.choices), name="trial_condition_known"),
+            models.CheckConstraint(condition=_in("honest_side", SIDES), name="trial_honest_side_a_or_b"),
+            models.CheckConstraint(condition=_in("first_speaker", SIDES), name="trial_first_speaker_a_or_b"),
+            models.CheckConstraint(
+                condition=_in("consultant_side", SIDES) | models.Q(consultant_side=""), name="trial_consultant_side"
+            ),
+            models.CheckConstraint(
+                condition=_in("assistant_side", SIDES) | models.Q(assistant_side=""), name="trial_assistant_side"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(answer_a_index=models.F("answer_b_index")), name="trial_two_different_answers"
+            ),
         ]
 
     def __str__(self):
         return f"Trial {self.pk} ({self.experiment})"
 
     @property
+    def protocol_spec(self) -> registry.Protocol:
+        """The protocol's declaration: rules, labels, budgets, prompts (judging.protocols.registry)."""
+        return registry.PROTOCOLS[self.protocol]
+
+    @property
+    def speaker_side(self) -> str:
+        """The side the single speaker argues for (consultant or assistant); empty in debates."""
+        return self.consultant_side or self.assistant_side
+
+    @property
     def simultaneous(self) -> bool:
         """Both speakers write each round without seeing each other (debates only: one speaker otherwise)."""
-        return self.protocol == self.Protocol.DEBATE and self.experiment.turn_style == Experiment.TurnStyle.SIMULTANEOUS
+        return registry.simultaneous(self.protocol, self.experiment.turn_style)
 
     @property
     def speech_char_limit(self) -> int:
         """Per-speech character limit; consultants get the published double budget."""
-        return self.experiment.char_limit * (BUDGET_MULTIPLIER if self.protocol == self.Protocol.CONSULTANCY else 1)
+        return self.experiment.char_limit * self.protocol_spec.budget_multiplier
 
     @property
     def speech_quote_limit(self) -> int | None:
         limit = self.experiment.quote_limit
         if limit is None:
             return None
-        return limit * (BUDGET_MULTIPLIER if self.protocol == self.Protocol.CONSULTANCY else 1)
+        return limit * self.protocol_spec.budget_multiplier
 
     def answer_text(self, side: str) -> str:
         index = self.answer_a_index if side == "A" else self.answer_b_index
@@ -404,16 +482,18 @@ class TurnQuerySet(models.QuerySet):
         return failed + running.release(to=Turn.Status.PENDING, attempts=models.F("attempts") + 1)
 
 
+class TurnStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
 class Turn(models.Model):
     """One speech in a trial's transcript, with everything about how it was made."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
-    SPEAKERS = [("A", "Debater A"), ("B", "Debater B"), ("judge", "Judge")]
+    Status = TurnStatus
+    SPEAKERS = SPEAKERS
 
     trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="turns")
     index = models.PositiveIntegerField(help_text="Position in the transcript.")
@@ -456,8 +536,23 @@ class Turn(models.Model):
         ordering = ["trial", "index"]
         constraints = [
             models.UniqueConstraint(fields=["trial", "index"], name="unique_turn_index"),
+            models.CheckConstraint(condition=_in("status", TurnStatus.choices), name="turn_status_known"),
+            models.CheckConstraint(condition=_in("speaker", SPEAKERS), name="turn_speaker_known"),
+            # A running turn is always held by a claim; a judge's question is never generated.
+            models.CheckConstraint(
+                condition=~models.Q(status="running") | ~models.Q(claim_token=""), name="turn_running_is_claimed"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(speaker="judge") | models.Q(model_config__isnull=True, status="done"),
+                name="turn_judge_question_is_not_generated",
+            ),
         ]
-        indexes = [models.Index(fields=["status", "trial"])]
+        indexes = [
+            models.Index(fields=["status", "trial"]),
+            # Recovery looks running turns up by worker (a restarted worker) and by claim age (the reconciler).
+            models.Index(fields=["claimed_by"], condition=models.Q(status="running"), name="turn_running_by_worker"),
+            models.Index(fields=["claimed_at"], condition=models.Q(status="running"), name="turn_running_by_age"),
+        ]
 
     def __str__(self):
         return f"Turn {self.index} ({self.speaker}, round {self.round}) of trial {self.trial_id}"
@@ -485,9 +580,16 @@ class Verdict(models.Model):
 
     class Meta:
         constraints = [
+            # The judge's probability for the answer they chose: at least even (verdict_submit's rule).
             models.CheckConstraint(
-                condition=models.Q(probability__gte=0) & models.Q(probability__lte=1),
-                name="probability_in_unit_interval",
+                condition=models.Q(probability__gte=0.5) & models.Q(probability__lte=1),
+                name="verdict_probability_for_chosen_answer",
+            ),
+            models.CheckConstraint(condition=_in("chosen", SIDES), name="verdict_chosen_a_or_b"),
+            models.CheckConstraint(condition=models.Q(seconds_on_page__gte=0), name="verdict_seconds_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(active_seconds__isnull=True) | models.Q(active_seconds__gte=0),
+                name="verdict_active_seconds_not_negative",
             ),
         ]
 
@@ -509,7 +611,13 @@ class ModelAnswer(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["experiment", "question"], name="one_model_answer_per_question")]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "question"], name="one_model_answer_per_question"),
+            models.CheckConstraint(
+                condition=models.Q(probability_a__gte=0, probability_a__lte=1), name="model_answer_p"
+            ),
+            models.CheckConstraint(condition=_in("honest_side", SIDES), name="model_answer_honest_side_a_or_b"),
+        ]
 
     @property
     def chosen(self) -> str:
@@ -531,7 +639,12 @@ class ModelVerdict(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["trial", "judge_model"], name="one_model_verdict_per_judge")]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "judge_model"], name="one_model_verdict_per_judge"),
+            models.CheckConstraint(
+                condition=models.Q(probability_a__gte=0, probability_a__lte=1), name="model_verdict_p"
+            ),
+        ]
 
     @property
     def chosen(self) -> str:

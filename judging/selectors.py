@@ -56,23 +56,6 @@ def round_visible_at(round_turns: list[Turn], simultaneous: bool):
     return first.first_text_at or (first.finished_at if first.status == Turn.Status.DONE else None)
 
 
-def speaker_label(trial: Trial, side: str) -> str:
-    """How the judge sees a speaker: never the assistant's side, which would reveal its condition."""
-    if trial.protocol == Trial.Protocol.SANDWICH:
-        return "Assistant"
-    if trial.protocol == Trial.Protocol.CONSULTANCY:
-        return f"Consultant (for answer {side})"
-    return f"Debater {side}"
-
-
-def _addressee(trial: Trial, sides) -> str:
-    if trial.protocol == Trial.Protocol.SANDWICH:
-        return "the assistant"
-    if trial.protocol == Trial.Protocol.CONSULTANCY:
-        return "the consultant"
-    return " and ".join(f"Debater {d}" for d in sides)
-
-
 def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
     """The transcript as the judge may see it now, including text still being written.
 
@@ -80,6 +63,7 @@ def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
     unverified or over budget (judging.quotes). Only the verdict on each quote
     reaches the judge, never the passage.
     """
+    protocol = trial.protocol_spec
     turns = sorted(turns, key=lambda t: t.index)
     simultaneous = trial.simultaneous
     rounds = _debater_turns_by_round(turns)
@@ -87,10 +71,11 @@ def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
     for t in turns:
         entry = {"speaker": t.speaker, "round": t.round, "in_progress": False}
         if t.speaker == debate.JUDGE:
-            speeches.append(entry | {"label": f"You asked {_addressee(trial, t.addressed_to)}", "text": t.text})
+            label = f"You asked {protocol.addressee(tuple(t.addressed_to))}"
+            speeches.append(entry | {"label": label, "text": t.text})
             continue
-        label = speaker_label(trial, t.speaker)
-        if trial.protocol == Trial.Protocol.SANDWICH:
+        label = protocol.speaker_label(t.speaker)
+        if protocol.hides_speaker_side:
             entry["speaker"] = "assistant"  # its internal side would reveal the condition
         if t.status == Turn.Status.DONE and (
             not simultaneous or all(x.status == Turn.Status.DONE for x in rounds[t.round])
@@ -175,9 +160,9 @@ def judge_view_of_trial(trial: Trial) -> dict:
         "live": live,
         "protocol": trial.protocol,
         # What the judge is told: the consultant's answer, and whether an assistant is present
-        # (never whether it is honest).
-        "consultant_side": trial.consultant_side if trial.protocol == Trial.Protocol.CONSULTANCY else "",
-        "assisted": trial.protocol == Trial.Protocol.SANDWICH and trial.condition != "naive",
+        # (never whether it is honest, nor which answer it argues for).
+        "consultant_side": trial.consultant_side,
+        "assisted": bool(trial.assistant_side),
     }
     if live:
         view["state"] = judge_live_state(trial, turns)

@@ -14,9 +14,7 @@ from django.utils import timezone
 from . import scoring
 from .assignment import QuestionInfo, plan_trials
 from .models import Experiment, Trial, Turn, Verdict
-from .protocols import debate
-from .protocols.consultancy import consultancy_rules
-from .protocols.sandwich import sandwich_rules
+from .protocols import debate, registry
 from .signals import model_alone_requested, turns_pending
 
 
@@ -94,27 +92,18 @@ def generation_requeue(*, experiment_ids) -> int:
 
 
 def debate_rules(experiment: Experiment, trial: Trial) -> debate.DebateRules:
-    live = trial.live
-    if trial.protocol == Trial.Protocol.SANDWICH:
-        return sandwich_rules(
+    """The rules a trial runs under, from its protocol's declaration (judging.protocols.registry)."""
+    return trial.protocol_spec.rules(
+        registry.TrialSetup(
+            rounds=experiment.rounds,
+            turn_style=experiment.turn_style,
+            first_speaker=trial.first_speaker,
+            speaker_side=trial.speaker_side,
             condition=trial.condition,
-            rounds=experiment.rounds,
-            assistant_side=trial.consultant_side or "A",
+            live=trial.live,
             min_rounds=experiment.min_rounds,
+            extra_round_after_flip=experiment.extra_round_after_flip,
         )
-    if trial.protocol == Trial.Protocol.CONSULTANCY:
-        return consultancy_rules(
-            rounds=experiment.rounds,
-            consultant_side=trial.consultant_side,
-            min_rounds=experiment.min_rounds if live else None,
-            extra_round_after_flip=live and experiment.extra_round_after_flip,
-        )
-    return debate.DebateRules(
-        rounds=experiment.rounds,
-        turn_style=experiment.turn_style,
-        first_speaker=trial.first_speaker,
-        min_rounds=experiment.min_rounds if live else None,
-        extra_round_after_flip=live and experiment.extra_round_after_flip,
     )
 
 
@@ -176,8 +165,9 @@ def experiment_launch(*, experiment: Experiment) -> int:
             raise LaunchError(str(exc)) from exc
         any_pregenerated = False
         for plan in plans:
-            # Sandwiching trials are live whatever the mode: the judge talks to the assistant.
-            live = experiment.mode == Experiment.Mode.LIVE or plan.protocol == Trial.Protocol.SANDWICH
+            protocol = registry.PROTOCOLS[plan.protocol]
+            # Some protocols are live whatever the mode (sandwiching: the judge talks to the assistant).
+            live = experiment.mode == Experiment.Mode.LIVE or protocol.always_live
             any_pregenerated |= not live
             trial = Trial.objects.create(
                 experiment=experiment,
@@ -188,7 +178,7 @@ def experiment_launch(*, experiment: Experiment) -> int:
                 answer_b_index=plan.answer_b_index,
                 first_speaker=plan.first_speaker,
                 queue_position=plan.queue_position,
-                consultant_side=plan.consultant_side,
+                **({protocol.speaker_side_field: plan.speaker_side} if protocol.speaker_side_field else {}),
                 condition=plan.condition,
                 protocol=plan.protocol,
                 live=live,
@@ -204,7 +194,7 @@ def experiment_launch(*, experiment: Experiment) -> int:
         experiment.save(update_fields=["status", "launched_at"])
         if any_pregenerated:
             _announce_after_commit(turns_pending, experiment.pk)
-        if any(plan.protocol == Trial.Protocol.SANDWICH for plan in plans):
+        if any(registry.PROTOCOLS[plan.protocol].model_alone_baseline for plan in plans):
             _announce_after_commit(model_alone_requested, experiment.pk)
     return len(plans)
 
@@ -250,7 +240,7 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
         next_index = max((t.index for t in turns), default=-1) + 1
         try:
             if action == "ask":
-                if trial.protocol != Trial.Protocol.DEBATE:
+                if not trial.protocol_spec.judge_chooses_addressee:
                     addressed_to = state.rules.speakers  # there is only the consultant or assistant to ask
                 text = (text or "").replace("\x00", "").strip()
                 if len(text) > 1000:

@@ -100,5 +100,5 @@ def test_small_experiments_are_balanced_within_each_judge_and_arm_for_any_seed()
                         ("B", "B"),
                     }
                 else:
-                    honest = sum(p.consultant_side == p.honest_side for p in group)
+                    honest = sum(p.speaker_side == p.honest_side for p in group)
                     assert abs(2 * honest - len(group)) <= 1, (seed, judge)

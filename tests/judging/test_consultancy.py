@@ -30,11 +30,11 @@ def test_the_consultant_is_the_only_speaker_and_one_speech_completes_a_round():
 def test_the_consultant_is_honest_in_exactly_half_of_the_trials():
     questions = [QuestionInfo(id=i, n_choices=3, correct_index=i % 3) for i in range(1, 201)]
     plans = plan_trials(questions, [1, 2], num_questions=200, judgments_per_question=1, seed=5, arms=["consultancy"])
-    honest = collections.Counter(p.consultant_side == p.honest_side for p in plans)
+    honest = collections.Counter(p.speaker_side == p.honest_side for p in plans)
     assert honest == {True: 100, False: 100}
-    sides = collections.Counter(p.consultant_side for p in plans)
+    sides = collections.Counter(p.speaker_side for p in plans)
     assert 70 <= sides["A"] <= 130  # which answer it argues for follows the randomised positions
-    assert all(p.first_speaker == p.consultant_side for p in plans)
+    assert all(p.first_speaker == p.speaker_side for p in plans)
 
 
 @pytest.fixture

@@ -35,11 +35,11 @@ def test_conditions_are_balanced_per_judge_over_many_simulated_judges():
         assert p.question_id not in seen[p.judge_id]  # never the same question twice for a judge
         seen[p.judge_id].add(p.question_id)
         if p.condition == "assisted-honest":
-            assert p.consultant_side == p.honest_side
+            assert p.speaker_side == p.honest_side
         elif p.condition == "assisted-misleading":
-            assert p.consultant_side != p.honest_side
+            assert p.speaker_side != p.honest_side
         else:
-            assert p.consultant_side == ""
+            assert p.speaker_side == ""
     # Judges start at different conditions (rows of a Latin square), not all at the first.
     firsts = collections.Counter(next(p.condition for p in plans if p.judge_id == j) for j in judges)
     assert len(firsts) == 3
@@ -75,7 +75,7 @@ def test_each_condition_runs_as_designed(sandwich_experiment, judge):
         while generate_batch(sandwich_experiment.pk):
             pass
         opening = trial.turns.get(round=1)
-        target = trial.answer_text(trial.consultant_side)
+        target = trial.answer_text(trial.assistant_side)
         if condition == "assisted-misleading":
             assert (
                 f'make the user choose "{target}"' in opening.prompt

@@ -6,7 +6,7 @@ from generation.backends import backend_for
 from inference import distillation
 from judging.management.lookup import by_id_or_name
 from judging.models import ModelConfig, QuestionSet
-from judging.prompts import build_debater_messages
+from judging.protocols.prompts import build_debater_messages
 
 
 class Command(BaseCommand):
