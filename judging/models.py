@@ -436,6 +436,11 @@ class Trial(models.Model):
 MAX_ATTEMPTS = 3
 
 
+# A turn holding no claim, and showing nothing of an abandoned attempt (a judge must not see it,
+# nor a response delay count from it).
+CLEARED_CLAIM = {"claim_token": "", "claimed_at": None, "claimed_by": "", "partial_text": "", "first_text_at": None}
+
+
 class TurnQuerySet(models.QuerySet):
     """Claims: how a worker takes a pending turn so that no other writes it (the one API for them).
 
@@ -443,10 +448,6 @@ class TurnQuerySet(models.QuerySet):
     only through ``held(token)``, so a redelivered task or a racing worker never writes a turn twice.
     ``release`` ends a claim without a result and clears every claim field (``CLEARED_CLAIM``).
     """
-
-    # A turn holding no claim, and showing nothing of an abandoned attempt (a judge must not see it,
-    # nor a response delay count from it).
-    CLEARED_CLAIM = {"claim_token": "", "claimed_at": None, "claimed_by": "", "partial_text": "", "first_text_at": None}
 
     def claim(self, claimed_by: str = "") -> str:
         """Claim the pending turns among these; returns the token that ``held`` finds them by."""
@@ -467,7 +468,7 @@ class TurnQuerySet(models.QuerySet):
 
     def release(self, *, to: str, **fields) -> int:
         """End these turns' claims without a result: back to pending or failed, with ``fields`` set."""
-        return self.update(status=to, **self.CLEARED_CLAIM, **fields)
+        return self.update(status=to, **CLEARED_CLAIM, **fields)
 
     def release_dead_workers(self) -> int:
         """Put running turns whose worker died back to pending, counting the lost attempt. A turn that
