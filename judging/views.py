@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services
 from .models import Trial
@@ -55,6 +55,17 @@ def next_trial(request):
     return redirect("judging:trial", trial_id=trial.pk)
 
 
+def _trial_context(trial: Trial) -> dict:
+    """What the trial page and its live partials are rendered from: the judge's view and nothing else."""
+    view = selectors.judge_view_of_trial(trial)
+    # The wording that differs between protocols lives in one fragment per protocol.
+    return {"trial": view, "protocol_text": f"judging/protocols/{view['protocol']}.html"}
+
+
+def _live_partials(request, trial: Trial):
+    return render(request, "judging/partials/live.html", _trial_context(trial))
+
+
 @login_required
 def trial_page(request, trial_id: int, error: str | None = None, status: int = 200, form: dict | None = None):
     trial = _own_trial(request, trial_id)
@@ -63,12 +74,12 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
     return render(
         request,
         "judging/trial.html",
-        {
-            "trial": selectors.judge_view_of_trial(trial),
+        _trial_context(trial)
+        | {
             "progress": selectors.judge_progress(request.user),
             "error": error,
             "form": form or {},
-            "idle_seconds": settings.JUDGE_IDLE_SECONDS,
+            "config": {"idle_seconds": settings.JUDGE_IDLE_SECONDS},
         },
         status=status,
     )
@@ -76,33 +87,50 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
 
 @login_required
 def trial_state(request, trial_id: int):
-    """The judge's view of a trial as JSON, polled by the live trial page."""
+    """The judge's view of a trial as JSON."""
     return JsonResponse(selectors.judge_view_of_trial(_own_trial(request, trial_id)))
+
+
+@login_required
+@require_GET
+def trial_live(request, trial_id: int):
+    """The live partials of the trial page (transcript, status, moves, verdict), polled while debaters speak."""
+    return _live_partials(request, _own_trial(request, trial_id))
 
 
 @login_required
 @require_POST
 def live_move(request, trial_id: int):
-    """A judge's move in a live trial: ask, continue, end, or lean."""
+    """A judge's move in a live trial: ask, continue, end, or lean.
+
+    Answered with the live partials (htmx), the judge's view as JSON (Accept: application/json), or a redirect
+    to the trial page (a plain form post). A refused move is answered with {"error": ...} and its status, except
+    on a plain form post, where it becomes a message on the trial page.
+    """
     to = request.POST.get("addressed_to", "both")
     addressed_to = {"both": ("A", "B"), "A": ("A",), "B": ("B",)}.get(to, ())
+    action, text = request.POST.get("action", ""), request.POST.get("text", "")
+    if action == "ask" and not text.strip():
+        action = "continue"  # the question is optional: "Ask and continue" without one goes on to the next round
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
         services.live_move(
             trial_id=trial_id,
             judge=request.user,
-            action=request.POST.get("action", ""),
-            text=request.POST.get("text", ""),
+            action=action,
+            text=text,
             addressed_to=addressed_to,
             probability=request.POST.get("probability"),
         )
     except services.MoveRefused as refusal:
         if refusal.status == 404:
             raise Http404(str(refusal)) from None
-        if wants_json:
+        if wants_json or request.htmx:
             return JsonResponse({"error": str(refusal)}, status=refusal.status)
         messages.error(request, str(refusal))
         return redirect("judging:trial", trial_id=trial_id)
+    if request.htmx:
+        return _live_partials(request, _own_trial(request, trial_id))
     if wants_json:
         return JsonResponse(selectors.judge_view_of_trial(_own_trial(request, trial_id)))
     return redirect("judging:trial", trial_id=trial_id)

@@ -1,0 +1,148 @@
+// The judge's trial page: what htmx does not do. The live parts of the page are server-rendered partials that
+// htmx morphs into #live-region (see templates/judging/partials/live.html); this file keeps the sliders' outputs
+// and the score preview up to date, counts active time, and shows refused or failed moves. It is configured by
+// the page's "trial-config" JSON and writes text only with textContent: model and judge text is untrusted.
+(() => {
+  "use strict";
+  const config = JSON.parse(document.getElementById("trial-config").textContent);
+  const el = (id) => document.getElementById(id);
+
+  // ---- Sliders and the score preview ------------------------------------------------------------------------
+  const ruleNames = {log: "log score", quadratic: "quadratic score", spherical: "spherical score"};
+
+  // The score the judge would get under each outcome, looked up in the server's table. The table is part of the
+  // verdict partial because a live debate's round penalty grows with each round.
+  function showScores() {
+    const slider = el("probability"), out = el("score-preview"), data = el("scoring-data");
+    if (!slider || !out || !data) return;
+    const scoring = JSON.parse(data.textContent);
+    const [right, wrong] = scoring.table[parseFloat(slider.value).toFixed(2)];
+    const fmt = (x) => (x > 0 ? "+" : "") + x.toFixed(2);
+    out.textContent = "Scoring (" + ruleNames[scoring.rule] + (scoring.round_penalty ? ", " + scoring.round_penalty +
+      " per round × " + scoring.rounds + " rounds" : "") + "): if your answer is right you score " + fmt(right) +
+      "; if it is wrong, " + fmt(wrong) + ".";
+  }
+
+  const sliderOutputs = {probability: "probability-out", leaning: "leaning-out"};
+
+  function showSliderValue(id) {
+    const slider = el(id), out = el(sliderOutputs[id]);
+    if (slider && out) out.textContent = Math.round(parseFloat(slider.value) * 100) + "%";
+  }
+
+  // Listeners sit on the document: the live updates may replace the elements they are about.
+  document.addEventListener("input", (event) => {
+    if (event.target.id in sliderOutputs) showSliderValue(event.target.id);
+    if (event.target.id === "probability") showScores();
+  });
+
+  // ---- Active time ------------------------------------------------------------------------------------------
+  // The tab is visible and the judge did something (moved, typed, scrolled, touched) within the idle threshold.
+  // Counted per round shown, for the throughput estimator.
+  const IDLE_MS = config.idle_seconds * 1000;
+  let lastActivity = performance.now(), lastTick = performance.now(), activeMs = 0;
+  const activeRound = () => el("verdict-section").dataset.activeRound;
+  let currentRound = activeRound();
+  const activeByRound = {};
+  for (const type of ["pointermove", "pointerdown", "keydown", "scroll", "wheel", "touchstart", "input"]) {
+    addEventListener(type, () => { lastActivity = performance.now(); }, {passive: true, capture: true});
+  }
+
+  function tick() {
+    const now = performance.now(), elapsed = now - lastTick;
+    lastTick = now;
+    if (!document.hidden && now - lastActivity < IDLE_MS) {
+      const counted = Math.min(elapsed, IDLE_MS);
+      activeMs += counted;
+      activeByRound[currentRound] = (activeByRound[currentRound] || 0) + counted;
+    }
+  }
+
+  setInterval(tick, 1000);
+  document.addEventListener("visibilitychange", () => { tick(); lastTick = performance.now(); });
+  document.addEventListener("submit", (event) => {
+    if (event.target.id !== "verdict-form") return;
+    tick();
+    el("active_seconds").value = (activeMs / 1000).toFixed(1);
+    const rounded = Object.fromEntries(Object.entries(activeByRound).map(([r, ms]) => [r, +(ms / 1000).toFixed(1)]));
+    el("active_by_round").value = JSON.stringify(rounded);
+  });
+
+  // The sliders' outputs and the score preview, again after each live update: a morph resets the outputs' text
+  // to the server's default, not to where the judge moved the slider, and the scoring table may have changed.
+  function showSliders() {
+    for (const id in sliderOutputs) showSliderValue(id);
+    showScores();
+  }
+
+  showSliders();
+  document.addEventListener("htmx:after:swap", () => {
+    tick();  // the time so far belongs to the round shown until now
+    currentRound = activeRound();
+    showSliders();
+  });
+
+  // ---- Live moves -------------------------------------------------------------------------------------------
+  const statusMessages = {
+    400: "The server could not accept this move. Check what you entered and try again.",
+    403: "Your session has expired or this page is out of date. Reload the page and try again.",
+    404: "This trial was not found: it may have been removed, or you have been logged out. Reload the page.",
+    409: "This move is not possible right now. The page has been brought up to date; try again.",
+    500: "Something went wrong on the server. Try again in a moment.",
+  };
+
+  const isMove = (ctx) => !!ctx?.sourceElement?.closest?.("#live-controls");
+
+  function showMoveError(message) {
+    const box = el("move-error");
+    if (!box) return;
+    box.textContent = message;  // never innerHTML: the server's message may quote what the judge sent
+    box.hidden = false;
+  }
+
+  // A readable message for a failed reply: the server's own {"error": ...} when it sent one, else one for its
+  // status. An HTML error page is never shown (or parsed).
+  function moveErrorMessage(response, text) {
+    if (response.raw.redirected) return "You have been logged out. Reload the page to log in again.";
+    if ((response.headers.get("Content-Type") || "").includes("application/json")) {
+      try {
+        const error = JSON.parse(text).error;
+        if (typeof error === "string" && error.trim()) return error;
+      } catch (e) { /* not our JSON: fall back to the status */ }
+    }
+    return statusMessages[response.status] ||
+      "The server could not take this move (error " + response.status + "). Try again, or reload the page.";
+  }
+
+  document.addEventListener("htmx:before:request", (event) => {
+    if (isMove(event.detail.ctx)) el("move-error").hidden = true;
+  });
+
+  document.addEventListener("htmx:after:request", (event) => {
+    const ctx = event.detail.ctx, response = ctx.response;
+    // A redirect here is to the login page: a move's or poll's reply is never a redirect otherwise.
+    if (response.status < 400 && !response.raw.redirected) {
+      if (isMove(ctx) && ctx.request.submitter?.id === "ask") el("question-text").value = "";
+      return;
+    }
+    event.preventDefault();  // nothing of an error reply is swapped into the page
+    if (!isMove(ctx)) return;  // a failed poll: the next one tries again
+    showMoveError(moveErrorMessage(response, ctx.text));
+    // The move may have been refused because the page is out of date (the debaters are speaking): fetch it anew.
+    htmx.trigger(el("live-status"), "live-refresh");
+  });
+
+  // No reply at all (network down, timeout).
+  document.addEventListener("htmx:error", (event) => {
+    if (isMove(event.detail.ctx) && event.detail.ctx.status?.startsWith("error")) {
+      showMoveError("The server could not be reached. Check your connection and try again.");
+    }
+  });
+
+  // Ctrl+Enter (or Cmd+Enter) in the question box asks it.
+  document.addEventListener("keydown", (event) => {
+    if (event.target.id === "question-text" && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      el("ask-form").requestSubmit(el("ask"));
+    }
+  });
+})();
