@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,30 @@ import pytest
 # tasks to the Redis the integration test's worker reads; without it, to an
 # in-memory broker, so tests never drop messages into the demo's broker folder.
 os.environ["CELERY_BROKER_URL"] = os.environ.get("TEST_REDIS_URL") or "memory://"
+
+TESTS = Path(__file__).resolve().parent
+# What makes a test a database test: pytest-django's fixtures (live_server and django_db_blocker's
+# users depend on these) or its django_db marker.
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup"}
+# Tests of these folders need real services whatever they use; the folder gives the marker a test forgot.
+SERVICE_FOLDERS = {"browser", "integration"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test by what it uses: ``db`` (pytest-django's database) or ``unit`` (no database, no
+    services: the fast part, ``pytest -m unit``); browser and integration tests also by their folder."""
+    for item in items:
+        folder = Path(item.path).relative_to(TESTS).parts[0]
+        if folder in SERVICE_FOLDERS and item.get_closest_marker(folder) is None:
+            item.add_marker(getattr(pytest.mark, folder))
+        uses_database = item.get_closest_marker("django_db") is not None or bool(
+            DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+        needs_services = any(item.get_closest_marker(kind) for kind in SERVICE_FOLDERS)
+        if uses_database:
+            item.add_marker(pytest.mark.db)
+        elif not needs_services:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")
