@@ -1,7 +1,9 @@
 """Continuous batching (inference/continuous.py) on real transformers models built from configs:
 requests join a running batch and leave it when done, and the text does not depend on the batching."""
 
+import math
 from dataclasses import replace
+from unittest import mock
 
 import pytest
 import torch
@@ -28,13 +30,23 @@ def ask(text, **options):
     return GenerationRequest(messages=[{"role": "user", "content": text}], **settings)
 
 
-def staggered(backend, requests, capacity, at_once=False):
+def every_step():
+    """The transformers backend asks for new requests at every decoding step, instead of every
+    TAKE_INTERVAL seconds: when a request joins then depends on steps, never on the machine's speed."""
+    return mock.patch("inference.transformers_backend.TAKE_INTERVAL", 0)
+
+
+def staggered(backend, requests, capacity, at_once=False, every=1):
     """Run ``requests`` through ``generate_continuously``, handing out one at each call of take (or as
-    many as fit, ``at_once``); returns results by index and the order they finished in."""
-    pending, results, order = list(enumerate(requests)), {}, []
+    many as fit, ``at_once``), or only at every ``every``-th call; returns results by index and the
+    order they finished in."""
+    pending, results, order, calls = list(enumerate(requests)), {}, [], []
 
     def take(free):
         assert 0 <= free <= capacity
+        calls.append(free)
+        if (len(calls) - 1) % every:
+            return []
         taken = pending[: free if at_once else min(free, 1)]
         del pending[: len(taken)]
         return taken
@@ -104,11 +116,12 @@ def test_greedy_text_with_requests_joining_midway_equals_one_prompt_at_a_time_ge
 
 def test_a_request_joins_a_running_batch_and_leaves_before_it(tiny_model_dir):
     backend = get_backend("transformers", str(tiny_model_dir))
-    long = ask("a long answer please", max_new_tokens=3000, min_new_tokens=3000)  # seconds: many take intervals
+    long = ask("a long answer please", max_new_tokens=200, min_new_tokens=200)
     short = ask("short", max_new_tokens=3, min_new_tokens=3)
-    results, order = staggered(backend, [long, short], capacity=4)
+    with every_step():  # the short one is handed out once the long one has run 2 steps (prefill, 1 decoding)
+        results, order = staggered(backend, [long, short], capacity=4, every=3)
     assert order == [1, 0]  # the short request, handed out later, finished first
-    assert results[1].batch_size == 2 and results[1].tokens_out == 3 and results[0].tokens_out == 3000
+    assert results[1].batch_size == 2 and results[1].tokens_out == 3 and results[0].tokens_out == 200
     assert results[0].ttft_seconds < results[0].seconds and results[1].seconds < results[0].seconds
     assert 1 < results[0].mean_batch_size < 2  # alone for part of its life
 
@@ -154,23 +167,24 @@ def test_models_whose_cache_cannot_be_joined_fall_back_to_padded_batches(tiny_mo
 def question_while_busy(live, busy, judge):
     """Open the live debate's trial and generate its opening round, launch ``busy``, then run a worker's
     loop that asks the live trial a question once ``busy``'s first-round turns are being written."""
-    from unittest import mock
-
     experiment_launch(experiment=live)
     trial = Trial.objects.get(experiment=live)
     trial_open(trial=trial)
     while generate_batch(live.pk):  # the opening round
         pass
     experiment_launch(experiment=busy)
-    ready_turns, asked = worker.ready_turns, []
+    ready_turns, asked, looks_while_busy = worker.ready_turns, [], []
 
     def ask_while_busy(*args, **kwargs):
         if not asked and Turn.objects.filter(trial__experiment=busy, round=1, status="running").exists():
-            asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
+            looks_while_busy.append(1)
+            if len(looks_while_busy) == 3:  # busy's turns have run 2 steps (prefill, 1 decoding step)
+                asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
         return ready_turns(*args, **kwargs)
 
-    with mock.patch.object(worker, "ready_turns", ask_while_busy):
-        generate_ready_turns(max_seconds=300)
+    # The worker looks for turns at every decoding step; no time limit: a slow machine only takes longer.
+    with mock.patch.object(worker, "ready_turns", ask_while_busy), every_step():
+        generate_ready_turns(max_seconds=math.inf)
     assert asked, "the question was asked while the busy experiment's turns were being written"
     return trial
 
@@ -179,11 +193,11 @@ def test_a_judges_question_is_answered_inside_a_batch_that_is_already_running(
     make_model_config, make_experiment, tiny_model_dir, judge
 ):
     """A worker busy with long pre-generated turns takes a live debate's new turn into its running batch."""
-    config = make_model_config(tiny_model_dir, max_new_tokens=2000)  # seconds per turn, far above a take interval
+    config = make_model_config(tiny_model_dir, max_new_tokens=200)  # 10 times the answer's tokens
     live = make_experiment(
         config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60
     )  # answers of at most 20 tokens
-    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=8000)  # 2000 tokens
+    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=8000)  # 200 tokens
     trial = question_while_busy(live, slow, judge)
     answer = Turn.objects.get(trial=trial, round=2, speaker="A")
     slow_turns = list(Turn.objects.filter(trial__experiment=slow))
@@ -196,8 +210,6 @@ def test_a_judges_question_is_answered_inside_a_batch_that_is_already_running(
 def test_a_model_failing_mid_batch_puts_its_turns_back_with_the_error(
     make_model_config, make_experiment, tiny_model_dir
 ):
-    from unittest import mock
-
     experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=2, rounds=1)
     experiment_launch(experiment=experiment)
     steps = []
@@ -210,11 +222,11 @@ def test_a_model_failing_mid_batch_puts_its_turns_back_with_the_error(
 
     original_step = continuous.ContinuousBatcher.step
     with mock.patch.object(continuous.ContinuousBatcher, "step", failing_step):
-        assert generate_ready_turns(max_seconds=60) == 0
+        assert generate_ready_turns(max_seconds=math.inf) == 0
     turns = Turn.objects.filter(trial__experiment=experiment)
     assert {t.status for t in turns} == {"pending"} and {t.attempts for t in turns} == {1}
     assert all("out of memory" in t.error and not t.claim_token for t in turns)
-    assert generate_ready_turns(max_seconds=60) == 4  # the next session does them
+    assert generate_ready_turns(max_seconds=math.inf) == 4  # the next session does them
 
 
 def test_a_prefill_takes_waiting_requests_up_to_its_token_budget(tiny_model_dir):
@@ -274,8 +286,6 @@ def test_a_model_the_batcher_cannot_join_is_served_in_padded_batches(tiny_model_
 
 
 def test_a_request_whose_prefill_fails_fails_alone(tiny_model_dir):
-    from unittest import mock
-
     backend = get_backend("transformers", str(tiny_model_dir))
     prefill = continuous.ContinuousBatcher._prefill
 
@@ -318,7 +328,7 @@ def test_a_live_turn_of_another_model_on_the_queue_is_served_before_more_of_this
     make_model_config, make_experiment, tiny_model_dir, judge
 ):
     busy = make_experiment(
-        make_model_config(tiny_model_dir, name="pre-generation", max_new_tokens=2000),
+        make_model_config(tiny_model_dir, name="pre-generation", max_new_tokens=40),  # running when asked
         num_questions=2,
         rounds=2,
         char_limit=8000,
