@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Set up and run the debate experiment platform on a machine with only Python 3.11+.
 
-    python3 dev.py demo     # install, prepare the embedded demo, run web server + worker
-    python3 dev.py test     # install, start the services the tests need, run the whole suite
+    python3 dev.py demo               # install, prepare the embedded demo, run web server + worker
+    python3 dev.py test               # install, check (ruff, migrations, import layering), run the whole suite
+    python3 dev.py test --fast        # the checks, then the fast tests only (pytest -m "unit and not slow")
+    python3 dev.py test -x -k foo     # other arguments go to pytest (also after --: dev.py test -- -q)
 
 Everything is installed into ./.venv from the repository's requirement files;
 a stamp file skips the install when they have not changed.
@@ -126,6 +128,36 @@ def ensure_chromium() -> None:
         sys.exit("the browser tests need /usr/bin/chromium (Debian: apt-get install chromium)")
 
 
+def guardrails() -> None:
+    """Checks that take seconds and need no service, run before the tests: stop at the first that fails."""
+    bin_dir = VENV / "bin"
+    # makemigrations reads the migration history of the database it is given: an empty in-memory one,
+    # so the check never touches the demo's database; and no broker folder is made.
+    env = {**os.environ, "DATABASE_URL": "sqlite://:memory:", "CELERY_BROKER_URL": "memory://"}
+    checks = [
+        ("lint (ruff check)", [bin_dir / "ruff", "check", "."], "fix: .venv/bin/ruff check --fix ."),
+        (
+            "formatting (ruff format --check)",
+            [bin_dir / "ruff", "format", "--check", "."],
+            "fix: .venv/bin/ruff format .",
+        ),
+        (
+            "every model change has its migration (makemigrations --check)",
+            [PY, "manage.py", "makemigrations", "--check", "--dry-run"],
+            "write it: .venv/bin/python manage.py makemigrations",
+        ),
+        (
+            "import layering (lint-imports)",
+            [bin_dir / "lint-imports", "--no-cache", "--no-logo"],
+            "the contracts are in pyproject.toml [tool.importlinter]",
+        ),
+    ]
+    for name, cmd, fix in checks:
+        say(f"check: {name}")
+        if subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env).returncode != 0:
+            sys.exit(f"FAILED check: {name}\n  {fix}")
+
+
 def manage(*args, env=None) -> None:
     run([PY, "manage.py", *args], env=env)
 
@@ -189,6 +221,22 @@ def cmd_demo(args) -> None:
 
 def cmd_test(args) -> None:
     install(["requirements-test.txt"])
+    if not args.no_checks:
+        guardrails()
+    if args.checks_only:
+        say("all checks passed")
+        return
+    if args.fast:
+        # Fast tests use no database and no service: one run, on the default (SQLite) settings.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for name in ("DATABASE_URL", "TEST_REDIS_URL"):
+            env.pop(name, None)
+        say("fast tests (pytest -m 'unit and not slow')")
+        result = subprocess.run([PY, "-m", "pytest", "-m", "unit and not slow", *args.pytest_args], cwd=ROOT, env=env)
+        if result.returncode != 0:
+            sys.exit(f"FAILED: fast tests (pytest exit {result.returncode})")
+        say("fast tests passed")
+        return
     ensure_postgres()
     ensure_redis()
     ensure_chromium()
@@ -215,9 +263,20 @@ def main() -> None:
     demo = sub.add_parser("demo", help="run the platform with the embedded demo setup")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--questions", type=int, default=4)
-    test = sub.add_parser("test", help="run the whole test suite (PostgreSQL, then SQLite)")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
-    args = parser.parse_args()
+    test = sub.add_parser(
+        "test",
+        help="run the checks, then the whole test suite (PostgreSQL, then SQLite); other arguments go to pytest",
+        allow_abbrev=False,  # an abbreviation of a pytest option must reach pytest, not match one of these
+    )
+    test.add_argument("--fast", action="store_true", help="only the fast tests (no database, no service)")
+    test.add_argument("--checks-only", action="store_true", help="only ruff, makemigrations --check, lint-imports")
+    test.add_argument("--no-checks", action="store_true", help="skip those checks")
+    # Unknown arguments are pytest's (argparse.REMAINDER refuses them when they start with "-").
+    args, extra = parser.parse_known_args()
+    if args.command == "test":
+        args.pytest_args = extra[1:] if extra[:1] == ["--"] else extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     {"demo": cmd_demo, "test": cmd_test}[args.command](args)
 
 
