@@ -23,6 +23,9 @@ from judging.services import experiment_launch
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every wait below ends as soon as its condition holds; this limit only stops a hung test. It is
+# minutes, far above what the work takes even on a loaded machine, so slowness never fails a test.
+GUARD_SECONDS = 600
 
 
 def start_worker(log_path, name=None):
@@ -60,7 +63,8 @@ def start_worker(log_path, name=None):
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    assert wait_until(lambda: celery_app.control.ping(timeout=1), seconds=60), "the worker did not start"
+    started = wait_until(lambda: process.poll() is not None or celery_app.control.ping(timeout=1))
+    assert started and process.poll() is None, "the worker did not start"
     return process
 
 
@@ -91,9 +95,10 @@ def worker(worker_log):
     stop_worker(process)
 
 
-def wait_until(condition, seconds=180):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
+def wait_until(condition, seconds=GUARD_SECONDS):
+    """Poll ``condition`` until it holds (True) or the guard runs out (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         if condition():
             return True
         time.sleep(0.5)
@@ -122,9 +127,9 @@ def test_work_whose_message_was_lost_is_recovered_by_the_reconciler(
 ):
     experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=2, rounds=1)
     # Simulate a broker that lost the message (e.g. restarted): launch sends nothing.
-    with mock.patch("generation.receivers.enqueue_generation"):
+    with mock.patch("generation.receivers.enqueue_generation") as lost:
         experiment_launch(experiment=experiment)
-    time.sleep(2)
+    lost.assert_called_once_with(experiment.pk)  # the one message that would have started the work
     assert Turn.objects.filter(trial__experiment=experiment, status="pending").count() == 4
     assert reconcile_generation() == 1  # the database says what is unfinished; re-send it
     assert wait_until(lambda: all_ready(experiment)), "reconciled work was not generated"
@@ -141,7 +146,7 @@ def test_turns_of_a_worker_killed_mid_generation_are_generated_once_by_another(
     try:
         experiment_launch(experiment=experiment)
         running = Turn.objects.filter(trial__experiment=experiment, status="running")
-        assert wait_until(lambda: running.exists(), seconds=120), "the worker never claimed a turn"
+        assert wait_until(lambda: running.exists()), "the worker never claimed a turn"
         first.kill()  # SIGKILL: no warm shutdown, no chance to clean up
         first.wait()
     finally:
@@ -172,9 +177,9 @@ def test_a_warm_shutdown_finishes_the_turns_being_written_and_takes_no_new_ones(
     try:
         experiment_launch(experiment=experiment)
         turns = Turn.objects.filter(trial__experiment=experiment)
-        assert wait_until(lambda: turns.filter(status="running").exists(), seconds=120), "nothing was claimed"
+        assert wait_until(lambda: turns.filter(status="running").exists()), "nothing was claimed"
         process.terminate()  # SIGTERM: Celery's warm shutdown waits for the running task
-        process.wait(timeout=120)
+        process.wait(timeout=GUARD_SECONDS)
     finally:
         stop_worker(process)
     statuses = list(turns.values_list("status", flat=True))
