@@ -18,11 +18,16 @@ TESTS = Path(__file__).resolve().parent
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup"}
 # Tests of these folders need real services whatever they use; the folder gives the marker a test forgot.
 SERVICE_FOLDERS = {"browser", "integration"}
+# Unit tests that take seconds each, kept out of the fast part: the benchmarks folder, and tests that
+# use a fixture starting a process (tests/inference/test_openai_backend.py's `server`: transformers serve).
+SLOW_FOLDERS = {"benchmarks"}
+SLOW_FIXTURES = {"server"}
 
 
 def pytest_collection_modifyitems(config, items):
     """Mark every test by what it uses: ``db`` (pytest-django's database) or ``unit`` (no database, no
-    services: the fast part, ``pytest -m unit``); browser and integration tests also by their folder."""
+    services), and ``slow`` where it takes seconds; browser and integration tests also by their folder.
+    The fast part is ``pytest -m "unit and not slow"`` (dev.py test --fast)."""
     for item in items:
         folder = Path(item.path).relative_to(TESTS).parts[0]
         if folder in SERVICE_FOLDERS and item.get_closest_marker(folder) is None:
@@ -35,6 +40,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.db)
         elif not needs_services:
             item.add_marker(pytest.mark.unit)
+        if folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
