@@ -36,6 +36,7 @@ pytestmark = pytest.mark.slow  # each backend: a migrate and a shell subprocess 
 RELEASE_SQL = {
     "model_configs": "SELECT * FROM models_runner_modelconfig ORDER BY id",
     "model_config_content_types": "SELECT id, app_label FROM django_content_type WHERE model = 'modelconfig'",
+    "trial_sides": ("SELECT id, protocol, condition, honest_side, consultant_side FROM judging_trial ORDER BY id"),
     "model_config_permissions": (
         "SELECT p.id, p.codename FROM auth_permission p JOIN django_content_type t ON t.id = p.content_type_id"
         " WHERE t.model = 'modelconfig' ORDER BY p.id"
@@ -44,6 +45,9 @@ RELEASE_SQL = {
 # The same rows, read the same way (same driver, same types), from the migrated database.
 MIGRATED_SQL = {
     "model_configs": "SELECT * FROM judging_modelconfig ORDER BY id",
+    "trial_sides": (
+        "SELECT id, protocol, condition, honest_side, consultant_side, assistant_side FROM judging_trial ORDER BY id"
+    ),
     **{key: RELEASE_SQL[key] for key in ("model_config_content_types", "model_config_permissions")},
 }
 
@@ -264,3 +268,19 @@ def test_the_admin_content_type_and_its_permissions_moved_to_judging(carried):
         f"{action}_modelconfig" for action in ("add", "change", "delete", "view")
     }
     assert carried["models"]["model_config_permissions"] == release_permissions
+
+
+def test_the_assistants_side_moves_to_its_own_field_and_the_consultants_stays(carried):
+    release = {row["id"]: row for row in carried["release"]["trial_sides"]}
+    migrated = {row["id"]: row for row in carried["migrated"]["trial_sides"]}
+    assert release.keys() == migrated.keys()
+    protocols = {row["protocol"] for row in release.values()}
+    assert protocols == {"debate", "consultancy", "sandwich"}  # the fixture has every protocol
+    for trial_id, before in release.items():
+        after = migrated[trial_id]
+        assert after["condition"] == before["condition"]  # every release trial already had a known condition
+        if before["protocol"] == "sandwich":
+            assert (after["assistant_side"], after["consultant_side"]) == (before["consultant_side"], "")
+        else:
+            assert (after["consultant_side"], after["assistant_side"]) == (before["consultant_side"], "")
+    assert any(row["assistant_side"] for row in migrated.values())  # assisted trials kept their side
