@@ -163,9 +163,9 @@ GENERATION_PREFILL_TOKENS = envint("DEBATE_GENERATION_PREFILL_TOKENS", 2048)
 # A worker's generation task hands over to a fresh task after this long (seconds), so no task runs
 # near the broker's visibility timeout however long an experiment keeps it busy.
 GENERATION_SESSION_SECONDS = envint("DEBATE_GENERATION_SESSION_SECONDS", 600)
-# Local models a worker keeps loaded per device (a debater and its best-of-N scorer need 2); the least
-# recently used is dropped when another must load.
-MODELS_PER_DEVICE = envint("DEBATE_MODELS_PER_DEVICE", 2)
+# Local models a worker keeps loaded per device (a debater, its best-of-N scorer and an adversary: 3); the
+# least recently used is dropped when another must load, and loaded again if it is needed again.
+MODELS_PER_DEVICE = envint("DEBATE_MODELS_PER_DEVICE", 3)
 
 # A judge idle (no pointer, key, scroll or touch) for longer than this stops
 # accruing active time until they act again.

@@ -120,3 +120,22 @@ def stop_taking_turns(**kwargs):
     documented way to run a model worker). Under a prefork pool the child would not see it and a
     session would run to its time limit (DEBATE_GENERATION_SESSION_SECONDS) before stopping."""
     shutting_down.set()
+
+
+# Release 0.1 named these tasks after the models_runner app. Messages it queued (or that an old worker's
+# web server sends during a rolling upgrade) would be discarded as unregistered; serve them under the
+# old names too, for one release.
+RELEASE_0_1_PREFIX = "models_runner.tasks."
+
+
+@shared_task(bind=True, name=RELEASE_0_1_PREFIX + "generate_turns")
+def release_0_1_generate_turns(self, experiment_id: int, queue: str = "generation") -> int:
+    return generate_turns.run.__func__(self, experiment_id, queue)
+
+
+release_0_1_model_alone_baseline = shared_task(name=RELEASE_0_1_PREFIX + "model_alone_baseline")(
+    model_alone_baseline.run
+)
+release_0_1_reconcile_generation = shared_task(name=RELEASE_0_1_PREFIX + "reconcile_generation")(
+    reconcile_generation.run
+)

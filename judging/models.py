@@ -153,7 +153,9 @@ class ModelConfig(models.Model):
             errors["queue"] = "letters, digits, '-', '_' and '.' only"
         if self.backend == self.Backend.OPENAI and not self.api_base:
             errors["api_base"] = "an OpenAI-compatible model needs the server's base URL"
-        if self.best_of_n is not None and self.best_of_n > 1 and not self.temperature:
+        if self.best_of_n is not None and self.best_of_n < 1:
+            errors["best_of_n"] = "at least 1 (1: no best-of-N)"
+        elif self.best_of_n is not None and self.best_of_n > 1 and not self.temperature:
             errors["best_of_n"] = "best-of-N needs a temperature above 0, or every candidate is the same"
         if self.repetition_penalty is not None and self.repetition_penalty <= 0:
             errors["repetition_penalty"] = "must be above 0"
@@ -392,6 +394,16 @@ class Trial(models.Model):
             models.CheckConstraint(
                 condition=_in("assistant_side", SIDES) | models.Q(assistant_side=""), name="trial_assistant_side"
             ),
+            # Each side field belongs to one protocol: the judge is shown the consultant's side, so an
+            # assistant's side stored there would reveal its condition.
+            models.CheckConstraint(
+                condition=models.Q(protocol="consultancy") | models.Q(consultant_side=""),
+                name="trial_consultant_side_only_in_consultancy",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(protocol="sandwich") | models.Q(assistant_side=""),
+                name="trial_assistant_side_only_in_sandwiching",
+            ),
             models.CheckConstraint(
                 condition=~models.Q(answer_a_index=models.F("answer_b_index")), name="trial_two_different_answers"
             ),
@@ -438,7 +450,9 @@ MAX_ATTEMPTS = 3
 
 # A turn holding no claim, and showing nothing of an abandoned attempt (a judge must not see it,
 # nor a response delay count from it).
-CLEARED_CLAIM = {"claim_token": "", "claimed_at": None, "claimed_by": "", "partial_text": "", "first_text_at": None}
+# claimed_by stays: which worker last held a turn tells an operator which node keeps dying (it is only
+# looked up together with status "running").
+CLEARED_CLAIM = {"claim_token": "", "claimed_at": None, "partial_text": "", "first_text_at": None}
 
 
 class TurnQuerySet(models.QuerySet):

@@ -87,7 +87,7 @@ def generation_requeue(*, experiment_ids) -> int:
     generation. Returns the stale claims released."""
     stale = stale_claims_release()
     for experiment_id in experiment_ids:
-        turns_pending.send(sender=Experiment, experiment_id=experiment_id)
+        _announce_after_commit(turns_pending, experiment_id)
     return stale
 
 

@@ -18,6 +18,7 @@ def test_a_claim_holds_only_pending_turns_and_a_release_clears_every_claim_field
     for turn in Turn.objects.filter(id__in=ids):
         assert turn.status == Turn.Status.PENDING and turn.error == "lost"
         assert {field: getattr(turn, field) for field in CLEARED_CLAIM} == CLEARED_CLAIM
+        assert turn.claimed_by == "celery@gpu0"  # which worker last held it stays, for an operator
     assert Turn.objects.held(token).count() == 0  # a released claim writes nothing any more
 
 

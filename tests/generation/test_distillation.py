@@ -19,7 +19,7 @@ def test_examples_pair_a_neutral_prompt_with_the_prompted_wrong_answer_argument(
 ):
     base = make_model_config(tiny_model_dir, max_new_tokens=12)
     questions = list(question_set.questions.order_by("id")[:3])
-    examples = distillation.build_examples(backend_for(base), questions, adversary_prompt(base), max_new_tokens=12)
+    examples = distillation.build_examples(backend_for(base), questions, adversary_prompt, max_new_tokens=12)
     assert len(examples) == 3
     for (messages, target), q in zip(examples, questions):
         prompt = messages[0]["content"]

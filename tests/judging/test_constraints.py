@@ -48,6 +48,13 @@ def test_unknown_trial_values_are_refused(trial, field, value):
     assert refused(lambda: Trial.objects.filter(pk=trial.pk).update(**{field: value}))
 
 
+def test_a_side_field_of_another_protocol_is_refused(trial):
+    # The judge is shown consultant_side: an assistant's side stored there would reveal its condition.
+    assert trial.protocol == "debate"
+    assert refused(lambda: Trial.objects.filter(pk=trial.pk).update(consultant_side="A"))
+    assert refused(lambda: Trial.objects.filter(pk=trial.pk).update(assistant_side="A"))
+
+
 def test_a_running_turn_needs_a_claim_and_a_judges_question_is_never_generated(trial):
     turn = trial.turns.first()
     assert refused(lambda: Turn.objects.filter(pk=turn.pk).update(status=Turn.Status.RUNNING, claim_token=""))

@@ -6,7 +6,7 @@ from generation.backends import backend_for
 from inference import distillation
 from judging.management.lookup import by_id_or_name
 from judging.models import ModelConfig, QuestionSet
-from judging.protocols.prompts import build_debater_messages
+from judging.protocols.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
 
 
 class Command(BaseCommand):
@@ -55,7 +55,7 @@ class Command(BaseCommand):
         backend = backend_for(base)
         self.stdout.write(f"writing {len(items)} prompted arguments for incorrect answers...")
         examples = distillation.build_examples(
-            backend, items, adversary_prompt(base), seed=seed, max_new_tokens=max_new_tokens
+            backend, items, adversary_prompt, seed=seed, max_new_tokens=max_new_tokens
         )
         if not examples:
             raise CommandError("the base model wrote no arguments to learn from")
@@ -68,6 +68,9 @@ class Command(BaseCommand):
                 "model_name": base.model_name,
                 "adapter_path": str(report.adapter_path),
                 "temperature": base.temperature,
+                # The base's own best-of-N, so a greedy base never meets an older adversary's N > 1.
+                "best_of_n": base.best_of_n,
+                "best_of_n_judge": base.best_of_n_judge,
                 "top_p": base.top_p,
                 "max_new_tokens": base.max_new_tokens,
                 "system_prompt": base.system_prompt,
@@ -79,22 +82,18 @@ class Command(BaseCommand):
         self.stdout.write(f"adapter saved to {report.adapter_path}; model configuration {config.name!r} uses it")
 
 
-def adversary_prompt(base: ModelConfig):
-    """The base configuration's own debater prompt, for the first round of a one-round debate."""
-
-    def messages(question, me, my_answer, opponent_answer):
-        return build_debater_messages(
-            system_prompt=base.system_prompt,
-            template=base.prompt_template,
-            me=me,
-            question=question.text,
-            my_answer=my_answer,
-            opponent_answer=opponent_answer,
-            passage=question.passage,
-            visible_speeches=[],
-            round_number=1,
-            rounds=1,
-            char_limit=600,
-        )
-
-    return messages
+def adversary_prompt(question, me: str, my_answer: str, opponent_answer: str) -> list[dict]:
+    """The default debater prompt (which names the answer to defend), for a one-round debate."""
+    return build_debater_messages(
+        system_prompt=DEFAULT_SYSTEM_PROMPT,
+        template=DEFAULT_DEBATER_TEMPLATE,
+        me=me,
+        question=question.text,
+        my_answer=my_answer,
+        opponent_answer=opponent_answer,
+        passage=question.passage,
+        visible_speeches=[],
+        round_number=1,
+        rounds=1,
+        char_limit=600,
+    )
