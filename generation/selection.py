@@ -57,8 +57,3 @@ def ready_turns(experiment_id: int | None = None, limit: int = 8, queue: str | N
 def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str | None = None) -> list[int]:
     """The ids of ``ready_turns``."""
     return [turn.pk for turn in ready_turns(experiment_id, limit=limit, queue=queue)]
-
-
-def pending_turn_count(experiment_id: int | None = None) -> int:
-    trials = trials_with_pending_turns(experiment_id)
-    return Turn.objects.filter(status=Turn.Status.PENDING, trial__in=trials).count()

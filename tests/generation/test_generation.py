@@ -8,7 +8,7 @@ from django.utils import timezone
 from generation.backends import get_backend
 from generation.best_of_n import candidate_score
 from generation.requests import request_for
-from generation.selection import pending_turn_count, ready_turn_ids
+from generation.selection import ready_turn_ids, trials_with_pending_turns
 from generation.worker import generate_batch
 from inference import GenerationRequest
 from judging.models import MAX_ATTEMPTS, Trial, Turn
@@ -95,7 +95,8 @@ def test_a_failing_model_marks_turns_failed_after_retries_and_can_be_retried(mak
     assert Trial.objects.get(experiment=experiment).status == Trial.Status.FAILED
     assert failed_turns_retry(experiment_id=experiment.pk) == 2
     assert Trial.objects.get(experiment=experiment).status == Trial.Status.GENERATING
-    assert pending_turn_count(experiment.pk) == 4
+    pending = Turn.objects.filter(status=Turn.Status.PENDING, trial__in=trials_with_pending_turns(experiment.pk))
+    assert pending.count() == 4
 
 
 def test_the_backend_generates_a_batch_of_prompts(tiny_model_dir):
