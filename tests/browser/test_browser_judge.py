@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import os
 
 import pytest
@@ -266,3 +267,208 @@ def test_a_sandwiching_trial_in_each_condition(page, live_server, sandwich_exper
     page.click("text=Submit verdict and go to next")
     page.wait_for_url("**/judge/**")
     assert Verdict.objects.get(trial=trial).rationale == f"{condition} verdict"
+
+
+# ---- The live trial page: server-rendered partials morphed in by htmx, and no inline script ------------------
+
+
+def play_worker(turn, **fields):
+    """Write a debater's turn by hand, as a worker would (no worker runs in these tests)."""
+    from django.utils import timezone
+
+    from judging.models import Turn
+
+    if fields.get("status") == "done":
+        fields.setdefault("finished_at", timezone.now())
+    Turn.objects.filter(pk=turn.pk).update(**fields)
+
+
+def open_trial_between_rounds(page, live_server, experiment):
+    """The first live trial with round 1 written (by hand), open in the browser, the judge's move to make."""
+    from judging.services import trial_open
+
+    trial = experiment.trials.order_by("queue_position").first()
+    trial_open(trial=trial)
+    for turn in trial.turns.all():
+        play_worker(turn, status="done", text=f"Debater {turn.speaker} argues in round 1.")
+    open_live_trial(page, live_server, experiment)
+    page.wait_for_selector("#live-controls:not([hidden])")
+    return trial
+
+
+MOVE_FAILURES = {
+    # what goes wrong: the message the judge reads in #move-error
+    "the debaters started speaking": "the debaters are still speaking; wait for this round to finish",
+    "the trial is not the judge's": "This trial was not found: it may have been removed, or you have been logged out. "
+    "Reload the page.",
+    "the CSRF cookie is lost": "Your session has expired or this page is out of date. Reload the page and try again.",
+    "the server fails": "Something went wrong on the server. Try again in a moment.",
+    "a proxy answers with an empty body": "The server could not take this move (error 502). Try again, or reload "
+    "the page.",
+}
+
+
+@pytest.mark.parametrize("failure", list(MOVE_FAILURES))
+def test_a_failed_move_shows_a_readable_message_and_the_buttons_work_again(
+    page, live_server, live_experiment, judge, other_judge, monkeypatch, failure
+):
+    from judging import services
+    from judging.models import Trial
+
+    trial = open_trial_between_rounds(page, live_server, live_experiment)
+    page.fill("#question-text", "Is this question kept?")
+    if failure == "the debaters started speaking":  # behind the page's back, e.g. in another tab: a 409 (JSON)
+        services.live_move(trial_id=trial.pk, judge=judge, action="continue")
+    elif failure == "the trial is not the judge's":  # a 404 (Django's HTML page)
+        Trial.objects.filter(pk=trial.pk).update(judge=other_judge)
+    elif failure == "the CSRF cookie is lost":  # a 403 (Django's HTML page)
+        page.context.clear_cookies(name="csrftoken")
+    elif failure == "the server fails":  # a 500 (Django's HTML page)
+
+        def broken(**kwargs):
+            raise RuntimeError("the database is on fire")
+
+        monkeypatch.setattr(services, "live_move", broken)
+    else:  # the one reply the application cannot produce itself: a gateway's empty 502
+        page.route("**/move/", lambda route: route.fulfill(status=502, body=""))
+
+    page.click("#ask")
+    page.wait_for_selector("#move-error:not([hidden])")
+    message = page.inner_text("#move-error")
+    assert message == MOVE_FAILURES[failure]
+    for button in ("#ask", "#continue", "#lean"):
+        assert page.is_enabled(button), button
+    assert page.input_value("#question-text") == "Is this question kept?"
+
+    if failure == "the debaters started speaking":
+        # The page was out of date: it has been refreshed, and it shows the round being written until it is done.
+        page.wait_for_selector("#live-controls", state="hidden")
+        assert "writing round 2" in page.inner_text("#live-status")
+        for turn in trial.turns.filter(round=2):
+            play_worker(turn, status="done", text=f"Debater {turn.speaker} argues in round 2.")
+        page.wait_for_selector("#end:not([disabled])")
+        page.click("#end")
+        page.wait_for_selector("#verdict-section:not([hidden])")
+        assert page.is_hidden("#move-error")
+    elif failure in ("the server fails", "a proxy answers with an empty body"):
+        monkeypatch.undo()
+        page.unroute("**/move/")
+        page.click("#continue")
+        page.wait_for_function("document.getElementById('live-status').textContent.includes('writing round 2')")
+        assert page.is_hidden("#move-error")
+        assert trial.turns.filter(round=2).count() == 2
+
+
+def test_the_judges_selection_in_a_finished_speech_survives_the_live_updates(page, live_server, live_experiment):
+    from judging.services import trial_open
+
+    live_experiment.turn_style = "sequential"  # the second speech is shown while it is written
+    live_experiment.save()
+    trial = live_experiment.trials.order_by("queue_position").first()
+    trial_open(trial=trial)
+    first, second = trial.turns.order_by("index")
+    play_worker(first, status="done", text="The first speech is finished and worth quoting.")
+    play_worker(second, status="running", partial_text="The second speech", claim_token="x")
+    open_live_trial(page, live_server, live_experiment)
+    page.wait_for_function("document.getElementById('transcript').textContent.includes('The second speech')")
+    selected = page.evaluate(
+        """() => {
+            const text = document.querySelector('#transcript .speech p').firstChild;
+            window.selectedTextNode = text;
+            const range = document.createRange();
+            range.setStart(text, 4);
+            range.setEnd(text, 16);
+            getSelection().removeAllRanges();
+            getSelection().addRange(range);
+            return getSelection().toString();
+        }"""
+    )
+    assert selected == "first speech"
+    for words in ("The second speech grows", "The second speech grows word", "The second speech grows word by word"):
+        play_worker(second, partial_text=words)
+        page.wait_for_function(f"document.getElementById('transcript').textContent.includes({json.dumps(words)})")
+        assert page.evaluate("getSelection().toString()") == "first speech"
+    assert "(writing…)" in page.inner_text("#transcript")
+
+    play_worker(second, status="done", text="The second speech, complete.")
+    page.wait_for_selector("#live-controls:not([hidden])")  # the round is done: the judge's move
+    assert "The second speech, complete." in page.inner_text("#transcript")
+    assert "(writing…)" not in page.inner_text("#transcript")
+    assert page.evaluate("getSelection().toString()") == "first speech"
+    assert page.evaluate("window.selectedTextNode.isConnected")  # the very text node, not a copy
+
+
+COUNT_LIVE_REQUESTS = """
+    window.liveRequests = 0;
+    document.addEventListener("htmx:before:request", (event) => {
+        if (event.detail.ctx.request.action.endsWith("/live/")) window.liveRequests += 1;
+    });
+"""
+
+
+def test_the_page_polls_while_speeches_are_written_and_not_while_the_judge_must_act(page, live_server, live_experiment):
+    from judging.services import trial_open
+
+    trial = live_experiment.trials.order_by("queue_position").first()
+    trial_open(trial=trial)  # round 1 is waiting for a worker
+    page.add_init_script(COUNT_LIVE_REQUESTS)
+    page.clock.install()
+    open_live_trial(page, live_server, live_experiment)
+    page.wait_for_function("window.liveRequests >= 2")
+    for turn in trial.turns.all():
+        play_worker(turn, status="done", text=f"Debater {turn.speaker} argues in round 1.")
+    page.wait_for_selector("#live-controls:not([hidden])")
+
+    # Nothing is being written: however long the judge thinks, the page asks the server nothing.
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
+    polls = page.evaluate("window.liveRequests")
+    page.clock.run_for(60_000)
+    assert page.evaluate("window.liveRequests") == polls
+
+    page.clock.resume()
+    page.click("#continue")  # round 2 starts, and the page polls again until it is written
+    page.wait_for_function(f"window.liveRequests > {polls}")
+    for turn in trial.turns.filter(round=2):
+        play_worker(turn, status="done", text=f"Debater {turn.speaker} argues in round 2.")
+    page.wait_for_function("document.querySelectorAll('.speech').length === 4")
+
+
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def test_the_live_page_has_no_inline_script_and_works_under_a_strict_content_security_policy(
+    page, live_server, live_experiment, eager_celery
+):
+    from tests.judging.test_trial_partials import inline_code
+
+    def with_csp(route):
+        response = route.fetch()
+        route.fulfill(response=response, headers=response.headers | {"content-security-policy": STRICT_CSP})
+
+    page.route("**/judge/trials/*/", with_csp)  # the page itself, not its live/ and move/ requests
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else 0)
+
+    open_live_trial(page, live_server, live_experiment)  # opening generates round 1 (eagerly)
+    page.wait_for_selector("#live-controls:not([hidden])")
+    assert inline_code(page.content()) == []
+    page.fill("#question-text", "Which sentence proves it?")
+    page.click("#ask")  # posted by htmx, answered with the partials
+    page.locator(".speech").nth(4).wait_for()  # the question and round 2 (no wait_for_function: it needs eval)
+    assert page.input_value("#question-text") == ""
+    page.wait_for_selector("#live-controls:not([hidden])")
+    page.click("text=Record your current leaning")
+    page.fill("#leaning", "0.8")
+    assert page.inner_text("#leaning-out") == "80%"  # trial.js runs
+    with page.expect_response("**/move/"):
+        page.click("#lean")
+    page.wait_for_selector("#lean-form:not(.htmx-request)")  # htmx has morphed the reply in
+    assert page.is_visible("#lean") and page.inner_text("#leaning-out") == "80%"  # the update left them as they were
+    page.click("#end")
+    page.wait_for_selector("#verdict-section:not([hidden])")
+    assert "if your answer is right you score" in page.inner_text("#score-preview")
+    assert inline_code(page.content()) == []  # after the updates too
+    assert blocked == []
