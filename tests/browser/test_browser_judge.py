@@ -405,6 +405,13 @@ COUNT_LIVE_REQUESTS = """
     });
 """
 
+COUNT_NODES = """() => {
+    const walker = document.createTreeWalker(document.documentElement, NodeFilter.SHOW_ALL);
+    let count = 0;
+    while (walker.nextNode()) count += 1;
+    return count;
+}"""
+
 
 def test_the_page_polls_while_speeches_are_written_and_not_while_the_judge_must_act(page, live_server, live_experiment):
     from judging.services import trial_open
@@ -415,6 +422,9 @@ def test_the_page_polls_while_speeches_are_written_and_not_while_the_judge_must_
     page.clock.install()
     open_live_trial(page, live_server, live_experiment)
     page.wait_for_function("window.liveRequests >= 2")
+    nodes = page.evaluate(COUNT_NODES)
+    page.wait_for_function("window.liveRequests >= 6")
+    assert page.evaluate(COUNT_NODES) == nodes  # updates that change nothing add nothing (not even whitespace)
     for turn in trial.turns.all():
         play_worker(turn, status="done", text=f"Debater {turn.speaker} argues in round 1.")
     page.wait_for_selector("#live-controls:not([hidden])")

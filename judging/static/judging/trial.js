@@ -95,7 +95,6 @@
 
   function showMoveError(message) {
     const box = el("move-error");
-    if (!box) return;
     box.textContent = message;  // never innerHTML: the server's message may quote what the judge sent
     box.hidden = false;
   }
