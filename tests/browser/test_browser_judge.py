@@ -44,6 +44,9 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # Some requests generate turns in-process (eager Celery): on a loaded machine they take far longer
+    # than Playwright's default 30 s. A slow machine should make a test slower, never fail it.
+    context.set_default_timeout(600_000)
     page = context.new_page()
     yield page
     context.close()
@@ -218,9 +221,11 @@ def test_the_verdict_form_shows_the_score_under_each_outcome(page, live_server, 
 
 
 def test_active_time_excludes_idle_and_hidden_time(page, live_server, ready_trial):
-    page.clock.install()  # the page's timers and clocks run only when the test says
+    page.clock.install()
     log_in(page, live_server.url, "judy", "judge-pass-123")
     page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
+    # From here the page's clock moves only when the test says, however slow the machine is.
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
     for _ in range(20):  # 20 s of reading, moving the mouse now and then
         page.mouse.move(100 + _, 200)
         page.clock.run_for(1000)
