@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services
@@ -29,10 +30,13 @@ def _own_trial(request, trial_id: int) -> Trial:
 
 @login_required
 def queue(request):
+    trials = selectors.judge_queue(request.user)
+    # While trials are being prepared, queue.js reloads the page once the number of ready ones changes.
+    refresh = {"ready": len(trials), "url": reverse("judging:queue_json")}
     return render(
         request,
         "judging/queue.html",
-        {"trials": selectors.judge_queue(request.user), "progress": selectors.judge_progress(request.user)},
+        {"trials": trials, "progress": selectors.judge_progress(request.user), "refresh": refresh},
     )
 
 

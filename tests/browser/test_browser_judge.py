@@ -7,8 +7,10 @@ import os
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
-from judging.models import Verdict
+from judging.models import Trial, Turn, Verdict
+from judging.services import experiment_launch
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the
 # test makes between browser steps are still plain synchronous calls.
@@ -487,3 +489,14 @@ def test_the_live_page_has_no_inline_script_and_works_under_a_strict_content_sec
     assert "if your answer is right you score" in page.inner_text("#score-preview")
     assert inline_code(page.content()) == []  # after the updates too
     assert blocked == []
+
+
+def test_the_queue_shows_a_trial_once_it_is_ready(page, live_server, make_model_config, make_experiment):
+    experiment = make_experiment(make_model_config("m"), num_questions=1)
+    experiment_launch(experiment=experiment)
+    log_in(page, live_server.url, "judy", "judge-pass-123")
+    page.wait_for_selector("text=being prepared")
+    trial = experiment.trials.get()
+    trial.turns.update(status=Turn.Status.DONE, text="An argument.", finished_at=timezone.now())
+    Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.READY)
+    page.wait_for_selector("text=Start next trial")  # queue.js reloaded the page by itself

@@ -377,3 +377,14 @@ def test_the_status_line_says_what_happens_now(judge_client, live_trial, make_mo
     finish_round(trial)
     body = judge_client.get(live_url(trial), **HTMX).content.decode()
     assert "Your turn: ask the assistant, or answer." in body
+
+
+def test_the_queue_refreshes_itself_without_inline_script_while_trials_are_prepared(
+    judge_client, make_model_config, make_experiment
+):
+    experiment_launch(experiment=make_experiment(make_model_config("m"), num_questions=2))  # not generated yet
+    body = judge_client.get(reverse("judging:queue")).content.decode()
+    assert "being prepared" in body and inline_code(body) == []
+    config = re.search(r'<script id="queue-config" type="application/json">(.*?)</script>', body).group(1)
+    assert json.loads(config) == {"ready": 0, "url": reverse("judging:queue_json")}
+    assert '<script src="/static/judging/queue.js" defer></script>' in body
