@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 from . import quotes, scoring
 from .models import Experiment, Trial, Turn
 from .protocols import debate
-from .services import debate_state
+from .services import debate_rules, debate_state
 
 
 def judge_queue(judge):
@@ -163,6 +163,10 @@ def judge_view_of_trial(trial: Trial) -> dict:
         # (never whether it is honest, nor which answer it argues for).
         "consultant_side": trial.consultant_side,
         "assisted": bool(trial.assistant_side),
+        # What the page offers, from the protocol's declaration (judging.protocols.registry).
+        "nobody_speaks": debate_rules(experiment, trial).rounds == 0,
+        "judge_chooses_addressee": trial.protocol_spec.judge_chooses_addressee,
+        "continue_without_question": trial.protocol_spec.continue_without_question,
     }
     if live:
         view["state"] = judge_live_state(trial, turns)

@@ -63,7 +63,7 @@ def _trial_context(trial: Trial) -> dict:
     """What the trial page and its live partials are rendered from: the judge's view and nothing else."""
     view = selectors.judge_view_of_trial(trial)
     # The wording that differs between protocols lives in one fragment per protocol.
-    return {"trial": view, "protocol_text": f"judging/protocols/{view['protocol']}.html"}
+    return {"trial": view, "protocol_text": trial.protocol_spec.page_template}
 
 
 def _live_partials(request, trial: Trial):

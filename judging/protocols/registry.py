@@ -71,6 +71,8 @@ class Protocol:
     budget_multiplier: int = 1  # speech character and quote budgets, relative to the experiment's
     two_speakers: bool = False  # the experiment's turn style (simultaneous or sequential) applies
     judge_chooses_addressee: bool = False  # otherwise a question goes to every speaker
+    # Between rounds the judge may go on without asking (a debate); otherwise they ask or answer.
+    continue_without_question: bool = True
     hides_speaker_side: bool = False  # the judge's transcript says "assistant", not "A"/"B"
     always_live: bool = False  # the judge talks to the speaker, so trials are live whatever the mode
     best_of_n: bool = True  # candidates can be scored for convincingness (an assistant has no side to win)
@@ -176,6 +178,7 @@ PROTOCOLS: dict[str, Protocol] = {
             speaker_label=lambda side: "Assistant",
             addressee=lambda sides: "the assistant",
             hides_speaker_side=True,
+            continue_without_question=False,
             always_live=True,
             best_of_n=False,
             model_alone_baseline=True,
