@@ -1,0 +1,281 @@
+"""Cluster-aware inference for judged trials. Pure numpy + scipy; no Django.
+
+Judgments are not independent: one judge judges many trials and one question is judged many times.
+Every interval here accounts for both. The variance of a statistic is the two-way cluster-robust one
+of Cameron, Gelbach & Miller (2011, "Robust inference with multiway clustering"),
+
+    V = V_question + V_judge - V_cell
+
+each term a one-way cluster bootstrap variance (resample questions; resample judges; resample
+question x judge cells), floored at max(V_question, V_judge). The pigeonhole bootstrap (Owen & Eckles
+2012) counts the residual variance twice: on the platform's designs it covered 100% where 95% was
+asked, at a heavy cost in power (docs/analysis.md, tests/results/test_inference_validity.py).
+Observations with no judge (a model answering alone) are resampled by question only.
+
+Each term carries the small-sample factor G / (G - 1) of its G clusters, and intervals use a t
+quantile with Welch-Satterthwaite degrees of freedom, not z: with 6 judges, the judges' share of V
+is known from 6 clusters only, and z-intervals covered 91% where 95% was asked.
+
+- A level (a share of correct verdicts) gets a Wilson score interval at the *effective* sample size,
+  n / design effect, the design effect being V over the binomial variance. So the interval is as wide
+  as the clustering makes it, and never collapses to [1, 1] in a small cell.
+- A difference between two groups of rows (arms, answer positions, models), a mean of other values
+  and a ratio of means are resampled jointly within each resample: estimate +/- t * sqrt(V).
+- One-sided tests use the same variances and degrees of freedom (a score test for a level against
+  a fixed value, a Wald test for a difference).
+
+A fixed seed makes every page reproducible; docs/analysis.md recomputes each figure from an export.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import t as student_t
+
+RESAMPLES = 2000
+SEED = 12345
+CONFIDENCE = 0.95
+RESAMPLED_UNITS = (
+    "questions and judges (two-way cluster-robust variance from question, judge and cell bootstraps; "
+    "Wilson score intervals at the effective sample size for shares)"
+)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A statistic's two-way variance and the degrees of freedom it is known with."""
+
+    variance: float
+    df: float
+
+    def quantile(self, confidence: float = CONFIDENCE) -> float:
+        return float(student_t.ppf(0.5 + confidence / 2, self.df))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure with its interval; ``n`` observations, ``n_effective`` after clustering (shares)."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+    n_effective: float | None = None
+    df: float | None = None
+    method: str = ""
+
+    @property
+    def estimable(self) -> bool:
+        return self.n > 0 and math.isfinite(self.value)
+
+    @property
+    def has_interval(self) -> bool:
+        return math.isfinite(self.low) and math.isfinite(self.high)
+
+
+def unknown(n: int, why: str) -> Estimate:
+    return Estimate(math.nan, math.nan, math.nan, n, method=why)
+
+
+@dataclass(frozen=True)
+class OneSidedTest:
+    """A one-sided test of ``estimate`` against ``null`` (H1: greater); ``p`` is None when it cannot be run."""
+
+    name: str
+    estimate: Estimate
+    null: float
+    p: float | None
+    reason: str = ""  # why it cannot be run
+
+    def rejects(self, alpha: float) -> bool:
+        return self.p is not None and self.p <= alpha
+
+
+def wilson(successes: float, n: float, *, quantile: float) -> tuple[float, float]:
+    """Wilson score interval for a proportion; ``n`` may be an effective (non-integer) size."""
+    if n <= 0:
+        return math.nan, math.nan
+    z = quantile
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+class TwoWayBootstrap:
+    """Resampled statistics of observations labelled by question and judge.
+
+    ``judges[i]`` may be None: that observation is not resampled by judge (a model answering alone).
+    Each one-way bootstrap works on per-unit sums, so 10,000 trials cost no more than their units.
+    """
+
+    SCHEMES = ("question", "judge", "cell")
+
+    def __init__(self, questions, judges, *, resamples: int = RESAMPLES, seed: int = SEED):
+        questions, judges = list(questions), list(judges)
+        self.n = len(questions)
+        self.resamples = resamples
+        rng = np.random.default_rng(seed)
+        no_judge = np.array([j is None for j in judges], bool)
+        self.codes, self.weights = {}, {}
+        for scheme, labels, fixed in (
+            ("question", questions, np.zeros(self.n, bool)),
+            ("judge", ["" if j is None else j for j in judges], no_judge),
+            ("cell", [(q, "" if j is None else j) for q, j in zip(questions, judges)], np.zeros(self.n, bool)),
+        ):
+            codes, names = _codes_and_names(labels)
+            self.codes[scheme] = np.where(fixed, -1, codes)  # -1: never resampled in this scheme
+            self.weights[scheme] = _multiplicities(rng, len(names), resamples)
+
+    @classmethod
+    def of_rows(cls, rows, **kwargs) -> "TwoWayBootstrap":
+        """Rows of the trials or model-answers export: clustered by ``question_id`` and ``judge``."""
+        return cls([r["question_id"] for r in rows], [r.get("judge") or None for r in rows], **kwargs)
+
+    def units(self, scheme: str, mask=None) -> int:
+        """How many questions, judges or cells the rows in ``mask`` come from."""
+        codes = self.codes[scheme][self._mask(mask)]
+        return len(np.unique(codes[codes >= 0]))
+
+    def _sum_draws(self, scheme: str, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        codes, weights = self.codes[scheme], self.weights[scheme]
+        resampled = mask & (codes >= 0)
+        unit_sums = np.bincount(codes[resampled], weights=values[resampled], minlength=weights.shape[1])
+        return weights @ unit_sums + values[mask & (codes < 0)].sum()
+
+    def _ratio_draws(self, scheme: str, numerator, denominator, mask) -> np.ndarray:
+        top = self._sum_draws(scheme, numerator, mask)
+        bottom = self._sum_draws(scheme, denominator, mask)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1), math.nan)
+
+    def spread(self, draws_of, mask) -> Spread:
+        """Two-way variance of a statistic of the rows in ``mask``, given ``draws_of(scheme)``."""
+        v, df = {}, {}
+        for scheme in self.SCHEMES:
+            clusters = self.units(scheme, mask)
+            # CR1's small-sample factor: with 6 judges the bootstrap alone understates their share by a sixth.
+            v[scheme] = _variance(draws_of(scheme)) * (clusters / (clusters - 1) if clusters > 1 else 1.0)
+            df[scheme] = max(clusters - 1, 1)
+        variance = max(v["question"] + v["judge"] - v["cell"], v["question"], v["judge"])
+        # Welch-Satterthwaite: the degrees of freedom of a sum of variances each known from few clusters.
+        denominator = v["question"] ** 2 / df["question"] + v["judge"] ** 2 / df["judge"]
+        satterthwaite = (v["question"] + v["judge"]) ** 2 / denominator if denominator > 0 else math.inf
+        return Spread(variance, max(1.0, min(satterthwaite, df["question"] + df["judge"])))
+
+    def _mask(self, mask) -> np.ndarray:
+        return np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
+
+    def mean_spread(self, values, mask=None) -> tuple[float, Spread]:
+        values, mask = np.asarray(values, float), self._mask(mask)
+        ones = np.ones(self.n)
+        return float(values[mask].mean()), self.spread(lambda s: self._ratio_draws(s, values, ones, mask), mask)
+
+    def proportion(self, outcomes, mask=None, *, confidence: float = CONFIDENCE) -> Estimate:
+        """A share of 0/1 outcomes: Wilson interval at the effective sample size."""
+        mask = self._mask(mask)
+        n = int(mask.sum())
+        if n == 0:
+            return unknown(0, "no observations")
+        value, spread = self.mean_spread(outcomes, mask)
+        n_eff = effective_size(value, spread.variance, n)
+        low, high = wilson(value * n_eff, n_eff, quantile=spread.quantile(confidence))
+        return Estimate(value, low, high, n, n_eff, spread.df, "Wilson score at the effective size")
+
+    def mean(self, values, mask=None, *, confidence: float = CONFIDENCE) -> Estimate:
+        """A mean of any values: estimate +/- t * two-way standard error."""
+        mask = self._mask(mask)
+        if not mask.any():
+            return unknown(0, "no observations")
+        value, spread = self.mean_spread(values, mask)
+        return wald_estimate(value, spread, int(mask.sum()), confidence)
+
+    def ratio(self, numerator, denominator, mask=None, *, confidence: float = CONFIDENCE) -> Estimate:
+        """sum(numerator) / sum(denominator) over ``mask``: a ratio of means, not a mean of ratios."""
+        numerator, denominator, mask = np.asarray(numerator, float), np.asarray(denominator, float), self._mask(mask)
+        if not mask.any() or denominator[mask].sum() == 0:
+            return unknown(int(mask.sum()), "no observations")
+        value = float(numerator[mask].sum() / denominator[mask].sum())
+        spread = self.spread(lambda s: self._ratio_draws(s, numerator, denominator, mask), mask)
+        return wald_estimate(value, spread, int(mask.sum()), confidence)
+
+    def difference(self, values, mask_a, mask_b, *, confidence: float = CONFIDENCE) -> Estimate:
+        """mean(a) - mean(b), both resampled with the same draws, so shared judges and questions count."""
+        values, mask_a, mask_b = np.asarray(values, float), self._mask(mask_a), self._mask(mask_b)
+        n = int(mask_a.sum() + mask_b.sum())
+        if not (mask_a.any() and mask_b.any()):
+            return unknown(n, "a group has no observations")
+        ones = np.ones(self.n)
+        value = float(values[mask_a].mean() - values[mask_b].mean())
+        spread = self.spread(
+            lambda s: self._ratio_draws(s, values, ones, mask_a) - self._ratio_draws(s, values, ones, mask_b),
+            mask_a | mask_b,
+        )
+        return wald_estimate(value, spread, n, confidence)
+
+
+def _variance(draws: np.ndarray) -> float:
+    finite = draws[np.isfinite(draws)]
+    return float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
+
+
+def effective_size(value: float, variance: float, n: int) -> float:
+    """n divided by the design effect (never above n: clustering does not add information)."""
+    binomial = value * (1 - value) / n
+    if binomial <= 0 or not variance > 0 or not math.isfinite(variance):
+        return float(n)
+    return n / max(1.0, variance / binomial)
+
+
+def wald_estimate(value: float, spread: Spread, n: int, confidence: float = CONFIDENCE) -> Estimate:
+    if not (math.isfinite(value) and spread.variance > 0):
+        return Estimate(value, math.nan, math.nan, n, method="no variation to estimate a standard error from")
+    half = spread.quantile(confidence) * math.sqrt(spread.variance)
+    return Estimate(value, value - half, value + half, n, None, spread.df, "estimate ± t × two-way clustered SE")
+
+
+def greater_than(name: str, estimate: Estimate, null: float, confidence: float = CONFIDENCE) -> OneSidedTest:
+    """One-sided test of H0: true value <= null against H1: greater, with the estimate's clustered spread.
+
+    A share (an estimate with an effective size) gets the score test at the effective size, the test
+    its Wilson interval inverts; a difference gets a Wald test with the standard error its interval
+    was built from. Both use the estimate's t degrees of freedom.
+    """
+    if not estimate.estimable:
+        return OneSidedTest(name, estimate, null, None, "nothing to test: no observations")
+    df = estimate.df or math.inf
+    if estimate.n_effective is not None:
+        se = math.sqrt(null * (1 - null) / estimate.n_effective) if 0 < null < 1 else None
+    elif estimate.has_interval and estimate.high > estimate.low:
+        se = (estimate.high - estimate.low) / (2 * float(student_t.ppf(0.5 + confidence / 2, df)))
+    else:
+        se = None
+    if se is None:
+        return OneSidedTest(name, estimate, null, None, "cannot be tested: no variation to estimate a standard error")
+    return OneSidedTest(name, estimate, null, float(student_t.sf((estimate.value - null) / se, df)))
+
+
+def holm(p_values: dict) -> dict:
+    """Holm-adjusted p-values of a family (None stays None and does not count toward the family)."""
+    known = sorted((p, name) for name, p in p_values.items() if p is not None)
+    adjusted, running = {}, 0.0
+    for rank, (p, name) in enumerate(known):
+        running = max(running, min(1.0, (len(known) - rank) * p))
+        adjusted[name] = running
+    return {name: adjusted.get(name) for name in p_values}
+
+
+def _codes_and_names(labels) -> tuple[np.ndarray, list]:
+    names = sorted(set(labels), key=repr)
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[label] for label in labels], dtype=int), names
+
+
+def _multiplicities(rng: np.random.Generator, units: int, resamples: int) -> np.ndarray:
+    """How often each of ``units`` is drawn in each resample (rows sum to ``units``)."""
+    if units == 0:
+        return np.zeros((resamples, 0))
+    return rng.multinomial(units, np.full(units, 1.0 / units), size=resamples).astype(float)
