@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import exports, services
+from . import analysis_plan, exports, services
 from .exports import export_response
 from .importers import QuestionImportError, import_jsonl_file
 from .models import Experiment, ModelConfig, Question, QuestionSet, Trial, Turn, Verdict
@@ -98,9 +98,32 @@ class ExperimentForm(forms.ModelForm):
         help_text="Each trial is in one arm; arms are balanced per judge (Latin square) and shuffled in the queue.",
     )
 
+    primary_comparisons = forms.MultipleChoiceField(
+        choices=[(c.key, c.label) for c in analysis_plan.available_comparisons(list(Experiment.Arm.values))],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="The claims this experiment is run to test, each one-sided at α (Holm across them); only those "
+        "possible with the arms ticked above are accepted. Frozen at launch; everything else is exploratory.",
+    )
+
     class Meta:
         model = Experiment
         fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left blank, the plan's numbers take their defaults (α 0.05, δ 5 points) rather than failing the form.
+        for name in ("alpha", "non_inferiority_margin"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self):
+        data = super().clean()
+        for name in ("alpha", "non_inferiority_margin"):
+            if name in self.fields and data.get(name) is None:
+                data[name] = Experiment._meta.get_field(name).default
+                setattr(self.instance, name, data[name])
+        return data
 
 
 @admin.register(Experiment)

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from . import analysis_plan
 from .protocols import registry
 from .protocols.prompts import (
     DEFAULT_CONSULTANT_SYSTEM_PROMPT,
@@ -280,9 +281,31 @@ class Experiment(models.Model):
         default=new_seed,
         help_text="Seeds question sampling and all per-trial randomisation; recorded for reproducibility.",
     )
+    # The analysis plan (judging.analysis_plan): declared before launch, frozen by it.
+    primary_comparisons = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The claims this experiment is run to test; everything else is reported as exploratory.",
+    )
+    alpha = models.FloatField(
+        default=analysis_plan.DEFAULT_ALPHA, help_text="Significance level of each primary test (Holm across them)."
+    )
+    non_inferiority_margin = models.FloatField(
+        default=analysis_plan.DEFAULT_MARGIN,
+        help_text="δ: how far (share of accuracy) a misleading assistant may pull judges below the judge alone "
+        "and still count as robust.",
+    )
+    planned_judgments = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Verdicts the primary tests wait for before deciding (blank: every trial). Size it with the "
+        "power calculator.",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     launched_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    PLAN_FIELDS = ("primary_comparisons", "alpha", "non_inferiority_margin", "planned_judgments")
 
     class Meta:
         ordering = ["-created_at"]
@@ -304,6 +327,11 @@ class Experiment(models.Model):
             models.CheckConstraint(condition=_in("turn_style", TurnStyle.choices), name="experiment_turn_style"),
             models.CheckConstraint(
                 condition=models.Q(scoring_rule__in=["log", "quadratic", "spherical"]), name="experiment_scoring_rule"
+            ),
+            models.CheckConstraint(condition=models.Q(alpha__gt=0, alpha__lte=0.2), name="experiment_alpha"),
+            models.CheckConstraint(
+                condition=models.Q(non_inferiority_margin__gte=0, non_inferiority_margin__lte=0.5),
+                name="experiment_non_inferiority_margin",
             ),
         ]
 
@@ -331,8 +359,46 @@ class Experiment(models.Model):
             available = self.question_set.questions.count()
             if self.num_questions > available:
                 errors["num_questions"] = f"the question set has only {available} questions"
+        trials = (self.num_questions or 0) * (self.judgments_per_question or 0)
+        errors |= analysis_plan.plan_errors(
+            arms=arms,
+            primary=self.primary_comparisons,
+            alpha=self.alpha,
+            margin=self.non_inferiority_margin,
+            planned_judgments=self.planned_judgments,
+            trials=trials,
+        )
+        if changed := self.changed_plan_fields():
+            errors |= {name: self.plan_frozen_reason() for name in changed}
         if errors:
             raise ValidationError(errors)
+
+    def plan_frozen_reason(self) -> str:
+        return (
+            f"the analysis plan was frozen when the experiment was launched ({self.launched_at:%Y-%m-%d %H:%M} UTC): "
+            "a plan changed after seeing data is no longer a plan"
+        )
+
+    def changed_plan_fields(self) -> list[str]:
+        """Plan fields that differ from the stored ones of a launched experiment (may not be saved)."""
+        if self.pk is None:
+            return []
+        stored = Experiment.objects.filter(pk=self.pk).exclude(status=ExperimentStatus.DRAFT).values(*self.PLAN_FIELDS)
+        stored = stored.first()
+        if stored is None:
+            return []
+        return [name for name in self.PLAN_FIELDS if getattr(self, name) != stored[name]]
+
+    def save(self, *args, **kwargs):
+        # Any path (admin, shell, a script) is refused, not only the form: pre-registration is the point.
+        if changed := self.changed_plan_fields():
+            raise ValidationError({name: self.plan_frozen_reason() for name in changed})
+        super().save(*args, **kwargs)
+
+    @property
+    def judgments_planned(self) -> int:
+        """The verdicts the primary tests wait for: as declared, or every trial."""
+        return self.planned_judgments or self.num_questions * self.judgments_per_question
 
 
 class TrialStatus(models.TextChoices):
