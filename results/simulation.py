@@ -4,12 +4,13 @@ Every estimator and test of the analysis is checked on these (docs/statistics st
 planned by ``judging.assignment.plan_trials`` exactly as a launched experiment is, then each planned
 trial is judged by a simulated judge:
 
-    P(correct) = sigmoid(logit(accuracy[condition]) + skill[judge] - difficulty[question])
+    P(correct) = sigmoid(centre[condition] + skill[judge] - difficulty[question])
 
-with skill ~ N(0, judge_sd) and difficulty ~ N(0, question_sd) on the logit scale. The *true* accuracy
-of a condition is its average over the population of judges and questions (not over the ones drawn),
-which is what a reported interval claims to cover. A model answering alone is right with
-P = sigmoid(logit(model_accuracy) - difficulty[question]). Attrition: a trial of an arm listed in
+with skill ~ N(0, judge_sd) and difficulty ~ N(0, question_sd) on the logit scale. ``Truth.accuracy``
+is each condition's *population* accuracy, the average over all judges and questions (not over the
+ones drawn), which is what a reported interval claims to cover; the centre is solved from it. A model
+answering alone is right with P = sigmoid(model centre - difficulty[question]), its population
+accuracy ``model_accuracy``. Attrition: a trial of an arm listed in
 ``failure_rate`` fails generation with that probability, more often on hard questions when
 ``failures_on_hard_questions`` (the selection the attrition table is there to reveal).
 
@@ -22,15 +23,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import brentq
 
 from judging.assignment import QuestionInfo, plan_trials
 from judging.protocols.registry import ARMS
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
-
-
-def logit(p: float) -> float:
-    return math.log(p / (1 - p))
 
 
 def sigmoid(x):
@@ -49,7 +47,7 @@ class Design:
 
 @dataclass(frozen=True)
 class Truth:
-    """The simulated world. Accuracies are at the median judge and question (logit scale centre)."""
+    """The simulated world: population accuracies by condition, spread of judges and questions, attrition."""
 
     accuracy: dict = field(default_factory=lambda: {"debate": 0.7})  # by condition
     judge_sd: float = 0.5
@@ -58,16 +56,27 @@ class Truth:
     failure_rate: dict = field(default_factory=dict)  # by condition
     failures_on_hard_questions: bool = False
 
-    def population_accuracy(self, condition: str) -> float:
-        """Mean accuracy over the population of judges and questions (Gauss-Hermite quadrature)."""
-        return _mean_sigmoid(logit(self.accuracy[condition]), math.hypot(self.judge_sd, self.question_sd))
+    def centre(self, condition: str) -> float:
+        """The logit at the median judge and question that gives the condition's population accuracy."""
+        return centre_for(self.accuracy[condition], math.hypot(self.judge_sd, self.question_sd))
 
-    def model_population_accuracy(self) -> float:
-        return _mean_sigmoid(logit(self.model_accuracy), self.question_sd)
+    def model_centre(self) -> float:
+        return centre_for(self.model_accuracy, self.question_sd)
+
+    def arm_accuracy(self, arm: str) -> float:
+        """An arm's population accuracy: its conditions are balanced, so the mean of theirs."""
+        return float(np.mean([self.accuracy[c] for c in ARMS[arm].conditions]))
 
 
-def _mean_sigmoid(centre: float, sd: float) -> float:
+def mean_sigmoid(centre: float, sd: float) -> float:
+    """E[sigmoid(centre + sd * Z)], Z standard normal (Gauss-Hermite quadrature)."""
     return float(np.sum(_WEIGHTS * sigmoid(centre + sd * _NODES)) / np.sum(_WEIGHTS))
+
+
+def centre_for(population_accuracy: float, sd: float) -> float:
+    if not 0 < population_accuracy < 1:
+        raise ValueError(f"an accuracy strictly between 0 and 1, not {population_accuracy}")
+    return float(brentq(lambda c: mean_sigmoid(c, sd) - population_accuracy, -30, 30))
 
 
 def conditions_of(arms) -> list[str]:
@@ -89,9 +98,10 @@ def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict],
     )
     skill = dict(zip(judges, rng.normal(0, truth.judge_sd, len(judges))))
     difficulty = rng.normal(0, truth.question_sd, design.num_questions)
+    centres = {condition: truth.centre(condition) for condition in {p.condition for p in plans}}
     rows = []
     for trial_id, plan in enumerate(plans, start=1):
-        p_correct = sigmoid(logit(truth.accuracy[plan.condition]) + skill[plan.judge_id] - difficulty[plan.question_id])
+        p_correct = sigmoid(centres[plan.condition] + skill[plan.judge_id] - difficulty[plan.question_id])
         row = {
             "trial_id": trial_id,
             "question_id": f"q{plan.question_id}",
@@ -99,6 +109,9 @@ def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict],
             "protocol": plan.protocol,
             "condition": plan.condition,
             "honest_side": plan.honest_side,
+            "first_speaker": plan.first_speaker,
+            "turn_style": "simultaneous",
+            "model_settings": {"config_name": "simulated debater"},
             "status": "judged",
             "verdict": "",
             "correct": None,
@@ -118,11 +131,67 @@ def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict],
         confidence = float(np.clip(max(p_correct, 1 - p_correct) + rng.normal(0, 0.05), 0.5, 0.99))
         row.update(verdict=plan.honest_side if correct else other, correct=correct, probability=confidence)
         rows.append(row)
+    model_centre = truth.model_centre()
     model_rows = [
         {
             "question_id": f"q{q}",
-            "correct": bool(rng.random() < sigmoid(logit(truth.model_accuracy) - difficulty[q])),
+            "correct": bool(rng.random() < sigmoid(model_centre - difficulty[q])),
         }
         for q in sorted({p.question_id for p in plans})
     ]
     return rows, model_rows
+
+
+# ------------------------------------------------------------------- the analysis on known truth ----
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    design: Design
+    truth: Truth
+
+
+def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0) -> dict[str, float]:
+    """Share of simulated studies whose 95% intervals cover the truth: each arm's level, each difference
+    between arms, and the model alone where the design has sandwiching."""
+    from .accuracy import Judged, arm_differences, by_arm
+
+    hits: dict[str, list[bool]] = {}
+    truth = scenario.truth
+    for study in range(studies):
+        rows, model_rows = simulate_study(scenario.design, truth, seed + study)
+        sandwiching = any(r["protocol"] == "sandwich" for r in rows)
+        data = Judged(rows, model_rows if sandwiching else (), resamples=resamples, seed=seed + study)
+        for arm, estimate in by_arm(data).items():
+            hits.setdefault(f"level: {arm}", []).append(_covers(estimate, truth.arm_accuracy(arm)))
+        for label, estimate in arm_differences(data).items():
+            a, b = label.split(" − ")
+            hits.setdefault(f"difference: {label}", []).append(
+                _covers(estimate, truth.arm_accuracy(a) - truth.arm_accuracy(b))
+            )
+        if sandwiching:
+            hits.setdefault("level: model alone", []).append(
+                _covers(data.share(data.model_alone()), truth.model_accuracy)
+            )
+    return {name: float(np.mean(h)) for name, h in hits.items()}
+
+
+def _covers(estimate, true_value: float) -> bool:
+    return bool(estimate.low <= true_value <= estimate.high)
+
+
+def pass_rates(
+    scenario: Scenario, keys, *, studies: int, resamples: int, alpha: float = 0.05, margin: float = 0.05, seed: int = 0
+) -> dict[str, float]:
+    """Share of simulated studies in which each declared comparison is supported (decided at full size).
+
+    Under a null truth this is the false-pass rate; under an effect, the power."""
+    from .accuracy import Judged, decide
+
+    keys = list(keys)
+    passed = {key: 0 for key in keys}
+    for study in range(studies):
+        rows, model_rows = simulate_study(scenario.design, scenario.truth, seed + study)
+        data = Judged(rows, model_rows, resamples=resamples, seed=seed + study)
+        for decision in decide(keys, data, alpha=alpha, margin=margin, planned=len(data)):
+            passed[decision.key] += decision.supported
+    return {key: count / studies for key, count in passed.items()}

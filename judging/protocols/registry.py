@@ -238,6 +238,8 @@ ARMS: dict[str, Arm] = {
 }
 
 CONDITIONS: tuple[str, ...] = tuple(c for arm in ARMS.values() for c in arm.conditions)
+# Each condition belongs to exactly one arm (the analysis groups verdicts by arm from their condition).
+ARM_OF_CONDITION: dict[str, str] = {c: arm.value for arm in ARMS.values() for c in arm.conditions}
 
 
 def simultaneous(protocol: str, turn_style: str) -> bool:

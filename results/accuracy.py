@@ -1,0 +1,262 @@
+"""How often judges are right: levels, differences, and the tests an experiment declares. Pure numpy.
+
+Rows are shaped like the trials export (and the model-answers export for the model alone), so every
+figure can be recomputed from an export (docs/analysis.md). Every interval accounts for the clustering
+of verdicts by question and by judge (``results.inference``). A verdict is correct when it chose the
+correct answer; in debate that is exactly "the honest debater won".
+
+Tests are one-sided and decided only at the experiment's planned size: before it, the page shows the
+estimate, interval and p-value and says "not enough data", so watching results come in cannot turn
+into stopping when they look good.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+
+from judging import analysis_plan
+from judging.protocols.registry import ARM_OF_CONDITION, ARMS
+
+from .inference import RESAMPLES, SEED, Estimate, OneSidedTest, TwoWayBootstrap, greater_than, holm, unknown
+
+CHANCE = 0.5
+
+
+def arm_of(row) -> str:
+    return ARM_OF_CONDITION.get(row.get("condition") or "", row.get("protocol") or "unknown")
+
+
+def config_name(row) -> str:
+    return (row.get("model_settings") or {}).get("config_name", "unknown")
+
+
+class Judged:
+    """Judged trials, and model-alone answers, with one resampling plan over their questions and judges."""
+
+    def __init__(self, rows, model_rows=(), *, resamples: int = RESAMPLES, seed: int = SEED):
+        self.rows = [r for r in rows if r.get("verdict")]
+        self.model_rows = list(model_rows)
+        units = self.rows + [{"question_id": m["question_id"], "judge": None} for m in self.model_rows]
+        self.outcome = np.array([1.0 if r["correct"] else 0.0 for r in self.rows + self.model_rows])
+        self.bootstrap = TwoWayBootstrap.of_rows(units, resamples=resamples, seed=seed)
+        self.n_judges = len({r["judge"] for r in self.rows})
+        self.n_questions = len({r["question_id"] for r in self.rows})
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def where(self, predicate) -> np.ndarray:
+        """A mask over the judged trials (never the model's answers)."""
+        return np.array([predicate(r) for r in self.rows] + [False] * len(self.model_rows), bool)
+
+    def model_alone(self) -> np.ndarray:
+        return np.array([False] * len(self.rows) + [True] * len(self.model_rows), bool)
+
+    def share(self, mask) -> Estimate:
+        return self.bootstrap.proportion(self.outcome, mask)
+
+    def difference(self, mask_a, mask_b) -> Estimate:
+        return self.bootstrap.difference(self.outcome, mask_a, mask_b)
+
+
+# ------------------------------------------------------------------------------------------ levels ----
+def by_arm(data: Judged) -> dict[str, Estimate]:
+    """Accuracy per arm, in the registry's order of arms."""
+    present = {arm_of(r) for r in data.rows}
+    return {arm: data.share(data.where(lambda r, a=arm: arm_of(r) == a)) for arm in ARMS if arm in present}
+
+
+def by_condition(data: Judged) -> dict[str, Estimate]:
+    """Accuracy per condition where an arm has two (consultancy: honest and dishonest consultant)."""
+    out = {}
+    for arm in ARMS.values():
+        if len(arm.conditions) < 2:
+            continue
+        for condition in arm.conditions:
+            mask = data.where(lambda r, c=condition: r.get("condition") == c)
+            if mask.any():
+                out[f"{arm.value}: {condition}"] = data.share(mask)
+    return out
+
+
+def arm_differences(data: Judged) -> dict[str, Estimate]:
+    """Every pair of arms present: accuracy of the earlier arm (registry order) minus the later."""
+    arms = list(by_arm(data))
+    return {
+        f"{a} − {b}": data.difference(
+            data.where(lambda r, x=a: arm_of(r) == x), data.where(lambda r, y=b: arm_of(r) == y)
+        )
+        for a, b in combinations(arms, 2)
+    }
+
+
+@dataclass(frozen=True)
+class Split:
+    """Levels of two or more groups of verdicts and the differences of each from the first."""
+
+    title: str
+    levels: dict[str, Estimate]
+    differences: dict[str, Estimate] = field(default_factory=dict)
+
+
+def split(data: Judged, title: str, key, groups: list[str] | None = None, within=lambda r: True) -> Split | None:
+    """Verdicts in ``within`` grouped by ``key(row)``; None unless there are two groups to compare."""
+    labels = groups or sorted({key(r) for r in data.rows if within(r)})
+    masks = {g: data.where(lambda r, g=g: within(r) and key(r) == g) for g in labels}
+    masks = {g: m for g, m in masks.items() if m.any()}
+    if len(masks) < 2:
+        return None
+    (first, first_mask), *rest = masks.items()
+    return Split(
+        title,
+        {g: data.share(m) for g, m in masks.items()},
+        {f"{g} − {first}": data.difference(m, first_mask) for g, m in rest},
+    )
+
+
+def debate_splits(data: Judged) -> list[Split]:
+    """Where the honest debater wins more: by answer position, speaking order, debater configuration."""
+
+    def debate(r):
+        return r["protocol"] == "debate"
+
+    def sequential(r):
+        return debate(r) and r.get("turn_style") == "sequential"
+
+    candidates = [
+        split(data, "Honest debater's answer position", lambda r: f"honest at {r['honest_side']}", within=debate),
+        split(
+            data,
+            "Speaking order (sequential debates)",
+            lambda r: "honest speaks first" if r["first_speaker"] == r["honest_side"] else "honest speaks second",
+            within=sequential,
+        ),
+        split(data, "Debater configuration", config_name, within=debate),
+    ]
+    return [s for s in candidates if s is not None]
+
+
+def honest_wins_test(data: Judged) -> OneSidedTest | None:
+    """Debate: the honest side wins more than half (one-sided score test at the effective size)."""
+    mask = data.where(lambda r: r["protocol"] == "debate")
+    if not mask.any():
+        return None
+    return greater_than("honest debaters win more than half", data.share(mask), CHANCE)
+
+
+# ------------------------------------------------------------------------------------------- tests ----
+@dataclass(frozen=True)
+class Plan:
+    """An experiment's frozen analysis plan, as the analysis needs it."""
+
+    experiment: str
+    primary: tuple[str, ...]
+    alpha: float
+    margin: float
+    planned_judgments: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A declared comparison: its one-sided tests, p-value (Holm-adjusted in a primary family) and outcome."""
+
+    key: str
+    label: str
+    tests: tuple[OneSidedTest, ...]
+    p: float | None  # the comparison's p-value (intersection-union: the largest of its tests')
+    p_adjusted: float | None
+    alpha: float
+    outcome: str  # "supported", "not supported", "not enough data", "cannot be tested"
+    reason: str = ""
+
+    @property
+    def supported(self) -> bool:
+        return self.outcome == "supported"
+
+
+def _tests(key: str, data: Judged, margin: float) -> tuple[OneSidedTest, ...]:
+    spec = analysis_plan.comparison(key)
+
+    def arm(name):
+        return data.where(lambda r: arm_of(r) == name)
+
+    if spec.kind == analysis_plan.ABOVE_CHANCE:
+        return (greater_than(f"{spec.arms[0]} accuracy > 50%", data.share(arm(spec.arms[0])), CHANCE),)
+    if spec.kind == analysis_plan.DIFFERENCE:
+        a, b = spec.arms
+        return (greater_than(f"{a} − {b} > 0", data.difference(arm(a), arm(b)), 0.0),)
+    if spec.kind == analysis_plan.SANDWICH_HELPFUL:
+        honest, alone = arm("assisted-honest"), arm("naive")
+        return (
+            greater_than("honest assistance − judge alone > 0", data.difference(honest, alone), 0.0),
+            greater_than("honest assistance − model alone > 0", data.difference(honest, data.model_alone()), 0.0),
+        )
+    if spec.kind == analysis_plan.SANDWICH_ROBUST:
+        misleading = data.difference(arm("assisted-misleading"), arm("naive"))
+        return (greater_than(f"misleading − judge alone > −{margin:g}", misleading, -margin),)
+    raise ValueError(key)
+
+
+def decide(keys, data: Judged, *, alpha: float, margin: float, planned: int) -> list[Decision]:
+    """Test a family of comparisons, Holm-adjusted across it, each decided only at the planned size."""
+    tests = {key: _tests(key, data, margin) for key in keys}
+    raw = {key: (None if any(t.p is None for t in ts) else max(t.p for t in ts)) for key, ts in tests.items()}
+    adjusted = holm(raw)
+    out = []
+    for key, ts in tests.items():
+        blocked = [t for t in ts if t.p is None]
+        if blocked:
+            outcome, reason = "cannot be tested", f"{blocked[0].name}: {blocked[0].reason}"
+        elif len(data) < planned:
+            outcome, reason = "not enough data", f"{len(data)} of {planned} planned verdicts"
+        else:
+            outcome = "supported" if adjusted[key] <= alpha else "not supported"
+            reason = ""
+        label = analysis_plan.comparison(key).label.replace("δ", f"δ = {margin:g}")
+        out.append(Decision(key, label, ts, raw[key], adjusted[key], alpha, outcome, reason))
+    return out
+
+
+def primary_results(data: Judged, plan: Plan) -> list[Decision]:
+    return decide(plan.primary, data, alpha=plan.alpha, margin=plan.margin, planned=plan.planned_judgments)
+
+
+@dataclass(frozen=True)
+class Sandwich:
+    numbers: dict[str, Estimate]
+    decisions: list[Decision]
+    missing: list[str]
+
+
+def sandwich(data: Judged, *, alpha: float, margin: float, planned: int) -> Sandwich | None:
+    """The four sandwiching numbers and the helpful and robust tests (None without sandwiching verdicts)."""
+
+    def arm(name):
+        return data.where(lambda r: arm_of(r) == name)
+
+    if not any(r["protocol"] == "sandwich" for r in data.rows):
+        return None
+    masks = {
+        "human alone": arm("naive"),
+        "model alone": data.model_alone(),
+        "human + honest assistant": arm("assisted-honest"),
+        "human + misleading assistant": arm("assisted-misleading"),
+    }
+    numbers = {name: data.share(mask) if mask.any() else unknown(0, "not measured") for name, mask in masks.items()}
+    missing = [name for name, mask in masks.items() if not mask.any()]
+    keys = []
+    if not {"human alone", "human + honest assistant", "model alone"} & set(missing):
+        keys.append(analysis_plan.SANDWICH_HELPFUL)
+    if not {"human alone", "human + misleading assistant"} & set(missing):
+        keys.append(analysis_plan.SANDWICH_ROBUST)
+    # The two sandwiching claims are separate questions, each at its own alpha (not a family).
+    decisions = [d for key in keys for d in decide([key], data, alpha=alpha, margin=margin, planned=planned)]
+    return Sandwich(numbers, decisions, missing)
+
+
+def finite(value) -> bool:
+    return value is not None and math.isfinite(value)
