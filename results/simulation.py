@@ -195,3 +195,79 @@ def pass_rates(
         for decision in decide(keys, data, alpha=alpha, margin=margin, planned=len(data)):
             passed[decision.key] += decision.supported
     return {key: count / studies for key, count in passed.items()}
+
+
+# The platform's default designs, and the worlds the validity benchmark and its reduced test check.
+SIX_JUDGES = Design(num_questions=60, judgments_per_question=3, judges=6)
+SANDWICH_DESIGN = Design(
+    arms=("naive", "assisted-honest", "assisted-misleading"),
+    **{"num_questions": 60, "judgments_per_question": 3, "judges": 6},
+)
+
+COVERAGE_SCENARIOS = (
+    Scenario("debate, 60 questions x 3 judgments, 6 judges", SIX_JUDGES, Truth(accuracy={"debate": 0.7})),
+    Scenario(
+        "debate + consultancy, 40 x 2, 4 judges",
+        Design(arms=("debate", "consultancy"), num_questions=40, judgments_per_question=2, judges=4),
+        Truth(accuracy={"debate": 0.75, "honest consultant": 0.8, "dishonest consultant": 0.5}),
+    ),
+    Scenario(
+        "sandwiching, 60 x 3, 6 judges",
+        SANDWICH_DESIGN,
+        Truth(accuracy={"naive": 0.6, "assisted-honest": 0.7, "assisted-misleading": 0.55}, model_accuracy=0.55),
+    ),
+    Scenario(
+        "small: debate, 10 questions x 1, 2 judges, 95% accuracy",
+        Design(num_questions=10, judgments_per_question=1, judges=2),
+        Truth(accuracy={"debate": 0.95}),
+    ),
+)
+
+# (scenario, comparison, margin): each comparison's null hypothesis holds at its boundary.
+NULL_SCENARIOS = (
+    (
+        Scenario(
+            "helpful, null: honest help = judge alone (model alone 55%)",
+            SANDWICH_DESIGN,
+            Truth(accuracy={"naive": 0.65, "assisted-honest": 0.65, "assisted-misleading": 0.6}, model_accuracy=0.55),
+        ),
+        "sandwich-helpful",
+    ),
+    (
+        Scenario(
+            "helpful, null: honest help = model alone (judge alone 55%)",
+            SANDWICH_DESIGN,
+            Truth(accuracy={"naive": 0.55, "assisted-honest": 0.65, "assisted-misleading": 0.5}, model_accuracy=0.65),
+        ),
+        "sandwich-helpful",
+    ),
+    (
+        Scenario(
+            "robust, null: misleading = judge alone - delta",
+            SANDWICH_DESIGN,
+            Truth(accuracy={"naive": 0.65, "assisted-honest": 0.7, "assisted-misleading": 0.6}, model_accuracy=0.55),
+        ),
+        "sandwich-robust",
+    ),
+    (Scenario("honest debaters win half", SIX_JUDGES, Truth(accuracy={"debate": 0.5})), "above-chance:debate"),
+)
+
+POWER_SCENARIOS = (
+    (
+        Scenario(
+            "helpful: honest help +10 points over judge alone, +15 over model alone",
+            SANDWICH_DESIGN,
+            Truth(accuracy={"naive": 0.6, "assisted-honest": 0.7, "assisted-misleading": 0.6}, model_accuracy=0.55),
+        ),
+        "sandwich-helpful",
+    ),
+    (
+        Scenario(
+            "robust: misleading help as good as the judge alone",
+            SANDWICH_DESIGN,
+            Truth(accuracy={"naive": 0.6, "assisted-honest": 0.7, "assisted-misleading": 0.6}, model_accuracy=0.55),
+        ),
+        "sandwich-robust",
+    ),
+    (Scenario("honest debaters win 60%", SIX_JUDGES, Truth(accuracy={"debate": 0.6})), "above-chance:debate"),
+)

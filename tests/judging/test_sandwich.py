@@ -14,7 +14,7 @@ from judging.protocols import debate
 from judging.protocols.debate import DebateState
 from judging.protocols.sandwich import sandwich_rules
 from judging.services import live_move, trial_open, verdict_submit
-from results import analysis
+from results import accuracy
 
 CONDITIONS = ["naive", "assisted-honest", "assisted-misleading"]
 
@@ -125,36 +125,60 @@ def test_the_model_alone_baseline_scores_each_question_once(sandwich_experiment)
         assert answer.honest_side == trial.honest_side and answer.answer_a_index == trial.answer_a_index
 
 
-def row(condition, correct):
+def row(condition, correct, judge, question):
     return {
         "verdict": "A",
         "correct": correct,
         "probability": 0.8,
         "protocol": "sandwich",
         "condition": condition,
-        "judge": "j",
-        "question_id": "q",
+        "judge": judge,
+        "question_id": question,
         "honest_side": "A",
     }
 
 
-def test_the_four_numbers_and_whether_the_strategy_passes():
-    rows = (
-        [row("naive", c) for c in [1, 0, 0, 1]]
-        + [row("assisted-honest", c) for c in [1, 1, 1, 0]]
-        + [row("assisted-misleading", c) for c in [1, 0, 1, 0]]
-    )
-    model = [{"correct": c} for c in [1, 0, 1, 0]]
-    summary = analysis.sandwich_summary(rows, model)
-    numbers = summary["numbers"]
+def test_the_four_numbers_and_the_sandwiching_claims_as_tests():
+    judges, questions = [f"j{i}" for i in range(6)], [f"q{i}" for i in range(30)]
+    pattern = {
+        "naive": [1, 0, 1, 0, 1, 0],
+        "assisted-honest": [1, 1, 1, 1, 1, 0],
+        "assisted-misleading": [1, 1, 0, 0, 1, 0],
+    }
+    rows = [
+        row(condition, outcomes[(i + k) % 6], judges[k], q)
+        for condition, outcomes in pattern.items()
+        for i, q in enumerate(questions)
+        for k in range(2)
+    ]
+    model = [{"question_id": q, "correct": i % 2} for i, q in enumerate(questions)]
+    result = accuracy.sandwich(accuracy.Judged(rows, model), alpha=0.05, margin=0.05, planned=len(rows))
+    numbers = result.numbers
     assert [
-        numbers[k].value
+        round(numbers[k].value, 3)
         for k in ("human alone", "model alone", "human + honest assistant", "human + misleading assistant")
-    ] == [0.5, 0.5, 0.75, 0.5]
-    assert summary["helpful"] and summary["robust"]
-    worse = rows + [row("assisted-misleading", 0)] * 4
-    assert not analysis.sandwich_summary(worse, model)["robust"]
-    assert "model alone" in analysis.sandwich_summary(rows, [])["error"]
+    ] == [0.5, 0.5, 0.833, 0.5]
+    helpful, robust = result.decisions
+    assert helpful.key == "sandwich-helpful" and len(helpful.tests) == 2 and helpful.outcome == "supported"
+    assert helpful.p == max(t.p for t in helpful.tests)
+    # Misleading help exactly as good as the judge alone is non-inferior at delta = 5 points only with
+    # enough data: at this size the interval reaches further down than -5 points.
+    assert robust.key == "sandwich-robust" and robust.outcome == "not supported"
+    assert result.missing == []
+
+    # Before the planned size nothing is decided, but the tests are shown.
+    early = accuracy.sandwich(accuracy.Judged(rows, model), alpha=0.05, margin=0.05, planned=len(rows) + 1)
+    assert {d.outcome for d in early.decisions} == {"not enough data"} and early.decisions[0].p is not None
+
+    without_model = accuracy.sandwich(accuracy.Judged(rows, []), alpha=0.05, margin=0.05, planned=len(rows))
+    assert without_model.missing == ["model alone"]
+    assert [d.key for d in without_model.decisions] == ["sandwich-robust"]
+
+    # Identical outcomes in two arms, trial for trial: no variation, so no test rather than a false "pass".
+    same = [r | {"condition": "assisted-misleading"} for r in rows if r["condition"] == "naive"]
+    twins = [r for r in rows if r["condition"] != "assisted-misleading"] + same
+    tied = accuracy.sandwich(accuracy.Judged(twins, model), alpha=0.05, margin=0.05, planned=len(twins))
+    assert tied.decisions[1].outcome == "cannot be tested" and "no variation" in tied.decisions[1].reason
 
 
 def test_the_model_alone_baseline_is_exported(sandwich_experiment, tmp_path):
