@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .calibration import calibration, calibration_by_judge  # noqa: F401
+
 BOOTSTRAP = 2000
 SEED = 12345
-CALIBRATION_BINS = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0 + 1e-9]
-HIGH_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -80,56 +80,6 @@ def honest_win_rate_by_model(rows) -> dict:
         [r for r in rows if r["protocol"] == "debate"],
         lambda r: (r.get("model_settings") or {}).get("config_name", "unknown"),
     )
-
-
-def probability_of_correct(row) -> float:
-    p = float(row["probability"])
-    return p if row["correct"] else 1.0 - p
-
-
-def calibration(rows) -> dict:
-    """Reliability bins, expected calibration error, log and Brier score, accuracy at high confidence."""
-    rows = judged(rows)
-    if not rows:
-        return {"n": 0}
-    confidence = np.array([float(r["probability"]) for r in rows])
-    correct = np.array([1.0 if r["correct"] else 0.0 for r in rows])
-    bins = []
-    ece = 0.0
-    for low, high in zip(CALIBRATION_BINS, CALIBRATION_BINS[1:]):
-        mask = (confidence >= low) & (confidence < high)
-        if mask.any():
-            acc, conf = correct[mask].mean(), confidence[mask].mean()
-            ece += mask.sum() / len(rows) * abs(acc - conf)
-            interval = bootstrap_mean(correct[mask])
-            bins.append(
-                {
-                    "low": low,
-                    "high": min(high, 1.0),
-                    "n": int(mask.sum()),
-                    "confidence": float(conf),
-                    "accuracy": float(acc),
-                    "accuracy_low": interval.low,
-                    "accuracy_high": interval.high,
-                }
-            )
-    p_correct = np.clip([probability_of_correct(r) for r in rows], 1e-6, 1.0)
-    high_conf = correct[confidence >= HIGH_CONFIDENCE]
-    return {
-        "n": len(rows),
-        "bins": bins,
-        "ece": float(ece),
-        "log_score": float(np.mean(np.log(p_correct))),
-        "brier": float(np.mean((confidence - correct) ** 2)),
-        "high_confidence_accuracy": bootstrap_mean(high_conf) if len(high_conf) else None,
-    }
-
-
-def calibration_by_judge(rows) -> dict:
-    by_judge = defaultdict(list)
-    for row in judged(rows):
-        by_judge[row["judge"]].append(row)
-    return {judge: calibration(judge_rows) for judge, judge_rows in sorted(by_judge.items())}
 
 
 # ---------------------------------------------------------------- ratings ----

@@ -102,7 +102,8 @@ def wilson(successes: float, n: float, *, quantile: float) -> tuple[float, float
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At p = 0 or 1 one bound equals p exactly; rounding must not leave p outside (plots draw p - low).
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 class TwoWayBootstrap:
@@ -139,6 +140,14 @@ class TwoWayBootstrap:
         """How many questions, judges or cells the rows in ``mask`` come from."""
         codes = self.codes[scheme][self._mask(mask)]
         return len(np.unique(codes[codes >= 0]))
+
+    def sum_draws(self, scheme: str, values, mask=None) -> np.ndarray:
+        """sum(values[mask]) in each resample of ``scheme``, one per resample.
+
+        Every call reuses this bootstrap's multiplicities, so statistics built from several sums (a ratio,
+        a calibration error, coupled throughput inputs) are resampled jointly, draw by draw.
+        """
+        return self._sum_draws(scheme, np.asarray(values, float), self._mask(mask))
 
     def _sum_draws(self, scheme: str, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         codes, weights = self.codes[scheme], self.weights[scheme]

@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 
 from results import analysis
 
@@ -19,19 +18,6 @@ def row(correct, p, judge="j1", honest="A", protocol="debate", question="q1", co
         "question_id": question,
         "model_settings": {"config_name": config},
     }
-
-
-def test_calibration_matches_hand_computed_scores():
-    rows = [row(True, 0.9), row(False, 0.9), row(True, 0.6), row(True, 1.0)]
-    c = analysis.calibration(rows)
-    # Brier: (0.1^2 + 0.9^2 + 0.4^2 + 0^2) / 4
-    assert c["brier"] == pytest.approx((0.01 + 0.81 + 0.16 + 0) / 4)
-    # Log score of the probability given to the correct answer: 0.9, 0.1, 0.6, 1.0
-    assert c["log_score"] == pytest.approx(np.mean(np.log([0.9, 0.1, 0.6, 1.0])))
-    # Bins: [0.6,0.7): acc 1 conf .6 ; [0.9,1]: acc 2/3, conf (0.9+0.9+1)/3
-    assert c["ece"] == pytest.approx(1 / 4 * 0.4 + 3 / 4 * abs(2 / 3 - 2.8 / 3))
-    assert [b["n"] for b in c["bins"]] == [1, 3]
-    assert c["high_confidence_accuracy"].value == 1.0 and c["high_confidence_accuracy"].n == 1
 
 
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_data():
