@@ -9,87 +9,49 @@ Conventions
   the honest side; ``probability`` is the judge's probability that the chosen
   answer is correct, so the probability given to the correct answer is
   ``p`` if correct else ``1 - p``.
-- Intervals are 95% percentile bootstrap intervals over judged trials
-  (2,000 resamples, fixed seed, so a page is reproducible).
+- Every interval accounts for the clustering of verdicts by question and judge
+  (results/inference.py); accuracy levels, differences and tests are in
+  results/accuracy.py, calibration in results/calibration.py. Fixed seeds make
+  a page reproducible.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from .calibration import calibration, calibration_by_judge  # noqa: F401
+from .inference import SEED, Estimate, TwoWayBootstrap, unknown
 
-BOOTSTRAP = 2000
-SEED = 12345
-
-
-@dataclass(frozen=True)
-class Estimate:
-    value: float
-    low: float
-    high: float
-    n: int
+RATING_RESAMPLES = 1000
+ELO_PER_LOGIT = 400 / math.log(10)  # Chatbot Arena's scale: 400 Elo points per factor of 10 in odds
+ELO_CENTRE = 1000
 
 
 def judged(rows) -> list[dict]:
     return [r for r in rows if r.get("verdict")]
 
 
-def bootstrap_mean(values, *, seed: int = SEED) -> Estimate:
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, 0)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, n, size=(BOOTSTRAP, n))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return Estimate(float(values.mean()), float(low), float(high), n)
-
-
-def grouped_accuracy(rows, key) -> dict:
-    """Share of correct verdicts per value of ``key(row)``, with intervals."""
-    groups = defaultdict(list)
-    for row in judged(rows):
-        groups[key(row)].append(1.0 if row["correct"] else 0.0)
-    return {group: bootstrap_mean(values) for group, values in sorted(groups.items())}
-
-
-def accuracy_by_protocol(rows) -> dict:
-    """Accuracy per protocol and condition (e.g. 'consultancy: dishonest consultant')."""
-
-    def group(r):
-        condition = r.get("condition") or r["protocol"]
-        return r["protocol"] if condition == r["protocol"] else f"{r['protocol']}: {condition}"
-
-    return grouped_accuracy(rows, group)
-
-
-def honest_win_rate_by_position(rows) -> dict:
-    """Debate only: how often the honest side won, by which answer position it held."""
-    return grouped_accuracy(
-        [r for r in rows if r["protocol"] == "debate"], lambda r: f"honest debater at {r['honest_side']}"
-    )
-
-
-def honest_win_rate_by_model(rows) -> dict:
-    return grouped_accuracy(
-        [r for r in rows if r["protocol"] == "debate"],
-        lambda r: (r.get("model_settings") or {}).get("config_name", "unknown"),
-    )
+def share_correct(rows) -> Estimate:
+    """Accuracy of rows that each carry ``question_id``, ``correct`` and maybe ``judge`` (clustered)."""
+    rows = list(rows)
+    if not rows:
+        return unknown(0, "no observations")
+    return TwoWayBootstrap.of_rows(rows).proportion([1.0 if r["correct"] else 0.0 for r in rows])
 
 
 # ---------------------------------------------------------------- ratings ----
-def _fit_logistic(design: np.ndarray, outcome: np.ndarray, l2: float = 0.1, iterations: int = 50) -> np.ndarray:
-    """Ridge-regularised logistic regression by Newton's method (small problems only)."""
-    beta = np.zeros(design.shape[1])
+def _fit_logistic(design, outcome, weights=None, l2: float = 0.1, start=None, iterations: int = 50) -> np.ndarray:
+    """Ridge-regularised, weighted logistic regression by Newton's method (small problems only)."""
+    weights = np.ones(len(outcome)) if weights is None else weights
+    beta = np.zeros(design.shape[1]) if start is None else start.copy()
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-(design @ beta)))
-        gradient = design.T @ (outcome - p) - l2 * beta
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(len(beta))
+        gradient = design.T @ (weights * (outcome - p)) - l2 * beta
+        hessian = (design * (weights * p * (1 - p))[:, None]).T @ design + l2 * np.eye(len(beta))
         step = np.linalg.solve(hessian, gradient)
         beta += step
         if np.abs(step).max() < 1e-8:
@@ -97,12 +59,27 @@ def _fit_logistic(design: np.ndarray, outcome: np.ndarray, l2: float = 0.1, iter
     return beta
 
 
-def _bootstrap_fit(n_rows: int, fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    central = fit(np.arange(n_rows))
-    rng = np.random.default_rng(SEED)
-    draws = np.array([fit(rng.integers(0, n_rows, n_rows)) for _ in range(200)])
-    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
-    return central, low, high
+def _refit_estimates(boot: TwoWayBootstrap, fit, central: np.ndarray, schemes, n: int) -> list[Estimate]:
+    """Wald intervals for each coefficient of ``fit(weights)`` from refits under resampling.
+
+    ``schemes`` are the units resampled: ("question", "judge", "cell") for the two-way variance, or
+    ("question",) where the coefficients belong to particular judges (judge skill)."""
+    draws = {s: np.array([fit(w) for w in boot.row_weights(s)]) for s in schemes}
+    out = []
+    for k, value in enumerate(central):
+        if len(schemes) == 3:
+            spread = boot.spread(lambda s: draws[s][:, k], None)
+            variance, df = spread.variance, spread.df
+        else:
+            clusters = boot.units(schemes[0])
+            variance = float(np.var(draws[schemes[0]][:, k], ddof=1)) * clusters / max(clusters - 1, 1)
+            df = max(clusters - 1, 1)
+        if not variance > 0:  # one question, or every resample alike: no interval rather than a point
+            out.append(Estimate(float(value), math.nan, math.nan, n, method="no variation between resamples"))
+            continue
+        half = float(student_t.ppf(0.975, df)) * math.sqrt(variance)
+        out.append(Estimate(float(value), float(value) - half, float(value) + half, n, df=df, method="refits"))
+    return out
 
 
 def _debater_configs(row) -> tuple[str, str]:
@@ -111,39 +88,78 @@ def _debater_configs(row) -> tuple[str, str]:
     return row.get("honest_config") or shared, row.get("adversarial_config") or shared
 
 
-def debater_ratings(rows) -> dict:
-    """Bradley-Terry strengths of debater configurations, with an honesty advantage term.
+def _connected(pairs) -> list[set]:
+    """Groups of configurations linked by debates between different configurations, largest first."""
+    groups: list[set] = []
+    for a, b in pairs:
+        if a == b:
+            continue
+        linked = [g for g in groups if a in g or b in g]
+        merged = set().union({a, b}, *linked)
+        groups = [g for g in groups if g not in linked] + [merged]
+    return sorted(groups, key=lambda g: (-len(g), sorted(g)))
 
-    P(honest side wins) = sigmoid(s_honest_config - s_adversarial_config + h). Strengths are
-    relative (the first configuration is fixed at 0). Needs at least two configurations that met.
+
+def debater_ratings(rows, *, scale: str = "logit", resamples: int = RATING_RESAMPLES) -> dict:
+    """Bradley-Terry strengths of debater configurations that met, with an honesty advantage term.
+
+    P(honest side wins) = sigmoid(s_honest_config - s_adversarial_config + h). Only configurations
+    linked by debates between *different* configurations (cross-play) are rated; strengths are centred
+    on their mean, so each has a real interval. ``scale`` "elo" shows 400 points per factor of 10 in
+    odds around 1000, as Chatbot Arena does. Intervals: refits under the two-way resampling of
+    questions and judges (``resamples`` per scheme).
     """
     rows = [r for r in judged(rows) if r["protocol"] == "debate"]
     pairs = [_debater_configs(r) for r in rows]
-    names = sorted({name for pair in pairs for name in pair})
-    if len(names) < 2:
+    groups = _connected(pairs)
+    if not groups:
+        used = sorted({name for pair in pairs for name in pair})
         return {
-            "error": "Ratings need debates between at least two debater configurations; "
-            f"these experiments used {len(names) or 'no'} configuration{'s' if len(names) != 1 else ''}."
+            "error": "No ratings: ratings need debates in which different debater configurations argued against "
+            f"each other (cross-play). In these debates {len(used) or 'no'} configuration"
+            f"{'s' if len(used) != 1 else ''} ({', '.join(used) or 'none'}) argued against "
+            f"{'itself' if len(used) == 1 else 'themselves'}, so there is nothing to compare."
         }
+    names = sorted(groups[0])
+    keep = [k for k, (h, a) in enumerate(pairs) if h in groups[0] and a in groups[0]]
+    rows, pairs = [rows[k] for k in keep], [pairs[k] for k in keep]
     index = {name: i for i, name in enumerate(names)}
     design = np.zeros((len(rows), len(names)))
     for k, (honest, adversarial) in enumerate(pairs):
         design[k, index[honest]] += 1
         design[k, index[adversarial]] -= 1
-    design = np.column_stack([design[:, 1:], np.ones(len(rows))])  # fix the first at 0; last column: honesty
+    # The first configuration is fixed at 0 for the fit; last column: the honesty advantage.
+    design = np.column_stack([design[:, 1:], np.ones(len(rows))])
     outcome = np.array([1.0 if r["correct"] else 0.0 for r in rows])
-    central, low, high = _bootstrap_fit(len(rows), lambda idx: _fit_logistic(design[idx], outcome[idx]))
-    strengths = {names[0]: Estimate(0.0, 0.0, 0.0, len(rows))}
-    for i, name in enumerate(names[1:]):
-        strengths[name] = Estimate(float(central[i]), float(low[i]), float(high[i]), len(rows))
+
+    def fit(weights=None, start=None):
+        beta = _fit_logistic(design, outcome, weights, start=start)
+        strengths = np.concatenate([[0.0], beta[:-1]])
+        return np.concatenate([strengths - strengths.mean(), beta[-1:]])
+
+    central = fit()
+    boot = TwoWayBootstrap.of_rows(rows, resamples=resamples, seed=SEED)
+    start = _fit_logistic(design, outcome)
+    estimates = _refit_estimates(boot, lambda w: fit(w, start), central, TwoWayBootstrap.SCHEMES, len(rows))
+    factor, offset = (ELO_PER_LOGIT, ELO_CENTRE) if scale == "elo" else (1.0, 0.0)
+
+    def scaled(e: Estimate) -> Estimate:
+        return Estimate(e.value * factor + offset, e.low * factor + offset, e.high * factor + offset, e.n, df=e.df)
+
     return {
-        "strengths": strengths,
-        "honesty_advantage": Estimate(float(central[-1]), float(low[-1]), float(high[-1]), len(rows)),
+        "scale": scale,
+        "strengths": {name: scaled(estimates[i]) for i, name in enumerate(names)},
+        "honesty_advantage": estimates[-1],
+        "unconnected": sorted(set().union(*groups[1:])) if len(groups) > 1 else [],
+        "debates": len(rows),
     }
 
 
-def judge_skill(rows) -> dict:
-    """P(correct) = sigmoid(skill_judge - difficulty_question): needs several judges sharing questions."""
+def judge_skill(rows, *, resamples: int = RATING_RESAMPLES) -> dict:
+    """P(correct) = sigmoid(skill_judge - difficulty_question): needs several judges sharing questions.
+
+    Skill is the log-odds of a correct verdict on a question of average difficulty. These judges are
+    the ones rated, so intervals resample questions only."""
     rows = judged(rows)
     judges = sorted({r["judge"] for r in rows})
     questions = sorted({r["question_id"] for r in rows})
@@ -166,18 +182,26 @@ def judge_skill(rows) -> dict:
         if qi > 0:
             design[k, len(judges) + qi - 1] = -1
     outcome = np.array([1.0 if r["correct"] else 0.0 for r in rows])
-    central, low, high = _bootstrap_fit(len(rows), lambda idx: _fit_logistic(design[idx], outcome[idx], l2=1.0))
-    return {
-        "skills": {j: Estimate(float(central[i]), float(low[i]), float(high[i]), len(rows)) for j, i in j_index.items()}
-    }
+
+    def fit(weights=None, start=None):
+        beta = _fit_logistic(design, outcome, weights, l2=1.0, start=start)
+        mean_difficulty = beta[len(judges) :].sum() / len(questions)  # the first question's is 0
+        return beta[: len(judges)] - mean_difficulty
+
+    start = _fit_logistic(design, outcome, l2=1.0)
+    boot = TwoWayBootstrap.of_rows(rows, resamples=resamples, seed=SEED)
+    estimates = _refit_estimates(boot, lambda w: fit(w, start), fit(), ("question",), len(rows))
+    return {"skills": {j: estimates[i] for j, i in j_index.items()}}
 
 
 def time_summary(measurements: dict) -> dict:
     """Means with intervals of per-judgment active seconds, words read and reading rate."""
-    return {
-        name: bootstrap_mean(measurements.get(name, []))
-        for name in ("active_seconds_per_judgment", "words_per_trial", "reading_wpm")
-    }
+    out = {}
+    for name in ("active_seconds_per_judgment", "words_per_trial", "reading_wpm"):
+        values = measurements.get(name, [])
+        boot = TwoWayBootstrap(range(len(values)), [None] * len(values))
+        out[name] = boot.mean(values) if len(values) else unknown(0, "no observations")
+    return out
 
 
 def data_warnings(rows) -> list[str]:
@@ -190,7 +214,14 @@ def data_warnings(rows) -> list[str]:
         notes.append("No verdicts yet: nothing to analyse until judges have judged trials.")
     else:
         if len({r["judge"] for r in rows_judged}) == 1:
-            notes.append("All verdicts come from one judge: per-judge comparisons and judge skill are not possible.")
+            notes.append(
+                "All verdicts come from one judge: intervals generalise over questions only, not to other judges; "
+                "per-judge comparisons and judge skill are not possible."
+            )
+        if len({r["question_id"] for r in rows_judged}) == 1:
+            notes.append(
+                "All verdicts are on one question: intervals generalise over judges only, not to other questions."
+            )
         if len({r["protocol"] for r in rows_judged}) == 1:
             notes.append(f"Only one protocol ({rows_judged[0]['protocol']}): no comparison between protocols.")
         if not any(r["protocol"] == "sandwich" for r in rows):
@@ -203,43 +234,10 @@ def data_warnings(rows) -> list[str]:
     return notes
 
 
-def sandwich_summary(rows, model_rows) -> dict:
-    """The four sandwiching numbers with intervals, and whether the assistance strategy passes.
-
-    ``model_rows`` are model-alone answers (the model_answers export: one per question).
-    Passing: with honest help judges beat both baselines (human alone and model alone), and a
-    misleading assistant does not pull accuracy below human alone. Compared on point estimates;
-    the intervals show how sure that comparison is.
-    """
-    rows = [r for r in judged(rows) if r["protocol"] == "sandwich"]
-    by_condition = grouped_accuracy(rows, lambda r: r["condition"])
-    numbers = {
-        "human alone": by_condition.get("naive"),
-        "model alone": bootstrap_mean([1.0 if m["correct"] else 0.0 for m in model_rows]) if model_rows else None,
-        "human + honest assistant": by_condition.get("assisted-honest"),
-        "human + misleading assistant": by_condition.get("assisted-misleading"),
-    }
-    missing = [name for name, estimate in numbers.items() if estimate is None]
-    if missing:
-        return {
-            "numbers": {k: v for k, v in numbers.items() if v is not None},
-            "error": "Not yet measured: " + ", ".join(missing) + ".",
-        }
-    honest, human, model, misleading = (
-        numbers["human + honest assistant"],
-        numbers["human alone"],
-        numbers["model alone"],
-        numbers["human + misleading assistant"],
-    )
-    return {
-        "numbers": numbers,
-        "helpful": honest.value > human.value and honest.value > model.value,
-        "robust": misleading.value >= human.value,
-    }
-
-
 def model_judge_accuracy(rows, model_verdict_rows) -> dict:
-    """Each judge model's accuracy, and the humans' and the model's on the trials both judged."""
+    """Each judge model's accuracy, and the humans' and the model's on the trials both judged.
+
+    A model judge is one judge: its verdicts are clustered by question only."""
     human = {r["trial_id"]: r for r in judged(rows)}
     by_model = defaultdict(list)
     for v in model_verdict_rows:
@@ -247,9 +245,10 @@ def model_judge_accuracy(rows, model_verdict_rows) -> dict:
     out = {}
     for name, verdicts in sorted(by_model.items()):
         shared = [v for v in verdicts if v["trial_id"] in human]
+        alone = [{"question_id": v["question_id"], "correct": v["correct"]} for v in verdicts]
         out[name] = {
-            "all": bootstrap_mean([1.0 if v["correct"] else 0.0 for v in verdicts]),
-            "model_on_shared": bootstrap_mean([1.0 if v["correct"] else 0.0 for v in shared]),
-            "humans_on_shared": bootstrap_mean([1.0 if human[v["trial_id"]]["correct"] else 0.0 for v in shared]),
+            "all": share_correct(alone),
+            "model_on_shared": share_correct([a for a, v in zip(alone, verdicts) if v["trial_id"] in human]),
+            "humans_on_shared": share_correct([human[v["trial_id"]] for v in shared]),
         }
     return out

@@ -120,15 +120,20 @@ class TwoWayBootstrap:
         self.n = len(questions)
         self.resamples = resamples
         rng = np.random.default_rng(seed)
-        no_judge = np.array([j is None for j in judges], bool)
+        question_text = [str(q) for q in questions]
+        judge_text = ["" if j is None else str(j) for j in judges]
+        has_judge = np.array([j is not None for j in judges], bool)
         self.codes, self.weights = {}, {}
-        for scheme, labels, fixed in (
-            ("question", questions, np.zeros(self.n, bool)),
-            ("judge", ["" if j is None else j for j in judges], no_judge),
-            ("cell", [(q, "" if j is None else j) for q, j in zip(questions, judges)], np.zeros(self.n, bool)),
+        # Units are numbered in text order and drawn scheme by scheme, so docs/analysis.md can redraw
+        # exactly the same resamples from an export with pandas.factorize(sort=True).
+        for scheme, labels, resampled in (
+            ("question", question_text, np.ones(self.n, bool)),
+            ("judge", judge_text, has_judge),
+            ("cell", [q + "\x00" + j for q, j in zip(question_text, judge_text)], np.ones(self.n, bool)),
         ):
-            codes, names = _codes_and_names(labels)
-            self.codes[scheme] = np.where(fixed, -1, codes)  # -1: never resampled in this scheme
+            names = sorted({label for label, r in zip(labels, resampled) if r})
+            index = {name: i for i, name in enumerate(names)}
+            self.codes[scheme] = np.array([index[x] if r else -1 for x, r in zip(labels, resampled)], dtype=int)
             self.weights[scheme] = _multiplicities(rng, len(names), resamples)
 
     @classmethod
@@ -148,6 +153,15 @@ class TwoWayBootstrap:
         a calibration error, coupled throughput inputs) are resampled jointly, draw by draw.
         """
         return self._sum_draws(scheme, np.asarray(values, float), self._mask(mask))
+
+    def row_weights(self, scheme: str) -> np.ndarray:
+        """Each observation's multiplicity in each resample of ``scheme`` (resamples x observations),
+        for statistics that are refitted rather than summed (ratings)."""
+        codes, weights = self.codes[scheme], self.weights[scheme]
+        out = np.ones((self.resamples, self.n))
+        resampled = codes >= 0
+        out[:, resampled] = weights[:, codes[resampled]]
+        return out
 
     def _sum_draws(self, scheme: str, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         codes, weights = self.codes[scheme], self.weights[scheme]
@@ -275,12 +289,6 @@ def holm(p_values: dict) -> dict:
         running = max(running, min(1.0, (len(known) - rank) * p))
         adjusted[name] = running
     return {name: adjusted.get(name) for name in p_values}
-
-
-def _codes_and_names(labels) -> tuple[np.ndarray, list]:
-    names = sorted(set(labels), key=repr)
-    index = {name: i for i, name in enumerate(names)}
-    return np.array([index[label] for label in labels], dtype=int), names
 
 
 def _multiplicities(rng: np.random.Generator, units: int, resamples: int) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # before pyplot: render to files only
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,7 +23,10 @@ def interval_bars(estimates: dict, *, title: str, ylabel: str, reference: float 
     """One bar per group with its 95% interval; ``estimates`` maps label -> analysis.Estimate."""
     labels = [str(k) for k in estimates]
     values = [e.value for e in estimates.values()]
-    errors = [[e.value - e.low for e in estimates.values()], [e.high - e.value for e in estimates.values()]]
+    # An estimate without an interval gets no error bar (not a negative or NaN one).
+    errors = np.nan_to_num(
+        [[e.value - e.low for e in estimates.values()], [e.high - e.value for e in estimates.values()]]
+    ).clip(min=0)
     fig, ax = plt.subplots(figsize=(max(3.5, 1.4 * len(labels) + 1.5), 3.2))
     ax.bar(labels, values, yerr=errors, capsize=6, color="#2f6fb0", alpha=0.85)
     for i, e in enumerate(estimates.values()):

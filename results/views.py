@@ -7,13 +7,14 @@ from django.contrib.auth import authenticate
 from django.http import JsonResponse
 from django.shortcuts import render
 
-from judging import exports
+from judging import analysis_plan, exports
 from judging.exports import model_answer_rows, model_verdict_rows, trial_rows
 from judging.models import Experiment
 
+from . import accuracy, plots
 from . import analysis as stats
-from . import plots
 from .forms import EstimatorForm
+from .inference import RESAMPLED_UNITS
 from .measure import verdict_measurements
 from .services import throughput_estimate
 from .throughput import LABELS, EstimatorInputError, output_label
@@ -91,6 +92,49 @@ def export(request):
     return exports.export_response(table, fmt, ids)
 
 
+def _plan(experiment: Experiment) -> accuracy.Plan:
+    return accuracy.Plan(
+        experiment=experiment.name,
+        primary=tuple(experiment.primary_comparisons),
+        alpha=experiment.alpha,
+        margin=experiment.non_inferiority_margin,
+        planned_judgments=experiment.judgments_planned,
+    )
+
+
+def _shared_plan(experiments: list[Experiment]) -> accuracy.Plan:
+    """α, δ and planned size for the sections that pool experiments: one experiment's own, else defaults
+    (δ shared when every experiment declared the same) and the experiments' planned sizes added up."""
+    if len(experiments) == 1:
+        return _plan(experiments[0])
+    margins = {e.non_inferiority_margin for e in experiments}
+    return accuracy.Plan(
+        experiment=", ".join(e.name for e in experiments),
+        primary=(),
+        alpha=analysis_plan.DEFAULT_ALPHA,
+        margin=margins.pop() if len(margins) == 1 else analysis_plan.DEFAULT_MARGIN,
+        planned_judgments=sum(e.judgments_planned for e in experiments),
+    )
+
+
+def primary_sections(experiments, rows, model_rows) -> list[dict]:
+    """Each experiment's declared comparisons, tested on its own verdicts only."""
+    sections = []
+    for experiment in experiments:
+        plan = _plan(experiment)
+        own = [r for r in rows if r["experiment_id"] == experiment.pk]
+        data = accuracy.Judged(own, [m for m in model_rows if m["experiment_id"] == experiment.pk])
+        sections.append(
+            {
+                "experiment": experiment,
+                "plan": plan,
+                "judged": len(data),
+                "decisions": accuracy.primary_results(data, plan) if plan.primary else [],
+            }
+        )
+    return sections
+
+
 @staff_member_required
 def analysis(request):
     """Analysis of one or more experiments: ?experiment=ID&experiment=ID."""
@@ -98,7 +142,7 @@ def analysis(request):
         ids = sorted({int(x) for x in request.GET.getlist("experiment")})
     except ValueError:
         ids = []
-    experiments = list(Experiment.objects.filter(pk__in=ids))
+    experiments = list(Experiment.objects.filter(pk__in=ids).order_by("pk"))
     context = {
         **admin.site.each_context(request),
         "title": "Analysis",
@@ -110,39 +154,44 @@ def analysis(request):
         return render(request, "results/analysis.html", context)
     ids = [e.pk for e in experiments]
     rows = list(trial_rows(ids))
+    model_rows = list(model_answer_rows(ids))
     context["notes"] = stats.data_warnings(rows)
-    if stats.judged(rows):
-        accuracy = stats.accuracy_by_protocol(rows)
-        sandwich = stats.sandwich_summary(rows, list(model_answer_rows(ids)))
-        if sandwich.get("numbers"):
-            context["sandwich_plot"] = plots.interval_bars(
-                sandwich["numbers"], title="Sandwiching: accuracy by condition", ylabel="share correct", reference=0.5
-            )
-        position = stats.honest_win_rate_by_position(rows)
+    data = accuracy.Judged(rows, model_rows)
+    if len(data):
+        plan = _shared_plan(experiments)
+        by_arm = accuracy.by_arm(data)
+        sandwich = accuracy.sandwich(data, alpha=plan.alpha, margin=plan.margin, planned=plan.planned_judgments)
         calibration = stats.calibration(rows)
         context.update(
             {
-                "n_judged": len(stats.judged(rows)),
-                "accuracy": accuracy,
+                "n_judged": len(data),
+                "units": RESAMPLED_UNITS,
+                "primary": primary_sections(experiments, rows, model_rows),
+                "by_arm": by_arm,
+                "by_condition": accuracy.by_condition(data),
+                "arm_differences": accuracy.arm_differences(data),
                 "accuracy_plot": plots.interval_bars(
-                    accuracy, title="Judge accuracy by protocol", ylabel="share of verdicts correct", reference=0.5
+                    by_arm | accuracy.by_condition(data),
+                    title="Judge accuracy by arm",
+                    ylabel="share of verdicts correct",
+                    reference=0.5,
                 ),
-                "position": position,
-                "position_plot": plots.interval_bars(
-                    position,
-                    title="Honest debater win rate by answer position",
-                    ylabel="honest side chosen",
+                "honest_wins": accuracy.honest_wins_test(data),
+                "debate_splits": accuracy.debate_splits(data),
+                "sandwich": sandwich,
+                "sandwich_plot": plots.interval_bars(
+                    {k: v for k, v in sandwich.numbers.items() if v.estimable},
+                    title="Sandwiching: accuracy by condition",
+                    ylabel="share correct",
                     reference=0.5,
                 )
-                if position
+                if sandwich
                 else None,
-                "by_model": stats.honest_win_rate_by_model(rows),
                 "calibration": calibration,
                 "reliability_plot": plots.reliability_diagram(calibration, title="Reliability diagram (all judges)"),
                 "calibration_by_judge": stats.calibration_by_judge(rows),
-                "sandwich": stats.sandwich_summary(rows, list(model_answer_rows(ids))),
                 "model_judges": stats.model_judge_accuracy(rows, list(model_verdict_rows(ids))),
-                "ratings": stats.debater_ratings(rows),
+                "ratings": stats.debater_ratings(rows, scale="elo" if request.GET.get("ratings") == "elo" else "logit"),
                 "skill": stats.judge_skill(rows),
                 "time": stats.time_summary(verdict_measurements(ids)),
             }

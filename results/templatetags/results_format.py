@@ -21,3 +21,18 @@ def pct(value):
     if value is None or value != value:  # None or NaN
         return "—"
     return f"{100 * float(value):.1f}%"
+
+
+@register.filter
+def points(value):
+    """A difference of two shares, in percentage points with its sign."""
+    if value is None or value != value:
+        return "—"
+    return f"{100 * float(value):+.1f} pts"
+
+
+@register.filter
+def pvalue(value):
+    if value is None or value != value:
+        return "—"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"

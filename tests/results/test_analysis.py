@@ -3,8 +3,9 @@
 import math
 
 import numpy as np
+import pytest
 
-from results import analysis
+from results import accuracy, analysis
 
 
 def row(correct, p, judge="j1", honest="A", protocol="debate", question="q1", config="cfg"):
@@ -20,29 +21,6 @@ def row(correct, p, judge="j1", honest="A", protocol="debate", question="q1", co
     }
 
 
-def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_data():
-    small = analysis.bootstrap_mean([1, 0, 1, 1, 0, 1, 1, 1])
-    large = analysis.bootstrap_mean([1, 0, 1, 1, 0, 1, 1, 1] * 50)
-    assert small.low <= small.value <= small.high and small.value == 0.75
-    assert (large.high - large.low) < (small.high - small.low)
-    assert math.isnan(analysis.bootstrap_mean([]).value)
-
-
-def test_position_split_and_accuracy_by_protocol():
-    rows = [
-        row(True, 0.8, honest="A"),
-        row(True, 0.8, honest="A"),
-        row(False, 0.7, honest="B"),
-        row(True, 0.7, honest="B"),
-        row(True, 0.9, protocol="consultancy"),
-        {"verdict": None, "protocol": "debate"},
-    ]
-    by_position = analysis.honest_win_rate_by_position(rows)
-    assert by_position["honest debater at A"].value == 1.0 and by_position["honest debater at B"].value == 0.5
-    accuracy = analysis.accuracy_by_protocol(rows)
-    assert accuracy["debate"].n == 4 and accuracy["consultancy"].value == 1.0
-
-
 def test_bradley_terry_ranks_a_stronger_debater_higher_on_simulated_debates():
     rng = np.random.default_rng(0)
     strength = {"weak": 0.0, "strong": 1.5}
@@ -50,20 +28,39 @@ def test_bradley_terry_ranks_a_stronger_debater_higher_on_simulated_debates():
     for _ in range(600):
         honest, adversarial = rng.choice(["weak", "strong"], size=2)
         p = 1 / (1 + math.exp(-(strength[honest] - strength[adversarial] + 0.5)))
-        r = row(bool(rng.random() < p), 0.8)
+        r = row(bool(rng.random() < p), 0.8, question=f"q{rng.integers(60)}", judge=f"j{rng.integers(6)}")
         r["honest_config"], r["adversarial_config"] = honest, adversarial
         rows.append(r)
-    ratings = analysis.debater_ratings(rows)
-    # Strengths are relative to the first configuration by name ("strong", fixed at 0).
-    assert ratings["strengths"]["strong"].value == 0
-    weak = ratings["strengths"]["weak"]
-    assert weak.low < -1.5 < weak.high and weak.high < -0.5
+    ratings = analysis.debater_ratings(rows, resamples=200)
+    # Strengths are centred on their mean, so the true gap of 1.5 is split around 0.
+    strong, weak = ratings["strengths"]["strong"], ratings["strengths"]["weak"]
+    assert strong.value == pytest.approx(-weak.value)
+    assert strong.low < 0.75 < strong.high and weak.low < -0.75 < weak.high and weak.high < 0 < strong.low
     assert 0 < ratings["honesty_advantage"].value < 1.2
+    elo = analysis.debater_ratings(rows, scale="elo", resamples=200)["strengths"]["strong"]
+    assert elo.value == pytest.approx(1000 + strong.value * 400 / math.log(10))
+
+
+def test_ratings_only_rate_configurations_that_debated_each_other():
+    # Two experiments, each with one configuration arguing both sides: nothing to rate, said plainly.
+    rows = [row(True, 0.8, config="small") for _ in range(20)] + [row(False, 0.8, config="big") for _ in range(20)]
+    error = analysis.debater_ratings(rows)["error"]
+    assert "cross-play" in error and "big, small" in error
+    # One cross-play pairing plus a configuration that never met another: only the pair is rated.
+    rng = np.random.default_rng(2)
+    crossed = []
+    for k in range(200):
+        r = row(bool(rng.random() < 0.6), 0.8, question=f"q{k % 40}", judge=f"j{k % 5}")
+        r["honest_config"], r["adversarial_config"] = ("a", "b") if k % 2 else ("b", "a")
+        crossed.append(r)
+    ratings = analysis.debater_ratings(crossed + [row(True, 0.8, config="loner")], resamples=200)
+    assert set(ratings["strengths"]) == {"a", "b"} and ratings["unconnected"] == []
+    assert all(e.low < e.value < e.high for e in ratings["strengths"].values())
 
 
 def test_ratings_and_skill_explain_what_the_data_lacks():
     rows = [row(True, 0.8), row(False, 0.6)]
-    assert "at least two debater configurations" in analysis.debater_ratings(rows)["error"]
+    assert "cross-play" in analysis.debater_ratings(rows)["error"]
     assert "at least two judges" in analysis.judge_skill(rows)["error"]
     two_judges_no_overlap = [row(True, 0.8, judge="a", question="q1"), row(False, 0.8, judge="b", question="q2")]
     assert "no question was judged by more than one judge" in analysis.judge_skill(two_judges_no_overlap)["error"]
@@ -95,7 +92,9 @@ def test_plots_are_svg_with_titles_and_axis_labels():
 
     svg = plots.reliability_diagram(analysis.calibration([row(True, 0.9), row(False, 0.7)]), title="Reliability")
     assert svg.startswith("<svg") and "Reliability" in svg and "stated probability" in svg
-    bars = plots.interval_bars(analysis.accuracy_by_protocol([row(True, 0.9)]), title="Accuracy", ylabel="share")
+    bars = plots.interval_bars(
+        accuracy.by_arm(accuracy.Judged([row(True, 0.9) | {"condition": "debate"}])), title="Accuracy", ylabel="share"
+    )
     assert "Accuracy" in bars and "share" in bars
 
 
@@ -116,7 +115,7 @@ def test_the_analysis_page_handles_no_verdicts_and_shows_figures_with_verdicts(a
     page = admin_client.get(url).content.decode()
     assert "1 judged trial" in page and "100.0%" in page and "<svg" in page
     assert "All verdicts come from one judge" in page
-    assert "at least two debater configurations" in page
+    assert "cross-play" in page and "Primary results" in page and "Exploratory results" in page
     assert "nan" not in page.lower().replace("nanosecond", "")
     assert admin_client.get("/results/analysis/").status_code == 200
     assert "Choose one or more experiments" in admin_client.get("/results/analysis/?experiment=x").content.decode()
