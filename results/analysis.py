@@ -21,10 +21,9 @@ import math
 from collections import defaultdict
 
 import numpy as np
-from scipy.stats import t as student_t
 
 from .calibration import calibration, calibration_by_judge  # noqa: F401
-from .inference import SEED, Estimate, TwoWayBootstrap, unknown
+from .inference import SEED, Estimate, TwoWayBootstrap, unknown, wald_estimate
 
 RATING_RESAMPLES = 1000
 ELO_PER_LOGIT = 400 / math.log(10)  # Chatbot Arena's scale: 400 Elo points per factor of 10 in odds
@@ -57,29 +56,6 @@ def _fit_logistic(design, outcome, weights=None, l2: float = 0.1, start=None, it
         if np.abs(step).max() < 1e-8:
             break
     return beta
-
-
-def _refit_estimates(boot: TwoWayBootstrap, fit, central: np.ndarray, schemes, n: int) -> list[Estimate]:
-    """Wald intervals for each coefficient of ``fit(weights)`` from refits under resampling.
-
-    ``schemes`` are the units resampled: ("question", "judge", "cell") for the two-way variance, or
-    ("question",) where the coefficients belong to particular judges (judge skill)."""
-    draws = {s: np.array([fit(w) for w in boot.row_weights(s)]) for s in schemes}
-    out = []
-    for k, value in enumerate(central):
-        if len(schemes) == 3:
-            spread = boot.spread(lambda s: draws[s][:, k], None)
-            variance, df = spread.variance, spread.df
-        else:
-            clusters = boot.units(schemes[0])
-            variance = float(np.var(draws[schemes[0]][:, k], ddof=1)) * clusters / max(clusters - 1, 1)
-            df = max(clusters - 1, 1)
-        if not variance > 0:  # one question, or every resample alike: no interval rather than a point
-            out.append(Estimate(float(value), math.nan, math.nan, n, method="no variation between resamples"))
-            continue
-        half = float(student_t.ppf(0.975, df)) * math.sqrt(variance)
-        out.append(Estimate(float(value), float(value) - half, float(value) + half, n, df=df, method="refits"))
-    return out
 
 
 def _debater_configs(row) -> tuple[str, str]:
@@ -123,24 +99,43 @@ def debater_ratings(rows, *, scale: str = "logit", resamples: int = RATING_RESAM
     names = sorted(groups[0])
     keep = [k for k, (h, a) in enumerate(pairs) if h in groups[0] and a in groups[0]]
     rows, pairs = [rows[k] for k in keep], [pairs[k] for k in keep]
+    # Bradley-Terry depends on the data only through wins and debates per (honest, adversarial) pairing,
+    # so each resample is refitted on those few counts, not on every debate.
+    pairings = sorted(set(pairs))
+    pairing_of = np.array([pairings.index(pair) for pair in pairs])
     index = {name: i for i, name in enumerate(names)}
-    design = np.zeros((len(rows), len(names)))
-    for k, (honest, adversarial) in enumerate(pairs):
+    design = np.zeros((len(pairings), len(names)))
+    for k, (honest, adversarial) in enumerate(pairings):
         design[k, index[honest]] += 1
         design[k, index[adversarial]] -= 1
     # The first configuration is fixed at 0 for the fit; last column: the honesty advantage.
-    design = np.column_stack([design[:, 1:], np.ones(len(rows))])
-    outcome = np.array([1.0 if r["correct"] else 0.0 for r in rows])
+    design = np.column_stack([design[:, 1:], np.ones(len(pairings))])
+    won = np.array([1.0 if r["correct"] else 0.0 for r in rows])
 
-    def fit(weights=None, start=None):
-        beta = _fit_logistic(design, outcome, weights, start=start)
+    def fit(wins, debates, start=None):
+        # Each pairing as two weighted rows: its wins (outcome 1) and its losses (outcome 0).
+        beta = _fit_logistic(
+            np.vstack([design, design]),
+            np.r_[np.ones(len(pairings)), np.zeros(len(pairings))],
+            np.r_[wins, debates - wins],
+            start=start,
+        )
         strengths = np.concatenate([[0.0], beta[:-1]])
-        return np.concatenate([strengths - strengths.mean(), beta[-1:]])
+        return np.concatenate([strengths - strengths.mean(), beta[-1:]]), beta
 
-    central = fit()
+    debates = np.bincount(pairing_of, minlength=len(pairings)).astype(float)
+    central, start = fit(np.bincount(pairing_of, weights=won, minlength=len(pairings)), debates)
     boot = TwoWayBootstrap.of_rows(rows, resamples=resamples, seed=SEED)
-    start = _fit_logistic(design, outcome)
-    estimates = _refit_estimates(boot, lambda w: fit(w, start), central, TwoWayBootstrap.SCHEMES, len(rows))
+    draws = {}
+    for scheme in TwoWayBootstrap.SCHEMES:
+        in_pairing = [pairing_of == k for k in range(len(pairings))]
+        wins = np.column_stack([boot.sum_draws(scheme, won, mask) for mask in in_pairing])
+        totals = np.column_stack([boot.sum_draws(scheme, np.ones(len(rows)), mask) for mask in in_pairing])
+        draws[scheme] = np.array([fit(w, t, start)[0] for w, t in zip(wins, totals)])
+    estimates = [
+        wald_estimate(float(value), boot.spread(lambda s, k=k: draws[s][:, k], None), len(rows))
+        for k, value in enumerate(central)
+    ]
     factor, offset = (ELO_PER_LOGIT, ELO_CENTRE) if scale == "elo" else (1.0, 0.0)
 
     def scaled(e: Estimate) -> Estimate:
@@ -155,43 +150,38 @@ def debater_ratings(rows, *, scale: str = "logit", resamples: int = RATING_RESAM
     }
 
 
-def judge_skill(rows, *, resamples: int = RATING_RESAMPLES) -> dict:
-    """P(correct) = sigmoid(skill_judge - difficulty_question): needs several judges sharing questions.
+def judge_skill(rows) -> dict:
+    """Each judge's accuracy minus the other judges' accuracy on the same questions.
 
-    Skill is the log-odds of a correct verdict on a question of average difficulty. These judges are
-    the ones rated, so intervals resample questions only."""
+    Question difficulty is taken out by comparing judges on shared questions only: a verdict counts
+    as (correct - the share of the other judges' verdicts on that question that were correct). These
+    are the judges being described, so intervals resample questions only."""
     rows = judged(rows)
     judges = sorted({r["judge"] for r in rows})
-    questions = sorted({r["question_id"] for r in rows})
-    shared = defaultdict(set)
-    for r in rows:
-        shared[r["question_id"]].add(r["judge"])
     if len(judges) < 2:
         return {"error": f"Judge skill needs at least two judges; these verdicts come from {len(judges)}."}
-    if not any(len(j) >= 2 for j in shared.values()):
+    by_question = defaultdict(list)
+    for r in rows:
+        by_question[r["question_id"]].append(r)
+    shared = [r for r in rows if len({o["judge"] for o in by_question[r["question_id"]]}) >= 2]
+    if not shared:
         return {
             "error": "Judge skill cannot be separated from question difficulty: no question was judged "
             "by more than one judge (set judgments per question to 2 or more)."
         }
-    j_index = {j: i for i, j in enumerate(judges)}
-    q_index = {q: i for i, q in enumerate(questions)}
-    design = np.zeros((len(rows), len(judges) + len(questions) - 1))
-    for k, r in enumerate(rows):
-        design[k, j_index[r["judge"]]] = 1
-        qi = q_index[r["question_id"]]
-        if qi > 0:
-            design[k, len(judges) + qi - 1] = -1
-    outcome = np.array([1.0 if r["correct"] else 0.0 for r in rows])
-
-    def fit(weights=None, start=None):
-        beta = _fit_logistic(design, outcome, weights, l2=1.0, start=start)
-        mean_difficulty = beta[len(judges) :].sum() / len(questions)  # the first question's is 0
-        return beta[: len(judges)] - mean_difficulty
-
-    start = _fit_logistic(design, outcome, l2=1.0)
-    boot = TwoWayBootstrap.of_rows(rows, resamples=resamples, seed=SEED)
-    estimates = _refit_estimates(boot, lambda w: fit(w, start), fit(), ("question",), len(rows))
-    return {"skills": {j: estimates[i] for j, i in j_index.items()}}
+    relative = []
+    for r in shared:
+        others = [1.0 if o["correct"] else 0.0 for o in by_question[r["question_id"]] if o["judge"] != r["judge"]]
+        relative.append((1.0 if r["correct"] else 0.0) - float(np.mean(others)))
+    relative = np.array(relative)
+    boot = TwoWayBootstrap.of_rows(shared)
+    skills = {}
+    for judge in judges:
+        mask = np.array([r["judge"] == judge for r in shared])
+        if not mask.any():
+            continue
+        skills[judge] = boot.mean(relative, mask, by_question_only=True)
+    return {"skills": skills}
 
 
 def time_summary(measurements: dict) -> dict:

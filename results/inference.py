@@ -154,15 +154,6 @@ class TwoWayBootstrap:
         """
         return self._sum_draws(scheme, np.asarray(values, float), self._mask(mask))
 
-    def row_weights(self, scheme: str) -> np.ndarray:
-        """Each observation's multiplicity in each resample of ``scheme`` (resamples x observations),
-        for statistics that are refitted rather than summed (ratings)."""
-        codes, weights = self.codes[scheme], self.weights[scheme]
-        out = np.ones((self.resamples, self.n))
-        resampled = codes >= 0
-        out[:, resampled] = weights[:, codes[resampled]]
-        return out
-
     def _sum_draws(self, scheme: str, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         codes, weights = self.codes[scheme], self.weights[scheme]
         resampled = mask & (codes >= 0)
@@ -175,14 +166,20 @@ class TwoWayBootstrap:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1), math.nan)
 
-    def spread(self, draws_of, mask) -> Spread:
-        """Two-way variance of a statistic of the rows in ``mask``, given ``draws_of(scheme)``."""
+    def spread(self, draws_of, mask, *, by_question_only: bool = False) -> Spread:
+        """Two-way variance of a statistic of the rows in ``mask``, given ``draws_of(scheme)``.
+
+        ``by_question_only``: for figures about these particular judges (each judge's own skill), where
+        generalising to other judges is not the question, only questions are resampled."""
+        schemes = ("question",) if by_question_only else self.SCHEMES
         v, df = {}, {}
-        for scheme in self.SCHEMES:
+        for scheme in schemes:
             clusters = self.units(scheme, mask)
             # CR1's small-sample factor: with 6 judges the bootstrap alone understates their share by a sixth.
             v[scheme] = _variance(draws_of(scheme)) * (clusters / (clusters - 1) if clusters > 1 else 1.0)
             df[scheme] = max(clusters - 1, 1)
+        if by_question_only:
+            return Spread(v["question"], df["question"])
         variance = max(v["question"] + v["judge"] - v["cell"], v["question"], v["judge"])
         # Welch-Satterthwaite: the degrees of freedom of a sum of variances each known from few clusters.
         denominator = v["question"] ** 2 / df["question"] + v["judge"] ** 2 / df["judge"]
@@ -192,10 +189,13 @@ class TwoWayBootstrap:
     def _mask(self, mask) -> np.ndarray:
         return np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
 
-    def mean_spread(self, values, mask=None) -> tuple[float, Spread]:
+    def mean_spread(self, values, mask=None, *, by_question_only: bool = False) -> tuple[float, Spread]:
         values, mask = np.asarray(values, float), self._mask(mask)
         ones = np.ones(self.n)
-        return float(values[mask].mean()), self.spread(lambda s: self._ratio_draws(s, values, ones, mask), mask)
+        spread = self.spread(
+            lambda s: self._ratio_draws(s, values, ones, mask), mask, by_question_only=by_question_only
+        )
+        return float(values[mask].mean()), spread
 
     def proportion(self, outcomes, mask=None, *, confidence: float = CONFIDENCE) -> Estimate:
         """A share of 0/1 outcomes: Wilson interval at the effective sample size."""
@@ -208,12 +208,12 @@ class TwoWayBootstrap:
         low, high = wilson(value * n_eff, n_eff, quantile=spread.quantile(confidence))
         return Estimate(value, low, high, n, n_eff, spread.df, "Wilson score at the effective size")
 
-    def mean(self, values, mask=None, *, confidence: float = CONFIDENCE) -> Estimate:
-        """A mean of any values: estimate +/- t * two-way standard error."""
+    def mean(self, values, mask=None, *, by_question_only: bool = False, confidence: float = CONFIDENCE) -> Estimate:
+        """A mean of any values: estimate +/- t * two-way standard error (see ``spread``)."""
         mask = self._mask(mask)
         if not mask.any():
             return unknown(0, "no observations")
-        value, spread = self.mean_spread(values, mask)
+        value, spread = self.mean_spread(values, mask, by_question_only=by_question_only)
         return wald_estimate(value, spread, int(mask.sum()), confidence)
 
     def ratio(self, numerator, denominator, mask=None, *, confidence: float = CONFIDENCE) -> Estimate:
