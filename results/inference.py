@@ -107,10 +107,16 @@ def wilson(successes: float, n: float, *, quantile: float) -> tuple[float, float
 
 
 class TwoWayBootstrap:
-    """Resampled statistics of observations labelled by question and judge.
+    """Two-way clustered variances of statistics of observations labelled by question and judge.
 
     ``judges[i]`` may be None: that observation is not resampled by judge (a model answering alone).
-    Each one-way bootstrap works on per-unit sums, so 10,000 trials cost no more than their units.
+
+    Means, ratios of sums and their differences are linear in per-unit sums (after linearising the
+    ratio), so their one-way bootstrap variances are computed exactly, as the limit of infinitely many
+    resamples: the sum of squared per-unit influence totals. That is fast at any size and free of
+    resampling noise. Statistics that are not linear (a calibration error, a refitted model, coupled
+    throughput inputs) are resampled: ``sum_draws`` gives a sum per resample, with multiplicities drawn
+    once per scheme and shared by every call, and ``spread`` combines their variances.
     """
 
     SCHEMES = ("question", "judge", "cell")
@@ -119,13 +125,12 @@ class TwoWayBootstrap:
         questions, judges = list(questions), list(judges)
         self.n = len(questions)
         self.resamples = resamples
-        rng = np.random.default_rng(seed)
+        self.seed = seed
         question_text = [str(q) for q in questions]
         judge_text = ["" if j is None else str(j) for j in judges]
         has_judge = np.array([j is not None for j in judges], bool)
-        self.codes, self.weights = {}, {}
-        # Units are numbered in text order and drawn scheme by scheme, so docs/analysis.md can redraw
-        # exactly the same resamples from an export with pandas.factorize(sort=True).
+        self.codes, self.unit_count, self._weights = {}, {}, {}
+        # Units are numbered in text order, so docs/analysis.md can number them alike from an export.
         for scheme, labels, resampled in (
             ("question", question_text, np.ones(self.n, bool)),
             ("judge", judge_text, has_judge),
@@ -134,7 +139,7 @@ class TwoWayBootstrap:
             names = sorted({label for label, r in zip(labels, resampled) if r})
             index = {name: i for i, name in enumerate(names)}
             self.codes[scheme] = np.array([index[x] if r else -1 for x, r in zip(labels, resampled)], dtype=int)
-            self.weights[scheme] = _multiplicities(rng, len(names), resamples)
+            self.unit_count[scheme] = len(names)
 
     @classmethod
     def of_rows(cls, rows, **kwargs) -> "TwoWayBootstrap":
@@ -146,39 +151,66 @@ class TwoWayBootstrap:
         codes = self.codes[scheme][self._mask(mask)]
         return len(np.unique(codes[codes >= 0]))
 
+    def _mask(self, mask) -> np.ndarray:
+        return np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
+
+    # ------------------------------------------------------------- resampled (non-linear) statistics --
+    def weights(self, scheme: str) -> np.ndarray:
+        """Each unit's multiplicity in each resample of ``scheme`` (resamples x units), drawn once."""
+        if scheme not in self._weights:
+            rng = np.random.default_rng([self.seed, self.SCHEMES.index(scheme)])
+            self._weights[scheme] = _multiplicities(rng, self.unit_count[scheme], self.resamples)
+        return self._weights[scheme]
+
     def sum_draws(self, scheme: str, values, mask=None) -> np.ndarray:
         """sum(values[mask]) in each resample of ``scheme``, one per resample.
 
         Every call reuses this bootstrap's multiplicities, so statistics built from several sums (a ratio,
         a calibration error, coupled throughput inputs) are resampled jointly, draw by draw.
         """
-        return self._sum_draws(scheme, np.asarray(values, float), self._mask(mask))
-
-    def _sum_draws(self, scheme: str, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        codes, weights = self.codes[scheme], self.weights[scheme]
+        values, mask = np.asarray(values, float), self._mask(mask)
+        codes, weights = self.codes[scheme], self.weights(scheme)
         resampled = mask & (codes >= 0)
         unit_sums = np.bincount(codes[resampled], weights=values[resampled], minlength=weights.shape[1])
         return weights @ unit_sums + values[mask & (codes < 0)].sum()
 
-    def _ratio_draws(self, scheme: str, numerator, denominator, mask) -> np.ndarray:
-        top = self._sum_draws(scheme, numerator, mask)
-        bottom = self._sum_draws(scheme, denominator, mask)
+    def ratio_draws(self, scheme: str, numerator, denominator, mask=None) -> np.ndarray:
+        top = self.sum_draws(scheme, numerator, mask)
+        bottom = self.sum_draws(scheme, denominator, mask)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1), math.nan)
 
     def spread(self, draws_of, mask, *, by_question_only: bool = False) -> Spread:
-        """Two-way variance of a statistic of the rows in ``mask``, given ``draws_of(scheme)``.
-
-        ``by_question_only``: for figures about these particular judges (each judge's own skill), where
-        generalising to other judges is not the question, only questions are resampled."""
+        """Two-way variance of a statistic of the rows in ``mask``, from ``draws_of(scheme)``, its values
+        in the resamples of each scheme."""
         schemes = ("question",) if by_question_only else self.SCHEMES
-        v, df = {}, {}
+        return self._combine({scheme: _variance(draws_of(scheme)) for scheme in schemes}, mask)
+
+    # ----------------------------------------------------------------------- linear statistics, exact --
+    def influence_spread(self, influence, mask, *, by_question_only: bool = False) -> Spread:
+        """Two-way variance of a linear statistic given each observation's influence on it (0 outside
+        ``mask``): per scheme the bootstrap's own variance of the resampled statistic, in closed form."""
+        influence = np.asarray(influence, float)
+        schemes = ("question",) if by_question_only else self.SCHEMES
+        v = {}
         for scheme in schemes:
+            codes = self.codes[scheme]
+            resampled = codes >= 0
+            totals = np.bincount(codes[resampled], weights=influence[resampled], minlength=self.unit_count[scheme])
+            units = max(self.unit_count[scheme], 1)
+            # Multinomial(G, 1/G) multiplicities: Var(sum w_g t_g) = sum t_g^2 - (sum t_g)^2 / G.
+            v[scheme] = float((totals**2).sum() - totals.sum() ** 2 / units)
+        return self._combine(v, mask)
+
+    def _combine(self, v: dict, mask) -> Spread:
+        """V = max(V_question + V_judge - V_cell, V_question, V_judge) with CR1 factors, and its df."""
+        df = {}
+        for scheme in v:
             clusters = self.units(scheme, mask)
             # CR1's small-sample factor: with 6 judges the bootstrap alone understates their share by a sixth.
-            v[scheme] = _variance(draws_of(scheme)) * (clusters / (clusters - 1) if clusters > 1 else 1.0)
+            v[scheme] *= clusters / (clusters - 1) if clusters > 1 else 1.0
             df[scheme] = max(clusters - 1, 1)
-        if by_question_only:
+        if set(v) == {"question"}:
             return Spread(v["question"], df["question"])
         variance = max(v["question"] + v["judge"] - v["cell"], v["question"], v["judge"])
         # Welch-Satterthwaite: the degrees of freedom of a sum of variances each known from few clusters.
@@ -186,16 +218,16 @@ class TwoWayBootstrap:
         satterthwaite = (v["question"] + v["judge"]) ** 2 / denominator if denominator > 0 else math.inf
         return Spread(variance, max(1.0, min(satterthwaite, df["question"] + df["judge"])))
 
-    def _mask(self, mask) -> np.ndarray:
-        return np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
+    def _ratio_influence(self, numerator, denominator, mask) -> tuple[float, np.ndarray]:
+        """A ratio of sums over ``mask`` and each observation's influence on it (linearised)."""
+        bottom = denominator[mask].sum()
+        value = float(numerator[mask].sum() / bottom)
+        return value, np.where(mask, (numerator - value * denominator) / bottom, 0.0)
 
     def mean_spread(self, values, mask=None, *, by_question_only: bool = False) -> tuple[float, Spread]:
         values, mask = np.asarray(values, float), self._mask(mask)
-        ones = np.ones(self.n)
-        spread = self.spread(
-            lambda s: self._ratio_draws(s, values, ones, mask), mask, by_question_only=by_question_only
-        )
-        return float(values[mask].mean()), spread
+        value, influence = self._ratio_influence(values, np.ones(self.n), mask)
+        return value, self.influence_spread(influence, mask, by_question_only=by_question_only)
 
     def proportion(self, outcomes, mask=None, *, confidence: float = CONFIDENCE) -> Estimate:
         """A share of 0/1 outcomes: Wilson interval at the effective sample size."""
@@ -209,7 +241,7 @@ class TwoWayBootstrap:
         return Estimate(value, low, high, n, n_eff, spread.df, "Wilson score at the effective size")
 
     def mean(self, values, mask=None, *, by_question_only: bool = False, confidence: float = CONFIDENCE) -> Estimate:
-        """A mean of any values: estimate +/- t * two-way standard error (see ``spread``)."""
+        """A mean of any values: estimate +/- t * two-way standard error."""
         mask = self._mask(mask)
         if not mask.any():
             return unknown(0, "no observations")
@@ -221,23 +253,20 @@ class TwoWayBootstrap:
         numerator, denominator, mask = np.asarray(numerator, float), np.asarray(denominator, float), self._mask(mask)
         if not mask.any() or denominator[mask].sum() == 0:
             return unknown(int(mask.sum()), "no observations")
-        value = float(numerator[mask].sum() / denominator[mask].sum())
-        spread = self.spread(lambda s: self._ratio_draws(s, numerator, denominator, mask), mask)
-        return wald_estimate(value, spread, int(mask.sum()), confidence)
+        value, influence = self._ratio_influence(numerator, denominator, mask)
+        return wald_estimate(value, self.influence_spread(influence, mask), int(mask.sum()), confidence)
 
     def difference(self, values, mask_a, mask_b, *, confidence: float = CONFIDENCE) -> Estimate:
-        """mean(a) - mean(b), both resampled with the same draws, so shared judges and questions count."""
+        """mean(a) - mean(b): the two influences subtract, so shared judges and questions count."""
         values, mask_a, mask_b = np.asarray(values, float), self._mask(mask_a), self._mask(mask_b)
         n = int(mask_a.sum() + mask_b.sum())
         if not (mask_a.any() and mask_b.any()):
             return unknown(n, "a group has no observations")
         ones = np.ones(self.n)
-        value = float(values[mask_a].mean() - values[mask_b].mean())
-        spread = self.spread(
-            lambda s: self._ratio_draws(s, values, ones, mask_a) - self._ratio_draws(s, values, ones, mask_b),
-            mask_a | mask_b,
-        )
-        return wald_estimate(value, spread, n, confidence)
+        value_a, influence_a = self._ratio_influence(values, ones, mask_a)
+        value_b, influence_b = self._ratio_influence(values, ones, mask_b)
+        spread = self.influence_spread(influence_a - influence_b, mask_a | mask_b)
+        return wald_estimate(value_a - value_b, spread, n, confidence)
 
 
 def _variance(draws: np.ndarray) -> float:
@@ -291,8 +320,16 @@ def holm(p_values: dict) -> dict:
     return {name: adjusted.get(name) for name in p_values}
 
 
-def _multiplicities(rng: np.random.Generator, units: int, resamples: int) -> np.ndarray:
-    """How often each of ``units`` is drawn in each resample (rows sum to ``units``)."""
+def _multiplicities(rng: np.random.Generator, units: int, resamples: int, chunk: int = 100) -> np.ndarray:
+    """How often each of ``units`` is drawn in each resample (rows sum to ``units``).
+
+    Drawn as ``units`` uniform picks per resample and counted, a chunk of resamples at a time: as a
+    multinomial, but fast with thousands of units and never holding more than a chunk of picks."""
+    out = np.zeros((resamples, units), dtype=np.float32)
     if units == 0:
-        return np.zeros((resamples, 0))
-    return rng.multinomial(units, np.full(units, 1.0 / units), size=resamples).astype(float)
+        return out
+    for start in range(0, resamples, chunk):
+        rows = min(chunk, resamples - start)
+        picks = rng.integers(0, units, size=(rows, units)) + np.arange(rows)[:, None] * units
+        out[start : start + rows] = np.bincount(picks.ravel(), minlength=rows * units).reshape(rows, units)
+    return out
