@@ -45,6 +45,8 @@ class Judged:
         self.bootstrap = TwoWayBootstrap.of_rows(units, resamples=resamples, seed=seed)
         self.n_judges = len({r["judge"] for r in self.rows})
         self.n_questions = len({r["question_id"] for r in self.rows})
+        # Each row's arm ("model alone" for the model's answers), so arm masks are one comparison.
+        self.arms = np.array([arm_of(r) for r in self.rows] + ["model alone"] * len(self.model_rows))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -54,7 +56,11 @@ class Judged:
         return np.array([predicate(r) for r in self.rows] + [False] * len(self.model_rows), bool)
 
     def model_alone(self) -> np.ndarray:
-        return np.array([False] * len(self.rows) + [True] * len(self.model_rows), bool)
+        return self.arm("model alone")
+
+    def arm(self, name: str) -> np.ndarray:
+        """A mask of the verdicts in arm ``name``."""
+        return self.arms == name
 
     def share(self, mask) -> Estimate:
         return self.bootstrap.proportion(self.outcome, mask)
@@ -66,8 +72,8 @@ class Judged:
 # ------------------------------------------------------------------------------------------ levels ----
 def by_arm(data: Judged) -> dict[str, Estimate]:
     """Accuracy per arm, in the registry's order of arms."""
-    present = {arm_of(r) for r in data.rows}
-    return {arm: data.share(data.where(lambda r, a=arm: arm_of(r) == a)) for arm in ARMS if arm in present}
+    present = set(data.arms[: len(data.rows)])
+    return {arm: data.share(data.arm(arm)) for arm in ARMS if arm in present}
 
 
 def by_condition(data: Judged) -> dict[str, Estimate]:
@@ -85,13 +91,8 @@ def by_condition(data: Judged) -> dict[str, Estimate]:
 
 def arm_differences(data: Judged) -> dict[str, Estimate]:
     """Every pair of arms present: accuracy of the earlier arm (registry order) minus the later."""
-    arms = list(by_arm(data))
-    return {
-        f"{a} − {b}": data.difference(
-            data.where(lambda r, x=a: arm_of(r) == x), data.where(lambda r, y=b: arm_of(r) == y)
-        )
-        for a, b in combinations(arms, 2)
-    }
+    arms = [arm for arm in ARMS if data.arm(arm).any()]
+    return {f"{a} − {b}": data.difference(data.arm(a), data.arm(b)) for a, b in combinations(arms, 2)}
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,7 @@ class Decision:
 def _tests(key: str, data: Judged, margin: float) -> tuple[OneSidedTest, ...]:
     spec = analysis_plan.comparison(key)
 
-    def arm(name):
-        return data.where(lambda r: arm_of(r) == name)
-
+    arm = data.arm
     if spec.kind == analysis_plan.ABOVE_CHANCE:
         return (greater_than(f"{spec.arms[0]} accuracy > 50%", data.share(arm(spec.arms[0])), CHANCE),)
     if spec.kind == analysis_plan.DIFFERENCE:
@@ -235,9 +234,7 @@ class Sandwich:
 def sandwich(data: Judged, *, alpha: float, margin: float, planned: int) -> Sandwich | None:
     """The four sandwiching numbers and the helpful and robust tests (None without sandwiching verdicts)."""
 
-    def arm(name):
-        return data.where(lambda r: arm_of(r) == name)
-
+    arm = data.arm
     if not any(r["protocol"] == "sandwich" for r in data.rows):
         return None
     masks = {

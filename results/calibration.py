@@ -97,10 +97,14 @@ def debiased_ece2(stated, correct, bootstrap: TwoWayBootstrap) -> Estimate:
     ones = np.ones(len(stated))
     value = _ece2([(ones[m].sum(), correct[m].sum(), stated[m].sum()) for m in masks], len(stated))
 
+    # Per bin: count, correct and stated sums; then the total count. Resampled in one matrix product.
+    columns = np.column_stack([v * m for m in masks for v in (ones, correct, stated)] + [ones])
+
     def draws_of(scheme):
         # Each resample weights every verdict by its units' multiplicities; counts and sums are weighted alike.
-        weighted = [tuple(bootstrap.sum_draws(scheme, v, m) for v in (ones, correct, stated)) for m in masks]
-        return _ece2(weighted, bootstrap.sum_draws(scheme, ones))
+        sums = bootstrap.sums_draws(scheme, columns)
+        weighted = [tuple(sums[:, 3 * b + k] for k in range(3)) for b in range(len(masks))]
+        return _ece2(weighted, sums[:, -1])
 
     return wald_estimate(float(value), bootstrap.spread(draws_of, None), len(stated))
 

@@ -174,6 +174,16 @@ class TwoWayBootstrap:
         unit_sums = np.bincount(codes[resampled], weights=values[resampled], minlength=weights.shape[1])
         return weights @ unit_sums + values[mask & (codes < 0)].sum()
 
+    def sums_draws(self, scheme: str, columns) -> np.ndarray:
+        """``sum_draws`` of several columns at once (observations x k -> resamples x k): one matrix
+        product, for statistics built from many sums (a calibration error over its bins)."""
+        columns = np.asarray(columns, float)
+        codes, weights = self.codes[scheme], self.weights(scheme)
+        resampled = codes >= 0
+        unit_sums = np.zeros((weights.shape[1], columns.shape[1]))
+        np.add.at(unit_sums, codes[resampled], columns[resampled])
+        return weights @ unit_sums + columns[~resampled].sum(axis=0)
+
     def ratio_draws(self, scheme: str, numerator, denominator, mask=None) -> np.ndarray:
         top = self.sum_draws(scheme, numerator, mask)
         bottom = self.sum_draws(scheme, denominator, mask)
