@@ -180,8 +180,9 @@ class TwoWayBootstrap:
         columns = np.asarray(columns, float)
         codes, weights = self.codes[scheme], self.weights(scheme)
         resampled = codes >= 0
-        unit_sums = np.zeros((weights.shape[1], columns.shape[1]))
-        np.add.at(unit_sums, codes[resampled], columns[resampled])
+        unit_sums = np.column_stack(
+            [np.bincount(codes[resampled], weights=c[resampled], minlength=weights.shape[1]) for c in columns.T]
+        )
         return weights @ unit_sums + columns[~resampled].sum(axis=0)
 
     def ratio_draws(self, scheme: str, numerator, denominator, mask=None) -> np.ndarray:

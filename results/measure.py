@@ -9,31 +9,52 @@ from django.conf import settings
 from inference.transformers_backend import resolve_model_path
 from judging.models import Turn, Verdict
 
-from .throughput import Quantity
+from .throughput import VERDICT_INPUTS, Quantity, measured_from_verdicts
 
 
 def _words(text: str) -> int:
     return len(text.split())
 
 
-def verdict_measurements(experiment_ids: list[int]) -> dict[str, list[float]]:
-    """Per judgment: words read, active seconds, reading rate, correctness."""
+def verdict_records(experiment_ids: list[int]) -> list[dict]:
+    """Per verdict: judge, question, words read (question, both answers, finished turns), seconds
+    (active, else on the page; None when neither) and whether it was correct."""
     verdicts = (
         Verdict.objects.filter(trial__experiment_id__in=experiment_ids)
-        .select_related("trial__question")
+        .select_related("trial__question", "judge")
         .prefetch_related("trial__turns")
     )
-    out = {"words_per_trial": [], "active_seconds_per_judgment": [], "reading_wpm": [], "judge_accuracy": []}
+    records = []
     for verdict in verdicts:
         trial = verdict.trial
         words = _words(trial.question.text) + _words(trial.answer_text("A")) + _words(trial.answer_text("B"))
         words += sum(_words(t.text) for t in trial.turns.all() if t.status == Turn.Status.DONE)
         seconds = verdict.active_seconds if verdict.active_seconds else verdict.seconds_on_page
-        out["words_per_trial"].append(words)
-        out["judge_accuracy"].append(1.0 if verdict.correct else 0.0)
-        if seconds and seconds > 0:
-            out["active_seconds_per_judgment"].append(seconds)
-            out["reading_wpm"].append(words / (seconds / 60.0))
+        records.append(
+            {
+                "judge": verdict.judge.username,
+                "question_id": trial.question_id,
+                "words": words,
+                "seconds": seconds if seconds and seconds > 0 else None,
+                "correct": verdict.correct,
+            }
+        )
+    return records
+
+
+def verdict_measurements(experiment_ids: list[int]) -> dict[str, list[float]]:
+    """Per judgment: words read, active seconds, reading rate, correctness (lists, one value per verdict).
+
+    Each verdict's own reading rate is listed; the rate of many verdicts is sum(words) / sum(minutes),
+    not the mean of these (``measured_from_verdicts``).
+    """
+    out = {"words_per_trial": [], "active_seconds_per_judgment": [], "reading_wpm": [], "judge_accuracy": []}
+    for record in verdict_records(experiment_ids):
+        out["words_per_trial"].append(record["words"])
+        out["judge_accuracy"].append(1.0 if record["correct"] else 0.0)
+        if record["seconds"]:
+            out["active_seconds_per_judgment"].append(record["seconds"])
+            out["reading_wpm"].append(record["words"] / (record["seconds"] / 60.0))
     return out
 
 
@@ -71,17 +92,23 @@ def turn_measurements(experiment_ids: list[int], *, tokens_per_word: bool = True
     return out
 
 
-VERDICT_MEASURES = {"words_per_trial", "active_seconds_per_judgment", "reading_wpm", "judge_accuracy"}
 TURN_MEASURES = {"tokens_per_word", "model_tokens_per_second"}
 
 
 def measured_quantities(experiment_ids: list[int], names) -> dict[str, Quantity]:
-    """The requested inputs that these experiments measured; names with no data are left out."""
+    """The requested inputs that these experiments measured; names with no data are left out.
+
+    Inputs from verdicts are ratios of sums resampled jointly by judge (``measured_from_verdicts``);
+    inputs from generated turns are means of independent turns.
+    """
     names = set(names)
     source = "measured from experiment(s) " + ", ".join(map(str, experiment_ids))
-    samples = {}
-    if names & VERDICT_MEASURES:
-        samples |= verdict_measurements(experiment_ids)
+    out = {}
+    if names & set(VERDICT_INPUTS):
+        out |= measured_from_verdicts(verdict_records(experiment_ids), names, source=source)
     if names & TURN_MEASURES:
-        samples |= turn_measurements(experiment_ids, tokens_per_word="tokens_per_word" in names)
-    return {name: Quantity.measured(samples[name], source=source) for name in names if samples.get(name)}
+        samples = turn_measurements(experiment_ids, tokens_per_word="tokens_per_word" in names)
+        out |= {
+            name: Quantity.measured(samples[name], source=source) for name in names & TURN_MEASURES if samples[name]
+        }
+    return out

@@ -1,9 +1,15 @@
 """A small, explicit model of human-feedback throughput.
 
 Pure Python + numpy; no Django. Every input is either set by hand (a number)
-or measured (a distribution: bootstrap draws of the mean of what judges did),
-and every output is computed draw by draw, so measured uncertainty carries
-through to an interval on each output.
+or measured (a distribution: bootstrap draws of what judges did), and every
+output is computed draw by draw, so measured uncertainty carries through to an
+interval on each output.
+
+Inputs measured from verdicts (``measured_from_verdicts``) are ratios of sums
+(a reading rate is total words / total minutes, never the mean of per-verdict
+rates), all resampled by judge with the same drawn judges, so inputs measured
+from the same verdicts stay coupled. Intervals then get the small-sample
+corrections the analysis page uses (``Figure.of``).
 
 The model
 ---------
@@ -33,9 +39,12 @@ The model
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
+
+from .inference import Spread, TwoWayBootstrap
 
 TARGETS = {"50 thousand": 5e4, "50 million": 5e7, "500 million": 5e8}
 INTERVAL = (2.5, 97.5)
@@ -52,15 +61,19 @@ class EstimatorInputError(ValueError):
 
 @dataclass(frozen=True)
 class Quantity:
-    """A number set by hand, or bootstrap draws from a measurement."""
+    """A number set by hand, or bootstrap draws from a measurement.
+
+    ``judges``: for an input measured from verdicts, how many judges its draws resample (1: no draws).
+    """
 
     value: float
     draws: np.ndarray | None = field(default=None, compare=False)
     source: str = "set by hand"
+    judges: int | None = None
 
     @classmethod
     def measured(cls, samples, *, source: str, draws: int = DRAWS, seed: int = 0) -> "Quantity":
-        """Bootstrap distribution of the mean of ``samples``."""
+        """Bootstrap distribution of the mean of independent ``samples`` (generated turns, not verdicts)."""
         samples = np.asarray(samples, dtype=float)
         samples = samples[np.isfinite(samples)]
         if samples.size == 0:
@@ -122,6 +135,30 @@ class Inputs:
             if isinstance(getattr(self, f.name), Quantity)
         ] + [("words_per_page", self.words_per_page, "fixed")]
 
+    def warnings(self) -> list[str]:
+        """Inputs that contradict each other or rest on one judge, in plain words (valid inputs only)."""
+        notes = []
+        if self.active_seconds_per_judgment is not None:
+            seconds, hours = self.active_seconds_per_judgment.value, self.hours_per_judge_per_year.value
+            words, wpm = self.words_per_trial.value, self.reading_wpm.value
+            reading = 60.0 * words / wpm
+            # 1%: measured from the same verdicts, the two agree up to rounding and verdicts without a time.
+            if reading > 1.01 * seconds:
+                notes.append(
+                    f"Inconsistent inputs: reading {words:,.0f} words at {wpm:,.0f} words per minute takes "
+                    f"{reading:,.0f} s, more than the {seconds:,.0f} s per judgment, so judges would read "
+                    f"{hours * reading / seconds:,.0f} hours a year, more than their {hours:,.0f} working hours. "
+                    "Either they read faster than that (measure the reading rate from the same experiments) or "
+                    "the seconds per judgment are too low."
+                )
+        one_judge = [f.name for f in fields(self) if getattr(getattr(self, f.name), "judges", None) == 1]
+        if one_judge:
+            notes.append(
+                f"{', '.join(one_judge)}: measured from one judge, so no interval; "
+                "one judge's speed and accuracy need not be anyone else's."
+            )
+        return notes
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -132,11 +169,26 @@ class Figure:
     high: float
 
     @classmethod
-    def of(cls, central, draws) -> "Figure":
+    def of(cls, central, draws, judges: int | None = None) -> "Figure":
+        """The interval of ``draws``; from inputs measured from ``judges`` judges, a t interval on the log scale.
+
+        A percentile interval over G resampled judges understates the variance by (G - 1) / G and uses
+        normal quantiles where a mean over G judges has t quantiles with G - 1 degrees of freedom: with 6
+        judges differing in speed it covered 83% where 95% was asked. So, as in results.inference:
+        estimate x exp(± t(G - 1) x SE of the log), the SE from the draws with the factor G / (G - 1). On the
+        log scale because every output is a product or ratio of positive inputs: a right-skewed time per
+        judgment is symmetric there, and judgments per year stay the reciprocal of seconds per judgment.
+        """
         draws = np.asarray(draws, dtype=float)
         if draws.ndim == 0:
             return cls(float(central), float(central), float(central))
-        low, high = np.percentile(draws, INTERVAL)
+        # A resample of judges none of whom timed a verdict has no reading rate: it says nothing.
+        finite = draws[np.isfinite(draws)]
+        if judges and judges > 1 and central > 0 and (finite > 0).all():  # else no log: percentiles as they are
+            spread = Spread(float(np.var(np.log(finite), ddof=1)) * judges / (judges - 1), judges - 1)
+            half = spread.quantile() * math.sqrt(spread.variance)
+            return cls(float(central), float(central * math.exp(-half)), float(central * math.exp(half)))
+        low, high = np.percentile(finite, INTERVAL)
         return cls(float(central), float(low), float(high))
 
 
@@ -190,12 +242,65 @@ def estimate(inputs: Inputs) -> dict[str, Figure]:
     drawn = {n: (getattr(inputs, n).array() if getattr(inputs, n) is not None else None) for n in names}
     drawn["words_per_page"] = inputs.words_per_page
     values, draws = _compute(central), _compute(drawn)
-    result = {name: Figure.of(values[name], draws[name]) for name in values}
+    # The fewest judges any input was measured from sets every output's degrees of freedom (conservative
+    # for outputs of turn measurements alone, whose many independent turns need no correction).
+    measured_by = [q.judges for n in names if (q := getattr(inputs, n)) is not None and q.judges and q.judges > 1]
+    judges = min(measured_by) if measured_by else None
+    result = {name: Figure.of(values[name], draws[name], judges) for name in values}
 
     quick, quick_draws = _compute(_ten_percent_faster(central)), _compute(_ten_percent_faster(drawn))
     for key in ["judgments_per_year", "judge_hours[50 million]", "cost[50 million]"]:
-        result[f"10% faster: {key}"] = Figure.of(quick[key], quick_draws[key])
+        result[f"10% faster: {key}"] = Figure.of(quick[key], quick_draws[key], judges)
     return result
+
+
+VERDICT_INPUTS = ("words_per_trial", "active_seconds_per_judgment", "reading_wpm", "judge_accuracy")
+
+
+def measured_from_verdicts(verdicts, names, *, source: str, draws: int = DRAWS) -> dict[str, Quantity]:
+    """Inputs measured from judges' verdicts, each a ratio of sums, resampled jointly by judge.
+
+    ``verdicts``: dicts with ``judge``, ``question_id``, ``words`` read, ``seconds`` (None or 0 when not
+    timed) and ``correct``. Over the verdicts (the timed ones for time and rate):
+
+        words_per_trial             = sum(words) / verdicts
+        active_seconds_per_judgment = sum(seconds) / timed verdicts
+        reading_wpm                 = sum(words) / sum(seconds / 60)
+        judge_accuracy              = sum(correct) / verdicts
+
+    The reading rate is a ratio of sums: the mean of per-verdict rates weights a slow judge's verdicts
+    like a fast one's: with judges differing in speed, 60 * words / that rate gave 179 s per judgment
+    where 280 s was true (issue 10's simulation). Every input is recomputed on the same resamples of
+    whole judges (verdicts of one judge are not independent), so inputs measured from the same verdicts
+    stay coupled draw by draw: 60 * words / reading rate is then the active seconds of the same
+    resample. Names with no verdicts to measure them are left out; with one judge there is nothing to
+    resample (no draws).
+    """
+    verdicts = list(verdicts)
+    bootstrap = TwoWayBootstrap([v["question_id"] for v in verdicts], [v["judge"] for v in verdicts], resamples=draws)
+    words = np.array([float(v["words"]) for v in verdicts])
+    seconds = np.array([float(v["seconds"] or 0.0) for v in verdicts])
+    correct = np.array([1.0 if v["correct"] else 0.0 for v in verdicts])
+    ones, everyone, timed = np.ones(len(verdicts)), np.ones(len(verdicts), bool), seconds > 0
+    ratios = {  # name: numerator, denominator, verdicts measured
+        "words_per_trial": (words, ones, everyone),
+        "active_seconds_per_judgment": (seconds, ones, timed),
+        "reading_wpm": (words, seconds / 60.0, timed),
+        "judge_accuracy": (correct, ones, everyone),
+    }
+    out = {}
+    for name in sorted(set(names) & set(ratios)):
+        numerator, denominator, mask = ratios[name]
+        if not mask.any():
+            continue
+        judges = bootstrap.units("judge", mask)
+        out[name] = Quantity(
+            value=float(numerator[mask].sum() / denominator[mask].sum()),
+            draws=bootstrap.ratio_draws("judge", numerator, denominator, mask) if judges > 1 else None,
+            source=f"{source} ({int(mask.sum())} verdicts, {judges} judge{'s' if judges != 1 else ''})",
+            judges=judges,
+        )
+    return out
 
 
 # ------------------------------------------------------------- presets ----

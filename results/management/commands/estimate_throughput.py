@@ -30,6 +30,8 @@ class Command(BaseCommand):
             raise CommandError(
                 "invalid input: " + "; ".join(f"--{k.replace('_', '-')} {v}" for k, v in exc.errors.items())
             ) from exc
+        for warning in inputs.warnings():
+            self.stdout.write(f"Warning: {warning}")
         self.stdout.write("Inputs")
         for name, value, source in inputs.rows():
             self.stdout.write(f"  {name:30} {value:>16,.4g}   {source}")

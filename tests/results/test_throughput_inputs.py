@@ -1,0 +1,111 @@
+"""Throughput inputs measured from verdicts: ratios of sums, resampled jointly by judge, checked on
+simulated judges whose true seconds per judgment are known; warnings when inputs contradict each other."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from results.throughput import DEFAULTS, build_inputs, estimate, measured_from_verdicts
+
+WORDS = 1000.0  # mean words per trial
+WPM = 250.0  # the median judge's reading rate
+
+
+def simulated_verdicts(seed, *, judges=6, per_judge=30, speed_sd=0.3):
+    """The platform's default design (60 questions x 3 judgments by 6 judges). Judges read at 250 wpm x
+    lognormal(0, speed_sd); a verdict's time is its words at the judge's rate, times a per-verdict
+    lognormal factor of mean 1 (some trials take longer than their words)."""
+    rng = np.random.default_rng(seed)
+    wpm = WPM * np.exp(rng.normal(0, speed_sd, judges))
+    verdicts = []
+    for judge in range(judges):
+        for _ in range(per_judge):
+            words = rng.gamma(4, WORDS / 4)
+            seconds = 60 * words / wpm[judge] * np.exp(rng.normal(-0.08, 0.4))  # E[exp(N(-0.08, 0.4))] = 1
+            verdicts.append(
+                {
+                    "judge": f"judge{judge}",
+                    "question_id": f"q{rng.integers(40)}",
+                    "words": words,
+                    "seconds": seconds,
+                    "correct": bool(rng.random() < 0.7),
+                }
+            )
+    return verdicts
+
+
+def true_seconds_per_judgment(speed_sd=0.3):
+    """Over the population of judges and trials: E[words] x 60 x E[1 / wpm]."""
+    return WORDS * 60 / WPM * math.exp(speed_sd**2 / 2)
+
+
+def seconds_per_judgment(verdicts, names=("words_per_trial", "reading_wpm"), draws=500):
+    measured = measured_from_verdicts(verdicts, names, source="simulated", draws=draws)
+    return estimate(build_inputs(DEFAULTS, measured))["seconds_per_judgment"]
+
+
+def test_measured_seconds_per_judgment_are_unbiased_and_covered_when_judges_differ_in_speed():
+    truth = true_seconds_per_judgment()
+    values, covered, mean_of_rates = [], [], []
+    for seed in range(400):
+        verdicts = simulated_verdicts(seed)
+        figure = seconds_per_judgment(verdicts)
+        values.append(figure.value)
+        covered.append(figure.low <= truth <= figure.high)
+        words = np.array([v["words"] for v in verdicts])
+        minutes = np.array([v["seconds"] for v in verdicts]) / 60
+        mean_of_rates.append(60 * words.mean() / np.mean(words / minutes))
+    assert abs(np.mean(values) - truth) < 3 * np.std(values) / math.sqrt(len(values))
+    assert np.mean(covered) >= 0.93
+    # The judges differ enough for it to matter: the mean of per-verdict rates understates the time by ~20%.
+    assert np.mean(mean_of_rates) < 0.85 * truth
+
+
+def test_inputs_from_the_same_verdicts_stay_coupled_draw_by_draw():
+    verdicts = simulated_verdicts(1)
+    from_rate = seconds_per_judgment(verdicts)
+    measured_time = seconds_per_judgment(verdicts, names=("active_seconds_per_judgment",))
+    # Every verdict is timed, so 60 x words / rate is the mean time in every resample of the judges.
+    assert from_rate.value == pytest.approx(measured_time.value)
+    assert (from_rate.low, from_rate.high) == pytest.approx((measured_time.low, measured_time.high))
+    assert from_rate.low < from_rate.value < from_rate.high
+
+
+def test_a_reading_rate_is_total_words_over_total_minutes_and_untimed_verdicts_are_left_out():
+    verdicts = [
+        {"judge": "a", "question_id": 1, "words": 600, "seconds": 60, "correct": True},  # 600 wpm
+        {"judge": "b", "question_id": 2, "words": 600, "seconds": 600, "correct": False},  # 60 wpm
+        {"judge": "b", "question_id": 3, "words": 300, "seconds": None, "correct": True},
+    ]
+    measured = measured_from_verdicts(verdicts, ["reading_wpm", "words_per_trial", "judge_accuracy"], source="t")
+    assert measured["reading_wpm"].value == pytest.approx(1200 / 11)  # not (600 + 60) / 2
+    assert measured["words_per_trial"].value == 500 and measured["judge_accuracy"].value == pytest.approx(2 / 3)
+    assert "2 judges" in measured["reading_wpm"].source and measured["reading_wpm"].judges == 2
+    alone = measured_from_verdicts(verdicts[:1], ["reading_wpm"], source="t")["reading_wpm"]
+    assert alone.draws is None and alone.judges == 1
+
+
+def test_inconsistent_inputs_are_warned_about():
+    # 1,000 words at 250 wpm take 240 s: 60 s per judgment would mean 4 x 2,000 reading hours a year.
+    fast = build_inputs(DEFAULTS | {"active_seconds_per_judgment": 60})
+    (warning,) = fast.warnings()
+    assert "240 s" in warning and "8,000 hours" in warning and "2,000 working hours" in warning
+    assert build_inputs(DEFAULTS | {"active_seconds_per_judgment": 300}).warnings() == []
+    assert build_inputs(DEFAULTS).warnings() == []
+    one_judge = {"judge": "a", "question_id": 1, "words": 500, "seconds": 300, "correct": True}
+    measured = measured_from_verdicts([one_judge], ["active_seconds_per_judgment"], source="t")
+    (warning,) = build_inputs(DEFAULTS, measured).warnings()
+    assert "active_seconds_per_judgment: measured from one judge, so no interval" in warning
+
+
+def test_the_page_and_the_command_show_the_warning(admin_client):
+    page = admin_client.get("/results/throughput/", DEFAULTS | {"active_seconds_per_judgment": "60"})
+    assert page.status_code == 200 and 'id="warnings"' in page.content.decode()
+    assert "more than their 2,000 working hours" in page.content.decode()
+    assert 'id="warnings"' not in admin_client.get("/results/throughput/", DEFAULTS).content.decode()
+    out = io.StringIO()
+    call_command("estimate_throughput", "--active-seconds-per-judgment", "60", stdout=out)
+    assert "Warning: Inconsistent inputs" in out.getvalue()
