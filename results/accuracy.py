@@ -210,6 +210,9 @@ def decide(keys, data: Judged, *, alpha: float, margin: float, planned: int) -> 
         blocked = [t for t in ts if t.p is None]
         if blocked:
             outcome, reason = "cannot be tested", f"{blocked[0].name}: {blocked[0].reason}"
+        elif data.n_questions < 2:
+            # Nothing said about one question generalises to others: no test, whatever the p-value.
+            outcome, reason = "cannot be tested", "all verdicts are on one question"
         elif len(data) < planned:
             outcome, reason = "not enough data", f"{len(data)} of {planned} planned verdicts"
         else:

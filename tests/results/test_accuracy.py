@@ -1,0 +1,108 @@
+"""Accuracy levels, differences and declared tests: hand-checkable cases and data that cannot support them."""
+
+import math
+
+import numpy as np
+import pytest
+
+from results import accuracy
+from results.simulation import Design, Truth, simulate_study
+
+pytestmark = pytest.mark.unit
+
+
+def row(correct, *, condition="debate", protocol="debate", judge="j1", question="q1", honest="A", first="A"):
+    return {
+        "verdict": honest if correct else ("B" if honest == "A" else "A"),
+        "correct": correct,
+        "probability": 0.8,
+        "judge": judge,
+        "question_id": question,
+        "honest_side": honest,
+        "first_speaker": first,
+        "turn_style": "sequential",
+        "protocol": protocol,
+        "condition": condition,
+        "model_settings": {"config_name": "cfg"},
+    }
+
+
+def test_levels_by_arm_and_condition_and_their_differences():
+    rows = [row(c, judge=f"j{k % 3}", question=f"q{k}") for k, c in enumerate([1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 0])] + [
+        row(c, condition=cond, protocol="consultancy", judge=f"j{k % 3}", question=f"q{k}")
+        for k, (c, cond) in enumerate([(1, "honest consultant"), (0, "dishonest consultant")] * 6)
+    ]
+    data = accuracy.Judged(rows + [{"verdict": None, "protocol": "debate"}])
+    assert len(data) == 24
+    levels = accuracy.by_arm(data)
+    assert list(levels) == ["debate", "consultancy"]
+    assert levels["debate"].value == pytest.approx(9 / 12) and levels["consultancy"].value == 0.5
+    conditions = accuracy.by_condition(data)
+    assert conditions["consultancy: honest consultant"].value == 1.0
+    assert conditions["consultancy: dishonest consultant"].value == 0.0
+    ((label, difference),) = accuracy.arm_differences(data).items()
+    assert label == "debate − consultancy" and difference.value == pytest.approx(0.25)
+    assert difference.low < 0.25 < difference.high
+
+
+def test_debate_splits_compare_positions_and_speaking_orders():
+    rows = [row(1, honest="A", question=f"a{k}", judge=f"j{k % 4}") for k in range(8)]
+    rows += [row(k % 2, honest="B", first="A", question=f"b{k}", judge=f"j{k % 4}") for k in range(8)]
+    splits = {s.title: s for s in accuracy.debate_splits(accuracy.Judged(rows))}
+    position = splits["Honest debater's answer position"]
+    assert position.levels["honest at A"].value == 1.0 and position.levels["honest at B"].value == 0.5
+    assert position.differences["honest at B − honest at A"].value == pytest.approx(-0.5)
+    order = splits["Speaking order (sequential debates)"]
+    assert set(order.levels) == {"honest speaks first", "honest speaks second"}
+    assert "Debater configuration" not in splits  # one configuration: nothing to compare
+
+
+def test_a_primary_family_is_holm_adjusted_and_waits_for_the_planned_size():
+    design = Design(arms=("debate", "consultancy"), num_questions=60, judgments_per_question=2, judges=4)
+    truth = Truth(accuracy={"debate": 0.85, "honest consultant": 0.8, "dishonest consultant": 0.4})
+    data = accuracy.Judged(simulate_study(design, truth, seed=3)[0])
+    keys = ["above-chance:debate", "difference:debate:consultancy"]
+    plan = accuracy.Plan("e", tuple(keys), alpha=0.05, margin=0.05, planned_judgments=len(data))
+    chance, difference = accuracy.primary_results(data, plan)
+    assert chance.outcome == "supported" and chance.p < 0.001
+    assert difference.p_adjusted == pytest.approx(min(1, max(2 * min(chance.p, difference.p), difference.p)))
+    early = accuracy.primary_results(data, plan.__class__(**{**plan.__dict__, "planned_judgments": len(data) + 1}))
+    assert {d.outcome for d in early} == {"not enough data"}
+    assert early[0].reason == f"{len(data)} of {len(data) + 1} planned verdicts"
+
+
+@pytest.mark.parametrize(
+    "rows,expected",
+    [
+        ([], "no observations"),
+        ([row(1), row(0), row(1)] * 20, "no observations"),  # one judge, one question, no consultancy
+        ([row(1, judge=f"j{k}", question=f"q{k}") for k in range(6)], "no observations"),  # no consultancy arm
+    ],
+    ids=["nothing judged", "one judge and one question", "a missing arm"],
+)
+def test_data_that_cannot_support_a_test_get_a_reason_never_nan_or_a_pass(rows, expected):
+    data = accuracy.Judged(rows)
+    decisions = accuracy.decide(
+        ["difference:debate:consultancy", "sandwich-robust"], data, alpha=0.05, margin=0.05, planned=0
+    )
+    if len({r["question_id"] for r in rows}) == 1:
+        # Sixty verdicts on one question show debaters winning there, not that they win in general.
+        (one_question,) = accuracy.decide(["above-chance:debate"], data, alpha=0.05, margin=0.05, planned=0)
+        assert one_question.outcome == "cannot be tested" and one_question.reason == "all verdicts are on one question"
+    for decision in decisions:
+        assert decision.outcome == "cannot be tested" and not decision.supported
+        assert decision.p is None and decision.p_adjusted is None
+    assert expected in decisions[0].reason
+    for estimate in accuracy.by_arm(data).values():
+        assert math.isfinite(estimate.value) and math.isfinite(estimate.low) and math.isfinite(estimate.high)
+    assert accuracy.sandwich(data, alpha=0.05, margin=0.05, planned=0) is None
+
+
+def test_the_model_alone_is_clustered_by_question_only():
+    model = [{"question_id": f"q{k}", "correct": k % 3 != 0} for k in range(30)]
+    data = accuracy.Judged([], model)
+    estimate = data.share(data.model_alone())
+    assert estimate.value == pytest.approx(20 / 30) and estimate.n == 30
+    assert estimate.low < 20 / 30 < estimate.high
+    # One answer per question: no clustering, only the small-sample factor 30 / 29 of 30 clusters.
+    assert np.isclose(estimate.n_effective, 29)
