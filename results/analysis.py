@@ -184,14 +184,25 @@ def judge_skill(rows) -> dict:
     return {"skills": skills}
 
 
-def time_summary(measurements: dict) -> dict:
-    """Means with intervals of per-judgment active seconds, words read and reading rate."""
-    out = {}
-    for name in ("active_seconds_per_judgment", "words_per_trial", "reading_wpm"):
-        values = measurements.get(name, [])
-        boot = TwoWayBootstrap(range(len(values)), [None] * len(values))
-        out[name] = boot.mean(values) if len(values) else unknown(0, "no observations")
-    return out
+def time_summary(records: list[dict]) -> dict:
+    """Per judgment, with two-way clustered intervals: active seconds, words read, and the reading rate
+    as a ratio of sums (all words over all minutes), not a mean of each verdict's rate.
+
+    ``records`` as ``results.measure.verdict_records``: judge, question_id, words, seconds (or None)."""
+    if not records:
+        return {
+            name: unknown(0, "no verdicts")
+            for name in ("active_seconds_per_judgment", "words_per_trial", "reading_wpm")
+        }
+    boot = TwoWayBootstrap.of_rows(records)
+    words = np.array([r["words"] for r in records], float)
+    timed = np.array([bool(r["seconds"]) for r in records])
+    minutes = np.array([(r["seconds"] or 0.0) / 60.0 for r in records])
+    return {
+        "active_seconds_per_judgment": boot.mean(minutes * 60.0, timed) if timed.any() else unknown(0, "no times"),
+        "words_per_trial": boot.mean(words),
+        "reading_wpm": boot.ratio(words, minutes, timed) if timed.any() else unknown(0, "no times"),
+    }
 
 
 def data_warnings(rows) -> list[str]:

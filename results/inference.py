@@ -294,7 +294,8 @@ def effective_size(value: float, variance: float, n: int) -> float:
 
 
 def wald_estimate(value: float, spread: Spread, n: int, confidence: float = CONFIDENCE) -> Estimate:
-    if not (math.isfinite(value) and spread.variance > 0):
+    # A variance at rounding level (one observation, identical values) is no variation at all.
+    if not (math.isfinite(value) and spread.variance > 1e-24 * max(1.0, value * value)):
         return Estimate(value, math.nan, math.nan, n, method="no variation to estimate a standard error from")
     half = spread.quantile(confidence) * math.sqrt(spread.variance)
     return Estimate(value, value - half, value + half, n, None, spread.df, "estimate ± t × two-way clustered SE")

@@ -28,6 +28,8 @@ from scipy.optimize import brentq
 from judging.assignment import QuestionInfo, plan_trials
 from judging.protocols.registry import ARMS
 
+from .accuracy import Judged, arm_differences, by_arm, decide
+
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
 
 
@@ -153,8 +155,6 @@ class Scenario:
 def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0) -> dict[str, float]:
     """Share of simulated studies whose 95% intervals cover the truth: each arm's level, each difference
     between arms, and the model alone where the design has sandwiching."""
-    from .accuracy import Judged, arm_differences, by_arm
-
     hits: dict[str, list[bool]] = {}
     truth = scenario.truth
     for study in range(studies):
@@ -185,8 +185,6 @@ def pass_rates(
     """Share of simulated studies in which each declared comparison is supported (decided at full size).
 
     Under a null truth this is the false-pass rate; under an effect, the power."""
-    from .accuracy import Judged, decide
-
     keys = list(keys)
     passed = {key: 0 for key in keys}
     for study in range(studies):

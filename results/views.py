@@ -15,7 +15,7 @@ from . import accuracy, plots
 from . import analysis as stats
 from .forms import EstimatorForm
 from .inference import RESAMPLED_UNITS
-from .measure import verdict_measurements
+from .measure import verdict_records
 from .services import throughput_estimate
 from .throughput import LABELS, EstimatorInputError, output_label
 
@@ -193,7 +193,7 @@ def analysis(request):
                 "model_judges": stats.model_judge_accuracy(rows, list(model_verdict_rows(ids))),
                 "ratings": stats.debater_ratings(rows, scale="elo" if request.GET.get("ratings") == "elo" else "logit"),
                 "skill": stats.judge_skill(rows),
-                "time": stats.time_summary(verdict_measurements(ids)),
+                "time": stats.time_summary(verdict_records(ids)),
             }
         )
     return render(request, "results/analysis.html", context)
