@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import power_page, views
 
 app_name = "results"
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("throughput/", views.throughput, name="throughput"),
     path("export/", views.export, name="export"),
     path("analysis/", views.analysis, name="analysis"),
+    path("power/", power_page.power_calculator, name="power"),
 ]
