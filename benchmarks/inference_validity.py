@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from results.power import Power  # noqa: E402
 from results.simulation import COVERAGE_SCENARIOS, NULL_SCENARIOS, POWER_SCENARIOS, coverage, pass_rates  # noqa: E402
 
 
 def monte_carlo_error(rate: float, studies: int) -> float:
-    return math.sqrt(max(rate * (1 - rate), 1e-9) / studies)
+    return Power("", round(rate * studies), studies).error
 
 
 def main(argv=None) -> dict:
