@@ -22,6 +22,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .accuracy import MIN_JUDGES_FOR_TESTS
 from .calibration import calibration, calibration_by_judge  # noqa: F401
 from .inference import SEED, Estimate, TwoWayBootstrap, unknown, wald_estimate
 
@@ -218,6 +219,12 @@ def data_warnings(rows) -> list[str]:
             notes.append(
                 "All verdicts come from one judge: intervals generalise over questions only, not to other judges; "
                 "per-judge comparisons and judge skill are not possible."
+            )
+        if 1 < len({r["judge"] for r in rows_judged}) < MIN_JUDGES_FOR_TESTS:
+            notes.append(
+                f"Only {len({r['judge'] for r in rows_judged})} judges: intervals that generalise to other judges "
+                "rest on very few of them (simulated coverage 0.85-0.92 with 2 or 3 judges where 0.95 was asked), "
+                f"and no test is decided with fewer than {MIN_JUDGES_FOR_TESTS}."
             )
         if len({r["question_id"] for r in rows_judged}) == 1:
             notes.append(

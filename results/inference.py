@@ -134,7 +134,9 @@ class TwoWayBootstrap:
         for scheme, labels, resampled in (
             ("question", question_text, np.ones(self.n, bool)),
             ("judge", judge_text, has_judge),
-            ("cell", [q + "\x00" + j for q, j in zip(question_text, judge_text)], np.ones(self.n, bool)),
+            # An observation with no judge is no cell's either: subtracting its variance as a cell would
+            # cancel the question term that is its only variance (a model answering alone).
+            ("cell", [q + "\x00" + j for q, j in zip(question_text, judge_text)], has_judge),
         ):
             names = sorted({label for label, r in zip(labels, resampled) if r})
             index = {name: i for i, name in enumerate(names)}
@@ -247,7 +249,12 @@ class TwoWayBootstrap:
         if n == 0:
             return unknown(0, "no observations")
         value, spread = self.mean_spread(outcomes, mask)
-        n_eff = effective_size(value, spread.variance, n)
+        if value in (0.0, 1.0):
+            # Every outcome alike: the design effect cannot be estimated. Assume verdicts on one question
+            # agree (question difficulty is the usual cluster), so the effective size is the questions'.
+            n_eff = float(min(n, self.units("question", mask)))
+        else:
+            n_eff = effective_size(value, spread.variance, n)
         low, high = wilson(value * n_eff, n_eff, quantile=spread.quantile(confidence))
         return Estimate(value, low, high, n, n_eff, spread.df, "Wilson score at the effective size")
 

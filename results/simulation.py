@@ -172,6 +172,12 @@ def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0)
             hits.setdefault("level: model alone", []).append(
                 _covers(data.share(data.model_alone()), truth.model_accuracy)
             )
+            hits.setdefault("difference: assisted-honest − model alone", []).append(
+                _covers(
+                    data.difference(data.arm("assisted-honest"), data.model_alone()),
+                    truth.arm_accuracy("assisted-honest") - truth.model_accuracy,
+                )
+            )
     return {name: float(np.mean(h)) for name, h in hits.items()}
 
 

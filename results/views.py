@@ -103,8 +103,8 @@ def _plan(experiment: Experiment) -> accuracy.Plan:
 
 
 def _shared_plan(experiments: list[Experiment]) -> accuracy.Plan:
-    """α, δ and planned size for the sections that pool experiments: one experiment's own, else defaults
-    (δ shared when every experiment declared the same) and the experiments' planned sizes added up."""
+    """α and δ for the exploratory sections that pool experiments: one experiment's own, else the
+    defaults (δ shared when every experiment declared the same)."""
     if len(experiments) == 1:
         return _plan(experiments[0])
     margins = {e.non_inferiority_margin for e in experiments}
@@ -160,7 +160,7 @@ def analysis(request):
     if len(data):
         plan = _shared_plan(experiments)
         by_arm = accuracy.by_arm(data)
-        sandwich = accuracy.sandwich(data, alpha=plan.alpha, margin=plan.margin, planned=plan.planned_judgments)
+        sandwich = accuracy.sandwich(data, alpha=plan.alpha, margin=plan.margin)
         calibration = stats.calibration(rows)
         context.update(
             {

@@ -13,7 +13,7 @@ from judging.models import ModelAnswer
 from judging.protocols import debate
 from judging.protocols.debate import DebateState
 from judging.protocols.sandwich import sandwich_rules
-from judging.services import live_move, trial_open, verdict_submit
+from judging.services import live_move, trial_open, trial_skip, verdict_submit
 from results import accuracy
 
 CONDITIONS = ["naive", "assisted-honest", "assisted-misleading"]
@@ -59,8 +59,9 @@ def by_condition(experiment):
     return {c: experiment.trials.filter(condition=c).first() for c in CONDITIONS}
 
 
-def test_each_condition_runs_as_designed(sandwich_experiment, judge):
+def test_each_condition_runs_as_designed(sandwich_experiment, judge, plan_first):
     trials = by_condition(sandwich_experiment)
+    plan_first(*(trials[c] for c in CONDITIONS))  # the judge takes them in this order
     assert collections.Counter(sandwich_experiment.trials.values_list("condition", flat=True)) == {
         c: 2 for c in CONDITIONS
     }
@@ -92,8 +93,9 @@ def test_each_condition_runs_as_designed(sandwich_experiment, judge):
         verdict_submit(trial_id=trial.pk, judge=judge, chosen="B", probability=0.7, rationale="helped")
 
 
-def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich_experiment, judge, client):
+def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich_experiment, judge, client, plan_first):
     trials = by_condition(sandwich_experiment)
+    plan_first(trials["assisted-honest"], trials["assisted-misleading"])
     client.force_login(judge)
     pages = {}
     for condition in ("assisted-honest", "assisted-misleading"):
@@ -104,6 +106,7 @@ def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich
         trial.turns.update(text="Same words.")
         html = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
         state = client.get(reverse("judging:trial_state", args=[trial.pk])).content.decode()
+        assert "Same words." in html and "Same words." in state  # the trial itself, opened in order
         for leak in ("misleading", "honest", "PASSAGE-SECRET", "assisted-", "correct_index"):
             assert leak not in html and leak not in state, (condition, leak)
         pages[condition] = (
@@ -112,6 +115,8 @@ def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich
             .replace(trial.answer_text("A"), "a")
             .replace(trial.answer_text("B"), "b")
         )
+        # On to the next trial without a verdict, so that both pages say "Trial 1 of 6".
+        trial_skip(trial_id=trial.pk, judge=judge, reason="compared with the other assistant")
     strip = lambda h: "\n".join(line for line in h.splitlines() if "csrfmiddlewaretoken" not in line)  # noqa: E731
     assert strip(pages["assisted-honest"]) == strip(pages["assisted-misleading"])
 
@@ -146,38 +151,42 @@ def test_the_four_numbers_and_the_sandwiching_claims_as_tests():
         "assisted-misleading": [1, 1, 0, 0, 1, 0],
     }
     rows = [
-        row(condition, outcomes[(i + k) % 6], judges[k], q)
+        row(condition, outcomes[(i + k) % 6], judges[(2 * i + k) % 6], q)
         for condition, outcomes in pattern.items()
         for i, q in enumerate(questions)
         for k in range(2)
     ]
     model = [{"question_id": q, "correct": i % 2} for i, q in enumerate(questions)]
-    result = accuracy.sandwich(accuracy.Judged(rows, model), alpha=0.05, margin=0.05, planned=len(rows))
+    result = accuracy.sandwich(accuracy.Judged(rows, model), alpha=0.05, margin=0.05)
     numbers = result.numbers
     assert [
         round(numbers[k].value, 3)
         for k in ("human alone", "model alone", "human + honest assistant", "human + misleading assistant")
     ] == [0.5, 0.5, 0.833, 0.5]
     helpful, robust = result.decisions
-    assert helpful.key == "sandwich-helpful" and len(helpful.tests) == 2 and helpful.outcome == "supported"
+    # Nobody declared these claims here: the page says whether p fell below alpha, and decides nothing.
+    assert helpful.key == "sandwich-helpful" and len(helpful.tests) == 2 and helpful.outcome == "p ≤ α (exploratory)"
     assert helpful.p == max(t.p for t in helpful.tests)
     # Misleading help exactly as good as the judge alone is non-inferior at delta = 5 points only with
     # enough data: at this size the interval reaches further down than -5 points.
-    assert robust.key == "sandwich-robust" and robust.outcome == "not supported"
+    assert robust.key == "sandwich-robust" and robust.outcome == "p > α (exploratory)"
     assert result.missing == []
 
-    # Before the planned size nothing is decided, but the tests are shown.
-    early = accuracy.sandwich(accuracy.Judged(rows, model), alpha=0.05, margin=0.05, planned=len(rows) + 1)
-    assert {d.outcome for d in early.decisions} == {"not enough data"} and early.decisions[0].p is not None
+    # Declared, the same claims are decided, but not before the planned size.
+    keys = ["sandwich-helpful", "sandwich-robust"]
+    declared = accuracy.decide(keys, accuracy.Judged(rows, model), alpha=0.05, margin=0.05, planned=len(rows))
+    assert [d.outcome for d in declared] == ["supported", "not supported"]
+    early = accuracy.decide(keys, accuracy.Judged(rows, model), alpha=0.05, margin=0.05, planned=len(rows) + 1)
+    assert {d.outcome for d in early} == {"not enough data"} and early[0].p is not None
 
-    without_model = accuracy.sandwich(accuracy.Judged(rows, []), alpha=0.05, margin=0.05, planned=len(rows))
+    without_model = accuracy.sandwich(accuracy.Judged(rows, []), alpha=0.05, margin=0.05)
     assert without_model.missing == ["model alone"]
     assert [d.key for d in without_model.decisions] == ["sandwich-robust"]
 
     # Identical outcomes in two arms, trial for trial: no variation, so no test rather than a false "pass".
     same = [r | {"condition": "assisted-misleading"} for r in rows if r["condition"] == "naive"]
     twins = [r for r in rows if r["condition"] != "assisted-misleading"] + same
-    tied = accuracy.sandwich(accuracy.Judged(twins, model), alpha=0.05, margin=0.05, planned=len(twins))
+    tied = accuracy.sandwich(accuracy.Judged(twins, model), alpha=0.05, margin=0.05)
     assert tied.decisions[1].outcome == "cannot be tested" and "no variation" in tied.decisions[1].reason
 
 

@@ -95,7 +95,7 @@ def test_data_that_cannot_support_a_test_get_a_reason_never_nan_or_a_pass(rows, 
     assert expected in decisions[0].reason
     for estimate in accuracy.by_arm(data).values():
         assert math.isfinite(estimate.value) and math.isfinite(estimate.low) and math.isfinite(estimate.high)
-    assert accuracy.sandwich(data, alpha=0.05, margin=0.05, planned=0) is None
+    assert accuracy.sandwich(data, alpha=0.05, margin=0.05) is None
 
 
 def test_the_model_alone_is_clustered_by_question_only():

@@ -65,7 +65,7 @@ def test_sandwiching_figures_and_tests_recomputed_from_the_exports(tmp_path, mon
         a, b = label.split(" − ")
         same_difference(ns["difference"](arm == a, arm == b), estimate)
 
-    helpful, robust = accuracy.sandwich(data, alpha=0.05, margin=0.05, planned=len(data)).decisions
+    helpful, robust = accuracy.sandwich(data, alpha=0.05, margin=0.05).decisions
     documented_helpful = max(
         ns["p_difference_above"](arm == "assisted-honest", arm == "naive"),
         ns["p_difference_above"](arm == "assisted-honest", arm == "model alone"),
