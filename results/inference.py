@@ -251,8 +251,11 @@ class TwoWayBootstrap:
         value, spread = self.mean_spread(outcomes, mask)
         if value in (0.0, 1.0):
             # Every outcome alike: the design effect cannot be estimated. Assume verdicts on one question
-            # agree (question difficulty is the usual cluster), so the effective size is the questions'.
-            n_eff = float(min(n, self.units("question", mask)))
+            # agree (question difficulty is the usual cluster): the effective size and the degrees of
+            # freedom are the questions'.
+            questions = self.units("question", mask)
+            n_eff = float(min(n, questions))
+            spread = Spread(spread.variance, max(1.0, questions - 1.0))
         else:
             n_eff = effective_size(value, spread.variance, n)
         low, high = wilson(value * n_eff, n_eff, quantile=spread.quantile(confidence))

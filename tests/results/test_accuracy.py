@@ -106,3 +106,42 @@ def test_the_model_alone_is_clustered_by_question_only():
     assert estimate.low < 20 / 30 < estimate.high
     # One answer per question: no clustering, only the small-sample factor 30 / 29 of 30 clusters.
     assert np.isclose(estimate.n_effective, 29)
+
+
+def test_primary_decisions_use_the_first_planned_verdicts_only():
+    design = Design(num_questions=40, judgments_per_question=2, judges=4)
+    rows = simulate_study(design, Truth(accuracy={"debate": 0.8}), seed=8)[0]
+    for k, r in enumerate(rows):
+        r["verdict_at"] = f"2026-11-26T10:{k // 60:02d}:{k % 60:02d}"
+    # Later verdicts, all wrong, must not move a decision taken at the planned size.
+    late = [dict(r, verdict_at="2026-11-27T00:00:00", correct=False, trial_id=-k) for k, r in enumerate(rows)]
+    plan = accuracy.Plan("e", ("above-chance:debate",), alpha=0.05, margin=0.05, planned_judgments=len(rows))
+    (on_time,) = accuracy.primary_results(accuracy.Judged(rows), plan)
+    (with_late,) = accuracy.primary_results(accuracy.Judged(late + rows), plan)
+    assert on_time.outcome == with_late.outcome == "supported" and on_time.p == with_late.p
+
+
+def test_an_all_correct_cell_counts_its_questions_not_its_verdicts():
+    rows = [row(1, judge=f"j{k}", question=f"q{k % 3}") for k in range(30)]  # 3 questions x 10 judges
+    share = accuracy.Judged(rows).share(np.ones(30, bool))
+    assert share.value == 1.0 and share.n_effective == 3 and share.low < 0.6
+    (test,) = accuracy.decide(["above-chance:debate"], accuracy.Judged(rows), alpha=0.05, margin=0.05, planned=30)
+    assert test.outcome == "not supported"
+
+
+def test_a_comparison_that_cannot_be_tested_still_counts_in_the_holm_family():
+    design = Design(arms=("debate", "consultancy"), num_questions=40, judgments_per_question=2, judges=4)
+    truth = Truth(accuracy={"debate": 0.8, "honest consultant": 0.8, "dishonest consultant": 0.5})
+    data = accuracy.Judged(simulate_study(design, truth, seed=4)[0])
+    keys = ["above-chance:debate", "sandwich-helpful"]  # no sandwiching here
+    chance, helpful = accuracy.decide(keys, data, alpha=0.05, margin=0.05, planned=len(data))
+    assert helpful.outcome == "cannot be tested" and helpful.p_adjusted is None
+    assert chance.p_adjusted == pytest.approx(min(1.0, 2 * chance.p))
+
+
+def test_two_or_three_judges_decide_nothing():
+    design = Design(num_questions=60, judgments_per_question=3, judges=3)
+    data = accuracy.Judged(simulate_study(design, Truth(accuracy={"debate": 0.9}), seed=2)[0])
+    (decision,) = accuracy.decide(["above-chance:debate"], data, alpha=0.05, margin=0.05, planned=len(data))
+    assert decision.outcome == "cannot be tested" and "only 3 judges" in decision.reason
+    assert decision.p is not None  # the figure is still shown
