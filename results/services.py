@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from judging import analysis_plan
+from judging.models import Experiment
+
+from . import accuracy
 from .measure import measured_quantities
 from .throughput import (
     EstimatorInputError,
@@ -42,3 +46,46 @@ def throughput_estimate(*, preset: str = "", values: dict | None = None, experim
             measured = {name: available[name] for name in measure}
         inputs = build_inputs(values or {}, measured)
     return inputs, estimate(inputs)
+
+
+def experiment_plan(experiment: Experiment) -> accuracy.Plan:
+    return accuracy.Plan(
+        experiment=experiment.name,
+        primary=tuple(experiment.primary_comparisons),
+        alpha=experiment.alpha,
+        margin=experiment.non_inferiority_margin,
+        planned_judgments=experiment.judgments_planned,
+    )
+
+
+def shared_plan(experiments: list[Experiment]) -> accuracy.Plan:
+    """α and δ for the exploratory sections that pool experiments: one experiment's own, else the
+    defaults (δ shared when every experiment declared the same)."""
+    if len(experiments) == 1:
+        return experiment_plan(experiments[0])
+    margins = {e.non_inferiority_margin for e in experiments}
+    return accuracy.Plan(
+        experiment=", ".join(e.name for e in experiments),
+        primary=(),
+        alpha=analysis_plan.DEFAULT_ALPHA,
+        margin=margins.pop() if len(margins) == 1 else analysis_plan.DEFAULT_MARGIN,
+        planned_judgments=sum(e.judgments_planned for e in experiments),
+    )
+
+
+def primary_sections(experiments, rows, model_rows) -> list[dict]:
+    """Each experiment's declared comparisons, tested on its own verdicts only."""
+    sections = []
+    for experiment in experiments:
+        plan = experiment_plan(experiment)
+        own = [r for r in rows if r["experiment_id"] == experiment.pk]
+        data = accuracy.Judged(own, [m for m in model_rows if m["experiment_id"] == experiment.pk])
+        sections.append(
+            {
+                "experiment": experiment,
+                "plan": plan,
+                "judged": len(data),
+                "decisions": accuracy.primary_results(data, plan) if plan.primary else [],
+            }
+        )
+    return sections

@@ -7,7 +7,7 @@ from django.contrib.auth import authenticate
 from django.http import JsonResponse
 from django.shortcuts import render
 
-from judging import analysis_plan, exports
+from judging import exports
 from judging.exports import model_answer_rows, model_verdict_rows, trial_rows
 from judging.models import Experiment
 
@@ -16,7 +16,7 @@ from . import analysis as stats
 from .forms import EstimatorForm
 from .inference import RESAMPLED_UNITS
 from .measure import verdict_records
-from .services import throughput_estimate
+from .services import primary_sections, shared_plan, throughput_estimate
 from .throughput import LABELS, EstimatorInputError, output_label
 
 
@@ -92,49 +92,6 @@ def export(request):
     return exports.export_response(table, fmt, ids)
 
 
-def _plan(experiment: Experiment) -> accuracy.Plan:
-    return accuracy.Plan(
-        experiment=experiment.name,
-        primary=tuple(experiment.primary_comparisons),
-        alpha=experiment.alpha,
-        margin=experiment.non_inferiority_margin,
-        planned_judgments=experiment.judgments_planned,
-    )
-
-
-def _shared_plan(experiments: list[Experiment]) -> accuracy.Plan:
-    """α and δ for the exploratory sections that pool experiments: one experiment's own, else the
-    defaults (δ shared when every experiment declared the same)."""
-    if len(experiments) == 1:
-        return _plan(experiments[0])
-    margins = {e.non_inferiority_margin for e in experiments}
-    return accuracy.Plan(
-        experiment=", ".join(e.name for e in experiments),
-        primary=(),
-        alpha=analysis_plan.DEFAULT_ALPHA,
-        margin=margins.pop() if len(margins) == 1 else analysis_plan.DEFAULT_MARGIN,
-        planned_judgments=sum(e.judgments_planned for e in experiments),
-    )
-
-
-def primary_sections(experiments, rows, model_rows) -> list[dict]:
-    """Each experiment's declared comparisons, tested on its own verdicts only."""
-    sections = []
-    for experiment in experiments:
-        plan = _plan(experiment)
-        own = [r for r in rows if r["experiment_id"] == experiment.pk]
-        data = accuracy.Judged(own, [m for m in model_rows if m["experiment_id"] == experiment.pk])
-        sections.append(
-            {
-                "experiment": experiment,
-                "plan": plan,
-                "judged": len(data),
-                "decisions": accuracy.primary_results(data, plan) if plan.primary else [],
-            }
-        )
-    return sections
-
-
 @staff_member_required
 def analysis(request):
     """Analysis of one or more experiments: ?experiment=ID&experiment=ID."""
@@ -158,7 +115,7 @@ def analysis(request):
     context["notes"] = stats.data_warnings(rows)
     data = accuracy.Judged(rows, model_rows)
     if len(data):
-        plan = _shared_plan(experiments)
+        plan = shared_plan(experiments)
         by_arm = accuracy.by_arm(data)
         sandwich = accuracy.sandwich(data, alpha=plan.alpha, margin=plan.margin)
         calibration = stats.calibration(rows)
