@@ -221,6 +221,12 @@ COVERAGE_SCENARIOS = (
         Truth(accuracy={"naive": 0.6, "assisted-honest": 0.7, "assisted-misleading": 0.55}, model_accuracy=0.55),
     ),
     Scenario(
+        # Below the goal (about 0.92): the page warns with 2 or 3 judges and decides no test.
+        "few judges: debate, 60 x 3, 3 judges",
+        Design(num_questions=60, judgments_per_question=3, judges=3),
+        Truth(accuracy={"debate": 0.7}),
+    ),
+    Scenario(
         "small: debate, 10 questions x 1, 2 judges, 95% accuracy",
         Design(num_questions=10, judgments_per_question=1, judges=2),
         Truth(accuracy={"debate": 0.95}),
