@@ -17,10 +17,10 @@ import os
 import tempfile
 from typing import Iterable, Iterator
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery
 from django.http import StreamingHttpResponse
 
-from .models import ModelAnswer, ModelConfig, ModelVerdict, Trial, Turn, Verdict, chosen_from_probability
+from .models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Trial, Turn, Verdict, chosen_from_probability
 
 SCHEMA_VERSION = 3
 CHUNK = 5000
@@ -67,6 +67,10 @@ TRIAL_COLUMNS = {
     "consultant_side": "str",
     "assistant_side": "str",
     "condition": "str",
+    "opened_at": "str",
+    "skipped_at": "str",
+    "skip_reason": "str",
+    "replaces_trial_id": "int",
 }
 TURN_COLUMNS = {
     "schema_version": "int",
@@ -154,6 +158,10 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "consultant_side",
         "assistant_side",
         "condition",
+        "opened_at",
+        "skipped_at",
+        "skip_reason",
+        "replaces_id",
     ]
     last_round = (
         Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE)
@@ -206,6 +214,10 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         consultant,
         assistant,
         condition,
+        opened_at,
+        skipped_at,
+        skip_reason,
+        replaces_id,
     ) in rows:
         if model_id not in settings_cache:
             settings_cache[model_id] = ModelConfig.objects.get(pk=model_id).settings_snapshot()
@@ -249,6 +261,10 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "consultant_side": consultant or None,
             "assistant_side": assistant or None,
             "condition": condition,
+            "opened_at": _iso(opened_at),
+            "skipped_at": _iso(skipped_at),
+            "skip_reason": skip_reason or None,
+            "replaces_trial_id": replaces_id,
         }
 
 
@@ -488,7 +504,57 @@ def model_verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         }
 
 
+EXPERIMENT_COLUMNS = {
+    "schema_version": "int",
+    "experiment_id": "int",
+    "experiment": "str",
+    "arms": "json",
+    "question_set": "str",
+    "num_questions": "int",
+    "judgments_per_question": "int",
+    "judges": "int",
+    "mode": "str",
+    "seed": "int",
+    "status": "str",
+    "launched_at": "str",
+    "primary_comparisons": "json",
+    "alpha": "float",
+    "non_inferiority_margin": "float",
+    "planned_judgments": "int",
+}
+
+
+def experiment_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
+    """One row per experiment: its design and its analysis plan as frozen at launch."""
+    experiments = (
+        Experiment.objects.filter(pk__in=list(experiment_ids))
+        .select_related("question_set")
+        .annotate(judge_count=Count("judges"))
+        .order_by("pk")
+    )
+    for e in experiments:
+        yield {
+            "schema_version": SCHEMA_VERSION,
+            "experiment_id": e.pk,
+            "experiment": e.name,
+            "arms": e.conditions,
+            "question_set": e.question_set.name,
+            "num_questions": e.num_questions,
+            "judgments_per_question": e.judgments_per_question,
+            "judges": e.judge_count,
+            "mode": e.mode,
+            "seed": e.seed,
+            "status": e.status,
+            "launched_at": _iso(e.launched_at),
+            "primary_comparisons": e.primary_comparisons,
+            "alpha": e.alpha,
+            "non_inferiority_margin": e.non_inferiority_margin,
+            "planned_judgments": e.judgments_planned,
+        }
+
+
 TABLES = {
+    "experiments": (experiment_rows, EXPERIMENT_COLUMNS),
     "trials": (trial_rows, TRIAL_COLUMNS),
     "turns": (turn_rows, TURN_COLUMNS),
     "verdicts": (verdict_rows, VERDICT_COLUMNS),

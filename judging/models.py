@@ -406,6 +406,25 @@ class TrialStatus(models.TextChoices):
     READY = "ready", "Ready to judge"
     JUDGED = "judged", "Judged"
     FAILED = "failed", "Generation failed"
+    SKIPPED = "skipped", "Skipped by the judge"
+
+
+# A judge's reason for skipping a trial: a short sentence, not an essay.
+SKIP_REASON_MAX = 500
+
+
+class TrialQuerySet(models.QuerySet):
+    def queue_of(self, judge):
+        """The judge's queue in the order its trials are judged; only the first may be opened.
+
+        Ready trials of launched experiments, experiments in launch order, each by its planned
+        (shuffled) ``queue_position``, so judges cannot choose what to judge. A trial the judge has
+        already opened comes first: one planned earlier that became ready later (its generation was
+        slow, or it replaces a failed trial) waits until the judge finishes the one in progress.
+        """
+        ready = self.filter(judge=judge, status=TrialStatus.READY, experiment__status=ExperimentStatus.LAUNCHED)
+        opened_first = models.F("opened_at").asc(nulls_last=True)
+        return ready.order_by(opened_first, "experiment__launched_at", "experiment_id", "queue_position", "id")
 
 
 class Trial(models.Model):
@@ -443,12 +462,35 @@ class Trial(models.Model):
     leanings = models.JSONField(
         default=list, blank=True, help_text="Live: [after round, probability A is correct] the judge gave."
     )
+    skipped_at = models.DateTimeField(null=True, blank=True, help_text="When the judge skipped the trial.")
+    skip_reason = models.TextField(blank=True, help_text="The judge's reason for skipping it (required to skip).")
+    replaces = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="replacement",
+        help_text="The failed trial this one replaces (same judge, arm, sides and queue position).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TrialQuerySet.as_manager()
 
     class Meta:
         ordering = ["experiment", "queue_position"]
         constraints = [
-            models.UniqueConstraint(fields=["experiment", "question", "judge"], name="one_trial_per_judge_question"),
+            # One trial per judge and question, failed ones aside: a failed trial may be replaced on its question.
+            models.UniqueConstraint(
+                fields=["experiment", "question", "judge"],
+                condition=~models.Q(status="failed"),
+                name="one_trial_per_judge_question",
+            ),
+            # A skipped trial always says when and why; no other trial has a skip recorded.
+            models.CheckConstraint(
+                condition=(models.Q(status="skipped", skipped_at__isnull=False) & ~models.Q(skip_reason=""))
+                | (~models.Q(status="skipped") & models.Q(skipped_at__isnull=True, skip_reason="")),
+                name="trial_skip_has_time_and_reason",
+            ),
             models.CheckConstraint(condition=_in("status", TrialStatus.choices), name="trial_status_known"),
             models.CheckConstraint(condition=_in("protocol", Protocol.choices), name="trial_protocol_known"),
             models.CheckConstraint(condition=_in("condition", Condition.choices), name="trial_condition_known"),
