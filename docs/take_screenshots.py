@@ -5,7 +5,8 @@
     .venv/bin/python docs/take_screenshots.py --base http://127.0.0.1:8001
 
 Writes PNGs to docs/screenshots/. Uses Debian's Chromium through Playwright. Run it on a fresh
-demo (rm -r var/ first): it judges the first live trial in the queue.
+demo (rm -r var/ first): it takes the judge's trials in their planned order, as a judge must, judging
+the first live debate and skipping (with a reason) the trials it passes over.
 """
 
 import argparse
@@ -20,6 +21,19 @@ OUT = Path(__file__).resolve().parent / "screenshots"
 def unstick(page):
     """Full-page screenshots draw a sticky header where the page was scrolled to; lay it flat."""
     page.add_style_tag(content=".question { position: static !important; }")
+
+
+def open_next(page, base) -> bool:
+    """Open the judge's next trial (the only one a judge may open); False when the queue is empty."""
+    page.goto(base + "/judge/next/")
+    return "/judge/trials/" in page.url
+
+
+def skip_open_trial(page, reason):
+    page.click("#skip summary")
+    page.fill("#skip-reason", reason)
+    page.click("#skip-button")
+    page.wait_for_url("**/judge/")
 
 
 def main():
@@ -40,10 +54,10 @@ def main():
         page.screenshot(path=OUT / "judge-queue.png", full_page=True)
 
         # A live debate: watch round 1 being written, ask a question, see the answer.
-        for href in [a.get_attribute("href") for a in page.locator("ol.queue a").all()]:
-            page.goto(base + href)
+        while open_next(page, base):
             if "After each round you may ask" in (page.text_content(".rules") or ""):
                 break
+            skip_open_trial(page, "Screenshot tour: looking for a live debate.")
         page.wait_for_selector(".speech.in-progress, #live-controls:not([hidden])", timeout=120_000)
         unstick(page)
         page.screenshot(path=OUT / "live-writing.png", full_page=True)
@@ -64,11 +78,8 @@ def main():
         page.click("text=Submit verdict and go to next")
 
         # Sandwiching: one trial alone, and one with an assistant (which kind is not shown).
-        page.goto(base + "/judge/")
-        links = [a.get_attribute("href") for a in page.locator("ol.queue a").all()]
         shot_naive = shot_assisted = False
-        for href in links:
-            page.goto(base + href)
+        while not (shot_naive and shot_assisted) and open_next(page, base):
             rules = page.text_content(".rules") or ""
             unstick(page)
             if "on your own" in rules and not shot_naive:
@@ -82,6 +93,8 @@ def main():
                 page.wait_for_selector("#live-controls:not([hidden])", timeout=180_000)
                 page.screenshot(path=OUT / "sandwich-assisted.png", full_page=True)
                 shot_assisted = True
+            if not (shot_naive and shot_assisted):
+                skip_open_trial(page, "Screenshot tour: on to the next kind of trial.")
 
         phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
         phone.add_cookies(page.context.cookies())

@@ -7,18 +7,15 @@ from collections import defaultdict
 from django.db.models import Count, Q
 
 from . import quotes, scoring
-from .models import Experiment, Trial, Turn
+from .models import Trial, Turn
 from .protocols import debate
 from .services import debate_rules, debate_state
 
 
 def judge_queue(judge):
-    """Trials assigned to ``judge`` that are ready and not yet judged, in queue order."""
-    return (
-        Trial.objects.filter(judge=judge, status=Trial.Status.READY, experiment__status=Experiment.Status.LAUNCHED)
-        .select_related("question", "experiment")
-        .order_by("experiment__launched_at", "experiment_id", "queue_position")
-    )
+    """Trials assigned to ``judge`` that are ready and not yet judged, in the order they are to be judged
+    (``Trial.objects.queue_of``): the first is the only one the judge may open."""
+    return Trial.objects.queue_of(judge).select_related("question", "experiment")
 
 
 def judge_progress(judge) -> dict:
@@ -27,6 +24,7 @@ def judge_progress(judge) -> dict:
         judged=Count("id", filter=Q(status=Trial.Status.JUDGED)),
         ready=Count("id", filter=Q(status=Trial.Status.READY)),
         preparing=Count("id", filter=Q(status=Trial.Status.GENERATING)),
+        skipped=Count("id", filter=Q(status=Trial.Status.SKIPPED)),
     )
     return counts
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import scoring
 from .assignment import QuestionInfo, plan_trials
-from .models import Experiment, Trial, Turn, Verdict
+from .models import SKIP_REASON_MAX, Experiment, Trial, Turn, Verdict
 from .protocols import debate, registry
 from .signals import model_alone_requested, turns_pending
 
@@ -28,6 +28,16 @@ class VerdictRefused(ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+class TrialRefused(VerdictRefused):
+    """Opening or skipping a trial that the judge may not open or skip now."""
+
+
+NOT_NEXT = (
+    "this is not your next trial: trials are judged one at a time, in the order planned for you. "
+    "Open your next trial from your queue, or skip it there with a reason."
+)
 
 
 def _announce_after_commit(signal, experiment_id: int) -> None:
@@ -199,10 +209,49 @@ def experiment_launch(*, experiment: Experiment) -> int:
     return len(plans)
 
 
-def trial_open(*, trial: Trial) -> None:
-    """Record when the judge first opened a trial; a live trial's first round starts then."""
+def _lock_queue(judge_id: int) -> None:
+    """Lock the judge's ready trials, so that two tabs cannot open or skip two trials at once."""
+    list(Trial.objects.select_for_update().filter(judge_id=judge_id, status=Trial.Status.READY).values_list("pk"))
+
+
+def _refuse_unless_next(trial: Trial) -> None:
+    """A judge works on their next trial only (``Trial.objects.queue_of``); one they have opened stays theirs
+    to finish. Call under ``_lock_queue``."""
+    if trial.status == Trial.Status.SKIPPED:
+        raise TrialRefused("you skipped this trial", status=409)
+    if trial.status == Trial.Status.JUDGED:
+        raise TrialRefused("you have already given a verdict on this trial", status=409)
+    if trial.status != Trial.Status.READY:
+        raise TrialRefused("no such trial in your queue", status=404)
+    if trial.opened_at is not None:
+        return
+    following = Trial.objects.queue_of(trial.judge_id).values_list("pk", flat=True).first()
+    if following != trial.pk:
+        raise TrialRefused(NOT_NEXT, status=409)
+
+
+def _refuse_unless_opened(trial: Trial, refusal: type[VerdictRefused]) -> None:
+    """Moves and verdicts are for a trial the judge has opened, which only their next trial can be."""
+    if trial.status == Trial.Status.SKIPPED:
+        raise refusal("you skipped this trial", status=409)
     if trial.opened_at is None:
-        Trial.objects.filter(pk=trial.pk, opened_at__isnull=True).update(opened_at=timezone.now())
+        raise refusal(
+            "open this trial first: trials are judged one at a time, in the order planned for you", status=409
+        )
+
+
+def trial_open(*, trial: Trial) -> None:
+    """Record when the judge first opened a trial; a live trial's first round starts then.
+
+    Only the judge's next trial may be opened (TrialRefused otherwise, and nothing changes), so
+    judges judge in the planned order and cannot choose among their trials.
+    """
+    if trial.opened_at is None:
+        with transaction.atomic():
+            _lock_queue(trial.judge_id)
+            trial.refresh_from_db(fields=["status", "opened_at"])
+            _refuse_unless_next(trial)
+            Trial.objects.filter(pk=trial.pk, opened_at__isnull=True).update(opened_at=timezone.now())
         trial.refresh_from_db(fields=["opened_at"])
     rules = debate_rules(trial.experiment, trial)
     if trial.live and rules.rounds > 0 and not trial.turns.exists():
@@ -211,6 +260,29 @@ def trial_open(*, trial: Trial) -> None:
             if not locked.turns.exists():  # not started by a concurrent request
                 _create_round_turns(trial.experiment, locked, 1, first_index=0)
                 _announce_after_commit(turns_pending, trial.experiment_id)
+
+
+def trial_skip(*, trial_id: int, judge, reason: str) -> Trial:
+    """The judge skips their next trial (or the one they have open), giving a reason; or TrialRefused,
+    and nothing changes. A skipped trial leaves the queue for good and counts as attrition."""
+    reason = (reason or "").replace("\x00", "").strip()
+    if not reason:
+        raise TrialRefused("say in a few words why you skip this trial")
+    if len(reason) > SKIP_REASON_MAX:
+        raise TrialRefused(f"the reason is limited to {SKIP_REASON_MAX} characters")
+    with transaction.atomic():
+        _lock_queue(judge.pk)
+        trial = Trial.objects.select_for_update().filter(pk=trial_id, judge=judge).first()
+        if trial is None:  # unknown, or someone else's: the same answer, so ids leak nothing
+            raise TrialRefused("no such trial in your queue", status=404)
+        if trial.status == Trial.Status.SKIPPED:
+            raise TrialRefused("you have already skipped this trial", status=409)
+        _refuse_unless_next(trial)
+        Trial.objects.filter(pk=trial.pk, status=Trial.Status.READY).update(
+            status=Trial.Status.SKIPPED, skipped_at=timezone.now(), skip_reason=reason
+        )
+    trial.refresh_from_db()
+    return trial
 
 
 class MoveRefused(VerdictRefused):
@@ -233,6 +305,7 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
             raise MoveRefused("this trial is not live: its debate was generated in advance", status=409)
         if trial.status == Trial.Status.JUDGED:
             raise MoveRefused("you have already given a verdict on this trial", status=409)
+        _refuse_unless_opened(trial, MoveRefused)
         turns = list(trial.turns.all())
         if any(t.status != Turn.Status.DONE for t in turns):
             raise MoveRefused("the debaters are still speaking; wait for this round to finish", status=409)
@@ -326,6 +399,7 @@ def verdict_submit(
             raise VerdictRefused("no such trial in your queue", status=404)
         if Verdict.objects.filter(trial=trial).exists():
             raise VerdictRefused("you have already given a verdict on this trial", status=409)
+        _refuse_unless_opened(trial, VerdictRefused)
         state = debate_state(trial)
         try:
             state.apply_verdict(chosen, p)

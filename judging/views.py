@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -28,21 +28,34 @@ def _own_trial(request, trial_id: int) -> Trial:
     return trial
 
 
-@login_required
-def queue(request):
-    trials = selectors.judge_queue(request.user)
-    # While trials are being prepared, queue.js reloads the page once the number of ready ones changes.
-    refresh = {"ready": len(trials), "url": reverse("judging:queue_json")}
+def _queue_page(request, *, error: str | None = None, status: int = 200, skip_reason: str = ""):
+    """The judge's queue: only its first trial can be opened or skipped; the rest are listed in order."""
+    trials = list(selectors.judge_queue(request.user))
+    # While trials are being prepared, queue.js reloads the page once the ready ones change.
+    refresh = {"ready": [t.pk for t in trials], "url": reverse("judging:queue_json")}
     return render(
         request,
         "judging/queue.html",
-        {"trials": trials, "progress": selectors.judge_progress(request.user), "refresh": refresh},
+        {
+            "next_trial": trials[0] if trials else None,
+            "later_trials": trials[1:],
+            "progress": selectors.judge_progress(request.user),
+            "refresh": refresh,
+            "error": error,
+            "skip_reason": skip_reason,
+        },
+        status=status,
     )
 
 
 @login_required
+def queue(request):
+    return _queue_page(request)
+
+
+@login_required
 def queue_json(request):
-    """For the queue page to refresh itself while trials are being prepared."""
+    """For the queue page to refresh itself while trials are being prepared (ids in queue order)."""
     return JsonResponse(
         {
             "progress": selectors.judge_progress(request.user),
@@ -59,6 +72,36 @@ def next_trial(request):
     return redirect("judging:trial", trial_id=trial.pk)
 
 
+@login_required
+@require_POST
+def skip_trial(request, trial_id: int):
+    """Skip the judge's next trial with a reason; a refusal is shown on the queue, the reason kept."""
+    reason = request.POST.get("reason", "")
+    try:
+        services.trial_skip(trial_id=trial_id, judge=request.user, reason=reason)
+    except services.TrialRefused as refusal:
+        if refusal.status == 404:
+            raise Http404(str(refusal)) from None
+        return _queue_page(request, error=str(refusal), status=refusal.status, skip_reason=reason)
+    messages.success(request, "Trial skipped. Your reason has been recorded.")
+    return redirect("judging:queue")
+
+
+class Refused(Exception):
+    """A read of a trial the judge may not see now (answered 409 with the message)."""
+
+
+def _opened_trial(request, trial_id: int) -> Trial:
+    """The judge's trial for the views that read or act on an open trial: one they have not opened (a
+    later trial of their queue) or skipped is refused (409), so its transcript cannot be read ahead."""
+    trial = _own_trial(request, trial_id)
+    if trial.status == Trial.Status.SKIPPED:
+        raise Refused("you skipped this trial")
+    if trial.opened_at is None and trial.status != Trial.Status.JUDGED:
+        raise Refused(services.NOT_NEXT)
+    return trial
+
+
 def _trial_context(trial: Trial) -> dict:
     """What the trial page and its live partials are rendered from: the judge's view and nothing else."""
     view = selectors.judge_view_of_trial(trial)
@@ -73,8 +116,15 @@ def _live_partials(request, trial: Trial):
 @login_required
 def trial_page(request, trial_id: int, error: str | None = None, status: int = 200, form: dict | None = None):
     trial = _own_trial(request, trial_id)
+    if trial.status == Trial.Status.SKIPPED:
+        return _queue_page(request, error="You skipped this trial.", status=409)
     if trial.status == Trial.Status.READY:
-        services.trial_open(trial=trial)
+        try:
+            services.trial_open(trial=trial)
+        except services.TrialRefused as refusal:  # not the judge's next trial: nothing was opened
+            if refusal.status == 404:
+                raise Http404(str(refusal)) from None
+            return _queue_page(request, error=str(refusal), status=refusal.status)
     return render(
         request,
         "judging/trial.html",
@@ -92,14 +142,22 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
 @login_required
 def trial_state(request, trial_id: int):
     """The judge's view of a trial as JSON."""
-    return JsonResponse(selectors.judge_view_of_trial(_own_trial(request, trial_id)))
+    try:
+        trial = _opened_trial(request, trial_id)
+    except Refused as refusal:
+        return JsonResponse({"error": str(refusal)}, status=409)
+    return JsonResponse(selectors.judge_view_of_trial(trial))
 
 
 @login_required
 @require_GET
 def trial_live(request, trial_id: int):
     """The live partials of the trial page (transcript, status, moves, verdict), polled while debaters speak."""
-    return _live_partials(request, _own_trial(request, trial_id))
+    try:
+        trial = _opened_trial(request, trial_id)
+    except Refused as refusal:
+        return HttpResponse(str(refusal), status=409, content_type="text/plain; charset=utf-8")
+    return _live_partials(request, trial)
 
 
 @login_required

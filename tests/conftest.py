@@ -165,6 +165,26 @@ def ready_trial(make_model_config, make_experiment, judge):
 
 
 @pytest.fixture
+def plan_first(db):
+    """Reorder a judge's planned queue so that the given trials come first, in that order: for tests about
+    particular trials, since a judge may only open their next trial (judging.models.TrialQuerySet.queue_of)."""
+    from judging.models import Trial
+
+    def reorder(*trials):
+        first = [t.pk for t in trials]
+        rest = Trial.objects.filter(experiment_id=trials[0].experiment_id, judge_id=trials[0].judge_id).exclude(
+            pk__in=first
+        )
+        order = first + list(rest.order_by("queue_position").values_list("pk", flat=True))
+        for position, pk in enumerate(order):
+            Trial.objects.filter(pk=pk).update(queue_position=position)
+        for trial in trials:
+            trial.refresh_from_db(fields=["queue_position"])
+
+    return reorder
+
+
+@pytest.fixture
 def eager_celery():
     """Run Celery tasks inline, in the caller's thread (for tests of pages that trigger generation)."""
     from debate_platform.celery import app
@@ -183,6 +203,7 @@ def live_experiment(make_model_config, make_experiment, tiny_model_dir):
         make_model_config(tiny_model_dir, max_new_tokens=12), mode="live", rounds=3, min_rounds=2, num_questions=2
     )
     experiment_launch(experiment=experiment)
+    experiment.refresh_from_db()  # launched: a test that changes and saves it must not write back the draft
     return experiment
 
 
@@ -199,4 +220,5 @@ def sandwich_experiment(make_model_config, make_experiment, tiny_model_dir, judg
         num_questions=6,
     )
     experiment_launch(experiment=experiment)
+    experiment.refresh_from_db()  # launched: a test that changes and saves it must not write back the draft
     return experiment

@@ -249,8 +249,11 @@ def test_active_time_excludes_idle_and_hidden_time(page, live_server, ready_tria
 
 
 @pytest.mark.parametrize("condition", ["naive", "assisted-honest", "assisted-misleading"])
-def test_a_sandwiching_trial_in_each_condition(page, live_server, sandwich_experiment, eager_celery, condition):
+def test_a_sandwiching_trial_in_each_condition(
+    page, live_server, sandwich_experiment, eager_celery, plan_first, condition
+):
     trial = sandwich_experiment.trials.filter(condition=condition).first()
+    plan_first(trial)  # the judge's next trial
     log_in(page, live_server.url, "judy", "judge-pass-123")
     page.goto(f"{live_server.url}/judge/trials/{trial.pk}/")
     if condition == "naive":
@@ -500,3 +503,41 @@ def test_the_queue_shows_a_trial_once_it_is_ready(page, live_server, make_model_
     trial.turns.update(status=Turn.Status.DONE, text="An argument.", finished_at=timezone.now())
     Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.READY)
     page.wait_for_selector("text=Start next trial")  # queue.js reloaded the page by itself
+
+
+def test_the_queue_offers_only_the_next_trial_and_a_skip_needs_a_reason(
+    page, live_server, make_model_config, make_experiment
+):
+    experiment = make_experiment(make_model_config("m"), mode="live", num_questions=3)  # all ready at once
+    experiment_launch(experiment=experiment)
+    first, second, third = experiment.trials.order_by("queue_position")
+    log_in(page, live_server.url, "judy", "judge-pass-123")
+    page.wait_for_url("**/judge/")
+    assert page.locator("ol.queue li").count() == 3
+    links = page.locator("ol.queue a")
+    assert links.count() == 1 and links.first.get_attribute("href") == f"/judge/trials/{first.pk}/"
+
+    # A later trial's address is refused with a message, and nothing is opened.
+    page.goto(f"{live_server.url}/judge/trials/{third.pk}/")
+    assert "this is not your next trial" in page.inner_text("#queue-error")
+    third.refresh_from_db()
+    assert third.opened_at is None and not third.turns.exists()
+
+    # A skip needs a reason: the browser stops an empty one, the server a blank one.
+    page.click("#skip summary")
+    page.click("#skip-button")
+    assert page.evaluate("document.getElementById('skip-reason').validity.valueMissing")
+    page.fill("#skip-reason", "   ")
+    page.click("#skip-button")
+    assert "say in a few words why you skip this trial" in page.inner_text("#queue-error")
+    assert Trial.objects.get(pk=first.pk).status == Trial.Status.READY
+    if not page.is_visible("#skip-reason"):
+        page.click("#skip summary")
+    page.fill("#skip-reason", "I <b>wrote</b> this question myself.")
+    page.click("#skip-button")
+    page.wait_for_selector("text=Trial skipped.")
+    skipped = Trial.objects.get(pk=first.pk)
+    assert skipped.status == Trial.Status.SKIPPED and skipped.skip_reason == "I <b>wrote</b> this question myself."
+    assert "1 skipped" in page.inner_text("#progress")
+    links = page.locator("ol.queue a")
+    assert links.count() == 1 and links.first.get_attribute("href") == f"/judge/trials/{second.pk}/"

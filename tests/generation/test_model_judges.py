@@ -7,8 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from judging import selectors
 from judging.models import ModelVerdict
-from judging.services import verdict_submit
+from judging.services import trial_open, verdict_submit
 
 
 def test_an_experiment_runs_automatically_with_a_model_judge(
@@ -28,7 +29,8 @@ def test_an_experiment_runs_automatically_with_a_model_judge(
         for hidden in ("PASSAGE-SECRET", v.trial.question.passage, "honest", "adversarial"):
             assert hidden not in v.prompt  # a model judge sees what a human judge sees
     # A human judges one of the same transcripts: the command compares them; running again adds nothing.
-    trial = verdicts.first().trial
+    trial = selectors.judge_queue(judge).first()  # the judge's next trial
+    trial_open(trial=trial)
     verdict_submit(trial_id=trial.pk, judge=judge, chosen=trial.honest_side, probability=0.9, rationale="r")
     out = io.StringIO()
     call_command("run_model_judges", str(experiment.pk), "--judge-model", str(judge_model.pk), stdout=out)

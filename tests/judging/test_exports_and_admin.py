@@ -8,11 +8,12 @@ import pytest
 from django.core.management import call_command
 
 from judging.models import Experiment, Trial
-from judging.services import verdict_submit
+from judging.services import trial_open, verdict_submit
 
 
 @pytest.fixture
 def judged_trial(ready_trial, judge):
+    trial_open(trial=ready_trial)
     verdict_submit(
         trial_id=ready_trial.pk,
         judge=judge,
@@ -237,6 +238,7 @@ def test_turn_export_includes_best_of_n_candidates_when_present(judged_trial):
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(ready_trial, judge):
+    trial_open(trial=ready_trial)
     verdict_submit(
         trial_id=ready_trial.pk, judge=judge, chosen="A", probability=0.7, rationale='=HYPERLINK("http://evil","click")'
     )

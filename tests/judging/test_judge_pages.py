@@ -99,6 +99,7 @@ def test_an_invalid_verdict_is_refused_and_changes_nothing(judge_client, ready_t
 
 
 def test_a_second_verdict_is_refused_and_the_first_is_kept(judge_client, ready_trial):
+    judge_client.get(reverse("judging:trial", args=[ready_trial.pk]))
     post_verdict(judge_client, ready_trial, chosen="A", probability="0.7")
     response = post_verdict(judge_client, ready_trial, chosen="B", probability="0.99")
     assert response.status_code == 409

@@ -5,8 +5,9 @@ import collections
 from django.urls import reverse
 
 from generation.worker import generate_batch
+from judging import selectors
 from judging.models import Experiment, Trial
-from judging.services import experiment_launch
+from judging.services import experiment_launch, trial_skip, verdict_submit
 
 ARMS = ["debate", "consultancy", "naive", "assisted-honest", "assisted-misleading"]
 
@@ -38,9 +39,17 @@ def test_an_experiment_mixes_all_arms_balanced_per_judge(
     assert {t.status for t in experiment.trials.filter(live=False)} == {Trial.Status.READY}
     client.force_login(judge)
     labels = {"debate": "Debater A", "consultancy": "Consultant (for answer", "sandwich": "Answer this question"}
-    for trial in experiment.trials.filter(judge=judge).exclude(condition__startswith="assisted"):
+    shown = []
+    # The judge's trials one at a time, in their planned order.
+    while (trial := selectors.judge_queue(judge).first()) is not None:
+        if trial.condition.startswith("assisted"):  # its assistant speaks live (test_sandwich): skipped unopened
+            trial_skip(trial_id=trial.pk, judge=judge, reason="assisted trials are tested in test_sandwich")
+            continue
         page = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
         assert labels[trial.protocol] in page, trial.protocol
+        verdict_submit(trial_id=trial.pk, judge=judge, chosen="A", probability=0.7, rationale="r")
+        shown.append(trial.protocol)
+    assert sorted(shown) == ["consultancy", "debate", "sandwich"]
 
 
 def test_the_admin_form_offers_the_arms_and_validates_them(admin_client, question_set, make_model_config):

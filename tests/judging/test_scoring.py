@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from judging import scoring
-from judging.services import verdict_submit
+from judging.services import trial_open, verdict_submit
 
 
 def test_rule_values_match_hand_computation():
@@ -38,5 +38,6 @@ def test_the_verdict_stores_its_score(ready_trial, judge):
     experiment.scoring_rule, experiment.round_penalty = "spherical", 0.05
     experiment.save()
     wrong = "B" if ready_trial.honest_side == "A" else "A"
+    trial_open(trial=ready_trial)
     verdict = verdict_submit(trial_id=ready_trial.pk, judge=judge, chosen=wrong, probability=0.9, rationale="r")
     assert verdict.score == pytest.approx(scoring.score("spherical", 0.1) - 0.05 * 2)

@@ -9,8 +9,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from judging import selectors
 from judging.models import Trial, Turn
-from judging.services import experiment_launch, trial_open
+from judging.services import experiment_launch, trial_open, trial_skip
 from tests.judging.test_judge_pages import assert_blind
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -204,20 +205,14 @@ def test_asking_without_a_question_goes_on_to_the_next_round(judge_client, live_
 
 
 def test_no_trial_page_or_partial_has_inline_script_code(
-    judge_client, live_trial, ready_trial, make_model_config, make_experiment
+    judge_client, judge, live_trial, ready_trial, make_model_config, make_experiment
 ):
     sandwich = make_experiment(
         make_model_config("m"), name="s", conditions=["naive", "assisted-honest"], mode="live", num_questions=2
     )
     consultancy = make_experiment(make_model_config("n"), name="c", conditions=["consultancy"], mode="live")
-    pages = [reverse("judging:trial", args=[t.pk]) for t in (ready_trial, live_trial)]
     for experiment in (sandwich, consultancy):
         experiment_launch(experiment=experiment)
-        pages += [reverse("judging:trial", args=[t.pk]) for t in experiment.trials.all()]
-    pages.append(live_url(live_trial))
-    for url in pages:
-        body = judge_client.get(url).content.decode()
-        assert inline_code(body) == [], url
     page = judge_client.get(reverse("judging:trial", args=[live_trial.pk])).content.decode()
     config = re.search(r'<script id="trial-config" type="application/json">(.*?)</script>', page).group(1)
     assert json.loads(config) == {"idle_seconds": 60}
@@ -225,6 +220,18 @@ def test_no_trial_page_or_partial_has_inline_script_code(
         "/static/django_htmx/htmx-4.min.js",
         "/static/judging/trial.js",
     ]
+    assert inline_code(judge_client.get(live_url(live_trial)).content.decode()) == []
+    # Every trial page of every protocol, in the judge's order: each is opened, checked, and skipped.
+    checked = set()
+    while (trial := selectors.judge_queue(judge).first()) is not None:
+        body = judge_client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
+        assert 'id="live-region"' in body and inline_code(body) == [], trial.protocol
+        checked.add(trial.pk)
+        trial_skip(trial_id=trial.pk, judge=judge, reason="checked")
+    expected = {ready_trial.pk, live_trial.pk}
+    for experiment in (sandwich, consultancy):
+        expected |= set(experiment.trials.values_list("pk", flat=True))
+    assert expected <= checked
 
 
 def normalized_text(body, element_class):
@@ -354,7 +361,7 @@ def test_each_protocol_words_the_live_page_as_it_always_did(
         assert phrase in body, phrase
 
 
-def test_the_status_line_says_what_happens_now(judge_client, live_trial, make_model_config, make_experiment):
+def test_the_status_line_says_what_happens_now(judge_client, live_trial):
     def status():
         body = judge_client.get(live_url(live_trial), **HTMX).content.decode()
         return " ".join(re.sub(r"<[^>]+>", "", re.search(r'<p id="live-status".*?</p>', body, re.S).group(0)).split())
@@ -368,6 +375,10 @@ def test_the_status_line_says_what_happens_now(judge_client, live_trial, make_mo
     judge_client.post(move_url(live_trial), {"action": "end"}, **HTMX)
     assert status() == "Give your answer below."
 
+
+def test_the_status_line_of_a_sandwiching_trial_invites_a_question_or_an_answer(
+    judge_client, make_model_config, make_experiment
+):
     sandwich = make_experiment(
         make_model_config("m"), name="s", conditions=["assisted-honest"], mode="live", num_questions=1
     )
@@ -386,5 +397,5 @@ def test_the_queue_refreshes_itself_without_inline_script_while_trials_are_prepa
     body = judge_client.get(reverse("judging:queue")).content.decode()
     assert "being prepared" in body and inline_code(body) == []
     config = re.search(r'<script id="queue-config" type="application/json">(.*?)</script>', body).group(1)
-    assert json.loads(config) == {"ready": 0, "url": reverse("judging:queue_json")}
+    assert json.loads(config) == {"ready": [], "url": reverse("judging:queue_json")}
     assert '<script src="/static/judging/queue.js" defer></script>' in body

@@ -103,11 +103,12 @@ def test_plots_are_svg_with_titles_and_axis_labels():
 
 
 def test_the_analysis_page_handles_no_verdicts_and_shows_figures_with_verdicts(admin_client, ready_trial, judge):
-    from judging.services import verdict_submit
+    from judging.services import trial_open, verdict_submit
 
     url = f"/results/analysis/?experiment={ready_trial.experiment.pk}"
     empty = admin_client.get(url).content.decode()
     assert "No verdicts yet" in empty and "nan" not in empty.lower()
+    trial_open(trial=ready_trial)  # the judge opens the trial, then answers
     verdict_submit(
         trial_id=ready_trial.pk,
         judge=judge,
