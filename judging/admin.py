@@ -133,7 +133,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ["status", "mode"]
     filter_horizontal = ["judges"]
     readonly_fields = ["status", "launched_at", "created_at"]
-    actions = ["launch", "analyse", "requeue", "retry_failed"] + [
+    actions = ["launch", "analyse", "requeue", "retry_failed", "replace_failed"] + [
         _export_action(table, fmt) for table in exports.TABLES for fmt in exports.FORMATS
     ]
 
@@ -203,6 +203,18 @@ class ExperimentAdmin(admin.ModelAdmin):
         total = sum(services.failed_turns_retry(experiment_id=experiment.pk) for experiment in queryset)
         self.message_user(request, f"{total} failed turn(s) will be generated again.")
 
+    @admin.action(description="Replace failed trials (same judge, arm and sides; the failure stays in the data)")
+    def replace_failed(self, request, queryset):
+        for experiment in queryset:
+            done = services.failed_trials_replace(experiment_id=experiment.pk)
+            self.message_user(
+                request,
+                f"{experiment.name}: {done.same_question + done.new_question} failed trial(s) replaced "
+                f"({done.same_question} on the same question, {done.new_question} on a new one).",
+            )
+            for refusal in done.refused:
+                self.message_user(request, f"{experiment.name}: could not replace {refusal}", messages.WARNING)
+
 
 class TurnInline(admin.TabularInline):
     model = Turn
@@ -217,7 +229,17 @@ class TurnInline(admin.TabularInline):
 
 @admin.register(Trial)
 class TrialAdmin(admin.ModelAdmin):
-    list_display = ["id", "experiment", "judge", "protocol", "condition", "status", "honest_side", "queue_position"]
+    list_display = [
+        "id",
+        "experiment",
+        "judge",
+        "protocol",
+        "condition",
+        "status",
+        "honest_side",
+        "queue_position",
+        "replaces",
+    ]
     list_filter = ["experiment", "status", "protocol", "condition", "judge"]
     readonly_fields = [f.name for f in Trial._meta.fields]
     inlines = [TurnInline]

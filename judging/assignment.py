@@ -55,6 +55,13 @@ def balanced_blocks(values: list, n: int, rng: random.Random) -> list:
     return out[:n]
 
 
+def answer_indices(question: QuestionInfo, honest_side: str, rng: random.Random) -> tuple[int, int]:
+    """The choices shown as answers A and B: the correct one on the honest side, and an incorrect one
+    drawn uniformly from the question's other choices."""
+    wrong = rng.choice([i for i in range(question.n_choices) if i != question.correct_index])
+    return (question.correct_index, wrong) if honest_side == "A" else (wrong, question.correct_index)
+
+
 def latin_square_conditions(pairs: list[tuple[object, int]], judge_ids: list[int], conditions: list[str]) -> list[str]:
     """One condition per (question, judge) pair, balanced per judge.
 
@@ -140,8 +147,7 @@ def plan_trials(
     for (question, judge), honest, first, is_honest, condition, arm in zip(
         pairs, honest_sides, first_speakers, speaker_honest, trial_conditions, trial_arms
     ):
-        wrong = rng.choice([i for i in range(question.n_choices) if i != question.correct_index])
-        a, b = (question.correct_index, wrong) if honest == "A" else (wrong, question.correct_index)
+        a, b = answer_indices(question, honest, rng)
         speaker = ""
         if is_honest is not None:
             speaker = honest if is_honest else ("B" if honest == "A" else "A")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import random
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,8 +14,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import scoring
-from .assignment import QuestionInfo, plan_trials
-from .models import SKIP_REASON_MAX, Experiment, Trial, Turn, Verdict
+from .assignment import QuestionInfo, answer_indices, plan_trials
+from .models import SKIP_REASON_MAX, Experiment, Question, Trial, Turn, Verdict
 from .protocols import debate, registry
 from .signals import model_alone_requested, turns_pending
 
@@ -80,16 +82,115 @@ def claims_release_dead_worker(turns) -> int:
 
 
 def failed_turns_retry(*, experiment_id: int) -> int:
-    """Give failed turns of an experiment a fresh set of attempts and ask for their generation."""
+    """Give failed turns of an experiment a fresh set of attempts and ask for their generation.
+
+    A failed trial that has been replaced (``failed_trials_replace``) stays failed: its design cell
+    is served by the replacement, and the failure stays in the data as attrition.
+    """
     with transaction.atomic():
-        count = Turn.objects.filter(trial__experiment_id=experiment_id, status=Turn.Status.FAILED).release(
-            to=Turn.Status.PENDING, attempts=0, error=""
-        )
-        Trial.objects.filter(experiment_id=experiment_id, status=Trial.Status.FAILED).update(
+        count = Turn.objects.filter(
+            trial__experiment_id=experiment_id, trial__replacement__isnull=True, status=Turn.Status.FAILED
+        ).release(to=Turn.Status.PENDING, attempts=0, error="")
+        Trial.objects.filter(experiment_id=experiment_id, status=Trial.Status.FAILED, replacement__isnull=True).update(
             status=Trial.Status.GENERATING
         )
         _announce_after_commit(turns_pending, experiment_id)
     return count
+
+
+@dataclass
+class Replacements:
+    """What ``failed_trials_replace`` did: replacements on the same question, on a new one, and why
+    any failed trial could not be replaced."""
+
+    same_question: int = 0
+    new_question: int = 0
+    refused: list[str] = field(default_factory=list)
+
+
+def _question_to_blame(trial: Trial) -> bool:
+    """A failure is taken as transient (a worker died, a server refused) unless another trial on the
+    same question has failed in this experiment too: two failures point at the question (e.g. a
+    passage longer than the model's context), and a third try on it would fail again."""
+    same_question = Trial.objects.filter(experiment_id=trial.experiment_id, question_id=trial.question_id)
+    return same_question.filter(status=Trial.Status.FAILED).exclude(pk=trial.pk).exists()
+
+
+def _replacement_question(experiment: Experiment, trial: Trial) -> Question | None:
+    """A question this judge has not had in this experiment and on which nothing has failed: one of the
+    experiment's sampled questions if any is left (the question pool every arm shares), else another
+    of its set; drawn at random, seeded by the experiment's seed and the failed trial."""
+    trials = Trial.objects.filter(experiment=experiment)
+    had = set(trials.filter(judge_id=trial.judge_id).values_list("question_id", flat=True))
+    failed = set(trials.filter(status=Trial.Status.FAILED).values_list("question_id", flat=True))
+    sampled = set(trials.values_list("question_id", flat=True))
+    candidates = sorted(experiment.question_set.questions.exclude(pk__in=had | failed).values_list("pk", flat=True))
+    pool = [pk for pk in candidates if pk in sampled] or candidates
+    if not pool:
+        return None
+    rng = random.Random(f"{experiment.seed}-replace-{trial.pk}")
+    return Question.objects.get(pk=rng.choice(pool))
+
+
+def failed_trials_replace(*, experiment_id: int) -> Replacements:
+    """Replace each failed trial of an experiment, not yet replaced, by a new trial in its design cell.
+
+    The replacement keeps the failed trial's judge, arm and condition, honest side, first speaker,
+    speaker's side and queue position, so the per-judge balance of arms and sides is as planned. It keeps
+    the question too (so an arm does not lose its hardest questions), unless the question is to blame
+    (``_question_to_blame``); then it takes a question the judge has not had (``_replacement_question``),
+    with the correct answer on the same side. The failed trial stays, failed, in the data, and the
+    replacement records it in ``replaces``.
+    """
+    done = Replacements()
+    with transaction.atomic():
+        # One replacement at a time per experiment (a double click on the admin action).
+        experiment = Experiment.objects.select_for_update().get(pk=experiment_id)
+        failed = Trial.objects.filter(
+            experiment=experiment, status=Trial.Status.FAILED, replacement__isnull=True
+        ).select_related("question", "judge")
+        any_pregenerated = baseline = False
+        for trial in failed.order_by("id"):
+            question = trial.question
+            answers = (trial.answer_a_index, trial.answer_b_index)
+            if _question_to_blame(trial):
+                question = _replacement_question(experiment, trial)
+                if question is None:
+                    done.refused.append(
+                        f"trial {trial.pk}: {trial.judge} has had every question of the set that has not failed"
+                    )
+                    continue
+                answers = answer_indices(
+                    QuestionInfo(id=question.pk, n_choices=len(question.choices), correct_index=question.correct_index),
+                    trial.honest_side,
+                    random.Random(f"{experiment.seed}-answers-{trial.pk}"),
+                )
+            replacement = _trial_create(
+                experiment,
+                replaces=trial,
+                question=question,
+                judge_id=trial.judge_id,
+                honest_side=trial.honest_side,
+                answer_a_index=answers[0],
+                answer_b_index=answers[1],
+                first_speaker=trial.first_speaker,
+                consultant_side=trial.consultant_side,
+                assistant_side=trial.assistant_side,
+                queue_position=trial.queue_position,
+                condition=trial.condition,
+                protocol=trial.protocol,
+            )
+            if question.pk == trial.question_id:
+                done.same_question += 1
+            else:
+                done.new_question += 1
+                baseline |= replacement.protocol_spec.model_alone_baseline
+            any_pregenerated |= not replacement.live
+        if any_pregenerated:
+            _announce_after_commit(turns_pending, experiment.pk)
+        if baseline:  # the model alone answers the new question too
+            _announce_after_commit(model_alone_requested, experiment.pk)
+    return done
 
 
 def generation_requeue(*, experiment_ids) -> int:
@@ -147,6 +248,25 @@ def _create_round_turns(experiment: Experiment, trial: Trial, round_number: int,
     )
 
 
+def _trial_create(experiment: Experiment, **fields) -> Trial:
+    """A trial of a launched experiment, with its debater turns pending when it is pre-generated."""
+    protocol = registry.PROTOCOLS[fields["protocol"]]
+    # Some protocols are live whatever the mode (sandwiching: the judge talks to the assistant).
+    live = experiment.mode == Experiment.Mode.LIVE or protocol.always_live
+    trial = Trial.objects.create(
+        experiment=experiment,
+        live=live,
+        # A live trial is judgeable at once: its rounds are generated while the judge watches.
+        status=Trial.Status.READY if live else Trial.Status.GENERATING,
+        **fields,
+    )
+    if not live:
+        per_round = len(_round_speakers(experiment, trial))
+        for r in range(1, experiment.rounds + 1):
+            _create_round_turns(experiment, trial, r, first_index=(r - 1) * per_round)
+    return trial
+
+
 def experiment_launch(*, experiment: Experiment) -> int:
     """Create the trials and their pending turns, then queue generation.
 
@@ -176,11 +296,8 @@ def experiment_launch(*, experiment: Experiment) -> int:
         any_pregenerated = False
         for plan in plans:
             protocol = registry.PROTOCOLS[plan.protocol]
-            # Some protocols are live whatever the mode (sandwiching: the judge talks to the assistant).
-            live = experiment.mode == Experiment.Mode.LIVE or protocol.always_live
-            any_pregenerated |= not live
-            trial = Trial.objects.create(
-                experiment=experiment,
+            trial = _trial_create(
+                experiment,
                 question_id=plan.question_id,
                 judge_id=plan.judge_id,
                 honest_side=plan.honest_side,
@@ -191,14 +308,8 @@ def experiment_launch(*, experiment: Experiment) -> int:
                 **({protocol.speaker_side_field: plan.speaker_side} if protocol.speaker_side_field else {}),
                 condition=plan.condition,
                 protocol=plan.protocol,
-                live=live,
-                # A live trial is judgeable at once: its rounds are generated while the judge watches.
-                status=Trial.Status.READY if live else Trial.Status.GENERATING,
             )
-            if not live:
-                per_round = len(_round_speakers(experiment, trial))
-                for r in range(1, experiment.rounds + 1):
-                    _create_round_turns(experiment, trial, r, first_index=(r - 1) * per_round)
+            any_pregenerated |= not trial.live
         experiment.status = Experiment.Status.LAUNCHED
         experiment.launched_at = timezone.now()
         experiment.save(update_fields=["status", "launched_at"])
