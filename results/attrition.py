@@ -160,14 +160,13 @@ def loss_test(arms, lost, strata, *, permutations: int = PERMUTATIONS, seed: int
         groups[stratum].append(i)
     lost_by_arm = np.zeros((permutations, n_arms))
     for indices in groups.values():
-        indices = np.asarray(indices)
-        if not lost[indices].any():
+        stratum_lost = int(lost[indices].sum())
+        if stratum_lost == 0:
             continue  # a stratum without losses adds nothing to any arm's losses
-        # One shuffle of the stratum's arm labels per permutation, counted over its lost trials.
-        order = np.argsort(rng.random((permutations, len(indices))), axis=1)
-        shuffled = arms[indices][order][:, lost[indices]]
-        for arm in range(n_arms):
-            lost_by_arm[:, arm] += (shuffled == arm).sum(axis=1)
+        # Shuffling the stratum's arm labels and counting them over its lost trials draws its losses'
+        # arms without replacement from its trials: a multivariate hypergeometric draw per permutation.
+        trials_by_arm = np.bincount(arms[indices], minlength=n_arms)
+        lost_by_arm += rng.multivariate_hypergeometric(trials_by_arm, stratum_lost, size=permutations)
     statistics = chi_square(lost_by_arm, settled)
     # A tolerance so that permutations equal to the observed table are not lost to rounding.
     extreme = int((statistics >= observed - 1e-9 * max(1.0, observed)).sum())

@@ -169,7 +169,7 @@ def test_losing_the_hardest_tenth_of_assisted_trials_is_flagged_in_most_simulate
         failure_rate={"assisted-honest": 0.1, "assisted-misleading": 0.1},
         failures_on_hard_questions=True,
     )
-    assert warning_rate(truth) >= 0.6  # measured: 0.735 over these 200 seeds, 0.72 over 1,000
+    assert warning_rate(truth) >= 0.6  # measured: 0.735 over these 200 seeds, 0.72 over 5,000
 
 
 @pytest.mark.parametrize("hard_questions", [False, True])
@@ -181,5 +181,5 @@ def test_arms_losing_at_the_same_rate_are_rarely_flagged(hard_questions):
         failures_on_hard_questions=hard_questions,
     )
     # At most 5% plus about two Monte Carlo standard errors over 200 studies. Measured over these 200 seeds:
-    # 0.05 and 0.045; over 1,000: 0.034 and 0.040.
+    # 0.06 and 0.06; over 5,000: 0.032 and 0.030.
     assert warning_rate(truth) <= 0.08
