@@ -13,6 +13,7 @@ from judging.models import Experiment
 
 from . import accuracy, plots
 from . import analysis as stats
+from .attrition import attrition_report
 from .forms import EstimatorForm
 from .inference import RESAMPLED_UNITS
 from .measure import verdict_records
@@ -114,6 +115,10 @@ def analysis(request):
     model_rows = list(model_answer_rows(ids))
     context["notes"] = stats.data_warnings(rows)
     data = accuracy.Judged(rows, model_rows)
+    # No experiment state says data collection is over; the researcher says so (?closed=1), and then
+    # unfinished trials count as lost.
+    closed = request.GET.get("closed") == "1"
+    context |= {"closed": closed, "attrition": attrition_report(rows, closed=closed) if rows else None}
     if len(data):
         plan = shared_plan(experiments)
         by_arm = accuracy.by_arm(data)

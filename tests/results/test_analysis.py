@@ -131,3 +131,29 @@ def test_the_admin_action_opens_the_analysis(admin_client, ready_trial):
         "/admin/judging/experiment/", {"action": "analyse", "_selected_action": [ready_trial.experiment.pk]}
     )
     assert response.status_code == 302 and response.url == f"/results/analysis/?experiment={ready_trial.experiment.pk}"
+
+
+def test_the_analysis_page_shows_attrition_per_arm(admin_client, make_model_config, make_experiment):
+    from judging.models import Trial, Verdict
+    from judging.services import experiment_launch
+
+    experiment = make_experiment(make_model_config("m"), conditions=["debate", "consultancy"], num_questions=8)
+    experiment_launch(experiment=experiment)
+    trials = list(experiment.trials.order_by("queue_position"))
+    Trial.objects.filter(pk=trials[0].pk).update(status=Trial.Status.FAILED)
+    for trial in trials[1:5]:
+        Verdict.objects.create(
+            trial=trial, judge=trial.judge, chosen=trial.honest_side, probability=0.9, rationale="r", seconds_on_page=9
+        )
+        Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.JUDGED)
+    url = f"/results/analysis/?experiment={experiment.pk}"
+    page = admin_client.get(url).content.decode()
+    assert 'id="attrition"' in page and "Data collection still running" in page
+    total = page[page.index('class="total"') :]
+    cells = [c.split("</td>")[0] for c in total.split("<td>")[2:12]]
+    assert cells[:6] == ["8", "0", "4", "4", "1", "0"]  # assigned, replacements, opened, judged, failed, skipped
+    assert cells[7] == "3" and cells[8] == "1"  # waiting 3; lost 1 (the failed one)
+    closed = admin_client.get(url + "&closed=1").content.decode()
+    assert "Data collection marked as over" in closed
+    closed_total = closed[closed.index('class="total"') :]
+    assert [c.split("</td>")[0] for c in closed_total.split("<td>")[2:12]][8] == "4"  # 3 never reached + 1 failed
