@@ -182,7 +182,7 @@ def parts(experiment_id: int) -> dict[str, float]:
         result = work()
         if isinstance(result, accuracy.Judged):
             accuracy.by_arm(result), accuracy.arm_differences(result), accuracy.debate_splits(result)
-            accuracy.sandwich(result, alpha=0.05, margin=0.05, planned=len(result))
+            accuracy.sandwich(result, alpha=0.05, margin=0.05)
         timings[name] = time.perf_counter() - started
     return timings
 

@@ -39,3 +39,30 @@ def test_the_gpu_generation_benchmark_runs_on_the_cpu_with_tiny_shapes(tmp_path)
     ):
         assert row[key] > 0, key
     assert row["plain_single_fraction_of_ceiling"] == row["plain_single_tokens_per_s"] / row["ceiling_tokens_per_s"]
+
+
+def test_the_inference_validity_benchmark_reports_every_figure():
+    from benchmarks import inference_validity
+
+    report = inference_validity.main(["--studies", "3", "--resamples", "10"])
+    assert report["coverage"] and report["false_pass"] and report["power"]
+    assert all(0 <= rate <= 1 for rates in report["coverage"].values() for rate in rates.values())
+
+
+def test_the_analysis_page_benchmark_renders_the_page(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # Its own process: the benchmark sets up Django on a scratch database of its own.
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "benchmarks/analysis_page.py", "--trials", "200", "--renders", "1"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "render 1:" in done.stdout and "calibration (all and per judge)" in done.stdout
