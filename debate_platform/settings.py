@@ -5,6 +5,7 @@ Defaults are the embedded demo: SQLite and Celery's filesystem broker under
 DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis); see docker-compose.yml.
 """
 
+import subprocess
 from pathlib import Path
 
 import dj_database_url
@@ -12,6 +13,18 @@ import dj_database_url
 from .env import envbool, envint, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Recorded in every experiment's provenance at launch (judging.services.experiment_launch).
+PLATFORM_VERSION = "0.2.0.dev0"
+# The exact code: set PLATFORM_COMMIT where the tree has no .git (a Docker image); else read from git.
+PLATFORM_COMMIT = envstr("PLATFORM_COMMIT", "")
+if not PLATFORM_COMMIT and (BASE_DIR / ".git").exists():
+    try:
+        PLATFORM_COMMIT = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=BASE_DIR, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):  # no git installed: the version alone is recorded
+        PLATFORM_COMMIT = ""
 VAR_DIR = Path(envstr("DEBATE_VAR_DIR", str(BASE_DIR / "var")))
 
 SECRET_KEY = envstr("DJANGO_SECRET_KEY", "insecure-dev-key-change-me-in-production")

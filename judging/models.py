@@ -1,5 +1,7 @@
+import hashlib
 import random
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -49,6 +51,21 @@ SPEAKERS = [("A", "Debater A"), ("B", "Debater B"), ("judge", "Judge")]
 
 def _in(field: str, choices) -> models.Q:
     return models.Q(**{f"{field}__in": [value for value, _ in choices]})
+
+
+def adapter_digest(path: str) -> str | None:
+    """sha256 over an adapter folder's files (names and contents, in name order); None where this
+    machine cannot read it (an adapter kept on the workers only)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(folder)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 class Backend(models.TextChoices):
@@ -164,6 +181,19 @@ class ModelConfig(models.Model):
             errors["max_new_tokens"] = "must be at least 1"
         if errors:
             raise ValidationError(errors)
+
+    def provenance(self) -> dict:
+        """Everything that decides what this configuration generates, as it is now: its settings, its
+        prompts, and a hash of its adapter's files (experiment_launch freezes this per experiment)."""
+        return self.settings_snapshot() | {
+            "queue": self.queue,
+            "system_prompt": self.system_prompt,
+            "prompt_template": self.prompt_template,
+            "consultant_system_prompt": self.consultant_system_prompt,
+            "consultant_prompt_template": self.consultant_prompt_template,
+            "adapter_sha256": adapter_digest(self.adapter_path) if self.adapter_path else None,
+            "best_of_n_judge_config": self.best_of_n_judge.provenance() if self.best_of_n_judge_id else None,
+        }
 
     def settings_snapshot(self) -> dict:
         """What is recorded on every turn this configuration generates."""
@@ -304,6 +334,11 @@ class Experiment(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     launched_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # What the experiment ran with, frozen at launch (experiment_launch): configurations with their
+    # prompts and adapter hashes, the design, the platform's version. Editing a configuration later
+    # never changes it; exports read it.
+    provenance = models.JSONField(default=dict, blank=True, editable=False)
 
     PLAN_FIELDS = ("primary_comparisons", "alpha", "non_inferiority_margin", "planned_judgments")
 
