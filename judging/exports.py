@@ -120,6 +120,28 @@ def _iso(value):
     return value.isoformat() if value is not None else None
 
 
+# Keys of a configuration's provenance that are not among the settings every turn records.
+PROVENANCE_ONLY = (
+    "queue",
+    "system_prompt",
+    "prompt_template",
+    "consultant_system_prompt",
+    "consultant_prompt_template",
+    "adapter_sha256",
+    "best_of_n_judge_config",
+)
+
+
+def launched_settings(experiment_id: int, model_id: int) -> dict:
+    """The debater configuration's settings as frozen at launch (Experiment.provenance); the current
+    configuration only for a draft, which has no record yet."""
+    provenance = Experiment.objects.values_list("provenance", flat=True).get(pk=experiment_id) or {}
+    debater = provenance.get("configs", {}).get("debater")
+    if debater is None:
+        return ModelConfig.objects.get(pk=model_id).settings_snapshot()
+    return {key: value for key, value in debater.items() if key not in PROVENANCE_ONLY}
+
+
 def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
         "experiment_id",
@@ -219,8 +241,8 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         skip_reason,
         replaces_id,
     ) in rows:
-        if model_id not in settings_cache:
-            settings_cache[model_id] = ModelConfig.objects.get(pk=model_id).settings_snapshot()
+        if experiment_id not in settings_cache:
+            settings_cache[experiment_id] = launched_settings(experiment_id, model_id)
         yield {
             "schema_version": SCHEMA_VERSION,
             "experiment_id": experiment_id,
@@ -250,7 +272,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "seconds_on_page": seconds,
             "active_seconds": active,
             "verdict_at": _iso(verdict_at),
-            "model_settings": settings_cache[model_id],
+            "model_settings": settings_cache[experiment_id],
             "mode": "live" if live else "pregenerated",
             "rounds_spoken": rounds_spoken or 0,
             "ended_by_judge": ended_by_judge,
@@ -521,6 +543,7 @@ EXPERIMENT_COLUMNS = {
     "alpha": "float",
     "non_inferiority_margin": "float",
     "planned_judgments": "int",
+    "provenance": "json",
 }
 
 
@@ -550,6 +573,7 @@ def experiment_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "alpha": e.alpha,
             "non_inferiority_margin": e.non_inferiority_margin,
             "planned_judgments": e.judgments_planned,
+            "provenance": e.provenance,
         }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -267,6 +268,43 @@ def _trial_create(experiment: Experiment, **fields) -> Trial:
     return trial
 
 
+def launch_provenance(experiment: Experiment, judge_ids: list[int]) -> dict:
+    """What the experiment runs with, frozen now: exports read this, never the configurations as they
+    are later (a configuration edited or renamed after launch changes no experiment's record)."""
+    question_set = experiment.question_set
+    return {
+        "captured_at": experiment.launched_at.isoformat(),
+        "platform": {"version": settings.PLATFORM_VERSION, "commit": settings.PLATFORM_COMMIT or None},
+        "configs": {"debater": experiment.debater_model.provenance()},
+        "question_set": {
+            "id": question_set.pk,
+            "name": question_set.name,
+            "source": question_set.source,
+            "questions": question_set.questions.count(),
+        },
+        "design": {
+            name: getattr(experiment, name)
+            for name in (
+                "conditions",
+                "num_questions",
+                "judgments_per_question",
+                "mode",
+                "rounds",
+                "min_rounds",
+                "extra_round_after_flip",
+                "turn_style",
+                "char_limit",
+                "quote_limit",
+                "scoring_rule",
+                "round_penalty",
+                "seed",
+            )
+        }
+        | {"judges": list(get_user_model().objects.filter(pk__in=judge_ids).values_list("username", flat=True))},
+        "plan": {name: getattr(experiment, name) for name in Experiment.PLAN_FIELDS},
+    }
+
+
 def experiment_launch(*, experiment: Experiment) -> int:
     """Create the trials and their pending turns, then queue generation.
 
@@ -312,7 +350,8 @@ def experiment_launch(*, experiment: Experiment) -> int:
             any_pregenerated |= not trial.live
         experiment.status = Experiment.Status.LAUNCHED
         experiment.launched_at = timezone.now()
-        experiment.save(update_fields=["status", "launched_at"])
+        experiment.provenance = launch_provenance(experiment, judge_ids)
+        experiment.save(update_fields=["status", "launched_at", "provenance"])
         if any_pregenerated:
             _announce_after_commit(turns_pending, experiment.pk)
         if any(registry.PROTOCOLS[plan.protocol].model_alone_baseline for plan in plans):

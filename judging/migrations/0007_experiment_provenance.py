@@ -12,6 +12,7 @@ def backfill(apps, schema_editor):
     fields = [f.name for f in ModelConfig._meta.fields if f.name not in ("id", "created_at", "best_of_n_judge")]
     for experiment in Experiment.objects.exclude(status="draft").filter(provenance={}):
         config = ModelConfig.objects.filter(pk=experiment.debater_model_id).values(*fields).first()
+        config["config_name"] = config.pop("name")  # the key turns' model_settings use
         experiment.provenance = {
             "backfilled": True,
             "captured_at": timezone.now().isoformat(),

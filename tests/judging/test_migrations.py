@@ -100,6 +100,8 @@ print(json.dumps({
         for config in ModelConfig.objects.all()
     },
     "experiment_debater": Experiment.objects.get().debater_model.name,
+    "experiment_status": Experiment.objects.get().status,
+    "experiment_provenance": Experiment.objects.get().provenance,
     "turn_models": sorted({name(turn.model_config) or "" for turn in Turn.objects.all()}),
     "model_verdict_judge": ModelVerdict.objects.get().judge_model.name,
     "model_answer_config": ModelConfig.objects.get(pk=ModelAnswer.objects.get().model_settings["config_id"]).name,
@@ -284,3 +286,14 @@ def test_the_assistants_side_moves_to_its_own_field_and_the_consultants_stays(ca
         else:
             assert (after["consultant_side"], after["assistant_side"]) == (before["consultant_side"], "")
     assert any(row["assistant_side"] for row in migrated.values())  # assisted trials kept their side
+
+
+def test_launched_experiments_get_a_provenance_marked_as_backfilled(carried):
+    models = carried["models"]
+    provenance = models["experiment_provenance"]
+    if models["experiment_status"] == "draft":
+        assert provenance == {}
+        return
+    assert provenance["backfilled"] is True and "not at launch" in provenance["note"]
+    debater = provenance["configs"]["debater"]
+    assert debater["config_name"] == models["experiment_debater"] and "system_prompt" in debater
