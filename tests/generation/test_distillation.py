@@ -34,7 +34,14 @@ def test_the_command_trains_an_adapter_that_debaters_then_use(
 ):
     from io import StringIO
 
-    base = make_model_config(tiny_model_dir, name="tiny base", max_new_tokens=12, temperature=0.7)
+    base = make_model_config(
+        tiny_model_dir,
+        name="tiny base",
+        max_new_tokens=12,
+        temperature=0.7,
+        repetition_penalty=1.3,
+        consultant_system_prompt="You are a consultant; be brief.",
+    )
     out = StringIO()
     call_command(
         "train_adversary",
@@ -61,6 +68,13 @@ def test_the_command_trains_an_adapter_that_debaters_then_use(
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
     adversary = ModelConfig.objects.get(name="tiny base adversary")
     assert adversary.adapter_path == str(tmp_path / "adapter") and adversary.model_name == base.model_name
+    # Cloned whole: only the adapter differs from the base.
+    differing = {
+        f.name
+        for f in ModelConfig._meta.concrete_fields
+        if getattr(adversary, f.name) != getattr(base, f.name) and f.name not in ("id", "name", "created_at")
+    }
+    assert differing == {"adapter_path"}
     experiment = make_experiment(adversary, num_questions=1, rounds=1)
     experiment_launch(experiment=experiment)
     assert generate_batch(experiment.pk) == 2

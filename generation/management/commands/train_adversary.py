@@ -61,22 +61,16 @@ class Command(BaseCommand):
             raise CommandError("the base model wrote no arguments to learn from")
         self.stdout.write(f"training a rank-{rank} LoRA adapter on {len(examples)} examples for {epochs} epoch(s)...")
         report = distillation.train_lora(backend, examples, Path(output), epochs=epochs, lr=lr, rank=rank, seed=seed)
+        # The base cloned whole (sampling, penalties, best-of-N, prompts, consultant prompts, queue), so
+        # the adversary differs from it by its adapter alone.
+        cloned = {
+            field.name: getattr(base, field.name)
+            for field in ModelConfig._meta.concrete_fields
+            if field.name not in ("id", "name", "adapter_path", "created_at")
+        }
         config, _ = ModelConfig.objects.update_or_create(
             name=name or f"{base.name} adversary",
-            defaults={
-                "backend": base.backend,
-                "model_name": base.model_name,
-                "adapter_path": str(report.adapter_path),
-                "temperature": base.temperature,
-                # The base's own best-of-N, so a greedy base never meets an older adversary's N > 1.
-                "best_of_n": base.best_of_n,
-                "best_of_n_judge": base.best_of_n_judge,
-                "top_p": base.top_p,
-                "max_new_tokens": base.max_new_tokens,
-                "system_prompt": base.system_prompt,
-                "prompt_template": base.prompt_template,
-                "queue": base.queue,
-            },
+            defaults=cloned | {"adapter_path": str(report.adapter_path)},
         )
         self.stdout.write(f"loss on the targets: {report.loss_before:.3f} before, {report.loss_after:.3f} after")
         self.stdout.write(f"adapter saved to {report.adapter_path}; model configuration {config.name!r} uses it")
