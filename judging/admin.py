@@ -8,9 +8,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from . import analysis_plan, exports, services
+from . import analysis_plan, exports, selectors, services
 from .exports import export_response
 from .importers import QuestionImportError, import_jsonl_file
 from .models import Experiment, ModelConfig, Question, QuestionSet, Trial, Turn, Verdict
@@ -175,8 +175,22 @@ class ExperimentAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A launched experiment's design is fixed: its trials were built from it.
         if obj is not None and obj.status != Experiment.Status.DRAFT:
-            return [f.name for f in self.model._meta.fields] + ["judges"]
+            return [f.name for f in self.model._meta.fields] + ["judges", "design_balance"]
         return self.readonly_fields
+
+    @admin.display(description="design balance (achieved)")
+    def design_balance(self, obj):
+        lines = selectors.experiment_balance(obj)
+        if not lines:
+            return "no trials"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li style="color:{}">{}: {}</li>',
+                (("#1d6f42" if line.balanced else "#ba2121", line.what, line.achieved) for line in lines),
+            ),
+        )
 
     @admin.action(description="Launch selected experiments")
     def launch(self, request, queryset):

@@ -6,9 +6,10 @@ from collections import defaultdict
 
 from django.db.models import Count, Q
 
-from . import quotes, scoring
-from .models import Trial, Turn
+from . import balance, quotes, scoring
+from .models import Experiment, Trial, Turn
 from .protocols import debate
+from .protocols.registry import ARM_OF_CONDITION
 from .services import debate_rules, debate_state
 
 
@@ -181,3 +182,28 @@ def judge_view_of_trial(trial: Trial) -> dict:
         "table": scoring.outcome_table(experiment.scoring_rule, rounds=rounds, penalty=experiment.round_penalty),
     }
     return view
+
+
+def experiment_balance(experiment: Experiment) -> list:
+    """The achieved balance of a launched experiment's trials (``judging.balance``), replacements included."""
+    trials = [
+        {
+            "judge": judge,
+            "question": question,
+            "arm": ARM_OF_CONDITION.get(condition, protocol),
+            "honest_side": honest,
+            "first_speaker": first,
+            "speaker_side": consultant or assistant,
+        }
+        for judge, question, protocol, condition, honest, first, consultant, assistant in experiment.trials.values_list(
+            "judge_id",
+            "question_id",
+            "protocol",
+            "condition",
+            "honest_side",
+            "first_speaker",
+            "consultant_side",
+            "assistant_side",
+        )
+    ]
+    return balance.balance_report(trials, list(experiment.conditions))
