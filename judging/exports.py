@@ -20,9 +20,10 @@ from typing import Iterable, Iterator
 from django.db.models import Count, OuterRef, Subquery
 from django.http import StreamingHttpResponse
 
-from .models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Trial, Turn, Verdict, chosen_from_probability
+from . import baseline_verdicts
+from .models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Trial, Turn, Verdict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CHUNK = 5000
 
 # Column name -> type ("int", "float", "str", "bool", "json"): the Parquet
@@ -443,7 +444,23 @@ MODEL_ANSWER_COLUMNS = {
     "verdict": "str",
     "correct": "bool",
     "model_settings": "json",
+    "probability_a_swapped": "float",
+    "probability_a_averaged": "float",
+    "orders_scored": "int",
 }
+
+
+def _baseline_verdict(p_a: float, p_a_swapped: float | None, honest: str) -> tuple:
+    """What both model-baseline tables derive from the answer orders scored (judging.baseline_verdicts):
+    the verdict from the averaged probability (None for a tie), correct (None for a tie), the averaged
+    probability of answer A, and how many orders were scored (1: a row from before both orders)."""
+    chosen = baseline_verdicts.verdict(p_a, p_a_swapped)
+    return (
+        chosen or None,
+        baseline_verdicts.is_correct(chosen, honest),
+        baseline_verdicts.averaged_probability_a(p_a, p_a_swapped),
+        1 if p_a_swapped is None else 2,
+    )
 
 
 def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
@@ -455,6 +472,7 @@ def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "answer_b_index",
         "honest_side",
         "probability_a",
+        "probability_a_swapped",
         "model_settings",
     ]
     rows = (
@@ -463,8 +481,8 @@ def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         .values_list(*fields)
         .iterator(chunk_size=CHUNK)
     )
-    for experiment_id, qid, a_index, b_index, honest, p_a, model_settings in rows:
-        chosen = chosen_from_probability(p_a)
+    for experiment_id, qid, a_index, b_index, honest, p_a, p_a_swapped, model_settings in rows:
+        chosen, correct, averaged, orders = _baseline_verdict(p_a, p_a_swapped, honest)
         yield {
             "schema_version": SCHEMA_VERSION,
             "experiment_id": experiment_id,
@@ -474,8 +492,11 @@ def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "honest_side": honest,
             "probability_a": p_a,
             "verdict": chosen,
-            "correct": chosen == honest,
+            "correct": correct,
             "model_settings": model_settings,
+            "probability_a_swapped": p_a_swapped,
+            "probability_a_averaged": averaged,
+            "orders_scored": orders,
         }
 
 
@@ -490,6 +511,9 @@ MODEL_VERDICT_COLUMNS = {
     "verdict": "str",
     "correct": "bool",
     "model_settings": "json",
+    "probability_a_swapped": "float",
+    "probability_a_averaged": "float",
+    "orders_scored": "int",
 }
 
 
@@ -502,6 +526,7 @@ def model_verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "judge_model__name",
         "trial__honest_side",
         "probability_a",
+        "probability_a_swapped",
         "model_settings",
     ]
     rows = (
@@ -510,8 +535,8 @@ def model_verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         .values_list(*fields)
         .iterator(chunk_size=CHUNK)
     )
-    for experiment_id, trial_id, qid, judge_model, honest, p_a, model_settings in rows:
-        chosen = chosen_from_probability(p_a)
+    for experiment_id, trial_id, qid, judge_model, honest, p_a, p_a_swapped, model_settings in rows:
+        chosen, correct, averaged, orders = _baseline_verdict(p_a, p_a_swapped, honest)
         yield {
             "schema_version": SCHEMA_VERSION,
             "experiment_id": experiment_id,
@@ -521,8 +546,11 @@ def model_verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "honest_side": honest,
             "probability_a": p_a,
             "verdict": chosen,
-            "correct": chosen == honest,
+            "correct": correct,
             "model_settings": model_settings,
+            "probability_a_swapped": p_a_swapped,
+            "probability_a_averaged": averaged,
+            "orders_scored": orders,
         }
 
 

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from . import analysis_plan
+from . import analysis_plan, baseline_verdicts
 from .protocols import registry
 from .protocols.prompts import (
     DEFAULT_CONSULTANT_SYSTEM_PROMPT,
@@ -18,11 +18,6 @@ from .protocols.prompts import (
     TemplateError,
     check_template,
 )
-
-
-def chosen_from_probability(probability_a: float) -> str:
-    """The answer a model picks given its probability for A (ties go to A)."""
-    return "A" if probability_a >= 0.5 else "B"
 
 
 def new_seed() -> int:
@@ -51,6 +46,11 @@ SPEAKERS = [("A", "Debater A"), ("B", "Debater B"), ("judge", "Judge")]
 
 def _in(field: str, choices) -> models.Q:
     return models.Q(**{f"{field}__in": [value for value, _ in choices]})
+
+
+def _probability_or_null(field: str) -> models.Q:
+    """A probability, or empty (a baseline row scored in one answer order only)."""
+    return models.Q(**{f"{field}__isnull": True}) | models.Q(**{f"{field}__gte": 0, f"{field}__lte": 1})
 
 
 def adapter_digest(path: str) -> str | None:
@@ -716,6 +716,11 @@ class Turn(models.Model):
         return f"Turn {self.index} ({self.speaker}, round {self.round}) of trial {self.trial_id}"
 
 
+class ActiveTimeSource(models.TextChoices):
+    SERVER = "server", "Server clock (heartbeats)"
+    BROWSER = "browser", "Browser clock (before heartbeats)"
+
+
 class Verdict(models.Model):
     trial = models.OneToOneField(Trial, on_delete=models.CASCADE, related_name="verdict")
     judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="verdicts")
@@ -726,10 +731,18 @@ class Verdict(models.Model):
     active_seconds = models.FloatField(
         null=True,
         blank=True,
-        help_text="Active time (browser clock): tab visible and the judge not idle beyond JUDGE_IDLE_SECONDS.",
+        help_text="Active time (server clock, from the trial page's heartbeats over every visit: ActiveTime); "
+        "empty when the page sent none.",
     )
     active_seconds_by_round = models.JSONField(
         default=dict, blank=True, help_text="Active seconds while each round was the latest shown {round: seconds}."
+    )
+    active_time_source = models.CharField(
+        max_length=10,
+        choices=ActiveTimeSource.choices,
+        default=ActiveTimeSource.SERVER,
+        help_text="Who measured the active time: the server (heartbeats), or the browser (verdicts given before "
+        "heartbeats, whose time restarted with every reload).",
     )
     score = models.FloatField(
         null=True, blank=True, help_text="Under the experiment's scoring rule, round penalty included."
@@ -749,11 +762,34 @@ class Verdict(models.Model):
                 condition=models.Q(active_seconds__isnull=True) | models.Q(active_seconds__gte=0),
                 name="verdict_active_seconds_not_negative",
             ),
+            models.CheckConstraint(
+                condition=_in("active_time_source", ActiveTimeSource.choices), name="verdict_active_time_source_known"
+            ),
         ]
 
     @property
     def correct(self) -> bool:
         return self.chosen == self.trial.honest_side
+
+
+class ActiveTime(models.Model):
+    """A judge's active time on a trial, summed on the server from the trial page's heartbeats
+    (services.active_time_beat) over every visit and reload; the verdict copies it."""
+
+    trial = models.OneToOneField(Trial, on_delete=models.CASCADE, primary_key=True, related_name="active_time")
+    seconds = models.FloatField(default=0.0, help_text="Active seconds so far (server clock).")
+    seconds_by_round = models.JSONField(
+        default=dict, blank=True, help_text="Active seconds while each round was the latest shown {round: seconds}."
+    )
+    beat_at = models.DateTimeField(help_text="When the last accepted beat arrived (server clock).")
+    beat_page = models.CharField(max_length=32, help_text="The page load that sent it (a random id per load).")
+    beat_seq = models.PositiveIntegerField(help_text="Its number among that page load's beats (from 1).")
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(seconds__gte=0), name="active_time_not_negative")]
+
+    def __str__(self):
+        return f"Active time of trial {self.trial_id}: {self.seconds:.0f} s"
 
 
 class ModelAnswer(models.Model):
@@ -764,7 +800,14 @@ class ModelAnswer(models.Model):
     answer_a_index = models.PositiveIntegerField()
     answer_b_index = models.PositiveIntegerField()
     honest_side = models.CharField(max_length=1, choices=Trial.SIDES, help_text="Where the correct answer was.")
-    probability_a = models.FloatField(help_text="From the log-probabilities of the labels A and B.")
+    probability_a = models.FloatField(
+        help_text="Answer A's probability from the labels' log-probabilities, A shown first."
+    )
+    probability_a_swapped = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Answer A's probability with the answers swapped (A shown second, as B); empty: scored in one order.",
+    )
     model_settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -774,16 +817,20 @@ class ModelAnswer(models.Model):
             models.CheckConstraint(
                 condition=models.Q(probability_a__gte=0, probability_a__lte=1), name="model_answer_p"
             ),
+            models.CheckConstraint(
+                condition=_probability_or_null("probability_a_swapped"), name="model_answer_p_swapped"
+            ),
             models.CheckConstraint(condition=_in("honest_side", SIDES), name="model_answer_honest_side_a_or_b"),
         ]
 
     @property
     def chosen(self) -> str:
-        return chosen_from_probability(self.probability_a)
+        """The verdict: A, B, or empty for a tie (judging.baseline_verdicts)."""
+        return baseline_verdicts.verdict(self.probability_a, self.probability_a_swapped)
 
     @property
-    def correct(self) -> bool:
-        return self.chosen == self.honest_side
+    def correct(self) -> bool | None:
+        return baseline_verdicts.is_correct(self.chosen, self.honest_side)
 
 
 class ModelVerdict(models.Model):
@@ -791,8 +838,16 @@ class ModelVerdict(models.Model):
 
     trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="model_verdicts")
     judge_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="model_verdicts")
-    probability_a = models.FloatField(help_text="From the log-probabilities of the labels A and B.")
+    probability_a = models.FloatField(
+        help_text="Answer A's probability from the labels' log-probabilities, A shown first."
+    )
+    probability_a_swapped = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Answer A's probability with the answers swapped (A shown second, as B); empty: scored in one order.",
+    )
     prompt = models.TextField()
+    prompt_swapped = models.TextField(blank=True, help_text="The prompt of the swapped order; empty: one order.")
     model_settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -802,12 +857,16 @@ class ModelVerdict(models.Model):
             models.CheckConstraint(
                 condition=models.Q(probability_a__gte=0, probability_a__lte=1), name="model_verdict_p"
             ),
+            models.CheckConstraint(
+                condition=_probability_or_null("probability_a_swapped"), name="model_verdict_p_swapped"
+            ),
         ]
 
     @property
     def chosen(self) -> str:
-        return chosen_from_probability(self.probability_a)
+        """The verdict: A, B, or empty for a tie (judging.baseline_verdicts)."""
+        return baseline_verdicts.verdict(self.probability_a, self.probability_a_swapped)
 
     @property
-    def correct(self) -> bool:
-        return self.chosen == self.trial.honest_side
+    def correct(self) -> bool | None:
+        return baseline_verdicts.is_correct(self.chosen, self.trial.honest_side)

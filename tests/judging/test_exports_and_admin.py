@@ -113,7 +113,7 @@ def test_admin_export_actions_download_csv_and_jsonl(admin_client, judged_trial)
         "/admin/judging/experiment/", {"action": "export_turns_jsonl", "_selected_action": [experiment.pk]}
     )
     lines = b"".join(response.streaming_content).decode().splitlines()
-    assert len(lines) == 16 and json.loads(lines[0])["schema_version"] == 3
+    assert len(lines) == 16 and json.loads(lines[0])["schema_version"] == 4
 
 
 def test_admin_pages_render(admin_client, judged_trial):
