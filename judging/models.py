@@ -716,6 +716,11 @@ class Turn(models.Model):
         return f"Turn {self.index} ({self.speaker}, round {self.round}) of trial {self.trial_id}"
 
 
+class ActiveTimeSource(models.TextChoices):
+    SERVER = "server", "Server clock (heartbeats)"
+    BROWSER = "browser", "Browser clock (before heartbeats)"
+
+
 class Verdict(models.Model):
     trial = models.OneToOneField(Trial, on_delete=models.CASCADE, related_name="verdict")
     judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="verdicts")
@@ -726,10 +731,18 @@ class Verdict(models.Model):
     active_seconds = models.FloatField(
         null=True,
         blank=True,
-        help_text="Active time (browser clock): tab visible and the judge not idle beyond JUDGE_IDLE_SECONDS.",
+        help_text="Active time (server clock, from the trial page's heartbeats over every visit: ActiveTime); "
+        "empty when the page sent none.",
     )
     active_seconds_by_round = models.JSONField(
         default=dict, blank=True, help_text="Active seconds while each round was the latest shown {round: seconds}."
+    )
+    active_time_source = models.CharField(
+        max_length=10,
+        choices=ActiveTimeSource.choices,
+        default=ActiveTimeSource.SERVER,
+        help_text="Who measured the active time: the server (heartbeats), or the browser (verdicts given before "
+        "heartbeats, whose time restarted with every reload).",
     )
     score = models.FloatField(
         null=True, blank=True, help_text="Under the experiment's scoring rule, round penalty included."
@@ -749,11 +762,34 @@ class Verdict(models.Model):
                 condition=models.Q(active_seconds__isnull=True) | models.Q(active_seconds__gte=0),
                 name="verdict_active_seconds_not_negative",
             ),
+            models.CheckConstraint(
+                condition=_in("active_time_source", ActiveTimeSource.choices), name="verdict_active_time_source_known"
+            ),
         ]
 
     @property
     def correct(self) -> bool:
         return self.chosen == self.trial.honest_side
+
+
+class ActiveTime(models.Model):
+    """A judge's active time on a trial, summed on the server from the trial page's heartbeats
+    (services.active_time_beat) over every visit and reload; the verdict copies it."""
+
+    trial = models.OneToOneField(Trial, on_delete=models.CASCADE, primary_key=True, related_name="active_time")
+    seconds = models.FloatField(default=0.0, help_text="Active seconds so far (server clock).")
+    seconds_by_round = models.JSONField(
+        default=dict, blank=True, help_text="Active seconds while each round was the latest shown {round: seconds}."
+    )
+    beat_at = models.DateTimeField(help_text="When the last accepted beat arrived (server clock).")
+    beat_page = models.CharField(max_length=32, help_text="The page load that sent it (a random id per load).")
+    beat_seq = models.PositiveIntegerField(help_text="Its number among that page load's beats (from 1).")
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(seconds__gte=0), name="active_time_not_negative")]
+
+    def __str__(self):
+        return f"Active time of trial {self.trial_id}: {self.seconds:.0f} s"
 
 
 class ModelAnswer(models.Model):
