@@ -4,18 +4,21 @@ Debaters quote the hidden passage by wrapping the exact words in
 ``<quote>...</quote>``. Each quote is checked against the passage:
 
 The matching rule (documented for judges and researchers)
-- Both the quote and the passage are normalised: Unicode compatibility form
-  (NFKC), lower case, curly quotes and dashes made plain, every character that
-  is not a letter or digit treated as a space, runs of spaces collapsed.
+- Both the quote and the passage are normalised: soft hyphens and zero-width
+  characters removed, Unicode compatibility form (NFKC), case folded, curly
+  quotes and dashes made plain, every character that is not a letter, digit or
+  combining mark treated as a space, runs of spaces collapsed.
 - A quote is *verified* when its normalised form is non-empty and occurs in the
   normalised passage as a whole-word run (it may not start or end mid-word).
   So differences of whitespace, case and punctuation are tolerated; any
   difference in the words themselves is not.
 
 The quote budget: each speech may quote at most ``budget`` characters of *new*
-verified material. Characters of a quote already verified earlier in the same
-trial are free; a verified quote that does not fit in what is left of the
-budget is shown as over budget (not verified).
+verified material, counted on the normalised passage. Each character of the
+passage counts once per trial: repeating a quote, or quoting again part of what
+was quoted before, costs only the characters not yet counted. A verified quote
+whose new characters do not fit in what is left of the budget is shown as over
+budget (not verified).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from dataclasses import dataclass
 
 QUOTE_PATTERN = re.compile(r"<quote>(.*?)</quote>", re.IGNORECASE | re.DOTALL)
 _TRANSLATE = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
+# Invisible characters common in text copied from PDFs and web pages. Removed, not read as spaces: a soft hyphen
+# or zero-width joiner inside a word must not split it in two.
+_INVISIBLE = str.maketrans(dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff")))
 
 TEXT = "text"
 VERIFIED = "verified"
@@ -40,44 +46,65 @@ class Segment:
 
 
 def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE).lower()
-    text = "".join(ch if ch.isalnum() else " " for ch in text)
+    text = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).translate(_TRANSLATE)
+    # casefold() can leave a letter decomposed ("ǰ" becomes "j" and a combining caron): composing again keeps
+    # texts that differed only in how their letters were composed equal.
+    text = unicodedata.normalize("NFKC", text.casefold())
+    # Combining marks belong to their word: the vowel signs of Devanagari, the dot of a casefolded "İ".
+    text = "".join(ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else " " for ch in text)
     return " ".join(text.split())
 
 
 def is_verified(quote: str, passage: str) -> bool:
-    needle = normalise(quote)
+    return bool(_occurrences(normalise(quote), _padded(passage)))
+
+
+def _padded(passage: str) -> str:
+    # Spaces at both ends, so a match must start and end on word boundaries.
+    return f" {normalise(passage)} "
+
+
+def _occurrences(needle: str, padded_passage: str) -> list[int]:
+    """Where the normalised quote starts in the padded passage, at each whole-word occurrence (none when empty)."""
     if not needle:
-        return False
-    # Pad with spaces so a match must start and end on word boundaries.
-    return f" {needle} " in f" {normalise(passage)} "
+        return []
+    target, starts = f" {needle} ", []
+    found = padded_passage.find(target)
+    while found != -1:
+        starts.append(found + 1)
+        found = padded_passage.find(target, found + 1)  # + 1, not + len: occurrences may overlap
+    return starts
 
 
 def check_speech(
-    text: str, passage: str, *, budget: int | None, already_quoted: set[str] | None = None
+    text: str, passage: str, *, budget: int | None, already_quoted: set[int] | None = None
 ) -> list[Segment]:
     """Split a speech into plain text and quotes, each quote marked by the rule above.
 
-    ``already_quoted`` holds normalised quotes verified earlier in the trial; it is
-    updated with this speech's newly counted quotes.
+    ``already_quoted`` holds the positions, in the normalised passage, of the verified
+    material counted earlier in the trial; it is updated with this speech's.
     """
-    already = already_quoted if already_quoted is not None else set()
+    covered = already_quoted if already_quoted is not None else set()
+    padded = _padded(passage)
     segments, position, used = [], 0, 0
     for match in QUOTE_PATTERN.finditer(text):
         if match.start() > position:
             segments.append(Segment(TEXT, text[position : match.start()]))
         quote = match.group(1)
-        key = normalise(quote)
-        if not is_verified(quote, passage):
+        needle = normalise(quote)
+        starts = _occurrences(needle, padded)
+        if not starts:
             kind = UNVERIFIED
-        elif key in already:
-            kind = VERIFIED  # repeating earlier quoted material costs nothing
-        elif budget is not None and used + len(key) > budget:
-            kind = OVER_BUDGET
         else:
-            used += len(key)
-            already.add(key)
-            kind = VERIFIED
+            # A quote found at several places is counted where it adds the least new material, so a repeated
+            # quote costs nothing wherever it was first found.
+            new = min((set(range(start, start + len(needle))) - covered for start in starts), key=len)
+            if budget is not None and used + len(new) > budget:
+                kind = OVER_BUDGET
+            else:
+                used += len(new)
+                covered |= new
+                kind = VERIFIED
         segments.append(Segment(kind, quote))
         position = match.end()
     if position < len(text):
@@ -87,5 +114,5 @@ def check_speech(
 
 def check_transcript(speeches: list[str], passage: str, *, budget: int | None) -> list[list[Segment]]:
     """Check each speech in order, so that budgets count only new quoted material."""
-    already: set[str] = set()
+    already: set[int] = set()
     return [check_speech(text, passage, budget=budget, already_quoted=already) for text in speeches]
