@@ -1,18 +1,29 @@
-"""Randomisation of trials: which questions, which judge, who is honest, where.
+"""Randomisation of trials: which questions, which judge, which arm, who is honest, where.
 
-Pure Python and deterministic given the seed, so an experiment's assignment can
-be reproduced from its recorded seed.
+Pure Python and deterministic given the seed, so an experiment's assignment can be reproduced from
+its recorded seed with the platform version recorded in its provenance.
 
-Balance: within each judge's trials of each arm, the honest side (A or B) and the
-first speaker are drawn jointly as shuffled blocks of the four combinations, and a
-consultant's honesty as shuffled blocks of honest/dishonest, not as independent
-coin flips, so even a small experiment cannot put most honest debaters on one side.
-The incorrect answer a trial's adversary defends is drawn uniformly from the
-question's incorrect choices.
+Balance, per question and per judge:
+- Each question's judgments go to different arms, rotating through the arms, so with at least as
+  many judgments per question as arms every question is seen in every arm (arm comparisons are then
+  within questions), and with fewer the arms still appear equally often overall.
+- Judges are matched to a question's arm slots greedily: fewest trials first (the judging load), then
+  fewest trials in that arm (each judge sees every arm about equally often), ties at random. A judge
+  who has seen a question before (``seen``: an earlier experiment on the same set) is never given it.
+- Within each judge's trials of each arm, the honest side and the first speaker are drawn jointly as
+  shuffled blocks of the four combinations; in arms whose single speaker is honest in half the trials
+  (consultancy), the honest side and the speaker's honesty are drawn jointly instead, so the speaker's
+  own side is balanced too (drawn separately, 20% of judges had the consultant on one side in all
+  four trials). Not independent coin flips, so even a small experiment cannot put most honest
+  speakers on one side.
+- The incorrect answer a trial's adversary defends is drawn uniformly from the question's incorrect
+  choices; each judge's queue is shuffled.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 from dataclasses import dataclass
 
@@ -62,19 +73,77 @@ def answer_indices(question: QuestionInfo, honest_side: str, rng: random.Random)
     return (question.correct_index, wrong) if honest_side == "A" else (wrong, question.correct_index)
 
 
-def latin_square_conditions(pairs: list[tuple[object, int]], judge_ids: list[int], conditions: list[str]) -> list[str]:
-    """One condition per (question, judge) pair, balanced per judge.
+# A question's choices of judges (among those tied on load), arms and who takes which are all weighed
+# up to MAX_OPTIONS (designs of about 8 judges and 4 judgments per question, or a dozen and 3); beyond, a random
+# sample.
+MAX_OPTIONS = 6000
+SAMPLED_OPTIONS = 200  # launching 10,000 trials stays within seconds
 
-    Judge number j's k-th trial gets conditions[(j + k) % n]: every judge sees each
-    condition equally often (within one), and judges start at different
-    conditions, so the rows of judges form a Latin square over conditions.
-    """
-    offset = {judge: j for j, judge in enumerate(judge_ids)}
-    seen: dict[int, int] = {judge: 0 for judge in judge_ids}
+
+def assign_judges_and_arms(
+    chosen: list[QuestionInfo],
+    judge_ids: list[int],
+    arms: list[str],
+    judgments_per_question: int,
+    rng: random.Random,
+    seen: dict[int, set[int]],
+) -> list[tuple[QuestionInfo, int, str]]:
+    """(question, judge, arm) for every trial: arms rotate within each question, the judges with the
+    fewest trials take it, matched to its arms to keep each judge's arms even, and nobody meets a
+    question they have ``seen``."""
+    load = {j: 0 for j in judge_ids}
+    in_arm = {(j, arm): 0 for j in judge_ids for arm in arms}
+    total = {arm: 0 for arm in arms}
     out = []
-    for _, judge in pairs:
-        out.append(conditions[(offset[judge] + seen[judge]) % len(conditions)])
-        seen[judge] += 1
+    for question in chosen:
+        available = [j for j in judge_ids if question.id not in seen.get(j, ())]
+        if len(available) < judgments_per_question:
+            raise AssignmentError(
+                f"question {question.id} needs {judgments_per_question} judges who have not seen it before; "
+                f"only {len(available)} have not (turn re-exposure checking off, or add judges)"
+            )
+        # The judges with the fewest trials take the question (load first); among judges tied on load,
+        # and over the arms it gets (a window of the arm cycle: distinct arms, all of them when there are
+        # enough judgments) and who takes which, the choice that keeps each judge's arms and the arms
+        # overall most even (smallest sums of squared counts), ties at random.
+        by_load = sorted(available, key=lambda j: (load[j], rng.random()))
+        cut = load[by_load[judgments_per_question - 1]]
+        must = [j for j in by_load if load[j] < cut]
+        tied = [j for j in by_load if load[j] == cut]
+        windows = sorted(
+            {tuple(arms[(start + k) % len(arms)] for k in range(judgments_per_question)) for start in range(len(arms))}
+        )
+        need = judgments_per_question - len(must)
+        size = math.comb(len(tied), need) * len(windows) * math.factorial(judgments_per_question)
+        if size <= MAX_OPTIONS:
+            options = [
+                (tuple(must) + group, matching)
+                for group in itertools.combinations(tied, need)
+                for window in windows
+                for matching in itertools.permutations(window)
+            ]
+            rng.shuffle(options)
+        else:  # a large design: weigh a random sample of the choices
+            options = [
+                (
+                    tuple(must) + tuple(rng.sample(tied, need)),
+                    tuple(rng.sample(rng.choice(windows), judgments_per_question)),
+                )
+                for _ in range(SAMPLED_OPTIONS)
+            ]
+
+        def unevenness(option):
+            judges, matching = option
+            per_judge = sum((in_arm[j, arm] + 1) ** 2 for j, arm in zip(judges, matching))
+            overall = sum((total[arm] + matching.count(arm)) ** 2 for arm in set(matching))
+            return per_judge, overall
+
+        judges, best = min(options, key=unevenness)
+        for judge, arm in zip(judges, best):
+            load[judge] += 1
+            in_arm[judge, arm] += 1
+            total[arm] += 1
+            out.append((question, judge, arm))
     return out
 
 
@@ -86,8 +155,10 @@ def plan_trials(
     judgments_per_question: int,
     seed: int,
     arms: list[str] | None = None,
+    seen: dict[int, set[int]] | None = None,
 ) -> list[TrialPlan]:
-    """Plan an experiment's trials. ``arms`` (default: debate only) are mixed and balanced per judge."""
+    """Plan an experiment's trials. ``arms`` (default: debate only) are mixed and balanced per judge and
+    per question; ``seen`` maps a judge to the question ids they must not meet again."""
     if not judge_ids:
         raise AssignmentError("the experiment has no judges")
     if judgments_per_question > len(judge_ids):
@@ -97,39 +168,35 @@ def plan_trials(
         )
     if num_questions > len(questions):
         raise AssignmentError(f"the question set has {len(questions)} questions; {num_questions} were asked for")
-    rng = random.Random(seed)
-    chosen = rng.sample(sorted(questions, key=lambda q: q.id), num_questions)
-
-    # Spread the judging load: each question goes to the judgments_per_question
-    # judges with the fewest trials so far (ties broken at random).
-    load = {j: 0 for j in judge_ids}
-    pairs = []
-    for question in chosen:
-        order = sorted(judge_ids, key=lambda j: (load[j], rng.random()))
-        for judge in order[:judgments_per_question]:
-            load[judge] += 1
-            pairs.append((question, judge))
-
     arms = list(arms or ["debate"])
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise AssignmentError(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
-    trial_arms = latin_square_conditions(pairs, judge_ids, arms)
-    # Balance within each judge's trials of each arm: the honest side and the first speaker
-    # jointly (every combination equally often, to within one block), and in arms whose speaker is
-    # honest in half of the trials (consultancy) whether it is.
+    rng = random.Random(seed)
+    chosen = rng.sample(sorted(questions, key=lambda q: q.id), num_questions)
+    trials = assign_judges_and_arms(chosen, judge_ids, arms, judgments_per_question, rng, seen or {})
+    pairs = [(question, judge) for question, judge, _ in trials]
+    trial_arms = [arm for _, _, arm in trials]
+    load = {j: sum(1 for _, judge in pairs if judge == j) for j in judge_ids}
+
+    # Within each judge's trials of each arm: the honest side jointly with the first speaker, or, in
+    # arms whose speaker is honest in half the trials (consultancy), with whether it is honest (so the
+    # speaker's own side is balanced as well).
     honest_sides, first_speakers = [""] * len(pairs), [""] * len(pairs)
     half_honest = [False] * len(pairs)
     groups: dict[tuple[int, str], list[int]] = {}
     for i, ((_, judge), arm) in enumerate(zip(pairs, trial_arms)):
         groups.setdefault((judge, arm), []).append(i)
-    for indices in groups.values():
-        for i, (honest, first) in zip(
-            indices, balanced_blocks([("A", "A"), ("A", "B"), ("B", "A"), ("B", "B")], len(indices), rng)
+    for (_, arm), indices in groups.items():
+        second = [True, False] if len(ARMS[arm].conditions) == 2 else ["A", "B"]
+        for i, (honest, other) in zip(
+            indices, balanced_blocks([(side, x) for side in "AB" for x in second], len(indices), rng)
         ):
-            honest_sides[i], first_speakers[i] = honest, first
-        for i, is_honest in zip(indices, balanced_blocks([True, False], len(indices), rng)):
-            half_honest[i] = is_honest
+            honest_sides[i] = honest
+            if len(ARMS[arm].conditions) == 2:
+                half_honest[i] = other
+            else:
+                first_speakers[i] = other
     speaker_honest, trial_conditions = [], []
     for i, arm in enumerate(ARMS[name] for name in trial_arms):
         if len(arm.conditions) == 2:  # (honest, dishonest), balanced per judge

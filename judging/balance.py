@@ -41,13 +41,15 @@ def balance_report(trials: list[dict], arms: list[str]) -> list[Line]:
         by_judge[t["judge"]].append(t)
         by_question[t["question"]].append(t)
 
-    # Arms per judge: each judge should see every arm equally often (to within one).
+    # Arms per judge: each judge should see every arm equally often: to within one, or within a tenth
+    # where judges have many trials per arm (large designs are balanced from a sample of choices).
     worst_arm_spread = max(_spread(Counter(t["arm"] for t in ts).get(a, 0) for a in arms) for ts in by_judge.values())
+    fewest_per_arm = min(len(ts) for ts in by_judge.values()) // len(arms)
     lines.append(
         Line(
             "arms per judge",
             f"each judge's trials per arm differ by at most {worst_arm_spread}",
-            worst_arm_spread <= 1,
+            worst_arm_spread <= max(1, fewest_per_arm // 10),
         )
     )
     # Honest side within each judge and arm (position bias cancels only if balanced there).

@@ -102,3 +102,70 @@ def test_small_experiments_are_balanced_within_each_judge_and_arm_for_any_seed()
                 else:
                     honest = sum(p.speaker_side == p.honest_side for p in group)
                     assert abs(2 * honest - len(group)) <= 1, (seed, judge)
+
+
+DESIGNS = [(60, 3, 6), (40, 2, 4), (30, 3, 9), (40, 1, 5), (12, 3, 3), (24, 4, 8)]
+ARM_SETS = [
+    ["debate", "consultancy", "naive"],
+    ["naive", "assisted-honest", "assisted-misleading"],
+    ["debate", "consultancy"],
+]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("arms", ARM_SETS, ids=lambda a: "+".join(a))
+@pytest.mark.parametrize("design", DESIGNS, ids=lambda d: "x".join(map(str, d)))
+def test_arms_are_balanced_per_judge_and_per_question_over_many_seeds(arms, design):
+    from judging.balance import balance_report
+    from judging.protocols.registry import ARM_OF_CONDITION
+
+    n_questions, judgments, n_judges = design
+    for seed in range(8):
+        plans = plan_trials(
+            QUESTIONS,
+            list(range(1, n_judges + 1)),
+            num_questions=n_questions,
+            judgments_per_question=judgments,
+            seed=seed,
+            arms=arms,
+        )
+        load = collections.Counter(p.judge_id for p in plans)
+        assert max(load.values()) - min(load.values()) <= 1
+        by_question = collections.defaultdict(list)
+        for p in plans:
+            by_question[p.question_id].append(ARM_OF_CONDITION[p.condition])
+        for question_arms in by_question.values():
+            # Distinct arms on a question; every arm when there are enough judgments.
+            assert len(set(question_arms)) == min(len(question_arms), len(arms))
+        trials = [
+            {
+                "judge": p.judge_id,
+                "question": p.question_id,
+                "arm": ARM_OF_CONDITION[p.condition],
+                "honest_side": p.honest_side,
+                "first_speaker": p.first_speaker,
+                "speaker_side": p.speaker_side,
+            }
+            for p in plans
+        ]
+        unbalanced = [line for line in balance_report(trials, arms) if not line.balanced]
+        assert not [line for line in unbalanced if "impossible" not in line.achieved], (seed, unbalanced)
+
+
+@pytest.mark.unit
+def test_a_consultants_honesty_and_side_are_blocked_together():
+    plans = plan_trials(QUESTIONS, [1, 2], num_questions=16, judgments_per_question=1, seed=4, arms=["consultancy"])
+    for judge in (1, 2):
+        mine = [p for p in plans if p.judge_id == judge]
+        cells = collections.Counter((p.condition, p.speaker_side) for p in mine)
+        # 8 trials: honest/dishonest x consultant at A/B, twice each.
+        assert sorted(cells.values()) == [2, 2, 2, 2], cells
+
+
+@pytest.mark.unit
+def test_nobody_meets_a_question_they_have_seen():
+    seen = {1: {q.id for q in QUESTIONS[:200]}, 2: {q.id for q in QUESTIONS[100:300]}}
+    plans = plan_trials(QUESTIONS, [1, 2, 3], num_questions=150, judgments_per_question=1, seed=2, seen=seen)
+    assert all(p.question_id not in seen.get(p.judge_id, set()) for p in plans)
+    with pytest.raises(AssignmentError, match="judges who have not seen it before"):
+        plan_trials(QUESTIONS, [1, 2], num_questions=400, judgments_per_question=2, seed=2, seen={1: {QUESTIONS[0].id}})
