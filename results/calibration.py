@@ -74,9 +74,9 @@ def calibration(rows) -> dict:
         "n": len(rows),
         "bins": bins,
         "ece2": debiased_ece2(stated, correct, bootstrap),
-        "log_score": bootstrap.mean(np.log(np.maximum(given_to_correct, LOG_FLOOR))),
+        "log_score": bootstrap.mean(np.log(np.maximum(given_to_correct, LOG_FLOOR))).within(np.log(LOG_FLOOR), 0.0),
         "log_floor": LOG_FLOOR,
-        "brier": bootstrap.mean(2.0 * (1.0 - given_to_correct) ** 2),
+        "brier": bootstrap.mean(2.0 * (1.0 - given_to_correct) ** 2).within(0.0, 2.0),
         "high_confidence_accuracy": bootstrap.proportion(correct, high_confidence) if high_confidence.any() else None,
     }
 

@@ -30,7 +30,7 @@ A fixed seed makes every page reproducible; docs/analysis.md recomputes each fig
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.stats import t as student_t
@@ -74,6 +74,12 @@ class Estimate:
     @property
     def has_interval(self) -> bool:
         return math.isfinite(self.low) and math.isfinite(self.high)
+
+    def within(self, lowest: float, highest: float) -> "Estimate":
+        """The interval cut to the values the figure can take (a Brier score is never below 0)."""
+        if not self.has_interval:
+            return self
+        return replace(self, low=max(self.low, lowest), high=min(self.high, highest))
 
 
 def unknown(n: int, why: str) -> Estimate:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 
 import matplotlib
 import numpy as np
@@ -33,6 +34,8 @@ def interval_bars(estimates: dict, *, title: str, ylabel: str, reference: float 
         ax.annotate(f"n={e.n}", (i, 0.02), ha="center", color="white", fontsize=8)
     if reference is not None:
         ax.axhline(reference, color="#888", linestyle="--", linewidth=1)
+    # Long labels (arms and conditions) slanted so neighbours never overlap.
+    ax.set_xticks(range(len(labels)), [textwrap.fill(label, 18) for label in labels], rotation=25, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -141,7 +141,10 @@ def experiment_inputs(experiment: Experiment) -> dict:
         "arms": arms,
         "num_questions": experiment.num_questions,
         "judgments_per_question": experiment.judgments_per_question,
-        "judges": experiment.judges.count(),
+        # The judges assigned, else those who judged its trials, else the calculator's default.
+        "judges": experiment.judges.count()
+        or experiment.trials.values("judge").distinct().count()
+        or DEFAULT_DESIGN.judges,
         "comparisons": keys,
         "alpha": experiment.alpha,
         "margin": experiment.non_inferiority_margin,

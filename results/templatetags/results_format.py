@@ -25,10 +25,11 @@ def pct(value):
 
 @register.filter
 def points(value):
-    """A difference of two shares, in percentage points with its sign."""
+    """A difference of two shares, in percentage points with its sign (a true minus; never "-0.0")."""
     if value is None or value != value:
         return "—"
-    return f"{100 * float(value):+.1f} pts"
+    rounded = round(100 * float(value), 1)
+    return f"{'−' if rounded < 0 else '+'}{abs(rounded):.1f} pts"
 
 
 @register.filter
@@ -36,3 +37,10 @@ def pvalue(value):
     if value is None or value != value:
         return "—"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+@register.filter
+def p_equals(value):
+    """ "p = 0.012" or "p < 0.001", for use in a sentence."""
+    shown = pvalue(value)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
