@@ -71,7 +71,8 @@ def main():
         page.screenshot(path=OUT / "live-after-question.png", full_page=True)
         page.click("#end")
         page.wait_for_selector("#verdict-section:not([hidden])")
-        page.check("input[name=chosen][value=A]")
+        page.check("#verdict-form input[name=chosen][value=A]")  # the leaning form has its own
+        page.fill("#probability", "0.8")  # no default: the slider must be moved
         page.fill("#rationale", "Debater A answered my question with a quote.")
         page.screenshot(path=OUT / "live-verdict.png", full_page=True)
 

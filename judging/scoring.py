@@ -38,16 +38,28 @@ def verdict_score(rule: str, p: float, correct: bool, *, rounds: int = 0, penalt
     return score(rule, p if correct else 1.0 - p, rounds=rounds, penalty=penalty)
 
 
-def outcome_table(rule: str, *, rounds: int = 0, penalty: float = 0.0) -> dict[str, list[float]]:
-    """For each slider position p = 0.50, 0.51, ..., 1.00: [score if right, score if wrong].
+def display(value: float) -> str:
+    """A score as the judge is shown it: signed, to 3 decimals.
 
-    The judge's page looks scores up here instead of re-implementing the rules.
+    Two decimals hid the incentive near certainty: the spherical score if right read 1.00 from
+    p = 0.91 on. Three tell every slider step apart up to p = 0.95 (+0.999), and the score if
+    wrong, which is what changes near certainty, differs at every step. Kept in the rule's own
+    units rather than points, so what the judge reads is the stored and exported ``score``, rounded.
+    """
+    text = f"{value:+.3f}"
+    return "0.000" if float(text) == 0 else text  # neither "+0.000" nor "-0.000"
+
+
+def outcome_table(rule: str, *, rounds: int = 0, penalty: float = 0.0) -> dict[str, list[str]]:
+    """For each slider position p = 0.50, 0.51, ..., 1.00: [score if right, score if wrong], as displayed.
+
+    The judge's page looks scores up here instead of re-implementing the rules or their display.
     """
     table = {}
     for step in range(50, 101):
         p = step / 100
         table[f"{p:.2f}"] = [
-            round(verdict_score(rule, p, True, rounds=rounds, penalty=penalty), 3),
-            round(verdict_score(rule, p, False, rounds=rounds, penalty=penalty), 3),
+            display(verdict_score(rule, p, True, rounds=rounds, penalty=penalty)),
+            display(verdict_score(rule, p, False, rounds=rounds, penalty=penalty)),
         ]
     return table

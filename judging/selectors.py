@@ -82,7 +82,7 @@ def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
             speeches.append(entry | {"label": label, "text": t.text})
         elif not simultaneous and t.status == Turn.Status.RUNNING and t.partial_text:
             speeches.append(entry | {"label": label, "text": t.partial_text, "in_progress": True})
-    already_quoted: set[str] = set()
+    already_quoted: set[int] = set()  # positions in the passage (judging.quotes)
     for speech in speeches:
         if speech["speaker"] == debate.JUDGE:
             segments = [quotes.Segment(quotes.TEXT, speech["text"])]

@@ -439,12 +439,15 @@ class MoveRefused(VerdictRefused):
     """A live-trial move (question, continue, end, leaning) that is not accepted."""
 
 
-def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to=("A", "B"), probability=None) -> None:
+def live_move(
+    *, trial_id: int, judge, action: str, text: str = "", addressed_to=("A", "B"), chosen=None, probability=None
+) -> None:
     """Apply a judge's move to a live trial, or raise MoveRefused and change nothing.
 
     Actions: "ask" (a question; the next round answers it), "continue" (next round
     without a question), "end" (stop debating and give a verdict), "lean" (record the
-    current probability that A is correct).
+    current leaning, given like a verdict: the answer ``chosen`` and the ``probability``
+    that it is correct; stored as the probability that A is correct, docs/scoring.md).
     """
     with transaction.atomic():
         trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
@@ -489,7 +492,9 @@ def live_move(*, trial_id: int, judge, action: str, text: str = "", addressed_to
                 trial.ended_by_judge = True
                 trial.save(update_fields=["ended_by_judge"])
             elif action == "lean":
-                state = state.apply_leaning(_parse_probability(probability))
+                side, p = _parse_judgement(chosen, probability)
+                # Rounded so that B at 0.7 is stored as 0.3 for A, not 0.30000000000000004.
+                state = state.apply_leaning(p if side == "A" else round(1.0 - p, 10))
                 trial.leanings = [list(entry) for entry in state.leanings]
                 trial.save(update_fields=["leanings"])
             else:
@@ -510,6 +515,21 @@ def _parse_probability(raw) -> float:
     return value
 
 
+def _parse_judgement(chosen, probability) -> tuple[str, float]:
+    """An answer and the probability that it is correct, in [0.5, 1]: what the judge gives in a verdict and
+    in a leaning (one convention for both, docs/scoring.md). The probability has no default."""
+    if chosen not in ("A", "B"):
+        raise VerdictRefused("choose answer A or answer B")
+    if probability is None or not str(probability).strip():
+        raise VerdictRefused("say how likely the answer you chose is to be correct: move the slider to set it")
+    p = _parse_probability(probability)
+    if p < 0.5:
+        raise VerdictRefused(
+            "your probability for the answer you chose must be at least 0.5; choose the other answer instead"
+        )
+    return chosen, p
+
+
 def _parse_active_by_round(raw) -> dict:
     """Browser-reported timing: kept when well formed, dropped (never refused) when not."""
     if not raw:
@@ -525,13 +545,7 @@ def verdict_submit(
     *, trial_id: int, judge, chosen: str, probability, rationale: str, active_seconds=None, active_by_round=None
 ) -> Verdict:
     """Record a judge's verdict, or raise VerdictRefused and change nothing."""
-    if chosen not in ("A", "B"):
-        raise VerdictRefused("choose answer A or answer B")
-    p = _parse_probability(probability)
-    if p < 0.5:
-        raise VerdictRefused(
-            "your probability for the answer you chose must be at least 0.5; choose the other answer instead"
-        )
+    chosen, p = _parse_judgement(chosen, probability)
     rationale = (rationale or "").replace("\x00", "").strip()
     if not rationale:
         raise VerdictRefused("write a short rationale for your verdict")

@@ -182,6 +182,7 @@ def live_move(request, trial_id: int):
             action=action,
             text=text,
             addressed_to=addressed_to,
+            chosen=request.POST.get("chosen"),
             probability=request.POST.get("probability"),
         )
     except services.MoveRefused as refusal:

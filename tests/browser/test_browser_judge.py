@@ -62,6 +62,12 @@ def log_in(page, base_url, username, password):
     page.click("button[type=submit]")
 
 
+def choose(page, answer, probability="0.8"):
+    """The verdict's answer and probability: the slider has no default, so it is always moved."""
+    page.check(f"#verdict-form input[name=chosen][value={answer}]")  # a live page's leaning form has its own
+    page.fill("#probability", probability)
+
+
 def test_a_judge_logs_in_judges_a_trial_and_the_verdict_is_stored_and_exported(
     page, live_server, ready_trial, judge, tmp_path
 ):
@@ -75,8 +81,7 @@ def test_a_judge_logs_in_judges_a_trial_and_the_verdict_is_stored_and_exported(
     assert "Argument of debater B in round 2." in page.inner_text(".transcript")
     assert "PASSAGE-SECRET" not in page.content()
 
-    page.check("input[name=chosen][value=B]")
-    page.fill("#probability", "0.9")
+    choose(page, "B", "0.9")
     assert page.inner_text("#probability-out") == "90%"
     page.fill("#rationale", "B's second argument <b>answered</b> the objection.")
     page.click("text=Submit verdict and go to next")
@@ -98,10 +103,10 @@ def test_a_judge_logs_in_judges_a_trial_and_the_verdict_is_stored_and_exported(
 def test_an_out_of_range_probability_sent_by_a_tampered_form_is_refused(page, live_server, ready_trial):
     log_in(page, live_server.url, "judy", "judge-pass-123")
     page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
-    page.check("input[name=chosen][value=A]")
+    choose(page, "A")
     page.fill("#rationale", "sure")
     # Bypass the slider's bounds the way a crafted request would.
-    page.eval_on_selector("#probability", "el => { el.type = 'text'; el.value = '1.7'; }")
+    page.eval_on_selector("#probability-value", "el => { el.type = 'text'; el.value = '1.7'; }")
     page.click("text=Submit verdict and go to next")
     assert "the probability must be between 0 and 1" in page.inner_text("[role=alert]")
     assert page.input_value("#rationale") == "sure"  # the judge's text is kept
@@ -158,7 +163,7 @@ def test_a_live_debate_where_the_judge_interjects_twice_and_the_debaters_answer(
     assert turns[(2, "judge")].addressed_to == ["B"] and turns[(1, "judge")].addressed_to == ["A", "B"]
     assert "PASSAGE-SECRET" not in page.content()
 
-    page.check("input[name=chosen][value=A]")
+    choose(page, "A")
     page.fill("#rationale", "A quoted the text.")
     page.click("text=Submit verdict and go to next")
     page.wait_for_url("**/judge/trials/*/")  # the next live trial in the queue
@@ -210,16 +215,37 @@ def test_simultaneous_speeches_appear_only_when_both_are_done(page, live_server,
     assert "A finished first." in page.inner_text("#transcript")
 
 
-def test_the_verdict_form_shows_the_score_under_each_outcome(page, live_server, ready_trial):
+def test_the_verdict_slider_has_no_default_and_the_scores_are_shown_to_three_decimals(page, live_server, ready_trial):
     from judging import scoring
 
+    ready_trial.experiment.scoring_rule = "spherical"
+    ready_trial.experiment.save()
     log_in(page, live_server.url, "judy", "judge-pass-123")
     page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
-    right, wrong = scoring.outcome_table("log")["0.75"]
-    assert f"you score {right:+.2f}; if it is wrong, {wrong:+.2f}" in page.inner_text("#score-preview")
-    page.fill("#probability", "0.95")
-    right, wrong = scoring.outcome_table("log")["0.95"]
-    assert f"you score {right:+.2f}; if it is wrong, {wrong:+.2f}" in page.inner_text("#score-preview")
+    assert page.inner_text("#probability-out") == "not set"
+    assert "move the slider to see what you would score" in page.inner_text("#score-preview")
+    page.check("#verdict-form input[name=chosen][value=A]")
+    page.fill("#rationale", "A quoted the text.")
+    verdict_posts = []
+    page.on("request", lambda request: verdict_posts.append(request) if request.method == "POST" else None)
+    page.click("text=Submit verdict and go to next")  # the slider was never moved: refused in the page
+    assert "Move the slider" in page.inner_text("#probability-error") and page.is_visible("#probability-error")
+    assert verdict_posts == [] and not Verdict.objects.exists()
+    assert page.input_value("#rationale") == "A quoted the text."
+
+    page.fill("#probability", "0.91")
+    assert page.is_hidden("#probability-error") and page.inner_text("#probability-out") == "91%"
+    right, wrong = scoring.outcome_table("spherical")["0.91"]
+    assert (right, wrong) == ("+0.995", "+0.098")  # two decimals read +1.00 here
+    preview = page.inner_text("#score-preview")
+    assert f"if your answer is right you score {right}; if it is wrong, {wrong}." in preview
+    page.fill("#probability", "1")
+    assert "you score +1.000; if it is wrong, 0.000." in page.inner_text("#score-preview")
+    page.fill("#probability", "0.91")
+    page.click("text=Submit verdict and go to next")
+    page.wait_for_url("**/judge/")
+    verdict = Verdict.objects.get(trial=ready_trial)
+    assert (verdict.chosen, verdict.probability) == ("A", 0.91)
 
 
 def test_active_time_excludes_idle_and_hidden_time(page, live_server, ready_trial):
@@ -239,7 +265,7 @@ def test_active_time_excludes_idle_and_hidden_time(page, live_server, ready_tria
         page.clock.run_for(1000)
     page.evaluate("""() => { Object.defineProperty(document, 'hidden', {value: false, configurable: true});
                              document.dispatchEvent(new Event('visibilitychange')); }""")
-    page.check("input[name=chosen][value=A]")
+    choose(page, "A")
     page.fill("#rationale", "timed")
     page.click("text=Submit verdict and go to next")
     page.wait_for_url("**/judge/")
@@ -272,7 +298,7 @@ def test_a_sandwiching_trial_in_each_condition(
         page.wait_for_selector("#verdict-section:not([hidden])")
         for leak in ("misleading", "honest", "assisted-"):
             assert leak not in page.content()
-    page.check("input[name=chosen][value=B]")
+    choose(page, "B")
     page.fill("#rationale", f"{condition} verdict")
     page.click("text=Submit verdict and go to next")
     page.wait_for_url("**/judge/**")
@@ -481,6 +507,11 @@ def test_the_live_page_has_no_inline_script_and_works_under_a_strict_content_sec
     assert page.input_value("#question-text") == ""
     page.wait_for_selector("#live-controls:not([hidden])")
     page.click("text=Record your current leaning")
+    page.check("#lean-form input[name=chosen][value=A]")
+    moves = []
+    page.on("request", lambda request: moves.append(request) if request.url.endswith("/move/") else None)
+    page.click("#lean")  # the slider was never moved: refused in the page, nothing sent
+    assert page.is_visible("#leaning-error") and page.inner_text("#leaning-out") == "not set" and moves == []
     page.fill("#leaning", "0.8")
     assert page.inner_text("#leaning-out") == "80%"  # trial.js runs
     with page.expect_response("**/move/"):
@@ -489,6 +520,7 @@ def test_the_live_page_has_no_inline_script_and_works_under_a_strict_content_sec
     assert page.is_visible("#lean") and page.inner_text("#leaning-out") == "80%"  # the update left them as they were
     page.click("#end")
     page.wait_for_selector("#verdict-section:not([hidden])")
+    page.fill("#probability", "0.7")
     assert "if your answer is right you score" in page.inner_text("#score-preview")
     assert inline_code(page.content()) == []  # after the updates too
     assert blocked == []

@@ -100,18 +100,18 @@ def test_a_flipped_leaning_requires_another_round(live_experiment, judge):
     trial = first_trial(live_experiment)
     trial_open(trial=trial)
     generate_all(live_experiment)
-    live_move(trial_id=trial.pk, judge=judge, action="lean", probability="0.8")
+    live_move(trial_id=trial.pk, judge=judge, action="lean", chosen="A", probability="0.8")
     live_move(trial_id=trial.pk, judge=judge, action="continue")
     generate_all(live_experiment)
-    live_move(trial_id=trial.pk, judge=judge, action="lean", probability="0.3")
+    live_move(trial_id=trial.pk, judge=judge, action="lean", chosen="B", probability="0.7")
     trial.refresh_from_db()
-    assert trial.leanings == [[1, 0.8], [2, 0.3]]
+    assert trial.leanings == [[1, 0.8], [2, 0.3]]  # stored as the probability that A is correct
     state = selectors.judge_live_state(trial, list(trial.turns.all()))
     assert not state["can_end"] and "changed side" in state["end_blocked_reason"]
     with pytest.raises(MoveRefused, match="one more round"):
         live_move(trial_id=trial.pk, judge=judge, action="end")
     with pytest.raises(MoveRefused, match="between 0 and 1"):
-        live_move(trial_id=trial.pk, judge=judge, action="lean", probability="7")
+        live_move(trial_id=trial.pk, judge=judge, action="lean", chosen="A", probability="7")
 
 
 def test_questions_are_refused_in_pregenerated_trials(ready_trial, judge):

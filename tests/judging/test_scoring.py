@@ -28,9 +28,29 @@ def test_every_rule_is_proper_reporting_the_belief_maximises_the_expected_score(
     assert reports[int(np.argmax(expected))] == pytest.approx(belief, abs=0.002)
 
 
-def test_the_outcome_table_covers_the_slider():
+def test_the_outcome_table_covers_the_slider_as_displayed():
     table = scoring.outcome_table("quadratic", rounds=2, penalty=0.05)
-    assert len(table) == 51 and table["0.75"] == [round(1 - 2 * 0.0625 - 0.1, 3), round(1 - 2 * 0.5625 - 0.1, 3)]
+    assert len(table) == 51 and table["0.75"] == ["+0.775", "-0.225"]  # 1 - 2(0.25)² - 0.1, 1 - 2(0.75)² - 0.1
+    assert scoring.outcome_table("log")["1.00"] == ["0.000", "-6.908"]
+
+
+@pytest.mark.parametrize(
+    "value,shown", [(0.99514, "+0.995"), (-6.9077, "-6.908"), (0.0, "0.000"), (-0.0, "0.000"), (-0.0004, "0.000")]
+)
+def test_scores_are_shown_signed_to_three_decimals(value, shown):
+    assert scoring.display(value) == shown
+
+
+def test_three_decimals_keep_the_incentive_near_certainty_visible():
+    # With two decimals the spherical score if right read 1.00 from p = 0.91 on.
+    assert scoring.outcome_table("spherical")["0.91"][0] == "+0.995"
+    steps = [f"{step / 100:.2f}" for step in range(50, 101)]
+    for rule in scoring.RULES:
+        table = scoring.outcome_table(rule)
+        if_right = [table[p][0] for p in steps if p <= "0.95"]
+        assert len(set(if_right)) == len(if_right), rule  # every step up to 0.95 scores differently if right
+        if_wrong = [table[p][1] for p in steps]
+        assert len(set(if_wrong)) == len(if_wrong), rule  # and every step differently if wrong
 
 
 def test_the_verdict_stores_its_score(ready_trial, judge):

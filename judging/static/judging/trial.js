@@ -10,31 +10,60 @@
   // ---- Sliders and the score preview ------------------------------------------------------------------------
   const ruleNames = {log: "log score", quadratic: "quadratic score", spherical: "spherical score"};
 
-  // The score the judge would get under each outcome, looked up in the server's table. The table is part of the
-  // verdict partial because a live debate's round penalty grows with each round.
-  function showScores() {
-    const slider = el("probability"), out = el("score-preview"), data = el("scoring-data");
-    if (!slider || !out || !data) return;
-    const scoring = JSON.parse(data.textContent);
-    const [right, wrong] = scoring.table[parseFloat(slider.value).toFixed(2)];
-    const fmt = (x) => (x > 0 ? "+" : "") + x.toFixed(2);
-    out.textContent = "Scoring (" + ruleNames[scoring.rule] + (scoring.round_penalty ? ", " + scoring.round_penalty +
-      " per round × " + scoring.rounds + " rounds" : "") + "): if your answer is right you score " + fmt(right) +
-      "; if it is wrong, " + fmt(wrong) + ".";
+  // The probabilities have no default (templates/judging/partials/probability.html): the posted field is the number
+  // box beside each slider, empty and required until the judge moves the slider or types a number. What the box
+  // holds survives live updates (a morph changes attributes, not values), so it is read from the box every time.
+  const probabilityFields = ["probability", "leaning"];  // the sliders' ids; each box's id is the slider's + "-value"
+
+  // The probability given, or null while it is not set (or not a valid one: the browser refuses those too).
+  function probabilityOf(id) {
+    const box = el(id + "-value");
+    return box && box.value !== "" && box.validity.valid ? parseFloat(box.value) : null;
   }
 
-  const sliderOutputs = {probability: "probability-out", leaning: "leaning-out"};
-
   function showSliderValue(id) {
-    const slider = el(id), out = el(sliderOutputs[id]);
-    if (slider && out) out.textContent = Math.round(parseFloat(slider.value) * 100) + "%";
+    const slider = el(id), out = el(id + "-out"), p = probabilityOf(id);
+    if (!slider || !out) return;
+    if (p !== null) slider.value = p;
+    out.textContent = p === null ? "not set" : Math.round(p * 100) + "%";
+  }
+
+  // The score the judge would get under each outcome, looked up in the server's table, where it is already written
+  // as shown (judging.scoring.display). The table is part of the verdict partial because a live debate's round
+  // penalty grows with each round.
+  function showScores() {
+    const out = el("score-preview"), data = el("scoring-data"), p = probabilityOf("probability");
+    if (!out || !data) return;
+    const scoring = JSON.parse(data.textContent);
+    const rule = "Scoring (" + ruleNames[scoring.rule] + (scoring.round_penalty ? ", " + scoring.round_penalty +
+      " per round × " + scoring.rounds + " rounds" : "") + "): ";
+    if (p === null) {
+      out.textContent = rule + "move the slider to see what you would score if your answer is right and if wrong.";
+      return;
+    }
+    const [right, wrong] = scoring.table[p.toFixed(2)];
+    out.textContent = rule + "if your answer is right you score " + right + "; if it is wrong, " + wrong + ".";
   }
 
   // Listeners sit on the document: the live updates may replace the elements they are about.
   document.addEventListener("input", (event) => {
-    if (event.target.id in sliderOutputs) showSliderValue(event.target.id);
-    if (event.target.id === "probability") showScores();
+    const id = event.target.id.replace(/-value$/, "");
+    if (!probabilityFields.includes(id)) return;
+    if (event.target.id === id) el(id + "-value").value = event.target.value;  // the slider sets the box
+    el(id + "-error").hidden = true;
+    showSliderValue(id);
+    if (id === "probability") showScores();
   });
+
+  // The browser refuses a verdict or leaning without a probability (the box is required); this says why beside the
+  // slider. "invalid" does not bubble, hence the capture phase.
+  document.addEventListener("invalid", (event) => {
+    const id = event.target.id.replace(/-value$/, "");
+    if (!probabilityFields.includes(id) || !event.target.validity.valueMissing) return;
+    const error = el(id + "-error");
+    error.textContent = "Move the slider to say how likely the answer you chose is to be correct: it has no default.";
+    error.hidden = false;
+  }, true);
 
   // ---- Active time ------------------------------------------------------------------------------------------
   // The tab is visible and the judge did something (moved, typed, scrolled, touched) within the idle threshold.
@@ -71,7 +100,7 @@
   // The sliders' outputs and the score preview, again after each live update: a morph resets the outputs' text
   // to the server's default, not to where the judge moved the slider, and the scoring table may have changed.
   function showSliders() {
-    for (const id in sliderOutputs) showSliderValue(id);
+    for (const id of probabilityFields) showSliderValue(id);
     showScores();
   }
 
