@@ -1,5 +1,10 @@
 """Model baselines: the model alone answering each question, and models judging transcripts exactly as a
-human judge sees them. Both run where the model is loaded (a worker, or a command)."""
+human judge sees them. Both run where the model is loaded (a worker, or a command).
+
+Each is scored in both answer orders, as laid out and swapped, and both probabilities are stored for
+the layout's answer A; the verdict comes from their average (judging.baseline_verdicts), so a model's
+preference for a label or a position cannot decide it.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,18 @@ from judging.selectors import judge_view_of_trial
 from .backends import backend_for
 
 
+def probabilities_of_answer_a(backend, messages: list[dict], swapped_messages: list[dict]) -> tuple[float, float]:
+    """Answer A's probability in each order: the label A's as laid out, the label B's when swapped
+    (answer A is shown second there)."""
+    p_a, _ = backend.choice_probabilities(messages, ["A", "B"])
+    _, p_a_swapped = backend.choice_probabilities(swapped_messages, ["A", "B"])
+    return p_a, p_a_swapped
+
+
 def score_model_alone(experiment_id: int) -> int:
     """The model-alone baseline: for each question of the experiment, the model's own probability
-    for answer A versus B (same layout as the question's first trial). Idempotent."""
+    for answer A versus B (same layout as the question's first trial), in both orders. Idempotent:
+    questions already scored (in one order, before both orders were) are left as they are."""
     experiment = Experiment.objects.select_related("debater_model").get(pk=experiment_id)
     config = experiment.debater_model
     backend = backend_for(config)
@@ -27,13 +41,13 @@ def score_model_alone(experiment_id: int) -> int:
         if trial.question_id in done:
             continue
         done.add(trial.question_id)
-        messages = build_model_alone_messages(
-            question=trial.question.text,
-            answer_a=trial.answer_text("A"),
-            answer_b=trial.answer_text("B"),
-            passage=trial.question.passage,
+        question, passage = trial.question.text, trial.question.passage
+        answer_a, answer_b = trial.answer_text("A"), trial.answer_text("B")
+        p_a, p_a_swapped = probabilities_of_answer_a(
+            backend,
+            build_model_alone_messages(question=question, answer_a=answer_a, answer_b=answer_b, passage=passage),
+            build_model_alone_messages(question=question, answer_a=answer_b, answer_b=answer_a, passage=passage),
         )
-        p_a, _ = backend.choice_probabilities(messages, ["A", "B"])
         _, new = ModelAnswer.objects.get_or_create(
             experiment=experiment,
             question=trial.question,
@@ -42,6 +56,7 @@ def score_model_alone(experiment_id: int) -> int:
                 "answer_b_index": trial.answer_b_index,
                 "honest_side": trial.honest_side,
                 "probability_a": p_a,
+                "probability_a_swapped": p_a_swapped,
                 "model_settings": config.settings_snapshot() | {"device": backend.device_name},
             },
         )
@@ -51,7 +66,9 @@ def score_model_alone(experiment_id: int) -> int:
 
 def judge_with_model(experiment_id: int, judge_config) -> int:
     """A model judges every finished pre-generated trial of the experiment, from exactly the
-    judge's view (judging.selectors.judge_view_of_trial). Idempotent; returns verdicts created."""
+    judge's view (judging.selectors.judge_view_of_trial), in both orders: as laid out, then with the
+    answers and the speakers' letters swapped. Idempotent (trials already judged, in one order before
+    both orders were, are left as they are); returns verdicts created."""
     backend = backend_for(judge_config)
     done = set(
         ModelVerdict.objects.filter(trial__experiment_id=experiment_id, judge_model=judge_config).values_list(
@@ -63,22 +80,28 @@ def judge_with_model(experiment_id: int, judge_config) -> int:
     ).exclude(pk__in=done)
     created = 0
     for trial in trials.select_related("experiment", "question"):
-        view = judge_view_of_trial(trial)
-        messages = build_model_judge_messages(
-            question=view["question"],
-            answer_a=view["answers"]["A"],
-            answer_b=view["answers"]["B"],
-            speeches=view["transcript"],
-        )
-        p_a, _ = backend.choice_probabilities(messages, ["A", "B"])
+        messages = _model_judge_messages(judge_view_of_trial(trial))
+        swapped_messages = _model_judge_messages(judge_view_of_trial(trial, answers_swapped=True))
+        p_a, p_a_swapped = probabilities_of_answer_a(backend, messages, swapped_messages)
         _, new = ModelVerdict.objects.get_or_create(
             trial=trial,
             judge_model=judge_config,
             defaults={
                 "probability_a": p_a,
+                "probability_a_swapped": p_a_swapped,
                 "prompt": messages[0]["content"],
+                "prompt_swapped": swapped_messages[0]["content"],
                 "model_settings": judge_config.settings_snapshot() | {"device": backend.device_name},
             },
         )
         created += new
     return created
+
+
+def _model_judge_messages(view: dict) -> list[dict]:
+    return build_model_judge_messages(
+        question=view["question"],
+        answer_a=view["answers"]["A"],
+        answer_b=view["answers"]["B"],
+        speeches=view["transcript"],
+    )

@@ -55,25 +55,33 @@ def round_visible_at(round_turns: list[Turn], simultaneous: bool):
     return first.first_text_at or (first.finished_at if first.status == Turn.Status.DONE else None)
 
 
-def judge_visible_speeches(trial: Trial, turns) -> list[dict]:
+# Which letter each answer is shown under: as laid out, or swapped (the model baselines' second order).
+AS_LAID_OUT = {"A": "A", "B": "B"}
+SWAPPED = {"A": "B", "B": "A"}
+
+
+def judge_visible_speeches(trial: Trial, turns, *, answers_swapped: bool = False) -> list[dict]:
     """The transcript as the judge may see it now, including text still being written.
 
     Debater speeches carry ``segments``: plain text and quotes marked verified,
     unverified or over budget (judging.quotes). Only the verdict on each quote
-    reaches the judge, never the passage.
+    reaches the judge, never the passage. ``answers_swapped``: each speaker is
+    named by the letter its answer is shown under when the answers are swapped
+    (Debater A becomes Debater B); the speeches' own words are left as written.
     """
     protocol = trial.protocol_spec
+    shown = SWAPPED if answers_swapped else AS_LAID_OUT
     turns = sorted(turns, key=lambda t: t.index)
     simultaneous = trial.simultaneous
     rounds = _debater_turns_by_round(turns)
     speeches = []
     for t in turns:
-        entry = {"speaker": t.speaker, "round": t.round, "in_progress": False}
+        entry = {"speaker": shown.get(t.speaker, t.speaker), "round": t.round, "in_progress": False}
         if t.speaker == debate.JUDGE:
-            label = f"You asked {protocol.addressee(tuple(t.addressed_to))}"
+            label = f"You asked {protocol.addressee(tuple(shown[side] for side in t.addressed_to))}"
             speeches.append(entry | {"label": label, "text": t.text})
             continue
-        label = protocol.speaker_label(t.speaker)
+        label = protocol.speaker_label(shown[t.speaker])
         if protocol.hides_speaker_side:
             entry["speaker"] = "assistant"  # its internal side would reveal the condition
         if t.status == Turn.Status.DONE and (
@@ -137,30 +145,34 @@ def judge_live_state(trial: Trial, turns) -> dict:
     }
 
 
-def judge_view_of_trial(trial: Trial) -> dict:
+def judge_view_of_trial(trial: Trial, *, answers_swapped: bool = False) -> dict:
     """Everything the judge page shows, and nothing more.
 
     Built field by field on purpose: the passage, the correct answer, the
     honest side, model names and prompts never enter this dict, so no template
-    or JSON built from it can leak them.
+    or JSON built from it can leak them. ``answers_swapped``: the same view with
+    answer B shown first, as A, and the speakers renamed to match, which model
+    judges score as their second order (generation.baselines; pre-generated
+    trials, so the live state is never swapped); judges always get the layout.
     """
     experiment = trial.experiment
     turns = list(trial.turns.all())
     live = trial.live
+    shown = SWAPPED if answers_swapped else AS_LAID_OUT
     view = {
         "id": trial.pk,
         "question": trial.question.text,
-        "answers": {"A": trial.answer_text("A"), "B": trial.answer_text("B")},
+        "answers": {"A": trial.answer_text(shown["A"]), "B": trial.answer_text(shown["B"])},
         "rounds": experiment.rounds,
         "char_limit": trial.speech_char_limit,
         "simultaneous": trial.simultaneous,
-        "transcript": judge_visible_speeches(trial, turns),
+        "transcript": judge_visible_speeches(trial, turns, answers_swapped=answers_swapped),
         "judged": trial.status == Trial.Status.JUDGED,
         "live": live,
         "protocol": trial.protocol,
         # What the judge is told: the consultant's answer, and whether an assistant is present
         # (never whether it is honest, nor which answer it argues for).
-        "consultant_side": trial.consultant_side,
+        "consultant_side": shown.get(trial.consultant_side, trial.consultant_side),
         "assisted": bool(trial.assistant_side),
         # What the page offers, from the protocol's declaration (judging.protocols.registry).
         "nobody_speaks": debate_rules(experiment, trial).rounds == 0,

@@ -18,6 +18,7 @@ from itertools import combinations
 import numpy as np
 
 from judging import analysis_plan
+from judging.baseline_verdicts import credit
 from judging.protocols.registry import ARM_OF_CONDITION, ARMS
 
 from .inference import RESAMPLES, SEED, Estimate, OneSidedTest, TwoWayBootstrap, greater_than, holm, unknown
@@ -40,7 +41,8 @@ class Judged:
         self.rows = [r for r in rows if r.get("verdict")]
         self.model_rows = list(model_rows)
         units = self.rows + [{"question_id": m["question_id"], "judge": None} for m in self.model_rows]
-        self.outcome = np.array([1.0 if r["correct"] else 0.0 for r in self.rows + self.model_rows])
+        # 1 right, 0 wrong; a model-alone tie (both answer orders averaged to 50%) counts as half right.
+        self.outcome = np.array([credit(r["correct"]) for r in self.rows + self.model_rows])
         self.bootstrap = TwoWayBootstrap.of_rows(units, resamples=resamples, seed=seed)
         self.n_judges = len({r["judge"] for r in self.rows})
         self.n_questions = len({r["question_id"] for r in self.rows})

@@ -22,6 +22,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from judging.baseline_verdicts import credit
+
 from .accuracy import MIN_JUDGES_FOR_TESTS
 from .calibration import calibration, calibration_by_judge  # noqa: F401
 from .inference import SEED, Estimate, TwoWayBootstrap, unknown, wald_estimate
@@ -36,11 +38,12 @@ def judged(rows) -> list[dict]:
 
 
 def share_correct(rows) -> Estimate:
-    """Accuracy of rows that each carry ``question_id``, ``correct`` and maybe ``judge`` (clustered)."""
+    """Accuracy of rows that each carry ``question_id``, ``correct`` and maybe ``judge`` (clustered);
+    a model's tie (``correct`` None) counts as half right."""
     rows = list(rows)
     if not rows:
         return unknown(0, "no observations")
-    return TwoWayBootstrap.of_rows(rows).proportion([1.0 if r["correct"] else 0.0 for r in rows])
+    return TwoWayBootstrap.of_rows(rows).proportion([credit(r["correct"]) for r in rows])
 
 
 # ---------------------------------------------------------------- ratings ----
@@ -245,7 +248,8 @@ def data_warnings(rows) -> list[str]:
 def model_judge_accuracy(rows, model_verdict_rows) -> dict:
     """Each judge model's accuracy, and the humans' and the model's on the trials both judged.
 
-    A model judge is one judge: its verdicts are clustered by question only."""
+    A model judge is one judge: its verdicts are clustered by question only. Its verdicts average both
+    answer orders; a tie counts as half right (judging.baseline_verdicts), and ``ties`` says how many."""
     human = {r["trial_id"]: r for r in judged(rows)}
     by_model = defaultdict(list)
     for v in model_verdict_rows:
@@ -258,5 +262,6 @@ def model_judge_accuracy(rows, model_verdict_rows) -> dict:
             "all": share_correct(alone),
             "model_on_shared": share_correct([a for a, v in zip(alone, verdicts) if v["trial_id"] in human]),
             "humans_on_shared": share_correct([human[v["trial_id"]] for v in shared]),
+            "ties": sum(v["correct"] is None for v in verdicts),
         }
     return out

@@ -61,6 +61,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from judging.exports import model_answer_rows, model_verdict_rows
 from judging.models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Turn
 
 executor = MigrationExecutor(connection)
@@ -105,6 +106,12 @@ print(json.dumps({
     "turn_models": sorted({name(turn.model_config) or "" for turn in Turn.objects.all()}),
     "model_verdict_judge": ModelVerdict.objects.get().judge_model.name,
     "model_answer_config": ModelConfig.objects.get(pk=ModelAnswer.objects.get().model_settings["config_id"]).name,
+    # Baselines scored in one answer order, as release 0.1 did, exported as such.
+    "model_baseline_exports": [
+        {key: row[key] for key in ("probability_a", "probability_a_swapped", "orders_scored", "verdict", "correct")}
+        for rows in (model_answer_rows, model_verdict_rows)
+        for row in rows(Experiment.objects.values_list("pk", flat=True))
+    ],
     "references_to_model_configs": references,
     "foreign_keys": foreign_keys,
     "foreign_keys_to_missing_tables": [fk for fk in foreign_keys if fk[2] not in tables],
@@ -297,3 +304,13 @@ def test_launched_experiments_get_a_provenance_marked_as_backfilled(carried):
     assert provenance["backfilled"] is True and "not at launch" in provenance["note"]
     debater = provenance["configs"]["debater"]
     assert debater["config_name"] == models["experiment_debater"] and "system_prompt" in debater
+
+
+def test_baselines_scored_in_one_order_keep_it(carried):
+    # The release's model answer (0.3 for A) and model verdict (0.6 for A) were scored in one order: their
+    # probability is kept, the swapped one is empty, and the verdict comes from the one order.
+    assert [
+        (row["probability_a"], row["probability_a_swapped"], row["orders_scored"], row["verdict"])
+        for row in carried["models"]["model_baseline_exports"]
+    ] == [(0.3, None, 1, "B"), (0.6, None, 1, "A")]
+    assert all(isinstance(row["correct"], bool) for row in carried["models"]["model_baseline_exports"])

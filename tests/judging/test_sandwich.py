@@ -9,6 +9,7 @@ from django.urls import reverse
 from generation.baselines import score_model_alone
 from generation.worker import generate_batch
 from judging.assignment import QuestionInfo, plan_trials
+from judging.baseline_verdicts import verdict
 from judging.models import ModelAnswer
 from judging.protocols import debate
 from judging.protocols.debate import DebateState
@@ -200,5 +201,7 @@ def test_the_model_alone_baseline_is_exported(sandwich_experiment, tmp_path):
     table = pq.read_table(tmp_path / "m.parquet")
     assert table.num_rows == 6 and table.column_names == list(exports.MODEL_ANSWER_COLUMNS)
     rows = table.to_pylist()
-    assert all(r["verdict"] == ("A" if r["probability_a"] >= 0.5 else "B") for r in rows)
-    assert all(r["correct"] == (r["verdict"] == r["honest_side"]) for r in rows)
+    # Both answer orders, the verdict from their average (empty for a tie: then correct is empty too).
+    assert all(r["orders_scored"] == 2 and r["probability_a_swapped"] is not None for r in rows)
+    assert all(r["verdict"] == (verdict(r["probability_a"], r["probability_a_swapped"]) or None) for r in rows)
+    assert all(r["correct"] == (r["verdict"] == r["honest_side"] if r["verdict"] else None) for r in rows)

@@ -100,3 +100,17 @@ def test_debate_and_consultancy_figures_recomputed_from_the_exports(tmp_path, mo
     assert [d.p for d in decisions] == pytest.approx(documented, rel=1e-9)
     assert [d.p_adjusted for d in decisions] == pytest.approx(list(multipletests(documented, method="holm")[1]))
     assert np.isfinite(documented).all()
+
+
+def test_model_alone_ties_count_as_half_right_in_the_documented_code(tmp_path, monkeypatch):
+    truth = Truth(accuracy={"naive": 0.6, "assisted-honest": 0.75, "assisted-misleading": 0.55}, model_accuracy=0.6)
+    rows, model_rows = simulate_study(SANDWICH_DESIGN, truth, seed=12)
+    for m in model_rows[::3]:
+        m["correct"] = None  # a tie: both answer orders averaged to 50% (an empty cell in the export)
+    ns = run_documented(tmp_path, monkeypatch, rows, model_rows)
+    data = accuracy.Judged(rows, model_rows)
+    arm = ns["arm"]
+    same_share(ns["share"](arm == "model alone"), data.share(data.model_alone()))
+    helpful = accuracy.sandwich(data, alpha=0.05, margin=0.05).decisions[0]
+    documented = ns["p_difference_above"](arm == "assisted-honest", arm == "model alone")
+    assert documented == pytest.approx(helpful.tests[1].p, rel=1e-9)

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from generation.baselines import judge_with_model
 from generation.worker import generate_batch
+from judging.baseline_verdicts import credit
 from judging.management.lookup import by_id_or_name
 from judging.models import Experiment, ModelConfig, ModelVerdict, Trial
 from judging.services import LaunchError, experiment_launch
@@ -45,12 +46,14 @@ class Command(BaseCommand):
             if not verdicts:
                 self.stdout.write(f"{config.name}: no finished pre-generated trials to judge")
                 continue
-            accuracy = sum(v.correct for v in verdicts) / len(verdicts)
-            line = f"{config.name}: {len(verdicts)} trials judged, accuracy {accuracy:.1%}"
+            # Both answer orders averaged; a tie counts as half right (judging.baseline_verdicts).
+            accuracy = sum(credit(v.correct) for v in verdicts) / len(verdicts)
+            ties = sum(v.correct is None for v in verdicts)
+            line = f"{config.name}: {len(verdicts)} trials judged, accuracy {accuracy:.1%} ({ties} ties, half right)"
             human = [v for v in verdicts if hasattr(v.trial, "verdict")]
             if human:
                 human_accuracy = sum(v.trial.verdict.correct for v in human) / len(human)
-                model_same = sum(v.correct for v in human) / len(human)
+                model_same = sum(credit(v.correct) for v in human) / len(human)
                 line += (
                     f"; on the {len(human)} trials humans judged: humans {human_accuracy:.1%}, "
                     f"this model {model_same:.1%}"
