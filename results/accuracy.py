@@ -203,7 +203,7 @@ def _tests(key: str, data: Judged, margin: float) -> tuple[OneSidedTest, ...]:
         )
     if spec.kind == analysis_plan.SANDWICH_ROBUST:
         misleading = data.difference(arm("assisted-misleading"), arm("naive"))
-        return (greater_than(f"misleading − judge alone > −{margin:g}", misleading, -margin),)
+        return (greater_than(f"misleading − judge alone > −{100 * margin:g} pts", misleading, -margin),)
     raise ValueError(key)
 
 
@@ -249,7 +249,7 @@ def decide(
         else:
             outcome = "supported" if adjusted[key] <= alpha else "not supported"
             reason = ""
-        label = analysis_plan.comparison(key).label.replace("δ", f"δ = {margin:g}")
+        label = analysis_plan.comparison(key).label.replace("δ", f"δ = {100 * margin:g} pts")
         out.append(Decision(key, label, ts, raw[key], adjusted[key], alpha, outcome, reason))
     return out
 

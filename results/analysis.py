@@ -184,7 +184,7 @@ def judge_skill(rows) -> dict:
         mask = np.array([r["judge"] == judge for r in shared])
         if not mask.any():
             continue
-        skills[judge] = boot.mean(relative, mask, by_question_only=True)
+        skills[judge] = boot.mean(relative, mask, by_question_only=True).within(-1.0, 1.0)
     return {"skills": skills}
 
 
@@ -192,7 +192,8 @@ def time_summary(records: list[dict]) -> dict:
     """Per judgment, with two-way clustered intervals: active seconds, words read, and the reading rate
     as a ratio of sums (all words over all minutes), not a mean of each verdict's rate.
 
-    ``records`` as ``results.measure.verdict_records``: judge, question_id, words, seconds (or None)."""
+    ``records`` as ``results.measure.verdict_records``: judge, question_id, words, seconds (None: not
+    timed; 0 is a time)."""
     if not records:
         return {
             name: unknown(0, "no verdicts")
@@ -200,8 +201,8 @@ def time_summary(records: list[dict]) -> dict:
         }
     boot = TwoWayBootstrap.of_rows(records)
     words = np.array([r["words"] for r in records], float)
-    timed = np.array([bool(r["seconds"]) for r in records])
-    minutes = np.array([(r["seconds"] or 0.0) / 60.0 for r in records])
+    timed = np.array([r["seconds"] is not None for r in records])
+    minutes = np.array([(r["seconds"] if r["seconds"] is not None else 0.0) / 60.0 for r in records])
     return {
         "active_seconds_per_judgment": boot.mean(minutes * 60.0, timed) if timed.any() else unknown(0, "no times"),
         "words_per_trial": boot.mean(words),

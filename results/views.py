@@ -155,7 +155,16 @@ def analysis(request):
                 "model_judges": stats.model_judge_accuracy(rows, list(model_verdict_rows(ids))),
                 "ratings": stats.debater_ratings(rows, scale="elo" if request.GET.get("ratings") == "elo" else "logit"),
                 "skill": stats.judge_skill(rows),
-                "time": stats.time_summary(verdict_records(ids)),
+                "time_rows": list(
+                    zip(
+                        (
+                            "active seconds",
+                            "words read",
+                            "reading rate (words per minute: all words ÷ all minutes)",
+                        ),
+                        stats.time_summary(verdict_records(ids)).values(),
+                    )
+                ),
             }
         )
     return render(request, "results/analysis.html", context)
