@@ -235,6 +235,7 @@ def test_every_row_is_there_and_the_models_read_it(carried):
         "judging.Verdict": 1,
         "judging.ModelAnswer": 1,
         "judging.ModelVerdict": 1,
+        "judging.ActiveTime": 0,  # new in migration 0009: release 0.1 had no server-timed trials
     }
     assert rows["auth.User"] == 4
 
