@@ -180,9 +180,14 @@ GENERATION_SESSION_SECONDS = envint("DEBATE_GENERATION_SESSION_SECONDS", 600)
 # least recently used is dropped when another must load, and loaded again if it is needed again.
 MODELS_PER_DEVICE = envint("DEBATE_MODELS_PER_DEVICE", 3)
 
-# A judge idle (no pointer, key, scroll or touch) for longer than this stops
-# accruing active time until they act again.
-JUDGE_IDLE_SECONDS = envint("DEBATE_JUDGE_IDLE_SECONDS", 60)
+# Active time (docs/throughput.md, "What counts as active"): while the trial page is visible and the judge
+# has done something (pointer, key, scroll, selection, touch) within JUDGE_IDLE_SECONDS, the page sends a
+# heartbeat every JUDGE_BEAT_SECONDS and the server adds the time since the previous one by its own clock.
+# Five minutes without input still count: a judge reads a whole transcript (about 750 words at the default
+# limits: 3 minutes at 250 words a minute) and then weighs it, touching nothing; one minute (the old window)
+# cut real reading short. Longer without any input, the judge has more likely gone.
+JUDGE_IDLE_SECONDS = envint("DEBATE_JUDGE_IDLE_SECONDS", 300)
+JUDGE_BEAT_SECONDS = envint("DEBATE_JUDGE_BEAT_SECONDS", 15)
 
 LOGGING = {
     "version": 1,

@@ -72,6 +72,7 @@ TRIAL_COLUMNS = {
     "skipped_at": "str",
     "skip_reason": "str",
     "replaces_trial_id": "int",
+    "active_time_source": "str",
 }
 TURN_COLUMNS = {
     "schema_version": "int",
@@ -114,6 +115,7 @@ VERDICT_COLUMNS = {
     "active_seconds": "float",
     "verdict_at": "str",
     "score": "float",
+    "active_time_source": "str",
 }
 
 
@@ -185,6 +187,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "skipped_at",
         "skip_reason",
         "replaces_id",
+        "verdict__active_time_source",
     ]
     last_round = (
         Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE)
@@ -241,6 +244,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         skipped_at,
         skip_reason,
         replaces_id,
+        time_source,
     ) in rows:
         if experiment_id not in settings_cache:
             settings_cache[experiment_id] = launched_settings(experiment_id, model_id)
@@ -288,6 +292,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "skipped_at": _iso(skipped_at),
             "skip_reason": skip_reason or None,
             "replaces_trial_id": replaces_id,
+            "active_time_source": time_source,
         }
 
 
@@ -394,6 +399,7 @@ def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "active_seconds",
         "created_at",
         "score",
+        "active_time_source",
     ]
     rows = (
         Verdict.objects.filter(trial__experiment_id__in=list(experiment_ids))
@@ -414,6 +420,7 @@ def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         active,
         created,
         score,
+        time_source,
     ) in rows:
         yield {
             "schema_version": SCHEMA_VERSION,
@@ -430,6 +437,7 @@ def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "active_seconds": active,
             "verdict_at": _iso(created),
             "score": score,
+            "active_time_source": time_source,
         }
 
 

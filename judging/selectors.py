@@ -186,7 +186,6 @@ def judge_view_of_trial(trial: Trial, *, answers_swapped: bool = False) -> dict:
     else:
         view["awaiting_verdict"] = True
         rounds = experiment.rounds
-    view["active_round"] = rounds  # the round the judge's active time is counted against
     view["scoring"] = {
         "rule": experiment.scoring_rule,
         "round_penalty": experiment.round_penalty,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -16,7 +15,16 @@ from django.utils import timezone
 
 from . import scoring
 from .assignment import QuestionInfo, answer_indices, plan_trials
-from .models import SKIP_REASON_MAX, Experiment, Question, Trial, Turn, Verdict
+from .models import (
+    SKIP_REASON_MAX,
+    ActiveTime,
+    ActiveTimeSource,
+    Experiment,
+    Question,
+    Trial,
+    Turn,
+    Verdict,
+)
 from .protocols import debate, registry
 from .signals import model_alone_requested, turns_pending
 
@@ -435,6 +443,10 @@ def trial_skip(*, trial_id: int, judge, reason: str) -> Trial:
     return trial
 
 
+class BeatRefused(VerdictRefused):
+    """A heartbeat of the trial page that is not taken (bad fields, someone else's trial, a judged one)."""
+
+
 class MoveRefused(VerdictRefused):
     """A live-trial move (question, continue, end, leaning) that is not accepted."""
 
@@ -530,33 +542,82 @@ def _parse_judgement(chosen, probability) -> tuple[str, float]:
     return chosen, p
 
 
-def _parse_active_by_round(raw) -> dict:
-    """Browser-reported timing: kept when well formed, dropped (never refused) when not."""
-    if not raw:
-        return {}
+# Active time is summed on the server from the trial page's heartbeats (trial.js sends one every
+# JUDGE_BEAT_SECONDS while the page is visible and the judge active; docs/throughput.md, "What counts as
+# active"). A beat adds the time since the previous accepted beat, by the server's clock, only when that gap
+# is at most the interval plus this slack (a slow reply, a busy browser): a longer gap means the page stopped
+# beating (hidden, idle, closed, asleep), and nothing in it is known to be active.
+BEAT_SLACK_SECONDS = 15
+# A page load's id: random, from the browser (bounded here, never trusted beyond telling page loads apart).
+BEAT_PAGE_ID_MAX = 32
+
+
+def _active_time_add(clock: ActiveTime, now, round_shown: int) -> None:
+    """Add to ``clock`` the time since its last accepted beat if the page has been beating since (not saved)."""
+    gap = (now - clock.beat_at).total_seconds()
+    if 0 < gap <= settings.JUDGE_BEAT_SECONDS + BEAT_SLACK_SECONDS:
+        key = str(round_shown)
+        clock.seconds += gap
+        clock.seconds_by_round[key] = clock.seconds_by_round.get(key, 0.0) + gap
+    clock.beat_at = now
+
+
+def active_time_beat(*, trial_id: int, judge, page, seq, fresh: bool) -> ActiveTime:
+    """One heartbeat of the judge's open trial page; raise BeatRefused and change nothing if it is refused.
+
+    ``page`` tells page loads apart and ``seq`` numbers a load's beats from 1. A beat that is not
+    ``fresh`` adds the time since the previous accepted beat, bounded as above, to the round shown now. A
+    fresh beat (the page was just loaded or shown, or the judge came back from idling) adds nothing: it
+    starts the count again. A beat the server has already taken from this page (a duplicate, or one that
+    arrives after a later one) adds nothing and moves nothing. Whatever the page sends, the sum can never
+    outgrow the server's own clock: each accepted beat counts only time since the one before.
+    """
+    page = str(page or "")
     try:
-        data = json.loads(raw) if isinstance(raw, str) else raw
-        return {str(int(k)): round(float(v), 1) for k, v in data.items() if math.isfinite(float(v)) and float(v) >= 0}
-    except (ValueError, TypeError, AttributeError):
-        return {}
+        seq = int(seq)
+    except (TypeError, ValueError):
+        raise BeatRefused("a beat needs its number") from None
+    if not page or len(page) > BEAT_PAGE_ID_MAX or not page.isascii() or not page.isalnum():
+        raise BeatRefused("a beat needs its page's id")
+    if not 1 <= seq <= 2**31 - 1:
+        raise BeatRefused("a beat's number must be a positive integer")
+    with transaction.atomic():
+        # The trial's row lock orders beats with each other and with the verdict, so no beat counts twice
+        # and none adds time after the verdict.
+        trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
+        if trial is None:  # unknown, or someone else's: the same answer, so ids leak nothing
+            raise BeatRefused("no such trial in your queue", status=404)
+        if trial.status == Trial.Status.JUDGED:
+            raise BeatRefused("this trial is judged: its time is no longer counted", status=409)
+        _refuse_unless_opened(trial, BeatRefused)
+        now = timezone.now()
+        clock = ActiveTime.objects.filter(trial=trial).first()
+        if clock is None:  # the first beat on this trial starts its count
+            return ActiveTime.objects.create(trial=trial, beat_at=now, beat_page=page, beat_seq=seq)
+        if page == clock.beat_page and seq <= clock.beat_seq:
+            return clock
+        if fresh:
+            clock.beat_at = now
+        else:
+            _active_time_add(clock, now, debate_state(trial).completed_rounds)
+        clock.beat_page, clock.beat_seq = page, seq
+        clock.save()
+    return clock
 
 
-def verdict_submit(
-    *, trial_id: int, judge, chosen: str, probability, rationale: str, active_seconds=None, active_by_round=None
-) -> Verdict:
-    """Record a judge's verdict, or raise VerdictRefused and change nothing."""
+def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale: str) -> Verdict:
+    """Record a judge's verdict, or raise VerdictRefused and change nothing.
+
+    Its active time is the trial's, summed from the page's heartbeats over every visit (ActiveTime); the
+    submission counts as the page's last beat. Pages from before heartbeats also post their own
+    active_seconds and active_by_round: those are never read (the browser's count restarted with every
+    reload). A trial whose page never beat (JavaScript off) has no active time (None), not 0."""
     chosen, p = _parse_judgement(chosen, probability)
     rationale = (rationale or "").replace("\x00", "").strip()
     if not rationale:
         raise VerdictRefused("write a short rationale for your verdict")
     if len(rationale) > 5000:
         raise VerdictRefused("the rationale is limited to 5000 characters")
-    try:
-        active = None if active_seconds in (None, "") else max(0.0, float(active_seconds))
-    except (TypeError, ValueError):
-        active = None
-    if active is not None and not math.isfinite(active):
-        active = None
     with transaction.atomic():
         trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
         if trial is None:  # unknown, or someone else's: the same answer, so ids leak nothing
@@ -579,6 +640,10 @@ def verdict_submit(
             rounds=state.completed_rounds,
             penalty=experiment.round_penalty,
         )
+        clock = ActiveTime.objects.filter(trial=trial).first()
+        if clock is not None:
+            _active_time_add(clock, now, state.completed_rounds)
+            clock.save()
         try:
             verdict = Verdict.objects.create(
                 trial=trial,
@@ -587,9 +652,10 @@ def verdict_submit(
                 probability=p,
                 rationale=rationale,
                 seconds_on_page=(now - opened).total_seconds(),
-                active_seconds=active,
+                active_seconds=clock.seconds if clock else None,
                 score=verdict_score,
-                active_seconds_by_round=_parse_active_by_round(active_by_round),
+                active_seconds_by_round=clock.seconds_by_round if clock else {},
+                active_time_source=ActiveTimeSource.SERVER,
             )
         except IntegrityError:
             raise VerdictRefused("you have already given a verdict on this trial", status=409) from None

@@ -133,7 +133,12 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
             "progress": selectors.judge_progress(request.user),
             "error": error,
             "form": form or {},
-            "config": {"idle_seconds": settings.JUDGE_IDLE_SECONDS},
+            "config": {
+                "idle_seconds": settings.JUDGE_IDLE_SECONDS,
+                "beat_seconds": settings.JUDGE_BEAT_SECONDS,
+                # A judged trial's time is no longer counted: its page sends no beats.
+                "beat_url": None if trial.status == Trial.Status.JUDGED else reverse("judging:beat", args=[trial.pk]),
+            },
         },
         status=status,
     )
@@ -201,6 +206,24 @@ def live_move(request, trial_id: int):
 
 @login_required
 @require_POST
+def active_time_beat(request, trial_id: int):
+    """A heartbeat of the open trial page (trial.js): the server counts the judge's active time from these.
+    Answered 204, or {"error": ...} with the refusal's status; the page ignores either."""
+    try:
+        services.active_time_beat(
+            trial_id=trial_id,
+            judge=request.user,
+            page=request.POST.get("page"),
+            seq=request.POST.get("seq"),
+            fresh=request.POST.get("fresh") == "1",
+        )
+    except services.BeatRefused as refusal:
+        return JsonResponse({"error": str(refusal)}, status=refusal.status)
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
 def submit_verdict(request, trial_id: int):
     form = {
         "chosen": request.POST.get("chosen", ""),
@@ -214,8 +237,6 @@ def submit_verdict(request, trial_id: int):
             chosen=form["chosen"],
             probability=form["probability"],
             rationale=form["rationale"],
-            active_seconds=request.POST.get("active_seconds"),
-            active_by_round=request.POST.get("active_by_round"),
         )
     except services.VerdictRefused as refusal:
         if refusal.status == 404:

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from inference.transformers_backend import resolve_model_path
 from judging.models import Turn, Verdict
+from judging.protocols.debate import JUDGE
 
 from .throughput import VERDICT_INPUTS, Quantity, measured_from_verdicts
 
@@ -18,13 +19,18 @@ def _words(text: str) -> int:
 
 
 def verdict_records(experiment_ids: list[int]) -> list[dict]:
-    """Per verdict: judge, question, words read (question, both answers, finished turns), seconds
-    (active, else on the page; None when neither) and whether it was correct.
+    """Per verdict: judge, question, words read (question, both answers, finished speeches), seconds
+    (active; on the page where active time was not measured) and whether it was correct.
+
+    Words read leave out the judge's own questions: the judge wrote them, not read them. 0 active
+    seconds are 0 (the page beat but the judge was never active), not missing.
 
     Two flat queries (verdicts with their trial's question, and finished turns' text), not model
     instances: the analysis page reads 10,000 verdicts this way in a fraction of a second."""
     turn_words: dict[int, int] = defaultdict(int)
-    finished = Turn.objects.filter(trial__experiment_id__in=experiment_ids, status=Turn.Status.DONE)
+    finished = Turn.objects.filter(trial__experiment_id__in=experiment_ids, status=Turn.Status.DONE).exclude(
+        speaker=JUDGE
+    )
     for trial_id, text in finished.values_list("trial_id", "text").iterator(chunk_size=5000):
         turn_words[trial_id] += _words(text)
     rows = Verdict.objects.filter(trial__experiment_id__in=experiment_ids).values_list(
@@ -44,13 +50,12 @@ def verdict_records(experiment_ids: list[int]) -> list[dict]:
     for trial_id, judge, question, text, choices, a, b, honest, chosen, active, on_page in rows.iterator(
         chunk_size=5000
     ):
-        seconds = active if active else on_page
         records.append(
             {
                 "judge": judge,
                 "question_id": question,
                 "words": _words(text) + _words(choices[a]) + _words(choices[b]) + turn_words[trial_id],
-                "seconds": seconds if seconds and seconds > 0 else None,
+                "seconds": active if active is not None else on_page,
                 "correct": chosen == honest,
             }
         )

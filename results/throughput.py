@@ -260,8 +260,8 @@ VERDICT_INPUTS = ("words_per_trial", "active_seconds_per_judgment", "reading_wpm
 def measured_from_verdicts(verdicts, names, *, source: str, draws: int = DRAWS) -> dict[str, Quantity]:
     """Inputs measured from judges' verdicts, each a ratio of sums, resampled jointly by judge.
 
-    ``verdicts``: dicts with ``judge``, ``question_id``, ``words`` read, ``seconds`` (None or 0 when not
-    timed) and ``correct``. Over the verdicts (the timed ones for time and rate):
+    ``verdicts``: dicts with ``judge``, ``question_id``, ``words`` read, ``seconds`` (None when not
+    timed; 0 is a time) and ``correct``. Over the verdicts (the timed ones for time and rate):
 
         words_per_trial             = sum(words) / verdicts
         active_seconds_per_judgment = sum(seconds) / timed verdicts
@@ -279,9 +279,10 @@ def measured_from_verdicts(verdicts, names, *, source: str, draws: int = DRAWS) 
     verdicts = list(verdicts)
     bootstrap = TwoWayBootstrap([v["question_id"] for v in verdicts], [v["judge"] for v in verdicts], resamples=draws)
     words = np.array([float(v["words"]) for v in verdicts])
-    seconds = np.array([float(v["seconds"] or 0.0) for v in verdicts])
+    timed = np.array([v["seconds"] is not None for v in verdicts], bool)
+    seconds = np.array([float(v["seconds"]) if v["seconds"] is not None else 0.0 for v in verdicts])
     correct = np.array([1.0 if v["correct"] else 0.0 for v in verdicts])
-    ones, everyone, timed = np.ones(len(verdicts)), np.ones(len(verdicts), bool), seconds > 0
+    ones, everyone = np.ones(len(verdicts)), np.ones(len(verdicts), bool)
     ratios = {  # name: numerator, denominator, verdicts measured
         "words_per_trial": (words, ones, everyone),
         "active_seconds_per_judgment": (seconds, ones, timed),
@@ -291,7 +292,7 @@ def measured_from_verdicts(verdicts, names, *, source: str, draws: int = DRAWS) 
     out = {}
     for name in sorted(set(names) & set(ratios)):
         numerator, denominator, mask = ratios[name]
-        if not mask.any():
+        if not mask.any() or denominator[mask].sum() == 0:  # e.g. no reading rate from 0 seconds in all
             continue
         judges = bootstrap.units("judge", mask)
         out[name] = Quantity(

@@ -77,6 +77,49 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture
+def server_clock(monkeypatch):
+    """The server's clock (``django.utils.timezone.now``), frozen, moved only by ``server_clock.advance(s)``;
+    a live_server runs in this process, so it follows the same clock."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    class Clock:
+        now = timezone.now()
+
+        def advance(self, seconds: float) -> None:
+            self.now += timedelta(seconds=seconds)
+
+    clock = Clock()
+    monkeypatch.setattr(timezone, "now", lambda: clock.now)
+    return clock
+
+
+@pytest.fixture
+def spend_active_time(server_clock):
+    """``spend(trial, judge, seconds)``: an open trial's page beats (judging.services.active_time_beat) while
+    the server's clock moves ``seconds`` on, which become the trial's active time; a verdict submitted next
+    adds nothing more."""
+    import uuid
+
+    from django.conf import settings
+
+    from judging.services import active_time_beat
+
+    def spend(trial, judge, seconds: float) -> None:
+        page, seq = uuid.uuid4().hex, 1
+        active_time_beat(trial_id=trial.pk, judge=judge, page=page, seq=seq, fresh=True)
+        while seconds > 0:
+            step = min(seconds, settings.JUDGE_BEAT_SECONDS)
+            server_clock.advance(step)
+            seconds -= step
+            seq += 1
+            active_time_beat(trial_id=trial.pk, judge=judge, page=page, seq=seq, fresh=False)
+
+    return spend
+
+
+@pytest.fixture
 def judge(django_user_model):
     return django_user_model.objects.create_user(username="judy", password="judge-pass-123")
 

@@ -4,12 +4,14 @@ import csv
 import io
 import json
 import os
+import time
+from datetime import datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from judging.models import Trial, Turn, Verdict
+from judging.models import ActiveTime, Trial, Turn, Verdict
 from judging.services import experiment_launch
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the
@@ -43,12 +45,39 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+BEATS = "**/beat/"
+# The trial page's heartbeats (active time) are answered in the page, not by the server, except in the tests
+# about them (the beating_page fixture): a beat sent as the page closes at the end of a test would reach the
+# server while the test's database is flushed (Playwright's routes do not catch a closing page's requests).
+NO_SERVER_BEATS = """
+    const send = window.fetch;
+    window.fetch = (url, options) =>
+        String(url).endsWith("/beat/") ? Promise.resolve(new Response(null, {status: 204})) : send(url, options);
+"""
+
+
+def new_context(browser, *, server_beats=False, **options):
+    context = browser.new_context(**options)
     # Some requests generate turns in-process (eager Celery): on a loaded machine they take far longer
     # than Playwright's default 30 s. A slow machine should make a test slower, never fail it.
     context.set_default_timeout(600_000)
+    if not server_beats:
+        context.add_init_script(NO_SERVER_BEATS)
+    return context
+
+
+@pytest.fixture
+def page(browser):
+    context = new_context(browser, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def beating_page(browser):
+    """A page whose heartbeats reach the server. Its test must end on a page without them (the queue)."""
+    context = new_context(browser, server_beats=True, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     yield page
     context.close()
@@ -69,12 +98,15 @@ def choose(page, answer, probability="0.8"):
 
 
 def test_a_judge_logs_in_judges_a_trial_and_the_verdict_is_stored_and_exported(
-    page, live_server, ready_trial, judge, tmp_path
+    beating_page, live_server, ready_trial, judge, tmp_path
 ):
+    page = beating_page
     log_in(page, live_server.url, "judy", "judge-pass-123")
     page.wait_for_url("**/judge/")
     assert "0 of 4 judged" in page.inner_text("#progress")
-    page.click("text=Start next trial")
+    with page.expect_response(BEATS) as opening_beat:  # the page's first heartbeat starts its active time
+        page.click("text=Start next trial")
+    assert opening_beat.value.status == 204
     page.wait_for_url(f"**/judge/trials/{ready_trial.pk}/")
     assert ready_trial.question.text in page.inner_text("#question")
     assert page.inner_text("[data-testid=answer-a]") == ready_trial.answer_text("A")
@@ -114,7 +146,7 @@ def test_an_out_of_range_probability_sent_by_a_tampered_form_is_refused(page, li
 
 
 def test_the_trial_page_fits_a_phone_screen(browser, live_server, ready_trial):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    context = new_context(browser, viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     log_in(page, live_server.url, "judy", "judge-pass-123")
     page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
@@ -248,30 +280,128 @@ def test_the_verdict_slider_has_no_default_and_the_scores_are_shown_to_three_dec
     assert (verdict.chosen, verdict.probability) == ("A", 0.91)
 
 
-def test_active_time_excludes_idle_and_hidden_time(page, live_server, ready_trial):
-    page.clock.install()
+# ---- Active time: counted on the server from the page's heartbeats -----------------------------------------
+# The page's clock (Playwright's) and the server's (the server_clock fixture) are both frozen and moved together
+# by the test, so each beat adds exactly the seconds the test says, however slow the machine is.
+
+# Counts the beats the page sends and the replies it gets (an init script: it runs before trial.js on every load).
+COUNT_BEATS = """
+    window.beatsSent = 0;
+    window.beatsAnswered = 0;
+    const send = window.fetch;
+    window.fetch = (url, options) => {
+        const reply = send(url, options);
+        if (String(url).endsWith("/beat/")) {
+            window.beatsSent += 1;
+            const answered = () => { window.beatsAnswered += 1; };
+            reply.then(answered, answered);
+        }
+        return reply;
+    };
+"""
+BEAT_MS = 15_000  # settings.JUDGE_BEAT_SECONDS
+PAGE_START = datetime(2030, 1, 1, 9, 0)
+
+
+def beats_answered(page) -> int:
+    """Wait until the server has answered every beat this page load sent (a wait, never a measurement);
+    return how many it sent."""
+    for _ in range(30_000):  # up to 10 minutes, like the pages' own timeouts: a slow machine only waits longer
+        sent, answered = page.evaluate("[window.beatsSent, window.beatsAnswered]")
+        if sent == answered:
+            return sent
+        time.sleep(0.02)
+    raise AssertionError(f"the server answered {answered} of {sent} beats")
+
+
+def let_time_pass(page, server_clock, beats: int) -> int:
+    """``beats`` beat intervals pass on both clocks; returns how many beats the page sent meanwhile."""
+    before = beats_answered(page)
+    for _ in range(beats):
+        server_clock.advance(BEAT_MS / 1000)
+        page.clock.run_for(BEAT_MS)
+        beats_answered(page)
+    return beats_answered(page) - before
+
+
+def open_with_paused_clock(page, live_server, trial):
+    """Log in and open the trial with the page's clock paused: the page loads, registers its timers and
+    takes the opening as the judge's last action at one and the same instant."""
+    page.add_init_script(COUNT_BEATS)
+    page.clock.install(time=PAGE_START)
+    page.clock.pause_at(PAGE_START + timedelta(seconds=1))
     log_in(page, live_server.url, "judy", "judge-pass-123")
+    page.goto(f"{live_server.url}/judge/trials/{trial.pk}/")
+    assert beats_answered(page) == 1  # opening the page: a fresh beat, which starts the count
+
+
+def test_active_time_counts_across_a_reload_and_a_return_visit(beating_page, live_server, ready_trial, server_clock):
+    page = beating_page
+    open_with_paused_clock(page, live_server, ready_trial)
+    assert let_time_pass(page, server_clock, 4) == 4  # a minute of reading
+    page.reload()  # a reload used to restart the count
+    assert beats_answered(page) == 1
+    assert let_time_pass(page, server_clock, 2) == 2
+    assert ActiveTime.objects.get(trial=ready_trial).seconds == 90
+
+    page.goto(f"{live_server.url}/judge/")  # the judge leaves for ten minutes, then comes back
+    server_clock.advance(600)
     page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
-    # From here the page's clock moves only when the test says, however slow the machine is.
-    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
-    for _ in range(20):  # 20 s of reading, moving the mouse now and then
-        page.mouse.move(100 + _, 200)
-        page.clock.run_for(1000)
-    page.clock.run_for(300_000)  # 5 idle minutes: only the first 60 s (the idle threshold) count
-    page.evaluate("""() => { Object.defineProperty(document, 'hidden', {value: true, configurable: true});
-                             document.dispatchEvent(new Event('visibilitychange')); }""")
-    for _ in range(30):  # 30 s with the tab hidden: not counted, activity or not
-        page.mouse.move(300, 300 + _)
-        page.clock.run_for(1000)
-    page.evaluate("""() => { Object.defineProperty(document, 'hidden', {value: false, configurable: true});
-                             document.dispatchEvent(new Event('visibilitychange')); }""")
+    assert beats_answered(page) == 1
+    assert let_time_pass(page, server_clock, 1) == 1
+    assert ActiveTime.objects.get(trial=ready_trial).seconds == 105  # the time away is not counted
+
+    server_clock.advance(5)
+    choose(page, "A")
+    page.fill("#rationale", "timed")
+    page.click("text=Submit verdict and go to next")  # the submission counts as the last beat: 5 s more
+    page.wait_for_url("**/judge/")
+    verdict = Verdict.objects.get(trial=ready_trial)
+    assert verdict.active_seconds == 110 and verdict.active_seconds_by_round == {"2": 110}
+    assert verdict.seconds_on_page == 710 and verdict.active_time_source == "server"
+
+
+def set_hidden(page, hidden: bool):
+    page.evaluate(
+        """(hidden) => { Object.defineProperty(document, "hidden", {value: hidden, configurable: true});
+                         document.dispatchEvent(new Event("visibilitychange")); }""",
+        hidden,
+    )
+
+
+def test_reading_without_input_counts_for_five_minutes_and_a_hidden_tab_not_at_all(
+    beating_page, live_server, ready_trial, server_clock
+):
+    page = beating_page
+    open_with_paused_clock(page, live_server, ready_trial)
+    # Reading, touching nothing: beats go on until 5 minutes after the judge's last action (the opening).
+    assert let_time_pass(page, server_clock, 19) == 19
+    assert let_time_pass(page, server_clock, 21) == 0  # idle from the 5th minute on: no beat
+    assert ActiveTime.objects.get(trial=ready_trial).seconds == 19 * 15
+    # Back: the judge selects a sentence (no pointer event needed). A fresh beat starts the count again, the
+    # idle minutes not in it. selectionchange arrives as a task of its own: wait for the beat it sends.
+    page.evaluate("getSelection().selectAllChildren(document.getElementById('question'))")
+    page.wait_for_function("window.beatsSent === 1 + 19 + 1", polling=20)
+    assert beats_answered(page) == 1 + 19 + 1
+    assert let_time_pass(page, server_clock, 2) == 2
+    assert ActiveTime.objects.get(trial=ready_trial).seconds == 21 * 15
+
+    server_clock.advance(4)
+    set_hidden(page, True)  # the tab is hidden 4 s after a beat: a last beat counts those 4 s
+    assert beats_answered(page) == 1 + 19 + 1 + 2 + 1
+    for i in range(8):  # two minutes hidden, moving the mouse now and then: not counted
+        page.mouse.move(300, 300 + i)
+        assert let_time_pass(page, server_clock, 1) == 0
+    set_hidden(page, False)  # shown again: a fresh beat
+    assert beats_answered(page) == 1 + 19 + 1 + 2 + 1 + 1
+    assert let_time_pass(page, server_clock, 1) == 1
+    assert ActiveTime.objects.get(trial=ready_trial).seconds == 21 * 15 + 4 + 15
+
     choose(page, "A")
     page.fill("#rationale", "timed")
     page.click("text=Submit verdict and go to next")
     page.wait_for_url("**/judge/")
-    verdict = Verdict.objects.get(trial=ready_trial)
-    assert 78 <= verdict.active_seconds <= 84, verdict.active_seconds  # 20 + 60, give or take a tick
-    assert list(verdict.active_seconds_by_round) == ["2"]  # all rounds were shown from the start
+    assert Verdict.objects.get(trial=ready_trial).active_seconds == 21 * 15 + 4 + 15
 
 
 @pytest.mark.parametrize("condition", ["naive", "assisted-honest", "assisted-misleading"])

@@ -12,15 +12,15 @@ from judging.services import trial_open, verdict_submit
 
 
 @pytest.fixture
-def judged_trial(ready_trial, judge):
+def judged_trial(ready_trial, judge, spend_active_time):
     trial_open(trial=ready_trial)
+    spend_active_time(ready_trial, judge, 30)
     verdict_submit(
         trial_id=ready_trial.pk,
         judge=judge,
         chosen=ready_trial.honest_side,
         probability=0.85,
         rationale='Convincing <b>quotes</b>, "really"',
-        active_seconds=30,
     )
     return ready_trial
 
@@ -43,6 +43,7 @@ def test_trial_export_has_one_row_per_trial_with_everything_researchers_need(jud
     assert row["probability"] == "0.85" and row["correct"] == "True"
     assert row["rationale"] == 'Convincing <b>quotes</b>, "really"'
     assert float(row["seconds_on_page"]) >= 0 and row["active_seconds"] == "30.0"
+    assert json.loads(row["active_seconds_by_round"]) == {"2": 30.0} and row["active_time_source"] == "server"
     assert json.loads(row["model_settings"])["model_name"] == "SECRET-MODEL-NAME"
     unjudged = [r for r in rows if r["trial_id"] != str(judged_trial.pk)]
     assert all(r["verdict"] == "" and r["correct"] == "" for r in unjudged)

@@ -67,14 +67,21 @@ def test_no_judge_facing_page_or_response_reveals_the_passage_gold_or_honest_sid
     assert "Argument of debater A in round 2." in page
 
 
-def test_a_verdict_is_recorded_with_time_and_the_judge_moves_to_the_next_trial(judge_client, ready_trial, judge):
+def test_a_verdict_is_recorded_with_time_and_the_judge_moves_to_the_next_trial(
+    judge_client, ready_trial, judge, server_clock
+):
     judge_client.get(reverse("judging:trial", args=[ready_trial.pk]))
+    beat = judge_client.post(reverse("judging:beat", args=[ready_trial.pk]), {"page": "p1", "seq": "1", "fresh": "1"})
+    assert beat.status_code == 204
+    server_clock.advance(10)
+    # Posted as a page from before heartbeats: its own active_seconds (12.5) is not read.
     response = post_verdict(judge_client, ready_trial, chosen="B", probability="0.9")
     assert response.status_code == 302 and response.url == reverse("judging:next")
     verdict = Verdict.objects.get(trial=ready_trial)
     assert (verdict.chosen, verdict.probability, verdict.judge) == ("B", 0.9, judge)
     assert verdict.correct == (ready_trial.honest_side == "B")
-    assert verdict.seconds_on_page >= 0 and verdict.active_seconds == 12.5
+    assert verdict.seconds_on_page == 10 and verdict.active_seconds == 10  # the submission is the last beat
+    assert verdict.active_time_source == "server"
     assert Trial.objects.get(pk=ready_trial.pk).status == Trial.Status.JUDGED
 
 

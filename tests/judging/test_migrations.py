@@ -62,7 +62,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from judging.exports import model_answer_rows, model_verdict_rows
-from judging.models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Turn
+from judging.models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Turn, Verdict
 
 executor = MigrationExecutor(connection)
 plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
@@ -103,6 +103,9 @@ print(json.dumps({
     "experiment_debater": Experiment.objects.get().debater_model.name,
     "experiment_status": Experiment.objects.get().status,
     "experiment_provenance": Experiment.objects.get().provenance,
+    "verdict_time": list(
+        Verdict.objects.values_list("active_seconds", "active_seconds_by_round", "active_time_source")
+    ),
     "turn_models": sorted({name(turn.model_config) or "" for turn in Turn.objects.all()}),
     "model_verdict_judge": ModelVerdict.objects.get().judge_model.name,
     "model_answer_config": ModelConfig.objects.get(pk=ModelAnswer.objects.get().model_settings["config_id"]).name,
@@ -294,6 +297,11 @@ def test_the_assistants_side_moves_to_its_own_field_and_the_consultants_stays(ca
         else:
             assert (after["consultant_side"], after["assistant_side"]) == (before["consultant_side"], "")
     assert any(row["assistant_side"] for row in migrated.values())  # assisted trials kept their side
+
+
+def test_verdicts_timed_by_the_browser_keep_their_time_and_say_so(carried):
+    # Release 0.1's verdict was timed in the browser (12.5 s): kept, and marked as such in the exports' column.
+    assert carried["models"]["verdict_time"] == [[12.5, {"2": 12.5}, "browser"]]
 
 
 def test_launched_experiments_get_a_provenance_marked_as_backfilled(carried):

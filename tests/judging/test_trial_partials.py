@@ -215,7 +215,11 @@ def test_no_trial_page_or_partial_has_inline_script_code(
         experiment_launch(experiment=experiment)
     page = judge_client.get(reverse("judging:trial", args=[live_trial.pk])).content.decode()
     config = re.search(r'<script id="trial-config" type="application/json">(.*?)</script>', page).group(1)
-    assert json.loads(config) == {"idle_seconds": 60}
+    assert json.loads(config) == {
+        "idle_seconds": 300,
+        "beat_seconds": 15,
+        "beat_url": f"/judge/trials/{live_trial.pk}/beat/",
+    }
     assert re.findall(r'<script src="([^"]+)"', page) == [
         "/static/django_htmx/htmx-4.min.js",
         "/static/judging/trial.js",

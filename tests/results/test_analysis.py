@@ -102,20 +102,22 @@ def test_plots_are_svg_with_titles_and_axis_labels():
     assert "Accuracy" in bars and "share" in bars
 
 
-def test_the_analysis_page_handles_no_verdicts_and_shows_figures_with_verdicts(admin_client, ready_trial, judge):
+def test_the_analysis_page_handles_no_verdicts_and_shows_figures_with_verdicts(
+    admin_client, ready_trial, judge, spend_active_time
+):
     from judging.services import trial_open, verdict_submit
 
     url = f"/results/analysis/?experiment={ready_trial.experiment.pk}"
     empty = admin_client.get(url).content.decode()
     assert "No verdicts yet" in empty and "nan" not in empty.lower()
-    trial_open(trial=ready_trial)  # the judge opens the trial, then answers
+    trial_open(trial=ready_trial)  # the judge opens the trial, reads for 42 s, then answers
+    spend_active_time(ready_trial, judge, 42)
     verdict_submit(
         trial_id=ready_trial.pk,
         judge=judge,
         chosen=ready_trial.honest_side,
         probability=0.97,
         rationale="r",
-        active_seconds=42,
     )
     page = admin_client.get(url).content.decode()
     assert "1 judged trial" in page and "100.0%" in page and "<svg" in page

@@ -102,21 +102,21 @@ def test_more_judges_never_means_fewer_judgments_and_faster_reading_never_fewer_
     assert quicker["judge_hours[50 million]"].value <= base["judge_hours[50 million]"].value * (1 + 1e-12)
 
 
-def test_inputs_measured_from_an_experiment(ready_trial, judge, tiny_model_dir):
+def test_inputs_measured_from_an_experiment(ready_trial, judge, tiny_model_dir, spend_active_time):
     from judging.models import ModelConfig, Turn
     from judging.services import trial_open, verdict_submit
     from results.services import throughput_estimate
 
     ModelConfig.objects.filter(pk=ready_trial.experiment.debater_model_id).update(model_name=str(tiny_model_dir))
     Turn.objects.filter(trial=ready_trial).update(tokens_out=10, wall_seconds=2.0, model_settings={"batch_size": 4})
-    trial_open(trial=ready_trial)  # the judge opens the trial, then answers
+    trial_open(trial=ready_trial)  # the judge opens the trial, reads for a minute, then answers
+    spend_active_time(ready_trial, judge, 60)
     verdict_submit(
         trial_id=ready_trial.pk,
         judge=judge,
         chosen=ready_trial.honest_side,
         probability=0.9,
         rationale="r",
-        active_seconds=60,
     )
     inputs, r = throughput_estimate(
         values=DEFAULTS,

@@ -109,3 +109,39 @@ def test_the_page_and_the_command_show_the_warning(admin_client):
     out = io.StringIO()
     call_command("estimate_throughput", "--active-seconds-per-judgment", "60", stdout=out)
     assert "Warning: Inconsistent inputs" in out.getvalue()
+
+
+def test_zero_active_seconds_are_a_time_not_a_missing_one():
+    from results.analysis import time_summary
+
+    verdicts = [
+        {"judge": "a", "question_id": 1, "words": 600, "seconds": 0.0, "correct": True},  # on the page, never active
+        {"judge": "b", "question_id": 2, "words": 600, "seconds": 120, "correct": True},
+    ]
+    measured = measured_from_verdicts(verdicts, ["active_seconds_per_judgment", "reading_wpm"], source="t")
+    assert measured["active_seconds_per_judgment"].value == 60  # (0 + 120) / 2, not 120 / 1
+    assert measured["reading_wpm"].value == 600  # 1,200 words over 2 minutes
+    assert time_summary(verdicts)["active_seconds_per_judgment"].value == pytest.approx(60)
+    only_zero = measured_from_verdicts(verdicts[:1], ["active_seconds_per_judgment", "reading_wpm"], source="t")
+    assert only_zero["active_seconds_per_judgment"].value == 0 and "reading_wpm" not in only_zero  # no rate from 0 s
+
+
+def test_words_read_leave_out_the_judges_own_questions(make_model_config, make_experiment, judge, server_clock):
+    from judging.services import experiment_launch, live_move, trial_open, verdict_submit
+    from results.measure import verdict_records
+    from tests.judging.test_trial_partials import finish_round, first_trial
+
+    experiment = make_experiment(make_model_config("m"), mode="live", rounds=2, min_rounds=1)
+    experiment_launch(experiment=experiment)
+    trial = first_trial(experiment)
+    trial_open(trial=trial)
+    finish_round(trial)
+    live_move(trial_id=trial.pk, judge=judge, action="ask", text="my own question of six words")
+    finish_round(trial)
+    verdict_submit(trial_id=trial.pk, judge=judge, chosen="A", probability=0.8, rationale="r")
+    assert trial.turns.filter(speaker="judge").count() == 1
+    speeches = sum(len(t.text.split()) for t in trial.turns.exclude(speaker="judge"))
+    shown = trial.question.text, trial.answer_text("A"), trial.answer_text("B")
+    (record,) = verdict_records([experiment.pk])
+    assert record["words"] == speeches + sum(len(text.split()) for text in shown)
+    assert record["seconds"] == 0  # no beat came: the seconds on the page, 0 on the frozen clock, and 0 is a time

@@ -1,7 +1,8 @@
 // The judge's trial page: what htmx does not do. The live parts of the page are server-rendered partials that
 // htmx morphs into #live-region (see templates/judging/partials/live.html); this file keeps the sliders' outputs
-// and the score preview up to date, counts active time, and shows refused or failed moves. It is configured by
-// the page's "trial-config" JSON and writes text only with textContent: model and judge text is untrusted.
+// and the score preview up to date, sends the heartbeats that active time is counted from, and shows refused or
+// failed moves. It is configured by the page's "trial-config" JSON and writes text only with textContent: model
+// and judge text is untrusted.
 (() => {
   "use strict";
   const config = JSON.parse(document.getElementById("trial-config").textContent);
@@ -66,36 +67,73 @@
   }, true);
 
   // ---- Active time ------------------------------------------------------------------------------------------
-  // The tab is visible and the judge did something (moved, typed, scrolled, touched) within the idle threshold.
-  // Counted per round shown, for the throughput estimator.
-  const IDLE_MS = config.idle_seconds * 1000;
-  let lastActivity = performance.now(), lastTick = performance.now(), activeMs = 0;
-  const activeRound = () => el("verdict-section").dataset.activeRound;
-  let currentRound = activeRound();
-  const activeByRound = {};
-  for (const type of ["pointermove", "pointerdown", "keydown", "scroll", "wheel", "touchstart", "input"]) {
-    addEventListener(type, () => { lastActivity = performance.now(); }, {passive: true, capture: true});
+  // Counted on the server (judging.services.active_time_beat), so that a reload, a refused verdict or a return
+  // visit loses at most one beat. While the tab is visible and the judge has done something (moved, typed,
+  // scrolled, selected, touched) within config.idle_seconds, the page sends a beat every config.beat_seconds, and
+  // the server adds the time since the previous beat by its own clock. A "fresh" beat (the page just loaded or
+  // shown again, the judge back from idling) adds nothing: it only starts the count again. The verdict's own
+  // submission counts as the last beat. The server decides the round each beat's time belongs to.
+  const BEAT_MS = config.beat_seconds * 1000, IDLE_MS = config.idle_seconds * 1000;
+  // Tells this page load's beats from another tab's or an earlier load's (crypto.randomUUID needs HTTPS).
+  const pageId = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  let beatSeq = 0, counting = false, lastActivity = performance.now();
+
+  function beat(fresh) {
+    beatSeq += 1;
+    // The CSRF token of the page's forms (an unjudged trial's page always has the verdict form).
+    const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+    const body = new URLSearchParams({page: pageId, seq: String(beatSeq), fresh: fresh ? "1" : "0",
+      csrfmiddlewaretoken: csrf});
+    // keepalive: the beat sent as the page is left (a reload, a link) still arrives. A lost or refused beat
+    // costs at most one interval of time; the judge is never told.
+    fetch(config.beat_url, {method: "POST", body, keepalive: true, credentials: "same-origin"}).catch(() => {});
   }
 
-  function tick() {
-    const now = performance.now(), elapsed = now - lastTick;
-    lastTick = now;
-    if (!document.hidden && now - lastActivity < IDLE_MS) {
-      const counted = Math.min(elapsed, IDLE_MS);
-      activeMs += counted;
-      activeByRound[currentRound] = (activeByRound[currentRound] || 0) + counted;
+  const active = () => !document.hidden && performance.now() - lastActivity < IDLE_MS;
+
+  // Start counting (a fresh beat) unless already counting; stop counting, with a last beat for the time until now.
+  function startCounting() {
+    if (counting || !config.beat_url || !active()) return;
+    counting = true;
+    beat(true);
+  }
+
+  function stopCounting(lastBeat) {
+    if (counting && lastBeat) beat(false);
+    counting = false;
+  }
+
+  function acted() {
+    lastActivity = performance.now();
+    startCounting();
+  }
+
+  for (const type of ["pointermove", "pointerdown", "keydown", "scroll", "wheel", "touchstart", "input",
+    "selectionchange"]) {
+    addEventListener(type, acted, {passive: true, capture: true});
+  }
+
+  setInterval(() => {
+    // Idle past the window: the time since the last beat was not all active, so it is not sent (at most one
+    // interval of reading is lost, out of the window's minutes).
+    if (!active()) stopCounting(false);
+    else if (counting) beat(false);
+  }, BEAT_MS);
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      stopCounting(true);  // the time until the tab was hidden counts
+    } else {
+      acted();  // coming back to the tab is the judge acting
     }
-  }
-
-  setInterval(tick, 1000);
-  document.addEventListener("visibilitychange", () => { tick(); lastTick = performance.now(); });
-  document.addEventListener("submit", (event) => {
-    if (event.target.id !== "verdict-form") return;
-    tick();
-    el("active_seconds").value = (activeMs / 1000).toFixed(1);
-    const rounded = Object.fromEntries(Object.entries(activeByRound).map(([r, ms]) => [r, +(ms / 1000).toFixed(1)]));
-    el("active_by_round").value = JSON.stringify(rounded);
   });
+  addEventListener("pagehide", () => stopCounting(true));
+  addEventListener("pageshow", (event) => { if (event.persisted) acted(); });  // back from the back-forward cache
+  document.addEventListener("submit", (event) => {
+    // The server counts the verdict's submission as the last beat: no beat as the page unloads.
+    if (event.target.id === "verdict-form") counting = false;
+  });
+  acted();  // opening the page is the judge acting
 
   // The sliders' outputs and the score preview, again after each live update: a morph resets the outputs' text
   // to the server's default, not to where the judge moved the slider, and the scoring table may have changed.
@@ -105,11 +143,7 @@
   }
 
   showSliders();
-  document.addEventListener("htmx:after:swap", () => {
-    tick();  // the time so far belongs to the round shown until now
-    currentRound = activeRound();
-    showSliders();
-  });
+  document.addEventListener("htmx:after:swap", showSliders);
 
   // ---- Live moves -------------------------------------------------------------------------------------------
   const statusMessages = {
