@@ -204,8 +204,7 @@ def pass_rates(
 # The platform's default designs, and the worlds the validity benchmark and its reduced test check.
 SIX_JUDGES = Design(num_questions=60, judgments_per_question=3, judges=6)
 SANDWICH_DESIGN = Design(
-    arms=("naive", "assisted-honest", "assisted-misleading"),
-    **{"num_questions": 60, "judgments_per_question": 3, "judges": 6},
+    arms=("naive", "assisted-honest", "assisted-misleading"), num_questions=60, judgments_per_question=3, judges=6
 )
 
 COVERAGE_SCENARIOS = (

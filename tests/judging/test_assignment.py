@@ -118,6 +118,7 @@ ARM_SETS = [
 def test_arms_are_balanced_per_judge_and_per_question_over_many_seeds(arms, design):
     from judging.balance import balance_report
     from judging.protocols.registry import ARM_OF_CONDITION
+    from tests.judging.test_balance import as_trials
 
     n_questions, judgments, n_judges = design
     for seed in range(8):
@@ -137,18 +138,7 @@ def test_arms_are_balanced_per_judge_and_per_question_over_many_seeds(arms, desi
         for question_arms in by_question.values():
             # Distinct arms on a question; every arm when there are enough judgments.
             assert len(set(question_arms)) == min(len(question_arms), len(arms))
-        trials = [
-            {
-                "judge": p.judge_id,
-                "question": p.question_id,
-                "arm": ARM_OF_CONDITION[p.condition],
-                "honest_side": p.honest_side,
-                "first_speaker": p.first_speaker,
-                "speaker_side": p.speaker_side,
-            }
-            for p in plans
-        ]
-        unbalanced = [line for line in balance_report(trials, arms) if not line.balanced]
+        unbalanced = [line for line in balance_report(as_trials(plans), arms) if not line.balanced]
         assert not [line for line in unbalanced if "impossible" not in line.achieved], (seed, unbalanced)
 
 
