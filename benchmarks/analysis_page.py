@@ -134,6 +134,7 @@ def populate(trials: int) -> int:
                 ModelAnswer(
                     experiment=experiment,
                     question=q,
+                    model_config=experiment.debater_model,
                     answer_a_index=0,
                     answer_b_index=1,
                     honest_side="A",

@@ -31,7 +31,9 @@ def score_model_alone(experiment_id: int) -> int:
     experiment = Experiment.objects.select_related("debater_model").get(pk=experiment_id)
     config = experiment.debater_model
     backend = backend_for(config)
-    done = set(ModelAnswer.objects.filter(experiment=experiment).values_list("question_id", flat=True))
+    done = set(
+        ModelAnswer.objects.filter(experiment=experiment, model_config=config).values_list("question_id", flat=True)
+    )
     created = 0
     for trial in (
         experiment.trials.filter(protocol__in=[p.name for p in PROTOCOLS.values() if p.model_alone_baseline])
@@ -51,6 +53,7 @@ def score_model_alone(experiment_id: int) -> int:
         _, new = ModelAnswer.objects.get_or_create(
             experiment=experiment,
             question=trial.question,
+            model_config=config,
             defaults={
                 "answer_a_index": trial.answer_a_index,
                 "answer_b_index": trial.answer_b_index,

@@ -7,6 +7,7 @@ import threading
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutting_down
+from django.db.models import Q
 
 from judging.models import ModelConfig, Turn
 from judging.services import claims_release_dead_worker, stale_claims_release
@@ -28,20 +29,28 @@ def model_queue(experiment_id: int) -> str:
     )
 
 
+def experiment_queues(experiment_id: int) -> list[str]:
+    """The queues of every configuration that speaks in the experiment (its debater model, its line-ups)."""
+    speakers = Q(experiments__pk=experiment_id) | Q(lineup_memberships__experiment_id=experiment_id)
+    return sorted(set(ModelConfig.objects.filter(speakers).values_list("queue", flat=True))) or ["generation"]
+
+
 def enqueue_generation(experiment_id: int, countdown: float | None = None, queue: str | None = None) -> bool:
-    """Send generation work for an experiment to its model's queue; False if the broker is unreachable.
+    """Send generation work for an experiment to ``queue``, or to the queue of every model that speaks in
+    it; False if the broker is unreachable.
 
     Nothing is lost when sending fails: the pending turns are in the database,
     and ``manage.py reconcile_generation`` (or the admin's re-queue action)
     sends the work again once the broker is back.
     """
-    queue = queue or model_queue(experiment_id)
-    try:
-        generate_turns.apply_async(args=[experiment_id, queue], countdown=countdown, queue=queue)
-    except Exception:
-        log.exception("could not queue generation for experiment %s; run reconcile_generation later", experiment_id)
-        return False
-    return True
+    sent = True
+    for name in [queue] if queue else experiment_queues(experiment_id):
+        try:
+            generate_turns.apply_async(args=[experiment_id, name], countdown=countdown, queue=name)
+        except Exception:
+            log.exception("could not queue generation for experiment %s; run reconcile_generation later", experiment_id)
+            sent = False
+    return sent
 
 
 @shared_task(bind=True)

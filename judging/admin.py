@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from . import analysis_plan, exports, selectors, services
 from .exports import export_response
 from .importers import QuestionImportError, import_jsonl_file
-from .models import Experiment, ModelConfig, Question, QuestionSet, Trial, Turn, Verdict
+from .models import Experiment, LineupMember, ModelConfig, Question, QuestionSet, Trial, Turn, Verdict
 
 
 class QuestionImportForm(forms.Form):
@@ -126,9 +126,30 @@ class ExperimentForm(forms.ModelForm):
         return data
 
 
+class LineupMemberInline(admin.TabularInline):
+    """An arm's speakers (docs/lineups.md); an arm with none uses the experiment's debater model."""
+
+    model = LineupMember
+    extra = 0
+    verbose_name_plural = "line-up (configurations speaking in each arm; none: the debater model)"
+
+    def _editable(self, obj) -> bool:
+        return obj is None or obj.status == Experiment.Status.DRAFT
+
+    def has_add_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
     form = ExperimentForm
+    inlines = [LineupMemberInline]
     list_display = ["name", "arms", "mode", "status", "turn_progress", "failures", "trial_progress", "launched_at"]
     list_filter = ["status", "mode"]
     filter_horizontal = ["judges"]

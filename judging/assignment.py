@@ -27,6 +27,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from .lineups import Cell
 from .protocols.registry import ARMS
 
 
@@ -49,6 +50,9 @@ class TrialPlan:
     speaker_side: str = ""  # the single speaker's answer: the consultant's, or the sandwiching assistant's
     protocol: str = "debate"
     condition: str = "debate"
+    # The configurations speaking for the correct and for the wrong answer (None: nobody does).
+    honest_config: int | None = None
+    adversary_config: int | None = None
 
 
 class AssignmentError(ValueError):
@@ -83,14 +87,14 @@ SAMPLED_OPTIONS = 200  # launching 10,000 trials stays within seconds
 def assign_judges_and_arms(
     chosen: list[QuestionInfo],
     judge_ids: list[int],
-    arms: list[str],
+    arms: list,
     judgments_per_question: int,
     rng: random.Random,
     seen: dict[int, set[int]],
-) -> list[tuple[QuestionInfo, int, str]]:
+) -> list[tuple[QuestionInfo, int, object]]:
     """(question, judge, arm) for every trial: arms rotate within each question, the judges with the
     fewest trials take it, matched to its arms to keep each judge's arms even, and nobody meets a
-    question they have ``seen``."""
+    question they have ``seen``. An arm is any sortable key (plan_trials passes design cells)."""
     load = {j: 0 for j in judge_ids}
     in_arm = {(j, arm): 0 for j in judge_ids for arm in arms}
     total = {arm: 0 for arm in arms}
@@ -156,9 +160,12 @@ def plan_trials(
     seed: int,
     arms: list[str] | None = None,
     seen: dict[int, set[int]] | None = None,
+    cells: list[Cell] | None = None,
 ) -> list[TrialPlan]:
     """Plan an experiment's trials. ``arms`` (default: debate only) are mixed and balanced per judge and
-    per question; ``seen`` maps a judge to the question ids they must not meet again."""
+    per question; ``seen`` maps a judge to the question ids they must not meet again. ``cells``
+    (judging.lineups.design_cells; default: one per arm, nobody named) split arms into pairings of
+    configurations: every cell is rotated and balanced like an arm, so each gets an equal share."""
     if not judge_ids:
         raise AssignmentError("the experiment has no judges")
     if judgments_per_question > len(judge_ids):
@@ -172,22 +179,30 @@ def plan_trials(
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise AssignmentError(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
+    cells = cells or [Cell(arm, None, None) for arm in arms]
+    if {cell.arm for cell in cells} != set(arms):
+        raise AssignmentError("the design cells must cover exactly the experiment's arms")
     rng = random.Random(seed)
     chosen = rng.sample(sorted(questions, key=lambda q: q.id), num_questions)
-    trials = assign_judges_and_arms(chosen, judge_ids, arms, judgments_per_question, rng, seen or {})
+    # Keys that sort by arm first, so one cell per arm plans exactly as arms alone do.
+    keys = [(cell.arm, k) for k, cell in enumerate(cells)]
+    trials = assign_judges_and_arms(chosen, judge_ids, keys, judgments_per_question, rng, seen or {})
     pairs = [(question, judge) for question, judge, _ in trials]
-    trial_arms = [arm for _, _, arm in trials]
+    trial_arms = [arm for _, _, (arm, _) in trials]
+    trial_cells = [cells[k] for _, _, (_, k) in trials]
     load = {j: sum(1 for _, judge in pairs if judge == j) for j in judge_ids}
 
     # Within each judge's trials of each arm: the honest side jointly with the first speaker, or, in
     # arms whose speaker is honest in half the trials (consultancy), with whether it is honest (so the
-    # speaker's own side is balanced as well).
+    # speaker's own side is balanced as well). Each group's trials take the blocks in cell order, so a
+    # cell's trials of one judge get different sides too.
     honest_sides, first_speakers = [""] * len(pairs), [""] * len(pairs)
     half_honest = [False] * len(pairs)
     groups: dict[tuple[int, str], list[int]] = {}
     for i, ((_, judge), arm) in enumerate(zip(pairs, trial_arms)):
         groups.setdefault((judge, arm), []).append(i)
     for (_, arm), indices in groups.items():
+        indices = sorted(indices, key=lambda i: trials[i][2])
         second = [True, False] if len(ARMS[arm].conditions) == 2 else ["A", "B"]
         for i, (honest, other) in zip(
             indices, balanced_blocks([(side, x) for side in "AB" for x in second], len(indices), rng)
@@ -211,13 +226,15 @@ def plan_trials(
         rng.shuffle(positions[j])
 
     plans = []
-    for (question, judge), honest, first, is_honest, condition, arm in zip(
-        pairs, honest_sides, first_speakers, speaker_honest, trial_conditions, trial_arms
+    for (question, judge), honest, first, is_honest, condition, arm, cell in zip(
+        pairs, honest_sides, first_speakers, speaker_honest, trial_conditions, trial_arms, trial_cells
     ):
         a, b = answer_indices(question, honest, rng)
         speaker = ""
-        if is_honest is not None:
+        honest_config, adversary_config = cell.honest, cell.adversary
+        if is_honest is not None:  # one speaker: only its side's configuration speaks
             speaker = honest if is_honest else ("B" if honest == "A" else "A")
+            honest_config, adversary_config = (cell.honest, None) if is_honest else (None, cell.adversary)
         plans.append(
             TrialPlan(
                 question_id=question.id,
@@ -230,6 +247,8 @@ def plan_trials(
                 speaker_side=speaker,
                 protocol=ARMS[arm].protocol,
                 condition=condition,
+                honest_config=honest_config,
+                adversary_config=adversary_config,
             )
         )
     return plans

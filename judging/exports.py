@@ -73,6 +73,8 @@ TRIAL_COLUMNS = {
     "skip_reason": "str",
     "replaces_trial_id": "int",
     "active_time_source": "str",
+    "honest_config": "str",
+    "adversarial_config": "str",
 }
 TURN_COLUMNS = {
     "schema_version": "int",
@@ -145,6 +147,20 @@ def launched_settings(experiment_id: int, model_id: int) -> dict:
     return {key: value for key, value in debater.items() if key not in PROVENANCE_ONLY}
 
 
+def launched_config_names(experiment_id: int) -> dict[int, str]:
+    """Configuration id -> name as frozen at launch (provenance ``speakers``); names as they are now for a
+    draft, or an experiment launched before line-ups were recorded."""
+    provenance = Experiment.objects.values_list("provenance", flat=True).get(pk=experiment_id) or {}
+    frozen = {int(pk): config["config_name"] for pk, config in provenance.get("speakers", {}).items()}
+    debater = provenance.get("configs", {}).get("debater")
+    if debater is not None and debater.get("config_id") is not None:
+        frozen.setdefault(debater["config_id"], debater["config_name"])
+    used = Trial.objects.filter(experiment_id=experiment_id)
+    ids = set(used.values_list("honest_config_id", flat=True)) | set(used.values_list("adversary_config_id", flat=True))
+    now = dict(ModelConfig.objects.filter(pk__in=ids - set(frozen) - {None}).values_list("pk", "name"))
+    return frozen | now
+
+
 def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
     fields = [
         "experiment_id",
@@ -188,6 +204,8 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "skip_reason",
         "replaces_id",
         "verdict__active_time_source",
+        "honest_config_id",
+        "adversary_config_id",
     ]
     last_round = (
         Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE)
@@ -203,6 +221,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         .iterator(chunk_size=CHUNK)
     )
     settings_cache: dict[int, dict] = {}
+    names_cache: dict[int, dict[int, str]] = {}
     for (
         experiment_id,
         name,
@@ -245,9 +264,13 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         skip_reason,
         replaces_id,
         time_source,
+        honest_config_id,
+        adversary_config_id,
     ) in rows:
         if experiment_id not in settings_cache:
             settings_cache[experiment_id] = launched_settings(experiment_id, model_id)
+            names_cache[experiment_id] = launched_config_names(experiment_id)
+        names = names_cache[experiment_id]
         yield {
             "schema_version": SCHEMA_VERSION,
             "experiment_id": experiment_id,
@@ -293,6 +316,8 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "skip_reason": skip_reason or None,
             "replaces_trial_id": replaces_id,
             "active_time_source": time_source,
+            "honest_config": names.get(honest_config_id),
+            "adversarial_config": names.get(adversary_config_id),
         }
 
 

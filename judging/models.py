@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from . import analysis_plan, baseline_verdicts
+from . import analysis_plan, baseline_verdicts, lineups
 from .protocols import registry
 from .protocols.prompts import (
     DEFAULT_CONSULTANT_SYSTEM_PROMPT,
@@ -259,6 +259,12 @@ class Mode(models.TextChoices):
     LIVE = "live", "Live (generated while the judge watches; the judge may ask questions)"
 
 
+class Pairing(models.TextChoices):
+    SELF_PLAY = lineups.SELF_PLAY, "Self-play (each debater argues against itself)"
+    ROUND_ROBIN = lineups.ROUND_ROBIN, "Round-robin (every honest debater against every adversary, itself included)"
+    CROSS_PLAY = lineups.CROSS_PLAY, "Cross-play (every honest debater against every other adversary)"
+
+
 class Experiment(models.Model):
     TurnStyle = TurnStyle
     Status = ExperimentStatus
@@ -298,7 +304,22 @@ class Experiment(models.Model):
         default=250,
         help_text="Characters of new verified quotes a speech may use (blank: no limit). See docs/quotes.md.",
     )
-    debater_model = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="experiments")
+    debater_model = models.ForeignKey(
+        ModelConfig,
+        on_delete=models.PROTECT,
+        related_name="experiments",
+        help_text="Speaks in every arm whose line-up names nobody (and is the default scoring model).",
+    )
+    pairing = models.CharField(
+        max_length=20,
+        choices=Pairing.choices,
+        default=Pairing.SELF_PLAY,
+        help_text="How a debate arm's line-up is paired (docs/lineups.md); every pairing gets an equal share.",
+    )
+    avoid_reexposure = models.BooleanField(
+        default=False,
+        help_text="Never give a judge a question they were given in another experiment on the same question set.",
+    )
     scoring_rule = models.CharField(
         max_length=20,
         default="log",
@@ -358,6 +379,7 @@ class Experiment(models.Model):
                 name="experiment_min_rounds_within_rounds",
             ),
             models.CheckConstraint(condition=_in("mode", Mode.choices), name="experiment_mode_known"),
+            models.CheckConstraint(condition=_in("pairing", Pairing.choices), name="experiment_pairing_known"),
             models.CheckConstraint(condition=_in("status", ExperimentStatus.choices), name="experiment_status_known"),
             models.CheckConstraint(condition=_in("turn_style", TurnStyle.choices), name="experiment_turn_style"),
             models.CheckConstraint(
@@ -436,6 +458,43 @@ class Experiment(models.Model):
         return self.planned_judgments or self.num_questions * self.judgments_per_question
 
 
+class LineupRole(models.TextChoices):
+    BOTH = lineups.BOTH, "Either side"
+    HONEST = lineups.HONEST, "Honest side only"
+    ADVERSARY = lineups.ADVERSARY, "Wrong answer's side only"
+
+
+class LineupMember(models.Model):
+    """A configuration that speaks in one arm of an experiment (its line-up; judging.lineups)."""
+
+    Role = LineupRole
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="lineup")
+    arm = models.CharField(max_length=40, choices=Arm.choices)
+    model_config = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="lineup_memberships")
+    role = models.CharField(
+        max_length=20,
+        choices=LineupRole.choices,
+        default=LineupRole.BOTH,
+        help_text="Debate arms: which side this configuration may argue (single speakers take either).",
+    )
+
+    class Meta:
+        ordering = ["experiment", "arm", "id"]
+        verbose_name = "line-up member"
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "arm", "model_config"], name="one_lineup_entry_per_config"),
+            models.CheckConstraint(condition=_in("arm", Arm.choices), name="lineup_arm_known"),
+            models.CheckConstraint(condition=_in("role", LineupRole.choices), name="lineup_role_known"),
+        ]
+
+    def __str__(self):
+        return f"{self.model_config} in {self.arm} ({self.role})"
+
+    def as_member(self) -> lineups.Member:
+        return lineups.Member(self.model_config_id, self.role)
+
+
 class TrialStatus(models.TextChoices):
     GENERATING = "generating", "Generating"
     READY = "ready", "Ready to judge"
@@ -489,6 +548,22 @@ class Trial(models.Model):
     )
     protocol = models.CharField(max_length=20, choices=Protocol.choices, default=Protocol.DEBATE)
     condition = models.CharField(max_length=40, choices=Condition.choices, default=Condition.DEBATE)
+    honest_config = models.ForeignKey(
+        ModelConfig,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The configuration arguing for the correct answer (empty: nobody does). Never shown to the judge.",
+    )
+    adversary_config = models.ForeignKey(
+        ModelConfig,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The configuration arguing for the wrong answer (empty: nobody does). Never shown to the judge.",
+    )
     live = models.BooleanField(default=False, help_text="Generated while the judge watches; questions allowed.")
     queue_position = models.PositiveIntegerField(help_text="Shuffled order in the judge's queue.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.GENERATING)
@@ -581,6 +656,10 @@ class Trial(models.Model):
         if limit is None:
             return None
         return limit * self.protocol_spec.budget_multiplier
+
+    def config_for(self, side: str):
+        """The configuration speaking for answer ``side``."""
+        return self.honest_config if side == self.honest_side else self.adversary_config
 
     def answer_text(self, side: str) -> str:
         index = self.answer_a_index if side == "A" else self.answer_b_index
@@ -797,6 +876,12 @@ class ModelAnswer(models.Model):
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="model_answers")
     question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="model_answers")
+    model_config = models.ForeignKey(
+        ModelConfig,
+        on_delete=models.PROTECT,
+        related_name="model_answers",
+        help_text="The configuration that answered (each assistant of the experiment answers alone).",
+    )
     answer_a_index = models.PositiveIntegerField()
     answer_b_index = models.PositiveIntegerField()
     honest_side = models.CharField(max_length=1, choices=Trial.SIDES, help_text="Where the correct answer was.")
@@ -813,7 +898,9 @@ class ModelAnswer(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["experiment", "question"], name="one_model_answer_per_question"),
+            models.UniqueConstraint(
+                fields=["experiment", "question", "model_config"], name="one_model_answer_per_question_and_config"
+            ),
             models.CheckConstraint(
                 condition=models.Q(probability_a__gte=0, probability_a__lte=1), name="model_answer_p"
             ),

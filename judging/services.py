@@ -13,13 +13,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import scoring
+from . import lineups, scoring
 from .assignment import QuestionInfo, answer_indices, plan_trials
 from .models import (
     SKIP_REASON_MAX,
     ActiveTime,
     ActiveTimeSource,
     Experiment,
+    ModelConfig,
     Question,
     Trial,
     Turn,
@@ -188,6 +189,8 @@ def failed_trials_replace(*, experiment_id: int) -> Replacements:
                 queue_position=trial.queue_position,
                 condition=trial.condition,
                 protocol=trial.protocol,
+                honest_config_id=trial.honest_config_id,
+                adversary_config_id=trial.adversary_config_id,
             )
             if question.pk == trial.question_id:
                 done.same_question += 1
@@ -251,8 +254,9 @@ def _round_speakers(experiment: Experiment, trial: Trial) -> tuple[str, ...]:
 
 
 def _create_round_turns(experiment: Experiment, trial: Trial, round_number: int, first_index: int) -> None:
+    """One pending turn per speaker of the round, each for the configuration on that speaker's side."""
     Turn.objects.bulk_create(
-        Turn(trial=trial, index=first_index + i, round=round_number, speaker=s, model_config=experiment.debater_model)
+        Turn(trial=trial, index=first_index + i, round=round_number, speaker=s, model_config=trial.config_for(s))
         for i, s in enumerate(_round_speakers(experiment, trial))
     )
 
@@ -284,6 +288,11 @@ def launch_provenance(experiment: Experiment, judge_ids: list[int]) -> dict:
         "captured_at": experiment.launched_at.isoformat(),
         "platform": {"version": settings.PLATFORM_VERSION, "commit": settings.PLATFORM_COMMIT or None},
         "configs": {"debater": experiment.debater_model.provenance()},
+        # Every configuration that speaks (the debater model and the line-ups'), by id: trials name theirs.
+        "speakers": {str(config.pk): config.provenance() for config in experiment_configs(experiment)},
+        "lineup": [
+            {"arm": m.arm, "config_id": m.model_config_id, "role": m.role} for m in experiment.lineup.order_by("id")
+        ],
         "question_set": {
             "id": question_set.pk,
             "name": question_set.name,
@@ -306,11 +315,37 @@ def launch_provenance(experiment: Experiment, judge_ids: list[int]) -> dict:
                 "scoring_rule",
                 "round_penalty",
                 "seed",
+                "pairing",
+                "avoid_reexposure",
             )
         }
         | {"judges": list(get_user_model().objects.filter(pk__in=judge_ids).values_list("username", flat=True))},
         "plan": {name: getattr(experiment, name) for name in Experiment.PLAN_FIELDS},
     }
+
+
+def experiment_configs(experiment: Experiment) -> list[ModelConfig]:
+    """Every configuration that speaks in the experiment: the debater model and its line-up."""
+    ids = {experiment.debater_model_id, *experiment.lineup.values_list("model_config_id", flat=True)}
+    return list(ModelConfig.objects.filter(pk__in=ids).order_by("pk"))
+
+
+def design_cells(experiment: Experiment) -> list[lineups.Cell]:
+    """The experiment's design cells: its arms split by their line-ups' pairings (judging.lineups)."""
+    members: dict[str, list[lineups.Member]] = {}
+    for member in experiment.lineup.order_by("id"):
+        members.setdefault(member.arm, []).append(member.as_member())
+    return lineups.design_cells(experiment.conditions, members, experiment.pairing, experiment.debater_model_id)
+
+
+def questions_seen(experiment: Experiment, judge_ids: list[int]) -> dict[int, set[int]]:
+    """For each judge, the questions of this experiment's set they were given in any other experiment
+    (any trial, judged or not: a question shown once is no longer new to them)."""
+    seen: dict[int, set[int]] = {}
+    trials = Trial.objects.filter(judge_id__in=judge_ids, question__question_set_id=experiment.question_set_id)
+    for judge_id, question_id in trials.exclude(experiment=experiment).values_list("judge_id", "question_id"):
+        seen.setdefault(judge_id, set()).add(question_id)
+    return seen
 
 
 def experiment_launch(*, experiment: Experiment) -> int:
@@ -336,6 +371,8 @@ def experiment_launch(*, experiment: Experiment) -> int:
                 judgments_per_question=experiment.judgments_per_question,
                 seed=experiment.seed,
                 arms=experiment.conditions,
+                cells=design_cells(experiment),
+                seen=questions_seen(experiment, judge_ids) if experiment.avoid_reexposure else None,
             )
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
@@ -354,6 +391,8 @@ def experiment_launch(*, experiment: Experiment) -> int:
                 **({protocol.speaker_side_field: plan.speaker_side} if protocol.speaker_side_field else {}),
                 condition=plan.condition,
                 protocol=plan.protocol,
+                honest_config_id=plan.honest_config,
+                adversary_config_id=plan.adversary_config,
             )
             any_pregenerated |= not trial.live
         experiment.status = Experiment.Status.LAUNCHED

@@ -207,6 +207,7 @@ class Arm:
     conditions: tuple[str, ...]
     # Whether the single speaker argues for the correct answer (None: both sides argue, or nobody speaks).
     speaker_honest: bool | None = None
+    has_speaker: bool = True  # False: the judge decides alone
 
 
 ARMS: dict[str, Arm] = {
@@ -219,7 +220,7 @@ ARMS: dict[str, Arm] = {
             CONSULTANCY,
             (HONEST_CONSULTANT, DISHONEST_CONSULTANT),
         ),
-        Arm("naive", "Sandwiching: judge alone (no assistant)", SANDWICH, (NAIVE,)),
+        Arm("naive", "Sandwiching: judge alone (no assistant)", SANDWICH, (NAIVE,), has_speaker=False),
         Arm(
             "assisted-honest",
             "Sandwiching: judge with an honest assistant (live)",

@@ -157,6 +157,7 @@ def test_ties_count_half_and_single_order_rows_still_count(ready_trial, make_mod
         ModelAnswer.objects.create(
             experiment=experiment,
             question=trial.question,
+            model_config=experiment.debater_model,
             answer_a_index=trial.answer_a_index,
             answer_b_index=trial.answer_b_index,
             honest_side=trial.honest_side,

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from judging import analysis_plan, exports
 from judging.models import Experiment
 from judging.services import experiment_launch
+from tests.judging.admin_form import lineup_forms
 
 
 def test_the_comparisons_offered_follow_the_arms():
@@ -95,9 +96,11 @@ def test_blank_plan_numbers_take_their_defaults_on_the_admin_form(admin_client, 
             "scoring_rule": "log",
             "round_penalty": 0,
             "seed": 7,
+            "pairing": "self-play",
             "alpha": "",
             "non_inferiority_margin": "",
-        },
+        }
+        | lineup_forms(),
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     experiment = Experiment.objects.get(name="Planned")

@@ -62,7 +62,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from judging.exports import model_answer_rows, model_verdict_rows
-from judging.models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Turn, Verdict
+from judging.models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Trial, Turn, Verdict
 
 executor = MigrationExecutor(connection)
 plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
@@ -109,6 +109,12 @@ print(json.dumps({
     "turn_models": sorted({name(turn.model_config) or "" for turn in Turn.objects.all()}),
     "model_verdict_judge": ModelVerdict.objects.get().judge_model.name,
     "model_answer_config": ModelConfig.objects.get(pk=ModelAnswer.objects.get().model_settings["config_id"]).name,
+    "model_answer_model_config": name(ModelAnswer.objects.get().model_config),
+    # Who spoke on each side, by condition (migration 0010: the experiment's one model, where anyone spoke).
+    "trial_configs": sorted(
+        {(t.condition, name(t.honest_config), name(t.adversary_config)) for t in Trial.objects.all()},
+        key=str,
+    ),
     # Baselines scored in one answer order, as release 0.1 did, exported as such.
     "model_baseline_exports": [
         {key: row[key] for key in ("probability_a", "probability_a_swapped", "orders_scored", "verdict", "correct")}
@@ -239,6 +245,7 @@ def test_every_row_is_there_and_the_models_read_it(carried):
         "judging.ModelAnswer": 1,
         "judging.ModelVerdict": 1,
         "judging.ActiveTime": 0,  # new in migration 0009: release 0.1 had no server-timed trials
+        "judging.LineupMember": 0,  # new in migration 0010: release 0.1's experiments had one model
     }
     assert rows["auth.User"] == 4
 
@@ -248,6 +255,17 @@ def test_references_to_model_configurations_resolve(carried):
     assert models["experiment_debater"] == "debater"
     assert models["turn_models"] == ["debater"]  # every release turn was a debater's
     assert models["model_verdict_judge"] == "scorer" and models["model_answer_config"] == "debater"
+    assert models["model_answer_model_config"] == "debater"
+    # The one debater model spoke on every side that had a speaker (migration 0010's backfill).
+    assert {tuple(row) for row in models["trial_configs"]} <= {
+        ("debate", "debater", "debater"),
+        ("honest consultant", "debater", None),
+        ("dishonest consultant", None, "debater"),
+        ("naive", None, None),
+        ("assisted-honest", "debater", None),
+        ("assisted-misleading", None, "debater"),
+    }
+    assert {row[0] for row in models["trial_configs"]} >= {"debate", "naive"}
     references = models["references_to_model_configs"]
     assert references["judging.Experiment.debater_model"] == {"rows": 1, "dangling": 0}
     assert references["judging.Turn.model_config"] == {"rows": 24, "dangling": 0}

@@ -8,6 +8,7 @@ from generation.worker import generate_batch
 from judging import selectors
 from judging.models import Experiment, Trial
 from judging.services import experiment_launch, trial_skip, verdict_submit
+from tests.judging.admin_form import lineup_forms
 
 ARMS = ["debate", "consultancy", "naive", "assisted-honest", "assisted-misleading"]
 
@@ -67,9 +68,10 @@ def test_the_admin_form_offers_the_arms_and_validates_them(admin_client, questio
         "quote_limit": 250,
         "debater_model": model.pk,
         "seed": 1,
+        "pairing": "self-play",
         "scoring_rule": "log",
         "round_penalty": 0,
-    }
+    } | lineup_forms()
     response = admin_client.post("/admin/judging/experiment/add/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Experiment.objects.get(name="mixed").conditions == ["debate", "naive"]
