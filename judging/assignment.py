@@ -16,6 +16,8 @@ Balance, per question and per judge:
   own side is balanced too (drawn separately, 20% of judges had the consultant on one side in all
   four trials). Not independent coin flips, so even a small experiment cannot put most honest
   speakers on one side.
+- Design cells (judging.lineups: an arm split by its pairings of configurations) are rotated and
+  matched like arms, and each cell's trials are balanced between the sides over all judges.
 - The incorrect answer a trial's adversary defends is drawn uniformly from the question's incorrect
   choices; each judge's queue is shuffled.
 """
@@ -53,21 +55,13 @@ class TrialPlan:
     # The configurations speaking for the correct and for the wrong answer (None: nobody does).
     honest_config: int | None = None
     adversary_config: int | None = None
+    # The people (user ids) speaking for them instead, where a line-up names people (judging.lineups).
+    honest_person: int | None = None
+    adversary_person: int | None = None
 
 
 class AssignmentError(ValueError):
     pass
-
-
-def balanced_blocks(values: list, n: int, rng: random.Random) -> list:
-    """n draws made of shuffled complete blocks of ``values`` (the last block cut short at random),
-    so every value occurs equally often to within one, also among the first few."""
-    out = []
-    while len(out) < n:
-        block = list(values)
-        rng.shuffle(block)
-        out.extend(block)
-    return out[:n]
 
 
 def answer_indices(question: QuestionInfo, honest_side: str, rng: random.Random) -> tuple[int, int]:
@@ -101,11 +95,6 @@ def assign_judges_and_arms(
     out = []
     for question in chosen:
         available = [j for j in judge_ids if question.id not in seen.get(j, ())]
-        if len(available) < judgments_per_question:
-            raise AssignmentError(
-                f"question {question.id} needs {judgments_per_question} judges who have not seen it before; "
-                f"only {len(available)} have not (turn re-exposure checking off, or add judges)"
-            )
         # The judges with the fewest trials take the question (load first); among judges tied on load,
         # and over the arms it gets (a window of the arm cycle: distinct arms, all of them when there are
         # enough judgments) and who takes which, the choice that keeps each judge's arms and the arms
@@ -182,11 +171,20 @@ def plan_trials(
     cells = cells or [Cell(arm, None, None) for arm in arms]
     if {cell.arm for cell in cells} != set(arms):
         raise AssignmentError("the design cells must cover exactly the experiment's arms")
+    seen = seen or {}
+    # Questions enough judges have not seen (all of them when nobody has seen any).
+    fresh = [q for q in questions if sum(q.id not in seen.get(j, ()) for j in judge_ids) >= judgments_per_question]
+    if num_questions > len(fresh):
+        raise AssignmentError(
+            f"only {len(fresh)} questions of the set have {judgments_per_question} judge(s) who have not seen them "
+            f"in another experiment; {num_questions} were asked for (ask for fewer, add judges, or turn "
+            "re-exposure checking off)"
+        )
     rng = random.Random(seed)
-    chosen = rng.sample(sorted(questions, key=lambda q: q.id), num_questions)
+    chosen = rng.sample(sorted(fresh, key=lambda q: q.id), num_questions)
     # Keys that sort by arm first, so one cell per arm plans exactly as arms alone do.
     keys = [(cell.arm, k) for k, cell in enumerate(cells)]
-    trials = assign_judges_and_arms(chosen, judge_ids, keys, judgments_per_question, rng, seen or {})
+    trials = assign_judges_and_arms(chosen, judge_ids, keys, judgments_per_question, rng, seen)
     pairs = [(question, judge) for question, judge, _ in trials]
     trial_arms = [arm for _, _, (arm, _) in trials]
     trial_cells = [cells[k] for _, _, (_, k) in trials]
@@ -194,19 +192,30 @@ def plan_trials(
 
     # Within each judge's trials of each arm: the honest side jointly with the first speaker, or, in
     # arms whose speaker is honest in half the trials (consultancy), with whether it is honest (so the
-    # speaker's own side is balanced as well). Each group's trials take the blocks in cell order, so a
-    # cell's trials of one judge get different sides too.
+    # speaker's own side is balanced as well), as shuffled complete blocks of the four combinations.
+    # Where an arm has several cells (pairings), each trial takes, of what is left of its block, the
+    # combination whose honest side its cell has had less often so far over all judges, so each
+    # pairing is balanced between the sides too (with one cell per arm, the blocks are taken in order).
     honest_sides, first_speakers = [""] * len(pairs), [""] * len(pairs)
     half_honest = [False] * len(pairs)
     groups: dict[tuple[int, str], list[int]] = {}
     for i, ((_, judge), arm) in enumerate(zip(pairs, trial_arms)):
         groups.setdefault((judge, arm), []).append(i)
+    cells_in_arm = {arm: sum(cell.arm == arm for cell in cells) for arm in arms}
+    cell_sides: dict[tuple, int] = {}
     for (_, arm), indices in groups.items():
-        indices = sorted(indices, key=lambda i: trials[i][2])
         second = [True, False] if len(ARMS[arm].conditions) == 2 else ["A", "B"]
-        for i, (honest, other) in zip(
-            indices, balanced_blocks([(side, x) for side in "AB" for x in second], len(indices), rng)
-        ):
+        block: list = []
+        for i in sorted(indices, key=lambda i: trials[i][2]):
+            if not block:
+                block = [(side, x) for side in "AB" for x in second]
+                rng.shuffle(block)
+            key = trials[i][2]
+            take = 0
+            if cells_in_arm[arm] > 1:
+                take = min(range(len(block)), key=lambda b: cell_sides.get((key, block[b][0]), 0))
+            honest, other = block.pop(take)
+            cell_sides[key, honest] = cell_sides.get((key, honest), 0) + 1
             honest_sides[i] = honest
             if len(ARMS[arm].conditions) == 2:
                 half_honest[i] = other
@@ -232,9 +241,11 @@ def plan_trials(
         a, b = answer_indices(question, honest, rng)
         speaker = ""
         honest_config, adversary_config = cell.honest, cell.adversary
-        if is_honest is not None:  # one speaker: only its side's configuration speaks
+        honest_person, adversary_person = cell.honest_person, cell.adversary_person
+        if is_honest is not None:  # one speaker: only its side's configuration (or person) speaks
             speaker = honest if is_honest else ("B" if honest == "A" else "A")
             honest_config, adversary_config = (cell.honest, None) if is_honest else (None, cell.adversary)
+            honest_person, adversary_person = (honest_person, None) if is_honest else (None, adversary_person)
         plans.append(
             TrialPlan(
                 question_id=question.id,
@@ -249,6 +260,8 @@ def plan_trials(
                 condition=condition,
                 honest_config=honest_config,
                 adversary_config=adversary_config,
+                honest_person=honest_person,
+                adversary_person=adversary_person,
             )
         )
     return plans

@@ -127,11 +127,14 @@ def _question_to_blame(trial: Trial) -> bool:
 
 
 def _replacement_question(experiment: Experiment, trial: Trial) -> Question | None:
-    """A question this judge has not had in this experiment and on which nothing has failed: one of the
+    """A question this judge has not had in this experiment (nor, with the exposure registry on, in any
+    other on the set) and on which nothing has failed: one of the
     experiment's sampled questions if any is left (the question pool every arm shares), else another
     of its set; drawn at random, seeded by the experiment's seed and the failed trial."""
     trials = Trial.objects.filter(experiment=experiment)
     had = set(trials.filter(judge_id=trial.judge_id).values_list("question_id", flat=True))
+    if experiment.avoid_reexposure:  # nor in any other experiment on the set
+        had |= questions_seen(experiment, [trial.judge_id]).get(trial.judge_id, set())
     failed = set(trials.filter(status=Trial.Status.FAILED).values_list("question_id", flat=True))
     sampled = set(trials.values_list("question_id", flat=True))
     candidates = sorted(experiment.question_set.questions.exclude(pk__in=had | failed).values_list("pk", flat=True))

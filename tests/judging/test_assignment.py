@@ -157,5 +157,5 @@ def test_nobody_meets_a_question_they_have_seen():
     seen = {1: {q.id for q in QUESTIONS[:200]}, 2: {q.id for q in QUESTIONS[100:300]}}
     plans = plan_trials(QUESTIONS, [1, 2, 3], num_questions=150, judgments_per_question=1, seed=2, seen=seen)
     assert all(p.question_id not in seen.get(p.judge_id, set()) for p in plans)
-    with pytest.raises(AssignmentError, match="judges who have not seen it before"):
+    with pytest.raises(AssignmentError, match="only 399 questions of the set have 2 judge"):
         plan_trials(QUESTIONS, [1, 2], num_questions=400, judgments_per_question=2, seed=2, seen={1: {QUESTIONS[0].id}})

@@ -26,6 +26,8 @@ DESIGN_CELL = (
     "assistant_side",
     "queue_position",
     "live",
+    "honest_config_id",
+    "adversary_config_id",
 )
 
 
@@ -114,6 +116,24 @@ def test_a_question_that_fails_twice_gives_way_to_one_the_judge_has_not_had(
     correct = third.answer_a_index if third.honest_side == "A" else third.answer_b_index
     wrong = third.answer_b_index if third.honest_side == "A" else third.answer_a_index
     assert correct == question.correct_index and wrong != correct and 0 <= wrong < len(question.choices)
+
+
+def test_with_the_exposure_registry_a_replacement_question_is_new_to_the_judge_everywhere(
+    make_model_config, make_experiment, judge, django_capture_on_commit_callbacks
+):
+    config = make_model_config("m")
+    earlier = make_experiment(config, judges=[judge], name="earlier", num_questions=7, seed=5)
+    experiment_launch(experiment=earlier)
+    experiment = make_experiment(config, judges=[judge], name="later", num_questions=4, avoid_reexposure=True)
+    experiment_launch(experiment=experiment)
+    first = fail_for_good(experiment.trials.first())
+    replace(experiment, django_capture_on_commit_callbacks)
+    fail_for_good(first.replacement)
+    done, _ = replace(experiment, django_capture_on_commit_callbacks)
+    # 12 questions: 7 met earlier, 4 in this experiment; the one left is the only possible replacement.
+    assert (done.new_question, done.refused) == (1, [])
+    met = set(Trial.objects.filter(judge=judge).exclude(replaces__replaces=first).values_list("question", flat=True))
+    assert Trial.objects.get(replaces__replaces=first).question_id not in met
 
 
 def test_replacing_again_adds_nothing_and_a_retry_leaves_replaced_trials_failed(
