@@ -5,8 +5,9 @@ judge; this module reports what was achieved, so a researcher sees it on the exp
 analysing (and sees where the design is not balanced, e.g. questions not seen in every arm, which
 makes arm comparisons mostly comparisons between questions).
 
-Each trial is a dict with ``judge``, ``question``, ``arm``, ``honest_side``, ``first_speaker`` and,
-for single-speaker arms, ``speaker_side`` and ``speaker_honest``.
+Each trial is a dict with ``judge``, ``question``, ``arm``, ``honest_side``, ``first_speaker``, for
+single-speaker arms ``speaker_side`` and ``speaker_honest``, and optionally ``pairing``: its design cell
+within the arm (the configurations speaking; judging.lineups).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def balance_report(trials: list[dict], arms: list[str]) -> list[Line]:
                 not possible or every_arm == len(by_question),
             )
         )
+    lines += _pairing_lines(trials, by_judge)
     # Single-speaker arms: the speaker's honesty and side should vary together, not stick together.
     speakers = [t for t in trials if t.get("speaker_side")]
     if speakers:
@@ -98,3 +100,39 @@ def balance_report(trials: list[dict], arms: list[str]) -> list[Line]:
             )
         )
     return lines
+
+
+def _pairing_lines(trials: list[dict], by_judge: dict) -> list[Line]:
+    """Arms split into several pairings (line-ups): each judge sees each pairing about equally often,
+    and each pairing argues from both positions about equally often."""
+    pairings = defaultdict(set)
+    for t in trials:
+        pairings[t["arm"]].add(t.get("pairing"))
+    split = {arm: cells for arm, cells in pairings.items() if len(cells) > 1}
+    if not split:
+        return []
+    per_judge = max(
+        _spread(Counter(t.get("pairing") for t in ts if t["arm"] == arm).get(c, 0) for c in cells)
+        for ts in by_judge.values()
+        for arm, cells in split.items()
+    )
+    per_pairing = max(
+        _spread(
+            Counter(t["honest_side"] for t in trials if t["arm"] == arm and t.get("pairing") == c).get(s, 0)
+            for s in "AB"
+        )
+        for arm, cells in split.items()
+        for c in cells
+    )
+    return [
+        Line(
+            "pairings per judge",
+            f"each judge's trials per pairing differ by at most {per_judge}",
+            per_judge <= 2,
+        ),
+        Line(
+            "honest side per pairing",
+            f"A and B differ by at most {per_pairing} trial(s) within a pairing",
+            per_pairing <= 2,
+        ),
+    ]

@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 from . import balance, quotes, scoring
 from .models import Experiment, Trial, Turn
 from .protocols import debate
-from .protocols.registry import ARM_OF_CONDITION
+from .protocols.registry import ARM_OF_CONDITION, PROTOCOLS
 from .services import debate_rules, debate_state
 
 
@@ -205,16 +205,35 @@ def experiment_balance(experiment: Experiment) -> list:
             "honest_side": honest,
             "first_speaker": first,
             "speaker_side": consultant or assistant,
+            # A single speaker's configuration, whether it argues honestly or not; a debate's pair.
+            "pairing": (honest_config, adversary_config)
+            if PROTOCOLS[protocol].two_speakers
+            else (honest_config or adversary_config),
         }
-        for judge, question, protocol, condition, honest, first, consultant, assistant in experiment.trials.values_list(
-            "judge_id",
-            "question_id",
-            "protocol",
-            "condition",
-            "honest_side",
-            "first_speaker",
-            "consultant_side",
-            "assistant_side",
+        for (
+            judge,
+            question,
+            protocol,
+            condition,
+            honest,
+            first,
+            consultant,
+            assistant,
+            honest_config,
+            adversary_config,
+        ) in (
+            experiment.trials.values_list(
+                "judge_id",
+                "question_id",
+                "protocol",
+                "condition",
+                "honest_side",
+                "first_speaker",
+                "consultant_side",
+                "assistant_side",
+                "honest_config_id",
+                "adversary_config_id",
+            )
         )
     ]
     return balance.balance_report(trials, list(experiment.conditions))

@@ -17,6 +17,7 @@ def as_trials(plans):
             "honest_side": p.honest_side,
             "first_speaker": p.first_speaker,
             "speaker_side": p.speaker_side,
+            "pairing": (p.honest_config, p.adversary_config),
         }
         for p in plans
     ]
@@ -59,3 +60,39 @@ def test_the_experiment_page_shows_the_achieved_balance(admin_client, make_model
     page = admin_client.get(f"/admin/judging/experiment/{experiment.pk}/change/").content.decode()
     assert "Design balance (achieved)" in page and "arms per judge" in page
     assert "speaker&#x27;s side per judge" in page or "speaker's side per judge" in page
+
+
+@pytest.mark.unit
+def test_pairings_are_reported_only_where_an_arm_has_several():
+    from judging.lineups import Member, design_cells
+
+    cells = design_cells(["debate"], {"debate": [Member(1), Member(2), Member(3)]}, "cross-play", 9)
+    plans = plan_trials(
+        [QuestionInfo(q, 2, 0) for q in range(60)],
+        [1, 2, 3, 4, 5, 6],
+        num_questions=60,
+        judgments_per_question=3,
+        seed=2,
+        arms=["debate"],
+        cells=cells,
+    )
+    lines = {line.what: line for line in balance_report(as_trials(plans), ["debate"])}
+    assert lines["pairings per judge"].balanced and lines["honest side per pairing"].balanced
+    # One pairing that always has the honest side at A is reported.
+    stuck = [t | {"honest_side": "A"} if t["pairing"] == (1, 2) else t for t in as_trials(plans)]
+    assert not {line.what: line for line in balance_report(stuck, ["debate"])}["honest side per pairing"].balanced
+    single = plan_trials(
+        [QuestionInfo(q, 2, 0) for q in range(8)], [1, 2], num_questions=8, judgments_per_question=1, seed=2
+    )
+    assert "pairings per judge" not in {line.what for line in balance_report(as_trials(single), ["debate"])}
+
+
+def test_the_experiment_page_shows_the_pairings_balance(admin_client, make_model_config, make_experiment):
+    from judging.models import LineupMember
+
+    experiment = make_experiment(make_model_config("m"), num_questions=8, pairing="round-robin")
+    for name in ("one", "two"):
+        LineupMember.objects.create(experiment=experiment, arm="debate", model_config=make_model_config(name))
+    experiment_launch(experiment=experiment)
+    page = admin_client.get(f"/admin/judging/experiment/{experiment.pk}/change/").content.decode()
+    assert "pairings per judge" in page and "honest side per pairing" in page
