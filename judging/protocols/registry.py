@@ -79,6 +79,8 @@ class Protocol:
     model_alone_baseline: bool = False  # the model's own answer is scored per question
     # The trial field recording which answer the single speaker argues for (None: two speakers).
     speaker_side_field: str | None = None
+    # A line-up may name people (users with the debater role) as its speakers, besides configurations.
+    people_may_speak: bool = False
 
     @property
     def page_template(self) -> str:
@@ -159,6 +161,7 @@ PROTOCOLS: dict[str, Protocol] = {
             addressee=lambda sides: " and ".join(f"Debater {side}" for side in sides),
             two_speakers=True,
             judge_chooses_addressee=True,
+            people_may_speak=True,
         ),
         Protocol(
             CONSULTANCY,
@@ -169,6 +172,7 @@ PROTOCOLS: dict[str, Protocol] = {
             addressee=lambda sides: "the consultant",
             budget_multiplier=BUDGET_MULTIPLIER,
             speaker_side_field="consultant_side",
+            people_may_speak=True,
         ),
         Protocol(
             SANDWICH,
