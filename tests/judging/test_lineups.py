@@ -312,3 +312,26 @@ def test_the_registry_refuses_a_launch_it_cannot_satisfy_and_says_why(make_exper
         experiment_launch(experiment=experiment)
     assert not Trial.objects.filter(experiment=experiment).exists()
     assert Turn.objects.filter(trial__experiment=experiment).count() == 0
+
+
+def test_a_cross_play_experiment_is_generated_with_each_sides_model(make_model_config, make_experiment, tiny_model_dir):
+    from generation.worker import generate_batch
+
+    greedy = make_model_config(tiny_model_dir, name="greedy")
+    sampled = make_model_config(tiny_model_dir, name="sampled", temperature=0.9, repetition_penalty=1.2)
+    experiment = make_experiment(greedy, num_questions=4, rounds=2, pairing="cross-play", turn_style="sequential")
+    lineup(experiment, [greedy, sampled])
+    experiment_launch(experiment=experiment)
+    while generate_batch(experiment.pk):
+        pass
+    trials = list(Trial.objects.filter(experiment=experiment).prefetch_related("turns"))
+    assert {t.status for t in trials} == {Trial.Status.READY}
+    assert {(t.honest_config.name, t.adversary_config.name) for t in trials} == {
+        ("greedy", "sampled"),
+        ("sampled", "greedy"),
+    }
+    for trial in trials:
+        for turn in trial.turns.all():
+            side = trial.honest_config if turn.speaker == trial.honest_side else trial.adversary_config
+            assert turn.model_settings["config_name"] == side.name
+            assert turn.model_settings["temperature"] == side.temperature and turn.text
