@@ -14,6 +14,7 @@ from . import analysis_plan, exports, selectors, services
 from .exports import export_response
 from .importers import QuestionImportError, import_jsonl_file
 from .models import Experiment, LineupMember, ModelConfig, Question, QuestionSet, Trial, Turn, Verdict
+from .protocols import registry
 
 
 class QuestionImportForm(forms.Form):
@@ -150,7 +151,17 @@ class LineupMemberInline(admin.TabularInline):
 class ExperimentAdmin(admin.ModelAdmin):
     form = ExperimentForm
     inlines = [LineupMemberInline]
-    list_display = ["name", "arms", "mode", "status", "turn_progress", "failures", "trial_progress", "launched_at"]
+    list_display = [
+        "id",
+        "name",
+        "arms",
+        "mode_short",
+        "status",
+        "turn_progress",
+        "failures",
+        "trial_progress",
+        "launched_at",
+    ]
     list_filter = ["status", "mode"]
     filter_horizontal = ["judges"]
     readonly_fields = ["status", "launched_at", "created_at"]
@@ -174,6 +185,14 @@ class ExperimentAdmin(admin.ModelAdmin):
     @admin.display(description="arms")
     def arms(self, obj):
         return ", ".join(obj.conditions)
+
+    @admin.display(description="mode", ordering="mode")
+    def mode_short(self, obj):
+        """Short enough for the list; says where arms are live whatever the mode (sandwiching)."""
+        always_live = {a for a in obj.conditions if registry.PROTOCOLS[registry.ARMS[a].protocol].always_live}
+        if obj.mode == Experiment.Mode.LIVE or always_live == set(obj.conditions):
+            return "live"
+        return "pre-generated" + (" (sandwiching live)" if always_live else "")
 
     @admin.display(description="turns done")
     def turn_progress(self, obj):

@@ -78,3 +78,17 @@ def test_the_admin_form_offers_the_arms_and_validates_them(admin_client, questio
     response = admin_client.post("/admin/judging/experiment/add/", data | {"name": "none", "conditions": []})
     assert response.status_code == 200 and not Experiment.objects.filter(name="none").exists()
     assert "This field is required" in response.content.decode()
+
+
+def test_the_experiment_list_says_where_trials_are_live_and_shows_ids(admin_client, make_model_config, make_experiment):
+    model = make_model_config("m")
+    sandwich = make_experiment(model, name="sandwich only", conditions=["naive", "assisted-honest"])
+    mixed = make_experiment(model, name="mixed", conditions=["debate", "assisted-misleading"])
+    debate = make_experiment(model, name="debate live", mode="live")
+    page = admin_client.get("/admin/judging/experiment/").content.decode()
+    # Sandwiching is always live, whatever the mode field says (its default is pre-generated).
+    assert sandwich.mode == "pregenerated"
+    for experiment, shown in [(sandwich, "live"), (mixed, "pre-generated (sandwiching live)"), (debate, "live")]:
+        row = page[page.index(f">{experiment.name}<") - 600 : page.index(f">{experiment.name}<") + 600]
+        assert f'<td class="field-mode_short">{shown}</td>' in row, row
+        assert f">{experiment.pk}<" in row
