@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from judging import analysis_plan, exports
 from judging.models import Experiment
 from judging.services import experiment_launch
-from tests.judging.admin_form import lineup_forms
+from tests.judging.admin_form import experiment_form
 
 
 def test_the_comparisons_offered_follow_the_arms():
@@ -80,27 +80,18 @@ def test_blank_plan_numbers_take_their_defaults_on_the_admin_form(admin_client, 
     config = make_model_config("m")
     response = admin_client.post(
         "/admin/judging/experiment/add/",
-        {
-            "name": "Planned",
-            "conditions": ["naive", "assisted-honest"],
-            "primary_comparisons": ["sandwich-helpful"],
-            "question_set": question_set.pk,
-            "num_questions": 4,
-            "judgments_per_question": 1,
-            "mode": "live",
-            "rounds": 2,
-            "turn_style": "simultaneous",
-            "char_limit": 300,
-            "quote_limit": 250,
-            "debater_model": config.pk,
-            "scoring_rule": "log",
-            "round_penalty": 0,
-            "seed": 7,
-            "pairing": "self-play",
-            "alpha": "",
-            "non_inferiority_margin": "",
-        }
-        | lineup_forms(),
+        experiment_form(
+            question_set,
+            config,
+            name="Planned",
+            conditions=["naive", "assisted-honest"],
+            primary_comparisons=["sandwich-helpful"],
+            mode="live",
+            char_limit=300,
+            seed=7,
+            alpha="",
+            non_inferiority_margin="",
+        ),
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     experiment = Experiment.objects.get(name="Planned")

@@ -10,7 +10,7 @@ from judging.assignment import AssignmentError, QuestionInfo, plan_trials
 from judging.lineups import Cell, LineupError, Member, arm_cells, design_cells
 from judging.models import LineupMember, Trial, Turn
 from judging.services import LaunchError, experiment_launch
-from tests.judging.admin_form import lineup_forms
+from tests.judging.admin_form import experiment_form
 
 QUESTIONS = [QuestionInfo(id=i, n_choices=3, correct_index=i % 3) for i in range(1, 201)]
 
@@ -251,25 +251,13 @@ def test_the_admin_saves_a_line_up(admin_client, question_set, three_debaters):
     from judging.models import Experiment
 
     weak, middling, _ = three_debaters
-    data = {
-        "name": "ladder",
-        "conditions": ["debate"],
-        "question_set": question_set.pk,
-        "num_questions": 4,
-        "judgments_per_question": 1,
-        "mode": "pregenerated",
-        "rounds": 2,
-        "turn_style": "simultaneous",
-        "char_limit": 500,
-        "quote_limit": 250,
-        "debater_model": weak.pk,
-        "seed": 1,
-        "pairing": "round-robin",
-        "scoring_rule": "log",
-        "round_penalty": 0,
-    } | lineup_forms(
+    data = experiment_form(
+        question_set,
+        weak,
         {"arm": "debate", "model_config": weak.pk, "role": "both"},
         {"arm": "debate", "model_config": middling.pk, "role": "adversary"},
+        name="ladder",
+        pairing="round-robin",
     )
     response = admin_client.post("/admin/judging/experiment/add/", data)
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -8,7 +8,7 @@ from generation.worker import generate_batch
 from judging import selectors
 from judging.models import Experiment, Trial
 from judging.services import experiment_launch, trial_skip, verdict_submit
-from tests.judging.admin_form import lineup_forms
+from tests.judging.admin_form import experiment_form
 
 ARMS = ["debate", "consultancy", "naive", "assisted-honest", "assisted-misleading"]
 
@@ -55,23 +55,7 @@ def test_an_experiment_mixes_all_arms_balanced_per_judge(
 
 def test_the_admin_form_offers_the_arms_and_validates_them(admin_client, question_set, make_model_config):
     model = make_model_config("m")
-    data = {
-        "name": "mixed",
-        "conditions": ["debate", "naive"],
-        "question_set": question_set.pk,
-        "num_questions": 4,
-        "judgments_per_question": 1,
-        "mode": "pregenerated",
-        "rounds": 2,
-        "turn_style": "simultaneous",
-        "char_limit": 500,
-        "quote_limit": 250,
-        "debater_model": model.pk,
-        "seed": 1,
-        "pairing": "self-play",
-        "scoring_rule": "log",
-        "round_penalty": 0,
-    } | lineup_forms()
+    data = experiment_form(question_set, model, name="mixed", conditions=["debate", "naive"])
     response = admin_client.post("/admin/judging/experiment/add/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Experiment.objects.get(name="mixed").conditions == ["debate", "naive"]
