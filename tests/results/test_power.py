@@ -188,6 +188,10 @@ def test_the_page_reports_power_and_the_judgments_needed(admin_client, small_pag
     sizing = response.context["sizing"]
     body = response.content.decode()
     assert 'id="power-table"' in body and 'id="assumptions"' in body and "Monte Carlo" in body
+    # The results come first, as percentages like the 80% target, then the inputs to change.
+    assert body.index('id="power-table"') < body.index('class="power-form"')
+    at_design = sizing.at_design["above-chance:debate"]
+    assert f"{100 * at_design.rate:.1f}% ± {100 * at_design.error:.1f}%" in body
     needed = sizing.search.needed["above-chance:debate"]
     if needed.questions:
         assert f"{needed.judgments} <small>({needed.questions} questions × 2)" in body
