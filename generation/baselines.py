@@ -8,7 +8,7 @@ preference for a label or a position cannot decide it.
 
 from __future__ import annotations
 
-from judging.models import Experiment, ModelAnswer, ModelVerdict, Trial
+from judging.models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Trial
 from judging.protocols.prompts import build_model_alone_messages, build_model_judge_messages
 from judging.protocols.registry import PROTOCOLS
 from judging.selectors import judge_view_of_trial
@@ -24,25 +24,47 @@ def probabilities_of_answer_a(backend, messages: list[dict], swapped_messages: l
     return p_a, p_a_swapped
 
 
-def score_model_alone(experiment_id: int) -> int:
-    """The model-alone baseline: for each question of the experiment, the model's own probability
-    for answer A versus B (same layout as the question's first trial), in both orders. Idempotent:
-    questions already scored (in one order, before both orders were) are left as they are."""
+def baseline_trials(experiment: Experiment):
+    """The trials whose questions the model alone answers (sandwiching's), each question's first trial first."""
+    protocols = [p.name for p in PROTOCOLS.values() if p.model_alone_baseline]
+    return experiment.trials.filter(protocol__in=protocols).order_by("question_id", "id")
+
+
+def model_alone_configs(experiment: Experiment) -> list[ModelConfig]:
+    """The configurations that answer alone: every one that assists in a sandwiching trial of the experiment
+    (the honest assistant's or the misleading one's), or the debater model where nobody assists (only the
+    judge-alone arm)."""
+    trials = baseline_trials(experiment)
+    ids = set(trials.values_list("honest_config_id", flat=True)) | set(
+        trials.values_list("adversary_config_id", flat=True)
+    )
+    ids.discard(None)
+    return list(ModelConfig.objects.filter(pk__in=ids or {experiment.debater_model_id}).order_by("pk"))
+
+
+def score_model_alone(experiment_id: int, config_id: int | None = None) -> int:
+    """The model-alone baseline of one configuration (``config_id``; None: of every one of
+    ``model_alone_configs``, in this process): for each sandwiching question of the experiment, the
+    configuration's own probability for answer A versus B (the layout of the question's first trial, the
+    same for every configuration), in both orders. Idempotent: questions the configuration already
+    answered (in one order, before both orders were) are left as they are. Returns the answers created."""
     experiment = Experiment.objects.select_related("debater_model").get(pk=experiment_id)
-    config = experiment.debater_model
-    backend = backend_for(config)
+    if config_id is None:
+        return sum(_score_model_alone(experiment, config) for config in model_alone_configs(experiment))
+    return _score_model_alone(experiment, ModelConfig.objects.get(pk=config_id))
+
+
+def _score_model_alone(experiment: Experiment, config: ModelConfig) -> int:
     done = set(
         ModelAnswer.objects.filter(experiment=experiment, model_config=config).values_list("question_id", flat=True)
     )
+    backend = None  # loaded only when a question is left to answer
     created = 0
-    for trial in (
-        experiment.trials.filter(protocol__in=[p.name for p in PROTOCOLS.values() if p.model_alone_baseline])
-        .select_related("question")
-        .order_by("question_id", "id")
-    ):
+    for trial in baseline_trials(experiment).select_related("question"):
         if trial.question_id in done:
             continue
         done.add(trial.question_id)
+        backend = backend or backend_for(config)
         question, passage = trial.question.text, trial.question.passage
         answer_a, answer_b = trial.answer_text("A"), trial.answer_text("B")
         p_a, p_a_swapped = probabilities_of_answer_a(

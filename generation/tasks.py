@@ -9,10 +9,10 @@ from celery import shared_task
 from celery.signals import worker_ready, worker_shutting_down
 from django.db.models import Q
 
-from judging.models import ModelConfig, Turn
+from judging.models import Experiment, ModelConfig, Turn
 from judging.services import claims_release_dead_worker, stale_claims_release
 
-from .baselines import score_model_alone
+from .baselines import model_alone_configs, score_model_alone
 from .selection import ready_turn_ids, trials_with_pending_turns
 from .worker import generate_ready_turns
 
@@ -20,13 +20,6 @@ log = logging.getLogger(__name__)
 
 # Set when this worker begins a warm shutdown: its generation session takes no new turns.
 shutting_down = threading.Event()
-
-
-def model_queue(experiment_id: int) -> str:
-    return (
-        ModelConfig.objects.filter(experiments__pk=experiment_id).values_list("queue", flat=True).first()
-        or "generation"
-    )
 
 
 def experiment_queues(experiment_id: int) -> list[str]:
@@ -92,19 +85,29 @@ def reconcile_generation(stale_seconds: int | None = None) -> int:
 
 
 def enqueue_model_alone(experiment_id: int) -> bool:
-    try:
-        # On the model's queue: only a worker started for that model loads it.
-        model_alone_baseline.apply_async(args=[experiment_id], queue=model_queue(experiment_id))
-    except Exception:
-        log.exception("could not queue the model-alone baseline for experiment %s", experiment_id)
-        return False
-    return True
+    """Send the model-alone baseline of each configuration that answers alone (``model_alone_configs``) to
+    that configuration's queue: only a worker started for a model loads it. Sending again is harmless
+    (scoring is idempotent); False if the broker is unreachable for any of them."""
+    sent = True
+    for config in model_alone_configs(Experiment.objects.get(pk=experiment_id)):
+        try:
+            model_alone_baseline.apply_async(args=[experiment_id, config.pk], queue=config.queue)
+        except Exception:
+            log.exception("could not queue the model-alone baseline of %s for experiment %s", config, experiment_id)
+            sent = False
+    return sent
 
 
 @shared_task
-def model_alone_baseline(experiment_id: int) -> int:
-    """Score the model alone on every question of a sandwiching experiment."""
-    return score_model_alone(experiment_id)
+def model_alone_baseline(experiment_id: int, config_id: int | None = None) -> int:
+    """Score one configuration alone on every question of a sandwiching experiment.
+
+    A message without a configuration (the previous release sent one per experiment, to its debater
+    model's queue) is handed on: one message per configuration, each to its own queue."""
+    if config_id is None:
+        enqueue_model_alone(experiment_id)
+        return 0
+    return score_model_alone(experiment_id, config_id)
 
 
 @worker_ready.connect

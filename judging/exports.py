@@ -480,6 +480,7 @@ MODEL_ANSWER_COLUMNS = {
     "probability_a_swapped": "float",
     "probability_a_averaged": "float",
     "orders_scored": "int",
+    "model_config": "str",
 }
 
 
@@ -497,7 +498,8 @@ def _baseline_verdict(p_a: float, p_a_swapped: float | None, honest: str) -> tup
 
 
 def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
-    """The model-alone baseline of sandwiching experiments: one row per question."""
+    """The model-alone baseline of sandwiching experiments: one row per question and configuration that
+    answered alone (named as frozen at launch)."""
     fields = [
         "experiment_id",
         "question__external_id",
@@ -507,14 +509,18 @@ def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "probability_a",
         "probability_a_swapped",
         "model_settings",
+        "model_config_id",
     ]
     rows = (
         ModelAnswer.objects.filter(experiment_id__in=list(experiment_ids))
-        .order_by("experiment_id", "question_id")
+        .order_by("experiment_id", "question_id", "model_config_id")
         .values_list(*fields)
         .iterator(chunk_size=CHUNK)
     )
-    for experiment_id, qid, a_index, b_index, honest, p_a, p_a_swapped, model_settings in rows:
+    names_cache: dict[int, dict[int, str]] = {}
+    for experiment_id, qid, a_index, b_index, honest, p_a, p_a_swapped, model_settings, config_id in rows:
+        if experiment_id not in names_cache:
+            names_cache[experiment_id] = launched_config_names(experiment_id)
         chosen, correct, averaged, orders = _baseline_verdict(p_a, p_a_swapped, honest)
         yield {
             "schema_version": SCHEMA_VERSION,
@@ -530,6 +536,8 @@ def model_answer_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "probability_a_swapped": p_a_swapped,
             "probability_a_averaged": averaged,
             "orders_scored": orders,
+            # The name frozen at launch; else the one it had when it answered.
+            "model_config": names_cache[experiment_id].get(config_id) or (model_settings or {}).get("config_name"),
         }
 
 

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 GUARD_SECONDS = 600
 
 
-def start_worker(log_path, name=None):
-    """A real `celery worker` process on the test database and the test Redis."""
+def start_worker(log_path, name=None, queues="generation,celery"):
+    """A real `celery worker` process on the test database and the test Redis, serving ``queues``."""
     redis_url = os.environ.get("TEST_REDIS_URL")
     assert redis_url, "TEST_REDIS_URL must point at a running Redis (dev.py test sets it)"
     db = connection.settings_dict
@@ -53,7 +53,7 @@ def start_worker(log_path, name=None):
                 "worker",
                 "--pool=solo",
                 "-Q",
-                "generation,celery",
+                queues,
                 "--loglevel=INFO",
                 "--hostname",
                 name or f"test-worker-{time.time_ns()}@%h",
