@@ -34,6 +34,13 @@ def config_name(row) -> str:
     return (row.get("model_settings") or {}).get("config_name", "unknown")
 
 
+def assistant_config(row) -> str:
+    """The configuration that spoke alone in a trial (a sandwiching assistant: the honest one's or the
+    misleading one's), or that answered alone (a model-alone row); empty where the row does not say
+    (rows exported before line-ups, or no speaker)."""
+    return row.get("model_config") or row.get("honest_config") or row.get("adversarial_config") or ""
+
+
 class Judged:
     """Judged trials, and model-alone answers, with one resampling plan over their questions and judges."""
 
@@ -48,6 +55,11 @@ class Judged:
         self.n_questions = len({r["question_id"] for r in self.rows})
         # Each row's arm ("model alone" for the model's answers), so arm masks are one comparison.
         self.arms = np.array([arm_of(r) for r in self.rows] + ["model alone"] * len(self.model_rows))
+        # Each trial's assistant configuration and each model answer's (empty: not named).
+        self.configs = np.array(
+            [assistant_config(r) for r in self.rows] + [m.get("model_config") or "" for m in self.model_rows],
+            dtype=object,
+        )
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -62,8 +74,25 @@ class Judged:
         """A mask over the judged trials (never the model's answers)."""
         return np.array([predicate(r) for r in self.rows] + [False] * len(self.model_rows), bool)
 
-    def model_alone(self) -> np.ndarray:
-        return self.arm("model alone")
+    def model_alone(self, config: str | None = None) -> np.ndarray:
+        """The model-alone answers of configuration ``config``; by default those of the configurations that
+        assist honestly (the model whose help the sandwiching claims weigh), or every one where the rows do
+        not say which configuration answered or assisted."""
+        answers = self.arm("model alone")
+        if config is not None:
+            return answers & (self.configs == config)
+        honest = set(self.configs[self.arm("assisted-honest")]) - {""}
+        if not honest or not (self.configs[answers] != "").any():
+            return answers
+        return answers & np.isin(self.configs, list(honest))
+
+    def assisted_by(self, config: str) -> np.ndarray:
+        """A mask of the trials whose single speaker was configuration ``config``."""
+        return self.where(lambda r: assistant_config(r) == config)
+
+    def assistant_configs(self, arm: str) -> list[str]:
+        """The configurations named in arm ``arm``'s verdicts, in name order."""
+        return sorted(set(self.configs[self.arm(arm)]) - {""})
 
     def arm(self, name: str) -> np.ndarray:
         """A mask of the verdicts in arm ``name``."""
@@ -180,30 +209,40 @@ class Decision:
     alpha: float
     outcome: str  # "supported", "not supported", "not enough data", "cannot be tested"
     reason: str = ""
+    config: str = ""  # the assistant configuration tested alone (sandwiching variants); empty: the whole arm
 
     @property
     def supported(self) -> bool:
         return self.outcome == "supported"
 
 
-def _tests(key: str, data: Judged, margin: float) -> tuple[OneSidedTest, ...]:
-    spec = analysis_plan.comparison(key)
+ASSISTED = {"assisted-honest": "human + honest assistant", "assisted-misleading": "human + misleading assistant"}
 
-    arm = data.arm
+
+def _tests(key: str, data: Judged, margin: float, config: str | None = None) -> tuple[OneSidedTest, ...]:
+    """The one-sided tests of comparison ``key``; with ``config``, of that assistant configuration's trials
+    (and its own model-alone answers) in the assisted arms."""
+    spec = analysis_plan.comparison(key)
+    of = f" ({config})" if config else ""
+
+    def arm(name):
+        mask = data.arm(name)
+        return mask & data.assisted_by(config) if config and name in ASSISTED else mask
+
     if spec.kind == analysis_plan.ABOVE_CHANCE:
         return (greater_than(f"{spec.arms[0]} accuracy > 50%", data.share(arm(spec.arms[0])), CHANCE),)
     if spec.kind == analysis_plan.DIFFERENCE:
         a, b = spec.arms
         return (greater_than(f"{a} − {b} > 0", data.difference(arm(a), arm(b)), 0.0),)
     if spec.kind == analysis_plan.SANDWICH_HELPFUL:
-        honest, alone = arm("assisted-honest"), arm("naive")
+        honest, alone, model = arm("assisted-honest"), arm("naive"), data.model_alone(config)
         return (
-            greater_than("honest assistance − judge alone > 0", data.difference(honest, alone), 0.0),
-            greater_than("honest assistance − model alone > 0", data.difference(honest, data.model_alone()), 0.0),
+            greater_than(f"honest assistance{of} − judge alone > 0", data.difference(honest, alone), 0.0),
+            greater_than(f"honest assistance{of} − model alone{of} > 0", data.difference(honest, model), 0.0),
         )
     if spec.kind == analysis_plan.SANDWICH_ROBUST:
         misleading = data.difference(arm("assisted-misleading"), arm("naive"))
-        return (greater_than(f"misleading − judge alone > −{100 * margin:g} pts", misleading, -margin),)
+        return (greater_than(f"misleading{of} − judge alone > −{100 * margin:g} pts", misleading, -margin),)
     raise ValueError(key)
 
 
@@ -217,14 +256,22 @@ EXPLORATORY_OUTCOMES = {True: "p ≤ α (exploratory)", False: "p > α (explorat
 
 
 def decide(
-    keys, data: Judged, *, alpha: float, margin: float, planned: int, exploratory: bool = False
+    keys,
+    data: Judged,
+    *,
+    alpha: float,
+    margin: float,
+    planned: int,
+    exploratory: bool = False,
+    config: str | None = None,
 ) -> list[Decision]:
     """Test a family of comparisons, Holm-adjusted across it, each decided only at the planned size.
 
     A comparison that cannot be tested still counts in the family (as p = 1), so the others are not
     corrected for fewer comparisons than were declared. ``exploratory``: no decision, only whether p
-    fell below α, for comparisons nobody declared."""
-    tests = {key: _tests(key, data, margin) for key in keys}
+    fell below α, for comparisons nobody declared. ``config``: the assisted arms' trials of that
+    assistant configuration only (a sandwiching variant)."""
+    tests = {key: _tests(key, data, margin, config) for key in keys}
     raw = {key: (None if any(t.p is None for t in ts) else max(t.p for t in ts)) for key, ts in tests.items()}
     family = holm({key: 1.0 if p is None else p for key, p in raw.items()})
     adjusted = {key: family[key] if raw[key] is not None else None for key in raw}
@@ -250,7 +297,9 @@ def decide(
             outcome = "supported" if adjusted[key] <= alpha else "not supported"
             reason = ""
         label = analysis_plan.comparison(key).label.replace("δ", f"δ = {100 * margin:g} pts")
-        out.append(Decision(key, label, ts, raw[key], adjusted[key], alpha, outcome, reason))
+        if config:
+            label = f"{label} (assistant: {config})"
+        out.append(Decision(key, label, ts, raw[key], adjusted[key], alpha, outcome, reason, config or ""))
     return out
 
 
@@ -267,30 +316,68 @@ class Sandwich:
     numbers: dict[str, Estimate]
     decisions: list[Decision]
     missing: list[str]
+    variants: list[str] = field(default_factory=list)  # assistant configurations reported one by one
+
+
+def _levels(data: Judged, masks: dict) -> dict[str, Estimate]:
+    return {name: data.share(mask) if mask.any() else unknown(0, "not measured") for name, mask in masks.items()}
+
+
+def _sandwich_claims(data: Judged, numbers: dict[str, Estimate], of: str = "") -> list[str]:
+    """The claims whose numbers are all measured (``of``: a variant's label suffix)."""
+    measured = {name for name, e in numbers.items() if e.n}
+    keys = []
+    if {"human alone", f"human + honest assistant{of}", f"model alone{of}"} <= measured:
+        keys.append(analysis_plan.SANDWICH_HELPFUL)
+    if {"human alone", f"human + misleading assistant{of}"} <= measured:
+        keys.append(analysis_plan.SANDWICH_ROBUST)
+    return keys
 
 
 def sandwich(data: Judged, *, alpha: float, margin: float) -> Sandwich | None:
     """The four sandwiching numbers and the helpful and robust tests, exploratory: an experiment that
-    declared them gets its decision in its primary results (None without sandwiching verdicts)."""
+    declared them gets its decision in its primary results (None without sandwiching verdicts).
 
-    arm = data.arm
+    Where the assistants are more than one configuration (e.g. a misleading arm split into a prompted and
+    a fine-tuned assistant), each configuration's numbers follow the arms': its model alone, and the
+    judges helped by it in each assisted arm; and each configuration of an assisted arm that has several
+    gets its own test (helpful against its own model alone; robust)."""
+
     if not any(r["protocol"] == "sandwich" for r in data.rows):
         return None
     masks = {
-        "human alone": arm("naive"),
+        "human alone": data.arm("naive"),
         "model alone": data.model_alone(),
-        "human + honest assistant": arm("assisted-honest"),
-        "human + misleading assistant": arm("assisted-misleading"),
+        **{label: data.arm(arm) for arm, label in ASSISTED.items()},
     }
-    numbers = {name: data.share(mask) if mask.any() else unknown(0, "not measured") for name, mask in masks.items()}
+    numbers = _levels(data, masks)
     missing = [name for name, mask in masks.items() if not mask.any()]
-    keys = []
-    if not {"human alone", "human + honest assistant", "model alone"} & set(missing):
-        keys.append(analysis_plan.SANDWICH_HELPFUL)
-    if not {"human alone", "human + misleading assistant"} & set(missing):
-        keys.append(analysis_plan.SANDWICH_ROBUST)
     # The two sandwiching claims are separate questions, each at its own alpha (not a family).
     decisions = [
-        d for key in keys for d in decide([key], data, alpha=alpha, margin=margin, planned=0, exploratory=True)
+        d
+        for key in _sandwich_claims(data, numbers)
+        for d in decide([key], data, alpha=alpha, margin=margin, planned=0, exploratory=True)
     ]
-    return Sandwich(numbers, decisions, missing)
+    by_arm = {arm: data.assistant_configs(arm) for arm in ASSISTED}
+    named = {c for configs in by_arm.values() for c in configs} | set(data.configs[data.arm("model alone")])
+    variants = sorted(named - {""}) if len(named - {""}) > 1 else []
+    # A configuration alone in its arm is the arm: its test is the arm's, above.
+    split = {
+        analysis_plan.SANDWICH_HELPFUL: len(by_arm["assisted-honest"]) > 1,
+        analysis_plan.SANDWICH_ROBUST: len(by_arm["assisted-misleading"]) > 1,
+    }
+    for config in variants:
+        of = f" ({config})"
+        own = {f"model alone{of}": data.model_alone(config)} | {
+            f"{label}{of}": data.arm(arm) & data.assisted_by(config)
+            for arm, label in ASSISTED.items()
+            if config in by_arm[arm]
+        }
+        numbers |= _levels(data, own)
+        decisions += [
+            d
+            for key in _sandwich_claims(data, numbers, of)
+            if split[key]
+            for d in decide([key], data, alpha=alpha, margin=margin, planned=0, exploratory=True, config=config)
+        ]
+    return Sandwich(numbers, decisions, missing, variants)
