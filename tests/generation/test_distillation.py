@@ -1,5 +1,6 @@
 """Context distillation of a LoRA adversary, end to end on a tiny real model."""
 
+import io
 import re
 
 import pytest
@@ -88,3 +89,46 @@ def test_bad_arguments_are_clear_errors(make_model_config, question_set):
         call_command("train_adversary", "nope", question_set.name, "--output", "/tmp/x")
     with pytest.raises(CommandError, match="must be a transformers model"):
         call_command("train_adversary", "server", question_set.name, "--output", "/tmp/x")
+
+
+def test_the_adversary_clones_every_field_of_its_base(make_model_config, question_set, tmp_path, monkeypatch):
+    """Every field of the base set away from its default (sampling, penalty, both prompt pairs, best-of-N
+    and its scoring model, queue): the adversary differs from the base by its name and adapter only.
+    Training is stubbed here; the test above trains for real."""
+    judge = make_model_config("judge-model", name="scorer")
+    base = make_model_config(
+        "base-model",
+        name="tuned base",
+        temperature=0.9,
+        top_p=0.8,
+        repetition_penalty=1.25,
+        max_new_tokens=77,
+        system_prompt="System {name}.",
+        prompt_template="Argue {my_answer} for {question}.",
+        consultant_system_prompt="Consultant {name}.",
+        consultant_prompt_template="Consult on {question}: {my_answer}.",
+        best_of_n=4,
+        best_of_n_judge=judge,
+        queue="gpu-7",
+        api_base="http://unused/v1",
+    )
+    defaults = {f.name for f in ModelConfig._meta.concrete_fields if getattr(base, f.name) == f.get_default()}
+    assert defaults <= {"id", "adapter_path", "created_at", "backend"}, defaults  # the test sets every field
+    monkeypatch.setattr("generation.management.commands.train_adversary.backend_for", lambda config: None)
+    monkeypatch.setattr(distillation, "build_examples", lambda *args, **kwargs: [("messages", "target")])
+    monkeypatch.setattr(
+        distillation,
+        "train_lora",
+        lambda backend, examples, output, **kwargs: distillation.DistillationReport(
+            examples=1, loss_before=2.0, loss_after=1.0, adapter_path=output
+        ),
+    )
+    call_command(
+        "train_adversary", "tuned base", question_set.name, "--output", str(tmp_path / "a"), stdout=io.StringIO()
+    )
+    adversary = ModelConfig.objects.get(name="tuned base adversary")
+    differing = {
+        f.name for f in ModelConfig._meta.concrete_fields if getattr(adversary, f.name) != getattr(base, f.name)
+    }
+    assert differing == {"id", "name", "adapter_path", "created_at"}
+    assert adversary.adapter_path == str(tmp_path / "a") and adversary.best_of_n_judge == judge
