@@ -127,6 +127,14 @@ class ExperimentForm(forms.ModelForm):
         return data
 
 
+# What a researcher is told when work could not be sent to the workers, and how to recover.
+NOT_SENT = (
+    "the work could not be sent to the workers (the message broker is unreachable). Nothing is lost: the "
+    "pending turns are in the database. Once the broker is back, select the experiment and run 'Re-queue "
+    "unfinished generation' (or manage.py reconcile_generation; celery beat does it every 5 minutes)."
+)
+
+
 class LineupMemberInline(admin.TabularInline):
     """An arm's speakers (docs/lineups.md); an arm with none uses the experiment's debater model."""
 
@@ -232,15 +240,23 @@ class ExperimentAdmin(admin.ModelAdmin):
             ),
         )
 
+    def _report_delivery(self, request, delivery: services.Delivery, done: str) -> None:
+        """Say what was done, and whether its work reached the workers (with the way to recover if not)."""
+        if delivery.failed:
+            self.message_user(request, f"{done}, but {NOT_SENT}", messages.ERROR)
+        else:
+            self.message_user(request, f"{done}; the work is queued for the workers." if delivery.sent else f"{done}.")
+
     @admin.action(description="Launch selected experiments")
     def launch(self, request, queryset):
         for experiment in queryset:
+            delivery = services.Delivery()
             try:
-                n = services.experiment_launch(experiment=experiment)
+                n = services.experiment_launch(experiment=experiment, delivery=delivery)
             except services.LaunchError as exc:
                 self.message_user(request, f"{experiment.name}: {exc}", messages.ERROR)
             else:
-                self.message_user(request, f"{experiment.name}: launched {n} trials; generation queued.")
+                self._report_delivery(request, delivery, f"{experiment.name}: launched {n} trials")
 
     @admin.action(description="Analyse selected experiments")
     def analyse(self, request, queryset):
@@ -249,22 +265,27 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-queue unfinished generation (after a broker restart or a dead worker)")
     def requeue(self, request, queryset):
-        stale = services.generation_requeue(experiment_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"Re-queued {queryset.count()} experiment(s); {stale} stale claim(s) released.")
+        delivery = services.Delivery()
+        stale = services.generation_requeue(
+            experiment_ids=list(queryset.values_list("pk", flat=True)), delivery=delivery
+        )
+        self._report_delivery(request, delivery, f"{queryset.count()} experiment(s): {stale} stale claim(s) released")
 
     @admin.action(description="Retry failed turns")
     def retry_failed(self, request, queryset):
-        total = sum(services.failed_turns_retry(experiment_id=experiment.pk) for experiment in queryset)
-        self.message_user(request, f"{total} failed turn(s) will be generated again.")
+        delivery = services.Delivery()
+        total = sum(services.failed_turns_retry(experiment_id=e.pk, delivery=delivery) for e in queryset)
+        self._report_delivery(request, delivery, f"{total} failed turn(s) reset for another try")
 
     @admin.action(description="Replace failed trials (same judge, arm and sides; the failure stays in the data)")
     def replace_failed(self, request, queryset):
         for experiment in queryset:
             done = services.failed_trials_replace(experiment_id=experiment.pk)
-            self.message_user(
+            self._report_delivery(
                 request,
+                done.delivery,
                 f"{experiment.name}: {done.same_question + done.new_question} failed trial(s) replaced "
-                f"({done.same_question} on the same question, {done.new_question} on a new one).",
+                f"({done.same_question} on the same question, {done.new_question} on a new one)",
             )
             for refusal in done.refused:
                 self.message_user(request, f"{experiment.name}: could not replace {refusal}", messages.WARNING)

@@ -52,8 +52,24 @@ NOT_NEXT = (
 )
 
 
-def _announce_after_commit(signal, experiment_id: int) -> None:
-    transaction.on_commit(lambda: signal.send(sender=Experiment, experiment_id=experiment_id))
+@dataclass
+class Delivery:
+    """Whether the work a service announced reached the workers' broker. The announcement is sent after
+    the transaction commits, so ``failed`` is known once it has (at once, outside an outer transaction)."""
+
+    sent: int = 0
+    failed: int = 0
+
+
+def _announce_after_commit(signal, experiment_id: int, delivery: Delivery | None = None) -> None:
+    def announce():
+        responses = signal.send(sender=Experiment, experiment_id=experiment_id)
+        if delivery is not None:  # a receiver answers False when it could not send
+            failed = any(response is False for _, response in responses)
+            delivery.failed += failed
+            delivery.sent += not failed
+
+    transaction.on_commit(announce)
 
 
 def trials_settle(trial_ids) -> None:
@@ -91,7 +107,7 @@ def claims_release_dead_worker(turns) -> int:
     return released
 
 
-def failed_turns_retry(*, experiment_id: int) -> int:
+def failed_turns_retry(*, experiment_id: int, delivery: Delivery | None = None) -> int:
     """Give failed turns of an experiment a fresh set of attempts and ask for their generation.
 
     A failed trial that has been replaced (``failed_trials_replace``) stays failed: its design cell
@@ -104,7 +120,7 @@ def failed_turns_retry(*, experiment_id: int) -> int:
         Trial.objects.filter(experiment_id=experiment_id, status=Trial.Status.FAILED, replacement__isnull=True).update(
             status=Trial.Status.GENERATING
         )
-        _announce_after_commit(turns_pending, experiment_id)
+        _announce_after_commit(turns_pending, experiment_id, delivery)
     return count
 
 
@@ -116,6 +132,7 @@ class Replacements:
     same_question: int = 0
     new_question: int = 0
     refused: list[str] = field(default_factory=list)
+    delivery: Delivery = field(default_factory=Delivery)
 
 
 def _question_to_blame(trial: Trial) -> bool:
@@ -202,18 +219,18 @@ def failed_trials_replace(*, experiment_id: int) -> Replacements:
                 baseline |= replacement.protocol_spec.model_alone_baseline
             any_pregenerated |= not replacement.live
         if any_pregenerated:
-            _announce_after_commit(turns_pending, experiment.pk)
+            _announce_after_commit(turns_pending, experiment.pk, done.delivery)
         if baseline:  # the model alone answers the new question too
-            _announce_after_commit(model_alone_requested, experiment.pk)
+            _announce_after_commit(model_alone_requested, experiment.pk, done.delivery)
     return done
 
 
-def generation_requeue(*, experiment_ids) -> int:
+def generation_requeue(*, experiment_ids, delivery: Delivery | None = None) -> int:
     """After a broker restart or a dead worker: release stale claims and ask again for the experiments'
     generation. Returns the stale claims released."""
     stale = stale_claims_release()
     for experiment_id in experiment_ids:
-        _announce_after_commit(turns_pending, experiment_id)
+        _announce_after_commit(turns_pending, experiment_id, delivery)
     return stale
 
 
@@ -351,11 +368,11 @@ def questions_seen(experiment: Experiment, judge_ids: list[int]) -> dict[int, se
     return seen
 
 
-def experiment_launch(*, experiment: Experiment) -> int:
+def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = None) -> int:
     """Create the trials and their pending turns, then queue generation.
 
-    Returns the number of trials created. A launched experiment cannot be
-    launched again (checked under a row lock, so a double click is harmless).
+    Returns the number of trials created; ``delivery`` learns whether the work reached the broker. A
+    launched experiment cannot be launched again (checked under a row lock, so a double click is harmless).
     """
     with transaction.atomic():
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
@@ -403,9 +420,9 @@ def experiment_launch(*, experiment: Experiment) -> int:
         experiment.provenance = launch_provenance(experiment, judge_ids)
         experiment.save(update_fields=["status", "launched_at", "provenance"])
         if any_pregenerated:
-            _announce_after_commit(turns_pending, experiment.pk)
+            _announce_after_commit(turns_pending, experiment.pk, delivery)
         if any(registry.PROTOCOLS[plan.protocol].model_alone_baseline for plan in plans):
-            _announce_after_commit(model_alone_requested, experiment.pk)
+            _announce_after_commit(model_alone_requested, experiment.pk, delivery)
     return len(plans)
 
 
