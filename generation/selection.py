@@ -1,17 +1,23 @@
-"""Which pending turns may be generated now: those the trial's protocol says are due, live trials first."""
+"""Which pending turns may be generated now: those the trial's protocol says are due, live trials first.
+
+A human debater's turn (one with an author) is never generated: it is left out here, with or without a
+queue, and a trial waiting only on people is not re-sent by the reconciler."""
 
 from __future__ import annotations
 
 from django.db.models import Case, Q, Value, When
 
 from judging.models import Trial, Turn
-from judging.services import debate_state
+from judging.services import turns_due
 
 
 def trials_with_pending_turns(experiment_id: int | None = None):
     """Trials with turns still to generate: pre-generated ones being prepared, and live ones being judged."""
     live = Q(status=Trial.Status.READY, live=True)
-    trials = Trial.objects.filter(Q(status=Trial.Status.GENERATING) | live, turns__status=Turn.Status.PENDING)
+    # One filter() call, so both conditions hold for the same turn: a model's pending turn.
+    trials = Trial.objects.filter(
+        Q(status=Trial.Status.GENERATING) | live, turns__status=Turn.Status.PENDING, turns__author__isnull=True
+    )
     if experiment_id is not None:
         trials = trials.filter(experiment_id=experiment_id)
     return trials.distinct()
@@ -37,13 +43,8 @@ def ready_turns(experiment_id: int | None = None, limit: int = 8, queue: str | N
             Trial.objects.filter(pk__in=chunk_ids).select_related("experiment").prefetch_related("turns__model_config")
         )
         for trial in sorted(loaded, key=lambda t: chunk_ids.index(t.pk)):
-            turns = sorted(trial.turns.all(), key=lambda t: t.index)
-            if any(t.status == Turn.Status.FAILED for t in turns):
-                continue
-            state = debate_state(trial)
-            due = set(state.next_speakers())
-            for turn in turns:
-                if turn.status != Turn.Status.PENDING or turn.speaker not in due or turn.round != state.current_round:
+            for turn in turns_due(trial):
+                if turn.author_id is not None:  # a person writes it
                     continue
                 if queue is not None and (turn.model_config is None or turn.model_config.queue != queue):
                     continue

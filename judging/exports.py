@@ -75,6 +75,8 @@ TRIAL_COLUMNS = {
     "active_time_source": "str",
     "honest_config": "str",
     "adversarial_config": "str",
+    "honest_person": "str",
+    "adversarial_person": "str",
 }
 TURN_COLUMNS = {
     "schema_version": "int",
@@ -206,6 +208,8 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "verdict__active_time_source",
         "honest_config_id",
         "adversary_config_id",
+        "honest_person__username",
+        "adversary_person__username",
     ]
     last_round = (
         Turn.objects.filter(trial=OuterRef("pk"), status=Turn.Status.DONE)
@@ -266,6 +270,8 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         time_source,
         honest_config_id,
         adversary_config_id,
+        honest_person,
+        adversary_person,
     ) in rows:
         if experiment_id not in settings_cache:
             settings_cache[experiment_id] = launched_settings(experiment_id, model_id)
@@ -318,6 +324,8 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "active_time_source": time_source,
             "honest_config": names.get(honest_config_id),
             "adversarial_config": names.get(adversary_config_id),
+            "honest_person": honest_person,
+            "adversarial_person": adversary_person,
         }
 
 

@@ -464,14 +464,30 @@ class LineupRole(models.TextChoices):
     ADVERSARY = lineups.ADVERSARY, "Wrong answer's side only"
 
 
+# The group whose members may be named in line-ups and write speeches (judging/debater_views.py).
+DEBATERS_GROUP = "debaters"
+
+
 class LineupMember(models.Model):
-    """A configuration that speaks in one arm of an experiment (its line-up; judging.lineups)."""
+    """A configuration, or a person, that speaks in one arm of an experiment (its line-up; judging.lineups)."""
 
     Role = LineupRole
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="lineup")
     arm = models.CharField(max_length=40, choices=Arm.choices)
-    model_config = models.ForeignKey(ModelConfig, on_delete=models.PROTECT, related_name="lineup_memberships")
+    model_config = models.ForeignKey(
+        ModelConfig, null=True, blank=True, on_delete=models.PROTECT, related_name="lineup_memberships"
+    )
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="lineup_memberships",
+        limit_choices_to={"groups__name": DEBATERS_GROUP},
+        help_text="A human debater (a user in the 'debaters' group) instead of a configuration: debate and "
+        "consultancy arms only. Never shown to judges.",
+    )
     role = models.CharField(
         max_length=20,
         choices=LineupRole.choices,
@@ -484,15 +500,37 @@ class LineupMember(models.Model):
         verbose_name = "line-up member"
         constraints = [
             models.UniqueConstraint(fields=["experiment", "arm", "model_config"], name="one_lineup_entry_per_config"),
+            models.UniqueConstraint(fields=["experiment", "arm", "person"], name="one_lineup_entry_per_person"),
+            models.CheckConstraint(
+                condition=models.Q(model_config__isnull=True, person__isnull=False)
+                | models.Q(model_config__isnull=False, person__isnull=True),
+                name="lineup_member_config_or_person",
+            ),
             models.CheckConstraint(condition=_in("arm", Arm.choices), name="lineup_arm_known"),
             models.CheckConstraint(condition=_in("role", LineupRole.choices), name="lineup_role_known"),
         ]
 
     def __str__(self):
-        return f"{self.model_config} in {self.arm} ({self.role})"
+        return f"{self.model_config or self.person} in {self.arm} ({self.role})"
+
+    def clean(self):
+        if (self.model_config_id is None) == (self.person_id is None):
+            raise ValidationError("choose a configuration or a person (not both)")
 
     def as_member(self) -> lineups.Member:
-        return lineups.Member(self.model_config_id, self.role)
+        return lineups.Member(self.model_config_id, self.role, person=self.person_id)
+
+
+def _person_on_side(answer: str) -> models.ForeignKey:
+    """A trial's human debater on one side (empty: a configuration speaks there, or nobody)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=f"The person arguing for {answer} (a human debater). Never shown to the judge.",
+    )
 
 
 class TrialStatus(models.TextChoices):
@@ -564,6 +602,8 @@ class Trial(models.Model):
         related_name="+",
         help_text="The configuration arguing for the wrong answer (empty: nobody does). Never shown to the judge.",
     )
+    honest_person = _person_on_side("the correct answer")
+    adversary_person = _person_on_side("the wrong answer")
     live = models.BooleanField(default=False, help_text="Generated while the judge watches; questions allowed.")
     queue_position = models.PositiveIntegerField(help_text="Shuffled order in the judge's queue.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.GENERATING)
@@ -661,6 +701,15 @@ class Trial(models.Model):
         """The configuration speaking for answer ``side``."""
         return self.honest_config if side == self.honest_side else self.adversary_config
 
+    def person_for(self, side: str):
+        """The person (a human debater) speaking for answer ``side``, or None."""
+        return self.honest_person if side == self.honest_side else self.adversary_person
+
+    @property
+    def has_person(self) -> bool:
+        """A person speaks in this trial (the judge is never told)."""
+        return self.honest_person_id is not None or self.adversary_person_id is not None
+
     def answer_text(self, side: str) -> str:
         index = self.answer_a_index if side == "A" else self.answer_b_index
         return self.question.choices[index]
@@ -739,6 +788,14 @@ class Turn(models.Model):
     addressed_to = models.JSONField(default=list, blank=True, help_text="Judge questions: the debaters asked.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     model_config = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.PROTECT, related_name="turns")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="authored_turns",
+        help_text="A human debater's turn: the person who writes it (never generated; never shown to the judge).",
+    )
     prompt = models.TextField(blank=True)
     text = models.TextField(blank=True)
     partial_text = models.TextField(blank=True, help_text="Live: text so far while the turn is generated.")
@@ -782,6 +839,12 @@ class Turn(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(speaker="judge") | models.Q(model_config__isnull=True, status="done"),
                 name="turn_judge_question_is_not_generated",
+            ),
+            # A person's speech is written, never generated, and never a judge's question.
+            models.CheckConstraint(
+                condition=models.Q(author__isnull=True)
+                | (models.Q(model_config__isnull=True) & ~models.Q(speaker="judge") & ~models.Q(status="running")),
+                name="turn_by_a_person_is_not_generated",
             ),
         ]
         indexes = [

@@ -88,7 +88,9 @@ def judge_visible_speeches(trial: Trial, turns, *, answers_swapped: bool = False
             not simultaneous or all(x.status == Turn.Status.DONE for x in rounds[t.round])
         ):
             speeches.append(entry | {"label": label, "text": t.text})
-        elif not simultaneous and t.status == Turn.Status.RUNNING and t.partial_text:
+        elif not simultaneous and t.status == Turn.Status.RUNNING and t.partial_text and not trial.has_person:
+            # Where a person debates, no speech is shown while it is written: a person's speech appears
+            # whole, so a model's that streamed in would tell the judge which side is which.
             speeches.append(entry | {"label": label, "text": t.partial_text, "in_progress": True})
     already_quoted: set[int] = set()  # positions in the passage (judging.quotes)
     for speech in speeches:

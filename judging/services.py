@@ -152,6 +152,7 @@ def _replacement_question(experiment: Experiment, trial: Trial) -> Question | No
     had = set(trials.filter(judge_id=trial.judge_id).values_list("question_id", flat=True))
     if experiment.avoid_reexposure:  # nor in any other experiment on the set
         had |= questions_seen(experiment, [trial.judge_id]).get(trial.judge_id, set())
+    had |= questions_debated(experiment.question_set_id, [trial.judge_id]).get(trial.judge_id, set())
     failed = set(trials.filter(status=Trial.Status.FAILED).values_list("question_id", flat=True))
     sampled = set(trials.values_list("question_id", flat=True))
     candidates = sorted(experiment.question_set.questions.exclude(pk__in=had | failed).values_list("pk", flat=True))
@@ -211,6 +212,8 @@ def failed_trials_replace(*, experiment_id: int) -> Replacements:
                 protocol=trial.protocol,
                 honest_config_id=trial.honest_config_id,
                 adversary_config_id=trial.adversary_config_id,
+                honest_person_id=trial.honest_person_id,
+                adversary_person_id=trial.adversary_person_id,
             )
             if question.pk == trial.question_id:
                 done.same_question += 1
@@ -267,6 +270,18 @@ def debate_state(trial: Trial) -> debate.DebateState:
     )
 
 
+def turns_due(trial: Trial) -> list[Turn]:
+    """The pending turns of a trial that its protocol says may be spoken now (the next speaker of a
+    sequential round, both of a simultaneous one), in transcript order; none once a turn has failed.
+    Generation takes the models' (generation.selection); human debaters write the rest."""
+    turns = sorted(trial.turns.all(), key=lambda t: t.index)
+    if any(t.status == Turn.Status.FAILED for t in turns):
+        return []
+    state = debate_state(trial)
+    due = set(state.next_speakers())
+    return [t for t in turns if t.status == Turn.Status.PENDING and t.speaker in due and t.round == state.current_round]
+
+
 def _round_speakers(experiment: Experiment, trial: Trial) -> tuple[str, ...]:
     """Speakers of one round in transcript order."""
     rules = debate_rules(experiment, trial)
@@ -274,9 +289,17 @@ def _round_speakers(experiment: Experiment, trial: Trial) -> tuple[str, ...]:
 
 
 def _create_round_turns(experiment: Experiment, trial: Trial, round_number: int, first_index: int) -> None:
-    """One pending turn per speaker of the round, each for the configuration on that speaker's side."""
+    """One pending turn per speaker of the round, each for the configuration on that speaker's side, or
+    for the person there (a human debater writes it: ``speech_submit``; it is never generated)."""
     Turn.objects.bulk_create(
-        Turn(trial=trial, index=first_index + i, round=round_number, speaker=s, model_config=trial.config_for(s))
+        Turn(
+            trial=trial,
+            index=first_index + i,
+            round=round_number,
+            speaker=s,
+            model_config=None if trial.person_for(s) else trial.config_for(s),
+            author=trial.person_for(s),
+        )
         for i, s in enumerate(_round_speakers(experiment, trial))
     )
 
@@ -311,7 +334,10 @@ def launch_provenance(experiment: Experiment, judge_ids: list[int]) -> dict:
         # Every configuration that speaks (the debater model and the line-ups'), by id: trials name theirs.
         "speakers": {str(config.pk): config.provenance() for config in experiment_configs(experiment)},
         "lineup": [
-            {"arm": m.arm, "config_id": m.model_config_id, "role": m.role} for m in experiment.lineup.order_by("id")
+            {"arm": m.arm, "config_id": m.model_config_id, "role": m.role}
+            # A human debater: who (researchers only; judges never see provenance).
+            | ({"person": m.person.get_username()} if m.person_id else {})
+            for m in experiment.lineup.select_related("person").order_by("id")
         ],
         "question_set": {
             "id": question_set.pk,
@@ -346,7 +372,8 @@ def launch_provenance(experiment: Experiment, judge_ids: list[int]) -> dict:
 
 def experiment_configs(experiment: Experiment) -> list[ModelConfig]:
     """Every configuration that speaks in the experiment: the debater model and its line-up."""
-    ids = {experiment.debater_model_id, *experiment.lineup.values_list("model_config_id", flat=True)}
+    members = experiment.lineup.filter(model_config__isnull=False)  # people are not configurations
+    ids = {experiment.debater_model_id, *members.values_list("model_config_id", flat=True)}
     return list(ModelConfig.objects.filter(pk__in=ids).order_by("pk"))
 
 
@@ -368,6 +395,28 @@ def questions_seen(experiment: Experiment, judge_ids: list[int]) -> dict[int, se
     return seen
 
 
+def questions_debated(question_set_id: int, judge_ids: list[int]) -> dict[int, set[int]]:
+    """For each judge, the questions of the set they argued as a human debater, in any experiment: they read
+    the passage, so they never judge those questions."""
+    seen: dict[int, set[int]] = {}
+    trials = Trial.objects.filter(question__question_set_id=question_set_id)
+    for side in ("honest_person_id", "adversary_person_id"):
+        for person_id, question_id in trials.filter(**{f"{side}__in": judge_ids}).values_list(side, "question_id"):
+            seen.setdefault(person_id, set()).add(question_id)
+    return seen
+
+
+def _refuse_judging_debaters(experiment: Experiment, judge_ids: list[int]) -> None:
+    """A human debater reads the passages of the questions they argue, so may not judge in the same experiment."""
+    both = experiment.lineup.filter(person_id__in=judge_ids).select_related("person").order_by("person_id")
+    if both.exists():
+        names = ", ".join(sorted({m.person.get_username() for m in both}))
+        raise LaunchError(
+            f"{names} would both judge and debate in this experiment: a debater reads the passages, so cannot judge "
+            "them. Take them out of the judges or out of the line-up."
+        )
+
+
 def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = None) -> int:
     """Create the trials and their pending turns, then queue generation.
 
@@ -383,6 +432,13 @@ def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = Non
             for q in experiment.question_set.questions.all()
         ]
         judge_ids = sorted(experiment.judges.values_list("id", flat=True))
+        _refuse_judging_debaters(experiment, judge_ids)
+        # Questions a judge must not meet: those they argued as a debater (always), and with the exposure
+        # registry on, those they were given in other experiments.
+        seen = questions_debated(experiment.question_set_id, judge_ids)
+        if experiment.avoid_reexposure:
+            for judge_id, given in questions_seen(experiment, judge_ids).items():
+                seen.setdefault(judge_id, set()).update(given)
         try:
             plans = plan_trials(
                 questions,
@@ -392,7 +448,7 @@ def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = Non
                 seed=experiment.seed,
                 arms=experiment.conditions,
                 cells=design_cells(experiment),
-                seen=questions_seen(experiment, judge_ids) if experiment.avoid_reexposure else None,
+                seen=seen or None,
             )
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
@@ -413,6 +469,8 @@ def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = Non
                 protocol=plan.protocol,
                 honest_config_id=plan.honest_config,
                 adversary_config_id=plan.adversary_config,
+                honest_person_id=plan.honest_person,
+                adversary_person_id=plan.adversary_person,
             )
             any_pregenerated |= not trial.live
         experiment.status = Experiment.Status.LAUNCHED
@@ -574,6 +632,61 @@ def live_move(
             raise MoveRefused(str(exc), status=409 if isinstance(exc, debate.IllegalMove) else 400) from exc
         if action in ("ask", "continue"):
             _announce_after_commit(turns_pending, experiment.pk)
+
+
+class SpeechRefused(VerdictRefused):
+    """A human debater's speech that is not taken (not theirs, not due, too long, already written)."""
+
+
+def speech_text(text) -> str:
+    """A speech as a person typed it, as it is stored and counted: line ends as one character each."""
+    return (text or "").replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def speech_submit(*, turn_id: int, person, text: str) -> Turn:
+    """Record a human debater's speech for their pending turn, or raise SpeechRefused and change nothing.
+
+    Only the turn's author may write it, only when the protocol says their side speaks now
+    (``turns_due``), within the speech's character limit; a second submission is refused (409). Then
+    exactly what follows a model's turn: the trial settles (a pre-generated one becomes ready once every
+    turn is done), a live judge's question gets its response delay, and the turns now due are sent to
+    generation. Quotes are not refused: like a model's, they are checked and shown to the judge as
+    verified, unverified or over budget (judging.quotes).
+    """
+    from .selectors import record_response_delays  # selectors reads through this module
+
+    text = speech_text(text)
+    with transaction.atomic():
+        turn = Turn.objects.filter(pk=turn_id, author=person).exclude(speaker=debate.JUDGE).first()
+        if turn is None:  # unknown, or someone else's: the same answer, so ids leak nothing
+            raise SpeechRefused("no such speech of yours", status=404)
+        # The trial's row lock orders this with the judge's moves and a second submission.
+        trial = Trial.objects.select_for_update().select_related("experiment", "question").get(pk=turn.trial_id)
+        turn.refresh_from_db()
+        if turn.status == Turn.Status.DONE:
+            raise SpeechRefused("you have already submitted this speech", status=409)
+        if trial.status not in (Trial.Status.GENERATING, Trial.Status.READY) or trial.experiment.status != (
+            Experiment.Status.LAUNCHED
+        ):
+            raise SpeechRefused("this debate has ended: the speech is no longer needed", status=409)
+        if not text:
+            raise SpeechRefused("write your speech before submitting it")
+        limit = trial.speech_char_limit
+        if len(text) > limit:
+            raise SpeechRefused(
+                f"your speech has {len(text)} characters; the limit is {limit}. Shorten it and submit again."
+            )
+        if turn.pk not in {t.pk for t in turns_due(trial)}:
+            raise SpeechRefused("it is not your turn to speak yet: wait for the round to reach you", status=409)
+        Turn.objects.filter(pk=turn.pk, status=Turn.Status.PENDING).update(
+            status=Turn.Status.DONE, text=text, finished_at=timezone.now(), error=""
+        )
+        trials_settle({trial.pk})
+        if trial.live:
+            record_response_delays({trial.pk})
+        _announce_after_commit(turns_pending, trial.experiment_id)
+    turn.refresh_from_db()
+    return turn
 
 
 def _parse_probability(raw) -> float:

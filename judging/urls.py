@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import debater_views, views
 
 app_name = "judging"
 
@@ -15,4 +15,9 @@ urlpatterns = [
     path("trials/<int:trial_id>/state.json", views.trial_state, name="trial_state"),
     path("trials/<int:trial_id>/live/", views.trial_live, name="trial_live"),
     path("trials/<int:trial_id>/move/", views.live_move, name="live_move"),
+    # Human debaters (judging/debater_views.py)
+    path("debate/", debater_views.speeches, name="debater_speeches"),
+    path("debate/list/", debater_views.speeches_list, name="debater_speeches_list"),
+    path("debate/turns/<int:turn_id>/", debater_views.write, name="debater_write"),
+    path("debate/turns/<int:turn_id>/check/", debater_views.check, name="debater_check"),
 ]

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services
+from .debater_selectors import is_debater
 from .models import Trial
 
 
@@ -50,6 +51,9 @@ def _queue_page(request, *, error: str | None = None, status: int = 200, skip_re
 
 @login_required
 def queue(request):
+    # A human debater who judges nothing is sent to the speeches due from them.
+    if not Trial.objects.filter(judge=request.user).exists() and is_debater(request.user):
+        return redirect("judging:debater_speeches")
     return _queue_page(request)
 
 
