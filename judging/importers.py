@@ -22,6 +22,10 @@ from .models import Question, QuestionSet
 
 REQUIRED = ("id", "question", "choices", "correct_index")
 OPTIONAL = ("passage", "metadata")
+# A line longer than this is refused before it is decoded (a whole book's passage is about 1M characters).
+MAX_LINE_CHARACTERS = 2_000_000
+# Metadata nested deeper than this is refused (deep nesting is never data; it exhausts the JSON decoder).
+MAX_DEPTH = 20
 
 
 class QuestionImportError(ValueError):
@@ -42,6 +46,20 @@ def _has_nul(value) -> bool:
     return False
 
 
+def _depth(value) -> int:
+    """How deeply lists and objects nest in a decoded value (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            if depth + 1 <= MAX_DEPTH:
+                stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
 def parse_question(obj, number: int) -> dict:
     """Validate one decoded line and return the fields of a Question."""
     if not isinstance(obj, dict):
@@ -57,6 +75,8 @@ def parse_question(obj, number: int) -> dict:
         raise _line_error(number, "'id' must be a non-empty string or integer")
     if len(str(qid).strip()) > 200:
         raise _line_error(number, "'id' is longer than 200 characters")
+    if _depth(obj) > MAX_DEPTH:
+        raise _line_error(number, f"nested more than {MAX_DEPTH} levels deep")
     if _has_nul(obj):
         raise _line_error(number, "contains a NUL character (\\u0000), which cannot be stored")
     if not isinstance(obj["question"], str) or not obj["question"].strip():
@@ -83,10 +103,11 @@ def parse_question(obj, number: int) -> dict:
         metadata = {}
     if not isinstance(metadata, dict):
         raise _line_error(number, "'metadata' must be a JSON object")
+    # Text is stored exactly as in the file (an id is trimmed: it is a key, not text).
     return {
         "external_id": str(qid).strip(),
-        "text": obj["question"].strip(),
-        "choices": [c.strip() for c in choices],
+        "text": obj["question"],
+        "choices": list(choices),
         "correct_index": index,
         "passage": passage,
         "metadata": metadata,
@@ -107,10 +128,14 @@ def parse_jsonl(lines: Iterable[str | bytes]) -> list[dict]:
                 raise _line_error(number, "not valid UTF-8") from None
         if not raw.strip():
             continue
+        if len(raw) > MAX_LINE_CHARACTERS:
+            raise _line_error(number, f"longer than {MAX_LINE_CHARACTERS:,} characters ({len(raw):,})")
         try:
             obj = json.loads(raw, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
             raise _line_error(number, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise _line_error(number, f"nested more than {MAX_DEPTH} levels deep") from None
         except ValueError as exc:
             raise _line_error(number, str(exc)) from None
         fields = parse_question(obj, number)
@@ -130,6 +155,10 @@ def import_questions(*, set_name: str, questions: list[dict], source: str = "") 
 
     Ids already present in the set are refused (nothing is imported).
     """
+    limit = QuestionSet._meta.get_field("name").max_length
+    if not set_name.strip() or "\x00" in set_name or len(set_name) > limit:
+        raise QuestionImportError(f"a question set's name must be 1 to {limit} characters (no NUL); nothing imported")
+    source = source[: QuestionSet._meta.get_field("source").max_length]  # a description: a long file name is cut
     with transaction.atomic():
         question_set, _ = QuestionSet.objects.get_or_create(name=set_name, defaults={"source": source})
         existing = set(
