@@ -689,9 +689,18 @@ def speech_submit(*, turn_id: int, person, text: str) -> Turn:
     return turn
 
 
+def _ascii_number(raw, parse):
+    """A number the page sends, parsed with ``parse`` (float or int) only if written in ASCII: Python's
+    parsers also read other scripts' digits (a full-width "１" as 1), which no page of ours sends."""
+    text = str(raw)
+    if not text.isascii():
+        raise ValueError(f"not an ASCII number: {text!r}")
+    return parse(text)
+
+
 def _parse_probability(raw) -> float:
     try:
-        value = float(raw)
+        value = _ascii_number(raw, float)
     except (TypeError, ValueError):
         raise VerdictRefused("the probability must be a number between 0 and 1") from None
     if math.isnan(value) or not 0.0 <= value <= 1.0:
@@ -746,7 +755,7 @@ def active_time_beat(*, trial_id: int, judge, page, seq, fresh: bool) -> ActiveT
     """
     page = str(page or "")
     try:
-        seq = int(seq)
+        seq = _ascii_number(seq, int)
     except (TypeError, ValueError):
         raise BeatRefused("a beat needs its number") from None
     if not page or len(page) > BEAT_PAGE_ID_MAX or not page.isascii() or not page.isalnum():

@@ -101,7 +101,7 @@ def test_time_survives_a_reload_and_two_tabs_count_the_time_once(opened, judge, 
 @pytest.mark.parametrize(
     "page,seq",
     [("", 1), ("x" * 33, 1), ("not an id", 1), ("pagé", 1), ("page", 0), ("page", -3), ("page", "two"), ("page", None)]
-    + [("page", 2**31), ("page", "1e3")],
+    + [("page", 2**31), ("page", "1e3"), ("page", "\uff12"), ("page", "\u0663")],
 )
 def test_malformed_beats_are_refused(opened, judge, page, seq):
     with pytest.raises(BeatRefused) as refused:

@@ -37,6 +37,15 @@ def test_a_verdict_without_a_probability_is_refused_and_changes_nothing(ready_tr
     assert not Verdict.objects.exists() and Trial.objects.get(pk=ready_trial.pk).status == Trial.Status.READY
 
 
+@pytest.mark.parametrize("probability", ["\uff11", "\uff10.\uff17", "\u0660.\u0667", "0.7\u00a0"])
+def test_a_probability_in_other_digits_than_ascii_is_refused(ready_trial, judge, probability):
+    # Python's float() reads a full-width "１" as 1; no page sends one, so it is a crafted or garbled post.
+    trial_open(trial=ready_trial)
+    with pytest.raises(VerdictRefused, match="must be a number between 0 and 1"):
+        verdict_submit(trial_id=ready_trial.pk, judge=judge, chosen="A", probability=probability, rationale="r")
+    assert not Verdict.objects.exists()
+
+
 def test_a_crafted_post_without_a_probability_gets_a_clear_error_and_keeps_what_the_judge_wrote(
     judge_client, ready_trial
 ):
