@@ -74,8 +74,8 @@ def test_a_verdict_is_recorded_with_time_and_the_judge_moves_to_the_next_trial(
     beat = judge_client.post(reverse("judging:beat", args=[ready_trial.pk]), {"page": "p1", "seq": "1", "fresh": "1"})
     assert beat.status_code == 204
     server_clock.advance(10)
-    # Posted as a page from before heartbeats: its own active_seconds (12.5) is not read.
-    response = post_verdict(judge_client, ready_trial, chosen="B", probability="0.9")
+    # A browser's own figure is never read: neither a page from before heartbeats (12.5) nor a forged one.
+    response = post_verdict(judge_client, ready_trial, chosen="B", probability="0.9", active_seconds="1e308")
     assert response.status_code == 302 and response.url == reverse("judging:next")
     verdict = Verdict.objects.get(trial=ready_trial)
     assert (verdict.chosen, verdict.probability, verdict.judge) == ("B", 0.9, judge)
