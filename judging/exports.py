@@ -17,11 +17,11 @@ import os
 import tempfile
 from typing import Iterable, Iterator
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import StreamingHttpResponse
 
 from . import baseline_verdicts
-from .models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Trial, Turn, Verdict
+from .models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Question, Trial, Turn, Verdict
 
 SCHEMA_VERSION = 4
 CHUNK = 5000
@@ -654,8 +654,50 @@ def experiment_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         }
 
 
+QUESTION_COLUMNS = {
+    "schema_version": "int",
+    "experiment_id": "int",
+    "question_set": "str",
+    "question_id": "str",
+    "question": "str",
+    "choices": "json",
+    "correct_index": "int",
+    "passage": "str",
+    "metadata": "json",
+}
+
+
+def question_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
+    """One row per experiment and question it used (a trial's or the model alone's): the full text, every
+    choice (shown or not), the gold index and the passage, exactly as stored."""
+    for experiment_id in (
+        Experiment.objects.filter(pk__in=list(experiment_ids)).order_by("pk").values_list("pk", flat=True)
+    ):
+        questions = (
+            Question.objects.filter(
+                Q(trials__experiment_id=experiment_id) | Q(model_answers__experiment_id=experiment_id)
+            )
+            .distinct()
+            .select_related("question_set")
+            .order_by("pk")
+        )
+        for q in questions.iterator(chunk_size=CHUNK):
+            yield {
+                "schema_version": SCHEMA_VERSION,
+                "experiment_id": experiment_id,
+                "question_set": q.question_set.name,
+                "question_id": q.external_id,
+                "question": q.text,
+                "choices": q.choices,
+                "correct_index": q.correct_index,
+                "passage": q.passage,
+                "metadata": q.metadata,
+            }
+
+
 TABLES = {
     "experiments": (experiment_rows, EXPERIMENT_COLUMNS),
+    "questions": (question_rows, QUESTION_COLUMNS),
     "trials": (trial_rows, TRIAL_COLUMNS),
     "turns": (turn_rows, TURN_COLUMNS),
     "verdicts": (verdict_rows, VERDICT_COLUMNS),

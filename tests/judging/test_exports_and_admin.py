@@ -165,7 +165,7 @@ def test_experiment_validation_refuses_more_questions_than_the_set_has(make_mode
     assert "rounds" in excinfo.value.message_dict
 
 
-@pytest.mark.parametrize("table", ["trials", "turns", "verdicts"])
+@pytest.mark.parametrize("table", ["trials", "turns", "verdicts", "questions"])
 def test_every_table_writes_its_documented_columns_in_order_in_every_format(judged_trial, table, tmp_path):
     import pyarrow.parquet as pq
 
@@ -182,6 +182,21 @@ def test_every_table_writes_its_documented_columns_in_order_in_every_format(judg
     assert parquet.column_names == list(columns) and parquet.num_rows == len(rows)
     streamed = b"".join(exports.iter_export(table, "parquet", ids))
     assert pq.read_table(io.BytesIO(streamed)).num_rows == len(rows)
+
+
+def test_the_questions_table_has_the_full_text_and_every_choice_of_each_question_used(judged_trial):
+    from judging import exports
+
+    question = judged_trial.question
+    question.choices = ["\u3000shown one", "shown two\u00a0", "never shown"]
+    question.save()
+    rows = list(exports.question_rows([judged_trial.experiment.pk]))
+    used = set(judged_trial.experiment.trials.values_list("question__external_id", flat=True))
+    assert {r["question_id"] for r in rows} == used and len(rows) == len(used)
+    [row] = [r for r in rows if r["question_id"] == question.external_id]
+    assert row["question"] == question.text and row["passage"] == question.passage
+    assert row["choices"] == ["\u3000shown one", "shown two\u00a0", "never shown"]  # all, exactly as stored
+    assert row["correct_index"] == question.correct_index
 
 
 def test_verdict_table_has_one_row_per_verdict(judged_trial):
