@@ -9,12 +9,15 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")  # before pyplot: render to files only
+# The same data draws the same SVG (element ids from a fixed salt, no creation date), so a page can be
+# compared, cached or archived.
+matplotlib.rcParams["svg.hashsalt"] = "debate-platform"
 import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _svg(fig) -> str:
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     svg = buffer.getvalue()
     return svg[svg.index("<svg") :]  # drop the XML prolog so it can be inlined in HTML

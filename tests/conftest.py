@@ -265,3 +265,20 @@ def sandwich_experiment(make_model_config, make_experiment, tiny_model_dir, judg
     experiment_launch(experiment=experiment)
     experiment.refresh_from_db()  # launched: a test that changes and saves it must not write back the draft
     return experiment
+
+
+@pytest.fixture
+def judged_trial(ready_trial, judge, spend_active_time):
+    """``ready_trial`` opened, 30 s of active time spent on it, and judged (correctly, at 0.85)."""
+    from judging.services import trial_open, verdict_submit
+
+    trial_open(trial=ready_trial)
+    spend_active_time(ready_trial, judge, 30)
+    verdict_submit(
+        trial_id=ready_trial.pk,
+        judge=judge,
+        chosen=ready_trial.honest_side,
+        probability=0.85,
+        rationale='Convincing <b>quotes</b>, "really"',
+    )
+    return ready_trial

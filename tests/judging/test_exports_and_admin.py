@@ -11,20 +11,6 @@ from judging.models import Experiment, Trial
 from judging.services import trial_open, verdict_submit
 
 
-@pytest.fixture
-def judged_trial(ready_trial, judge, spend_active_time):
-    trial_open(trial=ready_trial)
-    spend_active_time(ready_trial, judge, 30)
-    verdict_submit(
-        trial_id=ready_trial.pk,
-        judge=judge,
-        chosen=ready_trial.honest_side,
-        probability=0.85,
-        rationale='Convincing <b>quotes</b>, "really"',
-    )
-    return ready_trial
-
-
 def export_command(*args):
     out = io.StringIO()
     call_command("export_results", *args, stdout=out)
