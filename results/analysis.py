@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from judging.baseline_verdicts import credit
 
 from .accuracy import MIN_JUDGES_FOR_TESTS
 from .calibration import calibration, calibration_by_judge  # noqa: F401
-from .inference import SEED, Estimate, TwoWayBootstrap, unknown, wald_estimate
+from .inference import SEED, Estimate, OneSidedTest, TwoWayBootstrap, greater_than, unknown, wald_estimate
 
 RATING_RESAMPLES = 1000
 ELO_PER_LOGIT = 400 / math.log(10)  # Chatbot Arena's scale: 400 Elo points per factor of 10 in odds
@@ -47,7 +48,10 @@ def share_correct(rows) -> Estimate:
 
 
 # ---------------------------------------------------------------- ratings ----
-def _fit_logistic(design, outcome, weights=None, l2: float = 0.1, start=None, iterations: int = 50) -> np.ndarray:
+RIDGE = 0.1  # the ratings' L2 penalty: keeps a configuration that never lost finite, negligible with data
+
+
+def _fit_logistic(design, outcome, weights=None, l2: float = RIDGE, start=None, iterations: int = 50) -> np.ndarray:
     """Ridge-regularised, weighted logistic regression by Newton's method (small problems only)."""
     weights = np.ones(len(outcome)) if weights is None else weights
     beta = np.zeros(design.shape[1]) if start is None else start.copy()
@@ -60,6 +64,38 @@ def _fit_logistic(design, outcome, weights=None, l2: float = 0.1, start=None, it
         if np.abs(step).max() < 1e-8:
             break
     return beta
+
+
+def pairing_design(pairings, names) -> np.ndarray:
+    """Bradley-Terry's design over (honest, adversarial) pairings: +1 honest, -1 adversarial, the first
+    configuration's column dropped (fixed at 0 for the fit), and a last column of ones (the honesty
+    advantage)."""
+    index = {name: i for i, name in enumerate(names)}
+    design = np.zeros((len(pairings), len(names)))
+    for k, (honest, adversarial) in enumerate(pairings):
+        design[k, index[honest]] += 1
+        design[k, index[adversarial]] -= 1
+    return np.column_stack([design[:, 1:], np.ones(len(pairings))])
+
+
+def fit_bradley_terry(design, wins, debates, *, start=None, l2: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
+    """(strengths centred on their mean followed by the honesty advantage, the raw coefficients) from wins
+    and debates per pairing (``pairing_design``'s rows); ``wins`` may be expected (fractional) wins."""
+    k = len(design)
+    # Each pairing as two weighted rows: its wins (outcome 1) and its losses (outcome 0).
+    beta = _fit_logistic(
+        np.vstack([design, design]), np.r_[np.ones(k), np.zeros(k)], np.r_[wins, debates - wins], l2=l2, start=start
+    )
+    strengths = np.concatenate([[0.0], beta[:-1]])
+    return np.concatenate([strengths - strengths.mean(), beta[-1:]]), beta
+
+
+def least_squares_slope(x, y) -> np.ndarray:
+    """The slope of y on x by ordinary least squares along the last axis (each row its own fit)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    dx = x - x.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (dx * (y - y.mean(axis=-1, keepdims=True))).sum(axis=-1) / (dx * dx).sum(axis=-1)
 
 
 def _debater_configs(row) -> tuple[str, str]:
@@ -80,14 +116,41 @@ def _connected(pairs) -> list[set]:
     return sorted(groups, key=lambda g: (-len(g), sorted(g)))
 
 
+@dataclass(frozen=True)
+class Rung:
+    """One configuration on the ladder: its strength, the debates it spoke in (either side, self-play once),
+    and how often judges chose the honest side when it argued against itself."""
+
+    name: str
+    strength: Estimate
+    debates: int
+    self_play: Estimate
+
+
+@dataclass(frozen=True)
+class SelfPlaySlope:
+    """Does judge accuracy rise with debater strength? The least-squares slope of the configurations'
+    self-play accuracies on their strengths (a share per ``per``), with its one-sided test of > 0."""
+
+    estimate: Estimate
+    test: OneSidedTest
+    configurations: int
+    per: str
+
+
 def debater_ratings(rows, *, scale: str = "logit", resamples: int = RATING_RESAMPLES) -> dict:
-    """Bradley-Terry strengths of debater configurations that met, with an honesty advantage term.
+    """Bradley-Terry strengths of debater configurations that met, with an honesty advantage term, as a
+    ladder with each configuration's self-play accuracy.
 
     P(honest side wins) = sigmoid(s_honest_config - s_adversarial_config + h). Only configurations
     linked by debates between *different* configurations (cross-play) are rated; strengths are centred
     on their mean, so each has a real interval. ``scale`` "elo" shows 400 points per factor of 10 in
-    odds around 1000, as Chatbot Arena does. Intervals: refits under the two-way resampling of
-    questions and judges (``resamples`` per scheme).
+    odds around 1000, as Chatbot Arena does. The ladder (strongest first) adds each configuration's
+    debates and its self-play accuracy (the share of its debates against itself that the honest side
+    won), and, with two or more self-play configurations, the slope of self-play accuracy on strength
+    (Khan et al. 2024: do judges get more accurate as debaters get stronger?). Intervals: refits and
+    shares under the two-way resampling of questions and judges (``resamples`` per scheme, seed
+    ``SEED``), jointly, so the slope's interval carries the strengths' uncertainty too.
     """
     rows = [r for r in judged(rows) if r["protocol"] == "debate"]
     pairs = [_debater_configs(r) for r in rows]
@@ -107,35 +170,17 @@ def debater_ratings(rows, *, scale: str = "logit", resamples: int = RATING_RESAM
     # so each resample is refitted on those few counts, not on every debate.
     pairings = sorted(set(pairs))
     pairing_of = np.array([pairings.index(pair) for pair in pairs])
-    index = {name: i for i, name in enumerate(names)}
-    design = np.zeros((len(pairings), len(names)))
-    for k, (honest, adversarial) in enumerate(pairings):
-        design[k, index[honest]] += 1
-        design[k, index[adversarial]] -= 1
-    # The first configuration is fixed at 0 for the fit; last column: the honesty advantage.
-    design = np.column_stack([design[:, 1:], np.ones(len(pairings))])
+    design = pairing_design(pairings, names)
     won = np.array([1.0 if r["correct"] else 0.0 for r in rows])
-
-    def fit(wins, debates, start=None):
-        # Each pairing as two weighted rows: its wins (outcome 1) and its losses (outcome 0).
-        beta = _fit_logistic(
-            np.vstack([design, design]),
-            np.r_[np.ones(len(pairings)), np.zeros(len(pairings))],
-            np.r_[wins, debates - wins],
-            start=start,
-        )
-        strengths = np.concatenate([[0.0], beta[:-1]])
-        return np.concatenate([strengths - strengths.mean(), beta[-1:]]), beta
-
     debates = np.bincount(pairing_of, minlength=len(pairings)).astype(float)
-    central, start = fit(np.bincount(pairing_of, weights=won, minlength=len(pairings)), debates)
+    central, start = fit_bradley_terry(design, np.bincount(pairing_of, weights=won, minlength=len(pairings)), debates)
     boot = TwoWayBootstrap.of_rows(rows, resamples=resamples, seed=SEED)
+    in_pairing = [pairing_of == k for k in range(len(pairings))]
     draws = {}
     for scheme in TwoWayBootstrap.SCHEMES:
-        in_pairing = [pairing_of == k for k in range(len(pairings))]
         wins = np.column_stack([boot.sum_draws(scheme, won, mask) for mask in in_pairing])
         totals = np.column_stack([boot.sum_draws(scheme, np.ones(len(rows)), mask) for mask in in_pairing])
-        draws[scheme] = np.array([fit(w, t, start)[0] for w, t in zip(wins, totals)])
+        draws[scheme] = np.array([fit_bradley_terry(design, w, t, start=start)[0] for w, t in zip(wins, totals)])
     estimates = [
         wald_estimate(float(value), boot.spread(lambda s, k=k: draws[s][:, k], None), len(rows))
         for k, value in enumerate(central)
@@ -145,13 +190,55 @@ def debater_ratings(rows, *, scale: str = "logit", resamples: int = RATING_RESAM
     def scaled(e: Estimate) -> Estimate:
         return Estimate(e.value * factor + offset, e.low * factor + offset, e.high * factor + offset, e.n, df=e.df)
 
+    self_play = {name: np.array([pair == (name, name) for pair in pairs]) for name in names}
+    ladder = sorted(
+        (
+            Rung(
+                name,
+                scaled(estimates[i]),
+                sum(name in pair for pair in pairs),
+                boot.proportion(won, self_play[name]) if self_play[name].any() else unknown(0, "no self-play debates"),
+            )
+            for i, name in enumerate(names)
+        ),
+        key=lambda rung: (-rung.strength.value, rung.name),
+    )
     return {
         "scale": scale,
         "strengths": {name: scaled(estimates[i]) for i, name in enumerate(names)},
         "honesty_advantage": estimates[-1],
         "unconnected": sorted(set().union(*groups[1:])) if len(groups) > 1 else [],
         "debates": len(rows),
+        "ladder": ladder,
+        "self_play_slope": _self_play_slope(boot, won, central, draws, [self_play[n] for n in names], scale),
+        "resamples": resamples,
+        "seed": SEED,
     }
+
+
+def _self_play_slope(boot, won, central, draws, self_play, scale) -> SelfPlaySlope | None:
+    """Self-play accuracy on strength over the configurations with self-play debates (None: fewer than 2)."""
+    which = [i for i, mask in enumerate(self_play) if mask.any()]
+    if len(which) < 2:
+        return None
+    accuracy = [float(won[self_play[i]].mean()) for i in which]
+    value = float(least_squares_slope(central[which], accuracy))
+
+    def slope_draws(scheme):
+        shares = np.column_stack([boot.ratio_draws(scheme, won, np.ones(len(won)), self_play[i]) for i in which])
+        return least_squares_slope(draws[scheme][:, which], shares)
+
+    n = int(sum(self_play[i].sum() for i in which))
+    estimate = wald_estimate(value, boot.spread(slope_draws, np.logical_or.reduce([self_play[i] for i in which])), n)
+    # Shown per 100 Elo points on the Elo scale, per unit of log-odds otherwise.
+    per = 100 / ELO_PER_LOGIT if scale == "elo" else 1.0
+    estimate = Estimate(estimate.value * per, estimate.low * per, estimate.high * per, n, df=estimate.df)
+    return SelfPlaySlope(
+        estimate,
+        greater_than("self-play accuracy rises with strength", estimate, 0.0),
+        len(which),
+        "100 Elo points" if scale == "elo" else "unit of log-odds",
+    )
 
 
 def judge_skill(rows) -> dict:

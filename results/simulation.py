@@ -14,7 +14,23 @@ accuracy ``model_accuracy``. Attrition: a trial of an arm listed in
 ``failure_rate`` fails generation with that probability, more often on hard questions when
 ``failures_on_hard_questions`` (the selection the attrition table is there to reveal).
 
-Rows are shaped like the trials and model-answers exports (docs/exports.md).
+Debater line-ups. A design may name debaters (``Design.debaters``) and a pairing design
+(self-play, round-robin, cross-play): its debate arm's cells come from ``judging.lineups.design_cells``
+(configuration ids 1..k for the debaters in order) and ``plan_trials(cells=...)`` balances them as it
+does for a launched experiment. Each debater has a known strength s on the logit scale
+(``Truth.strengths``), and a debate's honest side wins (the judge is correct) with
+
+    P = sigmoid(s_honest - s_adversary + honesty_advantage + truth_gain * (s_honest + s_adversary) / 2
+                + skill[judge] - difficulty[question])
+
+``truth_gain`` > 0 makes strength help the truth more than a lie (Khan et al. 2024's finding), so
+accuracy in self-play, sigmoid(honesty_advantage + truth_gain * s + ...), rises with strength; at 0 the
+model is Bradley-Terry's and self-play accuracy is the same for every debater. ``ladder_truth`` gives
+what the analysis's intervals claim to cover: the *population* (marginal) figures, averaged over all
+judges and questions, as ``Truth.accuracy`` is.
+
+Rows are shaped like the trials and model-answers exports (docs/exports.md); with a line-up they carry
+``honest_config`` and ``adversarial_config`` (the debaters' names) as the trials export does.
 """
 
 from __future__ import annotations
@@ -24,11 +40,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import spearmanr
 
 from judging.assignment import QuestionInfo, plan_trials
+from judging.lineups import ROUND_ROBIN, Member, design_cells
 from judging.protocols.registry import ARMS
 
 from .accuracy import Judged, arm_differences, by_arm, decide
+from .analysis import debater_ratings, fit_bradley_terry, least_squares_slope, pairing_design
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
 
@@ -45,6 +64,23 @@ class Design:
     num_questions: int = 60
     judgments_per_question: int = 3
     judges: int = 6
+    # The debate arm's line-up (names; configuration ids 1..k in this order) and its pairing design.
+    debaters: tuple[str, ...] = ()
+    pairing: str = ROUND_ROBIN
+
+    def cells(self):
+        """The design cells the planner balances (judging.lineups), or None without a line-up."""
+        if not self.debaters:
+            return None
+        if "debate" not in self.arms:
+            raise ValueError("a line-up of debaters needs the debate arm")
+        members = [Member(k) for k in range(1, len(self.debaters) + 1)]
+        return design_cells(list(self.arms), {"debate": members}, self.pairing, default_config=1)
+
+    def pairings(self) -> list[tuple[str, str]]:
+        """(honest, adversary) debater names of the debate arm's cells, in the planner's order."""
+        names = dict(enumerate(self.debaters, start=1))
+        return [(names[c.honest], names[c.adversary]) for c in self.cells() if c.arm == "debate"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +93,19 @@ class Truth:
     model_accuracy: float = 0.6
     failure_rate: dict = field(default_factory=dict)  # by condition
     failures_on_hard_questions: bool = False
+    # Debaters of a line-up (Design.debaters): strength by name (logit), and what the honest side gains.
+    strengths: dict = field(default_factory=dict)
+    honesty_advantage: float = 0.0
+    truth_gain: float = 0.0
+
+    def debate_logit(self, honest: str, adversary: str) -> float:
+        """The honest side's log-odds of winning at the median judge and question."""
+        s_honest, s_adversary = self.strengths[honest], self.strengths[adversary]
+        return s_honest - s_adversary + self.honesty_advantage + self.truth_gain * (s_honest + s_adversary) / 2
+
+    def debate_accuracy(self, honest: str, adversary: str) -> float:
+        """The honest side's population win rate in this pairing (over all judges and questions)."""
+        return mean_sigmoid(self.debate_logit(honest, adversary), math.hypot(self.judge_sd, self.question_sd))
 
     def centre(self, condition: str) -> float:
         """The logit at the median judge and question that gives the condition's population accuracy."""
@@ -97,13 +146,20 @@ def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict],
         judgments_per_question=design.judgments_per_question,
         seed=int(rng.integers(2**31)),
         arms=list(design.arms),
+        cells=design.cells(),
     )
     skill = dict(zip(judges, rng.normal(0, truth.judge_sd, len(judges))))
     difficulty = rng.normal(0, truth.question_sd, design.num_questions)
-    centres = {condition: truth.centre(condition) for condition in {p.condition for p in plans}}
+    names = dict(enumerate(design.debaters, start=1))
+    in_lineup = {"debate"} if design.debaters else set()
+    centres = {condition: truth.centre(condition) for condition in {p.condition for p in plans} - in_lineup}
     rows = []
     for trial_id, plan in enumerate(plans, start=1):
-        p_correct = sigmoid(centres[plan.condition] + skill[plan.judge_id] - difficulty[plan.question_id])
+        if plan.condition in in_lineup:
+            centre = truth.debate_logit(names[plan.honest_config], names[plan.adversary_config])
+        else:
+            centre = centres[plan.condition]
+        p_correct = sigmoid(centre + skill[plan.judge_id] - difficulty[plan.question_id])
         row = {
             "trial_id": trial_id,
             "question_id": f"q{plan.question_id}",
@@ -119,6 +175,8 @@ def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict],
             "correct": None,
             "probability": None,
         }
+        if plan.condition in in_lineup:
+            row.update(honest_config=names[plan.honest_config], adversarial_config=names[plan.adversary_config])
         failure = truth.failure_rate.get(plan.condition, 0.0)
         if failure and truth.failures_on_hard_questions:
             # Hard questions fail more often; the mean rate stays about ``failure``.
@@ -183,6 +241,74 @@ def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0)
 
 def _covers(estimate, true_value: float) -> bool:
     return bool(estimate.low <= true_value <= estimate.high)
+
+
+def ladder_truth(design: Design, truth: Truth) -> dict:
+    """What the ladder's intervals claim to cover on this design: the population (marginal) figures.
+
+    The Bradley-Terry fit has no judge or question terms, so it estimates strengths averaged over
+    judges and questions, smaller than the ones the debates were drawn with (by about
+    1 / sqrt(1 + 0.35 * (judge_sd^2 + question_sd^2))), and, where ``truth_gain`` is not 0, the
+    Bradley-Terry model that best fits the pairings. So the truth is the fit itself on the population:
+    each cell weighted equally (the planner gives every cell an equal share), each pairing's outcome its
+    population win rate, no ridge penalty. Self-play accuracy: the population win rate of the honest
+    side when a debater argues against itself; the slope: least squares of those on the strengths.
+    """
+    pairings = design.pairings()
+    names = sorted(design.debaters)  # debater_ratings orders configurations by name
+    win_rate = np.array([truth.debate_accuracy(h, a) for h, a in pairings])
+    central, _ = fit_bradley_terry(pairing_design(pairings, names), win_rate, np.ones(len(pairings)), l2=0.0)
+    strengths = dict(zip(names, central[:-1]))
+    self_play = {h: truth.debate_accuracy(h, h) for h, a in pairings if h == a}
+    return {
+        "strengths": strengths,
+        "honesty_advantage": float(central[-1]),
+        "self_play": self_play,
+        "slope": float(least_squares_slope([strengths[n] for n in self_play], list(self_play.values())))
+        if len(self_play) >= 2
+        else None,
+    }
+
+
+def ladder_validity(scenario: Scenario, *, studies: int, resamples: int, alpha: float = 0.05, seed: int = 0) -> dict:
+    """On simulated studies with a debater line-up: the share of studies whose 95% intervals on the ladder
+    cover the truth (``ladder_truth``: each strength, the honesty advantage, each self-play accuracy,
+    the slope), how often the ladder orders the debaters exactly as their true strengths do, the mean
+    Spearman correlation of estimated with true strengths, and how often the one-sided test that
+    self-play accuracy rises with strength passes at ``alpha`` (power; the false-pass rate where
+    ``truth_gain`` is 0)."""
+    truth = ladder_truth(scenario.design, scenario.truth)
+    true_order = sorted(truth["strengths"], key=lambda n: -truth["strengths"][n])
+    hits: dict[str, list[bool]] = {}
+    ordered, correlations, slope_passes = [], [], []
+    for study in range(studies):
+        rows, _ = simulate_study(scenario.design, scenario.truth, seed + study)
+        ratings = debater_ratings(rows, resamples=resamples)
+        for name, estimate in ratings["strengths"].items():
+            hits.setdefault(f"strength: {name}", []).append(_covers(estimate, truth["strengths"][name]))
+        hits.setdefault("honesty advantage", []).append(
+            _covers(ratings["honesty_advantage"], truth["honesty_advantage"])
+        )
+        for rung in ratings["ladder"]:
+            if rung.name in truth["self_play"] and rung.self_play.estimable:
+                hits.setdefault(f"self-play accuracy: {rung.name}", []).append(
+                    _covers(rung.self_play, truth["self_play"][rung.name])
+                )
+        ordered.append([rung.name for rung in ratings["ladder"]] == true_order)
+        names = list(truth["strengths"])
+        estimated = [ratings["strengths"][n].value for n in names]
+        correlations.append(spearmanr(estimated, [truth["strengths"][n] for n in names])[0])
+        slope = ratings["self_play_slope"]
+        if slope is not None and truth["slope"] is not None:
+            hits.setdefault("self-play slope", []).append(_covers(slope.estimate, truth["slope"]))
+            slope_passes.append(slope.test.rejects(alpha))
+    return {
+        "coverage": {name: float(np.mean(hits[name])) for name in sorted(hits)},
+        "order_recovered": float(np.mean(ordered)),
+        "mean_spearman": float(np.mean(correlations)),
+        "slope_test_passes": float(np.mean(slope_passes)) if slope_passes else None,
+        "truth": truth,
+    }
 
 
 def pass_rates(
@@ -279,4 +405,31 @@ POWER_SCENARIOS = (
         "sandwich-robust",
     ),
     (Scenario("honest debaters win 60%", SIX_JUDGES, Truth(accuracy={"debate": 0.6})), "above-chance:debate"),
+)
+
+# Khan-style ladders: four simulated debaters of known strength (logit), each debate judged as above.
+FOUR_DEBATERS = ("debater 1", "debater 2", "debater 3", "debater 4")
+LADDER_TRUTH = Truth(strengths=dict(zip(FOUR_DEBATERS, (-0.9, -0.3, 0.3, 0.9))), honesty_advantage=0.3, truth_gain=0.5)
+LADDER_SCENARIOS = (
+    Scenario(
+        "round-robin, 4 debaters, 60 x 3, 6 judges",
+        Design(num_questions=60, judgments_per_question=3, judges=6, debaters=FOUR_DEBATERS),
+        LADDER_TRUTH,
+    ),
+    Scenario(
+        "round-robin, 4 debaters, 160 x 3, 8 judges",
+        Design(num_questions=160, judgments_per_question=3, judges=8, debaters=FOUR_DEBATERS),
+        LADDER_TRUTH,
+    ),
+    Scenario(
+        "cross-play, 4 debaters, 60 x 3, 6 judges",
+        Design(num_questions=60, judgments_per_question=3, judges=6, debaters=FOUR_DEBATERS, pairing="cross-play"),
+        LADDER_TRUTH,
+    ),
+    Scenario(
+        # The slope's null: strength helps both sides alike, so self-play accuracy is flat.
+        "round-robin, 4 debaters, 160 x 3, 8 judges, self-play accuracy flat",
+        Design(num_questions=160, judgments_per_question=3, judges=8, debaters=FOUR_DEBATERS),
+        Truth(strengths=LADDER_TRUTH.strengths, honesty_advantage=0.3, truth_gain=0.0),
+    ),
 )
