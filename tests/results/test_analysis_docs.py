@@ -114,3 +114,18 @@ def test_model_alone_ties_count_as_half_right_in_the_documented_code(tmp_path, m
     helpful = accuracy.sandwich(data, alpha=0.05, margin=0.05).decisions[0]
     documented = ns["p_difference_above"](arm == "assisted-honest", arm == "model alone")
     assert documented == pytest.approx(helpful.tests[1].p, rel=1e-9)
+
+
+def test_the_ladders_self_play_accuracy_recomputed_from_the_exports(tmp_path, monkeypatch):
+    from results.analysis import debater_ratings
+    from results.simulation import LADDER_SCENARIOS
+
+    scenario = LADDER_SCENARIOS[0]  # a round-robin of four debaters: self-play cells and cross-play
+    rows, _ = simulate_study(scenario.design, scenario.truth, seed=7)
+    ns = run_documented(tmp_path, monkeypatch, rows, [])
+    debate, honest, adversarial = ns["arm"] == "debate", ns["honest_config"], ns["adversarial_config"]
+    ladder = debater_ratings(rows, resamples=100)["ladder"]
+    assert len(ladder) == 4
+    for rung in ladder:
+        same_share(ns["share"](debate & (honest == rung.name) & (adversarial == rung.name)), rung.self_play)
+        assert rung.debates == int((debate & ((honest == rung.name) | (adversarial == rung.name))).sum())
