@@ -15,7 +15,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import debater_selectors, services
+from . import debater_selectors, selectors, services
 from .models import Turn
 
 
@@ -85,6 +85,7 @@ def write(request, turn_id: int):
             raise Http404(str(refusal)) from None
         turn.refresh_from_db()
         return _writing_page(request, turn, text=text, error=str(refusal), status=refusal.status)
+    selectors.record_response_delays({turn.trial_id})  # a live judge's question: when its answer became visible
     messages.success(request, "Speech submitted.")
     return redirect("judging:debater_speeches")
 

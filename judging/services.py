@@ -649,12 +649,11 @@ def speech_submit(*, turn_id: int, person, text: str) -> Turn:
     Only the turn's author may write it, only when the protocol says their side speaks now
     (``turns_due``), within the speech's character limit; a second submission is refused (409). Then
     exactly what follows a model's turn: the trial settles (a pre-generated one becomes ready once every
-    turn is done), a live judge's question gets its response delay, and the turns now due are sent to
-    generation. Quotes are not refused: like a model's, they are checked and shown to the judge as
-    verified, unverified or over budget (judging.quotes).
+    turn is done) and the turns now due are sent to generation; the caller then records a live judge's
+    response delay (``selectors.record_response_delays``, as generation.session does after a model's
+    turn). Quotes are not refused: like a model's, they are checked and shown to the judge as verified,
+    unverified or over budget (judging.quotes).
     """
-    from .selectors import record_response_delays  # selectors reads through this module
-
     text = speech_text(text)
     with transaction.atomic():
         turn = Turn.objects.filter(pk=turn_id, author=person).exclude(speaker=debate.JUDGE).first()
@@ -682,8 +681,6 @@ def speech_submit(*, turn_id: int, person, text: str) -> Turn:
             status=Turn.Status.DONE, text=text, finished_at=timezone.now(), error=""
         )
         trials_settle({trial.pk})
-        if trial.live:
-            record_response_delays({trial.pk})
         _announce_after_commit(turns_pending, trial.experiment_id)
     turn.refresh_from_db()
     return turn

@@ -245,7 +245,7 @@ def test_a_sequential_speech_waits_for_its_turn_and_the_trial_is_ready_when_all_
 
 
 def test_a_live_debate_with_a_person_goes_round_by_round_with_the_judges_question(
-    make_experiment, model, debater, judge, plan_first
+    make_experiment, model, debater, judge, client
 ):
     experiment = human_vs_model(make_experiment, model, debater, mode="live", turn_style="simultaneous", rounds=2)
     trial = experiment.trials.order_by("queue_position").first()
@@ -261,7 +261,9 @@ def test_a_live_debate_with_a_person_goes_round_by_round_with_the_judges_questio
     assert "The judge asked Debater A and Debater B" in [e["label"] for e in view["transcript"]]
     assert view["passage"].startswith("PASSAGE-SECRET") and view["due"]
     trial.turns.filter(author=None, round=2).update(status="done", text="Model speech two.", finished_at=timezone.now())
-    speech_submit(turn_id=second.pk, person=debater, text="Person speech two.")
+    client.force_login(debater)  # through the page, which records the judge's response delay
+    response = client.post(reverse("judging:debater_write", args=[second.pk]), {"text": "Person speech two."})
+    assert response.status_code == 302
     question = trial.turns.get(speaker="judge")
     assert question.response_delay_seconds is not None
     assert selectors.judge_live_state(trial, list(trial.turns.all()))["phase"] == "awaiting_verdict"
