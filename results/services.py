@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from judging import analysis_plan
 from judging.models import Experiment
 
@@ -13,6 +15,7 @@ from .throughput import (
     back_of_envelope,
     build_inputs,
     estimate,
+    hand,
     reading_hours_for_pages,
 )
 
@@ -28,23 +31,38 @@ def preset_inputs(name: str) -> Inputs:
     raise EstimatorInputError({"preset": f"unknown preset {name!r}"})
 
 
+def preset_values(name: str) -> dict[str, float]:
+    """A preset's numbers, by input name (what the page fills its inputs with)."""
+    return {input_name: value for input_name, value, _ in preset_inputs(name).rows()}
+
+
 def throughput_estimate(*, preset: str = "", values: dict | None = None, experiment_ids=(), measure=()):
-    """Returns (inputs, figures). Raises EstimatorInputError with per-input messages."""
+    """Returns (inputs, figures). Raises EstimatorInputError with per-input messages.
+
+    With a ``preset``, its numbers are the starting point: a value given that differs from the preset's
+    replaces it (set by hand), as does a measured one; nothing typed is silently overridden."""
+    given = {name: value for name, value in (values or {}).items() if value is not None}
+    measured = {}
+    if measure:
+        if not experiment_ids:
+            raise EstimatorInputError({"experiments": "choose the experiments to measure from"})
+        available = measured_quantities(list(experiment_ids), measure)
+        missing = [name for name in measure if name not in available]
+        if missing:
+            raise EstimatorInputError(
+                {name: "the chosen experiments have no measurements of this yet" for name in missing}
+            )
+        measured = {name: available[name] for name in measure}
     if preset:
-        inputs = preset_inputs(preset)
+        start = preset_inputs(preset)
+        changed = {
+            name: hand(value)
+            for name, value in given.items()
+            if getattr(start, name) is None or getattr(start, name).value != value
+        }
+        inputs = dataclasses.replace(start, **(changed | measured))
     else:
-        measured = {}
-        if measure:
-            if not experiment_ids:
-                raise EstimatorInputError({"experiments": "choose the experiments to measure from"})
-            available = measured_quantities(list(experiment_ids), measure)
-            missing = [name for name in measure if name not in available]
-            if missing:
-                raise EstimatorInputError(
-                    {name: "the chosen experiments have no measurements of this yet" for name in missing}
-                )
-            measured = {name: available[name] for name in measure}
-        inputs = build_inputs(values or {}, measured)
+        inputs = build_inputs(given, measured)
     return inputs, estimate(inputs)
 
 

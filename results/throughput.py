@@ -398,6 +398,25 @@ def build_inputs(
     return Inputs(words_per_page=words_per_page, **kwargs)
 
 
+# Units a duration given in years is shown in, largest first (a Julian year, as the estimator's years).
+DURATION_UNITS = (("years", 1.0), ("days", 365.25), ("hours", 365.25 * 24), ("minutes", 365.25 * 24 * 60))
+
+
+def readable_years(years: float) -> str:
+    """A duration given in years, in the largest unit that shows it as at least 1 (seconds below a minute):
+    "8.33e-08 calendar years" reads "2.63 seconds"."""
+    if years != years:  # NaN
+        return "—"
+    for unit, per_year in DURATION_UNITS:
+        if abs(years) * per_year >= 1:
+            return f"{years * per_year:,.3g} {unit}" if years * per_year < 1000 else f"{years * per_year:,.0f} {unit}"
+    return f"{years * 365.25 * 24 * 3600:.3g} seconds"
+
+
+def is_duration_in_years(key: str) -> bool:
+    return key.split("[")[0].removeprefix("10% faster: ") == "calendar_years"
+
+
 def output_label(key: str) -> str:
     """A readable name for an output key of ``estimate``."""
     base = {
@@ -413,7 +432,7 @@ def output_label(key: str) -> str:
         "generation_to_review_ratio_all_judges": "Model generation rate ÷ all judges' review rate",
         "judge_hours": "Judge-hours for {} judged trajectories",
         "cost": "Cost for {} judged trajectories",
-        "calendar_years": "Calendar years for {} judged trajectories (all judges)",
+        "calendar_years": "Calendar time for {} judged trajectories (all judges)",
     }
     prefix = ""
     if key.startswith("10% faster: "):

@@ -14,16 +14,24 @@ from judging.models import Experiment
 from . import accuracy, plots
 from . import analysis as stats
 from .attrition import attrition_report
-from .forms import EstimatorForm
+from .forms import PRESETS, EstimatorForm
 from .inference import RESAMPLED_UNITS
 from .measure import verdict_records
-from .services import primary_sections, shared_plan, throughput_estimate
-from .throughput import LABELS, EstimatorInputError, output_label
+from .services import preset_values, primary_sections, shared_plan, throughput_estimate
+from .throughput import LABELS, EstimatorInputError, is_duration_in_years, output_label
+
+PRESET_NAMES = {name for name, _ in PRESETS if name}
 
 
 @staff_member_required
 def throughput(request):
-    form = EstimatorForm(request.GET or None)
+    data = request.GET.copy() if request.GET else None
+    if data is not None and data.get("preset") in PRESET_NAMES and not any(data.get(name) for name in LABELS):
+        # A preset chosen on its own fills the inputs with its numbers, shown and used; the researcher
+        # then edits them (a number typed beside a preset is never silently replaced by it).
+        for name, value in preset_values(data["preset"]).items():
+            data[name] = repr(value)
+    form = EstimatorForm(data)
     inputs = figures = None
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
@@ -46,7 +54,7 @@ def throughput(request):
             "form": form,
             "inputs": inputs,
             "title": "Human-feedback throughput estimator",
-            "figures": [(output_label(k), f) for k, f in figures.items()] if figures else None,
+            "figures": [(output_label(k), f, is_duration_in_years(k)) for k, f in figures.items()] if figures else None,
         },
         status=status,
     )

@@ -1,5 +1,7 @@
 from django import template
 
+from results.throughput import readable_years
+
 register = template.Library()
 
 
@@ -44,3 +46,11 @@ def p_equals(value):
     """ "p = 0.012" or "p < 0.001", for use in a sentence."""
     shown = pvalue(value)
     return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
+
+
+@register.filter
+def years(value):
+    """A duration given in years, in a readable unit (results.throughput.readable_years)."""
+    if value is None:
+        return "—"
+    return readable_years(float(value))

@@ -182,3 +182,39 @@ def test_the_faster_judge_figures_carry_the_measured_interval_too():
     faster = r["10% faster: judgments_per_year"]
     assert faster.low < faster.value < faster.high
     assert faster.value == pytest.approx(r["judgments_per_year"].value * 1.1)
+
+
+def test_a_number_typed_beside_a_preset_is_used_not_silently_replaced(admin_client):
+    url = "/results/throughput/"
+    # Chosen on its own, the preset fills the inputs with its numbers, shown in the form.
+    filled = admin_client.get(url, {"preset": "back-of-envelope"})
+    assert 'name="judges" value="10000000.0"' in filled.content.decode()
+    # Then 200 judges typed beside it: used, and shown as set by hand; the preset's other numbers stay.
+    data = {name: value for name, value in filled.context["form"].data.items()} | {"judges": "200"}
+    response = admin_client.get(url, data)
+    rows = {name: (value, source) for name, value, source in response.context["inputs"].rows()}
+    assert rows["judges"] == (200.0, "set by hand")
+    assert rows["hours_per_judge_per_year"][0] == 2000.0 and "back-of-envelope" in rows["hours_per_judge_per_year"][1]
+
+
+def test_the_command_uses_inputs_given_beside_a_preset(db):
+    out = io.StringIO()
+    call_command("estimate_throughput", "--preset", "back-of-envelope", "--judges", "200", stdout=out)
+    judges = [line for line in out.getvalue().splitlines() if line.strip().startswith("judges ")]
+    assert judges and "200" in judges[0] and "set by hand" in judges[0], out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "years, shown",
+    [
+        (8.33e-08, "2.63 seconds"),
+        (0.5, "183 days"),
+        (1 / 365.25 / 24 * 3, "3 hours"),
+        (12.5, "12.5 years"),
+        (2500, "2,500 years"),
+    ],
+)
+def test_calendar_time_reads_in_a_human_unit(years, shown):
+    from results.throughput import readable_years
+
+    assert readable_years(years) == shown
