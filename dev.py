@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -133,7 +134,13 @@ def guardrails() -> None:
     bin_dir = VENV / "bin"
     # makemigrations reads the migration history of the database it is given: an empty in-memory one,
     # so the check never touches the demo's database; and no broker folder is made.
-    env = {**os.environ, "DATABASE_URL": "sqlite://:memory:", "CELERY_BROKER_URL": "memory://"}
+    # A key only for these checks (settings refuse to start without one when DEBUG is off).
+    env = {
+        **os.environ,
+        "DATABASE_URL": "sqlite://:memory:",
+        "CELERY_BROKER_URL": "memory://",
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or "checks-only-" + "x" * 50,
+    }
     checks = [
         ("lint (ruff check)", [bin_dir / "ruff", "check", "."], "fix: .venv/bin/ruff check --fix ."),
         (
@@ -158,6 +165,18 @@ def guardrails() -> None:
             sys.exit(f"FAILED check: {name}\n  {fix}")
 
 
+def ensure_secret_key(path: Path) -> None:
+    """The demo's secret key: made once (random, readable by its owner only) and kept, so sessions survive a
+    restart. Settings read it from var/secret_key when DJANGO_SECRET_KEY is not set; without either, and with
+    DEBUG off, they refuse to start."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(50) + "\n")
+
+
 def manage(*args, env=None) -> None:
     run([PY, "manage.py", *args], env=env)
 
@@ -165,6 +184,7 @@ def manage(*args, env=None) -> None:
 def cmd_demo(args) -> None:
     install(["requirements.txt"])
     VAR.mkdir(exist_ok=True)
+    ensure_secret_key(VAR / "secret_key")
     env = {**os.environ}
     say("preparing the database and the demo (first run converts the bundled model, ~30 s)")
     manage("migrate", "--no-input", env=env)
@@ -195,6 +215,7 @@ def cmd_demo(args) -> None:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopping it stops its embedded beat too
         )
     url = f"http://127.0.0.1:{args.port}/"
     print(
@@ -203,20 +224,28 @@ def cmd_demo(args) -> None:
     Judge:       {url}judge/   user 'judge'       password 'judge-demo'
     Researcher:  {url}admin/   user 'researcher'  password 'researcher-demo'
   The demo debates are generated in the background by the worker; they appear in the
-  judge's queue as they finish (progress: admin > Experiments). Ctrl-C stops everything.
+  judge's queue as they finish (progress: admin > Experiments). Ctrl-C (or SIGTERM) stops everything.
 """,
         flush=True,
     )
+    # SIGTERM (a service manager, `kill`, a closing terminal) stops the demo like Ctrl-C does: without
+    # this, Python would exit at once and leave the worker and the web server running.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     try:
         run([PY, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"], env=env)
     except KeyboardInterrupt:
         pass
     finally:
-        worker.send_signal(signal.SIGTERM)
+        os.killpg(worker.pid, signal.SIGTERM)  # a warm shutdown: the turns being written are finished
         try:
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            worker.kill()
+            os.killpg(worker.pid, signal.SIGKILL)  # whatever is left is released by the next run's reconcile
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # subprocess.run stops the web server; cmd_demo's finally stops the worker
 
 
 def cmd_test(args) -> None:
