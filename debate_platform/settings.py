@@ -6,11 +6,12 @@ DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis); see docker-compose.yml.
 """
 
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
-from .env import envbool, envint, envstr
+from .env import envbool, envint, envrate, envstr, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -27,10 +28,31 @@ if not PLATFORM_COMMIT and (BASE_DIR / ".git").exists():
         PLATFORM_COMMIT = ""
 VAR_DIR = Path(envstr("DEBATE_VAR_DIR", str(BASE_DIR / "var")))
 
-SECRET_KEY = envstr("DJANGO_SECRET_KEY", "insecure-dev-key-change-me-in-production")
 DEBUG = envbool("DJANGO_DEBUG", False)
+# The key signs sessions and password-reset links: never a public default. It comes from DJANGO_SECRET_KEY, or
+# from the file DJANGO_SECRET_KEY_FILE (default var/secret_key, which `python3 dev.py demo` generates once and
+# keeps); with neither, only DEBUG may run (on a key anyone can read); otherwise the platform refuses to start.
+SECRET_KEY = secret_key(debug=DEBUG, key_file=Path(envstr("DJANGO_SECRET_KEY_FILE", str(VAR_DIR / "secret_key"))))
 ALLOWED_HOSTS = envstr("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# ------------------------------------------------------- HTTPS (README, "Security settings") ----
+# Off by default, so the demo runs on plain http://127.0.0.1; docker-compose.yml turns each on, for a
+# deployment behind a TLS-terminating proxy.
+# Session and CSRF cookies only over HTTPS.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", False)
+# Plain-HTTP requests are redirected to HTTPS.
+SECURE_SSL_REDIRECT = envbool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Strict-Transport-Security: browsers use only HTTPS for this long (0: no header).
+SECURE_HSTS_SECONDS = envint("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto (and strips a client's own): a request is
+# secure when that header says https. Never turn this on where clients reach the server directly.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if envbool("DJANGO_SECURE_PROXY_SSL_HEADER", False) else None
+)
+SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -40,6 +62,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",  # login throttling and lockout (see AXES_* below)
+    "audit",  # the researchers' audit log (audit/)
     "judging",
     "generation",
     "results",
@@ -48,13 +72,19 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below WhiteNoise, so static files keep their caching: every page and JSON reply is no-store.
+    "debate_platform.security.NoStoreMiddleware",
+    "debate_platform.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last (django-axes' instructions): turns a locked-out login into the lockout reply.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "debate_platform.urls"
@@ -91,6 +121,65 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+
+# ------------------------------------------- Abuse resistance (README, "Security settings") ----
+# django-axes counts failed logins (the judge login, the admin login and HTTP Basic on the export URL: all
+# authenticate with the request) and refuses a username or an address after DEBATE_LOGIN_FAILURE_LIMIT failures
+# until DEBATE_LOGIN_COOLOFF_MINUTES have passed since the last one, the right password included. A researcher
+# unlocks from the admin (Axes > Access attempts: delete the attempt) or with `manage.py axes_reset_username NAME`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("DEBATE_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("DEBATE_LOGIN_COOLOFF_MINUTES", 15))
+# Each entry locks on its own: a username (from any address) and an address (whatever usernames it tries).
+# Many judges behind one NAT may want "username" alone. Combinations: "username+ip_address".
+AXES_LOCKOUT_PARAMETERS = [
+    p.split("+") if "+" in p else p for p in envstr("DEBATE_LOGIN_LOCKOUT_BY", "username,ip_address").split(",") if p
+]
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets that user's earlier failures
+AXES_LOCKOUT_CALLABLE = "debate_platform.security.lockout_response"
+# Behind DEBATE_PROXY_COUNT proxies the client's address is read from X-Forwarded-For (else every judge would
+# share the proxy's address); 0: REMOTE_ADDR, where clients reach gunicorn directly.
+PROXY_COUNT = envint("DEBATE_PROXY_COUNT", 0)
+AXES_IPWARE_PROXY_COUNT = PROXY_COUNT or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if PROXY_COUNT else ("REMOTE_ADDR",)
+
+# Per-judge rate limits (judging/ratelimit.py): at most N posts per window of S seconds, "N/S". Beyond it the
+# judge's page shows a 429 message saying how long to wait. Counted in the cache below.
+RATE_LIMITS = {
+    "move": envrate("DEBATE_RATE_LIMIT_MOVES", "30/60"),  # live moves: ask, continue, end, lean
+    "verdict": envrate("DEBATE_RATE_LIMIT_VERDICTS", "10/60"),  # verdict posts, accepted or refused
+}
+# The cache holds the rate-limit counters: shared by every web process only in Redis (DJANGO_CACHE_URL=redis://
+# ...; docker-compose sets it). The default, memory, is per process: right for the demo's single process.
+_cache_url = envstr("DJANGO_CACHE_URL", "locmem://")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url.startswith(("redis://", "rediss://"))
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# Content-Security-Policy (django-csp): scripts only from this site's own files, never inline or eval; no
+# plugins, frames or foreign form targets. The researchers' admin and results pages also allow inline styles
+# (admin list colours, the analysis plots' SVG): debate_platform.security.ContentSecurityPolicyMiddleware.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "judging:queue"
 LOGOUT_REDIRECT_URL = "login"

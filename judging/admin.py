@@ -10,6 +10,9 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from audit.admin import AuditedActions
+from audit.recording import Kind, record, record_export
+
 from . import analysis_plan, exports, selectors, services
 from .exports import export_response
 from .importers import QuestionImportError, import_jsonl_file
@@ -84,10 +87,13 @@ class QuestionAdmin(admin.ModelAdmin):
 
 def _export_action(table: str, fmt: str):
     def action(modeladmin, request, queryset):
-        return export_response(table, fmt, list(queryset.values_list("id", flat=True)))
+        ids = list(queryset.values_list("id", flat=True))
+        record_export(table, fmt, ids)
+        return export_response(table, fmt, ids)
 
     action.__name__ = f"export_{table}_{fmt}"
     action.short_description = f"Export {table} as {fmt.upper()}"
+    action.audited = True  # records the export itself (audit.admin.AuditedActions)
     return action
 
 
@@ -156,7 +162,7 @@ class LineupMemberInline(admin.TabularInline):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
     form = ExperimentForm
     inlines = [LineupMemberInline]
     list_display = [
@@ -257,6 +263,13 @@ class ExperimentAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{experiment.name}: {exc}", messages.ERROR)
             else:
                 self._report_delivery(request, delivery, f"{experiment.name}: launched {n} trials")
+                record(
+                    Kind.LAUNCH,
+                    f"Launched “{experiment.name}” (experiment {experiment.pk}): {n} trials",
+                    experiment=experiment.pk,
+                    trials=n,
+                    work_queued=not delivery.failed,
+                )
 
     @admin.action(description="Analyse selected experiments")
     def analyse(self, request, queryset):

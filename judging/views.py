@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import selectors, services
+from . import ratelimit, selectors, services
 from .debater_selectors import is_debater
 from .models import Trial
 
@@ -185,6 +185,8 @@ def live_move(request, trial_id: int):
         action = "continue"  # the question is optional: "Ask and continue" without one goes on to the next round
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
+        if wait := ratelimit.wait_seconds("move", request.user):
+            raise services.MoveRefused(ratelimit.refusal_message("move", wait), status=429)
         services.live_move(
             trial_id=trial_id,
             judge=request.user,
@@ -235,6 +237,8 @@ def submit_verdict(request, trial_id: int):
         "rationale": request.POST.get("rationale", ""),
     }
     try:
+        if wait := ratelimit.wait_seconds("verdict", request.user):
+            raise services.VerdictRefused(ratelimit.refusal_message("verdict", wait), status=429)
         services.verdict_submit(
             trial_id=trial_id,
             judge=request.user,

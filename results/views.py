@@ -7,6 +7,7 @@ from django.contrib.auth import authenticate
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from audit.recording import record_export
 from judging import exports
 from judging.exports import model_answer_rows, model_verdict_rows, trial_rows
 from judging.models import Experiment
@@ -98,6 +99,7 @@ def export(request):
     found = set(Experiment.objects.filter(pk__in=ids).values_list("pk", flat=True))
     if missing := [i for i in ids if i not in found]:
         return JsonResponse({"error": f"no experiment with id {missing[0]}"}, status=404)
+    record_export(table, fmt, ids, actor=user)
     return exports.export_response(table, fmt, ids)
 
 

@@ -11,6 +11,9 @@ import pytest
 # tasks to the Redis the integration test's worker reads; without it, to an
 # in-memory broker, so tests never drop messages into the demo's broker folder.
 os.environ["CELERY_BROKER_URL"] = os.environ.get("TEST_REDIS_URL") or "memory://"
+# With DEBUG off (as pytest-django runs) the settings refuse to start without a key; the processes tests start
+# (workers, manage.py) inherit this one.
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
 
 TESTS = Path(__file__).resolve().parent
 # What makes a test a database test: pytest-django's fixtures (live_server and django_db_blocker's
@@ -42,6 +45,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.unit)
         if folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache (the test settings' is in memory): rate-limit counters
+    (judging/ratelimit.py) are keyed by user id, which another test's user may have had."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_PACKAGES = ["debate_platform", "judging", "generation", "inference", "results"]
+APP_PACKAGES = ["debate_platform", "judging", "generation", "inference", "results", "audit"]
 
 # Third-party packages a function may import when it needs them: each is slow to import (seconds, or
 # hundreds of MB of memory) and only some code paths use it, so the web process, management commands

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.recording import record_export
 from judging import exports
 from judging.management.lookup import by_id_or_name
 from judging.models import Experiment
@@ -24,3 +25,4 @@ class Command(BaseCommand):
         else:
             for chunk in exports.iter_export(table, fmt, ids):
                 self.stdout.write(chunk, ending="")
+        record_export(table, fmt, ids)  # no user: the audit log shows it came from a command

@@ -1,0 +1,43 @@
+"""Per-judge rate limits on posts (live moves, verdicts): at most N in each window of S seconds (settings.RATE_LIMITS).
+
+A fixed window counted in Django's cache (Redis where several web processes serve, see settings.CACHES), keyed
+by the user and the window's number (windows of S seconds from the epoch). Time is the server's clock,
+``django.utils.timezone.now``, so a test moves it (the ``server_clock`` fixture) instead of waiting."""
+
+from __future__ import annotations
+
+import math
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+KEEP_SECONDS = 3600
+
+
+def wait_seconds(scope: str, user) -> int:
+    """Count this post; 0 if it is within the limit, else the seconds until the judge may post again."""
+    limit, window = settings.RATE_LIMITS[scope]
+    now = timezone.now().timestamp()
+    number = math.floor(now / window)
+    key = f"ratelimit:{scope}:{user.pk}:{window}:{number}"
+    # The first post of the window creates its counter. The cache's expiry (its own clock) only clears old
+    # counters away: an hour's margin, so no counter goes while its window is still open.
+    cache.add(key, 0, timeout=window + KEEP_SECONDS)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # cleared between add and incr
+        cache.set(key, 1, timeout=window + KEEP_SECONDS)
+        count = 1
+    if count <= limit:
+        return 0
+    return max(1, math.ceil((number + 1) * window - now))
+
+
+def refusal_message(scope: str, seconds: int) -> str:
+    limit, window = settings.RATE_LIMITS[scope]
+    what = {"move": "moves", "verdict": "verdict submissions"}[scope]
+    return (
+        f"Too many {what} in a short time (at most {limit} in {window} seconds). "
+        f"Please wait {seconds} second{'s' if seconds != 1 else ''} and try again; nothing was changed."
+    )
