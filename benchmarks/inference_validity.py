@@ -30,6 +30,15 @@ def monte_carlo_error(rate: float, studies: int) -> float:
     return Power("", round(rate * studies), studies).error
 
 
+def finish(report: dict, started: float, out: str | None) -> dict:
+    """Print the run's time and write the figures as JSON to ``out`` (if given)."""
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    print(f"\n{report['seconds']} s")
+    if out:
+        Path(out).write_text(json.dumps(report, indent=2))
+    return report
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--studies", type=int, default=1000, help="simulated studies per scenario")
@@ -64,11 +73,7 @@ def main(argv=None) -> dict:
     goal = f"  (goal <= {args.alpha + 0.01:.2f})"
     report["false_pass"] = rates_of(NULL_SCENARIOS, "False-pass rate under the null", goal)
     report["power"] = rates_of(POWER_SCENARIOS, "Power at the default designs (60 x 3, 6 judges)", "")
-    report["seconds"] = round(time.perf_counter() - started, 1)
-    print(f"\n{report['seconds']} s")
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2))
-    return report
+    return finish(report, started, args.out)
 
 
 if __name__ == "__main__":

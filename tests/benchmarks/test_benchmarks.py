@@ -49,6 +49,17 @@ def test_the_inference_validity_benchmark_reports_every_figure():
     assert all(0 <= rate <= 1 for rates in report["coverage"].values() for rate in rates.values())
 
 
+def test_the_crossplay_ladder_benchmark_reports_every_figure(tmp_path):
+    from benchmarks import crossplay_ladder
+
+    out = tmp_path / "figures.json"
+    report = crossplay_ladder.main(["--studies", "2", "--resamples", "10", "--out", str(out)])
+    assert json.loads(out.read_text()) == report
+    for figures in report["scenarios"].values():
+        assert figures["coverage"] and all(0 <= rate <= 1 for rate in figures["coverage"].values())
+        assert 0 <= figures["order_recovered"] <= 1 and -1 <= figures["mean_spearman"] <= 1
+
+
 def test_the_analysis_page_benchmark_renders_the_page(tmp_path):
     import os
     import subprocess
