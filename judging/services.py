@@ -489,6 +489,12 @@ def _lock_queue(judge_id: int) -> None:
     list(Trial.objects.select_for_update().filter(judge_id=judge_id, status=Trial.Status.READY).values_list("pk"))
 
 
+def trial_check_next(trial: Trial) -> None:
+    """TrialRefused unless the trial is one the judge may start now (their next, or one they opened);
+    changes nothing. The trial page asks before it offers *Start*."""
+    _refuse_unless_next(trial)
+
+
 def _refuse_unless_next(trial: Trial) -> None:
     """A judge works on their next trial only (``Trial.objects.queue_of``); one they have opened stays theirs
     to finish. Call under ``_lock_queue``."""
@@ -516,7 +522,8 @@ def _refuse_unless_opened(trial: Trial, refusal: type[VerdictRefused]) -> None:
 
 
 def trial_open(*, trial: Trial) -> None:
-    """Record when the judge first opened a trial; a live trial's first round starts then.
+    """Record when the judge first opened a trial (they pressed *Start*: a POST, never a page view); a live
+    trial's first round starts then.
 
     Only the judge's next trial may be opened (TrialRefused otherwise, and nothing changes), so
     judges judge in the planned order and cannot choose among their trials.

@@ -9,6 +9,7 @@ urlpatterns = [
     path("queue.json", views.queue_json, name="queue_json"),
     path("next/", views.next_trial, name="next"),
     path("trials/<int:trial_id>/", views.trial_page, name="trial"),
+    path("trials/<int:trial_id>/start/", views.start_trial, name="start"),
     path("trials/<int:trial_id>/verdict/", views.submit_verdict, name="verdict"),
     path("trials/<int:trial_id>/beat/", views.active_time_beat, name="beat"),
     path("trials/<int:trial_id>/skip/", views.skip_trial, name="skip"),

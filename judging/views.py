@@ -122,13 +122,20 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
     trial = _own_trial(request, trial_id)
     if trial.status == Trial.Status.SKIPPED:
         return _queue_page(request, error="You skipped this trial.", status=409)
-    if trial.status == Trial.Status.READY:
+    if trial.status == Trial.Status.READY and trial.opened_at is None:
+        # Viewing changes nothing: the judge starts the trial (and its clock, and a live debate) with a POST.
         try:
-            services.trial_open(trial=trial)
-        except services.TrialRefused as refusal:  # not the judge's next trial: nothing was opened
+            services.trial_check_next(trial)
+        except services.TrialRefused as refusal:  # not the judge's next trial
             if refusal.status == 404:
                 raise Http404(str(refusal)) from None
             return _queue_page(request, error=str(refusal), status=refusal.status)
+        return render(
+            request,
+            "judging/trial_start.html",
+            _trial_context(trial) | {"progress": selectors.judge_progress(request.user), "error": error},
+            status=status,
+        )
     return render(
         request,
         "judging/trial.html",
@@ -146,6 +153,22 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
         },
         status=status,
     )
+
+
+@login_required
+@require_POST
+def start_trial(request, trial_id: int):
+    """The judge starts their next trial: from now its time counts, and a live debate's first round begins."""
+    trial = _own_trial(request, trial_id)
+    if trial.status == Trial.Status.SKIPPED:
+        return _queue_page(request, error="You skipped this trial.", status=409)
+    try:
+        services.trial_open(trial=trial)
+    except services.TrialRefused as refusal:  # not the judge's next trial: nothing was started
+        if refusal.status == 404:
+            raise Http404(str(refusal)) from None
+        return _queue_page(request, error=str(refusal), status=refusal.status)
+    return redirect("judging:trial", trial_id=trial.pk)
 
 
 @login_required

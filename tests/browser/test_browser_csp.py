@@ -17,7 +17,7 @@ INJECTED = "<script>window.injected = 'ran';</script>"
 
 @pytest.fixture
 def tab(browser):  # noqa: F811  (the browser fixture)
-    context = new_context(browser, viewport={"width": 1280, "height": 900})
+    context = new_context(browser, viewport={"width": 1280, "height": 900}, bypass_csp=False)
     yield context.new_page()
     context.close()
 

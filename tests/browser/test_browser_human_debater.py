@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 
 from judging.models import DEBATERS_GROUP, LineupMember, Turn, Verdict
 from judging.services import experiment_launch
+from tests.browser.pages import goto_trial
 from tests.browser.test_browser_judge import STRICT_CSP, browser, choose, log_in, new_context  # noqa: F401
 from tests.judging.test_trial_partials import inline_code
 
@@ -113,7 +114,7 @@ def test_a_person_and_a_model_debate_live_while_the_judge_asks_and_the_judge_can
 
     # The judge opens the trial: round 1 starts; the model writes its speech (eagerly), the person has to.
     log_in(judge, live_server.url, "judy", "judge-pass-123")
-    judge.goto(f"{live_server.url}/judge/trials/{trial.pk}/")
+    goto_trial(judge, f"{live_server.url}/judge/trials/{trial.pk}/")
     judge.wait_for_selector("#live-status")
     assert "writing round 1" in judge.inner_text("#live-status")
     assert judge.locator(".speech").count() == 0  # the model's speech waits for the person's (simultaneous)

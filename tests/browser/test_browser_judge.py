@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from judging.models import ActiveTime, Trial, Turn, Verdict
 from judging.services import experiment_launch
+from tests.browser.pages import goto_trial
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the
 # test makes between browser steps are still plain synchronous calls.
@@ -57,6 +58,10 @@ NO_SERVER_BEATS = """
 
 
 def new_context(browser, *, server_beats=False, **options):
+    # Playwright's wait_for_function evaluates its predicate as a string, which the site's strict
+    # Content-Security-Policy (no eval) refuses; the CSP itself is tested with bypass_csp=False
+    # (tests/browser/test_browser_csp.py).
+    options.setdefault("bypass_csp", True)
     context = browser.new_context(**options)
     # Some requests generate turns in-process (eager Celery): on a loaded machine they take far longer
     # than Playwright's default 30 s. A slow machine should make a test slower, never fail it.
@@ -104,10 +109,13 @@ def test_a_judge_logs_in_judges_a_trial_and_the_verdict_is_stored_and_exported(
     log_in(page, live_server.url, "judy", "judge-pass-123")
     page.wait_for_url("**/judge/")
     assert "0 of 4 judged" in page.inner_text("#progress")
+    page.click("text=Start next trial")
+    page.wait_for_url(f"**/judge/trials/{ready_trial.pk}/")  # the trial's start page: nothing counted yet
+    assert page.locator(".speech").count() == 0
+    assert Trial.objects.get(pk=ready_trial.pk).opened_at is None
     with page.expect_response(BEATS) as opening_beat:  # the page's first heartbeat starts its active time
-        page.click("text=Start next trial")
+        page.click("#start")
     assert opening_beat.value.status == 204
-    page.wait_for_url(f"**/judge/trials/{ready_trial.pk}/")
     assert ready_trial.question.text in page.inner_text("#question")
     assert page.inner_text("[data-testid=answer-a]") == ready_trial.answer_text("A")
     assert "Argument of debater B in round 2." in page.inner_text(".transcript")
@@ -134,7 +142,7 @@ def test_a_judge_logs_in_judges_a_trial_and_the_verdict_is_stored_and_exported(
 
 def test_an_out_of_range_probability_sent_by_a_tampered_form_is_refused(page, live_server, ready_trial):
     log_in(page, live_server.url, "judy", "judge-pass-123")
-    page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
+    goto_trial(page, f"{live_server.url}/judge/trials/{ready_trial.pk}/")
     choose(page, "A")
     page.fill("#rationale", "sure")
     # Bypass the slider's bounds the way a crafted request would.
@@ -149,7 +157,7 @@ def test_the_trial_page_fits_a_phone_screen(browser, live_server, ready_trial):
     context = new_context(browser, viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     log_in(page, live_server.url, "judy", "judge-pass-123")
-    page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
+    goto_trial(page, f"{live_server.url}/judge/trials/{ready_trial.pk}/")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"page is {width}px wide on a 390px screen"
     assert page.is_visible("text=Submit verdict and go to next")
@@ -159,7 +167,7 @@ def test_the_trial_page_fits_a_phone_screen(browser, live_server, ready_trial):
 def open_live_trial(page, live_server, experiment):
     log_in(page, live_server.url, "judy", "judge-pass-123")
     trial = experiment.trials.order_by("queue_position").first()
-    page.goto(f"{live_server.url}/judge/trials/{trial.pk}/")
+    goto_trial(page, f"{live_server.url}/judge/trials/{trial.pk}/")
     return trial
 
 
@@ -253,7 +261,7 @@ def test_the_verdict_slider_has_no_default_and_the_scores_are_shown_to_three_dec
     ready_trial.experiment.scoring_rule = "spherical"
     ready_trial.experiment.save()
     log_in(page, live_server.url, "judy", "judge-pass-123")
-    page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
+    goto_trial(page, f"{live_server.url}/judge/trials/{ready_trial.pk}/")
     assert page.inner_text("#probability-out") == "not set"
     assert "move the slider to see what you would score" in page.inner_text("#score-preview")
     page.check("#verdict-form input[name=chosen][value=A]")
@@ -331,7 +339,7 @@ def open_with_paused_clock(page, live_server, trial):
     page.clock.install(time=PAGE_START)
     page.clock.pause_at(PAGE_START + timedelta(seconds=1))
     log_in(page, live_server.url, "judy", "judge-pass-123")
-    page.goto(f"{live_server.url}/judge/trials/{trial.pk}/")
+    goto_trial(page, f"{live_server.url}/judge/trials/{trial.pk}/")
     assert beats_answered(page) == 1  # opening the page: a fresh beat, which starts the count
 
 
@@ -346,7 +354,7 @@ def test_active_time_counts_across_a_reload_and_a_return_visit(beating_page, liv
 
     page.goto(f"{live_server.url}/judge/")  # the judge leaves for ten minutes, then comes back
     server_clock.advance(600)
-    page.goto(f"{live_server.url}/judge/trials/{ready_trial.pk}/")
+    goto_trial(page, f"{live_server.url}/judge/trials/{ready_trial.pk}/")
     assert beats_answered(page) == 1
     assert let_time_pass(page, server_clock, 1) == 1
     assert ActiveTime.objects.get(trial=ready_trial).seconds == 105  # the time away is not counted
@@ -411,7 +419,7 @@ def test_a_sandwiching_trial_in_each_condition(
     trial = sandwich_experiment.trials.filter(condition=condition).first()
     plan_first(trial)  # the judge's next trial
     log_in(page, live_server.url, "judy", "judge-pass-123")
-    page.goto(f"{live_server.url}/judge/trials/{trial.pk}/")
+    goto_trial(page, f"{live_server.url}/judge/trials/{trial.pk}/")
     if condition == "naive":
         assert page.is_hidden(".transcript") and page.is_visible("#verdict-form")
         assert "Answer this question on your own" in page.text_content(".rules")
@@ -680,7 +688,7 @@ def test_the_queue_offers_only_the_next_trial_and_a_skip_needs_a_reason(
     assert links.count() == 1 and links.first.get_attribute("href") == f"/judge/trials/{first.pk}/"
 
     # A later trial's address is refused with a message, and nothing is opened.
-    page.goto(f"{live_server.url}/judge/trials/{third.pk}/")
+    goto_trial(page, f"{live_server.url}/judge/trials/{third.pk}/")
     assert "this is not your next trial" in page.inner_text("#queue-error")
     third.refresh_from_db()
     assert third.opened_at is None and not third.turns.exists()

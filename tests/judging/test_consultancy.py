@@ -6,13 +6,13 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.urls import reverse
 
 from generation.worker import generate_batch
 from judging.assignment import QuestionInfo, plan_trials
 from judging.protocols.consultancy import consultancy_rules
 from judging.protocols.debate import DebateState, IllegalMove
 from judging.services import experiment_launch, live_move, trial_open
+from tests.judging.pages import open_trial
 
 
 def test_the_consultant_is_the_only_speaker_and_one_speech_completes_a_round():
@@ -66,7 +66,7 @@ def test_the_judge_sees_the_consultant_and_its_answer_but_not_whether_it_is_hone
         pass
     trial = consultancy.trials.first()
     client.force_login(judge)
-    page = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
+    page = open_trial(client, trial).content.decode()
     assert f"Consultant (for answer {trial.consultant_side})" in page
     assert f"A consultant argues for answer {trial.consultant_side}" in page
     for leak in ("honest", "dishonest", "PASSAGE-SECRET", "correct_index"):

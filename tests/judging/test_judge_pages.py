@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from judging.models import Trial, Verdict
+from tests.judging.pages import open_trial
 
 FORBIDDEN = [
     "PASSAGE-SECRET",
@@ -46,7 +47,8 @@ def test_no_judge_facing_page_or_response_reveals_the_passage_gold_or_honest_sid
     responses = [
         judge_client.get(reverse("judging:queue")),
         judge_client.get(reverse("judging:queue_json")),
-        judge_client.get(reverse("judging:trial", args=[ready_trial.pk])),
+        judge_client.get(reverse("judging:trial", args=[ready_trial.pk])),  # the page to start it
+        open_trial(judge_client, ready_trial),
         judge_client.get(reverse("judging:next"), follow=True),
         post_verdict(judge_client, ready_trial, probability="7"),  # error page
         post_verdict(judge_client, ready_trial, rationale=""),  # error page
@@ -61,16 +63,30 @@ def test_no_judge_facing_page_or_response_reveals_the_passage_gold_or_honest_sid
     ]
     for response in responses:
         assert_blind(response, ready_trial)
-    page = responses[2].content.decode()
+    page = responses[3].content.decode()
     assert ready_trial.question.text.split(":")[0] in page
     assert ready_trial.answer_text("A") in page and ready_trial.answer_text("B") in page
     assert "Argument of debater A in round 2." in page
 
 
+def test_viewing_the_trial_page_starts_nothing_and_start_is_a_post(judge_client, ready_trial):
+    url = reverse("judging:trial", args=[ready_trial.pk])
+    page = judge_client.get(url)
+    body = page.content.decode()
+    assert page.status_code == 200 and 'id="start"' in body and 'method="post"' in body
+    # Before Start: the question, never the transcript; nothing recorded.
+    assert ready_trial.question.text.split(":")[0] in body and "Argument of debater A" not in body
+    assert Trial.objects.get(pk=ready_trial.pk).opened_at is None
+    assert judge_client.get(reverse("judging:start", args=[ready_trial.pk])).status_code == 405
+    opened = open_trial(judge_client, ready_trial).content.decode()
+    assert "Argument of debater A in round 2." in opened
+    assert Trial.objects.get(pk=ready_trial.pk).opened_at is not None
+
+
 def test_a_verdict_is_recorded_with_time_and_the_judge_moves_to_the_next_trial(
     judge_client, ready_trial, judge, server_clock
 ):
-    judge_client.get(reverse("judging:trial", args=[ready_trial.pk]))
+    open_trial(judge_client, ready_trial)
     beat = judge_client.post(reverse("judging:beat", args=[ready_trial.pk]), {"page": "p1", "seq": "1", "fresh": "1"})
     assert beat.status_code == 204
     server_clock.advance(10)
@@ -106,7 +122,7 @@ def test_an_invalid_verdict_is_refused_and_changes_nothing(judge_client, ready_t
 
 
 def test_a_second_verdict_is_refused_and_the_first_is_kept(judge_client, ready_trial):
-    judge_client.get(reverse("judging:trial", args=[ready_trial.pk]))
+    open_trial(judge_client, ready_trial)
     post_verdict(judge_client, ready_trial, chosen="A", probability="0.7")
     response = post_verdict(judge_client, ready_trial, chosen="B", probability="0.99")
     assert response.status_code == 409
@@ -142,6 +158,6 @@ def test_model_output_is_escaped(judge_client, ready_trial):
     turn = ready_trial.turns.first()
     turn.text = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     turn.save()
-    body = judge_client.get(reverse("judging:trial", args=[ready_trial.pk])).content.decode()
+    body = open_trial(judge_client, ready_trial).content.decode()
     assert "<script>alert" not in body and "<img src=x" not in body
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body

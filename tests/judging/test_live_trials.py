@@ -8,6 +8,7 @@ from generation.worker import generate_batch
 from judging import selectors
 from judging.models import Trial, Turn
 from judging.services import MoveRefused, VerdictRefused, live_move, stale_claims_release, trial_open, verdict_submit
+from tests.judging.pages import open_trial
 
 
 def first_trial(experiment):
@@ -183,7 +184,7 @@ def test_live_turns_stream_partial_text_while_they_are_generated(live_experiment
 def test_the_move_endpoint_answers_json_errors_and_404s(live_experiment, judge, other_judge, client):
     trial = first_trial(live_experiment)
     client.force_login(judge)
-    client.get(reverse("judging:trial", args=[trial.pk]))  # opening starts round 1
+    open_trial(client, trial)  # starting it starts round 1
     url = reverse("judging:live_move", args=[trial.pk])
     response = client.post(url, {"action": "continue"}, HTTP_ACCEPT="application/json")
     assert response.status_code == 409 and "still speaking" in response.json()["error"]

@@ -2,13 +2,12 @@
 
 import collections
 
-from django.urls import reverse
-
 from generation.worker import generate_batch
 from judging import selectors
 from judging.models import Experiment, Trial
 from judging.services import experiment_launch, trial_skip, verdict_submit
 from tests.judging.admin_form import experiment_form
+from tests.judging.pages import open_trial
 
 ARMS = ["debate", "consultancy", "naive", "assisted-honest", "assisted-misleading"]
 
@@ -46,7 +45,7 @@ def test_an_experiment_mixes_all_arms_balanced_per_judge(
         if trial.condition.startswith("assisted"):  # its assistant speaks live (test_sandwich): skipped unopened
             trial_skip(trial_id=trial.pk, judge=judge, reason="assisted trials are tested in test_sandwich")
             continue
-        page = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
+        page = open_trial(client, trial).content.decode()
         assert labels[trial.protocol] in page, trial.protocol
         verdict_submit(trial_id=trial.pk, judge=judge, chosen="A", probability=0.7, rationale="r")
         shown.append(trial.protocol)

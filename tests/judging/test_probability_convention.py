@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from judging.models import Trial, Verdict
 from judging.services import MoveRefused, VerdictRefused, live_move, trial_open, verdict_submit
+from tests.judging.pages import open_trial
 from tests.judging.test_live_trials import first_trial, generate_all, snapshot
 
 NO_PROBABILITY = "say how likely the answer you chose is to be correct"
@@ -49,7 +50,7 @@ def test_a_probability_in_other_digits_than_ascii_is_refused(ready_trial, judge,
 def test_a_crafted_post_without_a_probability_gets_a_clear_error_and_keeps_what_the_judge_wrote(
     judge_client, ready_trial
 ):
-    judge_client.get(reverse("judging:trial", args=[ready_trial.pk]))
+    open_trial(judge_client, ready_trial)
     rationale = "B quoted the <text> & A did not."
     response = judge_client.post(
         reverse("judging:verdict", args=[ready_trial.pk]), {"chosen": "B", "rationale": rationale}
@@ -63,7 +64,7 @@ def test_a_crafted_post_without_a_probability_gets_a_clear_error_and_keeps_what_
 
 
 def test_the_verdict_slider_has_no_default_and_keeps_a_probability_the_judge_set(judge_client, ready_trial):
-    page = judge_client.get(reverse("judging:trial", args=[ready_trial.pk])).content.decode()
+    page = open_trial(judge_client, ready_trial).content.decode()
     assert "name=" not in slider(page, "probability") and "value=" not in slider(page, "probability")
     assert 'name="probability" min="0.5" max="1" step="0.01" required' in box(page, "probability")
     assert 'value=""' in box(page, "probability")  # empty and required: the browser sends nothing

@@ -11,6 +11,7 @@ from generation.selection import trials_with_pending_turns
 from judging import selectors
 from judging.models import SKIP_REASON_MAX, Trial, Turn, Verdict
 from judging.services import MoveRefused, TrialRefused, experiment_launch, live_move, trial_open, trial_skip
+from tests.judging.pages import open_trial
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +54,8 @@ def test_opening_a_later_trial_is_refused_clearly_and_changes_nothing(judge_clie
     response = judge_client.get(reverse("judging:trial", args=[later.pk]))
     assert response.status_code == 409
     assert "this is not your next trial" in response.content.decode()
+    started = judge_client.post(reverse("judging:start", args=[later.pk]))
+    assert started.status_code == 409 and "this is not your next trial" in started.content.decode()
     assert snapshot(later) == before and before[1] is None  # not opened, no round started
     with pytest.raises(TrialRefused, match="not your next trial") as refusal:
         trial_open(trial=later)
@@ -72,8 +75,11 @@ def test_opening_a_later_trial_is_refused_clearly_and_changes_nothing(judge_clie
 
 def test_the_next_trial_opens_and_stays_the_judges_until_it_is_finished(judge_client, judge, queue):
     first = queue[0]
+    before = snapshot(first)
     assert judge_client.get(reverse("judging:trial", args=[first.pk])).status_code == 200
-    assert snapshot(first)[1] is not None and first.turns.count() == 2  # opened: round 1 started
+    assert snapshot(first) == before  # viewing starts nothing: no time, no round (a GET is safe)
+    assert open_trial(judge_client, first).status_code == 200
+    assert snapshot(first)[1] is not None and first.turns.count() == 2  # started: round 1 too
     assert judge_client.get(reverse("judging:trial", args=[queue[1].pk])).status_code == 409
     queue_page = judge_client.get(reverse("judging:queue")).content.decode()
     assert "Continue your trial" in queue_page and "(in progress)" in queue_page
@@ -91,7 +97,7 @@ def test_a_trial_planned_earlier_that_becomes_ready_later_waits_for_the_one_in_p
         Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.READY)
 
     generated(second)  # the first is still being generated: the second is the next ready one
-    assert judge_client.get(reverse("judging:trial", args=[second.pk])).status_code == 200
+    assert open_trial(judge_client, second).status_code == 200
     generated(first)
     assert list(selectors.judge_queue(judge)) == [second, first]  # the one in progress first
     assert judge_client.get(reverse("judging:trial", args=[first.pk])).status_code == 409

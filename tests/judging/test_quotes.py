@@ -16,6 +16,7 @@ from judging.quotes import (
     is_verified,
     normalise,
 )
+from tests.judging.pages import open_trial
 
 PASSAGE = (
     'The committee met on Tuesday, 4 March.  "We will not\u2014under any circumstances\u2014raise taxes," '
@@ -240,7 +241,7 @@ def test_the_judge_sees_verified_and_unverified_quotes_differently_but_never_the
     turn.text = "Look: <quote>the sky is BLUE on clear days</quote> and <quote>the sky is green</quote>."
     turn.save()
     client.force_login(judge)
-    page = client.get(reverse("judging:trial", args=[ready_trial.pk])).content.decode()
+    page = open_trial(client, ready_trial).content.decode()
     assert '<q class="quote verified"' in page and ">the sky is BLUE on clear days</q>" in page
     assert '<q class="quote unverified"' in page and ">the sky is green</q>" in page
     assert passage not in page and "PASSAGE-SECRET" not in page

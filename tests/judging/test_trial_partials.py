@@ -12,6 +12,7 @@ from django.utils import timezone
 from judging import selectors
 from judging.models import Trial, Turn
 from judging.services import experiment_launch, trial_open, trial_skip
+from tests.judging.pages import open_trial
 from tests.judging.test_judge_pages import assert_blind
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -125,7 +126,7 @@ def test_the_live_view_returns_only_the_judge_visible_partials(judge_client, liv
     assert "Argument of debater A in round 1." in body and "Argument of debater B in round 1." in body
     assert "Round 1 of at most 3 is complete." in body
     # The partials are the page's own: the first render has the same elements with the same text.
-    page = judge_client.get(reverse("judging:trial", args=[live_trial.pk])).content.decode()
+    page = open_trial(judge_client, live_trial).content.decode()
     assert element_ids(body) <= element_ids(page)
     assert "Round 1 of at most 3 is complete." in page
 
@@ -213,7 +214,7 @@ def test_no_trial_page_or_partial_has_inline_script_code(
     consultancy = make_experiment(make_model_config("n"), name="c", conditions=["consultancy"], mode="live")
     for experiment in (sandwich, consultancy):
         experiment_launch(experiment=experiment)
-    page = judge_client.get(reverse("judging:trial", args=[live_trial.pk])).content.decode()
+    page = open_trial(judge_client, live_trial).content.decode()
     config = re.search(r'<script id="trial-config" type="application/json">(.*?)</script>', page).group(1)
     assert json.loads(config) == {
         "idle_seconds": 300,
@@ -228,7 +229,7 @@ def test_no_trial_page_or_partial_has_inline_script_code(
     # Every trial page of every protocol, in the judge's order: each is opened, checked, and skipped.
     checked = set()
     while (trial := selectors.judge_queue(judge).first()) is not None:
-        body = judge_client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
+        body = open_trial(judge_client, trial).content.decode()
         assert 'id="live-region"' in body and inline_code(body) == [], trial.protocol
         checked.add(trial.pk)
         trial_skip(trial_id=trial.pk, judge=judge, reason="checked")
@@ -311,7 +312,7 @@ def test_each_protocol_has_the_rules_text_it_always_had(judge_client, make_model
     experiment_launch(experiment=experiment)
     trial = experiment.trials.get()
     Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.READY)
-    body = judge_client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
+    body = open_trial(judge_client, trial).content.decode()
     assert normalized_text(body, "rules") == rules.format(side=trial.consultant_side)
 
 
@@ -359,7 +360,7 @@ def test_each_protocol_words_the_live_page_as_it_always_did(
     experiment = make_experiment(make_model_config("m"), conditions=conditions, mode="live", num_questions=1)
     experiment_launch(experiment=experiment)
     trial = experiment.trials.get()
-    body = " ".join(judge_client.get(reverse("judging:trial", args=[trial.pk])).content.decode().split())
+    body = " ".join(open_trial(judge_client, trial).content.decode().split())
     body = re.sub(r"> ", ">", re.sub(r" <", "<", body))
     for phrase in words:
         assert phrase in body, phrase
