@@ -34,6 +34,18 @@ def config_name(row) -> str:
     return (row.get("model_settings") or {}).get("config_name", "unknown")
 
 
+def debater_configs(row) -> tuple[str, str]:
+    """(honest, adversarial) configuration names of a debate; rows exported before line-ups name one
+    configuration (their model settings'), which argued both sides."""
+    shared = config_name(row)
+    return row.get("honest_config") or shared, row.get("adversarial_config") or shared
+
+
+def debater_pairing(row) -> str:
+    honest, adversarial = debater_configs(row)
+    return f"{honest} (honest) against {adversarial}"
+
+
 def assistant_config(row) -> str:
     """The configuration that spoke alone in a trial (a sandwiching assistant: the honest one's or the
     misleading one's), or that answered alone (a model-alone row); empty where the row does not say
@@ -172,7 +184,7 @@ def debate_splits(data: Judged) -> list[Split]:
             lambda r: "honest speaks first" if r["first_speaker"] == r["honest_side"] else "honest speaks second",
             within=sequential,
         ),
-        split(data, "Debater configuration", config_name, within=debate),
+        split(data, "Debater pairing (honest configuration against the adversary's)", debater_pairing, within=debate),
     ]
     return [s for s in candidates if s is not None]
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from judging.baseline_verdicts import credit
 
-from .accuracy import MIN_JUDGES_FOR_TESTS
+from .accuracy import MIN_JUDGES_FOR_TESTS, debater_configs
 from .calibration import calibration, calibration_by_judge  # noqa: F401
 from .inference import SEED, Estimate, OneSidedTest, TwoWayBootstrap, greater_than, unknown, wald_estimate
 
@@ -98,12 +98,6 @@ def least_squares_slope(x, y) -> np.ndarray:
         return (dx * (y - y.mean(axis=-1, keepdims=True))).sum(axis=-1) / (dx * dx).sum(axis=-1)
 
 
-def _debater_configs(row) -> tuple[str, str]:
-    """(honest, adversarial) configuration names; one config argues both sides unless the row says otherwise."""
-    shared = (row.get("model_settings") or {}).get("config_name", "unknown")
-    return row.get("honest_config") or shared, row.get("adversarial_config") or shared
-
-
 def _connected(pairs) -> list[set]:
     """Groups of configurations linked by debates between different configurations, largest first."""
     groups: list[set] = []
@@ -153,7 +147,7 @@ def debater_ratings(rows, *, scale: str = "logit", resamples: int = RATING_RESAM
     ``SEED``), jointly, so the slope's interval carries the strengths' uncertainty too.
     """
     rows = [r for r in judged(rows) if r["protocol"] == "debate"]
-    pairs = [_debater_configs(r) for r in rows]
+    pairs = [debater_configs(r) for r in rows]
     groups = _connected(pairs)
     if not groups:
         used = sorted({name for pair in pairs for name in pair})

@@ -54,7 +54,18 @@ def test_debate_splits_compare_positions_and_speaking_orders():
     assert position.differences["honest at B − honest at A"].value == pytest.approx(-0.5)
     order = splits["Speaking order (sequential debates)"]
     assert set(order.levels) == {"honest speaks first", "honest speaks second"}
-    assert "Debater configuration" not in splits  # one configuration: nothing to compare
+    assert not any(title.startswith("Debater pairing") for title in splits)  # one configuration: nothing to compare
+
+
+def test_debates_split_by_the_pairing_of_configurations_in_a_line_up():
+    rows = []
+    for k in range(16):
+        honest, adversarial = ("strong", "weak") if k % 2 else ("weak", "strong")
+        r = row(1 if honest == "strong" else k % 4 == 0, question=f"q{k}", judge=f"j{k % 4}")
+        rows.append(r | {"honest_config": honest, "adversarial_config": adversarial})
+    [pairing] = [s for s in accuracy.debate_splits(accuracy.Judged(rows)) if s.title.startswith("Debater pairing")]
+    assert pairing.levels["strong (honest) against weak"].value == 1.0
+    assert pairing.levels["weak (honest) against strong"].value == 0.5
 
 
 def test_a_primary_family_is_holm_adjusted_and_waits_for_the_planned_size():
