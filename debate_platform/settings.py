@@ -108,7 +108,10 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-        conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0),
+        # Persistent connections (checked before reuse): opening a PostgreSQL connection per request was
+        # 40-50% of a live page's database time (issue 12's load test). 0 closes them after each request.
+        conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -162,6 +165,14 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+# Sessions read from the cache (written through to the database) where the cache is shared, so a live
+# page's polls skip the session query; with a per-process cache a logout in one web process would not
+# reach another's copy, so sessions then stay in the database.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if CACHES["default"]["BACKEND"].endswith("RedisCache")
+    else "django.contrib.sessions.backends.db"
+)
 
 # Content-Security-Policy (django-csp): scripts only from this site's own files, never inline or eval; no
 # plugins, frames or foreign form targets. The researchers' admin and results pages also allow inline styles

@@ -22,6 +22,7 @@ def _own_trial(request, trial_id: int) -> Trial:
         .exclude(status=Trial.Status.GENERATING)
         .exclude(status=Trial.Status.FAILED)
         .select_related("question", "experiment")
+        .prefetch_related("turns")  # read once for the judge's view and the protocol's replay
         .first()
     )
     if trial is None:

@@ -161,3 +161,25 @@ def test_model_output_is_escaped(judge_client, ready_trial):
     body = open_trial(judge_client, ready_trial).content.decode()
     assert "<script>alert" not in body and "<img src=x" not in body
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
+
+
+# The most database queries each judge endpoint may make (session, user, the trial, its turns, progress):
+# a live page polls every few seconds per judge, so each query is paid thousands of times a minute.
+QUERY_BUDGET = {"queue": 5, "queue_json": 4, "trial": 5, "trial_state": 4, "trial_live": 4}
+
+
+@pytest.mark.parametrize("name", list(QUERY_BUDGET))
+def test_each_judge_endpoint_stays_within_its_query_budget(
+    judge_client, make_model_config, make_experiment, django_assert_max_num_queries, name
+):
+    from judging.services import experiment_launch
+
+    experiment = make_experiment(make_model_config("m"), mode="live", rounds=3, num_questions=6)
+    experiment_launch(experiment=experiment)
+    trial = Trial.objects.filter(experiment=experiment).order_by("queue_position").first()
+    open_trial(judge_client, trial)
+    trial.turns.update(status="done", text="An argument with a \"quoted passage\".")
+    url = reverse(f"judging:{name}", args=[] if name.startswith("queue") else [trial.pk])
+    with django_assert_max_num_queries(QUERY_BUDGET[name]):
+        response = judge_client.get(url)
+    assert response.status_code == 200

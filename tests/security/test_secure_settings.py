@@ -127,3 +127,23 @@ def test_the_admin_keeps_scripts_to_its_own_files_and_allows_inline_styles(admin
 def test_static_files_keep_their_caching(client):
     reply = client.get("/static/judging/trial.js")
     assert reply.status_code == 200 and "no-store" not in reply.get("Cache-Control", "")
+
+
+READ_SESSIONS = (
+    "from django.conf import settings; d = settings.DATABASES['default']; "
+    "print(settings.SESSION_ENGINE, d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])"
+)
+
+
+@pytest.mark.parametrize(
+    "cache_url, engine",
+    [
+        ("redis://127.0.0.1:6379/1", "django.contrib.sessions.backends.cached_db"),
+        # A per-process cache would keep a session another process logged out: sessions stay in the database.
+        ("locmem://", "django.contrib.sessions.backends.db"),
+    ],
+)
+def test_sessions_are_cached_only_in_a_shared_cache_and_connections_persist(cache_url, engine):
+    result = manage(["shell", "-c", READ_SESSIONS], {"DJANGO_SECRET_KEY": "k" * 50, "DJANGO_CACHE_URL": cache_url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == [engine, "60", "True"]
