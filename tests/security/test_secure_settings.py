@@ -143,7 +143,9 @@ READ_SESSIONS = (
         ("locmem://", "django.contrib.sessions.backends.db"),
     ],
 )
-def test_sessions_are_cached_only_in_a_shared_cache_and_connections_persist(cache_url, engine):
-    result = manage(["shell", "-c", READ_SESSIONS], {"DJANGO_SECRET_KEY": "k" * 50, "DJANGO_CACHE_URL": cache_url})
+def test_sessions_are_cached_only_in_a_shared_cache_and_connections_persist(cache_url, engine, tmp_path):
+    # A database file (dj-database-url keeps no connection to an in-memory SQLite database).
+    env = {"DJANGO_SECRET_KEY": "k" * 50, "DJANGO_CACHE_URL": cache_url, "DATABASE_URL": f"sqlite:///{tmp_path}/db"}
+    result = manage(["shell", "-c", READ_SESSIONS], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].split() == [engine, "60", "True"]
