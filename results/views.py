@@ -61,6 +61,14 @@ def throughput(request):
     )
 
 
+def _query_with(request, **changes) -> str:
+    """This page's query string with ``changes`` made (for links that change one setting of the view)."""
+    query = request.GET.copy()
+    for name, value in changes.items():
+        query[name] = value
+    return query.urlencode()
+
+
 def _basic_auth_user(request):
     """The user named by an HTTP Basic Authorization header, if its password is right."""
     header = request.headers.get("Authorization", "")
@@ -128,7 +136,13 @@ def analysis(request):
     # No experiment state says data collection is over; the researcher says so (?closed=1), and then
     # unfinished trials count as lost.
     closed = request.GET.get("closed") == "1"
-    context |= {"closed": closed, "attrition": attrition_report(rows, closed=closed) if rows else None}
+    context |= {
+        "closed": closed,
+        "attrition": attrition_report(rows, closed=closed) if rows else None,
+        # Links that change one view setting keep the others (experiments, closed, ratings scale).
+        "with_closed": {value: _query_with(request, closed=value) for value in ("0", "1")},
+        "with_ratings": {scale: _query_with(request, ratings=scale) for scale in ("elo", "logit")},
+    }
     if len(data):
         plan = shared_plan(experiments)
         by_arm = accuracy.by_arm(data)

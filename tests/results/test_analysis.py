@@ -159,3 +159,6 @@ def test_the_analysis_page_shows_attrition_per_arm(admin_client, make_model_conf
     assert "Data collection marked as over" in closed
     closed_total = closed[closed.index('class="total"') :]
     assert [c.split("</td>")[0] for c in closed_total.split("<td>")[2:12]][8] == "4"  # 3 never reached + 1 failed
+    # Changing one setting of the view keeps the others (the ratings' scale here).
+    kept = admin_client.get(url + "&ratings=elo&closed=1").content.decode()
+    assert f'href="?experiment={experiment.pk}&amp;ratings=elo&amp;closed=0"' in kept
