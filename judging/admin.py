@@ -228,18 +228,53 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # A launched experiment's design is fixed: its trials were built from it.
-        if obj is not None and obj.status != Experiment.Status.DRAFT:
-            return [f.name for f in self.model._meta.fields] + ["judges", "design_balance"]
+        if self._launched(obj):
+            fields = [f.name for f in self.model._meta.fields] + ["judges", "design_balance"]
+            return [self.LAUNCHED_DISPLAY.get(name, name) for name in fields]
         return self.readonly_fields
 
     @admin.display(description="design balance (achieved)")
     def design_balance(self, obj):
+    # A launched experiment's page shows these fields as words, not as the JSON they are stored as.
+    LAUNCHED_DISPLAY = {
+        "conditions": "arms_shown",
+        "primary_comparisons": "primary_comparisons_shown",
+        "planned_judgments": "planned_judgments_shown",
+    }
+
+    def _launched(self, obj) -> bool:
+        return obj is not None and obj.status != Experiment.Status.DRAFT
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if self._launched(obj):
+            return [self.LAUNCHED_DISPLAY.get(name, name) for name in fields]
+        return fields
+
         lines = selectors.experiment_balance(obj)
         if not lines:
             return "no trials"
         return format_html(
             "<ul>{}</ul>",
             format_html_join(
+    @admin.display(description="arms")
+    def arms_shown(self, obj):
+        return ", ".join(Experiment.Arm(arm).label for arm in obj.conditions)
+
+    @admin.display(description="primary comparisons (frozen at launch)")
+    def primary_comparisons_shown(self, obj):
+        if not obj.primary_comparisons:
+            return "none declared: everything is exploratory"
+        return format_html_join(
+            "", "<div>{}</div>", ((analysis_plan.comparison(key).label,) for key in obj.primary_comparisons)
+        )
+
+    @admin.display(description="planned judgments")
+    def planned_judgments_shown(self, obj):
+        if obj.planned_judgments:
+            return obj.planned_judgments
+        return f"{obj.judgments_planned} (every trial: none declared)"
+
                 "",
                 '<li style="color:{}">{}: {}</li>',
                 (("#1d6f42" if line.balanced else "#ba2121", line.what, line.achieved) for line in lines),

@@ -75,3 +75,23 @@ def test_the_experiment_list_says_where_trials_are_live_and_shows_ids(admin_clie
         row = page[page.index(f">{experiment.name}<") - 600 : page.index(f">{experiment.name}<") + 600]
         assert f'<td class="field-mode_short">{shown}</td>' in row, row
         assert f">{experiment.pk}<" in row
+
+
+def test_a_launched_experiments_page_shows_its_design_in_words(admin_client, make_model_config, make_experiment):
+    from judging.services import experiment_launch
+
+    experiment = make_experiment(
+        make_model_config("m"),
+        conditions=["naive", "assisted-misleading"],
+        primary_comparisons=["sandwich-robust"],
+        num_questions=4,
+    )
+    experiment_launch(experiment=experiment)
+    page = admin_client.get(f"/admin/judging/experiment/{experiment.pk}/change/").content.decode()
+    assert "Sandwiching: judge alone (no assistant), Sandwiching: judge with an assistant steering" in page
+    assert "sandwiching, robust: a misleading assistant lowers accuracy" in page
+    assert "4 (every trial: none declared)" in page
+    # The words replace the stored JSON's rows (the provenance record further down keeps its JSON).
+    assert 'class="form-row field-arms_shown"' in page
+    assert 'class="form-row field-conditions"' not in page
+    assert 'class="form-row field-primary_comparisons"' not in page
