@@ -226,15 +226,6 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
     def trial_progress(self, obj):
         return f"{obj.trials_judged} / {obj.trials_total}"
 
-    def get_readonly_fields(self, request, obj=None):
-        # A launched experiment's design is fixed: its trials were built from it.
-        if self._launched(obj):
-            fields = [f.name for f in self.model._meta.fields] + ["judges", "design_balance"]
-            return [self.LAUNCHED_DISPLAY.get(name, name) for name in fields]
-        return self.readonly_fields
-
-    @admin.display(description="design balance (achieved)")
-    def design_balance(self, obj):
     # A launched experiment's page shows these fields as words, not as the JSON they are stored as.
     LAUNCHED_DISPLAY = {
         "conditions": "arms_shown",
@@ -251,12 +242,13 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
             return [self.LAUNCHED_DISPLAY.get(name, name) for name in fields]
         return fields
 
-        lines = selectors.experiment_balance(obj)
-        if not lines:
-            return "no trials"
-        return format_html(
-            "<ul>{}</ul>",
-            format_html_join(
+    def get_readonly_fields(self, request, obj=None):
+        # A launched experiment's design is fixed: its trials were built from it.
+        if self._launched(obj):
+            fields = [f.name for f in self.model._meta.fields] + ["judges", "design_balance"]
+            return [self.LAUNCHED_DISPLAY.get(name, name) for name in fields]
+        return self.readonly_fields
+
     @admin.display(description="arms")
     def arms_shown(self, obj):
         return ", ".join(Experiment.Arm(arm).label for arm in obj.conditions)
@@ -275,6 +267,14 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
             return obj.planned_judgments
         return f"{obj.judgments_planned} (every trial: none declared)"
 
+    @admin.display(description="design balance (achieved)")
+    def design_balance(self, obj):
+        lines = selectors.experiment_balance(obj)
+        if not lines:
+            return "no trials"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
                 "",
                 '<li style="color:{}">{}: {}</li>',
                 (("#1d6f42" if line.balanced else "#ba2121", line.what, line.achieved) for line in lines),
