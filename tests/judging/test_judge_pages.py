@@ -178,7 +178,7 @@ def test_each_judge_endpoint_stays_within_its_query_budget(
     experiment_launch(experiment=experiment)
     trial = Trial.objects.filter(experiment=experiment).order_by("queue_position").first()
     open_trial(judge_client, trial)
-    trial.turns.update(status="done", text="An argument with a \"quoted passage\".")
+    trial.turns.update(status="done", text='An argument with a "quoted passage".')
     url = reverse(f"judging:{name}", args=[] if name.startswith("queue") else [trial.pk])
     with django_assert_max_num_queries(QUERY_BUDGET[name]):
         response = judge_client.get(url)
