@@ -10,9 +10,12 @@ from inference import GenerationBackend, ModelPool, OpenAICompatibleBackend, Tra
 pool = ModelPool(settings.MODELS_PER_DEVICE)
 
 
-def get_backend(backend: str, model_name: str, api_base: str = "", adapter_path: str = "") -> GenerationBackend:
-    """The process-wide backend for a model: loaded lazily on first use, reused while resident."""
-    key = (backend, model_name, api_base, adapter_path)
+def get_backend(
+    backend: str, model_name: str, api_base: str = "", adapter_path: str = "", context_window: int | None = None
+) -> GenerationBackend:
+    """The process-wide backend for a model: loaded lazily on first use, reused while resident.
+    ``context_window``: a configured window instead of the model's own."""
+    key = (backend, model_name, api_base, adapter_path, context_window)
     if backend == "transformers":
         return pool.get(
             key,
@@ -24,6 +27,7 @@ def get_backend(backend: str, model_name: str, api_base: str = "", adapter_path:
                 static_cache=settings.GENERATION_STATIC_CACHE,
                 continuous=settings.GENERATION_CONTINUOUS,
                 prefill_tokens=settings.GENERATION_PREFILL_TOKENS,
+                context_window=context_window,
             ),
             device=settings.GENERATION_DEVICE,
         )
@@ -35,6 +39,7 @@ def get_backend(backend: str, model_name: str, api_base: str = "", adapter_path:
                 api_base=api_base,
                 timeout=settings.OPENAI_TIMEOUT_SECONDS,
                 max_retries=settings.OPENAI_MAX_RETRIES,
+                context_window=context_window,
             ),
             device=None,
         )
@@ -43,4 +48,6 @@ def get_backend(backend: str, model_name: str, api_base: str = "", adapter_path:
 
 def backend_for(config) -> GenerationBackend:
     """The backend of a ModelConfig."""
-    return get_backend(config.backend, config.model_name, config.api_base, config.adapter_path)
+    return get_backend(
+        config.backend, config.model_name, config.api_base, config.adapter_path, config.context_window or None
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from inference import GenerationResult
 from judging.models import Turn
 from judging.protocols import debate
-from judging.protocols.prompts import build_model_judge_messages, clip_to_limit
+from judging.protocols.prompts import build_model_judge_messages, end_at_limit
 from judging.services import debate_state
 
 from .backends import backend_for
@@ -51,7 +51,10 @@ def candidate_score(scorer, turn: Turn, text: str, view: list[dict] | None = Non
 def pick_best(config, turn: Turn, samples: list[GenerationResult]) -> tuple[GenerationResult, list[dict]]:
     """The candidate the scoring model rates most convincing, and a record of them all."""
     scorer = backend_for(config.best_of_n_judge or config)
-    texts = [clip_to_limit(s.text, turn.trial.speech_char_limit) for s in samples]
+    texts = [
+        end_at_limit(s.text, turn.trial.speech_char_limit, cut=s.stop_reason in ("char_limit", "max_tokens"))[0]
+        for s in samples
+    ]
     view = scorer_view(turn)  # the same for every candidate of this turn
     scores = [candidate_score(scorer, turn, text, view) for text in texts]
     best = max(range(len(samples)), key=scores.__getitem__)

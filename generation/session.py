@@ -17,13 +17,13 @@ from django.utils import timezone
 
 from inference import GenerationRequest, GenerationResult
 from judging.models import MAX_ATTEMPTS, Turn
-from judging.protocols.prompts import clip_to_limit
+from judging.protocols.prompts import clip_to_limit, end_at_limit
 from judging.selectors import record_response_delays
 from judging.services import trials_settle
 
 from .backends import backend_for
 from .best_of_n import candidates_per_turn, pick_best
-from .requests import request_for
+from .requests import Fit, TurnDoesNotFit, fitted_request
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class RunningTurn:
     token: str
     request: GenerationRequest
     candidates: int
+    fit: Fit | None = None
     finished: dict[int, GenerationResult] = field(default_factory=dict)
 
     def rows(self) -> list[tuple[RowKey, GenerationRequest]]:
@@ -93,6 +94,7 @@ class GenerationSession:
                 self.on_text,
                 capacity=self.turns_at_once * self.rows_per_turn,
                 on_error=self.on_error,
+                on_step=self._heartbeat,
             )
         except Exception as exc:  # the model failed: no turn may stay claimed forever
             log.exception("generation failed for %d running turn(s) of %s", len(self.running), self.config)
@@ -132,12 +134,16 @@ class GenerationSession:
         rows = []
         for turn in turns:
             try:
-                request = request_for(turn)
+                request, fit = fitted_request(turn, self.backend)
+            except TurnDoesNotFit as exc:  # no retry could fit it: the turn fails now, saying why
+                log.error("turn %s does not fit its model's context window: %s", turn.pk, exc)
+                record_failure(turn, token, str(exc), retry=False)
+                continue
             except Exception as exc:  # one turn whose prompt cannot be built fails alone
                 log.exception("could not build the prompt of turn %s", turn.pk)
                 record_failure(turn, token, f"{type(exc).__name__}: {exc}")
                 continue
-            running = RunningTurn(turn, token, request, candidates_per_turn(self.config, turn))
+            running = RunningTurn(turn, token, request, candidates_per_turn(self.config, turn), fit)
             self.running[turn.pk] = running
             rows += running.rows()
         return rows
@@ -192,16 +198,22 @@ class GenerationSession:
 
     def _record(self, running: RunningTurn, result: GenerationResult, candidates: list[dict]) -> int:
         turn, request = running.turn, running.request
-        model_settings = self.config.settings_snapshot() | {
-            "seed": request.seed,
-            "seed_used": result.seed_used,
-            "max_new_tokens_used": request.max_new_tokens,
-            "device": self.backend.device_name,
-            "worker": self.worker,
-            "best_of_n": running.candidates,
-            "batch_size": result.batch_size,
-            "mean_batch_size": result.mean_batch_size,
-        }
+        model_settings = (
+            self.config.settings_snapshot()
+            | {
+                "seed": request.seed,
+                "seed_used": result.seed_used,
+                "max_new_tokens_used": request.max_new_tokens,
+                "device": self.backend.device_name,
+                "worker": self.worker,
+                "best_of_n": running.candidates,
+                "batch_size": result.batch_size,
+                "mean_batch_size": result.mean_batch_size,
+                "stop_reason": result.stop_reason,
+            }
+            | (running.fit.as_settings() if running.fit else {})
+        )
+        text, ending = end_at_limit(result.text, turn.trial.speech_char_limit, cut=was_cut(result))
         return (
             Turn.objects.filter(pk=turn.pk)
             .held(running.token)
@@ -210,7 +222,10 @@ class GenerationSession:
                 prompt=result.prompt_text,
                 ttft_seconds=result.ttft_seconds,
                 queue_wait_seconds=queue_wait(turn),
-                text=clip_to_limit(result.text, turn.trial.speech_char_limit) or "(no argument)",
+                text=text or "(no argument)",
+                speech_end=ending,
+                tokens_past_limit=result.tokens_past_limit,
+                passage_chars_dropped=running.fit.passage_chars_dropped if running.fit else None,
                 tokens_in=result.tokens_in,
                 tokens_out=result.tokens_out,
                 wall_seconds=result.seconds,
@@ -234,9 +249,16 @@ def queue_wait(turn: Turn) -> float | None:
     return max(0.0, (turn.claimed_at - ready_since).total_seconds())
 
 
-def record_failure(turn: Turn, token: str, error: str) -> None:
-    """A failed attempt: the turn goes back to pending, or fails once it has used up its attempts."""
+def was_cut(result: GenerationResult) -> bool:
+    """Whether generation stopped the text (at the character or token limit) rather than the model
+    ending it; unknown (a server's text) counts as ended."""
+    return result.stop_reason in ("char_limit", "max_tokens")
+
+
+def record_failure(turn: Turn, token: str, error: str, retry: bool = True) -> None:
+    """A failed attempt: the turn goes back to pending, or fails once it has used up its attempts
+    (at once where ``retry`` is False: nothing another attempt does would differ)."""
     attempts = turn.attempts + 1
-    status = Turn.Status.FAILED if attempts >= MAX_ATTEMPTS else Turn.Status.PENDING
+    status = Turn.Status.FAILED if attempts >= MAX_ATTEMPTS or not retry else Turn.Status.PENDING
     Turn.objects.filter(pk=turn.pk).held(token).release(to=status, attempts=attempts, error=error[:2000])
     trials_settle({turn.trial_id})

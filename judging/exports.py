@@ -103,6 +103,9 @@ TURN_COLUMNS = {
     "candidates": "json",
     "queue_wait_seconds": "float",
     "ttft_seconds": "float",
+    "passage_chars_dropped": "int",
+    "speech_end": "str",
+    "tokens_past_limit": "int",
 }
 VERDICT_COLUMNS = {
     "schema_version": "int",
@@ -354,6 +357,9 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "candidates",
         "queue_wait_seconds",
         "ttft_seconds",
+        "passage_chars_dropped",
+        "speech_end",
+        "tokens_past_limit",
     ]
     rows = (
         Turn.objects.filter(trial__experiment_id__in=list(experiment_ids))
@@ -385,6 +391,9 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         candidates,
         queue_wait,
         ttft,
+        passage_chars_dropped,
+        speech_end,
+        tokens_past_limit,
     ) in rows:
         if speaker == "judge":
             role = "judge"
@@ -415,6 +424,9 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "candidates": candidates,
             "queue_wait_seconds": queue_wait,
             "ttft_seconds": ttft,
+            "passage_chars_dropped": passage_chars_dropped,
+            "speech_end": speech_end,
+            "tokens_past_limit": tokens_past_limit,
         }
 
 

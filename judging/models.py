@@ -102,6 +102,13 @@ class ModelConfig(models.Model):
         default=1.0, help_text="Above 1 discourages repetition (1.1-1.2 helps small models that loop); 1 = off."
     )
     max_new_tokens = models.PositiveIntegerField(default=256)
+    context_window = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tokens the model reads, prompt and speech together. Blank: the model's own (transformers: its "
+        "config and tokenizer; a server: the max_model_len its /models lists). Prompts are fitted to it by "
+        "truncating the passage (docs/limits.md).",
+    )
     system_prompt = models.TextField(
         blank=True, default=DEFAULT_SYSTEM_PROMPT, help_text="May use the same placeholders as the prompt template."
     )
@@ -812,6 +819,23 @@ class Turn(models.Model):
     )
     ttft_seconds = models.FloatField(null=True, blank=True, help_text="From the batch's start to its first token.")
     model_settings = models.JSONField(default=dict, blank=True)
+    passage_chars_dropped = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Characters of the passage left out of the prompt to fit the model's context window (0: the "
+        "whole passage; blank: not recorded). docs/limits.md",
+    )
+    speech_end = models.CharField(
+        max_length=10,
+        blank=True,
+        help_text="How the speech ends: whole (as the model ended it), sentence (cut at the last sentence end "
+        "within the character limit) or marker (cut with '…[cut at the limit]'). docs/limits.md",
+    )
+    tokens_past_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tokens generated after the speech had reached its character limit (goal: 0).",
+    )
     candidates = models.JSONField(
         default=list,
         blank=True,
@@ -831,6 +855,9 @@ class Turn(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["trial", "index"], name="unique_turn_index"),
             models.CheckConstraint(condition=_in("status", TurnStatus.choices), name="turn_status_known"),
+            models.CheckConstraint(
+                condition=models.Q(speech_end__in=["", "whole", "sentence", "marker"]), name="turn_speech_end_known"
+            ),
             models.CheckConstraint(condition=_in("speaker", SPEAKERS), name="turn_speaker_known"),
             # A running turn is always held by a claim; a judge's question is never generated.
             models.CheckConstraint(

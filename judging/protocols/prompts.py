@@ -6,7 +6,10 @@ A template is plain text with ``{placeholders}``; values are substituted once
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from string import Formatter
+from typing import Callable
 
 PLACEHOLDERS = {
     "name": "this debater's label, e.g. 'Debater A'",
@@ -240,3 +243,102 @@ def clip_to_limit(text: str, char_limit: int) -> str:
     if space >= char_limit * 0.8:
         cut = cut[:space]
     return cut.rstrip()
+
+
+# ---------------------------------------------------------------- limits (docs/limits.md) --
+# What a speech cut at its character limit ends with, where no sentence ends near the limit.
+CUT_MARKER = " …[cut at the limit]"
+# A cut ends at the last sentence end within the limit when that keeps at least this share of the text.
+SENTENCE_END_SHARE = 0.5
+# Characters that end a sentence, and what may close it (quotes, brackets, a quote tag).
+_SENTENCE_END = re.compile(r"""[.!?…](?:["'”’)\]]|</quote>)*(?=\s|$)""")
+
+
+def end_at_limit(text: str, char_limit: int, cut: bool) -> tuple[str, str]:
+    """A finished speech within ``char_limit`` characters, and how it ends: ``"whole"`` (as written),
+    ``"sentence"`` (cut after the last sentence end within the limit) or ``"marker"`` (cut at a
+    word boundary with CUT_MARKER appended, the marker counted in the limit).
+
+    ``cut``: generation was stopped (at the character limit or the token limit) rather than ended by
+    the model, so the text may stop mid-sentence. A text the model ended that fits is kept whole; one
+    that does not fit is cut like a stopped one.
+    """
+    text = text.replace("\x00", "").strip()
+    if not cut and len(text) <= char_limit:
+        return text, "whole"
+    within = text[:char_limit]
+    ends = [m.end() for m in _SENTENCE_END.finditer(within)]
+    if ends and ends[-1] >= SENTENCE_END_SHARE * min(len(text), char_limit):
+        return within[: ends[-1]].rstrip(), "sentence"
+    room = max(0, char_limit - len(CUT_MARKER))
+    kept = clip_to_limit(text, room)
+    return (kept + CUT_MARKER).strip()[:char_limit], "marker"
+
+
+# What the debater reads where the passage was cut to fit the model's context window.
+PASSAGE_TRUNCATED = "[passage truncated: the rest of the source text is not shown]"
+# A truncated passage ends at the last paragraph break, else sentence end, else space, within this
+# share of the characters that fit.
+PASSAGE_BOUNDARY_SHARE = 0.8
+
+
+def truncate_passage(passage: str, max_chars: int) -> str:
+    """The start of ``passage`` in at most ``max_chars`` characters, cut at the last paragraph break
+    in its last fifth, else the last sentence end there, else the last space, followed by a blank
+    line and PASSAGE_TRUNCATED. A passage that fits is returned as it is."""
+    if len(passage) <= max_chars:
+        return passage
+    head = passage[: max(0, max_chars)]
+    floor = PASSAGE_BOUNDARY_SHARE * len(head)
+    cut = head.rfind("\n")
+    if cut < floor or cut <= 0:
+        ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+        cut = ends[-1] if ends else -1
+    if cut < floor or cut <= 0:
+        cut = head.rfind(" ")
+    if cut < floor or cut <= 0:
+        cut = len(head)
+    kept = head[:cut].rstrip()
+    return f"{kept}\n\n{PASSAGE_TRUNCATED}" if kept else PASSAGE_TRUNCATED
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    messages: list[dict]
+    tokens: int  # the prompt's tokens as counted
+    passage_chars: int  # characters of the passage the prompt shows (before the marker)
+    passage_chars_dropped: int  # characters of the passage left out (0: the whole passage)
+
+
+class PromptDoesNotFit(ValueError):
+    """Even without its passage the prompt leaves no room for the speech in the model's context window."""
+
+
+def fit_passage(
+    build: Callable[[str], list[dict]], passage: str, count: Callable[[list[dict]], int], budget: int
+) -> FittedPrompt:
+    """The prompt ``build(passage)`` in at most ``budget`` tokens (as ``count`` counts them), the passage
+    truncated by ``truncate_passage`` as little as needed; PromptDoesNotFit if even the marker alone
+    is too much. ``count`` is called a few times (about six for a passage 20 times too long)."""
+    messages = build(passage)
+    tokens = count(messages)
+    if tokens <= budget:
+        return FittedPrompt(messages, tokens, len(passage), 0)
+    bare = count(build(truncate_passage(passage, 0)))
+    if bare > budget:
+        raise PromptDoesNotFit(
+            f"the prompt needs {bare} tokens without its passage ({tokens} with it), more than the "
+            f"{budget} the model's context window leaves after the speech's tokens"
+        )
+    # Characters per token of the passage, measured: shrink the passage by the share of tokens over budget.
+    chars, over = len(passage), tokens
+    for _ in range(12):
+        chars = max(0, min(chars - 1, int(chars * (budget - bare) / max(1, over - bare) * 0.98)))
+        shown = truncate_passage(passage, chars)
+        messages = build(shown)
+        over = count(messages)
+        if over <= budget:
+            kept = len(shown) - (len(PASSAGE_TRUNCATED) + 2 if shown != PASSAGE_TRUNCATED else len(shown))
+            return FittedPrompt(messages, over, kept, len(passage) - kept)
+    shown = truncate_passage(passage, 0)
+    return FittedPrompt(build(shown), bare, 0, len(passage))

