@@ -164,9 +164,10 @@ class OpenAICompatibleBackend(GenerationBackend):
             except (KeyError, IndexError, TypeError):
                 raise BackendError(f"{self.api_base} answered without a completion: {str(answer)[:300]}") from None
             usage, first_token_at = answer.get("usage") or {}, None
+            stop_reason = None
         else:
             payload |= {"stream": True, "stream_options": {"include_usage": True}}
-            text, usage, first_token_at = self._post(
+            text, usage, first_token_at, stop_reason = self._post(
                 "/chat/completions",
                 payload,
                 read=lambda response: self._read_stream(response, on_text, request.char_limit),
@@ -180,17 +181,19 @@ class OpenAICompatibleBackend(GenerationBackend):
             seconds=finished - started,
             seed_used=request.seed,
             ttft_seconds=first_token_at - started if first_token_at else None,
+            stop_reason=stop_reason,
         )
 
     def _read_stream(
         self, response, on_text: Callable[[str], None], char_limit: int | None = None
-    ) -> tuple[str, dict, float | None]:
-        """Read server-sent chat completion chunks: (text, usage if the server sent it, time of the first text).
-        Once the text reaches ``char_limit`` characters the stream is closed (the server stops generating)."""
+    ) -> tuple[str, dict, float | None, str | None]:
+        """Read server-sent chat completion chunks: (text, usage if the server sent it, time of the first
+        text, "char_limit" if it was stopped there). Once the text reaches ``char_limit`` characters the
+        stream is closed (the server stops generating; how many tokens it wrote meanwhile is not known)."""
         parts, usage, first_at, reported_at = [], {}, None, 0.0
         for raw in response:
             if char_limit and len("".join(parts).strip()) >= char_limit:
-                break
+                return "".join(parts), usage, first_at, "char_limit"
             line = raw.decode("utf-8", "replace").strip()
             if not line.startswith("data:"):
                 continue  # blank separators, comments, event names
@@ -213,7 +216,7 @@ class OpenAICompatibleBackend(GenerationBackend):
                         first_at = first_at or now
                         reported_at = now
                         on_text("".join(parts))
-        return "".join(parts), usage, first_at
+        return "".join(parts), usage, first_at, None
 
     def generate(
         self, requests: list[GenerationRequest], on_text: ProgressCallback | None = None

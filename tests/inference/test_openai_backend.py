@@ -1,5 +1,6 @@
 """The OpenAI-compatible backend against a real `transformers serve` started here, plus failures."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -205,6 +206,15 @@ class Streaming(BaseHTTPRequestHandler):
         usage = {"choices": [], "usage": {"prompt_tokens": len(words), "completion_tokens": len(words)}}
         self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
 
+    def do_GET(self):  # the model list, as vLLM gives it (with max_model_len)
+        listing = {"data": [{"id": "m", "object": "model", "max_model_len": 4096}, {"id": "other", "object": "model"}]}
+        body = json.dumps(listing).encode() if self.path == "/v1/models" else b"{}"
+        self.send_response(200 if self.path == "/v1/models" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args):
         pass
 
@@ -277,3 +287,25 @@ def test_one_failing_request_fails_alone_and_the_others_finish(streaming_server)
     )  # streamed
     assert set(results) == {"ok", "also ok"} and set(errors) == {"bad"}
     assert isinstance(errors["bad"], BackendError) and results["ok"].text == "slow but fine"
+
+
+def test_a_servers_context_window_is_configured_or_the_max_model_len_it_lists(streaming_server):
+    assert OpenAICompatibleBackend("m", api_base=streaming_server).context_window() == 4096
+    assert OpenAICompatibleBackend("m", api_base=streaming_server, context_window=1000).context_window() == 1000
+    assert OpenAICompatibleBackend("other", api_base=streaming_server).context_window() is None  # not listed
+    unreachable = OpenAICompatibleBackend("m", api_base=f"http://127.0.0.1:{free_port()}/v1", timeout=1)
+    assert unreachable.context_window() is None
+    backend = OpenAICompatibleBackend("m", api_base=streaming_server)
+    assert backend.prompt_tokens([{"role": "user", "content": "x" * 300}]) >= 100  # 3 characters a token
+
+
+def test_a_streamed_reply_is_closed_when_its_text_reaches_the_character_limit(streaming_server):
+    backend = OpenAICompatibleBackend("m", api_base=streaming_server)
+    words = " ".join(f"word{i}" for i in range(200))
+    results = {}
+    backend.generate_continuously(
+        lambda free, pending=[(0, dataclasses.replace(ask(words), char_limit=40))]: [pending.pop()] if pending else [],
+        results.__setitem__,
+        on_text=lambda key, text: None,
+    )
+    assert results[0].stop_reason == "char_limit" and 40 <= len(results[0].text) < 60
