@@ -143,6 +143,14 @@ NOT_SENT = (
 )
 
 
+# Said when a live experiment's debates are simultaneous (the field's default).
+LIVE_SIMULTANEOUS = (
+    "Live debates with simultaneous turns: the judge sees nothing of a round until both speeches are finished "
+    "(minutes on a busy worker). Sequential turns show each speech as it is written; consider them for live "
+    "experiments."
+)
+
+
 class LineupMemberInline(admin.TabularInline):
     """An arm's speakers (docs/lineups.md); an arm with none uses the experiment's debater model."""
 
@@ -233,6 +241,12 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
     @admin.display(description="trials judged")
     def trial_progress(self, obj):
         return f"{obj.trials_judged} / {obj.trials_total}"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        debates = any(registry.PROTOCOLS[registry.ARMS[arm].protocol].two_speakers for arm in obj.conditions)
+        if debates and obj.mode == Experiment.Mode.LIVE and obj.turn_style == Experiment.TurnStyle.SIMULTANEOUS:
+            self.message_user(request, LIVE_SIMULTANEOUS, messages.WARNING)
 
     # A launched experiment's page shows these fields as words, not as the JSON they are stored as.
     LAUNCHED_DISPLAY = {

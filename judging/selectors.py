@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from . import balance, quotes, scoring
 from .models import Experiment, Trial, Turn
@@ -118,6 +119,29 @@ def record_response_delays(trial_ids) -> None:
             )
 
 
+def _round_progress(trial: Trial, debater_turns, round_number: int) -> dict:
+    """How the round being spoken is going, without its content: seconds since it began, and each speaker
+    writing, waiting or done with how many characters so far. Where a person debates, the seconds only: a
+    model's turn runs and its text grows while a person's turn waits and arrives whole, which would tell the
+    judge which side is the person."""
+    current = sorted((t for t in debater_turns if t.round == round_number), key=lambda t: t.index)
+    started = min((t.created_at for t in current if t.created_at), default=None)
+    label = trial.protocol_spec.speaker_label
+    speakers = []
+    for t in [] if trial.has_person else current:
+        if t.status == Turn.Status.DONE:
+            status, chars = "done", len(t.text)
+        elif t.status == Turn.Status.RUNNING and t.partial_text:
+            status, chars = "writing", len(t.partial_text)
+        else:
+            status, chars = "waiting", 0
+        speakers.append({"label": label(t.speaker), "status": status, "chars": chars})
+    return {
+        "seconds": max(0, int((timezone.now() - started).total_seconds())) if started else 0,
+        "speakers": speakers,
+    }
+
+
 def judge_live_state(trial: Trial, turns) -> dict:
     """What a live trial's judge may do now; no hidden information."""
     state = debate_state(trial)
@@ -134,6 +158,7 @@ def judge_live_state(trial: Trial, turns) -> dict:
     return {
         "phase": state.phase,
         "speaking": speaking,
+        "progress": _round_progress(trial, debater_turns, state.current_round) if speaking else None,
         "failed": failed,
         "completed_rounds": state.completed_rounds,
         "rounds": state.rules.rounds,

@@ -95,3 +95,15 @@ def test_a_launched_experiments_page_shows_its_design_in_words(admin_client, mak
     assert 'class="form-row field-arms_shown"' in page
     assert 'class="form-row field-conditions"' not in page
     assert 'class="form-row field-primary_comparisons"' not in page
+
+
+def test_saving_a_live_simultaneous_debate_warns_that_the_judge_waits_for_both_speeches(
+    admin_client, question_set, make_model_config
+):
+    model = make_model_config("m")
+    data = experiment_form(question_set, model, name="live sim", mode="live", turn_style="simultaneous")
+    page = admin_client.post("/admin/judging/experiment/add/", data, follow=True).content.decode()
+    assert "Live debates with simultaneous turns: the judge sees nothing of a round" in page
+    sequential = experiment_form(question_set, model, name="live seq", mode="live", turn_style="sequential")
+    page = admin_client.post("/admin/judging/experiment/add/", sequential, follow=True).content.decode()
+    assert "Live debates with simultaneous turns" not in page

@@ -373,7 +373,7 @@ def test_the_status_line_says_what_happens_now(judge_client, live_trial):
 
     assert status() == "Round 1 of at most 3 is complete."
     judge_client.post(move_url(live_trial), {"action": "continue"}, **HTMX)
-    assert status() == "The debaters are writing round 2 (shown when both have finished)…"
+    assert status().startswith("The debaters are writing round 2 (shown when both have finished)… · ")
     live_trial.turns.filter(round=2, speaker="A").update(status=Turn.Status.FAILED)
     assert status() == "No answer could be generated. The researchers have been notified; please come back later."
     finish_round(live_trial)
@@ -404,3 +404,27 @@ def test_the_queue_refreshes_itself_without_inline_script_while_trials_are_prepa
     config = re.search(r'<script id="queue-config" type="application/json">(.*?)</script>', body).group(1)
     assert json.loads(config) == {"ready": [], "url": reverse("judging:queue_json")}
     assert '<script src="/static/judging/queue.js" defer></script>' in body
+
+
+def test_while_a_round_is_written_the_judge_sees_how_long_and_who_without_the_text(
+    judge_client, make_model_config, make_experiment, server_clock, judge
+):
+    from judging import selectors
+
+    experiment = make_experiment(make_model_config("m"), name="progress", mode="live", rounds=2)
+    experiment_launch(experiment=experiment)
+    trial = experiment.trials.order_by("queue_position").first()
+    open_trial(judge_client, trial)  # round 1's turns are created now, on the frozen clock
+    first, second = trial.turns.order_by("index")
+    Turn.objects.filter(pk=first.pk).update(status="running", claim_token="t", partial_text="x" * 120)
+    server_clock.advance(42)
+    status = judge_client.get(live_url(trial)).content.decode()
+    progress = " ".join(status[status.index('id="round-progress"') :].split("</span>")[0].split())
+    assert "· 42 s" in progress
+    assert f"Debater {first.speaker}: writing (120 characters)" in progress
+    assert f"Debater {second.speaker}: waiting" in progress and "xxx" not in status  # lengths, never text
+    # Where a person debates, the seconds only: a person's turn waits while a model's runs and grows.
+    trial.refresh_from_db()
+    trial.honest_person_id = judge.pk
+    state = selectors.judge_live_state(trial, list(trial.turns.all()))
+    assert state["progress"] == {"seconds": 42, "speakers": []}
