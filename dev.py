@@ -248,6 +248,11 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # subprocess.run stops the web server; cmd_demo's finally stops the worker
 
 
+# The tests' secret key: pytest-django loads the settings before any conftest runs, and settings refuse to
+# start without a key when DEBUG is off (a fresh clone has no var/secret_key).
+TEST_SECRET_KEY = "tests-only-secret-key-" + "x" * 40
+
+
 def cmd_test(args) -> None:
     install(["requirements-test.txt"])
     if not args.no_checks:
@@ -257,7 +262,7 @@ def cmd_test(args) -> None:
         return
     if args.fast:
         # Fast tests use no database and no service: one run, on the default (SQLite) settings.
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "DJANGO_SECRET_KEY": TEST_SECRET_KEY}
         for name in ("DATABASE_URL", "TEST_REDIS_URL"):
             env.pop(name, None)
         say("fast tests (pytest -m 'unit and not slow')")
@@ -269,7 +274,12 @@ def cmd_test(args) -> None:
     ensure_postgres()
     ensure_redis()
     ensure_chromium()
-    env = {**os.environ, "TEST_REDIS_URL": TEST_REDIS_URL, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "TEST_REDIS_URL": TEST_REDIS_URL,
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SECRET_KEY": TEST_SECRET_KEY,
+    }
     env.pop("DATABASE_URL", None)
     runs = [
         ("PostgreSQL", {**env, "DATABASE_URL": TEST_DATABASE_URL}),
