@@ -8,12 +8,15 @@ preference for a label or a position cannot decide it.
 
 from __future__ import annotations
 
+from functools import partial
+
 from judging.models import Experiment, ModelAnswer, ModelConfig, ModelVerdict, Trial
 from judging.protocols.prompts import build_model_alone_messages, build_model_judge_messages
 from judging.protocols.registry import PROTOCOLS
 from judging.selectors import judge_view_of_trial
 
 from .backends import backend_for
+from .requests import fit_to_window
 
 
 def probabilities_of_answer_a(backend, messages: list[dict], swapped_messages: list[dict]) -> tuple[float, float]:
@@ -67,11 +70,12 @@ def _score_model_alone(experiment: Experiment, config: ModelConfig) -> int:
         backend = backend or backend_for(config)
         question, passage = trial.question.text, trial.question.passage
         answer_a, answer_b = trial.answer_text("A"), trial.answer_text("B")
-        p_a, p_a_swapped = probabilities_of_answer_a(
-            backend,
-            build_model_alone_messages(question=question, answer_a=answer_a, answer_b=answer_b, passage=passage),
-            build_model_alone_messages(question=question, answer_a=answer_b, answer_b=answer_a, passage=passage),
-        )
+        # The passage truncated as a debater's would be where it does not fit the model (docs/limits.md).
+        orders = [
+            fit_to_window(partial(_alone_messages, question, a, b), passage, backend, new_tokens=1)
+            for a, b in ((answer_a, answer_b), (answer_b, answer_a))
+        ]
+        p_a, p_a_swapped = probabilities_of_answer_a(backend, orders[0][0], orders[1][0])
         _, new = ModelAnswer.objects.get_or_create(
             experiment=experiment,
             question=trial.question,
@@ -82,11 +86,16 @@ def _score_model_alone(experiment: Experiment, config: ModelConfig) -> int:
                 "honest_side": trial.honest_side,
                 "probability_a": p_a,
                 "probability_a_swapped": p_a_swapped,
-                "model_settings": config.settings_snapshot() | {"device": backend.device_name},
+                "model_settings": config.settings_snapshot()
+                | {"device": backend.device_name, "passage_chars_dropped": max(dropped for _, dropped in orders)},
             },
         )
         created += new
     return created
+
+
+def _alone_messages(question: str, answer_a: str, answer_b: str, passage: str) -> list[dict]:
+    return build_model_alone_messages(question=question, answer_a=answer_a, answer_b=answer_b, passage=passage)
 
 
 def judge_with_model(experiment_id: int, judge_config) -> int:

@@ -4,6 +4,7 @@ context window (docs/limits.md), budgets and the seed."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from inference import GenerationBackend, GenerationRequest
 from judging.models import Turn
@@ -38,6 +39,18 @@ class Fit:
 
 class TurnDoesNotFit(PromptDoesNotFit):
     """A turn whose prompt cannot fit its model's context window: it fails at once, without retries."""
+
+
+def fit_to_window(
+    build: Callable[[str], list[dict]], passage: str, backend: GenerationBackend, new_tokens: int
+) -> tuple[list[dict], int]:
+    """``build(passage)``, its passage truncated where prompt and ``new_tokens`` would not fit the backend's
+    context window; and the characters left out. PromptDoesNotFit where even the marker alone does not fit."""
+    window = backend.context_window()
+    if window is None:
+        return build(passage), 0
+    fitted = fit_passage(build, passage or "", backend.prompt_tokens, window - new_tokens)
+    return fitted.messages, fitted.passage_chars_dropped
 
 
 def turn_seed(turn: Turn) -> int:

@@ -32,6 +32,9 @@ class Recording:
         self.prompts.append(messages[0]["content"])
         return self.backend.choice_probabilities(messages, labels)
 
+    def __getattr__(self, name):  # the rest (context window, token counts) as the real backend's
+        return getattr(self.backend, name)
+
 
 @pytest.fixture
 def recording(monkeypatch):

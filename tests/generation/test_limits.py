@@ -315,3 +315,17 @@ def test_the_experiment_form_warns_when_the_chosen_models_cannot_read_the_passag
     )
     page = response.content.decode()
     assert response.status_code == 200 and "1 of 1 passages are longer than small&#x27;s context window" in page
+
+
+def test_the_model_alone_reads_a_long_passage_truncated_to_fit(make_model_config, make_experiment, tiny_model_dir):
+    from generation.baselines import score_model_alone
+    from judging.models import ModelAnswer
+
+    config = make_model_config(tiny_model_dir, context_window=600, name="alone")
+    experiment = make_experiment(
+        config, question_set=_long_passage_set(30_000), num_questions=1, conditions=["naive"], mode="live"
+    )
+    experiment_launch(experiment=experiment)
+    assert score_model_alone(experiment.pk) == 1
+    answer = ModelAnswer.objects.get(experiment=experiment)
+    assert answer.model_settings["passage_chars_dropped"] > 25_000 and 0 < answer.probability_a < 1
