@@ -98,9 +98,15 @@ class ContinuousBatcher:
         max_rows: int,
         decode: Callable[[list[int]], str],
         prefill_tokens: int = 2048,
+        prefill_share: float | None = 0.5,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         self.model, self.device = model, device
         self.prefill_tokens = prefill_tokens
+        if prefill_share is not None and not 0 < prefill_share < 1:
+            raise ValueError("prefill_share is a share of the time: between 0 and 1, or None")
+        self.prefill_share, self.clock = prefill_share, clock
+        self.chunk_seconds = self.decode_seconds = 0.0  # while a long prompt waits and rows run
         self.stop_ids = set(stop_ids)
         self.stop_index = sorted(stop_ids)
         self.pad_token_id = pad_token_id
@@ -163,45 +169,84 @@ class ContinuousBatcher:
         One prefill takes waiting requests in order up to ``prefill_tokens`` prompt tokens together
         (at least one request), so when many arrive at once the first get their first words after a
         short prefill. A prompt longer than ``prefill_tokens`` is prefilled alone, one chunk of
-        ``prefill_tokens`` per step; between its chunks it goes to the back of the queue, so the
-        requests behind it are prefilled after at most one of its chunks.
+        ``prefill_tokens`` per step. While rows are running, a prompt that fits in one prefill goes
+        before the chunks of a long one (a judge's question waits for at most the chunk being run),
+        and chunks take at most ``prefill_share`` of the time (the rest decodes the running rows, so
+        their speeches go on at a steady pace); ``prefill_share`` None: a chunk after every decoding step.
         """
         room = self.max_rows - len(self.rows)
-        if self.waiting and room > 0 and not (self.rows and self.prefilled_last):
+        step = self._next_prefill(room) if self.waiting and room > 0 else None
+        if step is not None:
             self.prefilled_last = True
             self.prefill_steps += 1
-            if self.waiting[0].prefilled or len(self.waiting[0].prompt_ids) > self.prefill_tokens:
+            started = self.clock()
+            if step == "chunk":
                 self._prefill_next_chunk()
             else:
-                count, tokens = 0, 0
-                for row in self.waiting[:room]:
-                    if count and (row.prefilled or tokens + len(row.prompt_ids) > self.prefill_tokens):
-                        break
-                    count, tokens = count + 1, tokens + len(row.prompt_ids)
-                joining, self.waiting = self.waiting[:count], self.waiting[count:]
+                self.waiting = [row for row in self.waiting if not any(row is r for r in step)]
                 try:
-                    cache, mask, seen, logits = self._prefill(joining)  # touches nothing shared
+                    cache, mask, seen, logits = self._prefill(step)  # touches nothing shared
                 except Exception as error:
-                    raise PrefillFailed([row.key for row in joining], error) from error
-                self._join(cache, mask, seen, joining)
-                self._take_tokens(logits, first=len(self.rows) - len(joining))
+                    raise PrefillFailed([row.key for row in step], error) from error
+                self._join(cache, mask, seen, step)
+                self._take_tokens(logits, first=len(self.rows) - len(step))
+            if step == "chunk" and self.rows:
+                self.chunk_seconds += self.clock() - started
         elif self.rows:
             self.prefilled_last = False
+            started = self.clock()
             self._decode()
+            if any(self._chunked(row) for row in self.waiting):
+                self.decode_seconds += self.clock() - started
+            else:  # no chunk waits: the time share starts afresh with the next long prompt
+                self.chunk_seconds = self.decode_seconds = 0.0
         return self._remove_finished()
 
+    def _chunked(self, row: Row) -> bool:
+        return bool(row.prefilled) or len(row.prompt_ids) > self.prefill_tokens
+
+    def _next_prefill(self, room: int):
+        """What to prefill now: a list of waiting rows to prefill together, "chunk" (the next chunk of
+        the first chunked prompt), or None (decode instead)."""
+        if not self.rows:  # nothing is decoding: in order, as they came
+            if self._chunked(self.waiting[0]):
+                return "chunk"
+        elif self.prefilled_last:
+            return None
+        group, tokens = [], 0
+        for row in self.waiting:
+            if len(group) == room:
+                break
+            if self._chunked(row):
+                if group or not self.rows:
+                    break
+                continue  # while rows run, prompts that fit in one prefill go first
+            if group and tokens + len(row.prompt_ids) > self.prefill_tokens:
+                break
+            group.append(row)
+            tokens += len(row.prompt_ids)
+        if group:
+            return group
+        if not any(self._chunked(row) for row in self.waiting):
+            return None
+        share = self.prefill_share
+        if share is None or self.chunk_seconds <= share / (1 - share) * self.decode_seconds:
+            return "chunk"
+        return None
+
     def _prefill_next_chunk(self) -> None:
-        """Prefill the next chunk of the first waiting prompt into its own cache; it joins the batch
-        after its last chunk, and otherwise goes to the back of the queue."""
-        row = self.waiting.pop(0)
+        """Prefill the next chunk of the first chunked prompt waiting into its own cache (one long prompt
+        is finished before the next is started); it joins the batch after its last chunk."""
+        row = next(row for row in self.waiting if self._chunked(row))
         try:
             joined = self._prefill_chunk(row)
         except Exception as error:
             row.cache = None
+            self.waiting = [r for r in self.waiting if r is not row]
             raise PrefillFailed([row.key], error) from error
         if joined is None:
-            self.waiting.append(row)
             return
+        self.waiting = [r for r in self.waiting if r is not row]
         cache, mask, seen, logits = joined
         self._join(cache, mask, seen, [row])
         self._take_tokens(logits, first=len(self.rows) - 1)

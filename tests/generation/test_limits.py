@@ -101,7 +101,7 @@ def test_tokens_past_the_limit_are_counted_from_the_token_whose_text_reached_it(
 
 
 # ------------------------------------------------------------------------------- the batcher, on steps --
-def _batcher(tiny_model_dir, prefill_tokens, max_rows=4):
+def _batcher(tiny_model_dir, prefill_tokens, max_rows=4, **options):
     backend = get_backend("transformers", str(tiny_model_dir))
     backend._load()
     tokenizer, model = backend._tokenizer, backend._model
@@ -113,6 +113,7 @@ def _batcher(tiny_model_dir, prefill_tokens, max_rows=4):
         max_rows=max_rows,
         decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
         prefill_tokens=prefill_tokens,
+        **({"prefill_share": None} | options),
     )
 
 
@@ -172,6 +173,38 @@ def test_a_continuous_run_calls_on_step_between_chunks(tiny_model_dir, settings)
         on_step=lambda: steps.append(1),
     )
     assert results["long"].tokens_in > 32 * 4 and len(steps) >= results["long"].tokens_in // 32
+
+
+def test_chunks_take_at_most_their_share_of_the_time_and_a_short_prompt_goes_before_them(tiny_model_dir):
+    """The clock is the model's work: a forward pass costs one unit per input token (no wall clock)."""
+    now = [0.0]
+    tokenizer, batcher = _batcher(tiny_model_dir, prefill_tokens=64, prefill_share=0.5, clock=lambda: now[0])
+    hook = batcher.model.register_forward_pre_hook(
+        lambda module, args, kwargs: now.__setitem__(0, now[0] + kwargs["input_ids"].numel()), with_kwargs=True
+    )
+    try:
+        batcher.submit("running", ask("r", max_new_tokens=400, min_new_tokens=400), tokenizer("hi")["input_ids"])
+        batcher.step()
+        long_ids = tokenizer(PARAGRAPH * 12)["input_ids"]
+        batcher.submit("long", ask("long"), long_ids)
+        kinds, spent = [], {"chunk": 0.0, "decode": 0.0}
+        while "long" not in [row.key for row in batcher.rows]:
+            prefills, before = batcher.prefill_steps, now[0]
+            short_waiting = any(row.key == "short" for row in batcher.waiting)
+            batcher.step()
+            kind = "decode" if batcher.prefill_steps == prefills else ("short" if short_waiting else "chunk")
+            if kind == "chunk":  # a chunk runs only while chunks have had at most half of the time
+                assert spent["chunk"] <= spent["decode"]
+            if kind != "short":
+                spent[kind] += now[0] - before
+            kinds.append(kind)
+            if len(kinds) == 70:  # a short request arrives between two chunks
+                batcher.submit("short", ask("short"), tokenizer("short question")["input_ids"])
+        assert kinds.count("chunk") == -(-len(long_ids) // 64) and kinds.count("short") == 1
+        assert kinds.index("short") == 70  # at once, before the long prompt's remaining chunks
+        assert kinds[:3] == ["decode", "chunk", "decode"] and spent["decode"] >= spent["chunk"] - 64
+    finally:
+        hook.remove()
 
 
 # --------------------------------------------------------------------------- stopping at the limit --
