@@ -226,6 +226,9 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
 
     @admin.display(description="turns done")
     def turn_progress(self, obj):
+        # Live trials get their turns round by round as judges go, so "0 / 0" would read as nothing to do.
+        if self.mode_short(obj) != "pre-generated" and obj.status != Experiment.Status.DRAFT:
+            return f"{obj.turns_done} / {obj.turns_total} (live: written as judges go)"
         return f"{obj.turns_done} / {obj.turns_total}"
 
     @admin.display(description="failed turns")

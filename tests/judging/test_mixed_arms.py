@@ -71,6 +71,11 @@ def test_the_experiment_list_says_where_trials_are_live_and_shows_ids(admin_clie
     page = admin_client.get("/admin/judging/experiment/").content.decode()
     # Sandwiching is always live, whatever the mode field says (its default is pre-generated).
     assert sandwich.mode == "pregenerated"
+    from judging.services import experiment_launch
+
+    experiment_launch(experiment=debate)
+    page = admin_client.get("/admin/judging/experiment/").content.decode()
+    assert "0 / 0 (live: written as judges go)" in page  # a launched live experiment before any judge starts
     for experiment, shown in [(sandwich, "live"), (mixed, "pre-generated (sandwiching live)"), (debate, "live")]:
         row = page[page.index(f">{experiment.name}<") - 600 : page.index(f">{experiment.name}<") + 600]
         assert f'<td class="field-mode_short">{shown}</td>' in row, row
