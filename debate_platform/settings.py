@@ -273,6 +273,9 @@ GENERATION_CONTINUOUS = envbool("DEBATE_GENERATION_CONTINUOUS", True)
 # Prompt tokens one continuous-batching prefill takes at most (at least one request): when many
 # turns arrive at once, the first start writing sooner. Larger suits a GPU, where prefill is cheap.
 GENERATION_PREFILL_TOKENS = envint("DEBATE_GENERATION_PREFILL_TOKENS", 2048)
+# A prompt longer than that is prefilled in chunks of this many tokens, one per step, taking turns with
+# the running rows' decoding; a judge's question waits for at most one chunk (docs/limits.md).
+GENERATION_PREFILL_CHUNK_TOKENS = envint("DEBATE_GENERATION_PREFILL_CHUNK_TOKENS", 512)
 # A worker's generation task hands over to a fresh task after this long (seconds), so no task runs
 # near the broker's visibility timeout however long an experiment keeps it busy.
 GENERATION_SESSION_SECONDS = envint("DEBATE_GENERATION_SESSION_SECONDS", 600)

@@ -27,6 +27,7 @@ def get_backend(
                 static_cache=settings.GENERATION_STATIC_CACHE,
                 continuous=settings.GENERATION_CONTINUOUS,
                 prefill_tokens=settings.GENERATION_PREFILL_TOKENS,
+                chunk_tokens=settings.GENERATION_PREFILL_CHUNK_TOKENS,
                 context_window=context_window,
             ),
             device=settings.GENERATION_DEVICE,

@@ -13,7 +13,7 @@ in every row. Sampling is per row (temperature, top-p, repetition penalty, and a
 with the request's own seed, so a turn's text does not depend on what it was batched with).
 
 Prefills are bounded: one step prefills waiting requests together up to ``prefill_tokens`` prompt
-tokens, and a prompt longer than that is prefilled alone, ``prefill_tokens`` at a time, into a cache
+tokens, and a prompt longer than that is prefilled alone, ``chunk_tokens`` at a time, into a cache
 of its own, one chunk per step; while rows are running, every prefill step is followed by a decoding
 step, so no prompt, however long, stops the running rows or the requests queued behind it for more
 than one chunk. A request with a ``char_limit`` stops at the step its text reaches that many
@@ -98,11 +98,13 @@ class ContinuousBatcher:
         max_rows: int,
         decode: Callable[[list[int]], str],
         prefill_tokens: int = 2048,
+        chunk_tokens: int | None = None,
         prefill_share: float | None = 0.5,
         clock: Callable[[], float] = time.perf_counter,
     ):
         self.model, self.device = model, device
         self.prefill_tokens = prefill_tokens
+        self.chunk_tokens = min(chunk_tokens or prefill_tokens, prefill_tokens)
         if prefill_share is not None and not 0 < prefill_share < 1:
             raise ValueError("prefill_share is a share of the time: between 0 and 1, or None")
         self.prefill_share, self.clock = prefill_share, clock
@@ -169,9 +171,9 @@ class ContinuousBatcher:
         One prefill takes waiting requests in order up to ``prefill_tokens`` prompt tokens together
         (at least one request), so when many arrive at once the first get their first words after a
         short prefill. A prompt longer than ``prefill_tokens`` is prefilled alone, one chunk of
-        ``prefill_tokens`` per step. While rows are running, a prompt that fits in one prefill goes
-        before the chunks of a long one (a judge's question waits for at most the chunk being run),
-        and chunks take at most ``prefill_share`` of the time (the rest decodes the running rows, so
+        ``chunk_tokens`` per step. A prompt that fits in one prefill goes before the chunks of a long
+        one (a judge's question waits for at most the chunk being run); while rows are running,
+        chunks take at most ``prefill_share`` of the time (the rest decodes the running rows, so
         their speeches go on at a steady pace); ``prefill_share`` None: a chunk after every decoding step.
         """
         room = self.max_rows - len(self.rows)
@@ -208,19 +210,14 @@ class ContinuousBatcher:
     def _next_prefill(self, room: int):
         """What to prefill now: a list of waiting rows to prefill together, "chunk" (the next chunk of
         the first chunked prompt), or None (decode instead)."""
-        if not self.rows:  # nothing is decoding: in order, as they came
-            if self._chunked(self.waiting[0]):
-                return "chunk"
-        elif self.prefilled_last:
+        if self.rows and self.prefilled_last:
             return None
         group, tokens = [], 0
         for row in self.waiting:
             if len(group) == room:
                 break
             if self._chunked(row):
-                if group or not self.rows:
-                    break
-                continue  # while rows run, prompts that fit in one prefill go first
+                continue  # prompts that fit in one prefill go before long prompts' chunks
             if group and tokens + len(row.prompt_ids) > self.prefill_tokens:
                 break
             group.append(row)
@@ -230,7 +227,7 @@ class ContinuousBatcher:
         if not any(self._chunked(row) for row in self.waiting):
             return None
         share = self.prefill_share
-        if share is None or self.chunk_seconds <= share / (1 - share) * self.decode_seconds:
+        if not self.rows or share is None or self.chunk_seconds <= share / (1 - share) * self.decode_seconds:
             return "chunk"
         return None
 
@@ -254,7 +251,7 @@ class ContinuousBatcher:
     def _prefill_chunk(self, row: Row):
         """One chunk of a long prompt; after the last: its cache, mask, seen tokens and next-token logits."""
         start = row.prefilled
-        end = min(len(row.prompt_ids), start + self.prefill_tokens)
+        end = min(len(row.prompt_ids), start + self.chunk_tokens)
         if row.cache is None:
             row.cache = DynamicCache(config=self.model.config)
         ids = torch.tensor([row.prompt_ids[start:end]], device=self.device)

@@ -124,6 +124,7 @@ class TransformersBackend(GenerationBackend):
         continuous: bool = True,
         prefill_tokens: int = 2048,
         context_window: int | None = None,
+        chunk_tokens: int | None = None,
     ):
         self.model_name = model_name
         self.context_window_override = context_window  # a configured window, instead of the model's own
@@ -132,6 +133,7 @@ class TransformersBackend(GenerationBackend):
         self.static_cache = static_cache
         self.continuous = continuous
         self.prefill_tokens = prefill_tokens
+        self.chunk_tokens = chunk_tokens  # a longer prompt's chunks (default: prefill_tokens)
         self.cache_dir = Path(cache_dir)
         self.requested_device = device
         self._model = None
@@ -269,6 +271,7 @@ class TransformersBackend(GenerationBackend):
             max_rows=capacity,
             decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
             prefill_tokens=self.prefill_tokens,
+            chunk_tokens=self.chunk_tokens,
         )
 
         def submit(key, request):

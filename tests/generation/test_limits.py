@@ -131,7 +131,7 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_the_running_rows_decoding_
     while not whole.idle:
         expected.update(whole.step())
 
-    _, chunked = _batcher(tiny_model_dir, prefill_tokens=64)
+    _, chunked = _batcher(tiny_model_dir, prefill_tokens=128, chunk_tokens=64)  # longer than 128: chunks of 64
     chunked.submit("running", ask("running", max_new_tokens=40, min_new_tokens=40), tokenizer("hi")["input_ids"])
     chunked.step()  # the running row joins
     chunked.submit("long", ask("long"), long_ids)
@@ -205,6 +205,15 @@ def test_chunks_take_at_most_their_share_of_the_time_and_a_short_prompt_goes_bef
         assert kinds[:3] == ["decode", "chunk", "decode"] and spent["decode"] >= spent["chunk"] - 64
     finally:
         hook.remove()
+
+
+def test_with_nothing_running_a_short_prompt_still_goes_before_a_long_ones_remaining_chunks(tiny_model_dir):
+    tokenizer, batcher = _batcher(tiny_model_dir, prefill_tokens=128, chunk_tokens=64, prefill_share=0.5)
+    batcher.submit("long", ask("long"), tokenizer(PARAGRAPH * 12)["input_ids"])
+    batcher.step()  # the long prompt's first chunk
+    batcher.submit("short", ask("short"), tokenizer("short question")["input_ids"])
+    batcher.step()
+    assert [row.key for row in batcher.rows] == ["short"] and batcher.waiting[0].prefilled == 64
 
 
 # --------------------------------------------------------------------------- stopping at the limit --
