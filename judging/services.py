@@ -144,15 +144,13 @@ def _question_to_blame(trial: Trial) -> bool:
 
 
 def _replacement_question(experiment: Experiment, trial: Trial) -> Question | None:
-    """A question this judge has not had in this experiment (nor, with the exposure registry on, in any
-    other on the set) and on which nothing has failed: one of the
-    experiment's sampled questions if any is left (the question pool every arm shares), else another
-    of its set; drawn at random, seeded by the experiment's seed and the failed trial."""
+    """A question this judge has not had in this experiment, must not judge (``questions_to_avoid``) and on
+    which nothing has failed: one of the experiment's sampled questions if any is left (the question pool
+    every arm shares), else another of its set; drawn at random, seeded by the experiment's seed and the
+    failed trial."""
     trials = Trial.objects.filter(experiment=experiment)
     had = set(trials.filter(judge_id=trial.judge_id).values_list("question_id", flat=True))
-    if experiment.avoid_reexposure:  # nor in any other experiment on the set
-        had |= questions_seen(experiment, [trial.judge_id]).get(trial.judge_id, set())
-    had |= questions_debated(experiment.question_set_id, [trial.judge_id]).get(trial.judge_id, set())
+    had |= questions_to_avoid(experiment, [trial.judge_id]).get(trial.judge_id, set())
     failed = set(trials.filter(status=Trial.Status.FAILED).values_list("question_id", flat=True))
     sampled = set(trials.values_list("question_id", flat=True))
     candidates = sorted(experiment.question_set.questions.exclude(pk__in=had | failed).values_list("pk", flat=True))
@@ -406,6 +404,17 @@ def questions_debated(question_set_id: int, judge_ids: list[int]) -> dict[int, s
     return seen
 
 
+def questions_to_avoid(experiment: Experiment, judge_ids: list[int]) -> dict[int, set[int]]:
+    """For each judge, the questions of the set they must not judge in this experiment: those they argued
+    as a human debater (always), and with the exposure registry on, those they were given elsewhere. The
+    launch plans around them, and a replacement never takes one."""
+    avoid = questions_debated(experiment.question_set_id, judge_ids)
+    if experiment.avoid_reexposure:
+        for judge_id, given in questions_seen(experiment, judge_ids).items():
+            avoid.setdefault(judge_id, set()).update(given)
+    return avoid
+
+
 def _refuse_judging_debaters(experiment: Experiment, judge_ids: list[int]) -> None:
     """A human debater reads the passages of the questions they argue, so may not judge in the same experiment."""
     both = experiment.lineup.filter(person_id__in=judge_ids).select_related("person").order_by("person_id")
@@ -433,12 +442,7 @@ def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = Non
         ]
         judge_ids = sorted(experiment.judges.values_list("id", flat=True))
         _refuse_judging_debaters(experiment, judge_ids)
-        # Questions a judge must not meet: those they argued as a debater (always), and with the exposure
-        # registry on, those they were given in other experiments.
-        seen = questions_debated(experiment.question_set_id, judge_ids)
-        if experiment.avoid_reexposure:
-            for judge_id, given in questions_seen(experiment, judge_ids).items():
-                seen.setdefault(judge_id, set()).update(given)
+        seen = questions_to_avoid(experiment, judge_ids)
         try:
             plans = plan_trials(
                 questions,
