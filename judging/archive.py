@@ -91,15 +91,16 @@ def _rows(experiment: Experiment) -> list:
 def _usernames(rows: list) -> list[str]:
     """The users the rows refer to (judges, verdicts' judges, human debaters)."""
     user_model = get_user_model()
-    names = set()
+    ids = set()
     for row in rows:
         for field in row._meta.get_fields():
             if field.is_relation and field.related_model is user_model and field.concrete:
                 if field.many_to_many:
-                    names |= {u.get_username() for u in getattr(row, field.name).all()}
+                    ids |= set(getattr(row, field.name).values_list("pk", flat=True))
                 elif getattr(row, field.attname) is not None:
-                    names.add(getattr(row, field.name).get_username())
-    return sorted(names)
+                    ids.add(getattr(row, field.attname))
+    # By id, then their names in one query (not one per row).
+    return sorted(user_model._default_manager.filter(pk__in=ids).values_list(user_model.USERNAME_FIELD, flat=True))
 
 
 def write_archive(experiment: Experiment, target: IO[bytes]) -> dict:
