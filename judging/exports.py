@@ -161,7 +161,8 @@ def launched_config_names(experiment_id: int) -> dict[int, str]:
     if debater is not None and debater.get("config_id") is not None:
         frozen.setdefault(debater["config_id"], debater["config_name"])
     used = Trial.objects.filter(experiment_id=experiment_id)
-    ids = set(used.values_list("honest_config_id", flat=True)) | set(used.values_list("adversary_config_id", flat=True))
+    ids = {*used.values_list("honest_config_id", flat=True).distinct()}
+    ids |= {*used.values_list("adversary_config_id", flat=True).distinct()}
     now = dict(ModelConfig.objects.filter(pk__in=ids - set(frozen) - {None}).values_list("pk", "name"))
     return frozen | now
 
