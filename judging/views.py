@@ -50,6 +50,14 @@ def _queue_page(request, *, error: str | None = None, status: int = 200, skip_re
     )
 
 
+def _queue_refusal(request, refusal: services.TrialRefused, **page):
+    """A refused open, start or skip: 404 for a trial not in the judge's queue (so ids leak nothing), else
+    the queue with the reason."""
+    if refusal.status == 404:
+        raise Http404(str(refusal)) from None
+    return _queue_page(request, error=str(refusal), status=refusal.status, **page)
+
+
 @login_required
 def queue(request):
     # A human debater who judges nothing is sent to the speeches due from them.
@@ -85,9 +93,7 @@ def skip_trial(request, trial_id: int):
     try:
         services.trial_skip(trial_id=trial_id, judge=request.user, reason=reason)
     except services.TrialRefused as refusal:
-        if refusal.status == 404:
-            raise Http404(str(refusal)) from None
-        return _queue_page(request, error=str(refusal), status=refusal.status, skip_reason=reason)
+        return _queue_refusal(request, refusal, skip_reason=reason)
     messages.success(request, "Trial skipped. Your reason has been recorded.")
     return redirect("judging:queue")
 
@@ -128,9 +134,7 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
         try:
             services.trial_check_next(trial)
         except services.TrialRefused as refusal:  # not the judge's next trial
-            if refusal.status == 404:
-                raise Http404(str(refusal)) from None
-            return _queue_page(request, error=str(refusal), status=refusal.status)
+            return _queue_refusal(request, refusal)
         return render(
             request,
             "judging/trial_start.html",
@@ -166,9 +170,7 @@ def start_trial(request, trial_id: int):
     try:
         services.trial_open(trial=trial)
     except services.TrialRefused as refusal:  # not the judge's next trial: nothing was started
-        if refusal.status == 404:
-            raise Http404(str(refusal)) from None
-        return _queue_page(request, error=str(refusal), status=refusal.status)
+        return _queue_refusal(request, refusal)
     return redirect("judging:trial", trial_id=trial.pk)
 
 
