@@ -813,6 +813,12 @@ class Turn(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, null=True)
     tokens_in = models.PositiveIntegerField(null=True, blank=True)
     tokens_out = models.PositiveIntegerField(null=True, blank=True)
+    tokens_prefilled = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Prompt tokens actually computed: tokens_in less those reused from a cached earlier prompt "
+        "(prefix reuse between rounds), plus any recomputed after a pause. Blank: not known (a server).",
+    )
     wall_seconds = models.FloatField(null=True, blank=True, help_text="Generation time of the batch it ran in.")
     queue_wait_seconds = models.FloatField(
         null=True, blank=True, help_text="From the turn becoming ready to be generated to a worker claiming it."
