@@ -276,6 +276,10 @@ GENERATION_PREFILL_TOKENS = envint("DEBATE_GENERATION_PREFILL_TOKENS", 2048)
 # A prompt longer than that is prefilled in chunks of this many tokens, one per step, taking turns with
 # the running rows' decoding; a judge's question waits for at most one chunk (docs/limits.md).
 GENERATION_PREFILL_CHUNK_TOKENS = envint("DEBATE_GENERATION_PREFILL_CHUNK_TOKENS", 512)
+# Memory (MB) a worker keeps per local model for recent prompts' key/value caches, so that a debater's next
+# round prefills only its new text (inference/prefix_cache.py); 0 turns prefix reuse off. SmolLM2-135M
+# needs ~46 KB a token in float32 (1 GB: ~22k tokens); an 8B Llama in bf16 128 KB.
+GENERATION_PREFIX_CACHE_MB = envint("DEBATE_GENERATION_PREFIX_CACHE_MB", 1024)
 # A worker's generation task hands over to a fresh task after this long (seconds), so no task runs
 # near the broker's visibility timeout however long an experiment keeps it busy.
 GENERATION_SESSION_SECONDS = envint("DEBATE_GENERATION_SESSION_SECONDS", 600)

@@ -23,16 +23,21 @@ def trials_with_pending_turns(experiment_id: int | None = None):
     return trials.distinct()
 
 
-def ready_turns(experiment_id: int | None = None, limit: int = 8, queue: str | None = None) -> list[Turn]:
+def ready_turns(
+    experiment_id: int | None = None, limit: int = 8, queue: str | None = None, live_only: bool = False
+) -> list[Turn]:
     """Pending turns whose trial's protocol says they may be spoken now; live trials first.
 
-    With ``queue``, only turns of models served on that queue. Each turn comes with its trial and model
-    configuration loaded. Trials are read a few at a time, so finding a handful of turns stays cheap
-    however many are pending.
+    With ``queue``, only turns of models served on that queue; with ``live_only``, only live trials' (a
+    full worker asks for those often: they may pause pre-generated work). Each turn comes with its trial
+    and model configuration loaded. Trials are read a few at a time, so finding a handful of turns stays
+    cheap however many are pending.
     """
     ready = []
     live_first = Case(When(live=True, then=Value(0)), default=Value(1))
     trials = trials_with_pending_turns(experiment_id)
+    if live_only:
+        trials = trials.filter(live=True)
     if queue is not None:
         trials = trials.filter(turns__status=Turn.Status.PENDING, turns__model_config__queue=queue)
     trial_ids = list(trials.order_by(live_first, "id").values_list("id", flat=True).distinct())

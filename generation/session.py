@@ -67,7 +67,8 @@ class RunningTurn:
 class GenerationSession:
     """Generates turns of one model configuration as the backend's batch has room for them.
 
-    ``pick(limit)`` names up to ``limit`` turns to claim next. The backend asks for more whenever
+    ``pick(limit, urgent)`` names up to ``limit`` turns to claim next, and up to ``urgent`` more of live
+    trials (they pause pre-generated rows of a full batch). The backend asks for more whenever
     rows of its running batch are free (continuous batching), or once per closed batch; each turn is
     recorded as soon as it finishes. A best-of-N turn takes N rows: its candidates are scored and the
     best kept once all N are done.
@@ -118,10 +119,12 @@ class GenerationSession:
         for running in self.running.values():
             Turn.objects.filter(pk=running.turn.pk).held(running.token).update(claimed_at=timezone.now())
 
-    def take(self, free_rows: int) -> list[tuple[RowKey, GenerationRequest]]:
+    def take(self, free_rows: int, pausable_rows: int = 0) -> list[tuple[RowKey, GenerationRequest]]:
+        """Claim turns for ``free_rows`` rows, and live turns for up to ``pausable_rows`` more (the backend
+        pauses pre-generated rows to make room for them: a judge is waiting)."""
         self._heartbeat()
-        limit = free_rows // self.rows_per_turn
-        ids = self.pick(limit) if limit else []
+        limit, urgent = free_rows // self.rows_per_turn, pausable_rows // self.rows_per_turn
+        ids = self.pick(limit, urgent) if limit or urgent else []
         if not ids:
             return []
         token = Turn.objects.filter(id__in=ids).claim(claimed_by=self.claimed_by)
@@ -143,6 +146,8 @@ class GenerationSession:
                 log.exception("could not build the prompt of turn %s", turn.pk)
                 record_failure(turn, token, f"{type(exc).__name__}: {exc}")
                 continue
+            if turn.trial.live:  # a judge waits: it goes first, pausing pre-generated rows if none is free
+                request = replace(request, priority=1)
             running = RunningTurn(turn, token, request, candidates_per_turn(self.config, turn), fit)
             self.running[turn.pk] = running
             rows += running.rows()
@@ -210,6 +215,8 @@ class GenerationSession:
                 "batch_size": result.batch_size,
                 "mean_batch_size": result.mean_batch_size,
                 "stop_reason": result.stop_reason,
+                "pauses": result.pauses,
+                "paused_seconds": round(result.paused_seconds, 3),
             }
             | (running.fit.as_settings() if running.fit else {})
         )
@@ -228,6 +235,7 @@ class GenerationSession:
                 passage_chars_dropped=running.fit.passage_chars_dropped if running.fit else None,
                 tokens_in=result.tokens_in,
                 tokens_out=result.tokens_out,
+                tokens_prefilled=result.tokens_prefilled,
                 wall_seconds=result.seconds,
                 model_settings=model_settings,
                 finished_at=timezone.now(),

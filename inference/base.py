@@ -18,6 +18,9 @@ class GenerationRequest:
     repetition_penalty: float = 1.0  # > 1 discourages repeating tokens (small models loop otherwise)
     # Stop once the text (stripped) has this many characters: nothing past it could be kept.
     char_limit: int | None = None
+    # Higher goes first and may pause running rows of lower priority to get a row at once (a judge waits on
+    # a live turn: 1; pre-generated work: 0). A paused row resumes later from the text it had written.
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class GenerationResult:
     stop_reason: str | None = None
     # Tokens generated after the text had reached char_limit (None: no limit, or not known).
     tokens_past_limit: int | None = None
+    # Prompt tokens actually computed (less those reused from a cached earlier prompt, plus any recomputed
+    # after a pause); None where the backend cannot tell (a server).
+    tokens_prefilled: int | None = None
+    pauses: int = 0  # times the request was paused to make room for a request of higher priority
+    paused_seconds: float = 0.0  # time spent paused
 
 
 # How often partial text is reported while requests are generated (seconds).
@@ -46,9 +54,11 @@ TAKE_INTERVAL = 0.2
 
 # Called with (request index, text generated so far) while a batch is generated.
 ProgressCallback = Callable[[int, str], None]
-# Continuous generation: take(free slots) hands out (key, request) pairs to start, [] when there are none;
+# Continuous generation: take(free slots[, pausable slots]) hands out (key, request) pairs to start, [] when
+# there are none; requests beyond the free slots (up to the pausable ones) must have priority > 0: they pause
+# running requests of priority 0 (backends that cannot pause never offer pausable slots);
 # on_done(key, result) receives each finished request; on_text(key, text so far) follows running ones.
-TakeRequests = Callable[[int], list[tuple[Hashable, GenerationRequest]]]
+TakeRequests = Callable[..., list[tuple[Hashable, GenerationRequest]]]
 OnDone = Callable[[Hashable, GenerationResult], None]
 OnKeyText = Callable[[Hashable, str], None]
 # on_error(key, exception): this request failed alone; the others go on.

@@ -19,6 +19,15 @@ step, so no prompt, however long, stops the running rows or the requests queued 
 than one chunk. A request with a ``char_limit`` stops at the step its text reaches that many
 characters (``stop_reason`` "char_limit"), so no token is generated past the limit.
 
+Priorities (pre-emption): a request of higher ``priority`` (a turn a judge waits on) goes before waiting
+requests of lower priority, and when no row is free it pauses a running row of lower priority: that row's
+cache is kept in the prefix cache and the row goes back to the queue with the tokens it has written, to
+resume when a row frees up (one token to prefill if its cache is still there, else its prompt and text
+again). Its claim, generator and text carry on, so nothing is lost or written twice.
+
+Prefix reuse: with a ``PrefixCache`` (prefix_cache.py), a finished row's prompt cache is kept, and a new
+prompt that extends a cached one starts from a copy of it and prefills only its new tokens.
+
 Supported for models whose cache is made of plain full-attention ``DynamicLayer`` s (Llama,
 Qwen2, SmolLM, OLMo, ...). ``supports(model)`` says; the backend falls back to padded batches
 otherwise (sliding-window or linear-attention layers keep other cache state).
@@ -37,6 +46,7 @@ from transformers.cache_utils import DynamicLayer
 
 from .base import GenerationRequest, GenerationResult
 from .limits import tokens_past_limit
+from .prefix_cache import PrefixCache
 
 # How many of the most likely tokens are sorted for top-p sampling before falling back to the whole vocabulary.
 NUCLEUS_CANDIDATES = 512
@@ -79,8 +89,20 @@ class Row:
     done: bool = False
     tokens_out: int = 0  # tokens counted as generated: the text's tokens plus a stop token if one ended it
     stop_reason: str | None = None  # "end", "char_limit" or "max_tokens" once done
-    prefilled: int = 0  # a long prompt prefilled in chunks: its tokens already in ``cache``
+    prefilled: int = 0  # a row prefilled on its own (in chunks, or from a cached prefix): tokens in ``cache``
     cache: DynamicCache | None = None
+    context_ids: list[int] = field(default_factory=list)  # what a prefill computes: the prompt (and text, once paused)
+    looked_up: bool = False  # the prefix cache was asked for this context
+    computed: int = 0  # prompt (and resumed text) tokens actually prefilled
+    reused: int = 0  # tokens taken from the prefix cache instead
+    attached: int = 0  # the cached prefix the current attempt started from (0: none)
+    pauses: int = 0
+    paused_at: float | None = None
+    paused_seconds: float = 0.0
+
+    @property
+    def priority(self) -> int:
+        return self.request.priority
 
 
 class ContinuousBatcher:
@@ -101,6 +123,7 @@ class ContinuousBatcher:
         chunk_tokens: int | None = None,
         prefill_share: float | None = 0.5,
         clock: Callable[[], float] = time.perf_counter,
+        prefix_cache: PrefixCache | None = None,
     ):
         self.model, self.device = model, device
         self.prefill_tokens = prefill_tokens
@@ -108,6 +131,7 @@ class ContinuousBatcher:
         if prefill_share is not None and not 0 < prefill_share < 1:
             raise ValueError("prefill_share is a share of the time: between 0 and 1, or None")
         self.prefill_share, self.clock = prefill_share, clock
+        self.prefix_cache = prefix_cache
         self.chunk_seconds = self.decode_seconds = 0.0  # while a long prompt waits and rows run
         self.stop_ids = set(stop_ids)
         self.stop_index = sorted(stop_ids)
@@ -138,6 +162,7 @@ class ContinuousBatcher:
                 request=request,
                 prompt_text=prompt_text,
                 prompt_ids=list(prompt_ids),
+                context_ids=list(prompt_ids),
                 generator=generator,
                 submitted_at=time.perf_counter(),
             )
@@ -146,6 +171,12 @@ class ContinuousBatcher:
     @property
     def free_rows(self) -> int:
         return max(0, self.max_rows - len(self.rows) - len(self.waiting))
+
+    @property
+    def pausable_rows(self) -> int:
+        """Rows a request of priority above 0 could take at once by pausing running rows of priority 0."""
+        running = sum(1 for row in self.rows if row.priority <= 0)
+        return max(0, running - sum(1 for row in self.waiting if row.priority > 0))
 
     @property
     def idle(self) -> bool:
@@ -176,14 +207,15 @@ class ContinuousBatcher:
         chunks take at most ``prefill_share`` of the time (the rest decodes the running rows, so
         their speeches go on at a steady pace); ``prefill_share`` None: a chunk after every decoding step.
         """
+        self._make_room()
         room = self.max_rows - len(self.rows)
         step = self._next_prefill(room) if self.waiting and room > 0 else None
         if step is not None:
             self.prefilled_last = True
             self.prefill_steps += 1
             started = self.clock()
-            if step == "chunk":
-                self._prefill_next_chunk()
+            if isinstance(step, Row):
+                self._prefill_single(step)
             else:
                 self.waiting = [row for row in self.waiting if not any(row is r for r in step)]
                 try:
@@ -192,49 +224,91 @@ class ContinuousBatcher:
                     raise PrefillFailed([row.key for row in step], error) from error
                 self._join(cache, mask, seen, step)
                 self._take_tokens(logits, first=len(self.rows) - len(step))
-            if step == "chunk" and self.rows:
+            if isinstance(step, Row) and self.rows:
                 self.chunk_seconds += self.clock() - started
         elif self.rows:
             self.prefilled_last = False
             started = self.clock()
             self._decode()
-            if any(self._chunked(row) for row in self.waiting):
+            if any(self._single(row) for row in self.waiting):
                 self.decode_seconds += self.clock() - started
             else:  # no chunk waits: the time share starts afresh with the next long prompt
                 self.chunk_seconds = self.decode_seconds = 0.0
         return self._remove_finished()
 
-    def _chunked(self, row: Row) -> bool:
-        return bool(row.prefilled) or len(row.prompt_ids) > self.prefill_tokens
+    def _remaining(self, row: Row) -> int:
+        return len(row.context_ids) - row.prefilled
+
+    def _single(self, row: Row) -> bool:
+        """Whether a row is prefilled on its own: it starts from a cache (a cached prefix, or its own
+        earlier chunks) or is too long for one prefill."""
+        return row.cache is not None or self._remaining(row) > self.prefill_tokens
+
+    def _extends_cached(self, row: Row) -> bool:
+        """A row started from a cached prefix whose new tokens fit in one chunk: prefilled like a short prompt."""
+        return (
+            row.cache is not None
+            and row.attached > 0
+            and row.prefilled == row.attached
+            and self._remaining(row) <= self.chunk_tokens
+        )
+
+    def _attach_prefix(self, row: Row) -> None:
+        """Start a waiting row from the longest cached prefix of its context, if there is one."""
+        if self.prefix_cache is None or row.looked_up or row.cache is not None:
+            return
+        row.looked_up = True
+        # A row started from a cache is prefilled on its own: worth it only where most of its prompt is reused
+        # (the next round of a debate, a paused row), not for a shared chat-template preamble.
+        context = row.context_ids
+        length, cache = self.prefix_cache.longest(context, most=len(context) - 1, least=len(context) // 2)
+        if cache is not None:
+            row.cache, row.prefilled, row.attached = cache, length, length
+            row.reused += length
 
     def _next_prefill(self, room: int):
-        """What to prefill now: a list of waiting rows to prefill together, "chunk" (the next chunk of
-        the first chunked prompt), or None (decode instead)."""
+        """What to prefill now: a list of waiting rows to prefill together, one row to prefill on its own
+        (its next chunk, or the new tokens after a cached prefix), or None (decode instead).
+
+        Only the waiting rows of the highest priority are considered. Among them, a row starting from a
+        cached prefix whose new tokens fit in one chunk goes at once; otherwise prompts that fit in one
+        prefill go together, before long prompts' chunks."""
         if self.rows and self.prefilled_last:
             return None
+        top = max(row.priority for row in self.waiting)
+        candidates = [row for row in self.waiting if row.priority == top]
         group, tokens = [], 0
-        for row in self.waiting:
+        for row in candidates:
             if len(group) == room:
                 break
-            if self._chunked(row):
+            self._attach_prefix(row)
+            if self._single(row):
+                if not group and self._extends_cached(row):
+                    return row
                 continue  # prompts that fit in one prefill go before long prompts' chunks
-            if group and tokens + len(row.prompt_ids) > self.prefill_tokens:
+            if group and tokens + len(row.context_ids) > self.prefill_tokens:
                 break
             group.append(row)
-            tokens += len(row.prompt_ids)
+            tokens += len(row.context_ids)
         if group:
             return group
-        if not any(self._chunked(row) for row in self.waiting):
+        single = next((row for row in candidates if self._single(row)), None)
+        if single is None:
             return None
         share = self.prefill_share
-        if not self.rows or share is None or self.chunk_seconds <= share / (1 - share) * self.decode_seconds:
-            return "chunk"
+        outranks = top > max((row.priority for row in self.rows), default=top - 1)
+        if (
+            not self.rows
+            or outranks
+            or share is None
+            or self.chunk_seconds <= share / (1 - share) * self.decode_seconds
+        ):
+            return single
         return None
 
-    def _prefill_next_chunk(self) -> None:
-        """Prefill the next chunk of the first chunked prompt waiting into its own cache (one long prompt
-        is finished before the next is started); it joins the batch after its last chunk."""
-        row = next(row for row in self.waiting if self._chunked(row))
+    def _prefill_single(self, row: Row) -> None:
+        """Prefill the next chunk of one row into its own cache (one long prompt is finished before the next
+        is started); it joins the batch after its last chunk."""
         try:
             joined = self._prefill_chunk(row)
         except Exception as error:
@@ -251,10 +325,10 @@ class ContinuousBatcher:
     def _prefill_chunk(self, row: Row):
         """One chunk of a long prompt; after the last: its cache, mask, seen tokens and next-token logits."""
         start = row.prefilled
-        end = min(len(row.prompt_ids), start + self.chunk_tokens)
+        end = min(len(row.context_ids), start + self.chunk_tokens)
         if row.cache is None:
             row.cache = DynamicCache(config=self.model.config)
-        ids = torch.tensor([row.prompt_ids[start:end]], device=self.device)
+        ids = torch.tensor([row.context_ids[start:end]], device=self.device)
         mask = torch.ones(1, end, dtype=torch.long, device=self.device)
         positions = torch.arange(start, end, device=self.device)[None]
         output = self.model(
@@ -267,20 +341,21 @@ class ContinuousBatcher:
         )
         logits = output.logits[:, -1]
         row.prefilled = end
-        if end < len(row.prompt_ids):
+        row.computed += end - start
+        if end < len(row.context_ids):
             return None
         cache, row.cache = row.cache, None
         seen = torch.zeros(1, logits.shape[-1], dtype=torch.bool, device=self.device)
-        seen[0, torch.tensor(row.prompt_ids, device=self.device)] = True
+        seen[0, torch.tensor(row.context_ids, device=self.device)] = True
         return cache, mask, seen, logits
 
     def _prefill(self, joining: list[Row]):
         """Run the joining prompts as one left-padded batch: their cache, mask, seen tokens and next-token logits."""
-        width = max(len(r.prompt_ids) for r in joining)
+        width = max(len(r.context_ids) for r in joining)
         pad = self.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in joining], device=self.device)
+        ids = torch.tensor([[pad] * (width - len(r.context_ids)) + r.context_ids for r in joining], device=self.device)
         mask = torch.tensor(
-            [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in joining], device=self.device
+            [[0] * (width - len(r.context_ids)) + [1] * len(r.context_ids) for r in joining], device=self.device
         )
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
@@ -289,7 +364,8 @@ class ContinuousBatcher:
         ).logits[:, -1]
         seen = torch.zeros(len(joining), logits.shape[-1], dtype=torch.bool, device=self.device)
         for i, row in enumerate(joining):
-            seen[i, torch.tensor(row.prompt_ids, device=self.device)] = True
+            seen[i, torch.tensor(row.context_ids, device=self.device)] = True
+            row.computed += len(row.context_ids)
         return cache, mask, seen, logits
 
     def _decode(self) -> None:
@@ -386,6 +462,11 @@ class ContinuousBatcher:
             self.mask = torch.cat([F.pad(self.mask, (length - old_len, 0)), F.pad(mask, (length - new_len, 0))])
             self.seen = torch.cat([self.seen, seen])
             self.next_input = torch.cat([self.next_input, new_input])
+        now = self.clock()
+        for row in joining:
+            if row.paused_at is not None:
+                row.paused_seconds += now - row.paused_at
+                row.paused_at = None
         self.rows.extend(joining)
 
     def _remove_finished(self) -> list[tuple[Hashable, GenerationResult]]:
@@ -394,11 +475,66 @@ class ContinuousBatcher:
             return []
         now = time.perf_counter()
         results = [(row.key, self._result(row, now)) for _, row in finished]
-        keep = [i for i, row in enumerate(self.rows) if not row.done]
+        for i, row in finished:  # its prompt's cache, for a later prompt that extends it (the next round)
+            self._keep_cache(i, len(row.prompt_ids))
+        self._drop_rows({i for i, _ in finished})
+        return results
+
+    def _keep_cache(self, i: int, length: int) -> None:
+        """Put the first ``length`` tokens of row ``i``'s cache in the prefix cache."""
+        if self.prefix_cache is None or not self.prefix_cache.enabled:
+            return
+        start = self.mask.shape[1] - int(self.mask[i].sum())  # rows are left-padded: real tokens at the end
+        row = self.rows[i]
+        self.prefix_cache.store(
+            (row.prompt_ids + row.tokens)[:length],
+            [
+                (layer.keys[i : i + 1, :, start : start + length], layer.values[i : i + 1, :, start : start + length])
+                for layer in self.cache.layers
+            ],
+        )
+
+    def _make_room(self) -> None:
+        """Pause running rows of lower priority than waiting ones that find no free row: those that
+        joined last first (they have written least)."""
+        if not self.waiting or not self.rows:
+            return
+        top = max(row.priority for row in self.waiting)
+        need = sum(1 for row in self.waiting if row.priority == top) - (self.max_rows - len(self.rows))
+        if need <= 0:
+            return
+        lower = sorted(
+            (i for i, row in enumerate(self.rows) if row.priority < top),
+            key=lambda i: (self.rows[i].priority, -i),
+        )[:need]
+        if lower:
+            self._pause(lower)
+
+    def _pause(self, indices: list[int]) -> None:
+        """Take rows out of the batch, keeping their text: each goes back to the queue (before the rows of
+        its priority that have not started) to go on from its prompt and the tokens it has written. Its
+        cache so far is kept in the prefix cache, so resuming usually prefills one token."""
+        now = self.clock()
+        paused = []
+        for i in sorted(indices):
+            row = self.rows[i]
+            # The cache holds the prompt and every token but the last sampled one (fed at the next step).
+            self._keep_cache(i, len(row.prompt_ids) + len(row.tokens) - 1)
+            row.context_ids = row.prompt_ids + row.tokens
+            row.cache, row.prefilled, row.attached, row.looked_up = None, 0, 0, False
+            row.pauses += 1
+            row.paused_at = now
+            paused.append(row)
+        self._drop_rows(set(indices))
+        self.waiting = paused + self.waiting
+
+    def _drop_rows(self, dropped: set[int]) -> None:
+        """Remove rows from the batch, and columns that became padding in every remaining row."""
+        keep = [i for i in range(len(self.rows)) if i not in dropped]
         self.rows = [self.rows[i] for i in keep]
         if not self.rows:
             self.cache = self.mask = self.seen = self.next_input = None
-            return results
+            return
         index = torch.tensor(keep, device=self.device)
         self.mask, self.seen, self.next_input = self.mask[index], self.seen[index], self.next_input[index]
         # Columns that are padding in every remaining row carry nothing: drop them.
@@ -407,7 +543,6 @@ class ContinuousBatcher:
         for layer in self.cache.layers:
             layer.keys = layer.keys[index, :, start:]
             layer.values = layer.values[index, :, start:]
-        return results
 
     def _result(self, row: Row, now: float) -> GenerationResult:
         return GenerationResult(
@@ -422,6 +557,9 @@ class ContinuousBatcher:
             seed_used=row.request.seed,
             stop_reason=row.stop_reason,
             tokens_past_limit=tokens_past_limit(row.tokens, self.decode, row.request.char_limit),
+            tokens_prefilled=row.computed,
+            pauses=row.pauses,
+            paused_seconds=row.paused_seconds,
         )
 
 

@@ -125,6 +125,7 @@ class TransformersBackend(GenerationBackend):
         prefill_tokens: int = 2048,
         context_window: int | None = None,
         chunk_tokens: int | None = None,
+        prefix_cache_bytes: int = 0,
     ):
         self.model_name = model_name
         self.context_window_override = context_window  # a configured window, instead of the model's own
@@ -134,6 +135,10 @@ class TransformersBackend(GenerationBackend):
         self.continuous = continuous
         self.prefill_tokens = prefill_tokens
         self.chunk_tokens = chunk_tokens  # a longer prompt's chunks (default: prefill_tokens)
+        # Recent prompts' caches, kept across generation sessions (a live debate's next round comes after
+        # the judge has read and asked: the worker may have gone idle meanwhile). Made with the model.
+        self.prefix_cache_bytes = prefix_cache_bytes
+        self.prefix_cache = None
         self.cache_dir = Path(cache_dir)
         self.requested_device = device
         self._model = None
@@ -180,6 +185,9 @@ class TransformersBackend(GenerationBackend):
                 model = PeftModel.from_pretrained(model, self.adapter_path).to(device)
             model.eval()
             self._tokenizer, self._model, self._device = tokenizer, model, device
+            from .prefix_cache import PrefixCache
+
+            self.prefix_cache = PrefixCache(self.prefix_cache_bytes, config=model.config)
 
     @property
     def device_name(self) -> str:
@@ -272,6 +280,7 @@ class TransformersBackend(GenerationBackend):
             decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
             prefill_tokens=self.prefill_tokens,
             chunk_tokens=self.chunk_tokens,
+            prefix_cache=self.prefix_cache,
         )
 
         def submit(key, request):
@@ -284,8 +293,11 @@ class TransformersBackend(GenerationBackend):
         finished = []
         while True:
             now = time.perf_counter()
-            if batcher.free_rows and (batcher.idle or finished or now - last_take >= TAKE_INTERVAL):
-                for key, request in take(batcher.free_rows):
+            # With no free row, only requests that may pause running rows are asked for (a judge waits on them).
+            if (batcher.free_rows or batcher.pausable_rows) and (
+                batcher.idle or finished or now - last_take >= TAKE_INTERVAL
+            ):
+                for key, request in take(batcher.free_rows, batcher.pausable_rows):
                     submit(key, request)
                 last_take = now
             if batcher.idle:

@@ -375,6 +375,7 @@ class TurnInline(admin.TabularInline):
         "status",
         "text",
         "tokens_in",
+        "tokens_prefilled",
         "tokens_out",
         "wall_seconds",
         "passage_chars_dropped",

@@ -106,6 +106,7 @@ TURN_COLUMNS = {
     "passage_chars_dropped": "int",
     "speech_end": "str",
     "tokens_past_limit": "int",
+    "tokens_prefilled": "int",
 }
 VERDICT_COLUMNS = {
     "schema_version": "int",
@@ -361,6 +362,7 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "passage_chars_dropped",
         "speech_end",
         "tokens_past_limit",
+        "tokens_prefilled",
     ]
     rows = (
         Turn.objects.filter(trial__experiment_id__in=list(experiment_ids))
@@ -395,6 +397,7 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         passage_chars_dropped,
         speech_end,
         tokens_past_limit,
+        tokens_prefilled,
     ) in rows:
         if speaker == "judge":
             role = "judge"
@@ -428,6 +431,7 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "passage_chars_dropped": passage_chars_dropped,
             "speech_end": speech_end,
             "tokens_past_limit": tokens_past_limit,
+            "tokens_prefilled": tokens_prefilled,
         }
 
 

@@ -42,7 +42,7 @@ def staggered(backend, requests, capacity, at_once=False, every=1):
     order they finished in."""
     pending, results, order, calls = list(enumerate(requests)), {}, [], []
 
-    def take(free):
+    def take(free, pausable=0):
         assert 0 <= free <= capacity
         calls.append(free)
         if (len(calls) - 1) % every:
@@ -296,10 +296,13 @@ def test_a_request_whose_prefill_fails_fails_alone(tiny_model_dir):
             raise RuntimeError("CUDA out of memory (simulated)")
         return prefill(self, joining)
 
+    backend.generate([ask("load the model")])
+    backend.prefix_cache.clear()  # earlier tests' prompts: no prefill here may start from a cached prefix
+
     requests = [ask("fine one", max_new_tokens=300, min_new_tokens=300), ask("explode"), ask("fine two")]
     pending, results, errors = list(enumerate(requests)), {}, {}
 
-    def take(free):
+    def take(free, pausable=0):
         return [pending.pop(0)] if pending and free else []  # one per prefill: the failure is alone
 
     with mock.patch.object(continuous.ContinuousBatcher, "_prefill", prefill_or_fail):
@@ -314,7 +317,7 @@ def test_a_stale_claim_is_ignored_when_its_row_finishes(make_model_config, make_
     experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=1, rounds=1)
     experiment_launch(experiment=experiment)
     ids = ready_turn_ids(experiment.pk, limit=1)
-    session = GenerationSession(experiment.debater_model, lambda limit: list(ids))
+    session = GenerationSession(experiment.debater_model, lambda limit, urgent=0: list(ids))
     [(old_key, _)] = session.take(1)
     claims_release_dead_worker(Turn.objects.filter(pk=ids[0]))  # e.g. the reconciler thought it dead
     [(new_key, _)] = session.take(1)  # claimed again (the same session, or another worker)

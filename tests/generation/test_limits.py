@@ -168,7 +168,7 @@ def test_a_continuous_run_calls_on_step_between_chunks(tiny_model_dir, settings)
     pending = [("long", ask(PARAGRAPH * 6, max_new_tokens=2))]
     steps, results = [], {}
     backend.generate_continuously(
-        lambda free: [pending.pop()] if pending else [],
+        lambda free, pausable=0: [pending.pop()] if pending else [],
         results.__setitem__,
         on_step=lambda: steps.append(1),
     )
@@ -225,7 +225,7 @@ def test_generation_stops_when_the_text_reaches_the_character_limit(tiny_model_d
         requests = [ask("hello there", max_new_tokens=400, char_limit=60), ask("hello there", max_new_tokens=8)]
         results = {}
         backend.generate_continuously(
-            lambda free, pending=list(enumerate(requests)): [pending.pop(0) for _ in range(len(pending))],
+            lambda free, pausable=0, pending=list(enumerate(requests)): [pending.pop(0) for _ in range(len(pending))],
             results.__setitem__,
         )
     finally:

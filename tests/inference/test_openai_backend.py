@@ -172,7 +172,7 @@ def test_live_text_streams_from_a_real_server_and_requests_run_as_they_are_hande
     pending = [("first", ask("one", n=8)), ("second", ask("two words", n=8))]
     partial, results = {}, {}
 
-    def take(free):
+    def take(free, pausable=0):
         return [pending.pop(0)] if pending and free else []  # one at a time: the second joins later
 
     backend.generate_continuously(

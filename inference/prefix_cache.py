@@ -1,0 +1,105 @@
+"""Key/value caches of recent prompts, kept so that a prompt which extends an earlier one prefills only its new tokens.
+
+Why: a debater's prompt for round k+1 is its prompt for round k plus the new speeches and the round's closing
+words (the default prompts keep everything round-specific at the end: docs/limits.md, *Prefix reuse*). Without
+reuse every round prefills the whole transcript again, which by round 5 is most of the time before a judge sees
+the first words of an answer.
+
+How: each entry is the cache of one finished (or paused) row: its token ids and, per layer, keys and values of
+shape [1, heads, length, dim]. ``longest`` finds the entry sharing the longest token prefix with a new prompt
+and returns a fresh ``DynamicCache`` holding copies of that prefix, so the row goes on from there; the entry is
+left intact for other rows. Entries are dropped least recently used first once they take more than ``max_bytes``;
+an entry whose tokens are a prefix of a newer one's is superseded by it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+# Shorter shared prefixes are not worth a lookup and a copy: prefilling them is as cheap.
+MIN_REUSED_TOKENS = 16
+
+
+@dataclass
+class Entry:
+    tokens: tuple[int, ...]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, heads, len(tokens), dim]
+    nbytes: int
+
+
+def common_prefix_length(a, b) -> int:
+    """How many leading tokens two id sequences share."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    differ = torch.tensor(a[:n]) != torch.tensor(b[:n])
+    return int(differ.to(torch.int8).argmax()) if bool(differ.any()) else n
+
+
+class PrefixCache:
+    """Recent prompts' key/value caches for one model, bounded by ``max_bytes``."""
+
+    def __init__(self, max_bytes: int, config=None):
+        self.max_bytes, self.config = max_bytes, config
+        self.entries: OrderedDict[int, Entry] = OrderedDict()
+        self.nbytes = 0
+        self._next_id = 0
+        self.hits = self.lookups = self.reused_tokens = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def store(self, tokens: list[int], layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Keep a copy of ``layers`` (keys and values of ``tokens``, batch of one) for later prompts."""
+        if not self.enabled or len(tokens) < MIN_REUSED_TOKENS:
+            return
+        key = tuple(tokens)
+        for entry_id, entry in list(self.entries.items()):
+            shared = common_prefix_length(entry.tokens, key)
+            if shared == len(key):  # an entry already holds all of these tokens
+                self.entries.move_to_end(entry_id)
+                return
+            if shared == len(entry.tokens):  # superseded: the new entry holds all of its tokens
+                self._drop(entry_id)
+        copied = [(k.detach().clone(), v.detach().clone()) for k, v in layers]
+        nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in copied)
+        if nbytes > self.max_bytes:
+            return
+        self.entries[self._next_id] = Entry(key, copied, nbytes)
+        self._next_id += 1
+        self.nbytes += nbytes
+        while self.nbytes > self.max_bytes:
+            self._drop(next(iter(self.entries)))
+
+    def longest(self, tokens: list[int], most: int, least: int = 0) -> tuple[int, DynamicCache | None]:
+        """The longest cached prefix of ``tokens``, at most ``most`` tokens: (its length, a cache holding a
+        copy of it); (0, None) if none reaches ``least`` or MIN_REUSED_TOKENS."""
+        if not self.enabled or not self.entries:
+            return 0, None
+        self.lookups += 1
+        best_id, best = None, 0
+        for entry_id, entry in self.entries.items():
+            shared = min(common_prefix_length(entry.tokens, tokens), most)
+            if shared > best:
+                best_id, best = entry_id, shared
+        if best < max(least, MIN_REUSED_TOKENS):
+            return 0, None
+        self.entries.move_to_end(best_id)
+        cache = DynamicCache(config=self.config)
+        for index, (keys, values) in enumerate(self.entries[best_id].layers):
+            cache.update(keys[:, :, :best].clone(), values[:, :, :best].clone(), index)
+        self.hits += 1
+        self.reused_tokens += best
+        return best, cache
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.nbytes = 0
+
+    def _drop(self, entry_id: int) -> None:
+        self.nbytes -= self.entries.pop(entry_id).nbytes

@@ -1,0 +1,192 @@
+"""Issue 12, parts 1 and 4 on a real (tiny) transformers model: a live turn pauses pre-generated rows of a full
+batch, which resume from the text they had written; a prompt that extends a cached one prefills only its new
+tokens. What is written never depends on either (float32 on the CPU)."""
+
+import pytest
+import torch
+
+from generation.backends import get_backend
+from inference import GenerationRequest, continuous
+from inference.prefix_cache import MIN_REUSED_TOKENS, PrefixCache, common_prefix_length
+from judging.models import Turn
+from judging.protocols.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
+
+from .test_continuous_batching import question_while_busy
+
+PARAGRAPH = "The committee met on a cold morning to weigh the harbour plan, and argued for hours about costs. "
+
+
+def ask(text, **options):
+    settings = {"max_new_tokens": 24, "min_new_tokens": 24, "temperature": 0.9, "top_p": 0.9, "seed": 5} | options
+    return GenerationRequest(messages=[{"role": "user", "content": text}], repetition_penalty=1.2, **settings)
+
+
+def batcher(tiny_model_dir, max_rows=2, prefix_cache=True):
+    backend = get_backend("transformers", str(tiny_model_dir))
+    backend._load()
+    tokenizer, model = backend._tokenizer, backend._model
+    cache = PrefixCache(64 * 2**20, config=model.config) if prefix_cache else None
+    return tokenizer, continuous.ContinuousBatcher(
+        model,
+        "cpu",
+        stop_ids={tokenizer.eos_token_id},
+        pad_token_id=tokenizer.eos_token_id,
+        max_rows=max_rows,
+        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+        prefix_cache=cache,
+    )
+
+
+def run(b):
+    results = {}
+    while not b.idle:
+        results.update(b.step())
+    return results
+
+
+@pytest.mark.parametrize("prefix_cache", [True, False], ids=["resumed-from-its-cache", "recomputed"])
+def test_a_priority_request_pauses_a_running_row_which_resumes_where_it_stopped(tiny_model_dir, prefix_cache):
+    tokenizer, alone = batcher(tiny_model_dir, max_rows=4)
+    prompts = {key: tokenizer(f"{key}: {PARAGRAPH}")["input_ids"] for key in ("first", "second", "live")}
+    for key in ("first", "second"):
+        alone.submit(key, ask(key, seed=len(key)), prompts[key])
+    expected = run(alone)
+
+    _, full = batcher(tiny_model_dir, max_rows=2, prefix_cache=prefix_cache)
+    for key in ("first", "second"):
+        full.submit(key, ask(key, seed=len(key)), prompts[key])
+    for _ in range(6):  # a prefill and five decoding steps: both rows are writing
+        full.step()
+    assert full.free_rows == 0 and full.pausable_rows == 2
+    full.submit("live", ask("live", priority=1, max_new_tokens=8, min_new_tokens=8), prompts["live"])
+    assert full.pausable_rows == 1
+    results = dict(full.step())
+    # At once: the row that joined last is paused (its text kept), the live request is prefilled in its place.
+    assert [row.key for row in full.rows] == ["first", "live"] and len(full.rows[1].tokens) == 1
+    assert [row.key for row in full.waiting] == ["second"] and full.waiting[0].pauses == 1
+    results.update(run(full))
+    assert results["live"].tokens_out == 8 and results["live"].pauses == 0
+    second = results["second"]
+    assert second.pauses == 1 and second.paused_seconds > 0
+    # Nothing lost, nothing written twice: the same text as without the pause, all 24 tokens once.
+    assert second.text == expected["second"].text and second.tokens_out == 24
+    assert results["first"].text == expected["first"].text and results["first"].pauses == 0
+    assert second.tokens_in == len(prompts["second"])
+    if prefix_cache:  # the paused row's cache was kept: resuming computed one token
+        assert second.tokens_prefilled == len(prompts["second"]) + 1
+    else:  # its prompt and the five tokens it had written, again
+        assert second.tokens_prefilled == 2 * len(prompts["second"]) + 6
+
+
+def test_rows_of_the_same_priority_never_pause_each_other(tiny_model_dir):
+    tokenizer, full = batcher(tiny_model_dir, max_rows=1)
+    full.submit("a", ask("a"), tokenizer("a " + PARAGRAPH)["input_ids"])
+    full.step()
+    full.submit("b", ask("b"), tokenizer("b " + PARAGRAPH)["input_ids"])
+    assert full.pausable_rows == 1  # a live request could take it
+    results = run(full)
+    assert results["a"].pauses == 0 and results["b"].pauses == 0
+    assert results["b"].ttft_seconds > results["a"].ttft_seconds  # b waited for a free row
+
+
+def test_a_prompt_that_extends_a_cached_one_prefills_only_its_new_tokens(tiny_model_dir):
+    tokenizer, plain = batcher(tiny_model_dir, max_rows=2, prefix_cache=False)
+    round_one = tokenizer(PARAGRAPH * 3)["input_ids"]
+    round_two = round_one + tokenizer(" Then the judge asked why, and the debaters answered.")["input_ids"]
+    plain.submit("two", ask("two"), round_two)
+    expected = run(plain)["two"]
+    assert expected.tokens_prefilled == len(round_two)
+
+    _, reusing = batcher(tiny_model_dir, max_rows=2)
+    reusing.submit("one", ask("one"), round_one)
+    run(reusing)
+    reusing.submit("two", ask("two"), round_two)
+    result = run(reusing)["two"]
+    assert result.tokens_prefilled == len(round_two) - len(round_one)
+    assert result.text == expected.text  # the cached prefix changes nothing in what is written
+    assert reusing.prefix_cache.hits == 1 and reusing.prefix_cache.reused_tokens == len(round_one)
+
+
+def test_a_short_shared_preamble_is_not_reused(tiny_model_dir):
+    """A prompt sharing only its first few tokens (a chat template's preamble) is prefilled with the others."""
+    tokenizer, reusing = batcher(tiny_model_dir, max_rows=4)
+    reusing.submit("one", ask("one"), tokenizer(PARAGRAPH * 2)["input_ids"])
+    run(reusing)
+    other = tokenizer(PARAGRAPH[:40] + " something else entirely, " * 12)["input_ids"]
+    reusing.submit("other", ask("other"), other)
+    assert run(reusing)["other"].tokens_prefilled == len(other)
+
+
+def test_the_prefix_cache_keeps_to_its_memory_and_drops_the_least_recently_used():
+    def layers(length):
+        return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]  # 2 x 2*length*4 floats
+
+    per_token = 2 * 2 * 4 * 4  # bytes
+    cache = PrefixCache(max_bytes=100 * per_token)
+    a, b, c = list(range(40)), list(range(1000, 1040)), list(range(2000, 2040))
+    cache.store(a, layers(40))
+    cache.store(b, layers(40))
+    assert cache.nbytes == 80 * per_token
+    assert cache.longest(a + [7], most=41)[0] == 40  # a used: b is now the least recently used
+    cache.store(c, layers(40))
+    assert [e.tokens[0] for e in cache.entries.values()] == [0, 2000] and cache.nbytes == 80 * per_token
+    assert cache.longest(b, most=40) == (0, None)
+    cache.store(a + [1, 2, 3], layers(43))  # supersedes a
+    assert [len(e.tokens) for e in cache.entries.values()] == [40, 43]
+    length, found = cache.longest(a + [1, 2, 9], most=100)
+    assert length == 42 and found.layers[0].keys.shape == (1, 2, 42, 4)
+    assert cache.longest(a + [1, 2, 9], most=100, least=43) == (0, None)
+    assert cache.longest(a[: MIN_REUSED_TOKENS - 1] + [-1], most=100) == (0, None)
+    assert common_prefix_length([1, 2, 3], [1, 2, 4]) == 2 and common_prefix_length([], [1]) == 0
+
+
+def test_the_default_prompts_put_everything_round_specific_at_the_end():
+    """A debater's prompt for round 2 extends its prompt for round 1 up to the closing line (prefix reuse)."""
+
+    class Speech:
+        def __init__(self, speaker, round, text):
+            self.speaker, self.round, self.text, self.addressed_to = speaker, round, text, []
+
+    def prompt(round_number, speeches):
+        messages = build_debater_messages(
+            system_prompt=DEFAULT_SYSTEM_PROMPT,
+            template=DEFAULT_DEBATER_TEMPLATE,
+            me="B",
+            question="Why?",
+            my_answer="Yes",
+            opponent_answer="No",
+            passage=PARAGRAPH,
+            visible_speeches=speeches,
+            round_number=round_number,
+            rounds=3,
+            char_limit=500,
+        )
+        return "\n".join(m["content"] for m in messages)
+
+    one = prompt(1, [Speech("A", 1, "First.")])
+    two = prompt(2, [Speech("A", 1, "First."), Speech("B", 1, "Mine."), Speech("A", 2, "Again.")])
+    closing = one.index("This is round 1 of 3.")
+    assert two.startswith(one[:closing].rstrip()) and closing > 0.8 * len(one)
+
+
+def test_a_live_turn_pauses_pre_generated_work_in_a_full_batch(
+    make_model_config, make_experiment, tiny_model_dir, judge, settings
+):
+    """Through the worker: with the batch full of pre-generated speeches, a judge's question is answered
+    at once by pausing one of them; every turn is written exactly once and the pause is recorded."""
+    settings.GENERATION_BATCH_SIZE = 2
+    config = make_model_config(tiny_model_dir, max_new_tokens=200)
+    live = make_experiment(
+        config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60
+    )
+    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=8000)  # 2 x 200 tokens
+    trial = question_while_busy(live, slow, judge)
+    answer = Turn.objects.get(trial=trial, round=2, speaker="A")
+    slow_turns = list(Turn.objects.filter(trial__experiment=slow))
+    assert answer.status == "done" and {t.status for t in slow_turns} == {"done"}
+    assert {t.attempts for t in slow_turns} == {1} and answer.attempts == 1
+    assert answer.model_settings["batch_size"] == 2 and answer.model_settings["pauses"] == 0
+    paused = [t for t in slow_turns if t.model_settings["pauses"]]
+    assert len(paused) == 1 and paused[0].model_settings["paused_seconds"] > 0
+    assert paused[0].tokens_prefilled == paused[0].tokens_in + 1  # resumed from its kept cache
+    assert answer.finished_at < min(t.finished_at for t in slow_turns)
