@@ -47,6 +47,7 @@ from judging.lineups import ROUND_ROBIN, Member, design_cells
 from judging.protocols.registry import ARMS
 
 from .accuracy import Judged, arm_differences, by_arm, decide
+from .agreement import agreement_by_arm
 from .analysis import debater_ratings, fit_bradley_terry, least_squares_slope, pairing_design
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
@@ -243,6 +244,55 @@ def _covers(estimate, true_value: float) -> bool:
     return bool(estimate.low <= true_value <= estimate.high)
 
 
+def agreement_truth(truth: Truth, conditions) -> float:
+    """The population agreement (Krippendorff's alpha and Fleiss' kappa alike) on correctness among the
+    judges of a question in ``conditions`` (units in equal shares):
+
+        Var_q(pbar_q) / (p (1 - p)),   pbar_q = P(a judge drawn from the population is right on q)
+
+    with p the mean of pbar_q: the share of the variation in correctness that lies between questions.
+    Two judges of a unit are independent given the question, so they disagree with probability
+    2 pbar_q (1 - pbar_q) on average over questions, and by chance with 2 p (1 - p)."""
+    first, second = [], []
+    for condition in conditions:
+        centre = truth.centre(condition)
+        pbar = np.array([mean_sigmoid(centre - truth.question_sd * z, truth.judge_sd) for z in _NODES])
+        first.append(np.sum(_WEIGHTS * pbar) / np.sum(_WEIGHTS))
+        second.append(np.sum(_WEIGHTS * pbar**2) / np.sum(_WEIGHTS))
+    p = float(np.mean(first))
+    return max(0.0, float((np.mean(second) - p * p) / (p * (1 - p))))  # rounding can leave -1e-17
+
+
+def agreement_validity(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0) -> dict:
+    """On simulated studies: per arm (and condition) with overlapping units, the share of studies whose
+    95% interval on alpha (and on kappa, where every unit had as many judges) covers
+    ``agreement_truth``, the mean estimate, and in how many studies each figure had an interval.
+    A study whose figure has no interval counts as not covering."""
+    hits: dict[str, list[bool]] = {}
+    values: dict[str, list[float]] = {}
+    truths: dict[str, float] = {}
+    for study in range(studies):
+        rows, _ = simulate_study(scenario.design, scenario.truth, seed + study)
+        for group, found in agreement_by_arm(rows, resamples=resamples, seed=seed + study).items():
+            if found is None:
+                continue
+            arm, _, condition = group.partition(": ")
+            truths[group] = agreement_truth(scenario.truth, [condition] if condition else ARMS[arm].conditions)
+            for name, estimate in (("alpha", found.alpha), ("kappa", found.kappa)):
+                if estimate is None:
+                    continue
+                hits.setdefault(f"{name}: {group}", []).append(_covers(estimate, truths[group]))
+                if estimate.has_interval:
+                    values.setdefault(f"{name}: {group}", []).append(estimate.value)
+    return {
+        "coverage": {name: float(np.mean(h)) for name, h in sorted(hits.items())},
+        "studies_with_figure": {name: len(h) for name, h in sorted(hits.items())},
+        "with_interval": {name: len(values.get(name, [])) for name in sorted(hits)},
+        "mean_estimate": {name: float(np.mean(v)) for name, v in sorted(values.items())},
+        "truth": truths,
+    }
+
+
 def ladder_truth(design: Design, truth: Truth) -> dict:
     """What the ladder's intervals claim to cover on this design: the population (marginal) figures.
 
@@ -431,5 +481,30 @@ LADDER_SCENARIOS = (
         "round-robin, 4 debaters, 160 x 3, 8 judges, self-play accuracy flat",
         Design(num_questions=160, judgments_per_question=3, judges=8, debaters=FOUR_DEBATERS),
         Truth(strengths=LADDER_TRUTH.strengths, honesty_advantage=0.3, truth_gain=0.0),
+    ),
+)
+
+# Agreement between judges of the same question (results/agreement.py), with known population agreement.
+AGREEMENT_SCENARIOS = (
+    Scenario("debate, 60 questions x 3 judgments, 6 judges", SIX_JUDGES, Truth(accuracy={"debate": 0.7})),
+    Scenario(
+        "debate, 60 x 3, 6 judges, questions differ widely (question sd 2)",
+        SIX_JUDGES,
+        Truth(accuracy={"debate": 0.7}, question_sd=2.0),
+    ),
+    Scenario(
+        "debate, 30 x 2, 4 judges, judges differ widely (judge sd 1)",
+        Design(num_questions=30, judgments_per_question=2, judges=4),
+        Truth(accuracy={"debate": 0.75}, judge_sd=1.0, question_sd=1.5),
+    ),
+    Scenario(
+        "no agreement beyond chance: every question alike (question sd 0)",
+        SIX_JUDGES,
+        Truth(accuracy={"debate": 0.7}, question_sd=0.0),
+    ),
+    Scenario(
+        "consultancy, 40 x 4, 8 judges (2 to 4 judges per unit)",
+        Design(arms=("consultancy",), num_questions=40, judgments_per_question=4, judges=8),
+        Truth(accuracy={"honest consultant": 0.8, "dishonest consultant": 0.5}, question_sd=1.5),
     ),
 )

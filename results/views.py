@@ -12,7 +12,7 @@ from judging import exports
 from judging.exports import model_answer_rows, model_verdict_rows, trial_rows
 from judging.models import Experiment
 
-from . import accuracy, plots
+from . import accuracy, agreement, plots
 from . import analysis as stats
 from .attrition import attrition_report
 from .forms import PRESETS, EstimatorForm
@@ -179,6 +179,7 @@ def analysis(request):
                 "model_judges": stats.model_judge_accuracy(rows, list(model_verdict_rows(ids))),
                 "ratings": stats.debater_ratings(rows, scale="elo" if request.GET.get("ratings") == "elo" else "logit"),
                 "skill": stats.judge_skill(rows),
+                "agreement": agreement.agreement_by_arm(rows),
                 "time_rows": list(
                     zip(
                         (

@@ -47,6 +47,11 @@ def test_the_command_prints_primary_and_exploratory_results(make_model_config, m
     # Two judges: the declared test is shown but not decided, with the reason.
     assert "honest debaters win more than half: cannot be tested (only 2 judges" in text
     assert "debate − consultancy" in text and "consultancy: honest consultant" in text
+    # Two judgments per question and two arms: each question once per arm, so no judge shares a unit.
+    assert (
+        "agreement between judges" in text
+        and "debate                                   no overlapping judgments" in text
+    )
     assert "nan" not in text.lower()
 
 

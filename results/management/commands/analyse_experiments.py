@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from judging.exports import model_answer_rows, trial_rows
 from judging.models import Experiment
 from results import accuracy
+from results.agreement import agreement_by_arm
 from results.inference import RESAMPLED_UNITS
 from results.services import primary_sections, shared_plan
 
@@ -14,6 +15,21 @@ def _interval(e, points: bool = False) -> str:
         return "no interval"
     scale, unit = (100, " pts") if points else (100, "%")
     return f"[{e.low * scale:.1f}{unit} – {e.high * scale:.1f}{unit}]"
+
+
+def _agreement(found) -> str:
+    if found is None:
+        return "no overlapping judgments"
+    judges = f"{found.raters[0]}" if found.raters[0] == found.raters[1] else f"{found.raters[0]}-{found.raters[1]}"
+    parts = [f"{found.units} units of {judges} judges ({found.verdicts} verdicts)"]
+    for name, e in (("Krippendorff's alpha", found.alpha), ("Fleiss' kappa", found.kappa)):
+        if e is None:
+            parts.append(f"{name}: not defined (units have different numbers of judges)")
+        elif e.has_interval:
+            parts.append(f"{name} {e.value:.3f} [{e.low:.3f} – {e.high:.3f}]")
+        else:
+            parts.append(f"{name}: not reported ({e.method})")
+    return "; ".join(parts)
 
 
 class Command(BaseCommand):
@@ -53,6 +69,9 @@ class Command(BaseCommand):
             write(f"  {arm:<40} {e.value * 100:5.1f}% {_interval(e)}  n={e.n}")
         for label, e in accuracy.arm_differences(data).items():
             write(f"  {label:<40} {e.value * 100:+5.1f} pts {_interval(e, points=True)}")
+        write("\nExploratory: agreement between judges on whether they chose the correct answer (docs/analysis.md)")
+        for group, measured in agreement_by_arm(rows).items():
+            write(f"  {group:<40} {_agreement(measured)}")
         sandwich = accuracy.sandwich(data, alpha=shared_plan(found).alpha, margin=shared_plan(found).margin)
         if sandwich:
             write("\nExploratory: sandwiching")
