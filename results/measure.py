@@ -19,8 +19,9 @@ def _words(text: str) -> int:
 
 
 def verdict_records(experiment_ids: list[int]) -> list[dict]:
-    """Per verdict: judge, question, words read (question, both answers, finished speeches), seconds
-    (active; on the page where active time was not measured) and whether it was correct.
+    """Per verdict: judge, question, words and characters read (question, both answers, finished
+    speeches), seconds (active; on the page where active time was not measured), seconds on the page
+    (from first opening the trial), the answer chosen and whether it was correct.
 
     Words read leave out the judge's own questions: the judge wrote them, not read them. 0 active
     seconds are 0 (the page beat but the judge was never active), not missing.
@@ -28,11 +29,13 @@ def verdict_records(experiment_ids: list[int]) -> list[dict]:
     Two flat queries (verdicts with their trial's question, and finished turns' text), not model
     instances: the analysis page reads 10,000 verdicts this way in a fraction of a second."""
     turn_words: dict[int, int] = defaultdict(int)
+    turn_characters: dict[int, int] = defaultdict(int)
     finished = Turn.objects.filter(trial__experiment_id__in=experiment_ids, status=Turn.Status.DONE).exclude(
         speaker=JUDGE
     )
     for trial_id, text in finished.values_list("trial_id", "text").iterator(chunk_size=5000):
         turn_words[trial_id] += _words(text)
+        turn_characters[trial_id] += len(text)
     rows = Verdict.objects.filter(trial__experiment_id__in=experiment_ids).values_list(
         "trial_id",
         "judge__username",
@@ -55,7 +58,10 @@ def verdict_records(experiment_ids: list[int]) -> list[dict]:
                 "judge": judge,
                 "question_id": question,
                 "words": _words(text) + _words(choices[a]) + _words(choices[b]) + turn_words[trial_id],
+                "characters": len(text) + len(choices[a]) + len(choices[b]) + turn_characters[trial_id],
                 "seconds": active if active is not None else on_page,
+                "seconds_on_page": on_page,
+                "chosen": chosen,
                 "correct": chosen == honest,
             }
         )

@@ -8,5 +8,6 @@ urlpatterns = [
     path("throughput/", views.throughput, name="throughput"),
     path("export/", views.export, name="export"),
     path("analysis/", views.analysis, name="analysis"),
+    path("analysis/judge-quality.csv", views.judge_quality_csv, name="judge_quality_csv"),
     path("power/", power_page.power_calculator, name="power"),
 ]

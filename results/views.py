@@ -4,15 +4,15 @@ import binascii
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import authenticate
-from django.http import JsonResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from audit.recording import record_export
 from judging import exports
-from judging.exports import model_answer_rows, model_verdict_rows, trial_rows
+from judging.exports import _iter_csv, model_answer_rows, model_verdict_rows, trial_rows
 from judging.models import Experiment
 
-from . import accuracy, agreement, plots
+from . import accuracy, agreement, plots, quality
 from . import analysis as stats
 from .attrition import attrition_report
 from .forms import PRESETS, EstimatorForm
@@ -111,14 +111,36 @@ def export(request):
     return exports.export_response(table, fmt, ids)
 
 
-@staff_member_required
-def analysis(request):
-    """Analysis of one or more experiments: ?experiment=ID&experiment=ID."""
+def _chosen_experiments(request) -> list[Experiment]:
+    """The experiments named by ?experiment=ID (repeated); none when an id is not a number."""
     try:
         ids = sorted({int(x) for x in request.GET.getlist("experiment")})
     except ValueError:
         ids = []
-    experiments = list(Experiment.objects.filter(pk__in=ids).order_by("pk"))
+    return list(Experiment.objects.filter(pk__in=ids).order_by("pk"))
+
+
+@staff_member_required
+def judge_quality_csv(request):
+    """The analysis page's judge quality panel as CSV (researchers only; judges never see it)."""
+    experiments = _chosen_experiments(request)
+    if not experiments:
+        return JsonResponse({"error": "give at least one ?experiment=ID of an existing experiment"}, status=400)
+    ids = [e.pk for e in experiments]
+    record_export("judge_quality", "csv", ids, actor=request.user)
+    panel = quality.judge_quality(verdict_records(ids))
+    # The exports' CSV writer: text in chunks, and cells a spreadsheet will not run as formulas.
+    response = StreamingHttpResponse(
+        _iter_csv(quality.panel_rows(panel), quality.PANEL_COLUMNS), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="experiments-{"-".join(map(str, ids))}-judge-quality.csv"'
+    return response
+
+
+@staff_member_required
+def analysis(request):
+    """Analysis of one or more experiments: ?experiment=ID&experiment=ID."""
+    experiments = _chosen_experiments(request)
     context = {
         **admin.site.each_context(request),
         "title": "Analysis",
@@ -145,6 +167,7 @@ def analysis(request):
     }
     if len(data):
         plan = shared_plan(experiments)
+        records = verdict_records(ids)
         by_arm = accuracy.by_arm(data)
         sandwich = accuracy.sandwich(data, alpha=plan.alpha, margin=plan.margin)
         calibration = stats.calibration(rows)
@@ -180,6 +203,13 @@ def analysis(request):
                 "ratings": stats.debater_ratings(rows, scale="elo" if request.GET.get("ratings") == "elo" else "logit"),
                 "skill": stats.judge_skill(rows),
                 "agreement": agreement.agreement_by_arm(rows),
+                "quality": quality.judge_quality(records),
+                "quality_csv": request.GET.urlencode(),
+                "quality_limits": {
+                    "ceiling": quality.READING_CEILING_CHARS_PER_MINUTE,
+                    "fast": quality.FAST_VERDICT_SECONDS,
+                    "alpha": quality.POSITION_ALPHA,
+                },
                 "time_rows": list(
                     zip(
                         (
@@ -187,7 +217,7 @@ def analysis(request):
                             "words read",
                             "reading rate (words per minute: all words ÷ all minutes)",
                         ),
-                        stats.time_summary(verdict_records(ids)).values(),
+                        stats.time_summary(records).values(),
                     )
                 ),
             }
