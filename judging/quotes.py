@@ -24,7 +24,9 @@ budget (not verified).
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass
 
 QUOTE_PATTERN = re.compile(r"<quote>(.*?)</quote>", re.IGNORECASE | re.DOTALL)
@@ -59,9 +61,30 @@ def is_verified(quote: str, passage: str) -> bool:
     return bool(_occurrences(normalise(quote), _padded(passage)))
 
 
+# Normalising a passage (a character at a time) was most of the cost of checking a speech's quotes, and every
+# speech of every trial on a question is checked against the same passage, again on each poll of a live page
+# (issue 12's load test). The passages used last are kept normalised, up to this many characters in all (with
+# the passages themselves, some 20 MB per process).
+PADDED_CACHE_CHARACTERS = 10_000_000
+_padded_cache: OrderedDict[str, str] = OrderedDict()
+_padded_cache_lock = threading.Lock()
+
+
 def _padded(passage: str) -> str:
-    # Spaces at both ends, so a match must start and end on word boundaries.
-    return f" {normalise(passage)} "
+    """The normalised passage with a space at both ends, so a match must start and end on word boundaries."""
+    with _padded_cache_lock:
+        padded = _padded_cache.get(passage)
+        if padded is not None:
+            _padded_cache.move_to_end(passage)
+            return padded
+    padded = f" {normalise(passage)} "
+    with _padded_cache_lock:
+        _padded_cache[passage] = padded
+        cached = sum(len(p) for p in _padded_cache.values())
+        while cached > PADDED_CACHE_CHARACTERS and len(_padded_cache) > 1:
+            _, dropped = _padded_cache.popitem(last=False)
+            cached -= len(dropped)
+    return padded
 
 
 def _occurrences(needle: str, padded_passage: str) -> list[int]:

@@ -3,17 +3,25 @@ and every page is built from selectors.judge_view_of_trial only."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse
+from django.db.models import Prefetch
+from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import ratelimit, selectors, services
 from .debater_selectors import is_debater
-from .models import Trial
+from .models import Trial, Turn
+
+# What no judge page reads, left in the database: a live page is polled every 0.4 s. A turn's prompt holds the
+# whole passage; best-of-N candidates hold their texts.
+TURN_FIELDS_UNREAD = ("prompt", "model_settings", "candidates", "error")
 
 
 def _own_trial(request, trial_id: int) -> Trial:
@@ -22,7 +30,11 @@ def _own_trial(request, trial_id: int) -> Trial:
         .exclude(status=Trial.Status.GENERATING)
         .exclude(status=Trial.Status.FAILED)
         .select_related("question", "experiment")
-        .prefetch_related("turns")  # read once for the judge's view and the protocol's replay
+        .defer("experiment__provenance")
+        # Read once for the judge's view and the protocol's replay; in transcript order, without the default
+        # ordering's joins (a turn's is by trial, whose is by experiment).
+        .prefetch_related(Prefetch("turns", queryset=Turn.objects.defer(*TURN_FIELDS_UNREAD).order_by("index")))
+        .order_by("pk")
         .first()
     )
     if trial is None:
@@ -117,11 +129,22 @@ def _trial_context(trial: Trial) -> dict:
     """What the trial page and its live partials are rendered from: the judge's view and nothing else."""
     view = selectors.judge_view_of_trial(trial)
     # The wording that differs between protocols lives in one fragment per protocol.
-    return {"trial": view, "protocol_text": trial.protocol_spec.page_template}
+    return {"trial": view, "protocol_text": trial.protocol_spec.page_template, "live_tag": _live_tag(view)}
 
 
-def _live_partials(request, trial: Trial):
-    return render(request, "judging/partials/live.html", _trial_context(trial))
+def _live_tag(view: dict) -> str:
+    """A tag of what the live partials show: the judge's view they are rendered from, and the code that renders
+    it. The page's live status carries it and htmx's ptag extension sends it back with each poll (HX-PTag); a poll
+    whose page already shows the same is answered 304 without rendering anything."""
+    shown = json.dumps([settings.PLATFORM_COMMIT, view], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(shown.encode(), digest_size=16).hexdigest()
+
+
+def _live_partials(request, trial: Trial, context: dict | None = None):
+    context = context or _trial_context(trial)
+    response = render(request, "judging/partials/live.html", context)
+    response["HX-PTag"] = context["live_tag"]
+    return response
 
 
 @login_required
@@ -192,7 +215,10 @@ def trial_live(request, trial_id: int):
         trial = _opened_trial(request, trial_id)
     except Refused as refusal:
         return HttpResponse(str(refusal), status=409, content_type="text/plain; charset=utf-8")
-    return _live_partials(request, trial)
+    context = _trial_context(trial)
+    if request.headers.get("HX-PTag") == context["live_tag"]:
+        return HttpResponseNotModified()  # htmx swaps nothing: the page shows this already
+    return _live_partials(request, trial, context)
 
 
 @login_required

@@ -182,6 +182,40 @@ def test_the_status_line_polls_only_while_speeches_are_written(judge_client, liv
     assert 'hx-trigger="live-refresh"' in status_line()
 
 
+def test_a_poll_whose_page_shows_the_same_is_answered_304_without_rendering(
+    judge_client, make_model_config, make_experiment
+):
+    # Sequential rounds: the text written so far is shown (simultaneous ones show nothing until both are done).
+    experiment = make_experiment(make_model_config("m"), name="seq", mode="live", rounds=3, turn_style="sequential")
+    experiment_launch(experiment=experiment)
+    trial = first_trial(experiment)
+    trial_open(trial=trial)
+    finish_round(trial)  # between rounds: nothing on the page changes with the clock
+
+    def poll(tag):
+        return judge_client.get(live_url(trial), HTTP_HX_PTAG=tag, **HTMX)
+
+    page = open_trial(judge_client, trial).content.decode()
+    tag = re.search(r'<p id="live-status"[^>]*hx-ptag="([0-9a-f]+)"', page).group(1)
+    # The page's tag is the live view's: a poll of the unchanged page renders nothing.
+    unchanged = poll(tag)
+    assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.templates == []
+    # The next round starts and its first speech is being written: each change is sent, with its new tag.
+    judge_client.post(move_url(trial), {"action": "continue"}, **HTMX)
+    started = poll(tag)
+    assert started.status_code == 200 and started["HX-PTag"] != tag
+    assert f'hx-ptag="{started["HX-PTag"]}"' in started.content.decode()
+    first = trial.turns.filter(round=2).order_by("index").first()
+    Turn.objects.filter(pk=first.pk).update(status=Turn.Status.RUNNING, claim_token="t", partial_text="The first")
+    grown = poll(started["HX-PTag"])
+    assert grown.status_code == 200 and "The first" in grown.content.decode()
+    finish_round(trial)
+    finished = poll(grown["HX-PTag"])
+    assert finished.status_code == 200 and "Argument of debater" in finished.content.decode()
+    assert poll(finished["HX-PTag"]).status_code == 304
+    assert poll("").status_code == 200 and poll(tag).status_code == 200  # no tag, or a stale one
+
+
 def test_a_refused_htmx_move_is_answered_with_its_message_as_json(judge_client, live_trial):
     judge_client.post(move_url(live_trial), {"action": "continue"}, **HTMX)  # round 2 is being written
     response = judge_client.post(move_url(live_trial), {"action": "end"}, **HTMX)
@@ -223,6 +257,7 @@ def test_no_trial_page_or_partial_has_inline_script_code(
     }
     assert re.findall(r'<script src="([^"]+)"', page) == [
         "/static/django_htmx/htmx-4.min.js",
+        "/static/django_htmx/ext/hx-ptag-4.min.js",
         "/static/judging/trial.js",
     ]
     assert inline_code(judge_client.get(live_url(live_trial)).content.decode()) == []
