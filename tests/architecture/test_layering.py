@@ -25,8 +25,8 @@ HEAVY_OPTIONAL = {
     "pyarrow",  # Parquet exports and the BoolQ importer only
     "matplotlib",  # result plots only (and a font cache built on first import)
 }
-# Project modules that count as heavy: inference.continuous imports torch at module level.
-HEAVY_PROJECT_MODULES = {"inference.continuous"}
+# Project modules that count as heavy: they import torch at module level.
+HEAVY_PROJECT_MODULES = {"inference.continuous", "inference.prefix_cache"}
 
 
 def lint_imports_output() -> subprocess.CompletedProcess:
