@@ -477,7 +477,10 @@ def drive(args) -> None:
     measuring.set()
     started = time.monotonic()
     print("measure start", flush=True)
-    gevent.sleep(args.seconds)
+    while time.monotonic() - started < args.seconds and not (
+        args.verdicts and counts["verdicts acknowledged"] >= args.verdicts
+    ):
+        gevent.sleep(0.1)
     window = time.monotonic() - started
     measuring.clear()
     print("measure end", flush=True)
@@ -739,6 +742,7 @@ def passthrough(args) -> list[str]:
             "seconds",
             "settle_seconds",
             "spawn_rate",
+            "verdicts",
             "cookies",
             "scratch",
         )
@@ -767,6 +771,7 @@ def parse(argv=None):
     parser.add_argument("--read-seconds", type=float, default=8, help="a judge reads a pre-generated trial (mean)")
     parser.add_argument("--move-seconds", type=float, default=3, help="a judge thinks between rounds (mean)")
     parser.add_argument("--spawn-rate", type=float, default=10, help="judges started per second")
+    parser.add_argument("--verdicts", type=int, default=0, help="end the window once this many verdicts are in")
     parser.add_argument("--json", default="", help="also write every step's figures here")
     parser.add_argument("--role", default="run", choices=["run", "writer", "drive"], help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)

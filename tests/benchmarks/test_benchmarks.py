@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def test_the_gpu_generation_benchmark_runs_on_the_cpu_with_tiny_shapes(tmp_path):
     from benchmarks import gpu_generation
@@ -77,3 +79,60 @@ def test_the_analysis_page_benchmark_renders_the_page(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "render 1:" in done.stdout and "calibration (all and per judge)" in done.stdout
+
+
+@pytest.mark.integration
+def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(tmp_path):
+    """benchmarks/load_test.py, tiny: a few judges against gunicorn and PostgreSQL, each scenario until two verdicts
+    are in (a guard of minutes only stops a hung run). No timing is checked: only that it ran, without errors."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("the load test serves PostgreSQL, as deployed; this run uses SQLite")
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    assert redis_url, "TEST_REDIS_URL must point at a running Redis (dev.py test sets it)"
+    with socket.socket() as probe:  # a free port for this run's gunicorn
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "figures.json"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/load_test.py",
+            "--judges=3",
+            "--trials=4",
+            "--verdicts=2",
+            "--seconds=300",
+            "--settle-seconds=0",
+            "--speech-seconds=0.5",
+            "--first-words-seconds=0.2",
+            "--read-seconds=1",
+            "--move-seconds=0.5",
+            f"--port={port}",
+            f"--database-url=postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}_load_smoke",
+            f"--redis-url={redis_url}",
+            f"--json={out}",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    steps = json.loads(out.read_text())
+    assert [(s["scenario"], s["judges"]) for s in steps] == [("mixed", 3), ("live", 3)]
+    for step in steps:
+        assert step["errors_total"] == 0, step["error_messages"]
+        assert step["verdicts acknowledged"] >= 2
+        assert step["verdicts acknowledged"] == step["verdicts_stored"]
+        assert step["endpoints"]["live poll"]["requests"] > 0 and step["cpu_seconds"]["gunicorn"] > 0
+    assert "requests/s" in done.stdout and "live update" in done.stdout
