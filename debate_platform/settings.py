@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from .env import envbool, envint, envrate, envstr, secret_key
 
@@ -255,8 +256,25 @@ GENERATION_BATCH_SIZE = envint("DEBATE_GENERATION_BATCH_SIZE", 8)
 # A turn claimed longer ago than this (its worker presumably died) is put back
 # to pending by the reconciler.
 STALE_CLAIM_SECONDS = envint("DEBATE_STALE_CLAIM_SECONDS", 1800)
-# The same for live trials, where a judge is waiting (beat reconciles every DEBATE_RECONCILE_SECONDS).
-LIVE_STALE_CLAIM_SECONDS = envint("DEBATE_LIVE_STALE_CLAIM_SECONDS", 300)
+# A worker's generation session refreshes the claims it holds this often (seconds), from a thread of its own
+# (generation/heartbeat.py), so a claim that stops being refreshed means its worker died.
+CLAIM_HEARTBEAT_SECONDS = envint("DEBATE_CLAIM_HEARTBEAT_SECONDS", 2)
+# A live trial's turn (a judge is waiting) whose claim was not refreshed for this long is released as a dead
+# worker's (the attempt counted) and generated again: by the judge's own polling of the trial page, within
+# seconds, and by the reconciler. Far above the heartbeat, so a busy machine never trips it (a false release
+# costs an attempt; the old session's writes are refused by its claim token).
+LIVE_DEAD_CLAIM_SECONDS = envint("DEBATE_LIVE_DEAD_CLAIM_SECONDS", 15)
+if envstr("DEBATE_LIVE_STALE_CLAIM_SECONDS", ""):  # removed: ignoring it would silently change the timing
+    raise ImproperlyConfigured(
+        "DEBATE_LIVE_STALE_CLAIM_SECONDS (minutes before a live turn's claim was released) is replaced by "
+        "DEBATE_LIVE_DEAD_CLAIM_SECONDS (seconds without a worker's heartbeat, default 15): unset it"
+    )
+if CLAIM_HEARTBEAT_SECONDS < 1 or LIVE_DEAD_CLAIM_SECONDS < 5 * CLAIM_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"DEBATE_LIVE_DEAD_CLAIM_SECONDS ({LIVE_DEAD_CLAIM_SECONDS}) must be at least 5 times "
+        f"DEBATE_CLAIM_HEARTBEAT_SECONDS ({CLAIM_HEARTBEAT_SECONDS}, at least 1): a claim missing only a beat or "
+        "two belongs to a busy worker, not a dead one"
+    )
 # OpenAI-compatible servers: per-request timeout and retries (with exponential backoff).
 OPENAI_TIMEOUT_SECONDS = envint("DEBATE_OPENAI_TIMEOUT_SECONDS", 120)
 OPENAI_MAX_RETRIES = envint("DEBATE_OPENAI_MAX_RETRIES", 4)

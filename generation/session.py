@@ -23,6 +23,7 @@ from judging.services import trials_settle
 
 from .backends import backend_for
 from .best_of_n import candidates_per_turn, pick_best
+from .heartbeat import ClaimHeartbeat
 from .requests import Fit, TurnDoesNotFit, fitted_request
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class GenerationSession:
 
     def run(self) -> int:
         """Generate until ``pick`` names no more turns and none are running; returns turns written."""
+        # Proves this worker alive while one long step blocks the loop (dict.copy is atomic across threads).
+        heartbeat = ClaimHeartbeat(lambda: [(r.turn.pk, r.token) for r in self.running.copy().values()]).start()
         try:
             self.backend.generate_continuously(
                 self.take,
@@ -103,6 +106,8 @@ class GenerationSession:
             for running in self.running.values():
                 record_failure(running.turn, running.token, f"{type(exc).__name__}: {exc}")
             self.running.clear()
+        finally:
+            heartbeat.stop()
         return self.written
 
     def _running(self, key: RowKey) -> RunningTurn | None:

@@ -121,9 +121,9 @@ def record_response_delays(trial_ids) -> None:
 
 def _round_progress(trial: Trial, debater_turns, round_number: int) -> dict:
     """How the round being spoken is going, without its content: seconds since it began, and each speaker
-    writing, waiting or done with how many characters so far. Where a person debates, the seconds only: a
-    model's turn runs and its text grows while a person's turn waits and arrives whole, which would tell the
-    judge which side is the person."""
+    writing, waiting, restarting (an attempt stopped) or done with how many characters so far. Where a person
+    debates, the seconds only: a model's turn runs and its text grows (or restarts) while a person's turn waits
+    and arrives whole, which would tell the judge which side is the person."""
     current = sorted((t for t in debater_turns if t.round == round_number), key=lambda t: t.index)
     started = min((t.created_at for t in current if t.created_at), default=None)
     label = trial.protocol_spec.speaker_label
@@ -133,6 +133,10 @@ def _round_progress(trial: Trial, debater_turns, round_number: int) -> dict:
             status, chars = "done", len(t.text)
         elif t.status == Turn.Status.RUNNING and t.partial_text:
             status, chars = "writing", len(t.partial_text)
+        elif t.attempts:
+            # An earlier attempt stopped (its worker died, or the model failed) and its text was withdrawn: the
+            # speech is being written again from the start, until its first words arrive.
+            status, chars = "restarting", 0
         else:
             status, chars = "waiting", 0
         speakers.append({"label": label(t.speaker), "status": status, "chars": chars})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from .models import (
 )
 from .protocols import debate, registry
 from .signals import model_alone_requested, turns_pending
+
+log = logging.getLogger(__name__)
 
 
 class LaunchError(ValueError):
@@ -85,17 +88,57 @@ def trials_settle(trial_ids) -> None:
 def stale_claims_release(older_than_seconds: int | None = None) -> int:
     """Release turns claimed too long ago (their worker presumably died); returns how many.
 
-    Live trials have a judge waiting, so their turns use the shorter LIVE_STALE_CLAIM_SECONDS.
+    Live trials have a judge waiting, so their turns are released once their worker's heartbeat has stopped
+    for LIVE_DEAD_CLAIM_SECONDS (``live_dead_claim_cutoff``); other turns after STALE_CLAIM_SECONDS.
     An explicit ``older_than_seconds`` applies to all turns.
     """
     now = timezone.now()
     if older_than_seconds is not None:
         stale = Turn.objects.filter(claimed_at__lt=now - timedelta(seconds=older_than_seconds))
     else:
-        live = Q(trial__live=True, claimed_at__lt=now - timedelta(seconds=settings.LIVE_STALE_CLAIM_SECONDS))
+        live = Q(trial__live=True, claimed_at__lt=live_dead_claim_cutoff(now))
         other = Q(trial__live=False, claimed_at__lt=now - timedelta(seconds=settings.STALE_CLAIM_SECONDS))
         stale = Turn.objects.filter(live | other)
     return claims_release_dead_worker(stale)
+
+
+def live_dead_claim_cutoff(now):
+    """A live turn claimed (or last refreshed by its worker's heartbeat, generation/heartbeat.py) before this
+    belongs to a dead worker: a living one refreshes its claims every CLAIM_HEARTBEAT_SECONDS, far more often."""
+    return now - timedelta(seconds=settings.LIVE_DEAD_CLAIM_SECONDS)
+
+
+def dead_live_claims_release(trial: Trial) -> int:
+    """Release a live trial's turns whose worker died (its heartbeat stopped, ``live_dead_claim_cutoff``) and
+    ask again for their generation, so the judge waits seconds instead of the reconciler's minutes; returns
+    the turns released.
+
+    Called by every poll of the judge's page, so it must stay cheap: it decides on the turns already loaded
+    (``trial.turns.all()``, prefetched by the view) and writes only when one is dead. The write is
+    conditional on the claim it saw (its token, still running, still old): of two polls at once, one releases.
+    The released turn shows nothing of the lost attempt (``CLEARED_CLAIM``) and counts it (``attempts``), which
+    the judge's page reads as the speaker being restarted (``selectors._round_progress``).
+    """
+    if not trial.live:
+        return 0
+    cutoff = live_dead_claim_cutoff(timezone.now())
+    dead = [
+        t
+        for t in trial.turns.all()
+        if t.status == Turn.Status.RUNNING and t.claimed_at is not None and t.claimed_at < cutoff
+    ]
+    if not dead:
+        return 0
+    with transaction.atomic():
+        released = claims_release_dead_worker(
+            Turn.objects.filter(trial=trial, claim_token__in={t.claim_token for t in dead}, claimed_at__lt=cutoff)
+        )
+        if released:
+            _announce_after_commit(turns_pending, trial.experiment_id)
+    if released:
+        workers = sorted({t.claimed_by for t in dead})
+        log.warning("live trial %s: released %d turn(s) of a dead worker (%s)", trial.pk, released, ", ".join(workers))
+    return released
 
 
 def claims_release_dead_worker(turns) -> int:

@@ -122,6 +122,9 @@ def _opened_trial(request, trial_id: int) -> Trial:
         raise Refused("you skipped this trial")
     if trial.opened_at is None and trial.status != Trial.Status.JUDGED:
         raise Refused(services.NOT_NEXT)
+    # The judge's polls are what notice a dead worker within seconds (no query unless one is found).
+    if services.dead_live_claims_release(trial):
+        trial = _own_trial(request, trial_id)  # its released turns, as they are now
     return trial
 
 

@@ -212,7 +212,7 @@ def test_live_turns_are_released_sooner_than_pregenerated_ones(
     pregenerated = make_experiment(make_model_config("other"), name="pre-generated", num_questions=1)
     experiment_launch(experiment=pregenerated)
 
-    settings.LIVE_STALE_CLAIM_SECONDS, settings.STALE_CLAIM_SECONDS = 300, 1800
+    settings.LIVE_DEAD_CLAIM_SECONDS, settings.STALE_CLAIM_SECONDS = 15, 1800
     trial = first_trial(live_experiment)
     trial_open(trial=trial)
     ten_minutes_ago = timezone.now() - timedelta(minutes=10)
