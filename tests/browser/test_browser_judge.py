@@ -572,6 +572,54 @@ def test_the_judges_selection_in_a_finished_speech_survives_the_live_updates(pag
     assert page.evaluate("window.selectedTextNode.isConnected")  # the very text node, not a copy
 
 
+# Refreshes the live partials as trial.js does after a refused move; resolves with the answer's status once htmx is
+# done with it (swapped or not).
+LIVE_REFRESH = """() => new Promise((resolve) => {
+    const done = (event) => resolve(event.detail.ctx.response.status);
+    document.addEventListener("htmx:finally:request", done, {once: true});
+    document.getElementById("live-status").dispatchEvent(new Event("live-refresh"));
+})"""
+
+
+def test_a_refresh_of_an_unchanged_page_is_answered_304_and_swaps_nothing(page, live_server, live_experiment, judge):
+    """The live status sends back the tag of what the page shows (htmx's ptag extension): an unchanged page is
+    answered 304 and nothing is swapped; a changed one gets the partials, morphed in around the judge's selection.
+    Between rounds nothing on the page moves with the clock, so each answer is decided by the data alone."""
+    from judging.services import live_move
+
+    trial = open_trial_between_rounds(page, live_server, live_experiment)
+    sent = []  # the tag each refresh sent back (as the server got it)
+    page.on("request", lambda request: sent.append(request.headers.get("hx-ptag")) if "/live/" in request.url else 0)
+    page.evaluate(
+        """() => {
+            document.getElementById("live-controls").dataset.marker = "untouched";  // a swap would drop it
+            const text = document.querySelector("#transcript .speech p").firstChild;
+            const range = document.createRange();
+            range.setStart(text, 0);
+            range.setEnd(text, 9);
+            getSelection().removeAllRanges();
+            getSelection().addRange(range);
+        }"""
+    )
+    tag = page.get_attribute("#live-status", "hx-ptag")
+    assert page.evaluate(LIVE_REFRESH) == 304 and sent == [tag]
+    assert page.get_attribute("#live-controls", "data-marker") == "untouched"
+    assert page.evaluate("getSelection().toString()") == "Debater A"
+
+    # The judge goes on from another tab: this page is out of date, so the refresh gets the partials and a new tag.
+    live_move(trial_id=trial.pk, judge=judge, action="continue")
+    assert page.evaluate(LIVE_REFRESH) == 200 and sent[1] == tag
+    assert page.get_attribute("#live-controls", "data-marker") is None
+    assert page.evaluate("getSelection().toString()") == "Debater A"  # the unchanged speech kept its selection
+    # The page polls while round 2 is written, and stops when the judge must act again; then, unchanged: 304.
+    for turn in trial.turns.filter(round=2):
+        play_worker(turn, status="done", text=f"Debater {turn.speaker} argues in round 2.")
+    page.wait_for_selector("#live-controls:not([hidden])")
+    assert page.evaluate(LIVE_REFRESH) == 304
+    assert sent[-1] == page.get_attribute("#live-status", "hx-ptag") != tag
+    assert page.evaluate("getSelection().toString()") == "Debater A"
+
+
 COUNT_LIVE_REQUESTS = """
     window.liveRequests = 0;
     document.addEventListener("htmx:before:request", (event) => {
