@@ -155,6 +155,7 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if P
 RATE_LIMITS = {
     "move": envrate("DEBATE_RATE_LIMIT_MOVES", "30/60"),  # live moves: ask, continue, end, lean
     "verdict": envrate("DEBATE_RATE_LIMIT_VERDICTS", "10/60"),  # verdict posts, accepted or refused
+    "join": envrate("DEBATE_RATE_LIMIT_JOINS", "60/600"),  # joins by invite links, per address (docs/recruitment.md)
 }
 # The cache holds the rate-limit counters: shared by every web process only in Redis (DJANGO_CACHE_URL=redis://
 # ...; docker-compose sets it). The default, memory, is per process: right for the demo's single process.

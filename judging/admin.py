@@ -189,7 +189,7 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
     list_filter = ["status", "mode"]
     filter_horizontal = ["judges"]
     readonly_fields = ["status", "launched_at", "created_at"]
-    actions = ["launch", "analyse", "requeue", "retry_failed", "replace_failed"] + [
+    actions = ["launch", "analyse", "requeue", "retry_failed", "replace_failed", "pay"] + [
         _export_action(table, fmt) for table in exports.TABLES for fmt in exports.FORMATS
     ]
 
@@ -363,6 +363,10 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
             for refusal in done.refused:
                 self.message_user(request, f"{experiment.name}: could not replace {refusal}", messages.WARNING)
 
+    @admin.action(description="Time and pay report (of the first selected experiment)")
+    def pay(self, request, queryset):
+        return redirect(reverse("admin:judging_pay_report") + f"?experiment={queryset.order_by('pk').first().pk}")
+
 
 class TurnInline(admin.TabularInline):
     model = Turn
@@ -448,3 +452,7 @@ class VerdictAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# Invite links, judges from a CSV, the time and pay report: judging/recruitment_admin.py registers them.
+from . import recruitment_admin  # noqa: E402, F401

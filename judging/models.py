@@ -1,5 +1,6 @@
 import hashlib
 import random
+import secrets
 import uuid
 from pathlib import Path
 
@@ -1053,3 +1054,79 @@ class ModelVerdict(models.Model):
     @property
     def correct(self) -> bool | None:
         return baseline_verdicts.is_correct(self.chosen, self.trial.honest_side)
+
+
+# Recruitment (judging/recruitment.py, docs/recruitment.md): invite links and the judge seats they fill.
+
+
+def new_invite_token() -> str:
+    return secrets.token_urlsafe(24)  # 192 random bits: the link cannot be guessed
+
+
+class InviteKind(models.TextChoices):
+    ACCOUNT = "account", "Account: the newcomer chooses a username and password"
+    CROWD = "crowd", "Crowd platform: the participant id comes from the link (Prolific, MTurk); no password"
+
+
+class Invite(models.Model):
+    """A link by which up to ``max_uses`` newcomers join an experiment as judges. Its seats are judge accounts made
+    with the invite, before launch, so the launch plans their trials like any judge's; a newcomer takes the next
+    free seat (judging.recruitment)."""
+
+    Kind = InviteKind
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="invites")
+    kind = models.CharField(max_length=10, choices=InviteKind.choices, default=InviteKind.CROWD)
+    label = models.CharField(max_length=200, blank=True, help_text="For the researchers (e.g. 'Prolific pilot').")
+    token = models.CharField(max_length=64, unique=True, default=new_invite_token, editable=False)
+    max_uses = models.PositiveIntegerField(
+        help_text="The most people who may join by this link: as many judge seats are made now and planned at launch."
+    )
+    expires_at = models.DateTimeField(help_text="Nobody new may join after this (server time, UTC).")
+    completion_code = models.CharField(
+        max_length=100, blank=True, help_text="Shown to a participant whose queue is done (the platform's code)."
+    )
+    completion_url = models.URLField(
+        max_length=500, blank=True, help_text="Where a participant whose queue is done is sent back to (optional)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(max_uses__gte=1), name="invite_max_uses_at_least_1"),
+            models.CheckConstraint(condition=_in("kind", InviteKind.choices), name="invite_kind_known"),
+        ]
+
+    def __str__(self):
+        return self.label or f"Invite {self.pk} to {self.experiment}"
+
+
+class Seat(models.Model):
+    """A judge account made by an invite, taken by the newcomer who joins by it. A crowd participant's id is kept
+    here (researchers only; no judge page shows it), unique within the experiment: a returning participant takes
+    their own seat again."""
+
+    invite = models.ForeignKey(Invite, on_delete=models.CASCADE, related_name="seats")
+    # The invite's experiment, here so that a participant id is unique within the experiment whichever invite.
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveIntegerField()
+    judge = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="seat")
+    participant_id = models.CharField(max_length=128, blank=True)
+    study_id = models.CharField(max_length=128, blank=True)
+    session_id = models.CharField(max_length=128, blank=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["invite", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["invite", "number"], name="seat_number_unique_per_invite"),
+            models.UniqueConstraint(
+                fields=["experiment", "participant_id"],
+                condition=~models.Q(participant_id=""),
+                name="seat_participant_unique_per_experiment",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Seat {self.number} of {self.invite}"

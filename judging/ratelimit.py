@@ -1,4 +1,5 @@
-"""Per-judge rate limits on posts (live moves, verdicts): at most N in each window of S seconds (settings.RATE_LIMITS).
+"""Rate limits on posts, per judge (live moves, verdicts) or per address (joins by invite links): at most N in each
+window of S seconds (settings.RATE_LIMITS).
 
 A fixed window counted in Django's cache (Redis where several web processes serve, see settings.CACHES), keyed
 by the user and the window's number (windows of S seconds from the epoch). Time is the server's clock,
@@ -17,10 +18,15 @@ KEEP_SECONDS = 3600
 
 def wait_seconds(scope: str, user) -> int:
     """Count this post; 0 if it is within the limit, else the seconds until the judge may post again."""
+    return wait_seconds_for(scope, user.pk)
+
+
+def wait_seconds_for(scope: str, who) -> int:
+    """``wait_seconds`` for posts counted by anything that names who sends them (a user's id, an address)."""
     limit, window = settings.RATE_LIMITS[scope]
     now = timezone.now().timestamp()
     number = math.floor(now / window)
-    key = f"ratelimit:{scope}:{user.pk}:{window}:{number}"
+    key = f"ratelimit:{scope}:{who}:{window}:{number}"
     # The first post of the window creates its counter. The cache's expiry (its own clock) only clears old
     # counters away: an hour's margin, so no counter goes while its window is still open.
     cache.add(key, 0, timeout=window + KEEP_SECONDS)
@@ -36,7 +42,7 @@ def wait_seconds(scope: str, user) -> int:
 
 def refusal_message(scope: str, seconds: int) -> str:
     limit, window = settings.RATE_LIMITS[scope]
-    what = {"move": "moves", "verdict": "verdict submissions"}[scope]
+    what = {"move": "moves", "verdict": "verdict submissions", "join": "attempts to join from your address"}[scope]
     return (
         f"Too many {what} in a short time (at most {limit} in {window} seconds). "
         f"Please wait {seconds} second{'s' if seconds != 1 else ''} and try again; nothing was changed."
