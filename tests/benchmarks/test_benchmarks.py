@@ -22,6 +22,17 @@ def test_the_gpu_generation_benchmark_runs_on_the_cpu_with_tiny_shapes(tmp_path)
             "4",
             "--concurrency",
             "2",
+            "--batch-sizes",
+            "4",
+            "--repeats",
+            "1",
+            "--busy-rows",
+            "3",
+            "--long-prompt-tokens",
+            "192",
+            "--chunk-tokens",
+            "32",
+            "64",
             "--static-cache",
             "on",
             "--out",
@@ -41,6 +52,83 @@ def test_the_gpu_generation_benchmark_runs_on_the_cpu_with_tiny_shapes(tmp_path)
     ):
         assert row[key] > 0, key
     assert row["plain_single_fraction_of_ceiling"] == row["plain_single_tokens_per_s"] / row["ceiling_tokens_per_s"]
+    # Continuous batching at 1, --batch-sizes and --concurrency rows.
+    assert set(row["continuous_by_batch_size"]) == {"1", "2", "4"}
+    assert all(tokens_per_s > 0 for tokens_per_s in row["continuous_by_batch_size"].values())
+    assert row["continuous_2_concurrent_tokens_per_s"] == row["continuous_by_batch_size"]["2"]
+
+    assert row["live_idle_ttft_seconds"] > 0
+    assert set(row["preemption"]) == {"3"}
+    for cases in row["preemption"].values():
+        priority, waiting = cases["priority"], cases["waiting"]
+        assert priority["paused_rows"] == 1 and waiting["paused_rows"] == 0
+        assert priority["paused_seconds"] > 0 and waiting["paused_seconds"] == 0
+        # The paused row resumed from its cached prefix: far fewer tokens than its 16-token prompt again.
+        assert 1 <= priority["tokens_reprefilled"] < 16 and waiting["tokens_reprefilled"] == 0
+        for case in (priority, waiting):
+            assert case["live_ttft_vs_idle"] > 0 and case["busy_tokens_per_s"] > 0
+            assert case["live_ttft_vs_idle"] == case["live_ttft_seconds"] / row["live_idle_ttft_seconds"]
+
+    chunked = row["chunked_prefill"]
+    assert chunked["long_prompt_tokens"] == 192 and chunked["running_rows"] == gpu_generation.SHIPPED_BATCH_SIZE - 2
+    assert set(chunked["by_chunk_tokens"]) == {"32", "64", "whole"}
+    for case in chunked["by_chunk_tokens"].values():
+        assert case["live_ttft_vs_idle"] > 0 and case["long_ttft_seconds"] > 0
+
+    # Prefix reuse: the extended prompt prefilled only its 4 new tokens from the cache, all 20 without.
+    reuse = row["prefix_reuse"]
+    assert reuse["extended_prompt_tokens"] == 20
+    assert reuse["with_cache"]["tokens_prefilled"] == 4 and reuse["without_cache"]["tokens_prefilled"] == 20
+    assert reuse["with_cache"]["ttft_seconds"] > 0 and reuse["without_cache"]["ttft_seconds"] > 0
+    tiny = gpu_generation.TINY  # keys and values, every layer, float32
+    head_dim = tiny["hidden_size"] // tiny["num_attention_heads"]
+    assert reuse["kv_bytes_per_token"] == 2 * tiny["num_hidden_layers"] * tiny["num_key_value_heads"] * head_dim * 4
+
+    advice = row["recommendation"]
+    assert advice["DEBATE_GENERATION_BATCH_SIZE"]["value"] in (1, 2, 4)
+    assert advice["DEBATE_GENERATION_PREFILL_CHUNK_TOKENS"]["value"] in (32, 64)
+    cache_mb = advice["DEBATE_GENERATION_PREFIX_CACHE_MB"]
+    assert cache_mb["value"] >= 64 and cache_mb["value"] % 64 == 0
+    assert cache_mb["tokens_held"] == cache_mb["value"] * 2**20 // reuse["kv_bytes_per_token"]
+    assert advice["DEBATE_GENERATION_STATIC_CACHE"]["value"] in ("off", "auto")
+    assert isinstance(advice["preemption_within_2x_idle"]["value"], bool)
+    assert all(isinstance(item["because"], str) and item["because"] for item in advice.values())
+
+
+def test_the_gpu_generation_benchmark_measures_with_the_shipped_settings():
+    from django.conf import settings
+
+    from benchmarks import gpu_generation
+
+    assert gpu_generation.SHIPPED_BATCH_SIZE == settings.GENERATION_BATCH_SIZE
+    assert gpu_generation.SHIPPED_PREFILL_TOKENS == settings.GENERATION_PREFILL_TOKENS
+    assert gpu_generation.SHIPPED_CHUNK_TOKENS == settings.GENERATION_PREFILL_CHUNK_TOKENS
+    assert gpu_generation.SHIPPED_PREFIX_CACHE_MB == settings.GENERATION_PREFIX_CACHE_MB
+    assert gpu_generation.SHIPPED_MODELS_PER_DEVICE == settings.MODELS_PER_DEVICE
+
+
+def test_the_gpu_generation_benchmark_options(capsys):
+    import pytest
+
+    from benchmarks import gpu_generation
+
+    # By default the live request pre-empts a full batch of the shipped size and one of the first --concurrency.
+    assert gpu_generation.parse(["--concurrency", "32", "128"]).busy_rows == [8, 32]
+    tiny = gpu_generation.parse(["--tiny"])
+    assert tiny.long_prompt_tokens == 768 and tiny.chunk_tokens == [128, 256, 512]
+    assert gpu_generation.parse([]).long_prompt_tokens == 7000
+    with pytest.raises(SystemExit):
+        gpu_generation.parse(
+            ["--tiny", "--prompt-tokens", "16", "--long-prompt-tokens", "192", "--chunk-tokens", "192"]
+        )
+    assert "--chunk-tokens and --prompt-tokens must be shorter than the long prompt (192" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        gpu_generation.parse(["--prompt-tokens", "8"])
+    assert "--prompt-tokens must be between 16" in capsys.readouterr().err
+    chunks = gpu_generation.parse(
+        ["--long-prompt-tokens", "192", "--prompt-tokens", "16", "--chunk-tokens", "191", "16"]
+    )
+    assert chunks.chunk_tokens == [16, 191]
 
 
 def test_the_inference_validity_benchmark_reports_every_figure():
