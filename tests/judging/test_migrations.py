@@ -246,6 +246,8 @@ def test_every_row_is_there_and_the_models_read_it(carried):
         "judging.ModelVerdict": 1,
         "judging.ActiveTime": 0,  # new in migration 0009: release 0.1 had no server-timed trials
         "judging.LineupMember": 0,  # new in migration 0010: release 0.1's experiments had one model
+        "judging.Invite": 0,  # new in migration 0016 (recruitment)
+        "judging.Seat": 0,
     }
     assert rows["auth.User"] == 4
 
