@@ -186,3 +186,16 @@ def test_a_researcher_creates_100_judges_from_a_csv_and_downloads_the_time_and_p
     assert paid["bonus"] == f"{round(points, 2):.2f}"
     assert sum(int(r["trials"]) for r in rows) == 12
     assert AuditEvent.objects.filter(kind="export", detail__table="pay", detail__experiments=[experiment.pk]).exists()
+
+
+def test_the_report_opened_from_the_experiment_list_asks_for_the_rates(admin_client, ready_trial):
+    experiment = ready_trial.experiment
+    response = admin_client.post(
+        reverse("admin:judging_experiment_changelist"), {"action": "pay", "_selected_action": [experiment.pk]}
+    )
+    assert response.status_code == 302
+    page = admin_client.get(response["Location"]).content.decode()
+    assert 'name="per_active_hour"' in page and "This field is required" not in page
+    assert 'id="pay-report"' not in page  # no rates yet, no figures
+    assert f'<option value="{experiment.pk}" selected>' in page
+    assert "Time and pay report" in admin_client.get(reverse("admin:index")).content.decode()
