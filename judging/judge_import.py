@@ -21,9 +21,12 @@ from .models import Experiment
 
 COLUMNS = ("username", "email", "password")
 MAX_ROWS = 5000
+# A password the file gives is hashed at full strength (PBKDF2, a million iterations: about 0.4 s of CPU each), all
+# in the request: a file of more would outlast gunicorn's 30-second worker timeout. Generated ones cost nothing.
+MAX_CHOSEN_PASSWORDS = 40
 MAX_ERRORS_SHOWN = 20
 # A generated password is random (131 bits), so it needs no key stretching against guessing: it is hashed with
-# PBKDF2 at this many iterations, not the default's million (half a second of CPU each: 100 judges would take a
+# PBKDF2 at this many iterations, not the default's million (about 0.4 s of CPU each: 100 judges would take a
 # minute). Django rehashes it at full strength at the judge's first login (the hasher's must_update).
 GENERATED_PASSWORD_ITERATIONS = 1000
 
@@ -132,6 +135,15 @@ def parse_judges_csv(data: bytes) -> list[JudgeRow]:
     )
     for name in sorted(existing):
         problems.append((first_line[name.lower()], f"username {name!r} already has an account"))
+    chosen = [row for row in rows if row.password]
+    if len(chosen) > MAX_CHOSEN_PASSWORDS:
+        problems.append(
+            (
+                chosen[MAX_CHOSEN_PASSWORDS].line,
+                f"more than {MAX_CHOSEN_PASSWORDS} passwords given in one file (each takes about 0.4 s of CPU to hash "
+                "at full strength): leave passwords empty to have them generated, or split the file",
+            )
+        )
     if not rows and not problems:
         problems.append((1, "the file has a header but no judges"))
     if problems:

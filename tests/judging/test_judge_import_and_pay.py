@@ -78,6 +78,13 @@ def test_a_bad_file_is_refused_whole_with_the_line_and_nothing_is_created(judge,
     assert User.objects.count() == users
 
 
+def test_a_file_giving_more_passwords_than_a_request_can_hash_is_refused():
+    lines = ["username,password"] + [f"j{n},chosen-pass-{n}" for n in range(judge_import.MAX_CHOSEN_PASSWORDS + 1)]
+    with pytest.raises(judge_import.JudgeImportError, match=f"line {len(lines)}: more than 40 passwords given"):
+        parse("\n".join(lines))
+    assert len(parse("\n".join(lines[:-1]))) == judge_import.MAX_CHOSEN_PASSWORDS
+
+
 def test_every_problem_of_a_file_is_listed_in_line_order():
     with pytest.raises(judge_import.JudgeImportError) as refused:
         parse("username,email\nann,bad\nok,\nbob,x,y\nann,\n")
