@@ -216,6 +216,20 @@ def report_long(experiment, live_delays_by_time) -> list[float]:
     return asked_while_running(experiment, live_delays_by_time)
 
 
+def run_beside(style, args, question_set, model, launch):
+    """Run the live trials again, ``launch(args, model)`` launching background work just before the first
+    question; wait for that work; return its experiment and the live (question asked at, delay) pairs."""
+    launched = []
+    asked = run_style(style, args, question_set, model, before_questions=lambda: launched.append(launch(args, model)))
+    experiment = launched[0]
+    wait_until(
+        lambda: not experiment.trials.filter(turns__status__in=["pending", "running"]).exists(),
+        3600,
+        "the background turns",
+    )
+    return experiment, asked
+
+
 def summary(delays: list[float]) -> str:
     return (
         f"median {statistics.median(delays):.2f} s, min {min(delays):.2f} s, max {max(delays):.2f} s (n={len(delays)})"
@@ -303,20 +317,7 @@ def main() -> None:
             print(f"{style:13} question -> first visible words: {summary(delays)}", flush=True)
             print(f"{style:13} {prefill_share(before)}", flush=True)
             if args.saturate:
-                launched = []
-                asked = run_style(
-                    style,
-                    args,
-                    question_set,
-                    model,
-                    before_questions=lambda: launched.append(launch_saturating_trials(args, model)),
-                )
-                experiment = launched[0]
-                wait_until(
-                    lambda: not experiment.trials.filter(turns__status__in=["pending", "running"]).exists(),
-                    3600,
-                    "the pre-generated turns",
-                )
+                experiment, asked = run_beside(style, args, question_set, model, launch_saturating_trials)
                 busy = asked_while_running(experiment, asked)
                 background = Turn.objects.filter(trial__experiment=experiment)
                 paused = [t for t in background if (t.model_settings or {}).get("pauses")]
@@ -334,20 +335,7 @@ def main() -> None:
                     flush=True,
                 )
             if args.long_passage:
-                launched = []
-                asked = run_style(
-                    style,
-                    args,
-                    question_set,
-                    model,
-                    before_questions=lambda: launched.append(launch_long_trials(args, model)),
-                )
-                experiment = launched[0]
-                wait_until(
-                    lambda: not experiment.trials.filter(turns__status__in=["pending", "running"]).exists(),
-                    1800,
-                    "the long turns",
-                )
+                experiment, asked = run_beside(style, args, question_set, model, launch_long_trials)
                 busy = report_long(experiment, asked)
                 print(
                     f"{style:13} beside {args.long_trials} trial(s) with a {args.long_passage:,}-character passage, "

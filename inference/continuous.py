@@ -96,6 +96,10 @@ class Row:
     computed: int = 0  # prompt (and resumed text) tokens actually prefilled
     reused: int = 0  # tokens taken from the prefix cache instead
     attached: int = 0  # the cached prefix the current attempt started from (0: none)
+    # The character limit is checked by decoding the whole text only once the characters the tokens since the
+    # last check could add (each token's own text plus one, for a space it may carry) reach what was missing.
+    chars_bound: int = 0
+    chars_missing: int | None = None
     pauses: int = 0
     paused_at: float | None = None
     paused_seconds: float = 0.0
@@ -408,9 +412,17 @@ class ContinuousBatcher:
                 row.done, row.stop_reason = True, "max_tokens"
 
     def _reached(self, row: Row, limit: int) -> bool:
-        """Whether a row's text has reached ``limit`` characters (a token carries at most a few dozen
-        characters, so short texts are not decoded)."""
-        return len(row.tokens) * 64 >= limit and len(self.decode(row.tokens).strip()) >= limit
+        """Whether a row's text has reached ``limit`` characters. The whole text is decoded only when the
+        tokens since the last decoding could have made up what was missing (a long speech would otherwise be
+        decoded whole at every step)."""
+        row.chars_bound += len(self.decode(row.tokens[-1:])) + 1
+        if row.chars_missing is not None and row.chars_bound < row.chars_missing:
+            return False
+        text = self.decode(row.tokens)
+        if len(text.strip()) >= limit:
+            return True
+        row.chars_bound, row.chars_missing = 0, limit - len(text)
+        return False
 
     def _sample(self, logits: torch.Tensor, rows: list[Row], seen: torch.Tensor) -> torch.Tensor:
         if any(r.request.repetition_penalty != 1.0 for r in rows):

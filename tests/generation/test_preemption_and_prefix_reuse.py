@@ -5,13 +5,13 @@ tokens. What is written never depends on either (float32 on the CPU)."""
 import pytest
 import torch
 
-from generation.backends import get_backend
-from inference import GenerationRequest, continuous
+from inference import GenerationRequest
 from inference.prefix_cache import MIN_REUSED_TOKENS, PrefixCache, common_prefix_length
 from judging.models import Turn
 from judging.protocols.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
 
 from .test_continuous_batching import question_while_busy
+from .test_limits import _batcher
 
 PARAGRAPH = "The committee met on a cold morning to weigh the harbour plan, and argued for hours about costs. "
 
@@ -22,19 +22,10 @@ def ask(text, **options):
 
 
 def batcher(tiny_model_dir, max_rows=2, prefix_cache=True):
-    backend = get_backend("transformers", str(tiny_model_dir))
-    backend._load()
-    tokenizer, model = backend._tokenizer, backend._model
-    cache = PrefixCache(64 * 2**20, config=model.config) if prefix_cache else None
-    return tokenizer, continuous.ContinuousBatcher(
-        model,
-        "cpu",
-        stop_ids={tokenizer.eos_token_id},
-        pad_token_id=tokenizer.eos_token_id,
-        max_rows=max_rows,
-        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-        prefix_cache=cache,
-    )
+    tokenizer, made = _batcher(tiny_model_dir, prefill_tokens=2048, max_rows=max_rows)
+    if prefix_cache:
+        made.prefix_cache = PrefixCache(64 * 2**20, config=made.model.config)
+    return tokenizer, made
 
 
 def run(b):
