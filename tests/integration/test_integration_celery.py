@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 GUARD_SECONDS = 600
 
 
-def start_worker(log_path, name=None, queues="generation,celery"):
-    """A real `celery worker` process on the test database and the test Redis, serving ``queues``."""
+def start_worker(log_path, name=None, queues="generation,celery", batch_size=4):
+    """A real `celery worker` process on the test database and the test Redis, serving ``queues`` with
+    room for ``batch_size`` rows."""
     redis_url = os.environ.get("TEST_REDIS_URL")
     assert redis_url, "TEST_REDIS_URL must point at a running Redis (dev.py test sets it)"
     db = connection.settings_dict
@@ -40,7 +41,7 @@ def start_worker(log_path, name=None, queues="generation,celery"):
         **os.environ,
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
-        "DEBATE_GENERATION_BATCH_SIZE": "4",
+        "DEBATE_GENERATION_BATCH_SIZE": str(batch_size),
     }
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
