@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from django.utils import timezone
 
 from judging.models import Turn
@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 # How long ``stop`` waits for a beat in progress to end (a database that hangs must not hang the worker;
 # the thread is a daemon, and a late beat writes only claims that are still held).
 STOP_WAIT_SECONDS = 30
+
+
+def single_process_database() -> bool:
+    """Whether the database lives in this process only (in-memory SQLite: the tests'), where the heartbeat stays
+    off: no other process can find a claim stale, and a second connection's writes would make this process's
+    own queries fail (SQLite's shared-cache table locks are not waited for: "database table is locked")."""
+    return connection.vendor == "sqlite" and connection.is_in_memory_db()
 
 
 class ClaimHeartbeat:
@@ -45,6 +52,8 @@ class ClaimHeartbeat:
         self._thread = threading.Thread(target=self._run, name="claim-heartbeat", daemon=True)
 
     def start(self) -> ClaimHeartbeat:
+        if single_process_database():
+            return self
         self._thread.start()
         return self
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from generation.heartbeat import ClaimHeartbeat
+from generation.heartbeat import ClaimHeartbeat, single_process_database
 from generation.session import GenerationSession
 from judging.models import Turn
 from judging.services import experiment_launch, trial_open
@@ -31,6 +31,8 @@ def opened_live_trial(make_model_config, make_experiment, model, **config):
 def test_the_heartbeat_keeps_a_claim_fresh_while_the_generation_loop_is_blocked(
     make_model_config, make_experiment, tiny_model_dir, settings
 ):
+    if single_process_database():
+        pytest.skip("the heartbeat is off on in-memory SQLite (generation.heartbeat); run by the PostgreSQL pass")
     settings.CLAIM_HEARTBEAT_SECONDS = 0.05  # the thread's period; the test waits on what it writes, not on time
     # Long turns (400 tokens), so the turn is still being written when the loop asks for more work.
     trial = opened_live_trial(make_model_config, make_experiment, tiny_model_dir, max_new_tokens=400)
@@ -84,12 +86,17 @@ def test_a_beat_refreshes_only_the_claims_still_held(make_model_config, make_exp
 
 
 def test_the_heartbeat_stops_when_the_session_fails(make_model_config, make_experiment, tiny_model_dir):
+    if single_process_database():
+        pytest.skip("the heartbeat is off on in-memory SQLite (generation.heartbeat); run by the PostgreSQL pass")
     trial = opened_live_trial(make_model_config, make_experiment, tiny_model_dir)
     first = trial.turns.order_by("index").first()
+    running = []
 
     def pick(limit, urgent=0):
+        running.append(len(heartbeat_threads()))
         raise RuntimeError("the queue could not be read")
 
     session = GenerationSession(first.model_config, pick, claimed_by="test-worker")
     assert session.run() == 0 and session.failed
-    assert heartbeat_threads() == []
+    assert running == [1]  # it ran during the session...
+    assert heartbeat_threads() == []  # ...and stopped with it

@@ -11,7 +11,8 @@ class Command(BaseCommand):
             "--stale-seconds",
             type=int,
             default=None,
-            help="Release claims older than this (default: DEBATE_STALE_CLAIM_SECONDS). "
+            help="Release claims older than this (default: DEBATE_STALE_CLAIM_SECONDS; for live trials, "
+            "DEBATE_LIVE_DEAD_CLAIM_SECONDS without a heartbeat). "
             "0 releases every claim: only safe when no worker is running.",
         )
 
