@@ -2,6 +2,7 @@
 the model-alone baseline, blinding of the condition, and the four numbers."""
 
 import collections
+import re
 
 import pytest
 from django.urls import reverse
@@ -118,7 +119,13 @@ def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich
         )
         # On to the next trial without a verdict, so that both pages say "Trial 1 of 6".
         trial_skip(trial_id=trial.pk, judge=judge, reason="compared with the other assistant")
-    strip = lambda h: "\n".join(line for line in h.splitlines() if "csrfmiddlewaretoken" not in line)  # noqa: E731
+    # Left out: the CSRF token, and the live tag's value (a hash of the judge's view, which holds this trial's own
+    # id, question and answers, replaced above in the page's text but not inside the hash).
+    strip = lambda h: re.sub(  # noqa: E731
+        r'hx-ptag="[0-9a-f]+"',
+        'hx-ptag="T"',
+        "\n".join(line for line in h.splitlines() if "csrfmiddlewaretoken" not in line),
+    )
     assert strip(pages["assisted-honest"]) == strip(pages["assisted-misleading"])
 
 
