@@ -77,7 +77,8 @@ def test_rows_of_the_same_priority_never_pause_each_other(tiny_model_dir):
     assert full.pausable_rows == 1  # a live request could take it
     results = run(full)
     assert results["a"].pauses == 0 and results["b"].pauses == 0
-    assert results["b"].ttft_seconds > results["a"].ttft_seconds  # b waited for a free row
+    # b waited for a free row: it never ran beside a (no wall-clock comparison: the machine may be busy)
+    assert results["a"].batch_size == 1 and results["b"].batch_size == 1
 
 
 def test_a_prompt_that_extends_a_cached_one_prefills_only_its_new_tokens(tiny_model_dir):
