@@ -194,58 +194,78 @@ def cmd_demo(args) -> None:
     manage("reconcile_generation", "--stale-seconds", "0", env=env)
     log_path = VAR / "worker.log"
     say(f"starting a Celery worker (log: {log_path.relative_to(ROOT)})")
+    url = f"http://127.0.0.1:{args.port}/"
     with open(log_path, "ab") as log:
         # solo pool: one process that loads the model once and keeps it.
         # -B embeds celery beat, which re-sends unfinished work periodically.
-        worker = subprocess.Popen(
-            [
-                VENV / "bin" / "celery",
-                "-A",
-                "debate_platform",
-                "worker",
-                "--pool=solo",
-                "-Q",
-                "generation,celery",
-                "--loglevel=INFO",
-                "-B",
-                "--schedule",
-                VAR / "celerybeat-schedule",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopping it stops its embedded beat too
-        )
-    url = f"http://127.0.0.1:{args.port}/"
-    print(
-        f"""
+        worker = [
+            VENV / "bin" / "celery",
+            "-A",
+            "debate_platform",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            "generation,celery",
+            "--loglevel=INFO",
+            "-B",
+            "--schedule",
+            VAR / "celerybeat-schedule",
+        ]
+        # Prints when the first debates should be ready, measured on this machine, and stops once they are.
+        progress = [PY, "manage.py", "demo_progress", "--url", url, "--every", "30"]
+        print(
+            f"""
   The platform is starting at  {url}
     Judge:       {url}judge/   user 'judge'       password 'judge-demo'
     Researcher:  {url}admin/   user 'researcher'  password 'researcher-demo'
   The demo debates are generated in the background by the worker; they appear in the
   judge's queue as they finish (progress: admin > Experiments). Ctrl-C (or SIGTERM) stops everything.
 """,
-        flush=True,
-    )
+            flush=True,
+        )
+        serve(
+            [(worker, {"stdout": log, "stderr": subprocess.STDOUT}), (progress, {})],
+            [PY, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"],
+            env=env,
+        )
+
+
+def serve(helpers, server, env) -> None:
+    """Run ``server`` in the foreground with ``helpers`` (command, Popen keywords) beside it; when it ends, or on
+    Ctrl-C, SIGTERM or SIGHUP, stop the helpers (each in its own process group: the worker's embedded beat too)."""
     # SIGTERM (a service manager, `kill`, a closing terminal) stops the demo like Ctrl-C does: without
     # this, Python would exit at once and leave the worker and the web server running.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
+    started = []
     try:
-        run([PY, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"], env=env)
+        for cmd, kwargs in helpers:
+            started.append(subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env, start_new_session=True, **kwargs))
+        run(server, env=env)
     except KeyboardInterrupt:
         pass
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)  # a warm shutdown: the turns being written are finished
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)  # whatever is left is released by the next run's reconcile
+        for process in started:
+            stop(process)
+
+
+def stop(process: subprocess.Popen, seconds: float = 20) -> None:
+    """SIGTERM to the process's group (for the worker, a warm shutdown: the turns being written are finished),
+    SIGKILL after ``seconds``; whatever a killed worker left is released by the next run's reconcile."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:  # it had ended (the progress printer stops by itself); only reap it
+        process.wait()
+        return
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # subprocess.run stops the web server; cmd_demo's finally stops the worker
+    raise KeyboardInterrupt  # subprocess.run stops the web server; serve's finally stops the helpers
 
 
 # The tests' secret key: pytest-django loads the settings before any conftest runs, and settings refuse to
@@ -281,14 +301,22 @@ def cmd_test(args) -> None:
         "DJANGO_SECRET_KEY": TEST_SECRET_KEY,
     }
     env.pop("DATABASE_URL", None)
+    # Tests marked unit use no database (tests/conftest.py): what they check cannot differ between the two
+    # runs, so only the PostgreSQL run has them (the statistics' simulated studies are most of the suite's time).
     runs = [
-        ("PostgreSQL", {**env, "DATABASE_URL": TEST_DATABASE_URL}),
-        ("SQLite", env),
+        ("PostgreSQL", {**env, "DATABASE_URL": TEST_DATABASE_URL}, []),
+        ("SQLite (the tests that use a database)", env, ["-m", "not unit"]),
     ]
+    # In parallel, a process per core (pytest-xdist); the tests of one xdist_group (those starting Celery workers on
+    # the one test Redis, servers, benchmarks: tests/conftest.py) run one after another in one process. Torch gets
+    # a thread per process: two processes of two threads each on two cores slow each other several-fold.
+    parallel = ["-n", "auto", "--dist", "loadgroup"]
     failed = []
-    for name, run_env in runs:
+    for name, run_env, selection in runs:
         say(f"test suite against {name}")
-        result = subprocess.run([PY, "-m", "pytest", *args.pytest_args], cwd=ROOT, env=run_env)
+        run_env = {"OMP_NUM_THREADS": "1", **run_env}
+        # A selection or -n given on the command line comes later, so it wins.
+        result = subprocess.run([PY, "-m", "pytest", *parallel, *selection, *args.pytest_args], cwd=ROOT, env=run_env)
         if result.returncode != 0:
             failed.append(f"{name} (pytest exit {result.returncode})")
     if failed:
@@ -304,7 +332,8 @@ def main() -> None:
     demo.add_argument("--questions", type=int, default=4)
     test = sub.add_parser(
         "test",
-        help="run the checks, then the whole test suite (PostgreSQL, then SQLite); other arguments go to pytest",
+        help="run the checks, then the whole test suite on PostgreSQL, then its tests that use a database on SQLite; "
+        "other arguments go to pytest",
         allow_abbrev=False,  # an abbreviation of a pytest option must reach pytest, not match one of these
     )
     test.add_argument("--fast", action="store_true", help="only the fast tests (no database, no service)")

@@ -27,6 +27,8 @@ below; a "live" request has priority 1, as a turn a judge waits on):
   --chunk-tokens and for the whole prompt in one prefill, and the long prompt's own first-token time;
 - prefix reuse: a --prompt-tokens prompt, then one extending it by a quarter: the second's first-token
   time and tokens prefilled with the prefix cache and without; the cache's bytes per token;
+- next rounds at once: a full batch of debaters' cached rounds extended together (judges asking at once):
+  first-token median and largest, grouped as shipped and one by one in arrival order;
 - recommended defaults, each with the figure it rests on: DEBATE_GENERATION_BATCH_SIZE (where aggregate
   continuous tokens/s stops growing by 10%), DEBATE_GENERATION_PREFILL_CHUNK_TOKENS (the largest chunk
   keeping live first words within 2x idle), DEBATE_GENERATION_PREFIX_CACHE_MB (memory left after the
@@ -96,6 +98,8 @@ SHIPPED_MODELS_PER_DEVICE = 3  # DEBATE_MODELS_PER_DEVICE
 # BUSY_TOKENS_BEFORE_LIVE more steps; the busy rows write enough to run until then, through the live request,
 # and BUSY_TOKENS_AFTER_LIVE more (so a paused row still has tokens to write on resuming).
 BUSY_TOKENS_BEFORE_LIVE, LIVE_TOKENS, BUSY_TOKENS_AFTER_LIVE = 8, 8, 16
+# Next rounds at once: their prompts and lengths are drawn with this seed, the same for both policies.
+NEXT_ROUNDS_SEED = 12
 # Chunked prefill: the long prompt (a passage near the 8k context, as docs/benchmarks.md's long-passage runs
 # truncate to) and the chunk sizes tried.
 LONG_PROMPT_TOKENS = 7000
@@ -299,6 +303,39 @@ def prefix_reuse(torch, model, device, prompt_tokens: int, cached: bool) -> dict
     }
 
 
+def one_by_one(batcher) -> None:
+    """Make ``batcher`` prefill rows extending cached prefixes one per step, in arrival order (the policy before
+    they were grouped): for comparison only."""
+    batcher._extensions = lambda candidates, room: next(row for row in candidates if batcher._extends_cached(row))
+
+
+def next_rounds_at_once(torch, model, device, debates: int, prompt_tokens: int, grouped: bool) -> dict:
+    """``debates`` debaters' next rounds arriving at once (judges asking together), each extending its cached
+    round of ``prompt_tokens`` by 10-40% new tokens: from their arrival, the median and largest first-token time
+    and the prefill steps, grouped as shipped (``ContinuousBatcher._extensions``: together, fewest new tokens
+    first) or not (``one_by_one``)."""
+    batcher = new_batcher(model, device, debates, cached=True)
+    if not grouped:
+        one_by_one(batcher)
+    torch.manual_seed(NEXT_ROUNDS_SEED)  # the same rounds for both policies
+    first = {i: random_prompt(torch, model, prompt_tokens) for i in range(debates)}
+    lengths = torch.randint(max(1, prompt_tokens // 10), max(2, prompt_tokens * 2 // 5), (debates,)).tolist()
+    added = {i: random_prompt(torch, model, lengths[i]) for i in range(debates)}
+    for key, prompt in first.items():
+        batcher.submit(key, forced_request(1, priority=1), prompt)
+    run_until(batcher, set(first))
+    steps = batcher.prefill_steps
+    synchronize(torch, device)
+    for key, prompt in first.items():  # each writes a few tokens: decoding steps come between prefills, as live
+        batcher.submit(key, forced_request(LIVE_TOKENS, priority=1), prompt + added[key])
+    times = [result.ttft_seconds for result in run_until(batcher, set(first)).values()]
+    return {
+        "median_ttft_seconds": statistics.median(times),
+        "max_ttft_seconds": max(times),
+        "prefill_steps": batcher.prefill_steps - steps,
+    }
+
+
 def median_of(repeats: int, measure) -> float | dict:
     """The median of ``repeats`` runs of ``measure()`` (a number, or a dict of numbers: per key), after a warm-up."""
     measure()
@@ -341,6 +378,19 @@ def scheduler_figures(torch, model, device, args) -> dict:
     }
     with_cache = median_of(args.repeats, lambda: prefix_reuse(torch, model, device, args.prompt_tokens, True))
     without = median_of(args.repeats, lambda: prefix_reuse(torch, model, device, args.prompt_tokens, False))
+    figures["next_rounds_at_once"] = {
+        "debates": SHIPPED_BATCH_SIZE,
+        "prompt_tokens": args.prompt_tokens,
+        **{
+            policy: median_of(
+                args.repeats,
+                lambda grouped=grouped: next_rounds_at_once(
+                    torch, model, device, SHIPPED_BATCH_SIZE, args.prompt_tokens, grouped
+                ),
+            )
+            for policy, grouped in (("grouped", True), ("one_by_one", False))
+        },
+    }
     figures["prefix_reuse"] = {
         "prompt_tokens": args.prompt_tokens,
         "extended_prompt_tokens": args.prompt_tokens + max(1, args.prompt_tokens // 4),
@@ -566,6 +616,15 @@ def print_scheduler(name: str, row: dict) -> None:
             f"own {ms(case['long_ttft_seconds'])})"
             for chunk, case in chunked["by_chunk_tokens"].items()
         ),
+        flush=True,
+    )
+    together = row["next_rounds_at_once"]
+    grouped, alone = together["grouped"], together["one_by_one"]
+    print(
+        f"{name}: {together['debates']} next rounds (of {together['prompt_tokens']}-token cached rounds) at once: "
+        f"first token median {ms(grouped['median_ttft_seconds'])}, largest {ms(grouped['max_ttft_seconds'])} "
+        f"grouped ({grouped['prefill_steps']:.0f} prefill steps) vs {ms(alone['median_ttft_seconds'])}, "
+        f"{ms(alone['max_ttft_seconds'])} one by one ({alone['prefill_steps']:.0f})",
         flush=True,
     )
     reuse = row["prefix_reuse"]

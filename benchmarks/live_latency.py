@@ -92,6 +92,7 @@ def run_style(turn_style: str, args, question_set, model, before_questions=None)
     if before_questions is not None:
         before_questions()
     for q in range(1, args.questions + 1):
+        time.sleep(args.reading_seconds)
         for trial in trials:
             live_move(
                 trial_id=trial.pk, judge=trial.judge, action="ask", text=f"Question {q}: what is your best evidence?"
@@ -246,6 +247,13 @@ def main() -> None:
     parser.add_argument("--char-limit", type=int, default=400)
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--styles", nargs="+", default=["sequential", "simultaneous"])
+    parser.add_argument(
+        "--reading-seconds",
+        type=float,
+        default=5.0,
+        help="the judges read each round this long before asking (a person reads two 400-character speeches in "
+        "about 50 s; the worker prefills the next round meanwhile); 0: at once",
+    )
     parser.add_argument("--long-passage", type=int, default=0, metavar="CHARS", help="then again beside long turns")
     parser.add_argument("--long-trials", type=int, default=2, help="pre-generated trials with the long passage")
     parser.add_argument(

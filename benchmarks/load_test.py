@@ -307,7 +307,13 @@ def drive(args) -> None:
     stop, measuring = Event(), Event()
     cookies_file = Path(args.cookies)
     cookies: dict[str, list] = pickle.loads(cookies_file.read_bytes()) if cookies_file.exists() else {}
-    counts = {"verdicts sent": 0, "verdicts acknowledged": 0, "judges out of trials": 0, "live polls unchanged": 0}
+    counts = {
+        "verdicts sent": 0,
+        "verdicts acknowledged": 0,
+        "judges out of trials": 0,
+        "live polls unchanged": 0,
+        "live polls appended": 0,
+    }
     judges = iter(range(args.users))
     logged_in, working = [], []
 
@@ -407,7 +413,11 @@ def drive(args) -> None:
                     if ptag:
                         headers["HX-PTag"] = ptag
                     response = self.client.get(f"{url}live/", headers=headers, name="live poll")
-                    if response.status_code == 200:
+                    if response.status_code == 200 and response.headers.get("Content-Type") == "application/json":
+                        # The speech's new characters (trial.js appends them): the page is otherwise as it was.
+                        counts["live polls appended"] += measuring.is_set()
+                        ptag = response.headers.get("HX-PTag") or ptag
+                    elif response.status_code == 200:
                         html = response.text
                         ptag = response.headers.get("HX-PTag") or ptag_of(html)
                     elif response.status_code == 304:  # nothing changed, nothing to swap
@@ -717,7 +727,10 @@ def report(figures: dict) -> None:
         + (f", {per_update:.1f} ms per live update" if per_update is not None else "")
     )
     if figures["endpoints"].get("live poll"):
-        print(f"  live polls answered 304 (nothing changed): {figures['live polls unchanged']}")
+        print(
+            f"  live polls answered 304 (nothing changed): {figures['live polls unchanged']}; with a speech's new "
+            f"characters only: {figures['live polls appended']}"
+        )
     print(
         f"  beside it: load generator {cpu['load generator']:.1f} s, writer {cpu['writer']:.1f} s of CPU; "
         f"judges out of trials {figures['judges out of trials']}"

@@ -56,6 +56,7 @@ SECURE_PROXY_SSL_HEADER = (
 SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
+    "debate_platform",  # its ready(): the user cache's invalidation (debate_platform/auth.py), in every process
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -131,10 +132,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # authenticate with the request) and refuses a username or an address after DEBATE_LOGIN_FAILURE_LIMIT failures
 # until DEBATE_LOGIN_COOLOFF_MINUTES have passed since the last one, the right password included. A researcher
 # unlocks from the admin (Axes > Access attempts: delete the attempt) or with `manage.py axes_reset_username NAME`.
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password is checked
-    "django.contrib.auth.backends.ModelBackend",
-]
+# The second backend checks passwords and reads each request's user (set below, with the cache).
 AXES_FAILURE_LIMIT = envint("DEBATE_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("DEBATE_LOGIN_COOLOFF_MINUTES", 15))
 # Each entry locks on its own: a username (from any address) and an address (whatever usernames it tries).
@@ -174,6 +172,15 @@ SESSION_ENGINE = (
     "django.contrib.sessions.backends.cached_db"
     if CACHES["default"]["BACKEND"].endswith("RedisCache")
     else "django.contrib.sessions.backends.db"
+)
+# Each request's user read from the cache too where it is shared (debate_platform/auth.py: dropped from it
+# whenever the user is saved, else kept USER_CACHE_SECONDS); with a per-process cache, from the database (0).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password is checked
+    "debate_platform.auth.CachedModelBackend",  # Django's ModelBackend, the user of each request cached
+]
+USER_CACHE_SECONDS = (
+    envint("DEBATE_USER_CACHE_SECONDS", 60) if CACHES["default"]["BACKEND"].endswith("RedisCache") else 0
 )
 
 # Content-Security-Policy (django-csp): scripts only from this site's own files, never inline or eval; no
@@ -295,6 +302,10 @@ GENERATION_PREFILL_TOKENS = envint("DEBATE_GENERATION_PREFILL_TOKENS", 2048)
 # A prompt longer than that is prefilled in chunks of this many tokens, one per step, taking turns with
 # the running rows' decoding; a judge's question waits for at most one chunk (docs/limits.md).
 GENERATION_PREFILL_CHUNK_TOKENS = envint("DEBATE_GENERATION_PREFILL_CHUNK_TOKENS", 512)
+# The chunks of pre-generated prompts while live debates are under way on the worker (a live turn came in the
+# last 5 minutes): a judge's question waits for the chunk being run, so smaller ones (docs/limits.md; 64 rather
+# than 128 brought a question beside a 170k-character passage from 2.2x to 1.4x idle: docs/benchmarks.md).
+GENERATION_PREFILL_CHUNK_TOKENS_BESIDE_LIVE = envint("DEBATE_GENERATION_PREFILL_CHUNK_TOKENS_BESIDE_LIVE", 64)
 # Memory (MB) a worker keeps per local model for recent prompts' key/value caches, so that a debater's next
 # round prefills only its new text (inference/prefix_cache.py); 0 turns prefix reuse off. SmolLM2-135M
 # needs ~46 KB a token in float32 (1 GB: ~22k tokens); an 8B Llama in bf16 128 KB.

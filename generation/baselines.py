@@ -28,9 +28,10 @@ def probabilities_of_answer_a(backend, messages: list[dict], swapped_messages: l
 
 
 def baseline_trials(experiment: Experiment):
-    """The trials whose questions the model alone answers (sandwiching's), each question's first trial first."""
+    """The study trials whose questions the model alone answers (sandwiching's), each question's first trial
+    first (practice and attention checks are not analysed: docs/onboarding.md)."""
     protocols = [p.name for p in PROTOCOLS.values() if p.model_alone_baseline]
-    return experiment.trials.filter(protocol__in=protocols).order_by("question_id", "id")
+    return experiment.trials.study().filter(protocol__in=protocols).order_by("question_id", "id")
 
 
 def model_alone_configs(experiment: Experiment) -> list[ModelConfig]:
@@ -99,7 +100,7 @@ def _alone_messages(question: str, answer_a: str, answer_b: str, passage: str) -
 
 
 def judge_with_model(experiment_id: int, judge_config) -> int:
-    """A model judges every finished pre-generated trial of the experiment, from exactly the
+    """A model judges every finished pre-generated study trial of the experiment, from exactly the
     judge's view (judging.selectors.judge_view_of_trial), in both orders: as laid out, then with the
     answers and the speakers' letters swapped. Idempotent (trials already judged, in one order before
     both orders were, are left as they are); returns verdicts created."""
@@ -109,9 +110,11 @@ def judge_with_model(experiment_id: int, judge_config) -> int:
             "trial_id", flat=True
         )
     )
-    trials = Trial.objects.filter(
-        experiment_id=experiment_id, live=False, status__in=[Trial.Status.READY, Trial.Status.JUDGED]
-    ).exclude(pk__in=done)
+    trials = (
+        Trial.objects.study()
+        .filter(experiment_id=experiment_id, live=False, status__in=[Trial.Status.READY, Trial.Status.JUDGED])
+        .exclude(pk__in=done)
+    )
     created = 0
     for trial in trials.select_related("experiment", "question"):
         messages = _model_judge_messages(judge_view_of_trial(trial))

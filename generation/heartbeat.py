@@ -2,9 +2,9 @@
 CLAIM_HEARTBEAT_SECONDS, whatever its generation loop is doing.
 
 The loop itself can be blocked for a long time by one step (a model load, a long prefill, a scoring model),
-so its own refresh (``GenerationSession._heartbeat``) cannot tell a busy worker from a dead one. This thread
-can: while the process lives, its turns' ``claimed_at`` stays within seconds of now, so a live trial's turn
-whose claim is older than LIVE_DEAD_CLAIM_SECONDS belongs to a dead worker and is released at once
+so a refresh between its steps could not tell a busy worker from a dead one. This thread can: while the
+process lives, its turns' ``claimed_at`` stays within seconds of now, so a live trial's turn whose claim is
+older than LIVE_DEAD_CLAIM_SECONDS belongs to a dead worker and is released at once
 (``judging.services.dead_live_claims_release``).
 """
 

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 from django.db.models import Case, Q, Value, When
 
-from judging.models import Trial, Turn
+from judging.models import Experiment, Trial, Turn
 from judging.services import turns_due
 
 
 def trials_with_pending_turns(experiment_id: int | None = None):
-    """Trials with turns still to generate: pre-generated ones being prepared, and live ones being judged."""
+    """Trials with turns still to generate: pre-generated ones being prepared, and live ones being judged; none
+    of a closed experiment (judging.services.experiment_close: nobody will judge them)."""
     live = Q(status=Trial.Status.READY, live=True)
     # One filter() call, so both conditions hold for the same turn: a model's pending turn.
     trials = Trial.objects.filter(
-        Q(status=Trial.Status.GENERATING) | live, turns__status=Turn.Status.PENDING, turns__author__isnull=True
+        Q(status=Trial.Status.GENERATING) | live,
+        turns__status=Turn.Status.PENDING,
+        turns__author__isnull=True,
+        experiment__status=Experiment.Status.LAUNCHED,
     )
     if experiment_id is not None:
         trials = trials.filter(experiment_id=experiment_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
@@ -19,7 +18,7 @@ from inference import GenerationRequest, GenerationResult
 from judging.models import MAX_ATTEMPTS, Turn
 from judging.protocols.prompts import clip_to_limit, end_at_limit
 from judging.selectors import record_response_delays
-from judging.services import trials_settle
+from judging.services import next_round_turns, trials_settle
 
 from .backends import backend_for
 from .best_of_n import candidates_per_turn, pick_best
@@ -27,10 +26,6 @@ from .heartbeat import ClaimHeartbeat
 from .requests import Fit, TurnDoesNotFit, fitted_request
 
 log = logging.getLogger(__name__)
-
-# How often a session refreshes the claims of the turns it is writing (seconds); far below the
-# stale-claim timeouts after which the reconciler releases a claim.
-HEARTBEAT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -83,13 +78,15 @@ class GenerationSession:
         self.running: dict[int, RunningTurn] = {}  # by turn id
         self.partial_started: set[int] = set()
         self.claimed = self.written = 0
+        # Prompts of live trials' next rounds, prefilled while their judges read (rows of no turn).
+        self.ahead: list[tuple[RowKey, GenerationRequest]] = []
         self.failed = False
         self.worker = socket.gethostname()
-        self.heartbeat_at = time.monotonic()
 
     def run(self) -> int:
         """Generate until ``pick`` names no more turns and none are running; returns turns written."""
-        # Proves this worker alive while one long step blocks the loop (dict.copy is atomic across threads).
+        # Proves this worker alive, even while one long step blocks the loop (dict.copy is atomic across
+        # threads): the one refresh of this session's claims.
         heartbeat = ClaimHeartbeat(lambda: [(r.turn.pk, r.token) for r in self.running.copy().values()]).start()
         try:
             self.backend.generate_continuously(
@@ -98,7 +95,6 @@ class GenerationSession:
                 self.on_text,
                 capacity=self.turns_at_once * self.rows_per_turn,
                 on_error=self.on_error,
-                on_step=self._heartbeat,
             )
         except Exception as exc:  # the model failed: no turn may stay claimed forever
             log.exception("generation failed for %d running turn(s) of %s", len(self.running), self.config)
@@ -115,23 +111,13 @@ class GenerationSession:
         running = self.running.get(key.turn_id)
         return running if running is not None and running.token == key.token else None
 
-    def _heartbeat(self) -> None:
-        """Refresh the claims of running turns now and then, so a long session (a slow model load, long
-        turns) is not mistaken for a dead worker and its turns released under it."""
-        if time.monotonic() - self.heartbeat_at < HEARTBEAT_SECONDS or not self.running:
-            return
-        self.heartbeat_at = time.monotonic()
-        for running in self.running.values():
-            Turn.objects.filter(pk=running.turn.pk).held(running.token).update(claimed_at=timezone.now())
-
     def take(self, free_rows: int, pausable_rows: int = 0) -> list[tuple[RowKey, GenerationRequest]]:
         """Claim turns for ``free_rows`` rows, and live turns for up to ``pausable_rows`` more (the backend
         pauses pre-generated rows to make room for them: a judge is waiting)."""
-        self._heartbeat()
         limit, urgent = free_rows // self.rows_per_turn, pausable_rows // self.rows_per_turn
         ids = self.pick(limit, urgent) if limit or urgent else []
         if not ids:
-            return []
+            return self._take_ahead(free_rows + pausable_rows)
         token = Turn.objects.filter(id__in=ids).claim(claimed_by=self.claimed_by)
         turns = list(
             Turn.objects.held(token)
@@ -156,11 +142,33 @@ class GenerationSession:
             running = RunningTurn(turn, token, request, candidates_per_turn(self.config, turn), fit)
             self.running[turn.pk] = running
             rows += running.rows()
-        return rows
+        return rows + self._take_ahead(free_rows + pausable_rows - len(rows))
+
+    def _take_ahead(self, rows: int) -> list[tuple[RowKey, GenerationRequest]]:
+        """Prefills ahead for up to ``rows`` rows: free ones, or ones a pre-generated row is paused for (a judge
+        will wait on what they prefill; the paused row resumes from its kept cache)."""
+        taken, self.ahead = self.ahead[: max(0, rows)], self.ahead[max(0, rows) :]
+        return taken
+
+    def _prefill_next_round(self, trial) -> None:
+        """While the judge reads the round just spoken, prefill the prompts its next round will extend, so
+        that after the judge's move only the question and the round's closing words remain to be read
+        (prefix reuse: docs/limits.md). One token is generated and thrown away; only the cache is kept."""
+        if not self.backend.keeps_prompt_caches:
+            return
+        try:
+            for turn in next_round_turns(trial):
+                if turn.model_config_id != self.config.pk:
+                    continue  # another model's cache: its own worker
+                request, _ = fitted_request(turn, self.backend)
+                key = RowKey(turn_id=0, token=f"ahead:{trial.pk}:{turn.round}:{turn.speaker}")
+                ahead = replace(request, max_new_tokens=1, min_new_tokens=0, priority=1)  # a live trial's
+                self.ahead.append((key, ahead))
+        except Exception:  # an optimisation: the next round is written all the same
+            log.exception("could not prefill the next round of trial %s", trial.pk)
 
     def on_text(self, key: RowKey, text: str) -> None:
         """Partial text of a live turn, for the judge's page (best-of-N turns show only the kept one)."""
-        self._heartbeat()
         running = self._running(key)
         if running is None or running.candidates > 1 or not running.turn.trial.live:
             return
@@ -205,6 +213,7 @@ class GenerationSession:
         trials_settle({turn.trial_id})
         if turn.trial.live:
             record_response_delays({turn.trial_id})
+            self._prefill_next_round(turn.trial)
 
     def _record(self, running: RunningTurn, result: GenerationResult, candidates: list[dict]) -> int:
         turn, request = running.turn, running.request

@@ -63,9 +63,6 @@ OnDone = Callable[[Hashable, GenerationResult], None]
 OnKeyText = Callable[[Hashable, str], None]
 # on_error(key, exception): this request failed alone; the others go on.
 OnError = Callable[[Hashable, Exception], None]
-# Called between steps of a continuous run (after every prefill chunk and decoding step), e.g. to keep
-# the claims of the requests alive; it must return quickly.
-OnStep = Callable[[], None]
 
 # Characters per token assumed where no tokenizer is at hand (a server's model): an estimate on the
 # long side for English (3-4 characters a token), so prompts fitted with it fit.
@@ -88,18 +85,15 @@ class GenerationBackend(ABC):
         on_text: OnKeyText | None = None,
         capacity: int = 8,
         on_error: OnError | None = None,
-        on_step: OnStep | None = None,
     ) -> None:
         """Generate requests as ``take`` hands them out, until it hands out none and none are running.
 
         A failure that concerns some requests only goes to ``on_error`` for each of them (raised if
-        it is not given); a failure of the whole backend is raised. ``on_step`` is called between
-        steps. This default runs one closed batch at a time: take up to ``capacity``, generate them
-        together, report, take again. Backends that can let requests join a running batch override it.
+        it is not given); a failure of the whole backend is raised. This default runs one closed batch at a
+        time: take up to ``capacity``, generate them together, report, take again. Backends that
+        can let requests join a running batch override it.
         """
         while batch := take(capacity):
-            if on_step is not None:
-                on_step()
             keys = [key for key, _ in batch]
             on_row_text = (lambda row, text: on_text(keys[row], text)) if on_text else None
             results = self.generate([request for _, request in batch], on_text=on_row_text)
@@ -116,6 +110,13 @@ class GenerationBackend(ABC):
     def context_window(self) -> int | None:
         """The most tokens the model reads, prompt and new tokens together; None if not known."""
         return None
+
+    @property
+    def keeps_prompt_caches(self) -> bool:
+        """Whether a prompt's key/value cache outlives its request, so that prefilling a prompt ahead of time
+        makes a later prompt that extends it cheaper (prefix reuse). A server may cache prefixes too, but a
+        request to it is billed, so no backend is asked to prefill ahead unless it says so."""
+        return False
 
     def prompt_tokens(self, messages: list[dict]) -> int:
         """The tokens ``messages`` take as a prompt. This default estimates from characters

@@ -52,6 +52,9 @@ from .prefix_cache import PrefixCache
 NUCLEUS_CANDIDATES = 512
 # generate()'s top-k when a model's generation config sets none (0 there turns top-k off).
 DEFAULT_TOP_K = 50
+# How long after a request of priority above 0 (a live debate's turn) more are expected: a judge reads a round
+# and asks within minutes. Meanwhile lower-priority long prompts are chunked finer (``live_chunk_tokens``).
+LIVE_EXPECTED_SECONDS = 300.0
 
 
 class PrefillFailed(Exception):
@@ -96,6 +99,7 @@ class Row:
     computed: int = 0  # prompt (and resumed text) tokens actually prefilled
     reused: int = 0  # tokens taken from the prefix cache instead
     attached: int = 0  # the cached prefix the current attempt started from (0: none)
+    passed_over: int = 0  # steps that prefilled other rows extending cached prefixes before this one
     # The character limit is checked by decoding the whole text only once the characters the tokens since the
     # last check could add (each token's own text plus one, for a space it may carry) reach what was missing.
     chars_bound: int = 0
@@ -107,6 +111,14 @@ class Row:
     @property
     def priority(self) -> int:
         return self.request.priority
+
+
+# A row extending a cached prefix that other such rows went before this many times goes first (``_extensions``).
+MOST_PASSED_OVER = 8
+
+
+class Extensions(list):
+    """Waiting rows that extend cached prefixes, prefilled together in one step (``ContinuousBatcher._extensions``)."""
 
 
 class ContinuousBatcher:
@@ -128,10 +140,16 @@ class ContinuousBatcher:
         prefill_share: float | None = 0.5,
         clock: Callable[[], float] = time.perf_counter,
         prefix_cache: PrefixCache | None = None,
+        live_chunk_tokens: int | None = None,
+        live_seen_at: float | None = None,
     ):
         self.model, self.device = model, device
         self.prefill_tokens = prefill_tokens
         self.chunk_tokens = min(chunk_tokens or prefill_tokens, prefill_tokens)
+        # A judge's request waits for the chunk being run: while live requests are expected (one came within
+        # LIVE_EXPECTED_SECONDS, by ``clock``), lower-priority chunks are this size instead.
+        self.live_chunk_tokens = min(live_chunk_tokens or self.chunk_tokens, self.chunk_tokens)
+        self.live_seen_at = live_seen_at
         if prefill_share is not None and not 0 < prefill_share < 1:
             raise ValueError("prefill_share is a share of the time: between 0 and 1, or None")
         self.prefill_share, self.clock = prefill_share, clock
@@ -160,6 +178,8 @@ class ContinuousBatcher:
         if request.seed is not None and request.temperature > 0:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(request.seed)
+        if request.priority > 0:
+            self.live_seen_at = self.clock()
         self.waiting.append(
             Row(
                 key=key,
@@ -221,10 +241,13 @@ class ContinuousBatcher:
             if isinstance(step, Row):
                 self._prefill_single(step)
             else:
+                prefill = self._prefill_extensions if isinstance(step, Extensions) else self._prefill
                 self.waiting = [row for row in self.waiting if not any(row is r for r in step)]
                 try:
-                    cache, mask, seen, logits = self._prefill(step)  # touches nothing shared
+                    cache, mask, seen, logits = prefill(step)  # touches nothing shared
                 except Exception as error:
+                    for row in step:
+                        row.cache = None
                     raise PrefillFailed([row.key for row in step], error) from error
                 self._join(cache, mask, seen, step)
                 self._take_tokens(logits, first=len(self.rows) - len(step))
@@ -288,7 +311,7 @@ class ContinuousBatcher:
             self._attach_prefix(row)
             if self._single(row):
                 if not group and self._extends_cached(row):
-                    return row
+                    return self._extensions(candidates, room)
                 continue  # prompts that fit in one prefill go before long prompts' chunks
             if group and tokens + len(row.context_ids) > self.prefill_tokens:
                 break
@@ -310,6 +333,63 @@ class ContinuousBatcher:
             return single
         return None
 
+    def _extensions(self, candidates: list[Row], room: int):
+        """Candidates that extend a cached prefix by a chunk at most, to be prefilled now: the one with the fewest new
+        tokens, and with it those next in that order while the step computes at most a chunk (``_chunk_size``: the
+        finer one for pre-generated rows beside live debates); a row on its own where no other fits. When many
+        judges ask at once, the shortest first gives the most of them their first words soonest; a row passed over
+        MOST_PASSED_OVER times goes first, so no wide extension waits for ever behind narrower ones.
+
+        Only the first ``room`` such candidates in queue order are looked at: each holds a copy of its cached prefix
+        from the lookup on. Each row of a group is fed the last ``width`` tokens of its context, ``width`` being
+        the most new tokens of any: a row with fewer recomputes that many cached tokens, so that every row's tokens
+        stay contiguous (left padding only)."""
+        extending = []
+        for row in candidates:
+            if len(extending) == room:
+                break
+            self._attach_prefix(row)
+            if self._extends_cached(row):
+                extending.append(row)
+        extending.sort(key=lambda row: (row.passed_over < MOST_PASSED_OVER, self._remaining(row)))
+        budget = self._chunk_size(extending[0])  # the candidates share a priority
+        group = extending[:1]
+        for row in extending[1:]:
+            width = max(self._remaining(r) for r in (*group, row))
+            if width * (len(group) + 1) > budget:
+                break  # the rest are wider still
+            if any(len(r.context_ids) < width for r in (*group, row)):
+                continue
+            group.append(row)
+        for row in extending:
+            if not any(row is r for r in group):
+                row.passed_over += 1
+        return group[0] if len(group) == 1 else Extensions(group)
+
+    def _prefill_extensions(self, rows: list[Row]):
+        """Run rows that start from cached prefixes as one batch (see ``_extensions``): their cache, mask, seen
+        tokens and next-token logits."""
+        width = max(self._remaining(row) for row in rows)
+        kept = [len(row.context_ids) - width for row in rows]  # the cached tokens each row keeps
+        past = max(kept)
+        cache = DynamicCache(config=self.model.config)
+        for index in range(len(rows[0].cache.layers)):
+            layers = [(row.cache.layers[index], k) for row, k in zip(rows, kept)]
+            keys = torch.cat([_pad_left(layer.keys[:, :, :k], past - k) for layer, k in layers])
+            values = torch.cat([_pad_left(layer.values[:, :, :k], past - k) for layer, k in layers])
+            cache.update(keys, values, index)
+        ids = torch.tensor([row.context_ids[k:] for row, k in zip(rows, kept)], device=self.device)
+        mask = torch.tensor([[0] * (past - k) + [1] * (k + width) for k in kept], device=self.device)
+        positions = torch.tensor([list(range(k, k + width)) for k in kept], device=self.device)
+        logits = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+        ).logits[:, -1]
+        seen = self._seen(rows, logits.shape[-1])
+        for row in rows:
+            row.computed += width
+            row.prefilled, row.cache = len(row.context_ids), None
+        return cache, mask, seen, logits
+
     def _prefill_single(self, row: Row) -> None:
         """Prefill the next chunk of one row into its own cache (one long prompt is finished before the next
         is started); it joins the batch after its last chunk."""
@@ -326,10 +406,15 @@ class ContinuousBatcher:
         self._join(cache, mask, seen, [row])
         self._take_tokens(logits, first=len(self.rows) - 1)
 
+    def _chunk_size(self, row: Row) -> int:
+        """The tokens of ``row``'s next chunk: fewer for lower-priority rows while live requests are expected."""
+        expected = self.live_seen_at is not None and self.clock() - self.live_seen_at < LIVE_EXPECTED_SECONDS
+        return self.live_chunk_tokens if expected and row.priority <= 0 else self.chunk_tokens
+
     def _prefill_chunk(self, row: Row):
         """One chunk of a long prompt; after the last: its cache, mask, seen tokens and next-token logits."""
         start = row.prefilled
-        end = min(len(row.context_ids), start + self.chunk_tokens)
+        end = min(len(row.context_ids), start + self._chunk_size(row))
         if row.cache is None:
             row.cache = DynamicCache(config=self.model.config)
         ids = torch.tensor([row.context_ids[start:end]], device=self.device)
@@ -349,9 +434,7 @@ class ContinuousBatcher:
         if end < len(row.context_ids):
             return None
         cache, row.cache = row.cache, None
-        seen = torch.zeros(1, logits.shape[-1], dtype=torch.bool, device=self.device)
-        seen[0, torch.tensor(row.context_ids, device=self.device)] = True
-        return cache, mask, seen, logits
+        return cache, mask, self._seen([row], logits.shape[-1]), logits
 
     def _prefill(self, joining: list[Row]):
         """Run the joining prompts as one left-padded batch: their cache, mask, seen tokens and next-token logits."""
@@ -366,11 +449,16 @@ class ContinuousBatcher:
         logits = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
         ).logits[:, -1]
-        seen = torch.zeros(len(joining), logits.shape[-1], dtype=torch.bool, device=self.device)
-        for i, row in enumerate(joining):
-            seen[i, torch.tensor(row.context_ids, device=self.device)] = True
+        for row in joining:
             row.computed += len(row.context_ids)
-        return cache, mask, seen, logits
+        return cache, mask, self._seen(joining, logits.shape[-1]), logits
+
+    def _seen(self, rows: list[Row], vocab: int) -> torch.Tensor:
+        """[rows, vocab] bool: the tokens of each row's context, which the repetition penalty applies to."""
+        seen = torch.zeros(len(rows), vocab, dtype=torch.bool, device=self.device)
+        for i, row in enumerate(rows):
+            seen[i, torch.tensor(row.context_ids, device=self.device)] = True
+        return seen
 
     def _decode(self) -> None:
         mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
@@ -504,6 +592,7 @@ class ContinuousBatcher:
                 (layer.keys[i : i + 1, :, start : start + length], layer.values[i : i + 1, :, start : start + length])
                 for layer in self.cache.layers
             ],
+            priority=row.priority,
         )
 
     def _make_room(self) -> None:

@@ -36,7 +36,6 @@ from .base import (
     OnDone,
     OnError,
     OnKeyText,
-    OnStep,
     ProgressCallback,
     TakeRequests,
 )
@@ -237,7 +236,6 @@ class OpenAICompatibleBackend(GenerationBackend):
         on_text: OnKeyText | None = None,
         capacity: int = 8,
         on_error: OnError | None = None,
-        on_step: OnStep | None = None,
     ) -> None:
         """Each request is sent as soon as ``take`` hands it out, up to ``capacity`` at once; results,
         errors and streamed text are passed on from this thread (the callbacks write to the database).
@@ -253,8 +251,6 @@ class OpenAICompatibleBackend(GenerationBackend):
                         running[pool.submit(self._complete, request, report)] = key
                 if not running:
                     return
-                if on_step is not None:
-                    on_step()
                 done, _ = wait(running, timeout=TAKE_INTERVAL, return_when=FIRST_COMPLETED)
                 while not texts.empty():
                     on_text(*texts.get())

@@ -46,3 +46,8 @@ class ModelPool:
         """Keys of the backends resident on ``device``, least recently used first."""
         with self._lock:
             return list(self._resident.get(device or "", {}))
+
+    def backends(self) -> list[GenerationBackend]:
+        """Every resident backend, on every device."""
+        with self._lock:
+            return [backend for slot in self._resident.values() for backend in slot.values()]

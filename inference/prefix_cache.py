@@ -8,8 +8,9 @@ the first words of an answer.
 How: each entry is the cache of one finished (or paused) row: its token ids and, per layer, keys and values of
 shape [1, heads, length, dim]. ``longest`` finds the entry sharing the longest token prefix with a new prompt
 and returns a fresh ``DynamicCache`` holding copies of that prefix, so the row goes on from there; the entry is
-left intact for other rows. Entries are dropped least recently used first once they take more than ``max_bytes``;
-an entry whose tokens are a prefix of a newer one's is superseded by it.
+left intact for other rows. Entries are dropped once they take more than ``max_bytes``: those of the lowest
+priority first (a pre-generated row's before a live one's, whose next round a judge waits for), least recently
+used first within a priority; an entry whose tokens are a prefix of a newer one's is superseded by it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Entry:
     tokens: tuple[int, ...]
     layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, heads, len(tokens), dim]
     nbytes: int
+    priority: int = 0
 
 
 def common_prefix_length(a, b) -> int:
@@ -54,14 +56,16 @@ class PrefixCache:
     def enabled(self) -> bool:
         return self.max_bytes > 0
 
-    def store(self, tokens: list[int], layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Keep a copy of ``layers`` (keys and values of ``tokens``, batch of one) for later prompts."""
+    def store(self, tokens: list[int], layers: list[tuple[torch.Tensor, torch.Tensor]], priority: int = 0) -> None:
+        """Keep a copy of ``layers`` (keys and values of ``tokens``, batch of one) for later prompts; ``priority``
+        is the request's (entries of lower priority are dropped first)."""
         if not self.enabled or len(tokens) < MIN_REUSED_TOKENS:
             return
         key = tuple(tokens)
         for entry_id, entry in list(self.entries.items()):
             shared = common_prefix_length(entry.tokens, key)
             if shared == len(key):  # an entry already holds all of these tokens
+                entry.priority = max(entry.priority, priority)
                 self.entries.move_to_end(entry_id)
                 return
             if shared == len(entry.tokens):  # superseded: the new entry holds all of its tokens
@@ -70,11 +74,12 @@ class PrefixCache:
         nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in copied)
         if nbytes > self.max_bytes:
             return
-        self.entries[self._next_id] = Entry(key, copied, nbytes)
+        self.entries[self._next_id] = Entry(key, copied, nbytes, priority)
         self._next_id += 1
         self.nbytes += nbytes
         while self.nbytes > self.max_bytes:
-            self._drop(next(iter(self.entries)))
+            # min() keeps the first of equals: the least recently used entry of the lowest priority.
+            self._drop(min(self.entries, key=lambda entry_id: self.entries[entry_id].priority))
 
     def longest(self, tokens: list[int], most: int, least: int = 0) -> tuple[int, DynamicCache | None]:
         """The longest cached prefix of ``tokens``, at most ``most`` tokens: (its length, a cache holding a

@@ -20,7 +20,6 @@ from .base import (
     OnDone,
     OnError,
     OnKeyText,
-    OnStep,
     ProgressCallback,
     TakeRequests,
 )
@@ -126,6 +125,7 @@ class TransformersBackend(GenerationBackend):
         context_window: int | None = None,
         chunk_tokens: int | None = None,
         prefix_cache_bytes: int = 0,
+        live_chunk_tokens: int | None = None,
     ):
         self.model_name = model_name
         self.context_window_override = context_window  # a configured window, instead of the model's own
@@ -135,6 +135,10 @@ class TransformersBackend(GenerationBackend):
         self.continuous = continuous
         self.prefill_tokens = prefill_tokens
         self.chunk_tokens = chunk_tokens  # a longer prompt's chunks (default: prefill_tokens)
+        # Pre-generated prompts' chunks while live turns are expected; when the last live turn came is kept
+        # across sessions (the next question of a live debate comes after the judge has read).
+        self.live_chunk_tokens = live_chunk_tokens
+        self.live_seen_at: float | None = None
         # Recent prompts' caches, kept across generation sessions (a live debate's next round comes after
         # the judge has read and asked: the worker may have gone idle meanwhile). Made with the model.
         self.prefix_cache_bytes = prefix_cache_bytes
@@ -188,6 +192,14 @@ class TransformersBackend(GenerationBackend):
             from .prefix_cache import PrefixCache
 
             self.prefix_cache = PrefixCache(self.prefix_cache_bytes, config=model.config)
+
+    @property
+    def keeps_prompt_caches(self) -> bool:
+        # Only the continuous path keeps prompt caches: a model it does not support runs padded batches.
+        from . import continuous
+
+        loaded = self._model is not None
+        return self.prefix_cache_bytes > 0 and self.continuous and loaded and continuous.supports(self._model)
 
     @property
     def device_name(self) -> str:
@@ -255,7 +267,6 @@ class TransformersBackend(GenerationBackend):
         on_text: OnKeyText | None = None,
         capacity: int = 8,
         on_error: OnError | None = None,
-        on_step: OnStep | None = None,
     ) -> None:
         """Continuous batching (see continuous.py): requests join the running batch between decoding
         steps. Models whose cache cannot be joined that way, or ``continuous=False``, get padded batches."""
@@ -268,7 +279,7 @@ class TransformersBackend(GenerationBackend):
         if not self.continuous or not continuous.supports(self._model):
             handed_out = iter([first])
             return super().generate_continuously(
-                lambda free: next(handed_out, None) or take(free), on_done, on_text, capacity, on_error, on_step
+                lambda free: next(handed_out, None) or take(free), on_done, on_text, capacity, on_error
             )
         tokenizer = self._tokenizer
         batcher = continuous.ContinuousBatcher(
@@ -281,11 +292,14 @@ class TransformersBackend(GenerationBackend):
             prefill_tokens=self.prefill_tokens,
             chunk_tokens=self.chunk_tokens,
             prefix_cache=self.prefix_cache,
+            live_chunk_tokens=self.live_chunk_tokens,
+            live_seen_at=self.live_seen_at,
         )
 
         def submit(key, request):
             prompt = self._prompt_text(request.messages)
             batcher.submit(key, request, tokenizer(prompt, add_special_tokens=False)["input_ids"], prompt)
+            self.live_seen_at = batcher.live_seen_at
 
         for key, request in first:
             submit(key, request)
@@ -302,8 +316,6 @@ class TransformersBackend(GenerationBackend):
                 last_take = now
             if batcher.idle:
                 return
-            if on_step is not None:
-                on_step()
             try:
                 finished = batcher.step()
             except continuous.PrefillFailed as failure:  # those requests alone; the running batch is intact

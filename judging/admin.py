@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from audit.admin import AuditedActions
 from audit.recording import Kind, record, record_export
 
-from . import analysis_plan, context_check, exports, selectors, services
+from . import analysis_plan, context_check, dashboard, dashboard_admin, exports, selectors, services
 from .exports import export_response
 from .importers import QuestionImportError, import_jsonl_file
 from .models import Experiment, LineupMember, ModelConfig, Question, QuestionSet, Trial, Turn, Verdict
@@ -119,17 +119,20 @@ class ExperimentForm(forms.ModelForm):
         model = Experiment
         fields = "__all__"
 
+    # Left blank, these take their defaults (α 0.05, δ 5 points; no practice, no attention checks, feedback after
+    # the experiment closes) rather than failing the form.
+    DEFAULTED = ("alpha", "non_inferiority_margin", "practice_trials", "attention_rate", "feedback")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Left blank, the plan's numbers take their defaults (α 0.05, δ 5 points) rather than failing the form.
-        for name in ("alpha", "non_inferiority_margin"):
+        for name in self.DEFAULTED:
             if name in self.fields:
                 self.fields[name].required = False
 
     def clean(self):
         data = super().clean()
-        for name in ("alpha", "non_inferiority_margin"):
-            if name in self.fields and data.get(name) is None:
+        for name in self.DEFAULTED:
+            if name in self.fields and data.get(name) in (None, ""):
                 data[name] = Experiment._meta.get_field(name).default
                 setattr(self.instance, name, data[name])
         return data
@@ -189,9 +192,13 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
     list_filter = ["status", "mode"]
     filter_horizontal = ["judges"]
     readonly_fields = ["status", "launched_at", "created_at"]
-    actions = ["launch", "analyse", "requeue", "retry_failed", "replace_failed", "pay"] + [
+    actions = ["launch", "close", "analyse", "requeue", "retry_failed", "replace_failed", "pay"] + [
         _export_action(table, fmt) for table in exports.TABLES for fmt in exports.FORMATS
     ]
+
+    def get_urls(self):
+        # The live progress dashboard, beside the experiment list (judging/dashboard_admin.py).
+        return dashboard_admin.urls(self) + super().get_urls()
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -207,8 +214,11 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
                 turns_total=Count("trials__turns", distinct=True),
                 turns_done=Count("trials__turns", filter=Q(trials__turns__status=Turn.Status.DONE), distinct=True),
                 turns_failed=Count("trials__turns", filter=Q(trials__turns__status=Turn.Status.FAILED), distinct=True),
-                trials_total=Count("trials", distinct=True),
-                trials_judged=Count("trials", filter=Q(trials__status=Trial.Status.JUDGED), distinct=True),
+                # The study's trials: practice and attention checks are not part of its progress (docs/onboarding.md).
+                trials_total=Count("trials", filter=Q(trials__role=Trial.Role.STUDY), distinct=True),
+                trials_judged=Count(
+                    "trials", filter=Q(trials__status=Trial.Status.JUDGED, trials__role=Trial.Role.STUDY), distinct=True
+                ),
             )
         )
 
@@ -218,11 +228,7 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
 
     @admin.display(description="mode", ordering="mode")
     def mode_short(self, obj):
-        """Short enough for the list; says where arms are live whatever the mode (sandwiching)."""
-        always_live = {a for a in obj.conditions if registry.PROTOCOLS[registry.ARMS[a].protocol].always_live}
-        if obj.mode == Experiment.Mode.LIVE or always_live == set(obj.conditions):
-            return "live"
-        return "pre-generated" + (" (sandwiching live)" if always_live else "")
+        return dashboard.mode_label(obj)
 
     @admin.display(description="turns done")
     def turn_progress(self, obj):
@@ -266,6 +272,32 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
         if self._launched(obj):
             return [self.LAUNCHED_DISPLAY.get(name, name) for name in fields]
         return fields
+
+    ONBOARDING_FIELDS = (
+        "instructions",
+        "practice_trials",
+        "practice_question_set",
+        "qualification_accuracy",
+        "attention_rate",
+        "attention_question_set",
+        "feedback",
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        fields = self.get_fields(request, obj)
+        onboarding = [name for name in fields if name in self.ONBOARDING_FIELDS]
+        return [
+            (None, {"fields": [name for name in fields if name not in self.ONBOARDING_FIELDS]}),
+            (
+                "Onboarding and quality control",
+                {
+                    "fields": onboarding,
+                    "description": "Instructions judges confirm, practice trials with the truth shown, an optional "
+                    "qualification gate, and attention checks hidden among the study trials (docs/onboarding.md). "
+                    "Practice trials and attention checks are never analysed; they are exported separately.",
+                },
+            ),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         # A launched experiment's design is fixed: its trials were built from it.
@@ -330,6 +362,26 @@ class ExperimentAdmin(AuditedActions, admin.ModelAdmin):
                     trials=n,
                     work_queued=not delivery.failed,
                 )
+
+    @admin.action(description="Close selected experiments (no more verdicts; judges may see their results)")
+    def close(self, request, queryset):
+        for experiment in queryset.order_by("pk"):
+            try:
+                unjudged = services.experiment_close(experiment=experiment)
+            except services.CloseError as exc:
+                self.message_user(request, f"{experiment.name}: {exc}", messages.ERROR)
+                continue
+            left = f"; {unjudged} trial(s) left unjudged stay in the data as attrition" if unjudged else ""
+            self.message_user(request, f"{experiment.name}: closed{left}.")
+            record(
+                Kind.ADMIN_ACTION,
+                f"Closed “{experiment.name}” (experiment {experiment.pk}): {unjudged} trial(s) left unjudged",
+                action="close",
+                experiment=experiment.pk,
+                unjudged=unjudged,
+            )
+
+    close.audited = True  # records each experiment it closed (above), not the selection
 
     @admin.action(description="Analyse selected experiments")
     def analyse(self, request, queryset):
@@ -399,7 +451,7 @@ class TrialAdmin(admin.ModelAdmin):
         "judge",
         "protocol",
         "condition",
-        "status",
+        "status_shown",
         "honest_side",
         "queue_position",
         "replaces",
@@ -407,6 +459,13 @@ class TrialAdmin(admin.ModelAdmin):
     list_filter = ["experiment", "status", "protocol", "condition", "judge"]
     readonly_fields = [f.name for f in Trial._meta.fields]
     inlines = [TurnInline]
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, obj):
+        """A ready trial its judge has opened is in progress (a live one's debate goes on while they judge)."""
+        if obj.status == Trial.Status.READY and obj.opened_at is not None:
+            return "In progress (live)" if obj.live else "In progress"
+        return obj.get_status_display()
 
     def has_add_permission(self, request):
         return False

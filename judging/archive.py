@@ -9,8 +9,9 @@ missing where the archive is restored is created inactive, with no usable passwo
 
 Held: the experiment (design, frozen analysis plan, provenance), its line-up, the model
 configurations it used (its debater model, line-ups, every turn's, the model judges', best-of-N
-judges'), its question set with the questions it used (text exactly as imported), its trials, turns,
-verdicts, active times, model answers and model verdicts.
+judges'), its question sets (the study's, and the practice and attention-check sets where it has them) with
+the questions it used (text exactly as imported), its judges' onboardings (docs/onboarding.md), its trials
+(practice and attention checks included), turns, verdicts, active times, model answers and model verdicts.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .models import (
     ModelConfig,
     ModelVerdict,
     Question,
+    QuestionSet,
     Turn,
     Verdict,
 )
@@ -73,12 +75,15 @@ def _rows(experiment: Experiment) -> list:
     """The experiment's rows, each after the rows it refers to."""
     trials = experiment.trials.order_by("pk")  # a replacement comes after the trial it replaces
     used = Q(trials__experiment=experiment) | Q(model_answers__experiment=experiment)
+    # Practice and attention checks may take their questions from sets of their own (docs/onboarding.md).
+    sets = {experiment.question_set_id, experiment.practice_question_set_id, experiment.attention_question_set_id}
     return [
         *_configs_used(experiment),
-        experiment.question_set,
+        *QuestionSet.objects.filter(pk__in=sets - {None}).order_by("pk"),
         *Question.objects.filter(used).distinct().order_by("pk"),
         experiment,
         *experiment.lineup.order_by("pk"),
+        *experiment.onboardings.order_by("pk"),
         *trials,
         *Turn.objects.filter(trial__experiment=experiment).order_by("pk"),
         *Verdict.objects.filter(trial__experiment=experiment).order_by("pk"),

@@ -20,6 +20,8 @@ Balance, per question and per judge:
   matched like arms, and each cell's trials are balanced between the sides over all judges.
 - The incorrect answer a trial's adversary defends is drawn uniformly from the question's incorrect
   choices; each judge's queue is shuffled.
+- Practice trials (first in each judge's queue) and attention checks (in random slots among the study
+  trials) are added afterwards by ``plan_onboarding_trials``, from a generator of their own.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .lineups import Cell
 from .protocols.registry import ARMS
@@ -58,6 +60,7 @@ class TrialPlan:
     # The people (user ids) speaking for them instead, where a line-up names people (judging.lineups).
     honest_person: int | None = None
     adversary_person: int | None = None
+    role: str = "study"  # or "practice", "attention" (plan_onboarding_trials)
 
 
 class AssignmentError(ValueError):
@@ -265,3 +268,134 @@ def plan_trials(
             )
         )
     return plans
+
+
+def _other(side: str) -> str:
+    return "B" if side == "A" else "A"
+
+
+def _design_of(plan: TrialPlan) -> tuple:
+    """What a practice or attention trial copies from a study trial: its protocol, condition and speakers."""
+    return (
+        plan.protocol,
+        plan.condition,
+        plan.honest_config,
+        plan.adversary_config,
+        plan.honest_person,
+        plan.adversary_person,
+        None if not plan.speaker_side else plan.speaker_side == plan.honest_side,  # the speaker's honesty
+    )
+
+
+def _balanced_sides(n: int, rng: random.Random) -> list[str]:
+    """Honest sides for n trials: as many A as B (one more of one at random when n is odd), shuffled."""
+    sides = ["A", "B"] * (n // 2) + ([rng.choice("AB")] if n % 2 else [])
+    rng.shuffle(sides)
+    return sides
+
+
+def _plan_like(
+    design: tuple, question: QuestionInfo, judge: int, honest: str, position: int, role: str, rng: random.Random
+) -> TrialPlan:
+    protocol, condition, honest_config, adversary_config, honest_person, adversary_person, speaker_honest = design
+    a, b = answer_indices(question, honest, rng)
+    speaker = "" if speaker_honest is None else (honest if speaker_honest else _other(honest))
+    return TrialPlan(
+        question_id=question.id,
+        judge_id=judge,
+        honest_side=honest,
+        answer_a_index=a,
+        answer_b_index=b,
+        first_speaker=speaker or rng.choice("AB"),
+        queue_position=position,
+        speaker_side=speaker,
+        protocol=protocol,
+        condition=condition,
+        honest_config=honest_config,
+        adversary_config=adversary_config,
+        honest_person=honest_person,
+        adversary_person=adversary_person,
+        role=role,
+    )
+
+
+def attention_count(rate: float, study_trials: int) -> int:
+    """Attention checks among a judge's study trials: rate × study trials, rounded half up (not to even)."""
+    return math.floor(rate * study_trials + 0.5)
+
+
+def _draw(pool: list[QuestionInfo], exclude: set[int], n: int, what: str, judge: int, rng) -> list[QuestionInfo]:
+    left = sorted((q for q in pool if q.id not in exclude), key=lambda q: q.id)
+    if len(left) < n:
+        raise AssignmentError(
+            f"{what}: judge {judge} needs {n} question(s) but only {len(left)} are left (not in the study, not "
+            "already theirs, not seen before); add questions to that set or ask for fewer"
+        )
+    return rng.sample(left, n)
+
+
+def plan_onboarding_trials(
+    study: list[TrialPlan],
+    judge_ids: list[int],
+    *,
+    practice_per_judge: int,
+    practice_questions: list[QuestionInfo],
+    attention_rate: float,
+    attention_questions: list[QuestionInfo],
+    seed: int,
+    seen: dict[int, set[int]] | None = None,
+) -> list[TrialPlan]:
+    """The study plan (``plan_trials``) with each judge's practice trials and attention checks added:
+    every plan, the study's with their queue positions moved to make room (their order kept).
+
+    - Practice: ``practice_per_judge`` trials first in each judge's queue (positions 0, 1, ...). Each copies
+      the design (protocol, condition, speakers) of one of the judge's study trials: the distinct designs in
+      the order the judge meets them, cycling when there are more practice trials than designs, so a judge
+      practises what they will judge first, and every kind of it when there are enough practice trials.
+    - Attention checks: ``attention_count(rate, study trials)`` per judge, put in slots drawn uniformly among
+      the judge's study trials (their order kept), so a check's position says nothing; each copies the design
+      of the study trial right after it (the one before, at the end), so it is generated and shown like its
+      neighbours.
+    - Questions: never one of the study's (any judge's) nor one the judge has ``seen``; a judge's practice and
+      attention questions are distinct. Honest sides as many A as B per judge and role, shuffled.
+
+    Drawn from a generator of its own (seeded by ``seed``), so the study's randomisation is that of
+    ``plan_trials`` whatever is added; with neither practice nor checks the study plan is returned as it is.
+    """
+    if practice_per_judge == 0 and attention_rate == 0:
+        return list(study)
+    rng = random.Random(f"{seed}-onboarding")
+    seen = seen or {}
+    study_questions = {p.question_id for p in study}
+    by_judge: dict[int, list[TrialPlan]] = {j: [] for j in judge_ids}
+    for plan in study:
+        by_judge[plan.judge_id].append(plan)
+    out: list[TrialPlan] = []
+    for judge in judge_ids:
+        own = sorted(by_judge[judge], key=lambda p: p.queue_position)
+        if not own:  # nothing to practise for, nothing to hide checks among
+            continue
+        designs = list(dict.fromkeys(_design_of(p) for p in own))
+        avoid = study_questions | seen.get(judge, set())
+        practice = _draw(practice_questions, avoid, practice_per_judge, "practice questions", judge, rng)
+        sides = _balanced_sides(practice_per_judge, rng)
+        for i, question in enumerate(practice):
+            out.append(_plan_like(designs[i % len(designs)], question, judge, sides[i], i, "practice", rng))
+        checks = attention_count(attention_rate, len(own))
+        attention = _draw(
+            attention_questions, avoid | {q.id for q in practice}, checks, "attention-check questions", judge, rng
+        )
+        slots = set(rng.sample(range(len(own) + checks), checks))
+        sides = _balanced_sides(checks, rng)
+        queue = iter(own)
+        order: list[TrialPlan | None] = [None if slot in slots else next(queue) for slot in range(len(own) + checks)]
+        for slot, plan in enumerate(order):
+            position = practice_per_judge + slot
+            if plan is not None:
+                out.append(replace(plan, queue_position=position))
+                continue
+            after = next((p for p in order[slot + 1 :] if p is not None), None)
+            neighbour = after or next(p for p in reversed(order[:slot]) if p is not None)
+            check = _plan_like(_design_of(neighbour), attention.pop(), judge, sides.pop(), position, "attention", rng)
+            out.append(check)
+    return out

@@ -77,6 +77,7 @@ TRIAL_COLUMNS = {
     "adversarial_config": "str",
     "honest_person": "str",
     "adversarial_person": "str",
+    "trial_role": "str",
 }
 TURN_COLUMNS = {
     "schema_version": "int",
@@ -107,6 +108,7 @@ TURN_COLUMNS = {
     "speech_end": "str",
     "tokens_past_limit": "int",
     "tokens_prefilled": "int",
+    "trial_role": "str",
 }
 VERDICT_COLUMNS = {
     "schema_version": "int",
@@ -124,7 +126,20 @@ VERDICT_COLUMNS = {
     "verdict_at": "str",
     "score": "float",
     "active_time_source": "str",
+    "trial_role": "str",
 }
+
+# Which trials an export holds (docs/onboarding.md): the study's by default, the only ones any analysis reads;
+# practice trials and attention checks are exported separately, on request.
+ROLES = tuple(Trial.Role.values)
+STUDY = Trial.Role.STUDY
+# The tables that hold trials' rows, so can be asked for another role; the others are the study's only.
+ROLE_TABLES = ("questions", "trials", "turns", "verdicts")
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"unknown trial role {role!r}; choose one of {', '.join(ROLES)}")
 
 
 def _iso(value):
@@ -168,7 +183,9 @@ def launched_config_names(experiment_id: int) -> dict[int, str]:
     return frozen | now
 
 
-def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
+def trial_rows(experiment_ids: Iterable[int], role: str = STUDY) -> Iterator[dict]:
+    """One row per trial of the experiments in ``role`` (study trials by default: what the analysis reads)."""
+    _check_role(role)
     fields = [
         "experiment_id",
         "experiment__name",
@@ -223,7 +240,7 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         .values("round")[:1]
     )
     rows = (
-        Trial.objects.filter(experiment_id__in=list(experiment_ids))
+        Trial.objects.filter(experiment_id__in=list(experiment_ids), role=role)
         .annotate(rounds_spoken=Subquery(last_round))
         .order_by("experiment_id", "id")
         .values_list(*fields)
@@ -331,10 +348,12 @@ def trial_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "adversarial_config": names.get(adversary_config_id),
             "honest_person": honest_person,
             "adversarial_person": adversary_person,
+            "trial_role": role,
         }
 
 
-def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
+def turn_rows(experiment_ids: Iterable[int], role: str = STUDY) -> Iterator[dict]:
+    _check_role(role)
     fields = [
         "trial__experiment_id",
         "trial_id",
@@ -365,7 +384,7 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "tokens_prefilled",
     ]
     rows = (
-        Turn.objects.filter(trial__experiment_id__in=list(experiment_ids))
+        Turn.objects.filter(trial__experiment_id__in=list(experiment_ids), trial__role=role)
         .order_by("trial__experiment_id", "trial_id", "index")
         .values_list(*fields)
         .iterator(chunk_size=CHUNK)
@@ -432,10 +451,12 @@ def turn_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "speech_end": speech_end,
             "tokens_past_limit": tokens_past_limit,
             "tokens_prefilled": tokens_prefilled,
+            "trial_role": role,
         }
 
 
-def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
+def verdict_rows(experiment_ids: Iterable[int], role: str = STUDY) -> Iterator[dict]:
+    _check_role(role)
     fields = [
         "trial__experiment_id",
         "trial_id",
@@ -452,7 +473,7 @@ def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "active_time_source",
     ]
     rows = (
-        Verdict.objects.filter(trial__experiment_id__in=list(experiment_ids))
+        Verdict.objects.filter(trial__experiment_id__in=list(experiment_ids), trial__role=role)
         .order_by("trial__experiment_id", "trial_id")
         .values_list(*fields)
         .iterator(chunk_size=CHUNK)
@@ -488,6 +509,7 @@ def verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
             "verdict_at": _iso(created),
             "score": score,
             "active_time_source": time_source,
+            "trial_role": role,
         }
 
 
@@ -596,7 +618,8 @@ def model_verdict_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
         "model_settings",
     ]
     rows = (
-        ModelVerdict.objects.filter(trial__experiment_id__in=list(experiment_ids))
+        # Model judges judge study trials only (generation.baselines); older rows of other trials are left out.
+        ModelVerdict.objects.filter(trial__experiment_id__in=list(experiment_ids), trial__role=STUDY)
         .order_by("trial__experiment_id", "trial_id", "judge_model_id")
         .values_list(*fields)
         .iterator(chunk_size=CHUNK)
@@ -684,20 +707,17 @@ QUESTION_COLUMNS = {
 }
 
 
-def question_rows(experiment_ids: Iterable[int]) -> Iterator[dict]:
-    """One row per experiment and question it used (a trial's or the model alone's): the full text, every
-    choice (shown or not), the gold index and the passage, exactly as stored."""
+def question_rows(experiment_ids: Iterable[int], role: str = STUDY) -> Iterator[dict]:
+    """One row per experiment and question it used (a trial's of ``role``, or the model alone's with the study):
+    the full text, every choice (shown or not), the gold index and the passage, exactly as stored."""
+    _check_role(role)
     for experiment_id in (
         Experiment.objects.filter(pk__in=list(experiment_ids)).order_by("pk").values_list("pk", flat=True)
     ):
-        questions = (
-            Question.objects.filter(
-                Q(trials__experiment_id=experiment_id) | Q(model_answers__experiment_id=experiment_id)
-            )
-            .distinct()
-            .select_related("question_set")
-            .order_by("pk")
-        )
+        used = Q(trials__experiment_id=experiment_id, trials__role=role)
+        if role == STUDY:  # the model alone answers the study's questions
+            used |= Q(model_answers__experiment_id=experiment_id)
+        questions = Question.objects.filter(used).distinct().select_related("question_set").order_by("pk")
         for q in questions.iterator(chunk_size=CHUNK):
             yield {
                 "schema_version": SCHEMA_VERSION,
@@ -771,13 +791,25 @@ def _arrow_schema(columns: dict):
     return pa.schema([(name, types[kind]) for name, kind in columns.items()])
 
 
-def write_parquet(table: str, experiment_ids: Iterable[int], target) -> None:
+def _rows(table: str, experiment_ids, role: str):
+    """The table's rows of trials in ``role`` (docs/onboarding.md); ValueError for a role a table cannot give."""
+    _check_role(role)
+    rows_for, _ = TABLES[table]
+    if table in ROLE_TABLES:
+        return rows_for(experiment_ids, role=role)
+    if role != STUDY:
+        raise ValueError(f"the {table} table holds the study only; {role} rows are in {', '.join(ROLE_TABLES)}")
+    return rows_for(experiment_ids)
+
+
+def write_parquet(table: str, experiment_ids: Iterable[int], target, role: str = STUDY) -> None:
     """Write a Parquet file to ``target`` (a path or binary file), one row group per chunk of rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     _check(table, "parquet")
-    rows_for, columns = TABLES[table]
+    _, columns = TABLES[table]
+    rows = _rows(table, experiment_ids, role)  # refuses a bad role before the file is written
     schema = _arrow_schema(columns)
     json_columns = [name for name, kind in columns.items() if kind == "json"]
     with pq.ParquetWriter(target, schema, compression="zstd") as writer:
@@ -789,7 +821,7 @@ def write_parquet(table: str, experiment_ids: Iterable[int], target) -> None:
             for values in batch.values():
                 values.clear()
 
-        for row in rows_for(experiment_ids):
+        for row in rows:
             for name in json_columns:
                 row[name] = json.dumps(row[name], sort_keys=True) if row[name] is not None else None
             for name in columns:
@@ -801,39 +833,45 @@ def write_parquet(table: str, experiment_ids: Iterable[int], target) -> None:
             flush()
 
 
-def _iter_parquet_file(table: str, experiment_ids: list[int]) -> Iterator[bytes]:
+def _iter_parquet_file(table: str, experiment_ids: list[int], role: str = STUDY) -> Iterator[bytes]:
     """Parquet is written whole before it can be read, so spool it to a temporary file."""
     with tempfile.TemporaryFile() as spool:
-        write_parquet(table, experiment_ids, spool)
+        write_parquet(table, experiment_ids, spool, role)
         spool.seek(0)
         while chunk := spool.read(1 << 20):
             yield chunk
 
 
-def iter_export(table: str, fmt: str, experiment_ids: Iterable[int]) -> Iterator[str | bytes]:
-    """The export as chunks: text for CSV and JSONL, bytes for Parquet."""
+def iter_export(table: str, fmt: str, experiment_ids: Iterable[int], role: str = STUDY) -> Iterator[str | bytes]:
+    """The export as chunks: text for CSV and JSONL, bytes for Parquet. ``role``: which trials (study ones by
+    default; practice or attention checks on request, for the tables that hold trials' rows)."""
     _check(table, fmt)
     experiment_ids = list(experiment_ids)
-    rows_for, columns = TABLES[table]
+    _, columns = TABLES[table]
+    rows = _rows(table, experiment_ids, role)  # refuses a bad role before anything is written
     if fmt == "parquet":
-        return _iter_parquet_file(table, experiment_ids)
+        return _iter_parquet_file(table, experiment_ids, role)
     if fmt == "jsonl":
-        return _iter_jsonl(rows_for(experiment_ids))
-    return _iter_csv(rows_for(experiment_ids), columns)
+        return _iter_jsonl(rows)
+    return _iter_csv(rows, columns)
 
 
-def write_export(table: str, fmt: str, experiment_ids: Iterable[int], path: str | os.PathLike) -> None:
+def write_export(
+    table: str, fmt: str, experiment_ids: Iterable[int], path: str | os.PathLike, role: str = STUDY
+) -> None:
     if fmt == "parquet":
-        write_parquet(table, experiment_ids, str(path))
+        write_parquet(table, experiment_ids, str(path), role)
         return
+    chunks = iter_export(table, fmt, experiment_ids, role)  # a bad role is refused before the file is opened
     with open(path, "w", newline="", encoding="utf-8") as out:
-        for chunk in iter_export(table, fmt, experiment_ids):
+        for chunk in chunks:
             out.write(chunk)
 
 
-def export_response(table: str, fmt: str, experiment_ids: list[int]):
+def export_response(table: str, fmt: str, experiment_ids: list[int], role: str = STUDY):
     """A streaming download of an export (admin action and the scripts URL)."""
-    response = StreamingHttpResponse(iter_export(table, fmt, experiment_ids), content_type=FORMATS[fmt])
-    name = f"experiments-{'-'.join(map(str, experiment_ids))}-{table}.{fmt}"
+    response = StreamingHttpResponse(iter_export(table, fmt, experiment_ids, role), content_type=FORMATS[fmt])
+    kind = table if role == STUDY else f"{role}-{table}"
+    name = f"experiments-{'-'.join(map(str, experiment_ids))}-{kind}.{fmt}"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

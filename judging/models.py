@@ -260,6 +260,20 @@ class TurnStyle(models.TextChoices):
 class ExperimentStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     LAUNCHED = "launched", "Launched"
+    # No more trials are opened or judged; judges may see their results (feedback after close).
+    CLOSED = "closed", "Closed"
+
+
+class Feedback(models.TextChoices):
+    AFTER_CLOSE = "after_close", "After the experiment is closed"
+    IMMEDIATE = "immediate", "Right after each verdict"
+
+
+class TrialRole(models.TextChoices):
+    STUDY = "study", "Study trial"
+    # Practice and attention checks are judged like any trial but never analysed (exported separately).
+    PRACTICE = "practice", "Practice (the truth and score shown after the verdict)"
+    ATTENTION = "attention", "Attention check (an easy question with a known answer, looks like any trial)"
 
 
 class Mode(models.TextChoices):
@@ -360,9 +374,55 @@ class Experiment(models.Model):
         help_text="Verdicts the primary tests wait for before deciding (blank: every trial). Size it with the "
         "power calculator.",
     )
+    # Onboarding and quality control (docs/onboarding.md): judges read the instructions, practise with the
+    # truth shown, may have to qualify, and meet attention checks among their study trials.
+    instructions = models.TextField(
+        blank=True,
+        help_text="What every judge reads and confirms before their first trial (blank: the protocol's own "
+        "explanation only). Plain text; shown escaped.",
+    )
+    practice_trials = models.PositiveIntegerField(
+        default=0,
+        help_text="Practice trials per judge, first in their queue, each followed by the truth and the score. "
+        "Not analysed; exported separately.",
+    )
+    practice_question_set = models.ForeignKey(
+        QuestionSet,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Where practice questions come from (blank: the experiment's set, questions not in the study).",
+    )
+    qualification_accuracy = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Share of practice trials a judge must answer correctly to go on to the study (blank: no gate). "
+        "A judge below it is thanked and their study trials are withdrawn.",
+    )
+    attention_rate = models.FloatField(
+        default=0.0,
+        help_text="Share of each judge's study queue given to attention checks (0: none). Not analysed; shown in "
+        "the judge quality panel.",
+    )
+    attention_question_set = models.ForeignKey(
+        QuestionSet,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Easy questions with unambiguous answers for attention checks (needed when the rate is above 0).",
+    )
+    feedback = models.CharField(
+        max_length=20,
+        choices=Feedback.choices,
+        default=Feedback.AFTER_CLOSE,
+        help_text="When judges see their verdicts, the truth and their score (practice trials: always at once).",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     launched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # What the experiment ran with, frozen at launch (experiment_launch): configurations with their
     # prompts and adapter hashes, the design, the platform's version. Editing a configuration later
@@ -398,6 +458,15 @@ class Experiment(models.Model):
                 condition=models.Q(non_inferiority_margin__gte=0, non_inferiority_margin__lte=0.5),
                 name="experiment_non_inferiority_margin",
             ),
+            models.CheckConstraint(
+                condition=models.Q(qualification_accuracy__isnull=True)
+                | models.Q(qualification_accuracy__gt=0, qualification_accuracy__lte=1, practice_trials__gte=1),
+                name="experiment_qualification_needs_practice",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(attention_rate__gte=0, attention_rate__lte=0.5), name="experiment_attention_rate"
+            ),
+            models.CheckConstraint(condition=_in("feedback", Feedback.choices), name="experiment_feedback_known"),
         ]
 
     def __str__(self):
@@ -424,6 +493,7 @@ class Experiment(models.Model):
             available = self.question_set.questions.count()
             if self.num_questions > available:
                 errors["num_questions"] = f"the question set has only {available} questions"
+        errors |= self._onboarding_errors()
         trials = (self.num_questions or 0) * (self.judgments_per_question or 0)
         errors |= analysis_plan.plan_errors(
             arms=arms,
@@ -437,6 +507,31 @@ class Experiment(models.Model):
             errors |= {name: self.plan_frozen_reason() for name in changed}
         if errors:
             raise ValidationError(errors)
+
+    def _onboarding_errors(self) -> dict[str, str]:
+        """Practice, qualification and attention checks that cannot work as set (docs/onboarding.md)."""
+        errors = {}
+        if self.qualification_accuracy is not None:
+            if not 0 < self.qualification_accuracy <= 1:
+                errors["qualification_accuracy"] = "a share above 0 and at most 1 (e.g. 0.75), or blank for no gate"
+            elif not self.practice_trials:
+                errors["qualification_accuracy"] = "a qualification needs at least one practice trial to decide on"
+        if self.attention_rate is not None:
+            if not 0 <= self.attention_rate <= 0.5:
+                errors["attention_rate"] = "a share from 0 to 0.5 of each judge's study trials"
+            elif self.attention_rate > 0 and self.attention_question_set_id is None:
+                errors["attention_question_set"] = "attention checks need a set of easy questions with known answers"
+        practice_set = self.practice_question_set_id or self.question_set_id
+        if self.practice_trials and practice_set:
+            available = Question.objects.filter(question_set_id=practice_set).count()
+            if practice_set == self.question_set_id:
+                available -= self.num_questions or 0  # the study's questions are never practised on
+            if available < self.practice_trials:
+                errors["practice_trials"] = (
+                    f"the practice question set has {max(available, 0)} question(s) to practise on; "
+                    f"each judge needs {self.practice_trials}"
+                )
+        return errors
 
     def plan_frozen_reason(self) -> str:
         return (
@@ -547,6 +642,8 @@ class TrialStatus(models.TextChoices):
     JUDGED = "judged", "Judged"
     FAILED = "failed", "Generation failed"
     SKIPPED = "skipped", "Skipped by the judge"
+    # The judge did not qualify on the practice trials: their study trials are never shown (attrition).
+    WITHDRAWN = "withdrawn", "Withdrawn (the judge did not qualify)"
 
 
 # A judge's reason for skipping a trial: a short sentence, not an essay.
@@ -554,6 +651,22 @@ SKIP_REASON_MAX = 500
 
 
 class TrialQuerySet(models.QuerySet):
+    def study(self):
+        """The trials the analysis reads: neither practice nor attention checks."""
+        return self.filter(role=TrialRole.STUDY)
+
+    def practice_to_answer(self):
+        """Practice trials still to be answered: being prepared or ready; and, where the experiment decides a
+        qualification on them, failed and not replaced yet (the decision waits for the replacement, so it is
+        never made on fewer practice trials than planned, nor after a study trial was judged)."""
+        unreplaced_failure = models.Q(
+            status=TrialStatus.FAILED, replacement__isnull=True, experiment__qualification_accuracy__isnull=False
+        )
+        return self.filter(
+            models.Q(status__in=[TrialStatus.READY, TrialStatus.GENERATING]) | unreplaced_failure,
+            role=TrialRole.PRACTICE,
+        )
+
     def queue_of(self, judge):
         """The judge's queue in the order its trials are judged; only the first may be opened.
 
@@ -563,6 +676,11 @@ class TrialQuerySet(models.QuerySet):
         slow, or it replaces a failed trial) waits until the judge finishes the one in progress.
         """
         ready = self.filter(judge=judge, status=TrialStatus.READY, experiment__status=ExperimentStatus.LAUNCHED)
+        # Practice comes first (docs/onboarding.md): while one of the judge's practice trials in an experiment is
+        # left to answer, none of their other trials there is offered, so their qualification is decided before
+        # any study trial.
+        practice_left = Trial.objects.filter(experiment=models.OuterRef("experiment"), judge=judge).practice_to_answer()
+        ready = ready.exclude(~models.Q(role=TrialRole.PRACTICE) & models.Exists(practice_left))
         opened_first = models.F("opened_at").asc(nulls_last=True)
         return ready.order_by(opened_first, "experiment__launched_at", "experiment_id", "queue_position", "id")
 
@@ -571,6 +689,7 @@ class Trial(models.Model):
     """One debate on one question for one judge, with its randomisation recorded."""
 
     Status = TrialStatus
+    Role = TrialRole
     SIDES = SIDES
     Protocol = Protocol
     Condition = Condition
@@ -613,6 +732,13 @@ class Trial(models.Model):
     honest_person = _person_on_side("the correct answer")
     adversary_person = _person_on_side("the wrong answer")
     live = models.BooleanField(default=False, help_text="Generated while the judge watches; questions allowed.")
+    role = models.CharField(
+        max_length=10,
+        choices=TrialRole.choices,
+        default=TrialRole.STUDY,
+        db_index=True,
+        help_text="Study trials are analysed; practice and attention checks are not (never shown to the judge).",
+    )
     queue_position = models.PositiveIntegerField(help_text="Shuffled order in the judge's queue.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.GENERATING)
     opened_at = models.DateTimeField(null=True, blank=True, help_text="When the judge first opened the trial.")
@@ -652,6 +778,7 @@ class Trial(models.Model):
             models.CheckConstraint(condition=_in("status", TrialStatus.choices), name="trial_status_known"),
             models.CheckConstraint(condition=_in("protocol", Protocol.choices), name="trial_protocol_known"),
             models.CheckConstraint(condition=_in("condition", Condition.choices), name="trial_condition_known"),
+            models.CheckConstraint(condition=_in("role", TrialRole.choices), name="trial_role_known"),
             models.CheckConstraint(condition=_in("honest_side", SIDES), name="trial_honest_side_a_or_b"),
             models.CheckConstraint(condition=_in("first_speaker", SIDES), name="trial_first_speaker_a_or_b"),
             models.CheckConstraint(
@@ -1130,3 +1257,38 @@ class Seat(models.Model):
 
     def __str__(self):
         return f"Seat {self.number} of {self.invite}"
+
+
+class Onboarding(models.Model):
+    """A judge's start in one experiment: the instructions confirmed and the qualification decided."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="onboardings")
+    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="onboardings")
+    instructions_read_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the judge confirmed reading the instructions (server clock)."
+    )
+    qualified = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Practice accuracy at or above the experiment's threshold (empty: not decided yet, or no gate).",
+    )
+    practice_correct = models.PositiveIntegerField(default=0, help_text="Practice trials answered correctly.")
+    practice_judged = models.PositiveIntegerField(default=0, help_text="Practice trials judged.")
+    decided_at = models.DateTimeField(null=True, blank=True, help_text="When the qualification was decided.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "judge"], name="one_onboarding_per_judge_and_experiment"),
+            models.CheckConstraint(
+                condition=models.Q(practice_correct__lte=models.F("practice_judged")),
+                name="onboarding_correct_within_judged",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(qualified__isnull=True, decided_at__isnull=True)
+                | models.Q(qualified__isnull=False, decided_at__isnull=False),
+                name="onboarding_decision_has_time",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Onboarding of {self.judge} in {self.experiment}"

@@ -58,15 +58,19 @@ def pay_rows(experiment: Experiment, rates: Rates) -> list[dict]:
     User = get_user_model()
     per_judge = {
         row["judge_id"]: row
+        # Every trial the judge worked on, practice included (docs/onboarding.md); not those withdrawn when they did
+        # not qualify, which they never saw. The bonus leaves practice out (its scores are shown to teach); attention
+        # checks count like the study trials they must look like.
         for row in Trial.objects.filter(experiment=experiment)
+        .exclude(status=Trial.Status.WITHDRAWN)
         .values("judge_id")
         .annotate(
             trials=Count("id"),
             judged=Count("id", filter=Q(status=Trial.Status.JUDGED)),
             skipped=Count("id", filter=Q(status=Trial.Status.SKIPPED)),
             active_seconds=Sum("active_time__seconds"),
-            scored_verdicts=Count("verdict__score"),
-            score_total=Sum("verdict__score"),
+            scored_verdicts=Count("verdict__score", filter=~Q(role=Trial.Role.PRACTICE)),
+            score_total=Sum("verdict__score", filter=~Q(role=Trial.Role.PRACTICE)),
         )
         .order_by()
     }

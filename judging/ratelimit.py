@@ -40,6 +40,21 @@ def wait_seconds_for(scope: str, who) -> int:
     return max(1, math.ceil((number + 1) * window - now))
 
 
+def refusal(scope: str, seconds: int, refused: type[Exception]) -> Exception:
+    """The refusal of a post beyond the limit: a ``refused`` (message, status 429) that knows when to try again."""
+    error = refused(refusal_message(scope, seconds), 429)
+    error.retry_after = seconds
+    return error
+
+
+def with_retry_after(response, error: Exception):
+    """``response`` with the Retry-After header (RFC 9110) where ``error`` is a rate-limit refusal: the seconds until
+    the posts are counted afresh, so a script or client can wait without parsing the message."""
+    if seconds := getattr(error, "retry_after", None):
+        response["Retry-After"] = str(seconds)
+    return response
+
+
 def refusal_message(scope: str, seconds: int) -> str:
     limit, window = settings.RATE_LIMITS[scope]
     what = {"move": "moves", "verdict": "verdict submissions", "join": "attempts to join from your address"}[scope]

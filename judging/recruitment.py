@@ -258,8 +258,10 @@ def completion_of(judge) -> Completion | None:
     if seat is None:
         return None
     invite = seat.invite
-    started = invite.experiment.status == Experiment.Status.LAUNCHED
+    started = invite.experiment.status != Experiment.Status.DRAFT
     trials = Trial.objects.filter(experiment=invite.experiment, judge=judge)
     left = trials.filter(status__in=[Trial.Status.READY, Trial.Status.GENERATING])
-    done = started and trials.exists() and not left.exists()
+    # A closed experiment takes no more verdicts: its judges are done, whatever was left in their queue.
+    closed = invite.experiment.status == Experiment.Status.CLOSED
+    done = started and trials.exists() and (closed or not left.exists())
     return Completion(started=started, done=done, code=invite.completion_code, url=invite.completion_url)

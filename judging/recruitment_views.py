@@ -4,6 +4,7 @@ joins or comes back. Viewing the page changes nothing; joining is a POST (judgin
 from __future__ import annotations
 
 from axes.helpers import get_client_ip_address
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.shortcuts import redirect, render
@@ -12,18 +13,20 @@ from django.views.decorators.http import require_http_methods
 from . import ratelimit, recruitment
 from .models import Invite, Seat
 
-# Accounts made by invites log in by the project's password backend (the seat was just taken or resumed here).
-BACKEND = "django.contrib.auth.backends.ModelBackend"
+# Accounts made by invites log in by the project's password backend (the seat was just taken or resumed here):
+# the last of the settings' backends (the first is django-axes', which only refuses locked-out logins).
+BACKEND = settings.AUTHENTICATION_BACKENDS[-1]
 
 
 def _refused(request, refusal: recruitment.JoinRefused):
-    return render(request, "judging/recruitment/refused.html", {"reason": str(refusal)}, status=refusal.status)
+    page = render(request, "judging/recruitment/refused.html", {"reason": str(refusal)}, status=refusal.status)
+    return ratelimit.with_retry_after(page, refusal)
 
 
 def _throttled(request):
     """A join post from an address that sent too many (counted before anything is looked up), else None."""
     if wait := ratelimit.wait_seconds_for("join", get_client_ip_address(request)):
-        return recruitment.JoinRefused(ratelimit.refusal_message("join", wait), 429)
+        return ratelimit.refusal("join", wait, recruitment.JoinRefused)
     return None
 
 

@@ -50,6 +50,17 @@ def display(value: float) -> str:
     return "0.000" if float(text) == 0 else text  # neither "+0.000" nor "-0.000"
 
 
+def scale_note(rule: str, *, penalty: float = 0.0) -> str:
+    """How to read a score under ``rule``, said beside one shown to a judge: under the log rule a right answer at
+    75% scores -0.288, which reads as a penalty unless the page says that 0 is the best possible score."""
+    best, guess, worst = (display(score(rule, q)) for q in (1.0, 0.5, 0.0))
+    note = (
+        f"Higher is better: the best possible score is {best} (right and 100% sure), a 50% guess scores {guess} "
+        f"and a confident mistake {worst}"
+    )
+    return note + (f"; each round costs {penalty:.3f}." if penalty else ".")
+
+
 def outcome_table(rule: str, *, rounds: int = 0, penalty: float = 0.0) -> dict[str, list[str]]:
     """For each slider position p = 0.50, 0.51, ..., 1.00: [score if right, score if wrong], as displayed.
 

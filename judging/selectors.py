@@ -7,8 +7,8 @@ from collections import defaultdict
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import balance, quotes, scoring
-from .models import Experiment, Trial, Turn
+from . import balance, feedback, quotes, scoring
+from .models import Experiment, Onboarding, Trial, Turn
 from .protocols import debate
 from .protocols.registry import ARM_OF_CONDITION, PROTOCOLS
 from .services import debate_rules, debate_state
@@ -21,12 +21,22 @@ def judge_queue(judge):
 
 
 def judge_progress(judge) -> dict:
-    counts = Trial.objects.filter(judge=judge).aggregate(
-        total=Count("id"),
-        judged=Count("id", filter=Q(status=Trial.Status.JUDGED)),
-        ready=Count("id", filter=Q(status=Trial.Status.READY)),
-        preparing=Count("id", filter=Q(status=Trial.Status.GENERATING)),
-        skipped=Count("id", filter=Q(status=Trial.Status.SKIPPED)),
+    # Trials withdrawn when the judge did not qualify (docs/onboarding.md) are no longer theirs to judge, nor are
+    # the unfinished trials of a closed experiment (services.experiment_close): nothing there is prepared any more.
+    closed_unfinished = Q(experiment__status=Experiment.Status.CLOSED) & ~Q(
+        status__in=[Trial.Status.JUDGED, Trial.Status.SKIPPED]
+    )
+    counts = (
+        Trial.objects.filter(judge=judge)
+        .exclude(status=Trial.Status.WITHDRAWN)
+        .exclude(closed_unfinished)
+        .aggregate(
+            total=Count("id"),
+            judged=Count("id", filter=Q(status=Trial.Status.JUDGED)),
+            ready=Count("id", filter=Q(status=Trial.Status.READY)),
+            preparing=Count("id", filter=Q(status=Trial.Status.GENERATING)),
+            skipped=Count("id", filter=Q(status=Trial.Status.SKIPPED)),
+        )
     )
     return counts
 
@@ -92,7 +102,8 @@ def judge_visible_speeches(trial: Trial, turns, *, answers_swapped: bool = False
         elif not simultaneous and t.status == Turn.Status.RUNNING and t.partial_text and not trial.has_person:
             # Where a person debates, no speech is shown while it is written: a person's speech appears
             # whole, so a model's that streamed in would tell the judge which side is which.
-            speeches.append(entry | {"label": label, "text": t.partial_text, "in_progress": True})
+            # Its position in the transcript: live polls append its next characters there (judging.live_tag).
+            speeches.append(entry | {"label": label, "text": t.partial_text, "in_progress": True, "index": t.index})
     already_quoted: set[int] = set()  # positions in the passage (judging.quotes)
     for speech in speeches:
         if speech["speaker"] == debate.JUDGE:
@@ -139,11 +150,22 @@ def _round_progress(trial: Trial, debater_turns, round_number: int) -> dict:
             status, chars = "restarting", 0
         else:
             status, chars = "waiting", 0
-        speakers.append({"label": label(t.speaker), "status": status, "chars": chars})
+        speakers.append({"label": label(t.speaker), "status": status, "chars": chars, "index": t.index})
     return {
         "seconds": max(0, int((timezone.now() - started).total_seconds())) if started else 0,
         "speakers": speakers,
     }
+
+
+def _last_leaning(trial: Trial) -> dict | None:
+    """The judge's latest recorded leaning as they gave it (an answer and its probability), for the page to say back;
+    stored as the probability that A is correct (docs/scoring.md)."""
+    if not trial.leanings:
+        return None
+    round_number, p_a = trial.leanings[-1]
+    p_a = float(p_a)
+    chosen = "A" if p_a >= 0.5 else "B"
+    return {"round": int(round_number), "chosen": chosen, "probability": p_a if chosen == "A" else round(1 - p_a, 10)}
 
 
 def judge_live_state(trial: Trial, turns) -> dict:
@@ -153,12 +175,13 @@ def judge_live_state(trial: Trial, turns) -> dict:
     failed = any(t.status == Turn.Status.FAILED for t in debater_turns)
     speaking = not failed and any(t.status in (Turn.Status.PENDING, Turn.Status.RUNNING) for t in debater_turns)
     idle_between = not speaking and not failed and state.between_rounds()
-    reason = ""
+    reason = blocked = ""
     if state.phase == debate.DEBATING and not state.can_end():
+        # The page words it in the protocol's terms (its fragment's "end_blocked" part); the reason stays for JSON.
         if state.flip_pending():
-            reason = "Your leaning changed side: one more round is needed before you can end."
+            blocked, reason = "flip", "Your leaning changed side: one more round is needed before you can end."
         elif state.completed_rounds < state.rules.earliest_end:
-            reason = f"You can end the debate after round {state.rules.earliest_end}."
+            blocked, reason = "early", f"You can end the debate after round {state.rules.earliest_end}."
     return {
         "phase": state.phase,
         "speaking": speaking,
@@ -171,6 +194,8 @@ def judge_live_state(trial: Trial, turns) -> dict:
         "can_continue": idle_between,
         "can_end": idle_between and state.can_end(),
         "end_blocked_reason": reason,
+        "end_blocked": blocked,
+        "last_leaning": _last_leaning(trial),
         "can_lean": idle_between,
         "flip_rule": state.rules.extra_round_after_flip,
     }
@@ -199,8 +224,14 @@ def judge_view_of_trial(trial: Trial, *, answers_swapped: bool = False) -> dict:
         "simultaneous": trial.simultaneous,
         "transcript": judge_visible_speeches(trial, turns, answers_swapped=answers_swapped),
         "judged": trial.status == Trial.Status.JUDGED,
+        # The researchers closed the experiment: no verdict or move is taken any more (services.CLOSED).
+        "closed": experiment.status == Experiment.Status.CLOSED,
+        # The judge sees the correct answer and their score right after the verdict (judging.feedback).
+        "reveals_at_once": feedback.revealed(trial),
         "live": live,
         "protocol": trial.protocol,
+        # Practice trials are labelled; attention checks are not (False, like a study trial's: docs/onboarding.md).
+        "practice": trial.role == Trial.Role.PRACTICE,
         # What the judge is told: the consultant's answer, and whether an assistant is present
         # (never whether it is honest, nor which answer it argues for).
         "consultant_side": shown.get(trial.consultant_side, trial.consultant_side),
@@ -227,7 +258,7 @@ def judge_view_of_trial(trial: Trial, *, answers_swapped: bool = False) -> dict:
 
 
 def experiment_balance(experiment: Experiment) -> list:
-    """The achieved balance of a launched experiment's trials (``judging.balance``), replacements included."""
+    """The achieved balance of a launched experiment's study trials (``judging.balance``), replacements included."""
     trials = [
         {
             "judge": judge,
@@ -253,7 +284,8 @@ def experiment_balance(experiment: Experiment) -> list:
             honest_config,
             adversary_config,
         ) in (
-            experiment.trials.values_list(
+            # The study's trials: practice and attention checks are planned apart (docs/onboarding.md).
+            experiment.trials.study().values_list(
                 "judge_id",
                 "question_id",
                 "protocol",
@@ -268,3 +300,56 @@ def experiment_balance(experiment: Experiment) -> list:
         )
     ]
     return balance.balance_report(trials, list(experiment.conditions))
+
+
+def not_qualified(judge) -> list[Onboarding]:
+    """The judge's onboardings in launched or closed experiments where they did not qualify."""
+    return list(
+        Onboarding.objects.filter(judge=judge, qualified=False)
+        .exclude(experiment__status=Experiment.Status.DRAFT)
+        .select_related("experiment")
+        .order_by("decided_at")
+    )
+
+
+def instructions_page(experiment_id: int, judge) -> dict | None:
+    """What the instructions page shows a judge of the experiment (None if it gave them no trials): the
+    researchers' instructions (plain text, escaped by the template), whether they confirmed them, their practice
+    and the qualification threshold, and ``examples``: one of their trials per condition, whose judge's view
+    renders its protocol's own explanation (the page keeps each distinct wording once)."""
+    experiment = Experiment.objects.filter(pk=experiment_id).exclude(status=Experiment.Status.DRAFT).first()
+    trials = Trial.objects.filter(experiment_id=experiment_id, judge=judge).select_related("question", "experiment")
+    if experiment is None or not trials.exists():
+        return None
+    examples = {}
+    for trial in trials.order_by("queue_position"):
+        examples.setdefault(trial.condition, trial)
+    onboarding = Onboarding.objects.filter(experiment=experiment, judge=judge).first()
+    return {
+        "experiment_id": experiment.pk,
+        "instructions": experiment.instructions,
+        "read_at": onboarding.instructions_read_at if onboarding else None,
+        "practice_trials": experiment.practice_trials,
+        "qualification_percent": None
+        if experiment.qualification_accuracy is None
+        else round(experiment.qualification_accuracy * 100),
+        "examples": [(t.protocol_spec.page_template, judge_view_of_trial(t)) for t in examples.values()],
+    }
+
+
+def practice_status(trial: Trial) -> dict | None:
+    """For a practice trial's page: the judge's practice so far and, once decided, their qualification
+    (None for any other trial: attention checks and study trials show nothing of the kind)."""
+    if trial.role != Trial.Role.PRACTICE:
+        return None
+    experiment = trial.experiment
+    onboarding = Onboarding.objects.filter(experiment=experiment, judge_id=trial.judge_id).first()
+    return {
+        "total": experiment.practice_trials,
+        "judged": onboarding.practice_judged if onboarding else 0,
+        "correct": onboarding.practice_correct if onboarding else 0,
+        "gate_percent": None
+        if experiment.qualification_accuracy is None
+        else round(experiment.qualification_accuracy * 100),
+        "qualified": onboarding.qualified if onboarding else None,
+    }

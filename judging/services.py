@@ -11,17 +11,18 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import lineups, scoring
-from .assignment import QuestionInfo, answer_indices, plan_trials
+from .assignment import QuestionInfo, answer_indices, plan_onboarding_trials, plan_trials
 from .models import (
     SKIP_REASON_MAX,
     ActiveTime,
     ActiveTimeSource,
     Experiment,
     ModelConfig,
+    Onboarding,
     Question,
     Trial,
     Turn,
@@ -47,6 +48,17 @@ class VerdictRefused(ValueError):
 
 class TrialRefused(VerdictRefused):
     """Opening or skipping a trial that the judge may not open or skip now."""
+
+
+# What a judge is told when they act on a trial of a closed experiment (services.experiment_close).
+CLOSED = (
+    "this experiment has been closed by the researchers: it takes no more verdicts, moves or skips. "
+    "Thank you for your work; your judged trials and, where shown, their answers are in your history."
+)
+
+
+class CloseError(ValueError):
+    pass
 
 
 NOT_NEXT = (
@@ -157,6 +169,8 @@ def failed_turns_retry(*, experiment_id: int, delivery: Delivery | None = None) 
     is served by the replacement, and the failure stays in the data as attrition.
     """
     with transaction.atomic():
+        if not Experiment.objects.filter(pk=experiment_id, status=Experiment.Status.LAUNCHED).exists():
+            return 0  # a closed experiment takes no new work (nor does a draft have any)
         count = Turn.objects.filter(
             trial__experiment_id=experiment_id, trial__replacement__isnull=True, status=Turn.Status.FAILED
         ).release(to=Turn.Status.PENDING, attempts=0, error="")
@@ -195,9 +209,21 @@ def _replacement_question(experiment: Experiment, trial: Trial) -> Question | No
     had = set(trials.filter(judge_id=trial.judge_id).values_list("question_id", flat=True))
     had |= questions_to_avoid(experiment, [trial.judge_id]).get(trial.judge_id, set())
     failed = set(trials.filter(status=Trial.Status.FAILED).values_list("question_id", flat=True))
-    sampled = set(trials.values_list("question_id", flat=True))
-    candidates = sorted(experiment.question_set.questions.exclude(pk__in=had | failed).values_list("pk", flat=True))
-    pool = [pk for pk in candidates if pk in sampled] or candidates
+    sampled = set(trials.study().values_list("question_id", flat=True))
+    # Practice and attention checks take their questions where the launch did (docs/onboarding.md), never
+    # the study's; a study trial never takes one of theirs.
+    other_roles = set(trials.exclude(role=Trial.Role.STUDY).values_list("question_id", flat=True))
+    question_set = {
+        Trial.Role.PRACTICE: experiment.practice_question_set_id or experiment.question_set_id,
+        Trial.Role.ATTENTION: experiment.attention_question_set_id,
+    }.get(trial.role, experiment.question_set_id)
+    candidates = sorted(
+        Question.objects.filter(question_set_id=question_set).exclude(pk__in=had | failed).values_list("pk", flat=True)
+    )
+    if trial.role == Trial.Role.STUDY:
+        pool = [pk for pk in candidates if pk in sampled] or [pk for pk in candidates if pk not in other_roles]
+    else:
+        pool = [pk for pk in candidates if pk not in sampled]
     if not pool:
         return None
     rng = random.Random(f"{experiment.seed}-replace-{trial.pk}")
@@ -218,6 +244,9 @@ def failed_trials_replace(*, experiment_id: int) -> Replacements:
     with transaction.atomic():
         # One replacement at a time per experiment (a double click on the admin action).
         experiment = Experiment.objects.select_for_update().get(pk=experiment_id)
+        if experiment.status != Experiment.Status.LAUNCHED:
+            done.refused.append(f"the experiment is {experiment.get_status_display().lower()}: it takes no new trials")
+            return done
         failed = Trial.objects.filter(
             experiment=experiment, status=Trial.Status.FAILED, replacement__isnull=True
         ).select_related("question", "judge")
@@ -255,6 +284,7 @@ def failed_trials_replace(*, experiment_id: int) -> Replacements:
                 adversary_config_id=trial.adversary_config_id,
                 honest_person_id=trial.honest_person_id,
                 adversary_person_id=trial.adversary_person_id,
+                role=trial.role,
             )
             if question.pk == trial.question_id:
                 done.same_question += 1
@@ -345,6 +375,24 @@ def _create_round_turns(experiment: Experiment, trial: Trial, round_number: int,
     )
 
 
+def next_round_turns(trial: Trial) -> list[Turn]:
+    """The model turns of a live trial's next round, unsaved: none exist until the judge continues or asks. A
+    worker prefills their prompts while the judge reads the round just spoken; the real prompts share all but
+    what comes after the round just spoken (the judge's question, an earlier speaker's speech of the same round
+    in sequential rounds, the closing line), so only that is left to prefill then (docs/limits.md)."""
+    if not trial.live:
+        return []
+    state = debate_state(trial)
+    if not state.between_rounds():
+        return []
+    next_index = max((t.index for t in trial.turns.all()), default=-1) + 1
+    return [
+        Turn(trial=trial, index=next_index + i, round=state.current_round, speaker=s, model_config=trial.config_for(s))
+        for i, s in enumerate(_round_speakers(trial.experiment, trial))
+        if trial.person_for(s) is None
+    ]
+
+
 def _trial_create(experiment: Experiment, **fields) -> Trial:
     """A trial of a launched experiment, with its debater turns pending when it is pre-generated."""
     protocol = registry.PROTOCOLS[fields["protocol"]]
@@ -404,6 +452,14 @@ def launch_provenance(experiment: Experiment, judge_ids: list[int]) -> dict:
                 "seed",
                 "pairing",
                 "avoid_reexposure",
+                # Onboarding and quality control (docs/onboarding.md): what judges read, practised and met.
+                "instructions",
+                "practice_trials",
+                "practice_question_set_id",
+                "qualification_accuracy",
+                "attention_rate",
+                "attention_question_set_id",
+                "feedback",
             )
         }
         | {"judges": list(get_user_model().objects.filter(pk__in=judge_ids).values_list("username", flat=True))},
@@ -469,6 +525,38 @@ def _refuse_judging_debaters(experiment: Experiment, judge_ids: list[int]) -> No
         )
 
 
+def _question_infos(question_set_id: int) -> list[QuestionInfo]:
+    return [
+        QuestionInfo(id=pk, n_choices=len(choices), correct_index=correct)
+        for pk, choices, correct in Question.objects.filter(question_set_id=question_set_id)
+        .order_by("pk")
+        .values_list("pk", "choices", "correct_index")
+    ]
+
+
+def _with_onboarding_trials(experiment: Experiment, plans, judge_ids, questions, seen) -> list:
+    """The study's plans with each judge's practice trials and attention checks (docs/onboarding.md)."""
+    if experiment.attention_rate > 0 and experiment.attention_question_set_id is None:
+        raise LaunchError(
+            "attention checks need their own question set (easy questions with unambiguous answers): choose one, "
+            "or set the attention-check rate to 0"
+        )
+    practice_set = experiment.practice_question_set_id
+    return plan_onboarding_trials(
+        plans,
+        judge_ids,
+        practice_per_judge=experiment.practice_trials,
+        # Blank: the experiment's own set, without the questions sampled for the study.
+        practice_questions=_question_infos(practice_set) if practice_set else questions,
+        attention_rate=experiment.attention_rate,
+        attention_questions=_question_infos(experiment.attention_question_set_id)
+        if experiment.attention_rate > 0
+        else [],
+        seed=experiment.seed,
+        seen=seen,
+    )
+
+
 def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = None) -> int:
     """Create the trials and their pending turns, then queue generation.
 
@@ -479,10 +567,7 @@ def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = Non
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if experiment.status != Experiment.Status.DRAFT:
             raise LaunchError(f"experiment {experiment.name!r} has already been launched")
-        questions = [
-            QuestionInfo(id=q.id, n_choices=len(q.choices), correct_index=q.correct_index)
-            for q in experiment.question_set.questions.all()
-        ]
+        questions = _question_infos(experiment.question_set_id)
         judge_ids = sorted(experiment.judges.values_list("id", flat=True))
         _refuse_judging_debaters(experiment, judge_ids)
         seen = questions_to_avoid(experiment, judge_ids)
@@ -497,6 +582,7 @@ def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = Non
                 cells=design_cells(experiment),
                 seen=seen or None,
             )
+            plans = _with_onboarding_trials(experiment, plans, judge_ids, questions, seen)
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
         any_pregenerated = False
@@ -518,6 +604,7 @@ def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = Non
                 adversary_config_id=plan.adversary_config,
                 honest_person_id=plan.honest_person,
                 adversary_person_id=plan.adversary_person,
+                role=plan.role,
             )
             any_pregenerated |= not trial.live
         experiment.status = Experiment.Status.LAUNCHED
@@ -531,6 +618,31 @@ def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = Non
     return len(plans)
 
 
+def experiment_close(*, experiment: Experiment) -> int:
+    """Close a launched experiment: no trial of it is opened, judged, skipped or generated any more, and its
+    judges may see their results (judging.feedback). Returns the trials left unjudged (ready, in progress or
+    being prepared), which stay in the data as they are.
+
+    Under the experiment's row lock, which verdicts, moves and beats also take (they lock their trial with its
+    experiment), so none is recorded after the close; closing twice is refused (a double click is harmless).
+    """
+    with transaction.atomic():
+        experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        if experiment.status == Experiment.Status.DRAFT:
+            raise CloseError(f"experiment {experiment.name!r} has not been launched: there is nothing to close")
+        if experiment.status == Experiment.Status.CLOSED:
+            raise CloseError(f"experiment {experiment.name!r} was closed on {experiment.closed_at:%Y-%m-%d %H:%M} UTC")
+        experiment.status = Experiment.Status.CLOSED
+        experiment.closed_at = timezone.now()
+        experiment.save(update_fields=["status", "closed_at"])
+        return experiment.trials.filter(status__in=[Trial.Status.GENERATING, Trial.Status.READY]).count()
+
+
+def _refuse_if_closed(experiment: Experiment, refusal: type[VerdictRefused]) -> None:
+    if experiment.status == Experiment.Status.CLOSED:
+        raise refusal(CLOSED, status=409)
+
+
 def _lock_queue(judge_id: int) -> None:
     """Lock the judge's ready trials, so that two tabs cannot open or skip two trials at once."""
     list(Trial.objects.select_for_update().filter(judge_id=judge_id, status=Trial.Status.READY).values_list("pk"))
@@ -542,9 +654,82 @@ def trial_check_next(trial: Trial) -> None:
     _refuse_unless_next(trial)
 
 
+class InstructionsFirst(TrialRefused):
+    """A trial of an experiment whose instructions the judge has not confirmed yet: the page sends them there."""
+
+    def __init__(self, experiment_id: int):
+        super().__init__("read the instructions of this study and confirm them before your first trial", status=409)
+        self.experiment_id = experiment_id
+
+
+def instructions_pending(experiment: Experiment, judge_id: int) -> bool:
+    """Whether the judge must still read and confirm the experiment's instructions (docs/onboarding.md)."""
+    if not experiment.instructions.strip():
+        return False
+    read = Onboarding.objects.filter(experiment=experiment, judge_id=judge_id, instructions_read_at__isnull=False)
+    return not read.exists()
+
+
+def instructions_confirm(*, experiment_id: int, judge) -> Onboarding:
+    """The judge confirms they have read the experiment's instructions (server clock); confirming again changes
+    nothing. TrialRefused (404) for an experiment that gave them no trials."""
+    experiment = Experiment.objects.filter(pk=experiment_id, trials__judge=judge).exclude(
+        status=Experiment.Status.DRAFT
+    )
+    if not experiment.exists():
+        raise TrialRefused("no such study in your queue", status=404)
+    with transaction.atomic():
+        onboarding = _onboarding_locked(experiment_id, judge.pk)
+        if onboarding.instructions_read_at is None:
+            onboarding.instructions_read_at = timezone.now()
+            onboarding.save(update_fields=["instructions_read_at"])
+    return onboarding
+
+
+def _onboarding_locked(experiment_id: int, judge_id: int) -> Onboarding:
+    """The judge's onboarding in the experiment, made if missing, locked until the transaction ends."""
+    try:
+        with transaction.atomic():
+            Onboarding.objects.get_or_create(experiment_id=experiment_id, judge_id=judge_id)
+    except IntegrityError:  # made at the same moment by another request: it exists now
+        pass
+    return Onboarding.objects.select_for_update().get(experiment_id=experiment_id, judge_id=judge_id)
+
+
+def _practice_settle(trial: Trial) -> None:
+    """After a practice trial is judged or skipped (in that transaction): count the judge's practice, and once
+    none is left to do, decide their qualification where the experiment sets a threshold. Accuracy is the
+    share of their practice trials judged correctly among those judged or skipped (a skip counts as not
+    correct); a failed one waits for its replacement (``practice_to_answer``). Below the threshold, their study
+    trials and attention checks not yet judged are withdrawn, in the same transaction: never shown, counted in
+    the attrition as not qualified. Decided once (under the onboarding's row lock)."""
+    experiment = trial.experiment
+    onboarding = _onboarding_locked(experiment.pk, trial.judge_id)
+    practice = Trial.objects.filter(experiment=experiment, judge_id=trial.judge_id, role=Trial.Role.PRACTICE)
+    judged = practice.filter(status=Trial.Status.JUDGED)
+    onboarding.practice_judged = judged.count()
+    onboarding.practice_correct = judged.filter(verdict__chosen=F("honest_side")).count()
+    left = practice.practice_to_answer().exists()
+    answered = onboarding.practice_judged + practice.filter(status=Trial.Status.SKIPPED).count()
+    threshold = experiment.qualification_accuracy
+    if threshold is not None and onboarding.decided_at is None and not left and answered:
+        # A tolerance, so that 3 of 4 meets a threshold of 0.75 whatever the float rounding.
+        onboarding.qualified = onboarding.practice_correct >= threshold * answered - 1e-9
+        onboarding.decided_at = timezone.now()
+        if not onboarding.qualified:
+            Trial.objects.filter(
+                experiment=experiment,
+                judge_id=trial.judge_id,
+                role__in=[Trial.Role.STUDY, Trial.Role.ATTENTION],
+                status__in=[Trial.Status.READY, Trial.Status.GENERATING],
+            ).update(status=Trial.Status.WITHDRAWN)
+    onboarding.save()
+
+
 def _refuse_unless_next(trial: Trial) -> None:
     """A judge works on their next trial only (``Trial.objects.queue_of``); one they have opened stays theirs
     to finish. Call under ``_lock_queue``."""
+    _refuse_if_closed(trial.experiment, TrialRefused)
     if trial.status == Trial.Status.SKIPPED:
         raise TrialRefused("you skipped this trial", status=409)
     if trial.status == Trial.Status.JUDGED:
@@ -553,6 +738,8 @@ def _refuse_unless_next(trial: Trial) -> None:
         raise TrialRefused("no such trial in your queue", status=404)
     if trial.opened_at is not None:
         return
+    if instructions_pending(trial.experiment, trial.judge_id):
+        raise InstructionsFirst(trial.experiment_id)
     following = Trial.objects.queue_of(trial.judge_id).values_list("pk", flat=True).first()
     if following != trial.pk:
         raise TrialRefused(NOT_NEXT, status=409)
@@ -560,6 +747,10 @@ def _refuse_unless_next(trial: Trial) -> None:
 
 def _refuse_unless_opened(trial: Trial, refusal: type[VerdictRefused]) -> None:
     """Moves and verdicts are for a trial the judge has opened, which only their next trial can be."""
+    if trial.status == Trial.Status.WITHDRAWN:
+        # Withdrawn after it was opened (the study is held while practice is left, so only a trial opened
+        # before that rule, or by hand, can be): gone.
+        raise refusal("no such trial in your queue", status=404)
     if trial.status == Trial.Status.SKIPPED:
         raise refusal("you skipped this trial", status=409)
     if trial.opened_at is None:
@@ -575,6 +766,7 @@ def trial_open(*, trial: Trial) -> None:
     Only the judge's next trial may be opened (TrialRefused otherwise, and nothing changes), so
     judges judge in the planned order and cannot choose among their trials.
     """
+    _refuse_if_closed(trial.experiment, TrialRefused)
     if trial.opened_at is None:
         with transaction.atomic():
             _lock_queue(trial.judge_id)
@@ -601,7 +793,7 @@ def trial_skip(*, trial_id: int, judge, reason: str) -> Trial:
         raise TrialRefused(f"the reason is limited to {SKIP_REASON_MAX} characters")
     with transaction.atomic():
         _lock_queue(judge.pk)
-        trial = Trial.objects.select_for_update().filter(pk=trial_id, judge=judge).first()
+        trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
         if trial is None:  # unknown, or someone else's: the same answer, so ids leak nothing
             raise TrialRefused("no such trial in your queue", status=404)
         if trial.status == Trial.Status.SKIPPED:
@@ -610,6 +802,8 @@ def trial_skip(*, trial_id: int, judge, reason: str) -> Trial:
         Trial.objects.filter(pk=trial.pk, status=Trial.Status.READY).update(
             status=Trial.Status.SKIPPED, skipped_at=timezone.now(), skip_reason=reason
         )
+        if trial.role == Trial.Role.PRACTICE:
+            _practice_settle(trial)
     trial.refresh_from_db()
     return trial
 
@@ -641,6 +835,7 @@ def live_move(
             raise MoveRefused("this trial is not live: its debate was generated in advance", status=409)
         if trial.status == Trial.Status.JUDGED:
             raise MoveRefused("you have already given a verdict on this trial", status=409)
+        _refuse_if_closed(experiment, MoveRefused)
         _refuse_unless_opened(trial, MoveRefused)
         turns = list(trial.turns.all())
         if any(t.status != Turn.Status.DONE for t in turns):
@@ -821,6 +1016,7 @@ def active_time_beat(*, trial_id: int, judge, page, seq, fresh: bool) -> ActiveT
             raise BeatRefused("no such trial in your queue", status=404)
         if trial.status == Trial.Status.JUDGED:
             raise BeatRefused("this trial is judged: its time is no longer counted", status=409)
+        _refuse_if_closed(trial.experiment, BeatRefused)
         _refuse_unless_opened(trial, BeatRefused)
         now = timezone.now()
         clock = ActiveTime.objects.filter(trial=trial).first()
@@ -856,6 +1052,7 @@ def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale:
             raise VerdictRefused("no such trial in your queue", status=404)
         if Verdict.objects.filter(trial=trial).exists():
             raise VerdictRefused("you have already given a verdict on this trial", status=409)
+        _refuse_if_closed(trial.experiment, VerdictRefused)
         _refuse_unless_opened(trial, VerdictRefused)
         state = debate_state(trial)
         try:
@@ -892,4 +1089,6 @@ def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale:
         except IntegrityError:
             raise VerdictRefused("you have already given a verdict on this trial", status=409) from None
         Trial.objects.filter(pk=trial.pk).update(status=Trial.Status.JUDGED)
+        if trial.role == Trial.Role.PRACTICE:
+            _practice_settle(trial)
     return verdict

@@ -3,7 +3,6 @@ and every page is built from selectors.judge_view_of_trial only."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from django.conf import settings
@@ -12,10 +11,12 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import ratelimit, selectors, services
+from . import feedback, history, live_tag, orientation, ratelimit, readiness, selectors, services
 from .debater_selectors import is_debater
 from .models import Trial, Turn
 
@@ -29,6 +30,7 @@ def _own_trial(request, trial_id: int) -> Trial:
         Trial.objects.filter(pk=trial_id, judge=request.user)
         .exclude(status=Trial.Status.GENERATING)
         .exclude(status=Trial.Status.FAILED)
+        .exclude(status=Trial.Status.WITHDRAWN)  # the judge did not qualify: never shown (docs/onboarding.md)
         .select_related("question", "experiment")
         .defer("experiment__provenance")
         # Read once for the judge's view and the protocol's replay; in transcript order, without the default
@@ -45,15 +47,21 @@ def _own_trial(request, trial_id: int) -> Trial:
 def _queue_page(request, *, error: str | None = None, status: int = 200, skip_reason: str = ""):
     """The judge's queue: only its first trial can be opened or skipped; the rest are listed in order."""
     trials = list(selectors.judge_queue(request.user))
+    orientation.queue_badges(trials)  # what kind of trial each is, live or not, about how long it takes
+    # A judge who did not qualify and has nothing else to judge is thanked (docs/onboarding.md).
+    if not trials and not error and (not_qualified := selectors.not_qualified(request.user)):
+        return render(request, "judging/not_qualified.html", {"onboardings": not_qualified})
     # While trials are being prepared, queue.js reloads the page once the ready ones change.
     refresh = {"ready": [t.pk for t in trials], "url": reverse("judging:queue_json")}
+    progress = selectors.judge_progress(request.user)
     return render(
         request,
         "judging/queue.html",
         {
             "next_trial": trials[0] if trials else None,
             "later_trials": trials[1:],
-            "progress": selectors.judge_progress(request.user),
+            "progress": progress,
+            "readiness": _readiness_text(request.user, progress),
             "refresh": refresh,
             "error": error,
             "skip_reason": skip_reason,
@@ -63,8 +71,10 @@ def _queue_page(request, *, error: str | None = None, status: int = 200, skip_re
 
 
 def _queue_refusal(request, refusal: services.TrialRefused, **page):
-    """A refused open, start or skip: 404 for a trial not in the judge's queue (so ids leak nothing), else
-    the queue with the reason."""
+    """A refused open, start or skip: 404 for a trial not in the judge's queue (so ids leak nothing), the
+    study's instructions where they are still to be confirmed, else the queue with the reason."""
+    if isinstance(refusal, services.InstructionsFirst):
+        return redirect("judging:instructions", experiment_id=refusal.experiment_id)
     if refusal.status == 404:
         raise Http404(str(refusal)) from None
     return _queue_page(request, error=str(refusal), status=refusal.status, **page)
@@ -79,14 +89,46 @@ def queue(request):
 
 
 @login_required
+def instructions(request, experiment_id: int):
+    """A study's instructions and its protocols' rules, which the judge confirms (a POST) before their first trial."""
+    if request.method == "POST":
+        try:
+            services.instructions_confirm(experiment_id=experiment_id, judge=request.user)
+        except services.TrialRefused as refusal:
+            raise Http404(str(refusal)) from None
+        return redirect("judging:next")
+    page = selectors.instructions_page(experiment_id, request.user)
+    if page is None:
+        raise Http404("No such study in your queue.")
+    # Each protocol's own explanation, from its page fragment (the one a trial page shows), once per wording.
+    rules = [
+        render_to_string(
+            "judging/partials/protocol_rules.html", {"protocol_text": template, "trial": view}, request=request
+        )  # kept as rendered: a str method (strip) would make it plain text, shown escaped as "<p>…"
+        for template, view in page.pop("examples")
+    ]
+    return render(request, "judging/instructions.html", page | {"rules": list(dict.fromkeys(rules))})
+
+
+@login_required
 def queue_json(request):
     """For the queue page to refresh itself while trials are being prepared (ids in queue order)."""
+    progress = selectors.judge_progress(request.user)
     return JsonResponse(
         {
-            "progress": selectors.judge_progress(request.user),
+            "progress": progress,
             "ready": [t.pk for t in selectors.judge_queue(request.user)],
+            "readiness": _readiness_text(request.user, progress),
         }
     )
+
+
+def _readiness_text(judge, progress: dict) -> str:
+    """When the judge's next trial being prepared should be ready (judging.readiness), or "" when none is: one
+    query, only while trials are being prepared."""
+    if not progress["preparing"]:
+        return ""
+    return readiness.judge_readiness(judge, timezone.now()).line("the next one")
 
 
 @login_required
@@ -131,22 +173,25 @@ def _opened_trial(request, trial_id: int) -> Trial:
 def _trial_context(trial: Trial) -> dict:
     """What the trial page and its live partials are rendered from: the judge's view and nothing else."""
     view = selectors.judge_view_of_trial(trial)
+    # Only a live trial's opened page polls with the tag (partials/live_status.html): others need none.
+    tag = live_tag.tag_of(trial, view) if trial.live and trial.opened_at is not None else ""
     # The wording that differs between protocols lives in one fragment per protocol.
-    return {"trial": view, "protocol_text": trial.protocol_spec.page_template, "live_tag": _live_tag(view)}
+    return {"trial": view, "protocol_text": trial.protocol_spec.page_template, "live_tag": tag}
 
 
-def _live_tag(view: dict) -> str:
-    """A tag of what the live partials show: the judge's view they are rendered from, and the code that renders
-    it. The page's live status carries it and htmx's ptag extension sends it back with each poll (HX-PTag); a poll
-    whose page already shows the same is answered 304 without rendering anything."""
-    shown = json.dumps([settings.PLATFORM_COMMIT, view], sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.blake2b(shown.encode(), digest_size=16).hexdigest()
+def _outcome_context(trial: Trial) -> dict:
+    """A judged trial's page: the judge's answer, and its truth and score where judging.feedback allows."""
+    if trial.status != Trial.Status.JUDGED:
+        return {}
+    verdict = trial.verdict
+    return {"verdict_given": verdict, "outcome": feedback.outcome(trial, verdict), "outcome_later": feedback.NOT_YET}
 
 
 def _live_partials(request, trial: Trial, context: dict | None = None):
     context = context or _trial_context(trial)
     response = render(request, "judging/partials/live.html", context)
-    response["HX-PTag"] = context["live_tag"]
+    if context["live_tag"]:
+        response["HX-PTag"] = context["live_tag"]
     return response
 
 
@@ -164,15 +209,17 @@ def trial_page(request, trial_id: int, error: str | None = None, status: int = 2
         return render(
             request,
             "judging/trial_start.html",
-            _trial_context(trial) | {"progress": selectors.judge_progress(request.user), "error": error},
+            _trial_context(trial) | {"number": orientation.trial_number(trial), "error": error},
             status=status,
         )
     return render(
         request,
         "judging/trial.html",
         _trial_context(trial)
+        | _outcome_context(trial)
         | {
-            "progress": selectors.judge_progress(request.user),
+            "number": orientation.trial_number(trial),
+            "practice_status": selectors.practice_status(trial),
             "error": error,
             "form": form or {},
             "config": {
@@ -213,15 +260,43 @@ def trial_state(request, trial_id: int):
 @login_required
 @require_GET
 def trial_live(request, trial_id: int):
-    """The live partials of the trial page (transcript, status, moves, verdict), polled while debaters speak."""
+    """The live partials of the trial page (transcript, status, moves, verdict), polled while debaters speak.
+
+    The poll first reads the trial's tag (judging.live_tag, one narrow query) and compares it with the page's: a
+    page that shows what the database has is answered 304; one that lacks only the latest characters of the
+    speeches being written gets those characters (JSON, appended by trial.js: nothing is rendered); any other
+    reads the trial and gets the partials. trial.js asks for the partials (X-Live-Full) when it could not append.
+    """
+    # A page that could not append what it was sent asks for the whole partials, whatever its tag says.
+    sent = "" if request.headers.get("X-Live-Full") else request.headers.get("HX-PTag", "")
+    now = live_tag.current(trial_id, request.user.pk, dead_before=services.live_dead_claim_cutoff(timezone.now()))
+    if sent and now is not None and not now.dead_claim:
+        news = now.news_since(sent)
+        if news == {}:
+            return HttpResponseNotModified()  # htmx swaps nothing: the page shows this already
+        if news:
+            return _live_news(now, news)
     try:
         trial = _opened_trial(request, trial_id)
     except Refused as refusal:
         return HttpResponse(str(refusal), status=409, content_type="text/plain; charset=utf-8")
     context = _trial_context(trial)
-    if request.headers.get("HX-PTag") == context["live_tag"]:
-        return HttpResponseNotModified()  # htmx swaps nothing: the page shows this already
+    if context["live_tag"] and sent == context["live_tag"]:
+        return HttpResponseNotModified()  # changed and changed back, or written between the two reads
     return _live_partials(request, trial, context)
+
+
+def _live_news(now: live_tag.Current, news: dict[int, str]) -> HttpResponse:
+    """The characters the speeches being written have grown by, for trial.js to append (by transcript position),
+    where the page shows their text (live_tag.text_shown), and their lengths for the status line. htmx swaps
+    nothing."""
+    body = {
+        "append": [{"index": i, "text": text} for i, text in news.items()] if now.text_shown else [],
+        "chars": [{"index": i, "chars": len(text)} for i, text in now.writing.items()],
+    }
+    # No "<", ">" or "&" in the body, whatever the model wrote: nothing reading it as HTML could find markup.
+    content = json.dumps(body).translate({ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"})
+    return HttpResponse(content, content_type="application/json", headers={"HX-PTag": now.tag, "HX-Reswap": "none"})
 
 
 @login_required
@@ -241,7 +316,7 @@ def live_move(request, trial_id: int):
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
         if wait := ratelimit.wait_seconds("move", request.user):
-            raise services.MoveRefused(ratelimit.refusal_message("move", wait), status=429)
+            raise ratelimit.refusal("move", wait, services.MoveRefused)
         services.live_move(
             trial_id=trial_id,
             judge=request.user,
@@ -255,7 +330,7 @@ def live_move(request, trial_id: int):
         if refusal.status == 404:
             raise Http404(str(refusal)) from None
         if wants_json or request.htmx:
-            return JsonResponse({"error": str(refusal)}, status=refusal.status)
+            return ratelimit.with_retry_after(JsonResponse({"error": str(refusal)}, status=refusal.status), refusal)
         messages.error(request, str(refusal))
         return redirect("judging:trial", trial_id=trial_id)
     if request.htmx:
@@ -293,8 +368,8 @@ def submit_verdict(request, trial_id: int):
     }
     try:
         if wait := ratelimit.wait_seconds("verdict", request.user):
-            raise services.VerdictRefused(ratelimit.refusal_message("verdict", wait), status=429)
-        services.verdict_submit(
+            raise ratelimit.refusal("verdict", wait, services.VerdictRefused)
+        verdict = services.verdict_submit(
             trial_id=trial_id,
             judge=request.user,
             chosen=form["chosen"],
@@ -304,6 +379,16 @@ def submit_verdict(request, trial_id: int):
     except services.VerdictRefused as refusal:
         if refusal.status == 404:
             raise Http404(str(refusal)) from None
-        return trial_page(request, trial_id, error=str(refusal), status=refusal.status, form=form)
+        page = trial_page(request, trial_id, error=str(refusal), status=refusal.status, form=form)
+        return ratelimit.with_retry_after(page, refusal)
     messages.success(request, "Verdict saved.")
+    # Where the judge may see the answer now (immediate feedback, practice), their trial shows it before they go on.
+    if feedback.revealed(verdict.trial):
+        return redirect("judging:trial", trial_id=trial_id)
     return redirect("judging:next")
+
+
+@login_required
+def judge_history(request):
+    """The judge's judged trials, their truth and scores where shown, running accuracy and calibration."""
+    return render(request, "judging/history.html", history.judge_history(request.user))

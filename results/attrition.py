@@ -13,6 +13,10 @@ Each trial has exactly one outcome:
 - ``not_reached``: never opened, and the study is closed.
 - ``in_progress`` / ``waiting``: the same two while the study is still running: not lost, only not
   settled yet.
+- ``not_qualified``: withdrawn because its judge did not qualify on their practice trials (status
+  ``withdrawn``, docs/onboarding.md). Neither lost nor settled: the judge was screened out on practice,
+  before any study trial, whatever its arm, so it cannot make arms lose differently; it is counted apart
+  (it changes who the results describe: judges who qualified).
 
 Lost = failed + skipped + abandoned + not reached. An arm's *lost share* is lost / settled, where
 settled = judged + lost (trials still in progress or waiting are left out until they settle).
@@ -45,7 +49,7 @@ MAX_LOSS_SHARE = 0.20
 PERMUTATIONS = 2000
 SEED = 12345
 
-OUTCOMES = ("judged", "failed", "skipped", "abandoned", "not_reached", "in_progress", "waiting")
+OUTCOMES = ("judged", "failed", "skipped", "abandoned", "not_reached", "in_progress", "waiting", "not_qualified")
 LOST = ("failed", "skipped", "abandoned", "not_reached")
 
 
@@ -64,6 +68,7 @@ class ArmAttrition:
     not_reached: int = 0
     in_progress: int = 0
     waiting: int = 0
+    not_qualified: int = 0  # withdrawn: the judge did not qualify (neither lost nor settled)
 
     @property
     def lost(self) -> int:
@@ -106,6 +111,8 @@ def outcome(row: dict, *, closed: bool) -> str:
     status = row.get("status")
     if status in ("failed", "skipped"):
         return status
+    if status == "withdrawn":
+        return "not_qualified"
     if row.get("opened_at"):
         return "abandoned" if closed else "in_progress"
     return "not_reached" if closed else "waiting"

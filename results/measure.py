@@ -8,7 +8,7 @@ from collections import defaultdict
 from django.conf import settings
 
 from inference.transformers_backend import resolve_model_path
-from judging.models import Turn, Verdict
+from judging.models import Trial, Turn, Verdict
 from judging.protocols.debate import JUDGE
 
 from .throughput import VERDICT_INPUTS, Quantity, measured_from_verdicts
@@ -18,7 +18,7 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def verdict_records(experiment_ids: list[int]) -> list[dict]:
+def verdict_records(experiment_ids: list[int], role: str = Trial.Role.STUDY) -> list[dict]:
     """Per verdict: judge, question, words and characters read (question, both answers, finished
     speeches), seconds (active; on the page where active time was not measured), seconds on the page
     (from first opening the trial), the answer chosen and whether it was correct.
@@ -27,16 +27,17 @@ def verdict_records(experiment_ids: list[int]) -> list[dict]:
     seconds are 0 (the page beat but the judge was never active), not missing.
 
     Two flat queries (verdicts with their trial's question, and finished turns' text), not model
-    instances: the analysis page reads 10,000 verdicts this way in a fraction of a second."""
+    instances: the analysis page reads 10,000 verdicts this way in a fraction of a second. Study trials only
+    unless ``role`` says otherwise (the quality panel reads attention checks apart: docs/onboarding.md)."""
     turn_words: dict[int, int] = defaultdict(int)
     turn_characters: dict[int, int] = defaultdict(int)
-    finished = Turn.objects.filter(trial__experiment_id__in=experiment_ids, status=Turn.Status.DONE).exclude(
-        speaker=JUDGE
-    )
+    finished = Turn.objects.filter(
+        trial__experiment_id__in=experiment_ids, trial__role=role, status=Turn.Status.DONE
+    ).exclude(speaker=JUDGE)
     for trial_id, text in finished.values_list("trial_id", "text").iterator(chunk_size=5000):
         turn_words[trial_id] += _words(text)
         turn_characters[trial_id] += len(text)
-    rows = Verdict.objects.filter(trial__experiment_id__in=experiment_ids).values_list(
+    rows = Verdict.objects.filter(trial__experiment_id__in=experiment_ids, trial__role=role).values_list(
         "trial_id",
         "judge__username",
         "trial__question__external_id",
@@ -84,9 +85,10 @@ def _tokenizer_or_none(backend: str, model_name: str):
 
 def turn_measurements(experiment_ids: list[int], *, tokens_per_word: bool = True) -> dict[str, list[float]]:
     """Per generated turn: tokens per word (debater's own tokenizer) and generation rate."""
-    turns = Turn.objects.filter(trial__experiment_id__in=experiment_ids, status=Turn.Status.DONE).select_related(
-        "model_config"
-    )
+    # The study's turns, as everything measured from experiments (practice and attention checks are not analysed).
+    turns = Turn.objects.filter(
+        trial__experiment_id__in=experiment_ids, trial__role=Trial.Role.STUDY, status=Turn.Status.DONE
+    ).select_related("model_config")
     out = {"tokens_per_word": [], "model_tokens_per_second": []}
     for turn in turns:
         words = _words(turn.text)

@@ -17,6 +17,11 @@ Flags, each explained in words where it is shown:
   binomial test against one half, Holm-adjusted across the judges shown, at ``POSITION_ALPHA``. The planner
   draws the honest side in balanced blocks per judge, so an attentive judge, right or wrong, picks A
   about half the time.
+- **fails attention checks**: attention checks (docs/onboarding.md: easy questions with unambiguous answers,
+  hidden among the study trials) judged right in fewer than ``ATTENTION_PASS_SHARE`` of them, once the judge
+  has judged at least ``ATTENTION_MIN_CHECKS`` and got at least ``ATTENTION_MIN_SLIPS`` wrong (one slip never
+  flags). Their accuracy is shown with its exact (Clopper-Pearson) interval and count; the checks themselves are
+  never part of any other figure here.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ from .inference import CONFIDENCE, Estimate, TwoWayBootstrap, holm, unknown
 READING_CEILING_CHARS_PER_MINUTE = 2500
 FAST_VERDICT_SECONDS = 10
 POSITION_ALPHA = 0.05
+# An attentive reader gets nearly every easy check right; one slip in five is tolerated, and one slip never flags a
+# judge on its own (2 of 3 and 3 of 4 are below 80%, and most careful judges would slip once sooner or later).
+ATTENTION_PASS_SHARE = 0.8
+ATTENTION_MIN_CHECKS = 3
+ATTENTION_MIN_SLIPS = 2
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class JudgeQuality:
     share_a: Estimate  # share of verdicts for answer A; exact (Clopper-Pearson) interval
     position_p: float
     position_p_adjusted: float  # Holm across the judges of the panel
+    attention: Estimate  # share of the judge's attention checks judged right (n: how many); exact interval
     flags: tuple[str, ...]
 
 
@@ -68,7 +79,18 @@ def reading_rate(records) -> Estimate:
     if not timed or sum(r["seconds"] for r in timed) <= 0:
         return unknown(len(timed), "no active time measured")
     boot = TwoWayBootstrap.of_rows(timed)
-    return boot.ratio([r["characters"] for r in timed], [r["seconds"] / 60.0 for r in timed])
+    rate = boot.ratio([r["characters"] for r in timed], [r["seconds"] / 60.0 for r in timed])
+    if not rate.has_interval or rate.value <= 0:
+        return rate
+    # A rate is positive, and skewed at a few verdicts: its interval is taken on the log scale (the delta
+    # method: the same standard error relative to the rate), so it never reaches below zero.
+    relative = (rate.high - rate.low) / 2 / rate.value
+    return replace(
+        rate,
+        low=rate.value * math.exp(-relative),
+        high=rate.value * math.exp(relative),
+        method=f"{rate.method}, on the log scale",
+    )
 
 
 def share_of_a(chosen_a: int, n: int) -> tuple[Estimate, float]:
@@ -77,6 +99,17 @@ def share_of_a(chosen_a: int, n: int) -> tuple[Estimate, float]:
     return Estimate(
         chosen_a / n, interval.low, interval.high, n, method="exact binomial (Clopper-Pearson)"
     ), test.pvalue
+
+
+def attention_accuracy(records) -> Estimate:
+    """Share of attention checks judged right, with its exact (Clopper-Pearson) interval."""
+    if not records:
+        return unknown(0, "no attention checks judged")
+    right = sum(bool(r["correct"]) for r in records)
+    interval = binomtest(right, len(records), 0.5).proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    return Estimate(
+        right / len(records), interval.low, interval.high, len(records), method="exact binomial (Clopper-Pearson)"
+    )
 
 
 def _flags(q: JudgeQuality, judges: int) -> tuple[str, ...]:
@@ -105,14 +138,26 @@ def _flags(q: JudgeQuality, judges: int) -> tuple[str, ...]:
             f"(exact binomial test, Holm-adjusted across {judges} judge{'s' if judges != 1 else ''}: "
             f"p = {q.position_p_adjusted:.2g})"
         )
+    checks = q.attention
+    slips = checks.n - round(checks.value * checks.n) if checks.n else 0
+    if checks.n >= ATTENTION_MIN_CHECKS and checks.value < ATTENTION_PASS_SHARE and slips >= ATTENTION_MIN_SLIPS:
+        flags.append(
+            f"attention checks: {round(checks.value * checks.n)} of {checks.n} right, below "
+            f"{ATTENTION_PASS_SHARE:.0%} (easy questions with unambiguous answers, hidden among the study trials)"
+        )
     return tuple(flags)
 
 
-def judge_quality(records) -> list[JudgeQuality]:
-    """One row per judge (by name), with flags."""
+def judge_quality(records, attention_records=()) -> list[JudgeQuality]:
+    """One row per judge (by name) with study verdicts, with flags. ``records``: the study's verdicts;
+    ``attention_records``: the attention checks' (``verdict_records(..., role="attention")``), read for their
+    accuracy and flag only."""
     by_judge: dict[str, list[dict]] = {}
     for r in records:
         by_judge.setdefault(r["judge"], []).append(r)
+    checks: dict[str, list[dict]] = {}
+    for r in attention_records:
+        checks.setdefault(r["judge"], []).append(r)
     position = {}
     for judge, own in by_judge.items():
         position[judge] = share_of_a(sum(r["chosen"] == "A" for r in own), len(own))
@@ -131,6 +176,7 @@ def judge_quality(records) -> list[JudgeQuality]:
             share_a=share_a,
             position_p=p,
             position_p_adjusted=adjusted[judge],
+            attention=attention_accuracy(checks.get(judge, [])),
             flags=(),
         )
         panel.append(replace(row, flags=_flags(row, len(by_judge))))
@@ -147,6 +193,8 @@ PANEL_COLUMNS = [
     *(f"share_answer_a{end}" for end in ("", "_low", "_high")),
     "position_p",
     "position_p_holm",
+    "attention_checks",
+    *(f"attention_accuracy{end}" for end in ("", "_low", "_high")),
     "flags",
 ]
 
@@ -171,5 +219,7 @@ def panel_rows(panel: list[JudgeQuality]):
             **_interval_columns("share_answer_a", q.share_a),
             "position_p": q.position_p,
             "position_p_holm": q.position_p_adjusted,
+            "attention_checks": q.attention.n,
+            **_interval_columns("attention_accuracy", q.attention),
             "flags": " | ".join(q.flags),
         }

@@ -98,6 +98,16 @@ def export(request):
         return JsonResponse(
             {"error": f"table must be one of {list(exports.TABLES)}, format one of {list(exports.FORMATS)}"}, status=400
         )
+    # Study trials by default; practice trials and attention checks exported separately (docs/onboarding.md).
+    role = request.GET.get("role", exports.STUDY)
+    if role not in exports.ROLES or (role != exports.STUDY and table not in exports.ROLE_TABLES):
+        return JsonResponse(
+            {
+                "error": f"role must be one of {list(exports.ROLES)}; practice and attention rows are in the tables "
+                f"{list(exports.ROLE_TABLES)}"
+            },
+            status=400,
+        )
     try:
         ids = sorted({int(x) for x in request.GET.getlist("experiment")})
     except ValueError:
@@ -107,8 +117,8 @@ def export(request):
     found = set(Experiment.objects.filter(pk__in=ids).values_list("pk", flat=True))
     if missing := [i for i in ids if i not in found]:
         return JsonResponse({"error": f"no experiment with id {missing[0]}"}, status=404)
-    record_export(table, fmt, ids, actor=user)
-    return exports.export_response(table, fmt, ids)
+    record_export(table if role == exports.STUDY else f"{table} ({role})", fmt, ids, actor=user)
+    return exports.export_response(table, fmt, ids, role)
 
 
 def _chosen_experiments(request) -> list[Experiment]:
@@ -128,7 +138,7 @@ def judge_quality_csv(request):
         return JsonResponse({"error": "give at least one ?experiment=ID of an existing experiment"}, status=400)
     ids = [e.pk for e in experiments]
     record_export("judge_quality", "csv", ids, actor=request.user)
-    panel = quality.judge_quality(verdict_records(ids))
+    panel = quality.judge_quality(verdict_records(ids), verdict_records(ids, role="attention"))
     # The exports' CSV writer: text in chunks, and cells a spreadsheet will not run as formulas.
     response = StreamingHttpResponse(
         _iter_csv(quality.panel_rows(panel), quality.PANEL_COLUMNS), content_type="text/csv"
@@ -203,12 +213,15 @@ def analysis(request):
                 "ratings": stats.debater_ratings(rows, scale="elo" if request.GET.get("ratings") == "elo" else "logit"),
                 "skill": stats.judge_skill(rows),
                 "agreement": agreement.agreement_by_arm(rows),
-                "quality": quality.judge_quality(records),
+                "quality": quality.judge_quality(records, verdict_records(ids, role="attention")),
                 "quality_csv": request.GET.urlencode(),
                 "quality_limits": {
                     "ceiling": quality.READING_CEILING_CHARS_PER_MINUTE,
                     "fast": quality.FAST_VERDICT_SECONDS,
                     "alpha": quality.POSITION_ALPHA,
+                    "attention_share": quality.ATTENTION_PASS_SHARE,
+                    "attention_min": quality.ATTENTION_MIN_CHECKS,
+                    "attention_slips": quality.ATTENTION_MIN_SLIPS,
                 },
                 "time_rows": list(
                     zip(

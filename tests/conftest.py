@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ SERVICE_FOLDERS = {"browser", "integration"}
 # Unit tests that take seconds each, kept out of the fast part: the benchmarks folder, and tests that
 # use a fixture starting a process (tests/inference/test_openai_backend.py's `server`: transformers serve).
 SLOW_FOLDERS = {"benchmarks"}
+SERIAL_FOLDERS = {"integration", "benchmarks"}
 SLOW_FIXTURES = {"server"}
 
 
@@ -45,6 +48,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.unit)
         if folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if folder in SERIAL_FOLDERS:
+            # With pytest-xdist (dev.py test runs -n auto --dist loadgroup) these run one at a time, in one process:
+            # they start Celery workers on the one test Redis (a worker would take another test's tasks), servers
+            # and benchmarks that load the machine.
+            item.add_marker(pytest.mark.xdist_group("services"))
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +62,20 @@ def _fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _models_forget_earlier_tests():
+    """Models stay loaded from one test to the next (the pool), but not what a test left in them: prompt caches
+    kept for prefix reuse and when a live turn was last seen change what a later test's turns prefill, and so
+    made tests depend on which ran before them in the same process (pytest-xdist orders them differently)."""
+    yield
+    backends = sys.modules.get("generation.backends")  # not imported: no model was loaded
+    for backend in backends.pool.backends() if backends else ():
+        if getattr(backend, "prefix_cache", None) is not None:
+            backend.prefix_cache.clear()
+        if hasattr(backend, "live_seen_at"):
+            backend.live_seen_at = None
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +108,70 @@ def tiny_model_dir(tmp_path_factory):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+class RequestGate:
+    """The live server's WSGI application, wrapped: counts the requests in progress and, while closed, answers 503
+    without touching the database. Closed at the end of each test that uses the server (``_live_server_quiet``), so
+    that no request a page still sends (a poll, a beat as it closes) runs while the test's database is flushed."""
+
+    def __init__(self, app):
+        self.app, self.open, self.active = app, True, 0
+        self.condition = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self.condition:
+            if not self.open:
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [b"the test is over"]
+            self.active += 1
+        try:
+            reply = self.app(environ, start_response)
+            try:
+                return list(reply)  # the whole reply, inside the count
+            finally:
+                if hasattr(reply, "close"):
+                    reply.close()  # Django's request_finished (its connections' and caches' clean-up), as WSGI asks
+        finally:
+            with self.condition:
+                self.active -= 1
+                self.condition.notify_all()
+
+    def close(self, timeout: float) -> None:
+        with self.condition:
+            self.open = False
+            if not self.condition.wait_for(lambda: self.active == 0, timeout):
+                raise AssertionError(f"{self.active} live-server request(s) still running after {timeout} s")
+
+    def reopen(self) -> None:
+        with self.condition:
+            self.open = True
+
+
+@pytest.fixture(scope="session")
+def live_server(django_db_setup, live_server):
+    """pytest-django's live server, started only once the test database exists. On SQLite the test database is in
+    memory, and the server's threads share this thread's connection only if it already points there when the
+    server starts (as in Django's LiveServerTestCase); otherwise each opens its own connection to the shared
+    in-memory cache, whose table locks are not waited for: a test writing a turn while the page polls then failed
+    at random with "database table is locked", depending on whether an earlier test had created the database."""
+    live_server.gate = RequestGate(live_server.thread.httpd.get_app())
+    live_server.thread.httpd.set_app(live_server.gate)
+    return live_server
+
+
+@pytest.fixture(autouse=True)
+def _live_server_quiet(request):
+    """Around a test using the live server: its gate open during the test, closed (requests in progress finished)
+    before the database is flushed. Set up after pytest-django's database fixtures (autouse fixtures of plugins come
+    before a conftest's: checked with --setup-show), so torn down before them."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    server = request.getfixturevalue("live_server")
+    server.gate.reopen()
+    yield
+    server.gate.close(timeout=600)  # a request generating a turn eagerly can take minutes on a loaded machine
 
 
 @pytest.fixture

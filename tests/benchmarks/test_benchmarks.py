@@ -75,6 +75,14 @@ def test_the_gpu_generation_benchmark_runs_on_the_cpu_with_tiny_shapes(tmp_path)
     for case in chunked["by_chunk_tokens"].values():
         assert case["live_ttft_vs_idle"] > 0 and case["long_ttft_seconds"] > 0
 
+    # A full batch of next rounds at once: grouped, fewer prefill steps than one per round.
+    together = row["next_rounds_at_once"]
+    assert together["debates"] == gpu_generation.SHIPPED_BATCH_SIZE and together["prompt_tokens"] == 16
+    assert together["one_by_one"]["prefill_steps"] == gpu_generation.SHIPPED_BATCH_SIZE
+    assert 1 <= together["grouped"]["prefill_steps"] < together["one_by_one"]["prefill_steps"]
+    for case in (together["grouped"], together["one_by_one"]):
+        assert 0 < case["median_ttft_seconds"] <= case["max_ttft_seconds"]
+
     # Prefix reuse: the extended prompt prefilled only its 4 new tokens from the cache, all 20 without.
     reuse = row["prefix_reuse"]
     assert reuse["extended_prompt_tokens"] == 20
@@ -224,3 +232,53 @@ def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(
         assert step["verdicts acknowledged"] == step["verdicts_stored"]
         assert step["endpoints"]["live poll"]["requests"] > 0 and step["cpu_seconds"]["gunicorn"] > 0
     assert "requests/s" in done.stdout and "live update" in done.stdout
+
+
+@pytest.mark.integration
+def test_the_poll_cost_benchmark_measures_grown_rendered_and_unchanged_polls(tmp_path):
+    """benchmarks/live_poll_cost.py, tiny: polls that find a longer speech are sent its new characters (or the
+    partials, when they ask for them), polls that find nothing new 304, within the query budget. No timing is
+    checked."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from tests.judging.test_judge_pages import QUERY_BUDGET
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("the poll is measured on PostgreSQL, as deployed; this run uses SQLite")
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    assert redis_url, "TEST_REDIS_URL must point at a running Redis (dev.py test sets it)"
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/live_poll_cost.py",
+            "--polls=10",
+            "--repeats=1",
+            "--breakdown",
+            f"--database-url=postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}_poll_smoke",
+            f"--redis-url={redis_url}",
+            f"--json={out}",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["grown"]["answered"] == {"200 news": 10}
+    assert figures["rendered"]["answered"] == {"200 partials": 10}
+    # Every one: the round's elapsed seconds are not part of the tag (the page counts them on itself).
+    assert figures["unchanged"]["answered"] == {"304": 10}
+    for kind in ("grown", "rendered", "unchanged"):
+        assert 0 < figures[kind]["queries"] <= QUERY_BUDGET["trial_live"] and figures[kind]["web_ms"] > 0
+    # Sessions and users in Redis: the tag, and for a render the trial and its turns.
+    assert figures["grown"]["queries"] == figures["unchanged"]["queries"] == 1 and figures["rendered"]["queries"] == 3
+    assert len(figures["breakdown"]) == 3 and "ms per poll" in done.stdout

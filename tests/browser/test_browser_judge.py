@@ -2,7 +2,6 @@
 
 import csv
 import io
-import json
 import os
 import time
 from datetime import datetime, timedelta
@@ -447,14 +446,26 @@ def test_a_sandwiching_trial_in_each_condition(
 
 
 def play_worker(turn, **fields):
-    """Write a debater's turn by hand, as a worker would (no worker runs in these tests)."""
+    """Write a debater's turn by hand, as a worker would (no worker runs in these tests).
+
+    On in-memory SQLite the live server's thread shares this thread's connection (tests/conftest.py), and a write
+    that meets a poll's read in progress on the same table is refused ("database table is locked") rather than
+    waiting as separate connections do: it is tried again once that read is done."""
+    from django.db import OperationalError
     from django.utils import timezone
 
     from judging.models import Turn
 
     if fields.get("status") == "done":
         fields.setdefault("finished_at", timezone.now())
-    Turn.objects.filter(pk=turn.pk).update(**fields)
+    for attempt in range(50):
+        try:
+            Turn.objects.filter(pk=turn.pk).update(**fields)
+            return
+        except OperationalError as error:
+            if "locked" not in str(error) or attempt == 49:
+                raise
+            time.sleep(0.05)
 
 
 def open_trial_between_rounds(page, live_server, experiment):
@@ -558,10 +569,21 @@ def test_the_judges_selection_in_a_finished_speech_survives_the_live_updates(pag
         }"""
     )
     assert selected == "first speech"
-    for words in ("The second speech grows", "The second speech grows word", "The second speech grows word by word"):
+    # The speech grows: each poll gets only its new characters (JSON, views.trial_live), appended as text.
+    replies = []
+    page.on("response", lambda r: replies.append(r.headers.get("content-type", "")) if "/live/" in r.url else 0)
+    grown = 'The second speech grows word by word <b>not bold</b> & "so on"\nand goes on'  # as text
+    for words in ("The second speech grows", "The second speech grows word", grown):
         play_worker(second, partial_text=words)
-        page.wait_for_function(f"document.getElementById('transcript').textContent.includes({json.dumps(words)})")
+        page.wait_for_function(
+            f"document.querySelector('[data-chars=\"{second.index}\"]').textContent === '{len(words)}'"
+        )
         assert page.evaluate("getSelection().toString()") == "first speech"
+    writing = page.locator(f'[data-writing="{second.index}"]')
+    assert writing.inner_text() == grown and writing.locator("br").count() == 1  # text, and its line break
+    assert writing.locator("b").count() == 0
+    # Appended, not rendered (how many replies depends on how the polls fall between the writes).
+    assert "application/json" in replies
     assert "(writing…)" in page.inner_text("#transcript")
 
     play_worker(second, status="done", text="The second speech, complete.")
@@ -572,12 +594,31 @@ def test_the_judges_selection_in_a_finished_speech_survives_the_live_updates(pag
     assert page.evaluate("window.selectedTextNode.isConnected")  # the very text node, not a copy
 
 
+# Counts the live requests in flight, from the page's first script on (page.add_init_script).
+TRACK_LIVE_REQUESTS = """
+    window.liveInFlight = 0;
+    document.addEventListener("htmx:before:request", () => { window.liveInFlight += 1; });
+    document.addEventListener("htmx:finally:request", () => { window.liveInFlight -= 1; });
+"""
+
 # Refreshes the live partials as trial.js does after a refused move; resolves with the answer's status once htmx is
-# done with it (swapped or not).
+# done with it (swapped or not). A poll still in flight (whose reply may just have been swapped in) would have the
+# refresh dropped (hx-sync="drop") and its own end taken for the refresh's: the refresh waits for it to end.
 LIVE_REFRESH = """() => new Promise((resolve) => {
-    const done = (event) => resolve(event.detail.ctx.response.status);
-    document.addEventListener("htmx:finally:request", done, {once: true});
-    document.getElementById("live-status").dispatchEvent(new Event("live-refresh"));
+    const refresh = () => {
+        document.addEventListener("htmx:before:request", (started) => {
+            const mine = started.detail.ctx;
+            const done = (event) => {
+                if (event.detail.ctx !== mine) return;
+                document.removeEventListener("htmx:finally:request", done);
+                resolve(mine.response.status);
+            };
+            document.addEventListener("htmx:finally:request", done);
+        }, {once: true});
+        document.getElementById("live-status").dispatchEvent(new Event("live-refresh"));
+    };
+    const whenIdle = () => (window.liveInFlight === 0 ? refresh() : setTimeout(whenIdle, 20));
+    whenIdle();
 })"""
 
 
@@ -587,6 +628,7 @@ def test_a_refresh_of_an_unchanged_page_is_answered_304_and_swaps_nothing(page, 
     Between rounds nothing on the page moves with the clock, so each answer is decided by the data alone."""
     from judging.services import live_move
 
+    page.add_init_script(TRACK_LIVE_REQUESTS)
     trial = open_trial_between_rounds(page, live_server, live_experiment)
     sent = []  # the tag each refresh sent back (as the server got it)
     page.on("request", lambda request: sent.append(request.headers.get("hx-ptag")) if "/live/" in request.url else 0)
@@ -622,8 +664,12 @@ def test_a_refresh_of_an_unchanged_page_is_answered_304_and_swaps_nothing(page, 
 
 COUNT_LIVE_REQUESTS = """
     window.liveRequests = 0;
+    window.liveNotModified = 0;
     document.addEventListener("htmx:before:request", (event) => {
         if (event.detail.ctx.request.action.endsWith("/live/")) window.liveRequests += 1;
+    });
+    document.addEventListener("htmx:after:request", (event) => {
+        if (event.detail.ctx.response.status === 304) window.liveNotModified += 1;
     });
 """
 
@@ -647,6 +693,16 @@ def test_the_page_polls_while_speeches_are_written_and_not_while_the_judge_must_
     nodes = page.evaluate(COUNT_NODES)
     page.wait_for_function("window.liveRequests >= 6")
     assert page.evaluate(COUNT_NODES) == nodes  # updates that change nothing add nothing (not even whitespace)
+    # Nothing new but the round's seconds: the polls are answered 304 and the page counts the seconds itself.
+    seconds = int(page.inner_text("#round-seconds"))
+    page.clock.run_for(10_000)
+    # The polls sent in those 10 s are answered only now (run_for runs timers, not the network): wait for two
+    # more 304s to land (htmx fires after:swap for them too, with nothing swapped), then let the counter tick.
+    answered = page.evaluate("window.liveNotModified")
+    page.wait_for_function(f"window.liveNotModified >= {answered + 2}")
+    page.clock.run_for(300)
+    # Shown as of the counter's last quarter-second tick: 10 s later it shows at least 9 more.
+    assert int(page.inner_text("#round-seconds")) >= seconds + 9
     for turn in trial.turns.all():
         play_worker(turn, status="done", text=f"Debater {turn.speaker} argues in round 1.")
     page.wait_for_selector("#live-controls:not([hidden])")
@@ -660,6 +716,8 @@ def test_the_page_polls_while_speeches_are_written_and_not_while_the_judge_must_
     page.clock.resume()
     page.click("#continue")  # round 2 starts, and the page polls again until it is written
     page.wait_for_function(f"window.liveRequests > {polls}")
+    # The round-2 render counts from its own seconds, not on from round 1's (70 by the page's clock).
+    assert int(page.inner_text("#round-seconds")) < 10
     for turn in trial.turns.filter(round=2):
         play_worker(turn, status="done", text=f"Debater {turn.speaker} argues in round 2.")
     page.wait_for_function("document.querySelectorAll('.speech').length === 4")

@@ -161,20 +161,6 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_the_running_rows_decoding_
     assert results["long"].tokens_in == len(long_ids)
 
 
-def test_a_continuous_run_calls_on_step_between_chunks(tiny_model_dir, settings):
-    settings.GENERATION_PREFILL_TOKENS = 32
-    backend = get_backend("transformers", str(tiny_model_dir), context_window=4000)  # its own pool entry
-    backend.prefill_tokens = 32
-    pending = [("long", ask(PARAGRAPH * 6, max_new_tokens=2))]
-    steps, results = [], {}
-    backend.generate_continuously(
-        lambda free, pausable=0: [pending.pop()] if pending else [],
-        results.__setitem__,
-        on_step=lambda: steps.append(1),
-    )
-    assert results["long"].tokens_in > 32 * 4 and len(steps) >= results["long"].tokens_in // 32
-
-
 def test_chunks_take_at_most_their_share_of_the_time_and_a_short_prompt_goes_before_them(tiny_model_dir):
     """The clock is the model's work: a forward pass costs one unit per input token (no wall clock)."""
     now = [0.0]
@@ -214,6 +200,29 @@ def test_with_nothing_running_a_short_prompt_still_goes_before_a_long_ones_remai
     batcher.submit("short", ask("short"), tokenizer("short question")["input_ids"])
     batcher.step()
     assert [row.key for row in batcher.rows] == ["short"] and batcher.waiting[0].prefilled == 64
+
+
+def test_while_live_turns_are_expected_a_pre_generated_prompt_is_chunked_finer(tiny_model_dir):
+    """A judge's question waits for the chunk being run: after a live request, lower-priority prompts are
+    chunked in ``live_chunk_tokens``, until LIVE_EXPECTED_SECONDS pass without one (the clock is given)."""
+    now = [0.0]
+    tokenizer, batcher = _batcher(
+        tiny_model_dir, prefill_tokens=64, chunk_tokens=64, live_chunk_tokens=16, clock=lambda: now[0]
+    )
+    long_ids = tokenizer(PARAGRAPH * 12)["input_ids"]
+    batcher.submit("first", ask("first"), long_ids)
+    batcher.step()
+    assert batcher.waiting[0].prefilled == 64  # no live request seen yet: the usual chunk
+    batcher.submit("live", ask("live", priority=1), tokenizer("why?")["input_ids"])
+    batcher.step()  # the live request goes first
+    assert [row.key for row in batcher.rows] == ["live"]
+    batcher.step()  # the live row decodes
+    batcher.step()  # the long prompt's next chunk, finer now
+    assert batcher.waiting[0].prefilled == 64 + 16
+    now[0] += continuous.LIVE_EXPECTED_SECONDS  # no live request for that long: the usual chunks again
+    batcher.step()
+    batcher.step()
+    assert batcher.waiting[0].prefilled == 64 + 16 + 64
 
 
 # --------------------------------------------------------------------------- stopping at the limit --

@@ -2,10 +2,12 @@
 batch, which resume from the text they had written; a prompt that extends a cached one prefills only its new
 tokens. What is written never depends on either (float32 on the CPU)."""
 
+from unittest import mock
+
 import pytest
 import torch
 
-from inference import GenerationRequest
+from inference import GenerationRequest, continuous
 from inference.prefix_cache import MIN_REUSED_TOKENS, PrefixCache, common_prefix_length
 from judging.models import Turn
 from judging.protocols.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
@@ -99,6 +101,86 @@ def test_a_prompt_that_extends_a_cached_one_prefills_only_its_new_tokens(tiny_mo
     assert reusing.prefix_cache.hits == 1 and reusing.prefix_cache.reused_tokens == len(round_one)
 
 
+def test_prompts_that_extend_cached_ones_are_prefilled_together_and_write_what_they_would_alone(tiny_model_dir):
+    """Judges asking at once: each debater's next round extends its cached round, by different lengths. One step
+    prefills them all (the shorter extension recomputes a few cached tokens to stay aligned); what each writes is
+    what it writes prefilled alone from nothing."""
+    tokenizer, plain = batcher(tiny_model_dir, max_rows=4, prefix_cache=False)
+    rounds = {
+        "a": (PARAGRAPH * 3, " Then the judge asked why, and the debaters answered at length, point by point."),
+        "b": ("Another passage. " + PARAGRAPH * 2, " Why?"),
+        "c": (PARAGRAPH[10:] * 4, " The judge wanted the costs named, one by one, with the sentence for each."),
+    }
+    one = {key: tokenizer(first)["input_ids"] for key, (first, _) in rounds.items()}
+    two = {key: one[key] + tokenizer(added)["input_ids"] for key, (_, added) in rounds.items()}
+    for key in rounds:
+        plain.submit(key, ask(key, seed=len(key) + 3), two[key])
+    expected = run(plain)
+
+    _, reusing = batcher(tiny_model_dir, max_rows=4)
+    for key in rounds:
+        reusing.submit(key, ask(key, max_new_tokens=2, min_new_tokens=2), one[key])
+    run(reusing)
+    for key in rounds:
+        reusing.submit(key, ask(key, seed=len(key) + 3), two[key])
+    steps_before = reusing.prefill_steps
+    reusing.step()
+    assert reusing.prefill_steps == steps_before + 1
+    # Fewest new tokens first (then in that order): when many ask at once, most get their first words soonest.
+    assert [row.key for row in reusing.rows] == sorted(rounds, key=lambda key: len(two[key]) - len(one[key]))
+    results = run(reusing)
+    width = max(len(two[key]) - len(one[key]) for key in rounds)
+    for key in rounds:
+        assert results[key].text == expected[key].text
+        # Each computed the longest extension's length: its own new tokens and, for shorter ones, cached ones again.
+        assert results[key].tokens_prefilled == width
+    assert reusing.prefix_cache.hits == 3
+
+
+def cached_rounds(tokenizer, b, keys, priority=0):
+    """A first round for each key, written (two tokens) so that the batcher's prefix cache holds it; their ids."""
+    rounds = {key: tokenizer(f"{key}: " + PARAGRAPH * 2)["input_ids"] for key in keys}
+    for key, ids in rounds.items():
+        b.submit(key, ask(key, max_new_tokens=2, min_new_tokens=2, priority=priority), ids)
+    run(b)
+    return rounds
+
+
+def test_pre_generated_extensions_beside_live_debates_are_grouped_within_the_finer_chunk(tiny_model_dir):
+    """A judge's question waits for the step being run: beside live debates, pre-generated rows extending cached
+    prefixes are grouped only up to the finer chunk, as their long prompts are chunked."""
+    tokenizer, made = _batcher(tiny_model_dir, prefill_tokens=2048, max_rows=8, clock=lambda: 0)
+    made.prefix_cache = PrefixCache(64 * 2**20, config=made.model.config)
+    rounds = cached_rounds(tokenizer, made, "abcdef")
+    added = tokenizer(" and the judge asked why")["input_ids"]
+    made.live_chunk_tokens = 2 * len(added) + 1  # the finer chunk: two rows' new tokens fit, not three
+    made.live_seen_at = 0.0  # a live request came just now
+    for key, ids in rounds.items():
+        made.submit(key, ask(key), ids + added)
+    made.step()
+    assert len(made.rows) == 2
+    made.live_seen_at = None  # no live debate expected: the whole chunk's budget
+    made.step()  # the two decode
+    made.step()
+    assert len(made.rows) == 6
+
+
+def test_a_wide_extension_passed_over_too_often_goes_first(tiny_model_dir):
+    tokenizer, made = batcher(tiny_model_dir, max_rows=2)
+    made.chunk_tokens = 64
+    narrow_keys = [f"n{i}" for i in range(continuous.MOST_PASSED_OVER + 2)]
+    rounds = cached_rounds(tokenizer, made, ["wide", *narrow_keys])
+    made.submit("wide", ask("wide", max_new_tokens=1), rounds["wide"] + tokenizer(PARAGRAPH * 2)["input_ids"][:40])
+    started = {}
+    for step, key in enumerate(narrow_keys):  # a narrower question arrives at every step, the wide one waits
+        made.submit(key, ask(key, max_new_tokens=1), rounds[key] + tokenizer(" Why?")["input_ids"])
+        for finished, _ in made.step():
+            started.setdefault(finished, step)
+        started.update({row.key: step for row in made.rows if row.key not in started})
+    assert started["wide"] <= continuous.MOST_PASSED_OVER
+    assert started["wide"] > 0  # but not before narrower ones: fewest new tokens first
+
+
 def test_a_short_shared_preamble_is_not_reused(tiny_model_dir):
     """A prompt sharing only its first few tokens (a chat template's preamble) is prefilled with the others."""
     tokenizer, reusing = batcher(tiny_model_dir, max_rows=4)
@@ -130,6 +212,25 @@ def test_the_prefix_cache_keeps_to_its_memory_and_drops_the_least_recently_used(
     assert cache.longest(a + [1, 2, 9], most=100, least=43) == (0, None)
     assert cache.longest(a[: MIN_REUSED_TOKENS - 1] + [-1], most=100) == (0, None)
     assert common_prefix_length([1, 2, 3], [1, 2, 4]) == 2 and common_prefix_length([], [1]) == 0
+
+
+def test_the_prefix_cache_drops_pre_generated_entries_before_live_ones():
+    """A live round's prompt outlives newer pre-generated prompts: the judge waits on its next round."""
+
+    def layers(length):
+        return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]
+
+    per_token = 2 * 2 * 4 * 4
+    cache = PrefixCache(max_bytes=100 * per_token)
+    live, first, second = list(range(40)), list(range(1000, 1040)), list(range(2000, 2040))
+    cache.store(live, layers(40), priority=1)
+    cache.store(first, layers(40))
+    cache.store(second, layers(40))  # over the bound: the pre-generated `first` goes, not the older live entry
+    assert [e.tokens[0] for e in cache.entries.values()] == [0, 2000]
+    cache.store(list(range(3000, 3040)), layers(40), priority=1)  # only live ones above: the pre-generated goes
+    assert [e.tokens[0] for e in cache.entries.values()] == [0, 3000]
+    cache.store(list(range(4000, 4040)), layers(40), priority=1)  # all live: the least recently used goes
+    assert [e.tokens[0] for e in cache.entries.values()] == [3000, 4000]
 
 
 def test_the_default_prompts_put_everything_round_specific_at_the_end():
@@ -182,3 +283,64 @@ def test_a_live_turn_pauses_pre_generated_work_in_a_full_batch(
     assert len(paused) == 1 and paused[0].model_settings["paused_seconds"] > 0
     assert paused[0].tokens_prefilled == paused[0].tokens_in + 1  # resumed from its kept cache
     assert answer.finished_at < min(t.finished_at for t in slow_turns)
+
+
+def _round_two_after_a_question(config, experiment, judge):
+    """Launch a live debate, write round 1, ask a question: round 2's two turns as written."""
+    from generation.worker import generate_batch
+    from judging.models import Trial
+    from judging.services import experiment_launch, live_move, trial_open
+
+    experiment_launch(experiment=experiment)
+    trial = Trial.objects.get(experiment=experiment)
+    trial_open(trial=trial)
+    while generate_batch(experiment.pk):  # round 1, and the prefills of round 2 while the judge reads
+        pass
+    live_move(trial_id=trial.pk, judge=judge, action="ask", text="Which line of the passage says so?")
+    while generate_batch(experiment.pk):
+        pass
+    return list(Turn.objects.filter(trial=trial, round=2).order_by("speaker"))
+
+
+def test_a_live_debates_next_round_is_prefilled_while_the_judge_reads(
+    make_model_config, make_experiment, tiny_model_dir, judge, other_judge
+):
+    """After a live round, the worker prefills each debater's next prompt (as it would be without a question);
+    after the judge's question only the question and the round's closing line are left to prefill. Without
+    it the new round prefills the speeches of the round before too (their prompts extend round 1's only)."""
+    from generation.backends import backend_for
+    from generation.session import GenerationSession
+
+    config = make_model_config(tiny_model_dir, max_new_tokens=120)
+    options = dict(mode="live", rounds=3, num_questions=1, turn_style="simultaneous", char_limit=600)
+    ahead = _round_two_after_a_question(config, make_experiment(config, name="ahead", **options), judge)
+    assert {t.status for t in ahead} == {"done"} and len(ahead) == 2
+    backend_for(config).prefix_cache.clear()  # nothing of the first debate's prompts is reused by the second
+    with mock.patch.object(GenerationSession, "_prefill_next_round", lambda self, trial: None):
+        behind = make_experiment(config, name="behind", judges=[other_judge], **options)
+        behind = _round_two_after_a_question(config, behind, other_judge)
+    assert backend_for(config).keeps_prompt_caches
+    for with_ahead, without in zip(ahead, behind):
+        # The question and the closing line: a few dozen tokens, whatever the transcript's length.
+        assert with_ahead.tokens_prefilled <= 60 < with_ahead.tokens_in
+        # Without: round 1's two speeches as well (each at least some tokens long).
+        assert without.tokens_prefilled > with_ahead.tokens_prefilled + 20
+
+
+def test_only_a_backend_whose_prompt_caches_outlive_a_request_is_asked_to_prefill_ahead(tiny_model_dir):
+    """A request no turn needs is worth sending only where its cache is kept: the continuous path with a prefix
+    cache, on a loaded model it supports (not padded batches, not before the model is loaded)."""
+    from inference.transformers_backend import TransformersBackend
+
+    def backend(**options):
+        settings = {"cache_dir": tiny_model_dir, "device": "cpu", "prefix_cache_bytes": 2**20} | options
+        return TransformersBackend(str(tiny_model_dir), **settings)
+
+    unloaded = backend()
+    assert not unloaded.keeps_prompt_caches
+    unloaded._load()
+    assert unloaded.keeps_prompt_caches
+    for options in ({"continuous": False}, {"prefix_cache_bytes": 0}):
+        padded = backend(**options)
+        padded._load()
+        assert not padded.keeps_prompt_caches

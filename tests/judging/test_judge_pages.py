@@ -165,8 +165,11 @@ def test_model_output_is_escaped(judge_client, ready_trial):
 
 # The most database queries each judge endpoint may make (session, user, the trial, its turns, progress):
 # a live page polls every few seconds per judge, so each query is paid thousands of times a minute. The queue page
-# (opened once per trial, not polled) also reads the judge's invite seat, for a crowd participant's completion code.
-QUERY_BUDGET = {"queue": 6, "queue_json": 4, "trial": 5, "trial_state": 4, "trial_live": 4}
+# (opened once per trial, not polled) also reads the judge's invite seat, for a crowd participant's completion code,
+# and its trials' expected minutes (judging.orientation: one query whatever the queue's length). A live poll first
+# reads the trial's tag (judging.live_tag): answered 304 after it when the page shows the same, else it renders.
+QUERY_BUDGET = {"queue": 7, "queue_json": 4, "trial": 5, "trial_state": 4, "trial_live": 5}
+LIVE_POLL_UNCHANGED_BUDGET = 3  # session, user, the tag
 
 
 @pytest.mark.parametrize("name", list(QUERY_BUDGET))
@@ -184,3 +187,19 @@ def test_each_judge_endpoint_stays_within_its_query_budget(
     with django_assert_max_num_queries(QUERY_BUDGET[name]):
         response = judge_client.get(url)
     assert response.status_code == 200
+
+
+def test_a_live_poll_of_an_unchanged_page_reads_only_its_tag(
+    judge_client, make_model_config, make_experiment, django_assert_max_num_queries
+):
+    from judging.services import experiment_launch
+
+    experiment = make_experiment(make_model_config("m"), mode="live", rounds=3)
+    experiment_launch(experiment=experiment)
+    trial = Trial.objects.filter(experiment=experiment).order_by("queue_position").first()
+    open_trial(judge_client, trial)
+    url = reverse("judging:trial_live", args=[trial.pk])
+    tag = judge_client.get(url, HTTP_HX_REQUEST="true")["HX-PTag"]
+    with django_assert_max_num_queries(LIVE_POLL_UNCHANGED_BUDGET):
+        response = judge_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_PTAG=tag)
+    assert response.status_code == 304

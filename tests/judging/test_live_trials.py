@@ -153,6 +153,7 @@ def test_sequential_rounds_show_text_while_it_is_written(live_experiment, judge,
             "in_progress": True,
             "label": f"Debater {first.speaker}",
             "text": "Half a sentence",
+            "index": first.index,  # where the live page appends its next characters
             "segments": [{"kind": "text", "text": "Half a sentence"}],
         }
     ]

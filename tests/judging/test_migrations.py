@@ -248,6 +248,7 @@ def test_every_row_is_there_and_the_models_read_it(carried):
         "judging.LineupMember": 0,  # new in migration 0010: release 0.1's experiments had one model
         "judging.Invite": 0,  # new in migration 0016 (recruitment)
         "judging.Seat": 0,
+        "judging.Onboarding": 0,  # new in migration 0017 (onboarding and quality control)
     }
     assert rows["auth.User"] == 4
 

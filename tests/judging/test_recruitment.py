@@ -123,6 +123,7 @@ def test_joins_are_throttled_per_address(draft, client, settings):
         assert client.post(join_url(invite, PROLIFIC_PID=f"p{n}")).status_code == 302
     response = client.post(join_url(invite, PROLIFIC_PID="p9"))
     assert response.status_code == 429 and "Too many attempts to join" in response.content.decode()
+    assert 0 < int(response["Retry-After"]) <= 600  # the window's rest (windows start on the clock's multiples)
     assert not Seat.objects.filter(participant_id="p9").exists()
 
 

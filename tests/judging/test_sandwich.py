@@ -117,13 +117,13 @@ def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich
             .replace(trial.answer_text("A"), "a")
             .replace(trial.answer_text("B"), "b")
         )
-        # On to the next trial without a verdict, so that both pages say "Trial 1 of 6".
+        # On to the next trial without a verdict (the number, "Trial k of 6", is left out below).
         trial_skip(trial_id=trial.pk, judge=judge, reason="compared with the other assistant")
     # Left out: the CSRF token, and the live tag's value (a hash of the judge's view, which holds this trial's own
     # id, question and answers, replaced above in the page's text but not inside the hash).
     strip = lambda h: re.sub(  # noqa: E731
-        r'hx-ptag="[0-9a-f]+"',
-        'hx-ptag="T"',
+        r'hx-ptag="[0-9a-f]+"|Trial \d+ of',
+        "T",
         "\n".join(line for line in h.splitlines() if "csrfmiddlewaretoken" not in line),
     )
     assert strip(pages["assisted-honest"]) == strip(pages["assisted-misleading"])

@@ -183,7 +183,7 @@ def test_the_status_line_polls_only_while_speeches_are_written(judge_client, liv
 
 
 def test_a_poll_whose_page_shows_the_same_is_answered_304_without_rendering(
-    judge_client, make_model_config, make_experiment
+    judge_client, make_model_config, make_experiment, server_clock
 ):
     # Sequential rounds: the text written so far is shown (simultaneous ones show nothing until both are done).
     experiment = make_experiment(make_model_config("m"), name="seq", mode="live", rounds=3, turn_style="sequential")
@@ -209,6 +209,10 @@ def test_a_poll_whose_page_shows_the_same_is_answered_304_without_rendering(
     Turn.objects.filter(pk=first.pk).update(status=Turn.Status.RUNNING, claim_token="t", partial_text="The first")
     grown = poll(started["HX-PTag"])
     assert grown.status_code == 200 and "The first" in grown.content.decode()
+    # Only the round's seconds would change: 304, the page counts them on itself (trial.js, from data-seconds).
+    server_clock.advance(7)
+    assert poll(grown["HX-PTag"]).status_code == 304
+    assert re.search(r'<span id="round-seconds" data-seconds="\d+">\d+</span> s', grown.content.decode())
     finish_round(trial)
     finished = poll(grown["HX-PTag"])
     assert finished.status_code == 200 and "Argument of debater" in finished.content.decode()
@@ -296,6 +300,11 @@ LIVE = (
     "After each round you may ask the debaters a question (they answer it in the next round), go on to the next "
     "round, or end the debate and decide. There are at most 3 rounds; you can end after round 2."
 )
+# A consultancy speaks of its one consultant, never of debaters (issue 14, part 5).
+LIVE_CONSULTANCY = (
+    "After each round you may ask the consultant a question (it answers in the next round), go on to the next "
+    "round, or end the consultation and decide. There are at most 3 rounds; you can end after round 2."
+)
 
 
 @pytest.mark.parametrize(
@@ -313,17 +322,21 @@ LIVE = (
             f"you can end. {QUOTES}",
         ),
         ("consultancy", f"How this works {CONSULTANCY} There are 2 rounds. {QUOTES}"),
-        ("live consultancy", f"How this works {CONSULTANCY} {LIVE} {QUOTES}"),
+        ("live consultancy", f"How this works {CONSULTANCY} {LIVE_CONSULTANCY} {QUOTES}"),
+        # Sandwiching has no rounds: the assistant answers up to (rounds - 1) questions; the judge alone meets no
+        # source, quotes or assistant (issue 14, part 5).
         (
             "assisted-honest",
             "How this works An AI assistant that can read a source text you cannot is here to help. It writes first; "
-            "then you may ask it anything, as often as you like, and end when you are ready. It can make mistakes. "
-            f"Exactly one answer is correct. There are 2 rounds. {QUOTES}",
+            "then you may ask it one question, and answer when you are ready. It can make mistakes. Exactly one "
+            "answer is correct. When the assistant quotes the source text, the quote is checked: verified quotes "
+            "match the text; unverified quotes do not (or exceed the quote budget), so do not trust them. Decide "
+            "which answer is correct and how sure you are.",
         ),
         (
             "naive",
-            "How this works Answer this question on your own. Exactly one answer is correct. There are 2 rounds. "
-            + QUOTES,
+            "How this works Answer this question on your own. Exactly one answer is correct. Decide which answer is "
+            "correct and how sure you are.",
         ),
     ],
 )
@@ -372,7 +385,7 @@ def test_each_protocol_has_the_rules_text_it_always_had(judge_client, make_model
                 "Between rounds",
                 "Ask the consultant a question (optional)",
                 "Ask and continue",
-                "End the debate and decide",
+                "End the consultation and decide",
                 "The consultant is writing round 1…",
             ],
         ),
@@ -454,7 +467,8 @@ def test_while_a_round_is_written_the_judge_sees_how_long_and_who_without_the_te
     Turn.objects.filter(pk=first.pk).update(status="running", claim_token="t", partial_text="x" * 120)
     server_clock.advance(42)
     status = judge_client.get(live_url(trial)).content.decode()
-    progress = " ".join(status[status.index('id="round-progress"') :].split("</span>")[0].split())
+    line = status[status.index('id="round-progress"') :].split("</p>")[0]
+    progress = " ".join(re.sub(r"<[^>]*>", "", line.split(">", 1)[1]).split())  # its text, without the markup
     assert "· 42 s" in progress
     assert f"Debater {first.speaker}: writing (120 characters)" in progress
     assert f"Debater {second.speaker}: waiting" in progress and "xxx" not in status  # lengths, never text

@@ -48,6 +48,15 @@ def test_a_careful_judge_has_figures_with_intervals_and_no_flags():
     assert q.accuracy.low < q.accuracy.value < q.accuracy.high
 
 
+def test_the_reading_rates_interval_stays_above_zero_at_a_few_verdicts():
+    """Three verdicts read at very different rates: a symmetric interval would reach below zero."""
+    own = [record("cy", 0, seconds=600.0), record("cy", 1, seconds=10.0), record("cy", 2, seconds=15.0)]
+    rate = quality.reading_rate(own)
+    assert rate.has_interval and 0 < rate.low < rate.value < rate.high
+    assert rate.value == pytest.approx(9000 / (625 / 60))
+    assert rate.low * rate.high == pytest.approx(rate.value**2)  # symmetric on the log scale
+
+
 def test_each_implausible_behaviour_is_flagged_and_explained():
     skimmer = [record("sam", k, chosen="AB"[k % 2], characters=5000 + 200 * k, seconds=30.0) for k in range(12)]
     hasty = careful("hal")[:10] + [record("hal", 10 + k, chosen="AB"[k % 2], seconds=4.0) for k in range(2)]

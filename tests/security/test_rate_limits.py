@@ -35,7 +35,7 @@ def test_live_moves_beyond_the_limit_are_refused_with_429_and_change_nothing(
         assert client.post(url, lean, HTTP_HX_REQUEST="true").status_code == 200
     turns = trial.turns.count()
     refused = client.post(url, {"action": "continue"}, HTTP_HX_REQUEST="true")
-    assert refused.status_code == 429
+    assert refused.status_code == 429 and refused["Retry-After"] == "60"
     assert refused.json()["error"].startswith("Too many moves in a short time (at most 2 in 60 seconds)")
     assert "Please wait 60 seconds" in refused.json()["error"] and "nothing was changed" in refused.json()["error"]
     assert trial.turns.count() == turns  # no next round
@@ -59,7 +59,7 @@ def test_verdict_posts_beyond_the_limit_are_refused_with_429_on_the_trial_page(
     assert client.post(url, wrong).status_code == 400  # refused posts count too
     assert client.post(url, wrong).status_code == 400
     page = client.post(url, {"chosen": "A", "probability": "0.8", "rationale": "because"})
-    assert page.status_code == 429
+    assert page.status_code == 429 and page["Retry-After"] == "60"
     assert b"Too many verdict submissions" in page.content and b"Please wait 60 seconds" in page.content
     assert b'value="because"' in page.content or b">because<" in page.content  # the rationale is kept
     assert not Verdict.objects.exists()

@@ -145,6 +145,67 @@
   showSliders();
   document.addEventListener("htmx:after:swap", showSliders);
 
+  // ---- The round's elapsed seconds --------------------------------------------------------------------------
+  // The server renders them (data-seconds) but leaves them out of the live tag, so a poll that would change only
+  // them is answered 304 (judging/live_tag.py): the page counts on from the seconds it was last given.
+  // Only a render (the page, or an update swapped in) gives new seconds: count from its. htmx runs its swap step,
+  // and fires after:swap, for a 304 too, with nothing to swap (swap "none"): that gives no new seconds.
+  let secondsGiven = null, givenAt = Date.now();
+  document.addEventListener("htmx:after:swap", (event) => {
+    if (event.detail.ctx.swap === "none") return;
+    secondsGiven = null;
+    givenAt = Date.now();
+  });
+  setInterval(() => {
+    const out = el("round-seconds");
+    if (!out) return;
+    if (secondsGiven === null) secondsGiven = parseInt(out.dataset.seconds, 10);
+    out.textContent = String(secondsGiven + Math.floor((Date.now() - givenAt) / 1000));
+  }, 250);
+
+  // ---- Live news: the characters the speeches being written have grown by ------------------------------------
+  // A poll whose page lacks only those is answered with them as JSON (views.trial_live), appended here as text
+  // (never parsed as HTML: model output is untrusted), with line breaks where the server's render puts them; htmx
+  // swaps nothing (its ptag extension has already taken the reply's tag). Should the page lack the speech, the
+  // next poll asks for the whole partials (X-Live-Full).
+  let wholeNext = false;
+  const isPoll = (ctx) => ctx?.sourceElement?.id === "live-status";
+  document.addEventListener("htmx:config:request", (event) => {
+    if (wholeNext && isPoll(event.detail.ctx)) {
+      event.detail.ctx.request.headers["X-Live-Full"] = "1";
+      wholeNext = false;
+    }
+  });
+  document.addEventListener("htmx:after:request", (event) => {
+    const ctx = event.detail.ctx;
+    if (!isPoll(ctx) || ctx.response.status !== 200) return;
+    if (!(ctx.response.headers.get("content-type") || "").startsWith("application/json")) return;
+    event.preventDefault();  // no swap: the reply is not HTML
+    let news;
+    try {
+      news = JSON.parse(ctx.text);
+    } catch {
+      wholeNext = true;
+      return;
+    }
+    for (const {index, text} of news.append) {
+      const speech = document.querySelector(`[data-writing="${Number(index)}"]`);
+      if (!speech) {
+        wholeNext = true;
+        continue;
+      }
+      text.replace(/\r\n?/g, "\n").split("\n").forEach((line, i) => {
+        if (i) speech.append(document.createElement("br"));
+        if (line) speech.append(line);  // a text node
+      });
+    }
+    for (const {index, chars} of news.chars) {
+      const out = document.querySelector(`[data-chars="${Number(index)}"]`);
+      if (out) out.textContent = String(chars);
+      else wholeNext = true;
+    }
+  });
+
   // ---- Live moves -------------------------------------------------------------------------------------------
   const statusMessages = {
     400: "The server could not accept this move. Check what you entered and try again.",
@@ -206,5 +267,30 @@
     if (event.target.id === "question-text" && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       el("ask-form").requestSubmit(el("ask"));
     }
+  });
+
+  // ---- Verdict keys -----------------------------------------------------------------------------------------
+  // A or B chooses that answer, except while typing in a text box (where the letter is text); Ctrl+Enter (or
+  // Cmd+Enter) submits the verdict, from anywhere but another form's box (the question box asks, above; the skip
+  // reason is never sent by a key). Only while the verdict form is shown; the browser still checks the form.
+  const typing = (target) => !!target.closest?.(
+    "textarea, select, [contenteditable], input:not([type=radio]):not([type=range]):not([type=checkbox])");
+  document.addEventListener("keydown", (event) => {
+    const form = el("verdict-form"), section = el("verdict-section");
+    if (!form || !section || section.hidden || event.defaultPrevented) return;
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      if (event.target.closest?.("form") && event.target.closest("form") !== form) return;
+      event.preventDefault();
+      form.requestSubmit();
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    const key = event.key.toUpperCase();
+    if (key !== "A" && key !== "B") return;
+    const choice = form.querySelector(`input[name=chosen][value=${key}]`);
+    if (!choice) return;
+    event.preventDefault();
+    choice.checked = true;
+    choice.focus();
   });
 })();

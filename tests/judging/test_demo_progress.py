@@ -1,0 +1,149 @@
+"""The demo's own timing (``manage.py demo_progress``, run by ``dev.py demo``): its lines, when it stops, and that
+``dev.py``'s demo still stops everything it started on SIGTERM."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from judging.management.commands.demo_progress import DEMO_JUDGE, progress_line, ready_line
+from judging.models import Trial, Turn
+from judging.readiness import NO_ESTIMATE, Readiness
+from judging.services import experiment_launch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_progress_line_says_the_wait_the_speeches_and_the_pace():
+    line = progress_line(Readiness(left=28, written=12, finished=12, seconds_per_turn=9.4))
+    assert line == "first debate ready in about 4 min (12 of 40 speeches written, 9 s per speech so far)"
+    slow = progress_line(Readiness(left=10, written=3, finished=3, seconds_per_turn=150))
+    assert slow == "first debate ready in about 25 min (3 of 13 speeches written, 150 s per speech so far)"
+
+
+def test_without_a_pace_the_line_says_there_is_no_estimate_yet():
+    line = progress_line(Readiness(left=40, written=0, finished=0, seconds_per_turn=None))
+    assert line == f"{NO_ESTIMATE} (0 of 40 speeches written)"
+
+
+def test_the_last_line_gives_the_address_and_how_long_it_took():
+    assert ready_line("http://127.0.0.1:8765/", timedelta(minutes=7, seconds=10)) == (
+        "first debates ready after 7 min: open http://127.0.0.1:8765/judge/"
+    )
+    # Ready at once (an earlier run wrote them): no time to report.
+    assert ready_line("http://x/", timedelta(seconds=2)) == "first debates ready: open http://x/judge/"
+
+
+@pytest.fixture
+def demo_judge(django_user_model):
+    return django_user_model.objects.create_user(username=DEMO_JUDGE, password="judge-demo")
+
+
+def progress(*args) -> str:
+    out = io.StringIO()
+    call_command("demo_progress", "--url", "http://127.0.0.1:8765/", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_command_prints_the_estimate_then_stops_once_a_debate_is_ready(
+    make_model_config, make_experiment, demo_judge
+):
+    experiment = make_experiment(make_model_config("m"), judges=[demo_judge], num_questions=2)
+    experiment_launch(experiment=experiment)
+    first = experiment.trials.order_by("id").first()
+    turns = Turn.objects.filter(trial=first).count()  # what the first is waiting for: its own turns
+    # No turn done yet: no estimate.
+    assert progress("--once") == f"==> {NO_ESTIMATE} (0 of {turns} speeches written)\n"
+    # A debate ready: the last line, and the loop ends by itself (no --once).
+    Trial.objects.filter(pk=first.pk).update(status=Trial.Status.READY)
+    assert progress("--every", "3600") == "==> first debates ready: open http://127.0.0.1:8765/judge/\n"
+
+
+def test_the_command_is_silent_when_nothing_is_being_prepared(make_model_config, make_experiment, demo_judge):
+    experiment_launch(experiment=make_experiment(make_model_config("m"), judges=[demo_judge], mode="live"))
+    assert progress("--every", "3600") == ""  # live trials only: nothing to wait for, and it stops
+
+
+def test_the_command_needs_the_demo(db):
+    with pytest.raises(SystemExit, match="setup_demo"):
+        progress("--once")
+
+
+# dev.py's demo: the worker and the progress printer run beside the web server; SIGTERM stops them all. Real
+# processes (sleep stands in for each, writing its pid), dev.serve as cmd_demo calls it.
+SERVE = """
+import os, sys
+sys.path.insert(0, {root!r})
+import dev
+d = {dir!r}
+helper = lambda name: ["sh", "-c", f"echo $$ > {{d}}/{{name}}.pid; exec sleep 600"]
+dev.serve([(helper("worker"), {{}}), (helper("progress"), {{}}), (["true"], {{}})], helper("server"), env=os.environ)
+print("stopped", flush=True)
+"""
+
+
+def _wait_for(paths, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not all(p.exists() and p.read_text().strip() for p in paths):
+        assert time.monotonic() < deadline, f"not started: {paths}"
+        time.sleep(0.1)
+    return [int(p.read_text()) for p in paths]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # Still in the process table: only a zombie (ended, not yet reaped by init) counts as gone.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_the_demo_stops_the_worker_the_printer_and_the_server_on_a_signal(tmp_path, signum):
+    demo = subprocess.Popen(
+        [sys.executable, "-c", SERVE.format(root=str(ROOT), dir=str(tmp_path))],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        pids = _wait_for([tmp_path / f"{name}.pid" for name in ("worker", "progress", "server")])
+        # Ctrl-C reaches the terminal's foreground process group: dev.py and its web server, not the helpers in
+        # their own sessions; SIGTERM and SIGHUP reach dev.py only.
+        if signum == signal.SIGINT:
+            os.killpg(demo.pid, signum)
+        else:
+            demo.send_signal(signum)
+        out, _ = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    assert demo.returncode == 0 and out == "stopped\n"
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(pid) for pid in pids), pids
+
+
+@pytest.mark.slow
+def test_a_helper_that_ignores_sigterm_is_killed(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    import dev
+
+    stubborn = subprocess.Popen(
+        ["sh", "-c", f"trap '' TERM; echo $$ > {tmp_path}/up; sleep 600"], start_new_session=True
+    )
+    _wait_for([tmp_path / "up"])
+    dev.stop(stubborn, seconds=0.5)
+    assert stubborn.returncode == -signal.SIGKILL
