@@ -510,6 +510,12 @@ def recommend(row: dict, *, static_measured: bool, context_tokens: int, memory_b
     return recommendation
 
 
+def save_partial(args, report: dict) -> None:
+    """Write what is measured so far to --out: a run stopped at a time limit keeps its figures."""
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2))
+
+
 def run(args) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -535,6 +541,7 @@ def run(args) -> dict:
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         ceiling = bandwidth / weight_bytes
         row = {"weight_bytes": weight_bytes, "ceiling_tokens_per_s": ceiling}
+        report["shapes"][name] = row  # filled in as measured, and saved after each part (see save_partial)
         for label, options in (("plain", {}), ("platform", platform)):
             single = timed_generate(torch, model, device, 1, args.prompt_tokens, args.new_tokens, options)
             row[f"{label}_single_tokens_per_s"] = single
@@ -543,6 +550,7 @@ def run(args) -> dict:
                 row[f"{label}_{c}_concurrent_tokens_per_s"] = timed_generate(
                     torch, model, device, c, args.prompt_tokens, args.new_tokens, options
                 )
+        save_partial(args, report)
         by_batch = {
             size: timed_continuous(torch, model, device, size, args.prompt_tokens, args.new_tokens)
             for size in sorted({1, *args.batch_sizes, *args.concurrency})
@@ -571,6 +579,7 @@ def run(args) -> dict:
             ),
             flush=True,
         )
+        save_partial(args, report)
         scheduler_started = time.perf_counter()
         row.update(scheduler_figures(torch, model, device, args))
         row["scheduler_seconds"] = time.perf_counter() - scheduler_started
@@ -582,7 +591,7 @@ def run(args) -> dict:
             memory_bytes=device_memory_bytes(torch, device),
         )
         row["seconds"] = time.perf_counter() - shape_started
-        report["shapes"][name] = row
+        save_partial(args, report)
         print(f"{name}: recommended defaults ({report['device']}, {row['seconds']:.0f} s for this shape):", flush=True)
         for setting, advice in row["recommendation"].items():
             print(f"  {setting}={advice['value']}: {advice['because']}", flush=True)
