@@ -41,6 +41,7 @@ from typing import Callable, Hashable
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
@@ -52,6 +53,8 @@ from .prefix_cache import PrefixCache
 NUCLEUS_CANDIDATES = 512
 # generate()'s top-k when a model's generation config sets none (0 there turns top-k off).
 DEFAULT_TOP_K = 50
+# Scaled-dot-product attention kernels the batcher lets PyTorch choose from: all but cuDNN's (see _forward).
+ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 # How long after a request of priority above 0 (a live debate's turn) more are expected: a judge reads a round
 # and asks within minutes. Meanwhile lower-priority long prompts are chunked finer (``live_chunk_tokens``).
 LIVE_EXPECTED_SECONDS = 300.0
@@ -171,6 +174,13 @@ class ContinuousBatcher:
         self.mask: torch.Tensor | None = None  # [rows, cache length], 1 = a real token
         self.next_input: torch.Tensor | None = None  # [rows], the last sampled token of each row
         self.seen: torch.Tensor | None = None  # [rows, vocab] bool, tokens the repetition penalty applies to
+
+    def _forward(self, **inputs):
+        """The model's forward pass, with every attention kernel but cuDNN's. cuDNN's builds a new graph for each
+        key length, that is at every decoding step: on an H200 it spent 1.5 ms of host time per layer per step
+        (46 of a 77 ms step for the SmolLM2 shape; benchmarks/continuous_step_profile.py, docs/benchmarks.md)."""
+        with sdpa_kernel(ATTENTION_BACKENDS):
+            return self.model(**inputs)
 
     # ------------------------------------------------------------------ queue --
     def submit(self, key: Hashable, request: GenerationRequest, prompt_ids: list[int], prompt_text: str = "") -> None:
@@ -381,7 +391,7 @@ class ContinuousBatcher:
         ids = torch.tensor([row.context_ids[k:] for row, k in zip(rows, kept)], device=self.device)
         mask = torch.tensor([[0] * (past - k) + [1] * (k + width) for k in kept], device=self.device)
         positions = torch.tensor([list(range(k, k + width)) for k in kept], device=self.device)
-        logits = self.model(
+        logits = self._forward(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
         ).logits[:, -1]
         seen = self._seen(rows, logits.shape[-1])
@@ -420,7 +430,7 @@ class ContinuousBatcher:
         ids = torch.tensor([row.context_ids[start:end]], device=self.device)
         mask = torch.ones(1, end, dtype=torch.long, device=self.device)
         positions = torch.arange(start, end, device=self.device)[None]
-        output = self.model(
+        output = self._forward(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
@@ -446,7 +456,7 @@ class ContinuousBatcher:
         )
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
-        logits = self.model(
+        logits = self._forward(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
         ).logits[:, -1]
         for row in joining:
@@ -463,7 +473,7 @@ class ContinuousBatcher:
     def _decode(self) -> None:
         mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
         positions = mask.sum(-1, keepdim=True) - 1
-        logits = self.model(
+        logits = self._forward(
             input_ids=self.next_input[:, None],
             attention_mask=mask,
             position_ids=positions,

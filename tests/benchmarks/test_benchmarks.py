@@ -282,3 +282,16 @@ def test_the_poll_cost_benchmark_measures_grown_rendered_and_unchanged_polls(tmp
     # Sessions and users in Redis: the tag, and for a render the trial and its turns.
     assert figures["grown"]["queries"] == figures["unchanged"]["queries"] == 1 and figures["rendered"]["queries"] == 3
     assert len(figures["breakdown"]) == 3 and "ms per poll" in done.stdout
+
+
+def test_the_continuous_step_profile_runs_on_the_cpu_with_tiny_shapes(capsys):
+    from benchmarks import continuous_step_profile
+
+    continuous_step_profile.main(
+        ["--device", "cpu", "--tiny", "--rows", "1", "3", "--prompt-tokens", "16", "--steps", "2"]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    steps = [line for line in lines if " rows: step " in line]
+    assert [line.split(" rows")[0] for line in steps] == ["1", "3"]
+    assert all("forward" in line and "sampling and bookkeeping" in line for line in steps)
+    assert sum("host time by operator" in line for line in lines) == 2

@@ -353,3 +353,38 @@ def test_a_live_turn_of_another_model_on_the_queue_is_served_before_more_of_this
     later = Turn.objects.filter(trial__experiment=busy, round=2)
     assert answer.status == "done" and {t.status for t in later} == {"done"}
     assert answer.finished_at < min(t.finished_at for t in later)  # served before the next busy round
+
+
+def test_every_forward_pass_of_the_batcher_runs_without_cudnn_attention(tiny_model_dir):
+    """cuDNN's attention builds a graph per key length, at every decoding step (1.5 ms of host time per layer on
+    an H200): the batcher turns it off for its own forward passes (prefill, chunks, decoding) and only those."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = tiny("llama", tokenizer)
+    seen_enabled = []
+    forward = model.forward
+
+    def recording_forward(*args, **kwargs):
+        seen_enabled.append(torch.backends.cuda.cudnn_sdp_enabled())
+        return forward(*args, **kwargs)
+
+    batcher = continuous.ContinuousBatcher(
+        model,
+        "cpu",
+        stop_ids={tokenizer.eos_token_id},
+        pad_token_id=tokenizer.eos_token_id,
+        max_rows=2,
+        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+        prefill_tokens=4,  # the longer prompts are prefilled in chunks
+    )
+    for i, prompt in enumerate(PROMPTS):
+        batcher.submit(i, ask(prompt, max_new_tokens=3), tokenizer(prompt)["input_ids"], prompt)
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    with mock.patch.object(model, "forward", recording_forward):
+        while not batcher.idle:
+            batcher.step()
+    assert batcher.prefill_steps > len(PROMPTS)  # chunks as well as whole prompts were prefilled
+    assert len(seen_enabled) > batcher.prefill_steps  # and rows decoded
+    assert not any(seen_enabled)
+    assert torch.backends.cuda.cudnn_sdp_enabled() == before  # the process's setting is left as it was
