@@ -120,6 +120,13 @@ class Row:
 MOST_PASSED_OVER = 8
 
 
+def without_cudnn_attention():
+    """A context in which PyTorch chooses any attention kernel but cuDNN's. cuDNN's builds a new graph for each key
+    length, that is at every decoding step: on an H200 it spent 1.5 ms of host time per layer per step (46 of a
+    77 ms step for the SmolLM2 shape; benchmarks/continuous_step_profile.py, docs/benchmarks.md)."""
+    return sdpa_kernel(ATTENTION_BACKENDS)
+
+
 class Extensions(list):
     """Waiting rows that extend cached prefixes, prefilled together in one step (``ContinuousBatcher._extensions``)."""
 
@@ -176,10 +183,7 @@ class ContinuousBatcher:
         self.seen: torch.Tensor | None = None  # [rows, vocab] bool, tokens the repetition penalty applies to
 
     def _forward(self, **inputs):
-        """The model's forward pass, with every attention kernel but cuDNN's. cuDNN's builds a new graph for each
-        key length, that is at every decoding step: on an H200 it spent 1.5 ms of host time per layer per step
-        (46 of a 77 ms step for the SmolLM2 shape; benchmarks/continuous_step_profile.py, docs/benchmarks.md)."""
-        with sdpa_kernel(ATTENTION_BACKENDS):
+        with without_cudnn_attention():
             return self.model(**inputs)
 
     # ------------------------------------------------------------------ queue --

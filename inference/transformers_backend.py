@@ -377,8 +377,10 @@ class TransformersBackend(GenerationBackend):
             from transformers import StoppingCriteriaList
 
             stopping["stopping_criteria"] = StoppingCriteriaList([CharLimitStop(tokenizer, prompt_width, limits)])
+        from .continuous import without_cudnn_attention
+
         started = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), without_cudnn_attention():
             output = model.generate(
                 **stopping,
                 **batch,

@@ -355,20 +355,24 @@ def test_a_live_turn_of_another_model_on_the_queue_is_served_before_more_of_this
     assert answer.finished_at < min(t.finished_at for t in later)  # served before the next busy round
 
 
-def test_every_forward_pass_of_the_batcher_runs_without_cudnn_attention(tiny_model_dir):
+def recording_cudnn_attention_flag():
+    """Patch scaled_dot_product_attention to record, at each call, whether cuDNN's kernel could be chosen."""
+    attention, flags = torch.nn.functional.scaled_dot_product_attention, []
+
+    def recording(*args, **kwargs):
+        flags.append(torch.backends.cuda.cudnn_sdp_enabled())
+        return attention(*args, **kwargs)
+
+    return mock.patch.object(torch.nn.functional, "scaled_dot_product_attention", recording), flags
+
+
+def test_every_attention_call_of_the_batcher_runs_without_cudnn_attention(tiny_model_dir):
     """cuDNN's attention builds a graph per key length, at every decoding step (1.5 ms of host time per layer on
     an H200): the batcher turns it off for its own forward passes (prefill, chunks, decoding) and only those."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = tiny("llama", tokenizer)
-    seen_enabled = []
-    forward = model.forward
-
-    def recording_forward(*args, **kwargs):
-        seen_enabled.append(torch.backends.cuda.cudnn_sdp_enabled())
-        return forward(*args, **kwargs)
-
     batcher = continuous.ContinuousBatcher(
         model,
         "cpu",
@@ -381,10 +385,21 @@ def test_every_forward_pass_of_the_batcher_runs_without_cudnn_attention(tiny_mod
     for i, prompt in enumerate(PROMPTS):
         batcher.submit(i, ask(prompt, max_new_tokens=3), tokenizer(prompt)["input_ids"], prompt)
     before = torch.backends.cuda.cudnn_sdp_enabled()
-    with mock.patch.object(model, "forward", recording_forward):
+    patch, flags = recording_cudnn_attention_flag()
+    with patch:
         while not batcher.idle:
             batcher.step()
+    layers = model.config.num_hidden_layers
     assert batcher.prefill_steps > len(PROMPTS)  # chunks as well as whole prompts were prefilled
-    assert len(seen_enabled) > batcher.prefill_steps  # and rows decoded
-    assert not any(seen_enabled)
+    assert len(flags) > batcher.prefill_steps * layers  # and rows decoded
+    assert not any(flags)
     assert torch.backends.cuda.cudnn_sdp_enabled() == before  # the process's setting is left as it was
+
+
+def test_padded_batches_run_without_cudnn_attention_too(tiny_model_dir):
+    backend = get_backend("transformers", str(tiny_model_dir))
+    patch, flags = recording_cudnn_attention_flag()
+    with patch:
+        results = backend.generate([ask(p) for p in PROMPTS[:2]])  # generate(): one padded batch
+    assert all(r.text for r in results)
+    assert flags and not any(flags)
