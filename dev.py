@@ -234,9 +234,11 @@ def serve(helpers, server, env) -> None:
     """Run ``server`` in the foreground with ``helpers`` (command, Popen keywords) beside it; when it ends, or on
     Ctrl-C, SIGTERM or SIGHUP, stop the helpers (each in its own process group: the worker's embedded beat too)."""
     # SIGTERM (a service manager, `kill`, a closing terminal) stops the demo like Ctrl-C does: without
-    # this, Python would exit at once and leave the worker and the web server running.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    # this, Python would exit at once and leave the worker and the web server running. SIGINT too, explicitly: a
+    # process started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    # leaves it so (CI runs this way; the demo would not stop on `kill -INT`).
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, _interrupt)
     started = []
     try:
         for cmd, kwargs in helpers:
