@@ -20,9 +20,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_a_worker_killed_while_a_row_is_paused_loses_nothing(
     worker_log, make_model_config, make_experiment, tiny_model_dir
 ):
-    # Long speeches (400 tokens, never stopped by the character limit), more than the worker has room for, so that its
-    # batch is full of pre-generated rows throughout and the live speech runs for a while.
-    config = make_model_config(tiny_model_dir, max_new_tokens=400)
+    # Long speeches (1,000 tokens, never stopped by the character limit), more than the worker has room for, so that
+    # its batch is full of pre-generated rows throughout and the live speech runs for a while. The kill must land
+    # while the live speech is written and both busy speeches are claimed (one paused), a window that ends when the
+    # running busy speech finishes: 400 tokens once proved too short on a loaded machine. One model configuration
+    # for both experiments: a live turn of another configuration waits for the batch to drain instead.
+    config = make_model_config(tiny_model_dir, max_new_tokens=1000)
     busy = make_experiment(config, name="busy", num_questions=2, rounds=1, char_limit=20000)
     live = make_experiment(
         config, mode="live", rounds=2, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=20000
