@@ -53,7 +53,7 @@ from .prefix_cache import PrefixCache
 NUCLEUS_CANDIDATES = 512
 # generate()'s top-k when a model's generation config sets none (0 there turns top-k off).
 DEFAULT_TOP_K = 50
-# Scaled-dot-product attention kernels the batcher lets PyTorch choose from: all but cuDNN's (see _forward).
+# Scaled-dot-product attention kernels PyTorch may choose from in generation: all but cuDNN's (without_cudnn_attention).
 ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 # How long after a request of priority above 0 (a live debate's turn) more are expected: a judge reads a round
 # and asks within minutes. Meanwhile lower-priority long prompts are chunked finer (``live_chunk_tokens``).
