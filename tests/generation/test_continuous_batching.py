@@ -82,6 +82,18 @@ def tiny(architecture, tokenizer):
     ).eval()
 
 
+def cpu_batcher(model, tokenizer, **options):
+    """A ContinuousBatcher on the CPU for ``model``, stopping and padding with the tokenizer's end token."""
+    return continuous.ContinuousBatcher(
+        model,
+        "cpu",
+        stop_ids={tokenizer.eos_token_id},
+        pad_token_id=tokenizer.eos_token_id,
+        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+        **options,
+    )
+
+
 @pytest.mark.parametrize("architecture", ["llama", "qwen2", "gpt2"])
 def test_greedy_text_with_requests_joining_midway_equals_one_prompt_at_a_time_generate(architecture, tiny_model_dir):
     from transformers import AutoTokenizer
@@ -94,14 +106,7 @@ def test_greedy_text_with_requests_joining_midway_equals_one_prompt_at_a_time_ge
         ids = tokenizer(prompt, return_tensors="pt")
         out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id)
         alone.append(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
-    batcher = continuous.ContinuousBatcher(
-        model,
-        "cpu",
-        stop_ids={tokenizer.eos_token_id},
-        pad_token_id=tokenizer.eos_token_id,
-        max_rows=3,
-        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-    )
+    batcher = cpu_batcher(model, tokenizer, max_rows=3)
     results, submitted, steps = {}, 0, 0
     while submitted < len(PROMPTS) or not batcher.idle:
         if submitted < len(PROMPTS) and steps % 3 == 0:  # a new request every third step: joins a running batch
@@ -237,15 +242,7 @@ def test_a_prefill_takes_waiting_requests_up_to_its_token_budget(tiny_model_dir)
     prompts = [tokenizer(p)["input_ids"] for p in PROMPTS]
 
     def run(prefill_tokens):
-        batcher = continuous.ContinuousBatcher(
-            model,
-            "cpu",
-            stop_ids={tokenizer.eos_token_id},
-            pad_token_id=tokenizer.eos_token_id,
-            max_rows=4,
-            decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-            prefill_tokens=prefill_tokens,
-        )
+        batcher = cpu_batcher(model, tokenizer, max_rows=4, prefill_tokens=prefill_tokens)
         for i, ids in enumerate(prompts):
             batcher.submit(i, ask(PROMPTS[i]), ids)
         joined, results = [], {}
@@ -373,15 +370,7 @@ def test_every_attention_call_of_the_batcher_runs_without_cudnn_attention(tiny_m
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = tiny("llama", tokenizer)
-    batcher = continuous.ContinuousBatcher(
-        model,
-        "cpu",
-        stop_ids={tokenizer.eos_token_id},
-        pad_token_id=tokenizer.eos_token_id,
-        max_rows=2,
-        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-        prefill_tokens=4,  # the longer prompts are prefilled in chunks
-    )
+    batcher = cpu_batcher(model, tokenizer, max_rows=2, prefill_tokens=4)  # the longer prompts in chunks
     for i, prompt in enumerate(PROMPTS):
         batcher.submit(i, ask(prompt, max_new_tokens=3), tokenizer(prompt)["input_ids"], prompt)
     before = torch.backends.cuda.cudnn_sdp_enabled()
