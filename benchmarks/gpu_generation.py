@@ -722,10 +722,7 @@ def parse(argv=None):
 
 def main(argv=None) -> dict:
     args = parse(argv)
-    report = run(args)
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2))
-    return report
+    return run(args)  # which writes --out as it goes (save_partial), the last time with every figure
 
 
 if __name__ == "__main__":
