@@ -5,7 +5,7 @@ the tag of what it shows. The tag has two parts:
 
 - the page's *structure*: a hash of everything in the database that the live partials are rendered from and that
   can change once a trial is open (the trial's status, leanings and the like, its experiment's status: a launched
-  experiment's design is fixed; each turn's status, attempts and texts), and of the code that renders them
+  experiment's design is fixed; each turn's status as shown, attempts and texts), and of the code that renders them
   (settings.PLATFORM_COMMIT), except the text of the speeches being written;
 - for each speech being written, its position in the transcript, how many characters of it the page has, and
   (where the page shows its text, not only its length) a short hash of those characters.
@@ -107,6 +107,10 @@ def _compose(trial_fields: tuple, experiment_status: str, turns, text: bool) -> 
         if status == Turn.Status.RUNNING and partial:
             writing[index] = partial
             partial = True  # in the structure: that it is being written, not how far
+        elif status == Turn.Status.RUNNING:
+            # Claimed, no words yet: shown as waiting, like a pending turn (selectors._round_progress), so a
+            # worker's claim renders nothing the page does not already show.
+            status = Turn.Status.PENDING
         structure.append([turn_id, status, attempts, done_text, partial])
     shown_fields = [settings.PLATFORM_COMMIT, trial_fields, experiment_status, structure]
     tag = _hash(json.dumps(shown_fields, separators=(",", ":"), default=str), 16)

@@ -2,6 +2,7 @@
 live trial goes through (on both databases), and each state that changes the page changes the tag."""
 
 import json
+import re
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -24,9 +25,20 @@ def both_tags(trial, judge):
     return views._trial_context(read)["live_tag"], now
 
 
+def page_shown(client, trial) -> str:
+    """The live partials as the judge's page gets them, without the round's seconds (trial.js counts those) and
+    the tag itself."""
+    html = client.get(
+        reverse("judging:trial_live", args=[trial.pk]), HTTP_HX_REQUEST="true", HTTP_X_LIVE_FULL="1"
+    ).content.decode()
+    html = re.sub(r'data-seconds="\d+">\d+<', "", html)
+    html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)  # masked anew in each reply
+    return re.sub(r'hx-ptag="[^"]*"', "", html)
+
+
 @pytest.mark.parametrize("turn_style", ["sequential", "simultaneous"])
 def test_the_polls_tag_is_the_renders_in_every_state_and_changes_with_what_the_page_shows(
-    make_model_config, make_experiment, judge, turn_style
+    client, make_model_config, make_experiment, judge, turn_style
 ):
     experiment = make_experiment(make_model_config("m"), mode="live", rounds=3, min_rounds=1, turn_style=turn_style)
     from judging.services import experiment_launch
@@ -35,19 +47,28 @@ def test_the_polls_tag_is_the_renders_in_every_state_and_changes_with_what_the_p
     trial = first_trial(experiment)
     assert live_tag.current(trial.pk, judge.pk, dead_before=timezone.now()) is None  # not opened: no tag
     trial_open(trial=trial)
-    seen = []
+    client.force_login(judge)
+    seen, pages = [], []
 
-    def state(name):
+    def state(name, page_changes=True):
         rendered, polled = both_tags(trial, judge)
         assert polled is not None and polled.tag == rendered, name
         assert not polled.dead_claim, name
-        assert rendered not in seen, f"{name}: the page changed but its tag did not"
-        seen.append(rendered)
+        page = page_shown(client, trial)
+        if page_changes:
+            assert page != pages[-1] if pages else True, f"{name}: expected a change of the page"
+            assert rendered not in seen, f"{name}: the page changed but its tag did not"
+            seen.append(rendered)
+        else:  # a poll would render what the page shows already
+            assert page == pages[-1], name
+            assert rendered == seen[-1], f"{name}: the tag changed but the page did not"
+        pages.append(page)
 
     state("round 1 waiting for a worker")
     first = trial.turns.order_by("index").first()
     Turn.objects.filter(pk=first.pk).update(status=Turn.Status.RUNNING, claim_token="t", claimed_at=timezone.now())
-    state("claimed, no words yet")  # the status line says "writing"
+    # The page says "waiting" until the first words (selectors._round_progress): a claim renders nothing new.
+    state("claimed, no words yet", page_changes=False)
     Turn.objects.filter(pk=first.pk).update(partial_text="The first words")
     state("first words")
     Turn.objects.filter(pk=first.pk).update(partial_text="The first words, and more")
@@ -66,8 +87,7 @@ def test_the_polls_tag_is_the_renders_in_every_state_and_changes_with_what_the_p
     old = timezone.now() - timedelta(hours=1)
     Turn.objects.filter(pk=second.pk).update(status=Turn.Status.RUNNING, claim_token="dead", claimed_at=old)
     rendered, polled = both_tags(trial, judge)
-    assert polled.tag == rendered and polled.dead_claim and rendered not in seen
-    seen.append(rendered)
+    assert polled.tag == rendered == seen[-1] and polled.dead_claim  # claimed, no words: the page is as it was
     finish_round(trial)
     state("round 2 written")
     live_move(trial_id=trial.pk, judge=judge, action="end")
