@@ -160,7 +160,7 @@ RATE_LIMITS = {
 _cache_url = envstr("DJANGO_CACHE_URL", "locmem://")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        {"BACKEND": "debate_platform.cache.RedisCache", "LOCATION": _cache_url}
         if _cache_url.startswith(("redis://", "rediss://"))
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
