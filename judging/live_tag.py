@@ -15,7 +15,8 @@ yet shown. Where a person debates, the tag is the hash of the judge's view itsel
 (``tag_of``): see there why.
 
 So a poll can tell, from the tag alone, whether the page is up to date (answered 304), whether only speeches being
-written have grown from what the page has (answered with the new characters, which trial.js appends: no render),
+written have grown from what the page has (answered with the new characters, which trial.js appends: no render; a
+speech whose new characters finish a quote is sent whole, split into text and marked quotes as a render marks it),
 or anything else (the partials are rendered). The round's elapsed seconds are left out (trial.js counts them).
 
 The tag is computed two ways that must agree: ``tag_of(trial, view)`` from the trial and turns a render has read (so the
@@ -38,7 +39,7 @@ from django.db import connection
 
 from . import quotes
 from .models import Experiment, Trial, Turn
-from .protocols import registry
+from .protocols import debate, registry
 
 
 def _hash(text: str, size: int) -> str:
@@ -60,16 +61,38 @@ def text_shown(protocol: str, turn_style: str) -> bool:
 
 
 @dataclass(frozen=True)
+class News:
+    """What a page lacks of the speeches being written, by transcript position."""
+
+    append: dict[int, str]  # characters to append as text
+    rewrite: tuple[int, ...] = ()  # speeches whose new characters finish a quote: sent whole (Current.segments)
+
+    def __bool__(self) -> bool:
+        return bool(self.append or self.rewrite)
+
+
+@dataclass(frozen=True)
 class Current:
     tag: str
     dead_claim: bool  # a running turn whose worker's heartbeat stopped: the poll must read on and release it
     writing: dict[int, str]  # the speeches being written, by transcript position
     text_shown: bool  # their text, not only their lengths (text_shown())
+    # For marking the quotes of a speech being written as a render does (``segments``): the trial's question, each
+    # speech's quote budget, and the debaters' speeches the page shows (done, or being written), in transcript order.
+    question_id: int = 0
+    quote_budget: int | None = None
+    debater_speeches: tuple[tuple[int, str], ...] = ()
 
-    def news_since(self, sent: str) -> dict[int, str] | None:
-        """What the page whose tag is ``sent`` lacks: {} when nothing, the characters each speech being written has
-        grown by (by transcript position) when only that and they can be appended as text, None when the page must
-        be rendered."""
+    def segments(self, index: int, passage: str) -> list[dict]:
+        """The speech being written at ``index`` in text and marked quotes, as a render shows it: each quote checked
+        against the passage in transcript order (earlier speeches' quotes count against the budget:
+        selectors.judge_visible_speeches)."""
+        texts = [text for i, text in self.debater_speeches if i <= index]
+        return quotes.shown(quotes.check_transcript(texts, passage, budget=self.quote_budget)[-1])
+
+    def news_since(self, sent: str) -> News | None:
+        """What the page whose tag is ``sent`` lacks: nothing (an empty News), the characters each speech being
+        written has grown by when only that, or None when the page must be rendered."""
         structure, _, writing = sent.partition(".")
         if structure != self.tag.partition(".")[0]:
             return None
@@ -81,7 +104,7 @@ class Current:
             has[int(fields[0])] = (int(fields[1]), fields[2] if len(fields) == 3 else "")
         if has.keys() != self.writing.keys():
             return None
-        news = {}
+        append, rewrite = {}, []
         for index, text in self.writing.items():
             length, digest = has[index]
             if length > len(text) or (self.text_shown and _writing_digest(text[:length]) != digest):
@@ -91,12 +114,13 @@ class Current:
                 return None
             # A render turns each <quote>...</quote> into a quote marked verified or not (judging.quotes), and
             # shows all other text as text. So the new characters can be appended as text unless they finish a
-            # quote: then the speech is rendered (a quote not yet finished shows as typed, in a render too).
-            if any(quote.end() > length for quote in quotes.QUOTE_PATTERN.finditer(text)):
-                return None
-            if length < len(text):
-                news[index] = text[length:]
-        return news
+            # quote: then the speech is sent whole, marked (a quote not yet finished shows as typed, in a render
+            # too). Where only its length is shown, its quotes change nothing on the page.
+            if self.text_shown and any(quote.end() > length for quote in quotes.QUOTE_PATTERN.finditer(text)):
+                rewrite.append(index)
+            elif length < len(text):
+                append[index] = text[length:]
+        return News(append, tuple(rewrite))
 
 
 def _compose(trial_fields: tuple, experiment_status: str, turns, text: bool) -> tuple[str, dict[int, str]]:
@@ -161,7 +185,8 @@ def current(trial_id: int, judge_id: int, *, dead_before) -> Current | None:
         f"SELECT tr.{q('status')}, tr.{q('opened_at')} IS NOT NULL, tr.{q('ended_by_judge')}, tr.{q('leanings')}, "
         f"tr.{q('skipped_at')} IS NOT NULL, ex.{q('status')}, tr.{q('protocol')}, ex.{q('turn_style')}, "
         f"tu.{q('id')}, tu.{q('index')}, tu.{q('status')}, tu.{q('attempts')}, tu.{q('text')}, "
-        f"tu.{q('partial_text')}, CASE WHEN tu.{q('status')} = %s AND tu.{q('claimed_at')} < %s THEN 1 ELSE 0 END "
+        f"tu.{q('partial_text')}, CASE WHEN tu.{q('status')} = %s AND tu.{q('claimed_at')} < %s THEN 1 ELSE 0 END, "
+        f"tu.{q('speaker')}, tr.{q('question_id')}, ex.{q('quote_limit')} "
         f"FROM {trial} tr JOIN {experiment} ex ON ex.{q('id')} = tr.{q('experiment_id')} "
         f"LEFT JOIN {turn} tu ON tu.{q('trial_id')} = tr.{q('id')} "
         f"WHERE tr.{q('id')} = %s AND tr.{q('judge_id')} = %s AND tr.{q('live')} AND tr.{q('opened_at')} IS NOT NULL "
@@ -182,4 +207,19 @@ def current(trial_id: int, judge_id: int, *, dead_before) -> Current | None:
     text = text_shown(first[6], first[7])
     turns = [row[8:14] for row in rows if row[8] is not None]
     tag, writing = _compose(_trial_fields(*first[:5]), first[5], turns, text)
-    return Current(tag=tag, dead_claim=any(row[14] for row in rows), writing=writing, text_shown=text)
+    # The debaters' speeches a page showing text shows (selectors.judge_visible_speeches, sequential turns): the
+    # done ones and those being written.
+    speeches = tuple(
+        (index, writing.get(index, done_text))
+        for _, index, status, _, done_text, _, speaker in (row[8:14] + row[15:16] for row in rows if row[8] is not None)
+        if speaker != debate.JUDGE and (status == Turn.Status.DONE or index in writing)
+    )
+    return Current(
+        tag=tag,
+        dead_claim=any(row[14] for row in rows),
+        writing=writing,
+        text_shown=text,
+        question_id=first[16],
+        quote_budget=registry.PROTOCOLS[first[6]].quote_budget(first[17]),
+        debater_speeches=speeches,
+    )

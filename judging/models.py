@@ -827,10 +827,7 @@ class Trial(models.Model):
 
     @property
     def speech_quote_limit(self) -> int | None:
-        limit = self.experiment.quote_limit
-        if limit is None:
-            return None
-        return limit * self.protocol_spec.budget_multiplier
+        return self.protocol_spec.quote_budget(self.experiment.quote_limit)
 
     def config_for(self, side: str):
         """The configuration speaking for answer ``side``."""

@@ -41,10 +41,23 @@ UNVERIFIED = "unverified"
 OVER_BUDGET = "over_budget"
 
 
+# What the judge's page says of each kind of quote (a quote's title: templates/judging/partials/transcript.html).
+QUOTE_TITLES = {
+    VERIFIED: "Verified: this quote matches the source text",
+    OVER_BUDGET: "Over the quote budget: not counted as verified",
+    UNVERIFIED: "Not verified: these words are not in the source text",
+}
+
+
 @dataclass(frozen=True)
 class Segment:
     kind: str  # TEXT, VERIFIED, UNVERIFIED or OVER_BUDGET
     text: str
+
+
+def shown(segments: list[Segment]) -> list[dict]:
+    """Segments as the judge's page shows them (a render, or a live poll's JSON): kind, text, a quote's title."""
+    return [{"kind": s.kind, "text": s.text, "title": QUOTE_TITLES.get(s.kind, "")} for s in segments]
 
 
 def normalise(text: str) -> str:

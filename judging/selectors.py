@@ -112,7 +112,7 @@ def judge_visible_speeches(trial: Trial, turns, *, answers_swapped: bool = False
             segments = quotes.check_speech(
                 speech["text"], trial.question.passage, budget=trial.speech_quote_limit, already_quoted=already_quoted
             )
-        speech["segments"] = [{"kind": seg.kind, "text": seg.text} for seg in segments]
+        speech["segments"] = quotes.shown(segments)
     return speeches
 
 

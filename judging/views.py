@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import feedback, history, live_tag, orientation, ratelimit, readiness, selectors, services
 from .debater_selectors import is_debater
-from .models import Trial, Turn
+from .models import Question, Trial, Turn
 
 # What no judge page reads, left in the database: a live page is polled every 0.4 s. A turn's prompt holds the
 # whole passage; best-of-N candidates hold their texts.
@@ -272,7 +272,7 @@ def trial_live(request, trial_id: int):
     now = live_tag.current(trial_id, request.user.pk, dead_before=services.live_dead_claim_cutoff(timezone.now()))
     if sent and now is not None and not now.dead_claim:
         news = now.news_since(sent)
-        if news == {}:
+        if news is not None and not news:
             return HttpResponseNotModified()  # htmx swaps nothing: the page shows this already
         if news:
             return _live_news(now, news)
@@ -286,14 +286,17 @@ def trial_live(request, trial_id: int):
     return _live_partials(request, trial, context)
 
 
-def _live_news(now: live_tag.Current, news: dict[int, str]) -> HttpResponse:
+def _live_news(now: live_tag.Current, news: live_tag.News) -> HttpResponse:
     """The characters the speeches being written have grown by, for trial.js to append (by transcript position),
-    where the page shows their text (live_tag.text_shown), and their lengths for the status line. htmx swaps
-    nothing."""
+    where the page shows their text (live_tag.text_shown), and their lengths for the status line; a speech whose new
+    characters finish a quote, whole, in text and marked quotes (trial.js replaces its text). htmx swaps nothing."""
     body = {
-        "append": [{"index": i, "text": text} for i, text in news.items()] if now.text_shown else [],
+        "append": [{"index": i, "text": text} for i, text in news.append.items()] if now.text_shown else [],
         "chars": [{"index": i, "chars": len(text)} for i, text in now.writing.items()],
     }
+    if news.rewrite:
+        passage = Question.objects.values_list("passage", flat=True).get(pk=now.question_id)
+        body["rewrite"] = [{"index": i, "segments": now.segments(i, passage)} for i in news.rewrite]
     # No "<", ">" or "&" in the body, whatever the model wrote: nothing reading it as HTML could find markup.
     content = json.dumps(body).translate({ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"})
     return HttpResponse(content, content_type="application/json", headers={"HX-PTag": now.tag, "HX-Reswap": "none"})

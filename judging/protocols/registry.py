@@ -86,6 +86,10 @@ class Protocol:
     def page_template(self) -> str:
         return f"judging/protocols/{self.name}.html"
 
+    def quote_budget(self, quote_limit: int | None) -> int | None:
+        """Each speech's budget of new verified quote characters (judging.quotes) under the experiment's limit."""
+        return None if quote_limit is None else quote_limit * self.budget_multiplier
+
 
 def _debate_rules(setup: TrialSetup) -> DebateRules:
     return DebateRules(

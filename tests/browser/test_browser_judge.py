@@ -585,6 +585,17 @@ def test_the_judges_selection_in_a_finished_speech_survives_the_live_updates(pag
     # Appended, not rendered (how many replies depends on how the polls fall between the writes).
     assert "application/json" in replies
     assert "(writing…)" in page.inner_text("#transcript")
+    # New characters that finish a quote: the speech comes whole as JSON, its quote marked as a render marks it
+    # (unverified: not words of the passage), its markup still text.
+    since = len(replies)
+    quoted = grown + ' <quote>words <i>not</i> in it</quote> then'
+    play_worker(second, partial_text=quoted)
+    page.wait_for_selector(f'[data-writing="{second.index}"] q.quote.unverified')
+    assert writing.locator("q").inner_text() == "words <i>not</i> in it" and writing.locator("i").count() == 0
+    text = quoted.replace("\n", "").replace("<quote>", "").replace("</quote>", "")  # a <br> has no text
+    assert writing.evaluate("speech => speech.textContent") == text
+    assert writing.locator("br").count() == 1 and "text/html" not in "".join(replies[since:])
+    assert page.evaluate("getSelection().toString()") == "first speech"
 
     play_worker(second, status="done", text="The second speech, complete.")
     page.wait_for_selector("#live-controls:not([hidden])")  # the round is done: the judge's move

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from judging import live_tag, views
+from judging import live_tag, quotes, selectors, views
 from judging.models import Trial, Turn
 from judging.services import experiment_close, live_dead_claim_cutoff, live_move, trial_open, verdict_submit
 from tests.judging.test_trial_partials import finish_round, first_trial
@@ -192,11 +192,27 @@ def test_a_page_that_lacks_only_the_latest_characters_gets_just_those(
     ):
         assert live_poll(judge_client, trial, tampered)["Content-Type"].startswith("text/html"), tampered
     assert live_poll(judge_client, trial, tag).status_code == 304
-    # New characters that finish the quote: rendered, the quote marked, other markup escaped.
+    # New characters that finish the quote: the speech comes whole, in text and its quote marked (as a render marks
+    # it: test_a_speech_that_finishes_a_quote_is_sent_as_a_render_marks_it), nothing rendered.
     writing(trial, speech + " passage text</quote> and on")
-    quoted = live_poll(judge_client, trial, news["HX-PTag"])
-    assert quoted["Content-Type"].startswith("text/html") and '<q class="quote' in quoted.content.decode()
-    assert "<img" not in quoted.content.decode() and "&lt;img" in quoted.content.decode()
+    with django_assert_max_num_queries(4):  # the passage too
+        quoted = live_poll(judge_client, trial, news["HX-PTag"])
+    assert quoted["Content-Type"] == "application/json" and quoted.templates == []
+    assert all(markup not in quoted.content for markup in (b"<", b">", b"&"))
+    body = json.loads(quoted.content)
+    assert body["append"] == [] and body["rewrite"] == [
+        {
+            "index": first.index,
+            "segments": [
+                {"kind": "text", "text": 'The first words, <img src=x onerror="alert(1)"> & ', "title": ""},
+                {"kind": "unverified", "text": "Fancy passage text", "title": quotes.QUOTE_TITLES["unverified"]},
+                {"kind": "text", "text": " and on", "title": ""},
+            ],
+        }
+    ]
+    assert live_poll(judge_client, trial, quoted["HX-PTag"]).status_code == 304
+    writing(trial, speech + " passage text</quote> and on, and on")  # after the quote: appended again
+    assert json.loads(live_poll(judge_client, trial, quoted["HX-PTag"]).content)["append"][0]["text"] == ", and on"
     news = quoted
     # A page whose text is not a beginning of the speech now (a tag tampered with, or the text rewritten), a tag
     # that cannot be read, or a page that asks for the whole partials: rendered.
@@ -209,6 +225,34 @@ def test_a_page_that_lacks_only_the_latest_characters_gets_just_those(
     assert live_poll(judge_client, trial, current)["Content-Type"].startswith("text/html")
 
 
+def test_a_speech_that_finishes_a_quote_is_sent_as_a_render_marks_it(
+    judge_client, make_model_config, make_experiment
+):
+    # A budget of 12 characters of new quoted material per speech, each character of the passage counted once per
+    # trial: the second speech's "The sky is blue" costs only " blue" (the first quoted "The sky is"), which leaves
+    # too little for "clear days"; words not in the passage are unverified.
+    trial = opened(make_model_config, make_experiment, turn_style="sequential", quote_limit=12)
+    first, second = trial.turns.order_by("index")[:2]
+    Turn.objects.filter(pk=first.pk).update(status=Turn.Status.DONE, text="<quote>The sky is</quote> it says.")
+    Turn.objects.filter(pk=second.pk).update(status=Turn.Status.RUNNING, claim_token="t", partial_text="I say <quote>The")
+    tag = live_poll(judge_client, trial, "")["HX-PTag"]
+    for speech in (
+        "I say <quote>The sky is blue</quote> and",
+        "I say <quote>The sky is blue</quote> and <quote>not in it</quote>,\nthen <quote>clear days</quote>.",
+    ):
+        Turn.objects.filter(pk=second.pk).update(partial_text=speech)
+        reply = live_poll(judge_client, trial, tag)
+        assert reply["Content-Type"] == "application/json"
+        [sent] = json.loads(reply.content)["rewrite"]
+        render = views._own_trial(SimpleNamespace(user=trial.judge), trial.pk)
+        [shown] = [s for s in selectors.judge_view_of_trial(render)["transcript"] if s.get("index") == second.index]
+        assert sent == {"index": second.index, "segments": shown["segments"]}
+        tag = reply["HX-PTag"]
+    kinds = [(s["kind"], s["text"]) for s in sent["segments"] if s["kind"] != "text"]
+    assert kinds == [("verified", "The sky is blue"), ("unverified", "not in it"), ("over_budget", "clear days")]
+    assert live_poll(judge_client, trial, tag).status_code == 304
+
+
 def test_simultaneous_speeches_send_only_their_lengths_and_a_persons_trial_nothing(
     judge_client, make_model_config, make_experiment, other_judge
 ):
@@ -216,7 +260,7 @@ def test_simultaneous_speeches_send_only_their_lengths_and_a_persons_trial_nothi
     first = writing(trial, "Hidden words")
     rendered = live_poll(judge_client, trial, "")
     assert "Hidden words" not in rendered.content.decode()
-    speech = "Hidden words, and more hidden words"
+    speech = "Hidden words, and <quote>more hidden</quote> words"  # a quote finished: still only the length
     writing(trial, speech)
     news = live_poll(judge_client, trial, rendered["HX-PTag"])
     assert json.loads(news.content) == {"append": [], "chars": [{"index": first.index, "chars": len(speech)}]}

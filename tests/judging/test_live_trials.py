@@ -154,7 +154,7 @@ def test_sequential_rounds_show_text_while_it_is_written(live_experiment, judge,
             "label": f"Debater {first.speaker}",
             "text": "Half a sentence",
             "index": first.index,  # where the live page appends its next characters
-            "segments": [{"kind": "text", "text": "Half a sentence"}],
+            "segments": [{"kind": "text", "text": "Half a sentence", "title": ""}],
         }
     ]
     assert view["state"]["speaking"] is True and view["state"]["can_ask"] is False

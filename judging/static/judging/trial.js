@@ -165,9 +165,10 @@
 
   // ---- Live news: the characters the speeches being written have grown by ------------------------------------
   // A poll whose page lacks only those is answered with them as JSON (views.trial_live), appended here as text
-  // (never parsed as HTML: model output is untrusted), with line breaks where the server's render puts them; htmx
-  // swaps nothing (its ptag extension has already taken the reply's tag). Should the page lack the speech, the
-  // next poll asks for the whole partials (X-Live-Full).
+  // (never parsed as HTML: model output is untrusted), with line breaks where the server's render puts them, or,
+  // where they finish a quote, the whole speech in text and marked quotes; htmx swaps nothing (its ptag extension
+  // has already taken the reply's tag). Should the page lack the speech, the next poll asks for the whole
+  // partials (X-Live-Full).
   let wholeNext = false;
   const isPoll = (ctx) => ctx?.sourceElement?.id === "live-status";
   document.addEventListener("htmx:config:request", (event) => {
@@ -188,16 +189,38 @@
       wholeNext = true;
       return;
     }
-    for (const {index, text} of news.append) {
+    const speechAt = (index) => {
       const speech = document.querySelector(`[data-writing="${Number(index)}"]`);
-      if (!speech) {
-        wholeNext = true;
-        continue;
-      }
+      if (!speech) wholeNext = true;
+      return speech;
+    };
+    const appendText = (speech, text) => {
       text.replace(/\r\n?/g, "\n").split("\n").forEach((line, i) => {
         if (i) speech.append(document.createElement("br"));
         if (line) speech.append(line);  // a text node
       });
+    };
+    for (const {index, text} of news.append) {
+      const speech = speechAt(index);
+      if (speech) appendText(speech, text);
+    }
+    // A speech whose new characters finished a quote comes whole, as the render's segments: plain text, and quotes
+    // marked as transcript.html marks them (their text as text, never as HTML).
+    for (const {index, segments} of news.rewrite || []) {
+      const speech = speechAt(index);
+      if (!speech) continue;
+      speech.replaceChildren();
+      for (const {kind, text, title} of segments) {
+        if (kind === "text") {
+          appendText(speech, text);
+          continue;
+        }
+        const quote = document.createElement("q");
+        quote.className = `quote ${kind}`;
+        quote.title = title;
+        quote.textContent = text;
+        speech.append(quote);
+      }
     }
     for (const {index, chars} of news.chars) {
       const out = document.querySelector(`[data-chars="${Number(index)}"]`);
