@@ -12,8 +12,10 @@ Each run:
    written while the judge watches) and, in the mixed scenario, pre-generated ones whose transcripts are written
    at once. No model runs: a writer process stands in for the GPU worker, claiming each live turn through the
    platform's claim API, writing its partial_text every 0.25 s (as generation.session does) and recording it done.
-2. Starts gunicorn exactly as the Dockerfile and docker-compose.yml do (debate_platform.wsgi, 3 sync workers),
-   with the cache and sessions in Redis (--redis-url) and the HTTPS settings off (plain http on 127.0.0.1).
+2. Starts gunicorn exactly as the Dockerfile and docker-compose.yml do (debate_platform.wsgi in the platform's
+   folder, whose gunicorn.conf.py sets the workers: 3 processes of 4 threads; --workers and --worker-class override
+   it, to compare), with the cache and sessions in Redis (--redis-url) and the HTTPS settings off (plain http on
+   127.0.0.1).
 3. Drives it with locust (headless, as a library, in a process of its own): each simulated judge logs in (once:
    its cookies are kept for later steps), asks for its next trial, starts it (a POST), and on a live trial polls
    the live endpoint every 0.4 s while the debaters speak (as htmx does, sending back the HX-PTag it was given),
@@ -545,10 +547,15 @@ def csrf(html: str) -> str:
 
 
 def gunicorn_start(args) -> subprocess.Popen:
-    """The web server as the Dockerfile's CMD and docker-compose's web service run it (bound to 127.0.0.1)."""
+    """The web server as the Dockerfile's CMD and docker-compose's web service run it (bound to 127.0.0.1), in the
+    platform's folder (its gunicorn.conf.py), but for the workers asked for."""
     command = [sys.executable, "-m", "gunicorn", "debate_platform.wsgi", "--bind", f"127.0.0.1:{args.port}"]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    if args.worker_class:
+        command += ["--worker-class", args.worker_class]
     server = subprocess.Popen(
-        [*command, "--workers", str(args.workers)],
+        command,
         cwd=args.app_dir,
         env=scratch_env(args, WEB_APPLICATION),
         stdout=subprocess.DEVNULL,
@@ -775,7 +782,8 @@ def parse(argv=None):
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="cache, sessions, broker: flushed")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (the Dockerfile's 3)")
+    parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: gunicorn.conf.py's)")
+    parser.add_argument("--worker-class", default="", help="e.g. sync, to compare (default: gunicorn.conf.py's)")
     parser.add_argument("--app-dir", default=str(ROOT), help="the platform to serve (another checkout: before/after)")
     parser.add_argument("--passage-chars", type=int, default=6000)
     parser.add_argument("--speech-chars", type=int, default=700)

@@ -1,0 +1,74 @@
+"""The web server as deployed: gunicorn started with the Dockerfile's command in the project's folder takes its
+workers from gunicorn.conf.py (threaded), and a browser's connection stays open between requests (keep-alive), as a
+judge's live page polls over it."""
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dockerfile_command() -> list[str]:
+    [cmd] = re.findall(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    return json.loads(cmd)
+
+
+def test_the_dockerfile_and_compose_leave_the_workers_to_gunicorn_conf():
+    assert dockerfile_command() == ["gunicorn", "debate_platform.wsgi", "--bind", "0.0.0.0:8000"]
+    web = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["web"]["command"]
+    assert re.search(r"gunicorn debate_platform\.wsgi --bind 0\.0\.0\.0:8000\"?\s*$", web), web
+
+
+@pytest.mark.integration
+def test_gunicorn_as_deployed_keeps_a_browsers_connection_open(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", *dockerfile_command()]
+    command[command.index("0.0.0.0:8000")] = f"127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "debate_platform.settings",
+        "DJANGO_SECRET_KEY": "web-server-test-only-" + "x" * 40,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",  # the login page reads nothing from it
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_COOKIES": "0",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_SECURE_HSTS_SECONDS": "0",
+    }
+    log = tmp_path / "gunicorn.log"
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    try:
+        connection = None
+        for _ in range(600):  # until it answers (a guard of minutes on a loaded machine), or exits
+            assert server.poll() is None, log.read_text()
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                connection.request("GET", "/accounts/login/")
+                break
+            except OSError:
+                connection = None
+                time.sleep(0.2)
+        assert connection is not None, log.read_text()
+        first = connection.getresponse()
+        assert first.status == 200 and first.read()
+        sock = connection.sock
+        assert sock is not None and (first.getheader("Connection") or "").lower() != "close"
+        connection.request("GET", "/accounts/login/")
+        second = connection.getresponse()
+        assert second.status == 200 and second.read()
+        assert connection.sock is sock  # the same connection: a sync worker would have closed it
+        assert "gthread" in log.read_text()  # gunicorn names its worker class at start
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
