@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -623,8 +623,8 @@ def experiment_close(*, experiment: Experiment) -> int:
     judges may see their results (judging.feedback). Returns the trials left unjudged (ready, in progress or
     being prepared), which stay in the data as they are.
 
-    Under the experiment's row lock, which verdicts, moves and beats also take (they lock their trial with its
-    experiment), so none is recorded after the close; closing twice is refused (a double click is harmless).
+    Under the experiment's row lock, for update: verdicts, moves, beats and skips lock it for share (``_lock_trial``),
+    so none is recorded after the close; closing twice is refused (a double click is harmless).
     """
     with transaction.atomic():
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
@@ -641,6 +641,28 @@ def experiment_close(*, experiment: Experiment) -> int:
 def _refuse_if_closed(experiment: Experiment, refusal: type[VerdictRefused]) -> None:
     if experiment.status == Experiment.Status.CLOSED:
         raise refusal(CLOSED, status=409)
+
+
+def _lock_trial(trial_id: int, judge=None, related: tuple[str, ...] = ()) -> Trial | None:
+    """The trial (``judge``'s, where given), locked for update, with its experiment (and ``related``) read; or None.
+
+    Its experiment's row is locked *for share* first: so the moves, beats, verdicts and skips of the different
+    trials of one experiment go on side by side (a lock for update taken with the trial's would queue every judge
+    of the experiment behind each other), while a close, which locks the experiment for update, waits for those in
+    flight and they for it: none is recorded after the close (``experiment_close``). Lock order: the experiment,
+    then the trial, as everywhere. Where there is no select ... for update (SQLite), a write transaction locks the
+    whole database instead."""
+    if connection.features.has_select_for_update_of:
+        q = connection.ops.quote_name
+        trial, experiment = q(Trial._meta.db_table), q(Experiment._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {experiment} WHERE {q('id')} IN "
+                f"(SELECT {q('experiment_id')} FROM {trial} WHERE {q('id')} = %s) FOR SHARE",
+                [trial_id],
+            )
+    trials = Trial.objects.select_for_update(of=("self",)).select_related("experiment", *related).filter(pk=trial_id)
+    return (trials if judge is None else trials.filter(judge=judge)).first()
 
 
 def _lock_queue(judge_id: int) -> None:
@@ -793,7 +815,7 @@ def trial_skip(*, trial_id: int, judge, reason: str) -> Trial:
         raise TrialRefused(f"the reason is limited to {SKIP_REASON_MAX} characters")
     with transaction.atomic():
         _lock_queue(judge.pk)
-        trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
+        trial = _lock_trial(trial_id, judge)
         if trial is None:  # unknown, or someone else's: the same answer, so ids leak nothing
             raise TrialRefused("no such trial in your queue", status=404)
         if trial.status == Trial.Status.SKIPPED:
@@ -827,7 +849,7 @@ def live_move(
     that it is correct; stored as the probability that A is correct, docs/scoring.md).
     """
     with transaction.atomic():
-        trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
+        trial = _lock_trial(trial_id, judge)
         if trial is None:
             raise MoveRefused("no such trial in your queue", status=404)
         experiment = trial.experiment
@@ -909,7 +931,7 @@ def speech_submit(*, turn_id: int, person, text: str) -> Turn:
         if turn is None:  # unknown, or someone else's: the same answer, so ids leak nothing
             raise SpeechRefused("no such speech of yours", status=404)
         # The trial's row lock orders this with the judge's moves and a second submission.
-        trial = Trial.objects.select_for_update().select_related("experiment", "question").get(pk=turn.trial_id)
+        trial = _lock_trial(turn.trial_id, related=("question",))
         turn.refresh_from_db()
         if turn.status == Turn.Status.DONE:
             raise SpeechRefused("you have already submitted this speech", status=409)
@@ -1011,7 +1033,7 @@ def active_time_beat(*, trial_id: int, judge, page, seq, fresh: bool) -> ActiveT
     with transaction.atomic():
         # The trial's row lock orders beats with each other and with the verdict, so no beat counts twice
         # and none adds time after the verdict.
-        trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
+        trial = _lock_trial(trial_id, judge)
         if trial is None:  # unknown, or someone else's: the same answer, so ids leak nothing
             raise BeatRefused("no such trial in your queue", status=404)
         if trial.status == Trial.Status.JUDGED:
@@ -1047,7 +1069,7 @@ def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale:
     if len(rationale) > 5000:
         raise VerdictRefused("the rationale is limited to 5000 characters")
     with transaction.atomic():
-        trial = Trial.objects.select_for_update().select_related("experiment").filter(pk=trial_id, judge=judge).first()
+        trial = _lock_trial(trial_id, judge)
         if trial is None:  # unknown, or someone else's: the same answer, so ids leak nothing
             raise VerdictRefused("no such trial in your queue", status=404)
         if Verdict.objects.filter(trial=trial).exists():

@@ -1,0 +1,102 @@
+"""The locks that order a judge's writes with an experiment's close, on PostgreSQL (SQLite locks the whole database
+for a write): the beats, moves and verdicts of different trials of one experiment do not wait for each other, and a
+close waits for those in flight (services._lock_trial, services.experiment_close)."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from judging import services
+from judging.services import BeatRefused, active_time_beat, experiment_close, experiment_launch, trial_open
+
+pytestmark = pytest.mark.django_db(transaction=True)
+GUARD_SECONDS = 600  # only stops a hung test; nothing is decided by time
+
+
+@pytest.fixture
+def two_judges_trials(make_model_config, make_experiment, judge, other_judge):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite locks the whole database for a write)")
+    experiment = make_experiment(make_model_config("m"), judges=[judge, other_judge], mode="live", rounds=2)
+    experiment_launch(experiment=experiment)
+    trials = []
+    for person in (judge, other_judge):
+        trial = experiment.trials.filter(judge=person).order_by("queue_position").first()
+        trial_open(trial=trial)
+        trials.append(trial)
+    return experiment, trials
+
+
+def in_thread(name, work):
+    """``work`` in a thread of its own (its own database connection), its outcome kept."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = work()
+        except Exception as error:  # noqa: BLE001 - kept for the test to look at
+            outcome["error"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread, outcome
+
+
+def test_judges_of_one_experiment_write_side_by_side_and_a_close_waits_for_them(
+    two_judges_trials, judge, other_judge, monkeypatch
+):
+    experiment, (first, second) = two_judges_trials
+    locked, release = threading.Event(), threading.Event()
+    checked = services._refuse_unless_opened
+
+    def held_open(trial, refusal):  # the first judge's beat stops here, its locks taken, until released
+        checked(trial, refusal)
+        if threading.current_thread().name == "in flight":
+            locked.set()
+            assert release.wait(GUARD_SECONDS)
+
+    monkeypatch.setattr(services, "_refuse_unless_opened", held_open)
+    beat = lambda trial, person: lambda: active_time_beat(  # noqa: E731
+        trial_id=trial.pk, judge=person, page="p1", seq=1, fresh=True
+    )
+    in_flight, in_flight_outcome = in_thread("in flight", beat(first, judge))
+    try:
+        assert locked.wait(GUARD_SECONDS)
+        # Another judge's beat on the same experiment goes through while the first holds its locks. (Were the
+        # experiment locked for update, it would wait: the lock timeout only turns a hang into a failure.)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '60s'")
+        active_time_beat(trial_id=second.pk, judge=other_judge, page="p2", seq=1, fresh=True)
+        # A close waits for the beat in flight.
+        pid = []
+
+        def close():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid.append(cursor.fetchone()[0])
+            return experiment_close(experiment=experiment)
+
+        closer, closed = in_thread("closer", close)
+        guard = time.monotonic() + GUARD_SECONDS
+        waiting = None
+        while closer.is_alive() and time.monotonic() < guard:
+            if pid:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid[0]])
+                    waiting = cursor.fetchone()[0]
+                if waiting == "Lock":
+                    break
+            time.sleep(0.02)
+        assert waiting == "Lock" and closer.is_alive(), closed
+    finally:
+        release.set()
+        in_flight.join(GUARD_SECONDS)
+    closer.join(GUARD_SECONDS)
+    assert "error" not in in_flight_outcome and "error" not in closed, (in_flight_outcome, closed)
+    # Once closed, no beat is taken.
+    with pytest.raises(BeatRefused, match="closed"):
+        active_time_beat(trial_id=second.pk, judge=other_judge, page="p2", seq=2, fresh=False)
