@@ -35,6 +35,7 @@ otherwise (sliding-window or linear-attention layers keep other cache state).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Hashable
@@ -48,6 +49,8 @@ from transformers.cache_utils import DynamicLayer
 from .base import GenerationRequest, GenerationResult
 from .limits import tokens_past_limit
 from .prefix_cache import PrefixCache
+
+log = logging.getLogger(__name__)
 
 # How many of the most likely tokens are sorted for top-p sampling before falling back to the whole vocabulary.
 NUCLEUS_CANDIDATES = 512
@@ -176,6 +179,7 @@ class ContinuousBatcher:
         self.rows: list[Row] = []
         self.prefilled_last = False  # the last step was a prefill: the running rows decode next
         self.prefill_steps = 0  # steps that prefilled (a whole group, or one chunk of a long prompt)
+        self.prefix_failures = 0  # cached prefixes that could not be copied (out of memory): prefilled whole
         self.first_words = False  # a row got its first token since partial_texts() was last called
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [rows, cache length], 1 = a real token
@@ -302,7 +306,12 @@ class ContinuousBatcher:
         # A row started from a cache is prefilled on its own: worth it only where most of its prompt is reused
         # (the next round of a debate, a paused row), not for a shared chat-template preamble.
         context = row.context_ids
-        length, cache = self.prefix_cache.longest(context, most=len(context) - 1, least=len(context) // 2)
+        try:
+            length, cache = self.prefix_cache.longest(context, most=len(context) - 1, least=len(context) // 2)
+        except Exception:  # copying the prefix ran out of memory: this row is prefilled whole, the batch goes on
+            log.warning("could not start a request from its cached prefix; prefilling it whole", exc_info=True)
+            self.prefix_failures += 1
+            return
         if cache is not None:
             row.cache, row.prefilled, row.attached = cache, length, length
             row.reused += length

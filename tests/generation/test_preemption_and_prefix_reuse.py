@@ -101,6 +101,31 @@ def test_a_prompt_that_extends_a_cached_one_prefills_only_its_new_tokens(tiny_mo
     assert reusing.prefix_cache.hits == 1 and reusing.prefix_cache.reused_tokens == len(round_one)
 
 
+def test_a_cached_prefix_that_cannot_be_copied_costs_its_reuse_not_the_batch(tiny_model_dir):
+    """Copying a cached prefix can run out of memory (on a GPU): that request is prefilled whole, the rows running
+    beside it go on, and what each writes is what it would have written."""
+    tokenizer, plain = batcher(tiny_model_dir, max_rows=2, prefix_cache=False)
+    round_one = tokenizer(PARAGRAPH * 3)["input_ids"]
+    round_two = round_one + tokenizer(" Then the judge asked why, and the debaters answered.")["input_ids"]
+    other = tokenizer("Another debate entirely, about the price of bread.")["input_ids"]
+    plain.submit("busy", ask("busy", max_new_tokens=40, min_new_tokens=40), other)
+    plain.submit("two", ask("two"), round_two)
+    expected = run(plain)
+
+    _, failing = batcher(tiny_model_dir, max_rows=2)
+    failing.submit("one", ask("one"), round_one)
+    run(failing)
+    failing.submit("busy", ask("busy", max_new_tokens=40, min_new_tokens=40), other)
+    failing.step()  # running
+    out_of_memory = torch.OutOfMemoryError("CUDA out of memory (as a test raises it)")
+    with mock.patch.object(failing.prefix_cache, "longest", side_effect=out_of_memory):
+        failing.submit("two", ask("two"), round_two)
+        results = run(failing)
+    assert failing.prefix_failures == 1
+    assert results["two"].tokens_prefilled == len(round_two)  # whole
+    assert {key: r.text for key, r in results.items()} == {key: expected[key].text for key in ("busy", "two")}
+
+
 def test_prompts_that_extend_cached_ones_are_prefilled_together_and_write_what_they_would_alone(tiny_model_dir):
     """Judges asking at once: each debater's next round extends its cached round, by different lengths. One step
     prefills them all (the shorter extension recomputes a few cached tokens to stay aligned); what each writes is
