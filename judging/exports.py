@@ -760,7 +760,9 @@ def _csv_cell(value):
     return "" if value is None else value
 
 
-def _iter_csv(rows: Iterator[dict], columns: dict) -> Iterator[str]:
+def iter_csv(rows: Iterator[dict], columns: dict) -> Iterator[str]:
+    """CSV text of ``rows`` (dicts in ``columns``' order) under a header of ``columns``, each cell made safe for
+    spreadsheets (``_csv_cell``); streamed in chunks of rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
@@ -853,7 +855,7 @@ def iter_export(table: str, fmt: str, experiment_ids: Iterable[int], role: str =
         return _iter_parquet_file(table, experiment_ids, role)
     if fmt == "jsonl":
         return _iter_jsonl(rows)
-    return _iter_csv(rows, columns)
+    return iter_csv(rows, columns)
 
 
 def write_export(

@@ -19,7 +19,7 @@ from .models import Experiment, Seat, Trial
 
 CENT = Decimal("0.01")
 
-# Column name → kind, in order (the CSV's header; judging.exports._iter_csv writes it).
+# Column name → kind, in order (the CSV's header; judging.exports.iter_csv writes it).
 COLUMNS = {
     "judge": "str",
     "participant_id": "str",

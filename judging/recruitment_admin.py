@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from audit.recording import Kind, record
 
 from . import judge_import, pay_report, recruitment
-from .exports import _iter_csv
+from .exports import iter_csv
 from .models import Experiment, Invite, Seat
 
 
@@ -165,7 +165,7 @@ class InviteAdmin(admin.ModelAdmin):
             pairs = []
         rows = ({"username": name, "password": password} for name, password in pairs)
         response = StreamingHttpResponse(
-            _iter_csv(rows, {"username": "str", "password": "str"}), content_type="text/csv"
+            iter_csv(rows, {"username": "str", "password": "str"}), content_type="text/csv"
         )
         response["Content-Disposition"] = 'attachment; filename="judges-passwords.csv"'
         return response
@@ -193,7 +193,7 @@ class InviteAdmin(admin.ModelAdmin):
                 per_active_hour=str(rates.per_active_hour),
                 per_point=str(rates.per_point),
             )
-            response = StreamingHttpResponse(_iter_csv(iter(rows), pay_report.COLUMNS), content_type="text/csv")
+            response = StreamingHttpResponse(iter_csv(iter(rows), pay_report.COLUMNS), content_type="text/csv")
             stamp = timezone.now().strftime("%Y%m%d-%H%M")
             response["Content-Disposition"] = f'attachment; filename="experiment-{experiment.pk}-pay-{stamp}.csv"'
             return response

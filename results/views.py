@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from audit.recording import record_export
 from judging import exports
-from judging.exports import _iter_csv, model_answer_rows, model_verdict_rows, trial_rows
+from judging.exports import iter_csv, model_answer_rows, model_verdict_rows, trial_rows
 from judging.models import Experiment
 
 from . import accuracy, agreement, plots, quality
@@ -141,7 +141,7 @@ def judge_quality_csv(request):
     panel = quality.judge_quality(verdict_records(ids), verdict_records(ids, role="attention"))
     # The exports' CSV writer: text in chunks, and cells a spreadsheet will not run as formulas.
     response = StreamingHttpResponse(
-        _iter_csv(quality.panel_rows(panel), quality.PANEL_COLUMNS), content_type="text/csv"
+        iter_csv(quality.panel_rows(panel), quality.PANEL_COLUMNS), content_type="text/csv"
     )
     response["Content-Disposition"] = f'attachment; filename="experiments-{"-".join(map(str, ids))}-judge-quality.csv"'
     return response

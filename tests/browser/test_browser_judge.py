@@ -588,7 +588,7 @@ def test_the_judges_selection_in_a_finished_speech_survives_the_live_updates(pag
     # New characters that finish a quote: the speech comes whole as JSON, its quote marked as a render marks it
     # (unverified: not words of the passage), its markup still text.
     since = len(replies)
-    quoted = grown + ' <quote>words <i>not</i> in it</quote> then'
+    quoted = grown + " <quote>words <i>not</i> in it</quote> then"
     play_worker(second, partial_text=quoted)
     page.wait_for_selector(f'[data-writing="{second.index}"] q.quote.unverified')
     assert writing.locator("q").inner_text() == "words <i>not</i> in it" and writing.locator("i").count() == 0

@@ -60,10 +60,11 @@ def test_judges_of_one_experiment_write_side_by_side_and_a_close_waits_for_them(
             assert release.wait(GUARD_SECONDS)
 
     monkeypatch.setattr(services, "_refuse_unless_opened", held_open)
-    beat = lambda trial, person: lambda: active_time_beat(  # noqa: E731
-        trial_id=trial.pk, judge=person, page="p1", seq=1, fresh=True
-    )
-    in_flight, in_flight_outcome = in_thread("in flight", beat(first, judge))
+
+    def first_beat():
+        return active_time_beat(trial_id=first.pk, judge=judge, page="p1", seq=1, fresh=True)
+
+    in_flight, in_flight_outcome = in_thread("in flight", first_beat)
     try:
         assert locked.wait(GUARD_SECONDS)
         # Another judge's beat on the same experiment goes through while the first holds its locks. (Were the

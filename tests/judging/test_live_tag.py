@@ -225,16 +225,15 @@ def test_a_page_that_lacks_only_the_latest_characters_gets_just_those(
     assert live_poll(judge_client, trial, current)["Content-Type"].startswith("text/html")
 
 
-def test_a_speech_that_finishes_a_quote_is_sent_as_a_render_marks_it(
-    judge_client, make_model_config, make_experiment
-):
+def test_a_speech_that_finishes_a_quote_is_sent_as_a_render_marks_it(judge_client, make_model_config, make_experiment):
     # A budget of 12 characters of new quoted material per speech, each character of the passage counted once per
     # trial: the second speech's "The sky is blue" costs only " blue" (the first quoted "The sky is"), which leaves
     # too little for "clear days"; words not in the passage are unverified.
     trial = opened(make_model_config, make_experiment, turn_style="sequential", quote_limit=12)
     first, second = trial.turns.order_by("index")[:2]
     Turn.objects.filter(pk=first.pk).update(status=Turn.Status.DONE, text="<quote>The sky is</quote> it says.")
-    Turn.objects.filter(pk=second.pk).update(status=Turn.Status.RUNNING, claim_token="t", partial_text="I say <quote>The")
+    started = {"status": Turn.Status.RUNNING, "claim_token": "t", "partial_text": "I say <quote>The"}
+    Turn.objects.filter(pk=second.pk).update(**started)
     tag = live_poll(judge_client, trial, "")["HX-PTag"]
     for speech in (
         "I say <quote>The sky is blue</quote> and",
