@@ -552,6 +552,8 @@ def gunicorn_start(args) -> subprocess.Popen:
     command = [sys.executable, "-m", "gunicorn", "debate_platform.wsgi", "--bind", f"127.0.0.1:{args.port}"]
     if args.workers:
         command += ["--workers", str(args.workers)]
+    elif not (Path(args.app_dir) / "gunicorn.conf.py").exists():
+        command += ["--workers", "3"]  # a checkout from before gunicorn.conf.py: its Dockerfile's 3 workers
     if args.worker_class:
         command += ["--worker-class", args.worker_class]
     server = subprocess.Popen(

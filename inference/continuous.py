@@ -308,7 +308,7 @@ class ContinuousBatcher:
         context = row.context_ids
         try:
             length, cache = self.prefix_cache.longest(context, most=len(context) - 1, least=len(context) // 2)
-        except Exception:  # copying the prefix ran out of memory: this row is prefilled whole, the batch goes on
+        except torch.OutOfMemoryError:  # copying the prefix: this row is prefilled whole, the batch goes on
             log.warning("could not start a request from its cached prefix; prefilling it whole", exc_info=True)
             self.prefix_failures += 1
             return

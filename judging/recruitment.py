@@ -105,8 +105,9 @@ def invite_create(
 
 
 def _open_invite(token: str) -> Invite:
-    """The invite of a link, locked, so two newcomers never take the same seat."""
-    invite = Invite.objects.select_for_update().select_related("experiment").filter(token=token).first()
+    """The invite of a link, locked, so two newcomers never take the same seat (the invite's row only: its
+    experiment locked too would hold every judge's move and beat of it while a newcomer's password is hashed)."""
+    invite = Invite.objects.select_for_update(of=("self",)).select_related("experiment").filter(token=token).first()
     if invite is None:
         raise INVALID_LINK
     return invite

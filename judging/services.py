@@ -649,9 +649,10 @@ def _lock_trial(trial_id: int, judge=None, related: tuple[str, ...] = ()) -> Tri
     Its experiment's row is locked *for share* first: so the moves, beats, verdicts and skips of the different
     trials of one experiment go on side by side (a lock for update taken with the trial's would queue every judge
     of the experiment behind each other), while a close, which locks the experiment for update, waits for those in
-    flight and they for it: none is recorded after the close (``experiment_close``). Lock order: the experiment,
-    then the trial, as everywhere. Where there is no select ... for update (SQLite), a write transaction locks the
-    whole database instead."""
+    flight and they for it: none is recorded after the close (``experiment_close``). Lock order: the judge's queue
+    where it is locked (``_lock_queue``: opening and skipping), then the experiment, then the trial; a transaction
+    that locks an experiment for update (launch, close, replacements) must never then lock a ready trial. Where
+    there is no select ... for update (SQLite), a write transaction locks the whole database instead."""
     if connection.features.has_select_for_update_of:
         q = connection.ops.quote_name
         trial, experiment = q(Trial._meta.db_table), q(Experiment._meta.db_table)
@@ -792,6 +793,8 @@ def trial_open(*, trial: Trial) -> None:
     if trial.opened_at is None:
         with transaction.atomic():
             _lock_queue(trial.judge_id)
+            # Ordered with a close (``_lock_trial``): no trial is opened once its experiment is closed.
+            _refuse_if_closed(_lock_trial(trial.pk).experiment, TrialRefused)
             trial.refresh_from_db(fields=["status", "opened_at"])
             _refuse_unless_next(trial)
             Trial.objects.filter(pk=trial.pk, opened_at__isnull=True).update(opened_at=timezone.now())

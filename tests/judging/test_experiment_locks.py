@@ -1,6 +1,7 @@
 """The locks that order a judge's writes with an experiment's close, on PostgreSQL (SQLite locks the whole database
 for a write): the beats, moves and verdicts of different trials of one experiment do not wait for each other, and a
-close waits for those in flight (services._lock_trial, services.experiment_close)."""
+close waits for those in flight, and a trial is not opened while its experiment closes (services._lock_trial,
+services.experiment_close, services.trial_open)."""
 
 import threading
 import time
@@ -9,7 +10,15 @@ import pytest
 from django.db import connection
 
 from judging import services
-from judging.services import BeatRefused, active_time_beat, experiment_close, experiment_launch, trial_open
+from judging.models import Experiment
+from judging.services import (
+    BeatRefused,
+    TrialRefused,
+    active_time_beat,
+    experiment_close,
+    experiment_launch,
+    trial_open,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 GUARD_SECONDS = 600  # only stops a hung test; nothing is decided by time
@@ -27,6 +36,27 @@ def two_judges_trials(make_model_config, make_experiment, judge, other_judge):
         trial_open(trial=trial)
         trials.append(trial)
     return experiment, trials
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def wait_until_waiting_on_a_lock(thread, pid: list) -> str | None:
+    """The wait event of the thread's PostgreSQL backend once it waits on a lock, or its last one if the thread
+    ended first (never decided by time: the guard only stops a hung test)."""
+    guard, waiting = time.monotonic() + GUARD_SECONDS, None
+    while thread.is_alive() and time.monotonic() < guard:
+        if pid:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid[0]])
+                waiting = cursor.fetchone()[0]
+            if waiting == "Lock":
+                return waiting
+        time.sleep(0.02)
+    return waiting
 
 
 def in_thread(name, work):
@@ -76,23 +106,11 @@ def test_judges_of_one_experiment_write_side_by_side_and_a_close_waits_for_them(
         pid = []
 
         def close():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                pid.append(cursor.fetchone()[0])
+            pid.append(backend_pid())
             return experiment_close(experiment=experiment)
 
         closer, closed = in_thread("closer", close)
-        guard = time.monotonic() + GUARD_SECONDS
-        waiting = None
-        while closer.is_alive() and time.monotonic() < guard:
-            if pid:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid[0]])
-                    waiting = cursor.fetchone()[0]
-                if waiting == "Lock":
-                    break
-            time.sleep(0.02)
-        assert waiting == "Lock" and closer.is_alive(), closed
+        assert wait_until_waiting_on_a_lock(closer, pid) == "Lock" and closer.is_alive(), closed
     finally:
         release.set()
         in_flight.join(GUARD_SECONDS)
@@ -101,3 +119,40 @@ def test_judges_of_one_experiment_write_side_by_side_and_a_close_waits_for_them(
     # Once closed, no beat is taken.
     with pytest.raises(BeatRefused, match="closed"):
         active_time_beat(trial_id=second.pk, judge=other_judge, page="p2", seq=2, fresh=False)
+
+
+def test_a_trial_is_not_opened_while_its_experiment_closes(make_model_config, make_experiment, judge, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite locks the whole database for a write)")
+    experiment = make_experiment(make_model_config("m"), mode="live", rounds=2)
+    experiment_launch(experiment=experiment)
+    trial = experiment.trials.filter(judge=judge).order_by("queue_position").first()
+    locked, release = threading.Event(), threading.Event()
+    save = Experiment.save
+
+    def held_closing(self, *args, **kwargs):  # the close stops here, the experiment locked, until released
+        if threading.current_thread().name == "closer":
+            locked.set()
+            assert release.wait(GUARD_SECONDS)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Experiment, "save", held_closing)
+    closer, closed = in_thread("closer", lambda: experiment_close(experiment=experiment))
+    try:
+        assert locked.wait(GUARD_SECONDS)
+        pid = []
+
+        def open_trial():
+            pid.append(backend_pid())
+            return trial_open(trial=trial)
+
+        opener, opened = in_thread("opener", open_trial)
+        assert wait_until_waiting_on_a_lock(opener, pid) == "Lock" and opener.is_alive(), opened
+    finally:
+        release.set()
+        closer.join(GUARD_SECONDS)
+    opener.join(GUARD_SECONDS)
+    assert "error" not in closed, closed
+    assert isinstance(opened.get("error"), TrialRefused) and "closed" in str(opened["error"])
+    trial.refresh_from_db()
+    assert trial.opened_at is None
