@@ -106,6 +106,7 @@ class Row:
     reused: int = 0  # tokens taken from the prefix cache instead
     attached: int = 0  # the cached prefix the current attempt started from (0: none)
     passed_over: int = 0  # steps that prefilled other rows extending cached prefixes before this one
+    alone: bool = False  # its group's prefill failed: prefilled on its own from now on
     # The character limit is checked by decoding the whole text only once the characters the tokens since the
     # last check could add (each token's own text plus one, for a space it may carry) reach what was missing.
     chars_bound: int = 0
@@ -264,9 +265,11 @@ class ContinuousBatcher:
                 try:
                     cache, mask, seen, logits = prefill(step)  # touches nothing shared
                 except Exception as error:
-                    for row in step:
-                        row.cache = None
-                    raise PrefillFailed([row.key for row in step], error) from error
+                    if len(step) == 1:
+                        step[0].cache = None
+                        raise PrefillFailed([step[0].key], error) from error
+                    self._retry_alone(step, error)
+                    return self._remove_finished()
                 self._join(cache, mask, seen, step)
                 self._take_tokens(logits, first=len(self.rows) - len(step))
             if isinstance(step, Row) and self.rows:
@@ -281,13 +284,23 @@ class ContinuousBatcher:
                 self.chunk_seconds = self.decode_seconds = 0.0
         return self._remove_finished()
 
+    def _retry_alone(self, rows: list[Row], error: Exception) -> None:
+        """A prefill of several rows failed (the group too big for the memory left, or one row's fault): each goes
+        back to the front of the queue to be prefilled on its own, from the start, so that only a row that fails
+        alone fails (``PrefillFailed``) and the others are not charged for it."""
+        log.warning("a prefill of %d requests failed (%s): prefilling each on its own", len(rows), error)
+        for row in rows:
+            row.reused -= row.attached  # a cached prefix it had started from is dropped with the failed attempt
+            row.cache, row.prefilled, row.attached, row.alone = None, 0, 0, True
+        self.waiting = [*rows, *self.waiting]
+
     def _remaining(self, row: Row) -> int:
         return len(row.context_ids) - row.prefilled
 
     def _single(self, row: Row) -> bool:
         """Whether a row is prefilled on its own: it starts from a cache (a cached prefix, or its own
-        earlier chunks) or is too long for one prefill."""
-        return row.cache is not None or self._remaining(row) > self.prefill_tokens
+        earlier chunks), is too long for one prefill, or failed in a group (``_retry_alone``)."""
+        return row.alone or row.cache is not None or self._remaining(row) > self.prefill_tokens
 
     def _extends_cached(self, row: Row) -> bool:
         """A row started from a cached prefix whose new tokens fit in one chunk: prefilled like a short prompt."""

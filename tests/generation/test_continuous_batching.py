@@ -308,6 +308,46 @@ def test_a_request_whose_prefill_fails_fails_alone(tiny_model_dir):
     assert results[0].tokens_out == 300  # the running request went on
 
 
+def test_a_group_whose_prefill_fails_is_prefilled_one_by_one_and_only_the_culprit_fails(tiny_model_dir):
+    """A prefill of several requests fails (out of memory for the group, or one request's fault): each is
+    prefilled on its own, so the others write what they would have and only one that fails alone fails."""
+    backend = get_backend("transformers", str(tiny_model_dir))
+    backend.generate([ask("load the model")])
+    backend.prefix_cache.clear()  # earlier tests' prompts: no prefill here may start from a cached prefix
+    requests = [ask("fine one"), ask("explode"), ask("fine two")]
+    expected = {i: r.text for i, r in enumerate(backend.generate(requests)) if i != 1}
+    backend.prefix_cache.clear()
+    group, chunk = continuous.ContinuousBatcher._prefill, continuous.ContinuousBatcher._prefill_chunk
+    grouped = []
+
+    def group_or_fail(self, joining):
+        grouped.append(len(joining))
+        if len(joining) > 1:
+            raise RuntimeError("CUDA out of memory (simulated, for the group)")
+        return group(self, joining)
+
+    def chunk_or_fail(self, row):
+        if "explode" in row.prompt_text:
+            raise RuntimeError("CUDA out of memory (simulated, for this request)")
+        return chunk(self, row)
+
+    pending, results, errors = list(enumerate(requests)), {}, {}
+
+    def take(free, pausable=0):
+        taken = pending[:free]
+        del pending[:free]
+        return taken  # all three at once: they are prefilled together first
+
+    with (
+        mock.patch.object(continuous.ContinuousBatcher, "_prefill", group_or_fail),
+        mock.patch.object(continuous.ContinuousBatcher, "_prefill_chunk", chunk_or_fail),
+    ):
+        backend.generate_continuously(take, results.__setitem__, capacity=4, on_error=errors.__setitem__)
+    assert grouped == [3]  # one group prefill, which failed; then each on its own
+    assert set(errors) == {1} and "for this request" in str(errors[1])
+    assert {i: r.text for i, r in results.items()} == expected
+
+
 def test_a_stale_claim_is_ignored_when_its_row_finishes(make_model_config, make_experiment, tiny_model_dir):
     from inference import GenerationResult
 
