@@ -14,7 +14,9 @@ writes the speech's partial text, as a worker does, so that every poll has somet
 - "grown": the speech grew, and the page is sent only its new characters (JSON; judging.live_tag);
 - "rendered": the same, but the page asks for the whole partials (as trial.js does when it could not append, and
   as every poll is answered when more than the speech's text changed: a speech done, a new round);
-- "unchanged": nothing new, answered 304.
+- "unchanged": nothing new, answered 304;
+- "quoted": the speech's new characters finish a quote, so the page is sent the speech whole, in text and marked
+  quotes (the passage read and the quotes checked; judging.live_tag.Current.segments).
 
 Printed per poll, best of --repeats runs of --polls: this process's CPU time and the PostgreSQL backend's (read
 from /proc), and the queries sent.
@@ -197,22 +199,22 @@ def main(argv=None) -> dict:
         tag = response.headers.get("HX-PTag", tag)
         if response.status_code != 200:
             return str(response.status_code)
-        return "200 " + ("news" if response["Content-Type"] == "application/json" else "partials")
+        if response["Content-Type"] != "application/json":
+            return "200 partials"
+        return "200 rewrite" if "rewrite" in json.loads(response.content) else "200 news"
 
     for step in range(20):  # warm: imports, templates, the passage's normalisation
         poll(True, step)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-    figures = {}
-    kinds = (("grown", True, False), ("rendered", True, True), ("unchanged", False, False))
-    for kind, grow, render in kinds:
-        poll(grow, 0)  # the page now shows what the server has: from here on, "unchanged" polls have nothing new
+
+    def measure(kind: str, one_poll) -> None:
         best, answered = None, Counter()
         for _ in range(args.repeats):
             cpu, db = time.process_time(), backend_cpu_seconds(backend)
             for step in range(1, args.polls + 1):
-                answered[poll(grow, step, render)] += 1
+                answered[one_poll(step)] += 1
             run = (
                 (time.process_time() - cpu) / args.polls * 1000,
                 (backend_cpu_seconds(backend) - db) / args.polls * 1000,
@@ -220,12 +222,32 @@ def main(argv=None) -> dict:
             if best is None or sum(run) < sum(best):
                 best = run
         with CaptureQueriesContext(connection) as queries:
-            poll(grow, args.polls + 1, render)
+            one_poll(args.polls + 1)
         figures[kind] = {"web_ms": best[0], "database_ms": best[1], "queries": len(queries), "answered": dict(answered)}
         print(
             f"{kind:>9} polls (answered {dict(sorted(answered.items()))}): {best[0]:.1f} ms web CPU + "
             f"{best[1]:.1f} ms database CPU = {sum(best):.1f} ms per poll, {len(queries)} queries"
         )
+
+    figures = {}
+    kinds = (("grown", True, False), ("rendered", True, True), ("unchanged", False, False))
+    for kind, grow, render in kinds:
+        poll(grow, 0)  # the page now shows what the server has: from here on, "unchanged" polls have nothing new
+        measure(kind, lambda step, grow=grow, render=render: poll(grow, step, render))
+    # "quoted": the page has the speech up to just before its first quote's end, the speech goes past it; the page
+    # keeps that tag, so every poll finds the same news: the speech whole, its quotes marked.
+    finished = speech.index("</quote>") + len("</quote>")
+    writer.execute("UPDATE judging_turn SET partial_text = %s WHERE id = %s", [speech[: finished - 1], writing.pk])
+    poll(False, 0, render=True)
+    unfinished = tag
+    writer.execute("UPDATE judging_turn SET partial_text = %s WHERE id = %s", [speech[: finished + 10], writing.pk])
+
+    def quoted(step):
+        nonlocal tag
+        tag = unfinished
+        return poll(False, step)
+
+    measure("quoted", quoted)
     if args.breakdown:
         figures["breakdown"] = breakdown(args, judge, trial)
     if args.profile:

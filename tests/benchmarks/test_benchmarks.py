@@ -235,7 +235,7 @@ def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(
 
 
 @pytest.mark.integration
-def test_the_poll_cost_benchmark_measures_grown_rendered_and_unchanged_polls(tmp_path):
+def test_the_poll_cost_benchmark_measures_grown_rendered_unchanged_and_quoted_polls(tmp_path):
     """benchmarks/live_poll_cost.py, tiny: polls that find a longer speech are sent its new characters (or the
     partials, when they ask for them), polls that find nothing new 304, within the query budget. No timing is
     checked."""
@@ -277,10 +277,12 @@ def test_the_poll_cost_benchmark_measures_grown_rendered_and_unchanged_polls(tmp
     assert figures["rendered"]["answered"] == {"200 partials": 10}
     # Every one: the round's elapsed seconds are not part of the tag (the page counts them on itself).
     assert figures["unchanged"]["answered"] == {"304": 10}
-    for kind in ("grown", "rendered", "unchanged"):
+    assert figures["quoted"]["answered"] == {"200 rewrite": 10}  # the speech whole, its quote marked: no render
+    for kind in ("grown", "rendered", "unchanged", "quoted"):
         assert 0 < figures[kind]["queries"] <= QUERY_BUDGET["trial_live"] and figures[kind]["web_ms"] > 0
     # Sessions and users in Redis: the tag, and for a render the trial and its turns.
     assert figures["grown"]["queries"] == figures["unchanged"]["queries"] == 1 and figures["rendered"]["queries"] == 3
+    assert figures["quoted"]["queries"] == 2  # the tag, and the passage
     assert len(figures["breakdown"]) == 3 and "ms per poll" in done.stdout
 
 
