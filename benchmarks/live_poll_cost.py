@@ -16,7 +16,9 @@ writes the speech's partial text, as a worker does, so that every poll has somet
   as every poll is answered when more than the speech's text changed: a speech done, a new round);
 - "unchanged": nothing new, answered 304;
 - "quoted": the speech's new characters finish a quote, so the page is sent the speech whole, in text and marked
-  quotes (the passage read and the quotes checked; judging.live_tag.Current.segments).
+  quotes (the passage read and the quotes checked; judging.live_tag.Current.segments);
+- "pushed": the same news as "grown" without the request (no middleware, session, user or health check): what a
+  server pushing updates would still spend on each, a floor for push, not a measurement of it.
 
 Printed per poll, best of --repeats runs of --polls: this process's CPU time and the PostgreSQL backend's (read
 from /proc), and the queries sent.
@@ -248,6 +250,25 @@ def main(argv=None) -> dict:
         return poll(False, step)
 
     measure("quoted", quoted)
+    # "pushed": what a server that pushes updates would still spend on one, the request left out (no middleware,
+    # session, user or health check): the trial's tag read, the news computed and encoded, for a page one growth
+    # behind. Not a measurement of push itself (no event loop, no socket): its floor per update.
+    from django.utils import timezone
+
+    from judging import live_tag, services, views
+
+    def tag_now():
+        return live_tag.current(trial.pk, judge.pk, dead_before=services.live_dead_claim_cutoff(timezone.now()))
+
+    writer.execute("UPDATE judging_turn SET partial_text = %s WHERE id = %s", [speech[: finished + 5], writing.pk])
+    behind = tag_now().tag
+    writer.execute("UPDATE judging_turn SET partial_text = %s WHERE id = %s", [speech[: finished + 10], writing.pk])
+
+    def pushed(step):
+        now = tag_now()
+        return f"{views._live_news(now, now.news_since(behind)).status_code} news, no request"
+
+    measure("pushed", pushed)
     if args.breakdown:
         figures["breakdown"] = breakdown(args, judge, trial)
     if args.profile:

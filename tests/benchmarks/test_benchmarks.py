@@ -235,7 +235,7 @@ def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(
 
 
 @pytest.mark.integration
-def test_the_poll_cost_benchmark_measures_grown_rendered_unchanged_and_quoted_polls(tmp_path):
+def test_the_poll_cost_benchmark_measures_each_kind_of_poll_and_the_floor_of_a_pushed_update(tmp_path):
     """benchmarks/live_poll_cost.py, tiny: polls that find a longer speech are sent its new characters (or the
     partials, when they ask for them), polls that find nothing new 304, within the query budget. No timing is
     checked."""
@@ -278,11 +278,13 @@ def test_the_poll_cost_benchmark_measures_grown_rendered_unchanged_and_quoted_po
     # Every one: the round's elapsed seconds are not part of the tag (the page counts them on itself).
     assert figures["unchanged"]["answered"] == {"304": 10}
     assert figures["quoted"]["answered"] == {"200 rewrite": 10}  # the speech whole, its quote marked: no render
-    for kind in ("grown", "rendered", "unchanged", "quoted"):
+    assert figures["pushed"]["answered"] == {"200 news, no request": 10}
+    for kind in ("grown", "rendered", "unchanged", "quoted", "pushed"):
         assert 0 < figures[kind]["queries"] <= QUERY_BUDGET["trial_live"] and figures[kind]["web_ms"] > 0
     # Sessions and users in Redis: the tag, and for a render the trial and its turns.
     assert figures["grown"]["queries"] == figures["unchanged"]["queries"] == 1 and figures["rendered"]["queries"] == 3
     assert figures["quoted"]["queries"] == 2  # the tag, and the passage
+    assert figures["pushed"]["queries"] == 1  # the tag alone: no request, so no health check either
     assert len(figures["breakdown"]) == 3 and "ms per poll" in done.stdout
 
 
