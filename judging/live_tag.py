@@ -211,7 +211,7 @@ def current(trial_id: int, judge_id: int, *, dead_before) -> Current | None:
     # done ones and those being written.
     speeches = tuple(
         (index, writing.get(index, done_text))
-        for _, index, status, _, done_text, _, speaker in (row[8:14] + row[15:16] for row in rows if row[8] is not None)
+        for _, index, status, _, done_text, _, _, speaker in (row[8:16] for row in rows if row[8] is not None)
         if speaker != debate.JUDGE and (status == Turn.Status.DONE or index in writing)
     )
     return Current(

@@ -623,8 +623,9 @@ def experiment_close(*, experiment: Experiment) -> int:
     judges may see their results (judging.feedback). Returns the trials left unjudged (ready, in progress or
     being prepared), which stay in the data as they are.
 
-    Under the experiment's row lock, for update: verdicts, moves, beats and skips lock it for share (``_lock_trial``),
-    so none is recorded after the close; closing twice is refused (a double click is harmless).
+    Under the experiment's row lock, for update: opening a trial, verdicts, moves, beats, skips and a person's speech
+    lock it for share (``_lock_trial``), so none is recorded after the close; closing twice is refused (a double
+    click is harmless).
     """
     with transaction.atomic():
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)

@@ -59,6 +59,20 @@ def wait_until_waiting_on_a_lock(thread, pid: list) -> str | None:
     return waiting
 
 
+def in_thread_waiting_on_a_lock(name, work):
+    """``work`` in a thread of its own, which must come to wait on a lock (its PostgreSQL backend says so) and stay
+    there: the thread and its outcome."""
+    pid = []
+
+    def recorded():
+        pid.append(backend_pid())
+        return work()
+
+    thread, outcome = in_thread(name, recorded)
+    assert wait_until_waiting_on_a_lock(thread, pid) == "Lock" and thread.is_alive(), outcome
+    return thread, outcome
+
+
 def in_thread(name, work):
     """``work`` in a thread of its own (its own database connection), its outcome kept."""
     outcome = {}
@@ -103,14 +117,7 @@ def test_judges_of_one_experiment_write_side_by_side_and_a_close_waits_for_them(
             cursor.execute("SET lock_timeout = '60s'")
         active_time_beat(trial_id=second.pk, judge=other_judge, page="p2", seq=1, fresh=True)
         # A close waits for the beat in flight.
-        pid = []
-
-        def close():
-            pid.append(backend_pid())
-            return experiment_close(experiment=experiment)
-
-        closer, closed = in_thread("closer", close)
-        assert wait_until_waiting_on_a_lock(closer, pid) == "Lock" and closer.is_alive(), closed
+        closer, closed = in_thread_waiting_on_a_lock("closer", lambda: experiment_close(experiment=experiment))
     finally:
         release.set()
         in_flight.join(GUARD_SECONDS)
@@ -140,14 +147,7 @@ def test_a_trial_is_not_opened_while_its_experiment_closes(make_model_config, ma
     closer, closed = in_thread("closer", lambda: experiment_close(experiment=experiment))
     try:
         assert locked.wait(GUARD_SECONDS)
-        pid = []
-
-        def open_trial():
-            pid.append(backend_pid())
-            return trial_open(trial=trial)
-
-        opener, opened = in_thread("opener", open_trial)
-        assert wait_until_waiting_on_a_lock(opener, pid) == "Lock" and opener.is_alive(), opened
+        opener, opened = in_thread_waiting_on_a_lock("opener", lambda: trial_open(trial=trial))
     finally:
         release.set()
         closer.join(GUARD_SECONDS)
