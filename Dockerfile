@@ -14,5 +14,5 @@ COPY . .
 # A throwaway key for this step only (settings refuse to start without one): the image keeps none.
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input -v0
 EXPOSE 8000
-# The workers: gunicorn.conf.py, read from this folder.
-CMD ["gunicorn", "debate_platform.wsgi", "--bind", "0.0.0.0:8000"]
+# The app (ASGI) and its workers: gunicorn.conf.py, read from this folder.
+CMD ["gunicorn", "--bind", "0.0.0.0:8000"]

@@ -1,13 +1,13 @@
 """gunicorn's settings for the web service: the Dockerfile's CMD and docker-compose's web service run gunicorn in this
 folder, which reads this file (its default ``./gunicorn.conf.py``); benchmarks/load_test.py serves the platform the
-same way, and can override the workers to compare (``--workers``, ``--worker-class``).
+same way, and can override the workers to compare (``--workers``, ``--worker-class``, ``--server wsgi``).
 
-Three sync workers for the two cores this was measured on. Threaded workers (``gthread``, 4 threads each: browsers
-keep their connections between polls, and a request runs while another waits on the database) were measured
-against them at 100 judges on live pages, alternating four times: no difference beyond the run-to-run noise of
-the machine (live poll p95 36-270 ms with threads, 67-220 ms without; docs/benchmarks.md, the web tier under
-load), so the simpler model stays.
+The app is the ASGI one (debate_platform/asgi.py) in uvicorn workers: a live trial's page is pushed its updates over
+a server-sent event stream (judging/live_stream.py), held open at the cost of a coroutine, where under WSGI each
+page polled every 0.4 s and a held stream would have taken a whole worker. Three workers for the two cores this was
+measured on (docs/benchmarks.md, the web tier under load).
 """
 
+wsgi_app = "debate_platform.asgi:application"  # gunicorn's name for the app, ASGI here
 workers = 3
-worker_class = "sync"
+worker_class = "uvicorn_worker.UvicornWorker"

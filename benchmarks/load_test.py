@@ -58,6 +58,8 @@ WRITER_APPLICATION = "load-test-writer"
 LIVE_POLL_SECONDS = 0.4  # templates/judging/partials/live_status.html: hx-trigger="every 400ms"
 BEAT_SECONDS = 15  # settings.JUDGE_BEAT_SECONDS
 KNEE_P95_MS = 100
+# Not a request: how long after the writer wrote a piece of a speech the judge's page had it (polled or pushed).
+UPDATE_LAG = "update lag"
 
 # ----------------------------------------------------------------------------------------- scratch data ----
 
@@ -252,7 +254,14 @@ def writer(args) -> None:
                 token = Turn.objects.filter(pk__in=due).claim(WRITER_NAME)
                 for turn_id, trial_id in Turn.objects.held(token).values_list("pk", "trial_id"):
                     speech = speech_text(passage, args.speech_chars, rng)
-                    running[turn_id] = {"token": token, "claimed": now, "speech": speech, "trial": trial_id}
+                    running[turn_id] = {
+                        "token": token,
+                        "claimed": now,
+                        "speech": speech,
+                        "trial": trial_id,
+                        "chars": 0,
+                        "written": "",
+                    }
             next_claim = now + 0.5
         if now >= next_beat and running:
             Turn.objects.filter(pk__in=list(running), status=Turn.Status.RUNNING).update(claimed_at=timezone.now())
@@ -262,8 +271,11 @@ def writer(args) -> None:
             chars = int(len(turn["speech"]) * (now - turn["claimed"] - args.first_words_seconds) / args.speech_seconds)
             if chars >= len(turn["speech"]):
                 finished.append(turn_id)
-            elif chars > 0:
-                partial.append((turn_id, turn["token"], turn["speech"][:chars]))
+            elif chars > turn["chars"]:
+                # Each piece is stamped with when it was written, so a judge can tell how late it saw it.
+                turn["written"] += stamp(time.time()) + turn["speech"][turn["chars"] : chars]
+                turn["chars"] = chars
+                partial.append((turn_id, turn["token"], turn["written"]))
         if partial:
             with connection.cursor() as cursor:
                 rows = ", ".join(["(%s, %s, %s)"] * len(partial))
@@ -280,7 +292,10 @@ def writer(args) -> None:
         for turn_id in finished:
             turn = running.pop(turn_id)
             Turn.objects.filter(pk=turn_id).held(turn["token"]).update(
-                status=Turn.Status.DONE, text=turn["speech"], finished_at=timezone.now(), attempts=1
+                status=Turn.Status.DONE,
+                text=turn["written"] + stamp(time.time()) + turn["speech"][turn["chars"] :],
+                finished_at=timezone.now(),
+                attempts=1,
             )
             settled.add(turn["trial"])
         if settled:
@@ -289,11 +304,25 @@ def writer(args) -> None:
         time.sleep(max(0.0, 0.25 - (time.monotonic() - now)))
 
 
+def stamp(seconds: float) -> str:
+    """The mark the writer puts before each piece of text it writes: when it wrote it (time.time())."""
+    return f"[@{seconds:.3f}]"
+
+
+STAMP = re.compile(r"\[@(\d+\.\d+)\]")
+
+
+def latest_stamp(text: str) -> float:
+    """The time the newest piece of ``text`` was written (0 where it has none)."""
+    return max((float(mark) for mark in STAMP.findall(text)), default=0.0)
+
+
 # ------------------------------------------------------------------------------- the judges (locust) ----
 
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 TRIAL_URL = re.compile(r"/judge/trials/(\d+)/$")
 PTAG = re.compile(r'hx-ptag="([^"]*)"')
+STREAM = re.compile(r'data-stream="([^"]+)"')
 END_DISABLED = re.compile(r'id="end"[^>]*\bdisabled\b')
 
 
@@ -305,6 +334,7 @@ def drive(args) -> None:
     from gevent.event import Event
     from locust import FastHttpUser, constant, task
     from locust.env import Environment
+    from locust.stats import StatsEntry
 
     stop, measuring = Event(), Event()
     cookies_file = Path(args.cookies)
@@ -315,6 +345,9 @@ def drive(args) -> None:
         "judges out of trials": 0,
         "live polls unchanged": 0,
         "live polls appended": 0,
+        "pushed news": 0,
+        "pushed renders": 0,
+        "streams opened": 0,
     }
     judges = iter(range(args.users))
     logged_in, working = [], []
@@ -322,6 +355,7 @@ def drive(args) -> None:
     class Judge(FastHttpUser):
         wait_time = constant(0)
         network_timeout = connection_timeout = 60.0
+        streams = None  # a requests session for the page's event stream, with the judge's cookies
 
         def on_start(self):
             self.name = judge_name(next(judges))
@@ -360,6 +394,21 @@ def drive(args) -> None:
                     name="beat",
                 )
 
+        def saw(self, content: str) -> None:
+            """Content a page was given (new characters, a render): how long after its newest piece was written (the
+            writer's stamps) the page had it, recorded as "update lag" where it brought a newer piece."""
+            written = latest_stamp(content)
+            if written > self.newest:
+                self.newest = written
+                self.environment.events.request.fire(
+                    request_type="UPDATE",
+                    name=UPDATE_LAG,
+                    response_time=1000 * (time.time() - written),
+                    response_length=0,
+                    exception=None,
+                    context={},
+                )
+
         def seq(self) -> str:
             self.beats += 1
             return str(self.beats)
@@ -383,6 +432,7 @@ def drive(args) -> None:
                 self.trial = None
                 return False
             self.trial, self.beats, self.page_id = int(match.group(1)), 0, f"{random.getrandbits(64):016x}"
+            self.newest = 0.0
             url = f"/judge/trials/{self.trial}/"
             page = self.client.get(url, name="trial page")
             if 'id="start"' in page.text:
@@ -409,6 +459,9 @@ def drive(args) -> None:
             between rounds, until the verdict is due."""
             ptag, rounds = ptag_of(html), 0
             while not stop.is_set():
+                if stream := STREAM.search(html):  # the debaters are speaking, and the server pushes
+                    html, ptag = self.follow(url, stream.group(1), ptag)
+                    continue
                 if "every 400ms" in html:  # the debaters are speaking
                     started = time.monotonic()
                     headers = {"HX-Request": "true", "Accept": "text/html"}
@@ -419,9 +472,11 @@ def drive(args) -> None:
                         # The speech's new characters (trial.js appends them): the page is otherwise as it was.
                         counts["live polls appended"] += measuring.is_set()
                         ptag = response.headers.get("HX-PTag") or ptag
+                        self.saw(response.text)
                     elif response.status_code == 200:
                         html = response.text
                         ptag = response.headers.get("HX-PTag") or ptag_of(html)
+                        self.saw(html)
                     elif response.status_code == 304:  # nothing changed, nothing to swap
                         counts["live polls unchanged"] += measuring.is_set()
                     self.beat_if_due()
@@ -444,6 +499,71 @@ def drive(args) -> None:
                 else:
                     html = self.move(url, {"action": "continue"})
                 ptag = ptag_of(html)
+
+        def follow(self, url: str, stream_url: str, ptag: str | None) -> tuple[str, str | None]:
+            """Follow the page's stream as trial.js does (judging/live_stream.py), until a render shows the debaters
+            done speaking (or the stream ends: then the partials are fetched); that page and its tag. Heartbeats go
+            on meanwhile. The stream's opening (until its headers) is timed as "live stream open"."""
+            import requests
+
+            if self.streams is None:
+                self.streams = requests.Session()
+                for cookie in self.client.cookiejar:
+                    self.streams.cookies.set_cookie(cookie)
+            while not stop.is_set():
+                started = time.monotonic()
+                error = None
+                try:
+                    response = self.streams.get(
+                        args.host + stream_url,
+                        params={"tag": ptag or ""},
+                        headers={"Accept": "text/event-stream"},
+                        stream=True,
+                        timeout=(10, 60),
+                    )
+                    if response.status_code != 200:
+                        error = RuntimeError(f"stream refused: {response.status_code}")
+                except requests.RequestException as exception:
+                    error, response = exception, None
+                self.environment.events.request.fire(
+                    request_type="GET",
+                    name="live stream open",
+                    response_time=1000 * (time.monotonic() - started),
+                    response_length=0,
+                    exception=error,
+                    context={},
+                )
+                counts["streams opened"] += measuring.is_set()
+                kind = ""
+                if error is not None:
+                    stop.wait(1)
+                    continue
+                try:
+                    for kind, tag, data in sse_events(response):
+                        self.beat_if_due()
+                        if kind == "news":
+                            counts["pushed news"] += measuring.is_set()
+                            ptag = tag
+                            self.saw(data)
+                        elif kind == "render":
+                            counts["pushed renders"] += measuring.is_set()
+                            html, ptag = json.loads(data)["html"], tag
+                            self.saw(html)
+                            if not STREAM.search(html):
+                                return html, ptag
+                        elif kind == "end":
+                            break
+                        if stop.is_set():
+                            return "", ptag
+                except requests.RequestException:
+                    pass  # broken: reconnect from the last tag, as the browser does
+                finally:
+                    response.close()
+                if kind == "end":  # the page fetches itself the ordinary way
+                    headers = {"HX-Request": "true", "Accept": "text/html", "X-Live-Full": "1"}
+                    html = self.client.get(f"{url}live/", headers=headers, name="live refresh").text
+                    return html, ptag_of(html)
+            return "", ptag
 
         def move(self, url: str, fields: dict) -> str:
             response = self.client.post(
@@ -508,7 +628,11 @@ def drive(args) -> None:
         for (name, _method), entry in sorted(env.stats.entries.items())
         if entry.num_requests
     }
-    total = env.stats.total
+    # Every request, without the update lag (not a request).
+    total = StatsEntry(env.stats, "requests", "", use_response_times_cache=False)
+    for (name, _method), entry in env.stats.entries.items():
+        if name != UPDATE_LAG:
+            total.extend(entry)
     figures = {
         "seconds": window,
         "endpoints": endpoints,
@@ -530,6 +654,27 @@ def drive(args) -> None:
     Path(args.out).write_text(json.dumps(figures))
 
 
+def sse_events(response):
+    """(event, id, data) of each server-sent event of a streamed reply, as they arrive."""
+    kind, tag, data = "message", "", []
+    for line in response.iter_lines(chunk_size=None, decode_unicode=True):
+        if not line:
+            if data:
+                yield kind, tag, "\n".join(data)
+            kind, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                kind = value
+            elif field == "id":
+                tag = value
+            elif field == "data":
+                data.append(value)
+
+
 def ptag_of(html: str) -> str | None:
     """The polling tag the live status element carries (htmx's ptag extension sends it back)."""
     match = PTAG.search(html)
@@ -549,12 +694,16 @@ def csrf(html: str) -> str:
 def gunicorn_start(args) -> subprocess.Popen:
     """The web server as the Dockerfile's CMD and docker-compose's web service run it (bound to 127.0.0.1), in the
     platform's folder (its gunicorn.conf.py), but for the workers asked for."""
-    command = [sys.executable, "-m", "gunicorn", "debate_platform.wsgi", "--bind", f"127.0.0.1:{args.port}"]
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}"]
+    if args.server == "wsgi":  # the deployment before ASGI (or to compare): sync workers, live pages polling
+        command += ["debate_platform.wsgi", "--worker-class", args.worker_class or "sync"]
+    elif not (Path(args.app_dir) / "debate_platform" / "asgi.py").exists():
+        command += ["debate_platform.wsgi"]  # a checkout from before ASGI: its Dockerfile's command
     if args.workers:
         command += ["--workers", str(args.workers)]
     elif not (Path(args.app_dir) / "gunicorn.conf.py").exists():
         command += ["--workers", "3"]  # a checkout from before gunicorn.conf.py: its Dockerfile's 3 workers
-    if args.worker_class:
+    if args.worker_class and args.server != "wsgi":
         command += ["--worker-class", args.worker_class]
     server = subprocess.Popen(
         command,
@@ -673,7 +822,9 @@ def run_step(args, scenario: str, judges: int, server: subprocess.Popen) -> dict
         raise SystemExit(f"the load generator failed ({driver.returncode})")
     figures = json.loads(out.read_text())
     cpu = {name: meter.seconds() for name, meter in meters.items()}
+    # A live update: a poll (answered or not), or an event pushed to a page.
     live_updates = figures["endpoints"].get("live poll", {}).get("requests", 0)
+    live_updates += figures["pushed news"] + figures["pushed renders"]
     server_cpu = cpu["gunicorn"] + cpu["postgres"]
     figures.update(
         scenario=scenario,
@@ -684,7 +835,7 @@ def run_step(args, scenario: str, judges: int, server: subprocess.Popen) -> dict
         server_cores=server_cpu / figures["seconds"],
         server_cpu_ms_per_request=1000 * server_cpu / max(1, figures["requests"]),
         server_cpu_ms_per_live_update=1000 * server_cpu / live_updates if live_updates else None,
-        worst_p95_ms=max((e["p95_ms"] for e in figures["endpoints"].values()), default=0),
+        worst_p95_ms=max((e["p95_ms"] for name, e in figures["endpoints"].items() if name != UPDATE_LAG), default=0),
     )
     report(figures)
     return figures
@@ -735,6 +886,11 @@ def report(figures: dict) -> None:
         f"{cpu['postgres']:.1f} s): {figures['server_cpu_ms_per_request']:.1f} ms per request"
         + (f", {per_update:.1f} ms per live update" if per_update is not None else "")
     )
+    if figures["streams opened"]:
+        print(
+            f"  pushed to the pages: {figures['pushed news']} news (new characters), {figures['pushed renders']} "
+            f"renders, over {figures['streams opened']} streams opened"
+        )
     if figures["endpoints"].get("live poll"):
         print(
             f"  live polls answered 304 (nothing changed): {figures['live polls unchanged']}; with a speech's new "
@@ -786,6 +942,12 @@ def parse(argv=None):
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: gunicorn.conf.py's)")
     parser.add_argument("--worker-class", default="", help="e.g. sync, to compare (default: gunicorn.conf.py's)")
+    parser.add_argument(
+        "--server",
+        default="asgi",
+        choices=["asgi", "wsgi"],
+        help="asgi: as deployed (gunicorn.conf.py: uvicorn workers, live pages pushed); wsgi: sync workers, polling",
+    )
     parser.add_argument("--app-dir", default=str(ROOT), help="the platform to serve (another checkout: before/after)")
     parser.add_argument("--passage-chars", type=int, default=6000)
     parser.add_argument("--speech-chars", type=int, default=700)

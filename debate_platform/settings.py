@@ -91,6 +91,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "debate_platform.urls"
 WSGI_APPLICATION = "debate_platform.wsgi.application"
+ASGI_APPLICATION = "debate_platform.asgi.application"
 
 TEMPLATES = [
     {
@@ -116,6 +117,20 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Served by an ASGI server (debate_platform/asgi.py sets DEBATE_ASGI; gunicorn.conf.py's uvicorn workers): Django
+# runs each request's synchronous code in a thread of its own, so a connection kept by a thread (CONN_MAX_AGE)
+# would be one per request; PostgreSQL connections come from a pool per process instead.
+ASGI = envbool("DEBATE_ASGI", False)
+# Requests a web process serves at once (until their replies start; asgi.RequestsAtOnce); the rest wait. Fewer than
+# the pool's connections: each live change feed (judging/live_stream.py) keeps two of its own.
+ASGI_REQUESTS_AT_ONCE = envint("DEBATE_ASGI_REQUESTS_AT_ONCE", 4)
+if ASGI and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool requires it: a connection goes back at a request's end
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DATABASE_POOL_MIN", 2),
+        "max_size": envint("DATABASE_POOL_MAX", 16),
+        "timeout": 10,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the worker write to the same file: wait for locks
     # instead of failing at once, and take the write lock when a transaction
@@ -325,6 +340,11 @@ MODELS_PER_DEVICE = envint("DEBATE_MODELS_PER_DEVICE", 3)
 # cut real reading short. Longer without any input, the judge has more likely gone.
 JUDGE_IDLE_SECONDS = envint("DEBATE_JUDGE_IDLE_SECONDS", 300)
 JUDGE_BEAT_SECONDS = envint("DEBATE_JUDGE_BEAT_SECONDS", 15)
+# A live trial's page follows a stream of server-sent events (judging/live_stream.py) instead of polling every
+# 0.4 s: on where the web server is an ASGI server (above), off under WSGI, where a held stream takes a worker.
+LIVE_PUSH = envbool("DEBATE_LIVE_PUSH", ASGI)
+# How often each web process's change feed reads the trials its live pages follow (one query for all of them).
+LIVE_FEED_TICK_SECONDS = float(envstr("DEBATE_LIVE_FEED_TICK_SECONDS", "0.25"))
 
 LOGGING = {
     "version": 1,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -179,6 +180,17 @@ def tag_of(trial: Trial, view: dict) -> str:
 def current(trial_id: int, judge_id: int, *, dead_before) -> Current | None:
     """The tag of the judge's opened live trial as the database has it now, by one query; None when the judge has no
     such trial (the caller reads on, and refuses as it always does): a page gets a tag only once opened."""
+    judge, now = currents([trial_id], dead_before=dead_before).get(trial_id, (None, None))
+    return now if judge == judge_id else None
+
+
+def currents(trial_ids, *, dead_before) -> dict[int, tuple[int, Current]]:
+    """``current`` for many trials at once, by one query (judging.live_stream's change feed reads every followed
+    trial so): each trial's judge and tag, for the trials a judge's page may follow (opened, live, no person
+    debating, not hidden); the others are left out."""
+    trial_ids = list(trial_ids)
+    if not trial_ids:
+        return {}
     q = connection.ops.quote_name
     trial, experiment, turn = (q(model._meta.db_table) for model in (Trial, Experiment, Turn))
     sql = (
@@ -186,23 +198,31 @@ def current(trial_id: int, judge_id: int, *, dead_before) -> Current | None:
         f"tr.{q('skipped_at')} IS NOT NULL, ex.{q('status')}, tr.{q('protocol')}, ex.{q('turn_style')}, "
         f"tu.{q('id')}, tu.{q('index')}, tu.{q('status')}, tu.{q('attempts')}, tu.{q('text')}, "
         f"tu.{q('partial_text')}, CASE WHEN tu.{q('status')} = %s AND tu.{q('claimed_at')} < %s THEN 1 ELSE 0 END, "
-        f"tu.{q('speaker')}, tr.{q('question_id')}, ex.{q('quote_limit')} "
+        f"tu.{q('speaker')}, tr.{q('question_id')}, ex.{q('quote_limit')}, tr.{q('id')}, tr.{q('judge_id')} "
         f"FROM {trial} tr JOIN {experiment} ex ON ex.{q('id')} = tr.{q('experiment_id')} "
         f"LEFT JOIN {turn} tu ON tu.{q('trial_id')} = tr.{q('id')} "
-        f"WHERE tr.{q('id')} = %s AND tr.{q('judge_id')} = %s AND tr.{q('live')} AND tr.{q('opened_at')} IS NOT NULL "
+        f"WHERE tr.{q('id')} IN ({', '.join(['%s'] * len(trial_ids))}) AND tr.{q('live')} "
+        f"AND tr.{q('opened_at')} IS NOT NULL "
         f"AND tr.{q('honest_person_id')} IS NULL AND tr.{q('adversary_person_id')} IS NULL "
         f"AND tr.{q('status')} NOT IN (%s, %s, %s, %s) "
-        f"ORDER BY tu.{q('index')}"
+        f"ORDER BY tr.{q('id')}, tu.{q('index')}"
     )
     # The trials a judge's page may show (views._opened_trial refuses the others), and none where a person debates
     # (tag_of: its tag is the view's).
     hidden = [Trial.Status.GENERATING, Trial.Status.FAILED, Trial.Status.WITHDRAWN, Trial.Status.SKIPPED]
-    params = [Turn.Status.RUNNING, connection.ops.adapt_datetimefield_value(dead_before), trial_id, judge_id, *hidden]
+    dead = connection.ops.adapt_datetimefield_value(dead_before)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [Turn.Status.RUNNING, dead, *trial_ids, *hidden])
         rows = cursor.fetchall()
-    if not rows:
-        return None
+    return {
+        trial_id: (trial_rows[0][19], _current_of(trial_rows))
+        for trial_id, trial_rows in itertools.groupby(rows, key=lambda row: row[18])
+        for trial_rows in [list(trial_rows)]
+    }
+
+
+def _current_of(rows: list) -> Current:
+    """One trial's tag from its rows of ``currents``' query (one per turn, in transcript order)."""
     first = rows[0]
     text = text_shown(first[6], first[7])
     turns = [row[8:14] for row in rows if row[8] is not None]

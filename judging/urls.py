@@ -17,6 +17,7 @@ urlpatterns = [
     path("trials/<int:trial_id>/skip/", views.skip_trial, name="skip"),
     path("trials/<int:trial_id>/state.json", views.trial_state, name="trial_state"),
     path("trials/<int:trial_id>/live/", views.trial_live, name="trial_live"),
+    path("trials/<int:trial_id>/live/stream/", views.trial_stream, name="trial_stream"),
     path("trials/<int:trial_id>/move/", views.live_move, name="live_move"),
     # Human debaters (judging/debater_views.py)
     path("debate/", debater_views.speeches, name="debater_speeches"),

@@ -3,20 +3,20 @@ and every page is built from selectors.judge_view_of_trial only."""
 
 from __future__ import annotations
 
-import json
-
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import connections
 from django.db.models import Prefetch
-from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import feedback, history, live_tag, orientation, ratelimit, readiness, selectors, services
+from . import feedback, history, live_stream, live_tag, orientation, ratelimit, readiness, selectors, services
 from .debater_selectors import is_debater
 from .models import Question, Trial, Turn
 
@@ -176,7 +176,12 @@ def _trial_context(trial: Trial) -> dict:
     # Only a live trial's opened page polls with the tag (partials/live_status.html): others need none.
     tag = live_tag.tag_of(trial, view) if trial.live and trial.opened_at is not None else ""
     # The wording that differs between protocols lives in one fragment per protocol.
-    return {"trial": view, "protocol_text": trial.protocol_spec.page_template, "live_tag": tag}
+    return {
+        "trial": view,
+        "protocol_text": trial.protocol_spec.page_template,
+        "live_tag": tag,
+        "live_push": settings.LIVE_PUSH,  # the page follows a stream instead of polling (judging.live_stream)
+    }
 
 
 def _outcome_context(trial: Trial) -> dict:
@@ -287,9 +292,16 @@ def trial_live(request, trial_id: int):
 
 
 def _live_news(now: live_tag.Current, news: live_tag.News) -> HttpResponse:
+    """A poll's reply with the news (``news_body``): htmx swaps nothing, trial.js applies it."""
+    content = live_stream.escaped_json(news_body(now, news))
+    return HttpResponse(content, content_type="application/json", headers={"HX-PTag": now.tag, "HX-Reswap": "none"})
+
+
+def news_body(now: live_tag.Current, news: live_tag.News) -> dict:
     """The characters the speeches being written have grown by, for trial.js to append (by transcript position),
     where the page shows their text (live_tag.text_shown), and their lengths for the status line; a speech whose new
-    characters finish a quote, whole, in text and marked quotes (trial.js replaces its text). htmx swaps nothing."""
+    characters finish a quote, whole, in text and marked quotes (trial.js replaces its text). A poll's reply or a
+    pushed event (judging.live_stream)."""
     body = {
         "append": [{"index": i, "text": text} for i, text in news.append.items()] if now.text_shown else [],
         "chars": [{"index": i, "chars": len(text)} for i, text in now.writing.items()],
@@ -297,9 +309,48 @@ def _live_news(now: live_tag.Current, news: live_tag.News) -> HttpResponse:
     if news.rewrite:
         passage = Question.objects.values_list("passage", flat=True).get(pk=now.question_id)
         body["rewrite"] = [{"index": i, "segments": now.segments(i, passage)} for i in news.rewrite]
-    # No "<", ">" or "&" in the body, whatever the model wrote: nothing reading it as HTML could find markup.
-    content = json.dumps(body).translate({ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"})
-    return HttpResponse(content, content_type="application/json", headers={"HX-PTag": now.tag, "HX-Reswap": "none"})
+    return body
+
+
+@login_required
+@require_GET
+async def trial_stream(request, trial_id: int):
+    """The live trial page's updates pushed as server-sent events (judging.live_stream), where the web server is an
+    ASGI server (settings.LIVE_PUSH; under WSGI a held stream would take a whole worker: 404, the page polls).
+
+    Starts from the tag of what the page shows (``?tag=``, or ``Last-Event-ID`` when the browser reconnects). A trial
+    the judge may not read is refused as a poll is (404, 409), before anything is streamed."""
+    if not settings.LIVE_PUSH:
+        raise Http404("this server does not push live updates")
+    feed = live_stream.feed()
+    try:
+        judge_id = await feed.in_thread(_stream_judge, request, trial_id)
+    except Refused as refusal:
+        return HttpResponse(str(refusal), status=409, content_type="text/plain; charset=utf-8")
+    page_tag = request.headers.get("Last-Event-ID") or request.GET.get("tag", "")
+    # What this request read before (its user, on a cache miss) it read on a connection of its own thread, which
+    # would be held until the stream ends: given back now. The stream reads in the feed's threads.
+    await sync_to_async(connections.close_all)()
+
+    def render():
+        try:
+            trial = _opened_trial(request, trial_id)
+        except (Refused, Http404):
+            return None
+        context = _trial_context(trial)
+        return render_to_string("judging/partials/live.html", context, request), context["live_tag"]
+
+    events = live_stream.events(trial_id, judge_id, page_tag, news_body, render)
+    # No caching and no buffering by a proxy (nginx honours X-Accel-Buffering) between the server and the page.
+    return StreamingHttpResponse(
+        events, content_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+
+
+def _stream_judge(request, trial_id: int) -> int:
+    """The judge, once the trial is found to be theirs and opened (Http404, Refused otherwise), as a poll checks."""
+    _opened_trial(request, trial_id)
+    return request.user.pk
 
 
 @login_required

@@ -164,11 +164,11 @@
   }, 250);
 
   // ---- Live news: the characters the speeches being written have grown by ------------------------------------
-  // A poll whose page lacks only those is answered with them as JSON (views.trial_live), appended here as text
-  // (never parsed as HTML: model output is untrusted), with line breaks where the server's render puts them, or,
-  // where they finish a quote, the whole speech in text and marked quotes; htmx swaps nothing (its ptag extension
-  // has already taken the reply's tag). Should the page lack the speech, the next poll asks for the whole
-  // partials (X-Live-Full).
+  // A poll whose page lacks only those is answered with them as JSON (views.trial_live), and a pushed page is sent
+  // them as an event (the stream, below): appended here as text (never parsed as HTML: model output is untrusted),
+  // with line breaks where the server's render puts them, or, where they finish a quote, the whole speech in text
+  // and marked quotes; htmx swaps nothing (its ptag extension has already taken a poll reply's tag). Should the page
+  // lack the speech, it asks for the whole partials (X-Live-Full on the next poll; a pushed page fetches them).
   let wholeNext = false;
   const isPoll = (ctx) => ctx?.sourceElement?.id === "live-status";
   document.addEventListener("htmx:config:request", (event) => {
@@ -177,28 +177,19 @@
       wholeNext = false;
     }
   });
-  document.addEventListener("htmx:after:request", (event) => {
-    const ctx = event.detail.ctx;
-    if (!isPoll(ctx) || ctx.response.status !== 200) return;
-    if (!(ctx.response.headers.get("content-type") || "").startsWith("application/json")) return;
-    event.preventDefault();  // no swap: the reply is not HTML
-    let news;
-    try {
-      news = JSON.parse(ctx.text);
-    } catch {
-      wholeNext = true;
-      return;
-    }
+
+  const appendText = (speech, text) => {
+    text.replace(/\r\n?/g, "\n").split("\n").forEach((line, i) => {
+      if (i) speech.append(document.createElement("br"));
+      if (line) speech.append(line);  // a text node
+    });
+  };
+
+  function applyNews(news) {
     const speechAt = (index) => {
       const speech = document.querySelector(`[data-writing="${Number(index)}"]`);
       if (!speech) wholeNext = true;
       return speech;
-    };
-    const appendText = (speech, text) => {
-      text.replace(/\r\n?/g, "\n").split("\n").forEach((line, i) => {
-        if (i) speech.append(document.createElement("br"));
-        if (line) speech.append(line);  // a text node
-      });
     };
     for (const {index, text} of news.append) {
       const speech = speechAt(index);
@@ -227,7 +218,82 @@
       if (out) out.textContent = String(chars);
       else wholeNext = true;
     }
+  }
+
+  document.addEventListener("htmx:after:request", (event) => {
+    const ctx = event.detail.ctx;
+    if (!isPoll(ctx) || ctx.response.status !== 200) return;
+    if (!(ctx.response.headers.get("content-type") || "").startsWith("application/json")) return;
+    event.preventDefault();  // no swap: the reply is not HTML
+    try {
+      applyNews(JSON.parse(ctx.text));
+    } catch {
+      wholeNext = true;
+    }
   });
+
+  // ---- Pushed updates: the stream a page follows where the server pushes (judging/live_stream.py) -------------
+  // While the debaters speak, #live-status names the stream (data-stream) instead of polling. Its events are what
+  // a poll would have been answered: "news" (applied as above), "render" (the live partials, morphed in as a poll's
+  // reply is, so the judge's selection survives), "end" (the page fetches itself the ordinary way). Each event's id
+  // is the tag of the page it brings; the browser reconnects by itself with the last one (Last-Event-ID). A stream
+  // that cannot be had (refused, logged out, a server that does not push) falls back to fetching the partials
+  // every few seconds until one can.
+  let stream = null, streamUrl = "", pageTag = el("live-status")?.getAttribute("hx-ptag") || "";
+  let fallback = null;
+
+  function follow() {
+    const url = el("live-status")?.dataset.stream || "";
+    if (stream && url === streamUrl) return;  // following it already
+    if (stream) stream.close();
+    stream = null;
+    streamUrl = url;
+    clearTimeout(fallback);
+    if (!url) return;
+    stream = new EventSource(url + "?tag=" + encodeURIComponent(pageTag));
+    const source = stream;
+    stream.addEventListener("news", (message) => {
+      pageTag = message.lastEventId;
+      try {
+        applyNews(JSON.parse(message.data));
+      } catch {
+        wholeNext = true;
+      }
+      if (wholeNext) refresh();
+    });
+    stream.addEventListener("render", (message) => {
+      pageTag = message.lastEventId;
+      htmx.swap({sourceElement: el("live-status"), target: el("live-region"), swap: "innerMorph",
+        text: JSON.parse(message.data).html, transition: false}).then(follow);
+    });
+    stream.addEventListener("end", () => {
+      source.close();
+      refresh();
+    });
+    stream.addEventListener("error", () => {
+      // Broken: the browser reconnects by itself. Refused (an error reply): it gives up; so do we, for a while.
+      if (source.readyState !== EventSource.CLOSED || source !== stream) return;
+      stream = null;
+      fallback = setTimeout(() => { streamUrl = ""; refresh(); }, 3000);
+    });
+  }
+
+  // The partials fetched the ordinary way (one request): the reply's tag becomes the page's, and the page then
+  // follows the stream it names from that tag.
+  function refresh() {
+    wholeNext = true;
+    htmx.trigger(el("live-status"), "live-refresh");
+  }
+
+  document.addEventListener("htmx:after:request", (event) => {
+    const tag = event.detail.ctx.response?.headers?.get?.("HX-PTag");
+    if (!tag || tag === pageTag) return;
+    pageTag = tag;  // a move's or a refresh's reply: the stream must start again from what the page now shows
+    if (stream) stream.close();
+    stream = null;
+  });
+  document.addEventListener("htmx:after:swap", () => follow());
+  follow();
 
   // ---- Live moves -------------------------------------------------------------------------------------------
   const statusMessages = {
