@@ -18,7 +18,8 @@ writes the speech's partial text, as a worker does, so that every poll has somet
 - "quoted": the speech's new characters finish a quote, so the page is sent the speech whole, in text and marked
   quotes (the passage read and the quotes checked; judging.live_tag.Current.segments);
 - "pushed": the same news as "grown" without the request (no middleware, session, user or health check): what a
-  server pushing updates would still spend on each, a floor for push, not a measurement of it.
+  server pushing updates spends on each (judging/live_stream.py), less the event loop and the socket;
+- "pushed render": the partials as a stream renders them where a poll would have rendered (views.pushed_partials).
 
 Printed per poll, best of --repeats runs of --polls: this process's CPU time and the PostgreSQL backend's (read
 from /proc), and the queries sent.
@@ -269,6 +270,19 @@ def main(argv=None) -> dict:
         return f"{views._live_news(now, now.news_since(behind)).status_code} news, no request"
 
     measure("pushed", pushed)
+
+    # "pushed render": what a stream spends where a poll would have rendered (judging/live_stream.py: the partials
+    # rendered in the feed's thread, for the request that opened the stream; no middleware, session or user read).
+    from django.test import RequestFactory
+
+    stream_request = RequestFactory().get(reverse("judging:trial_stream", args=[trial.pk]))
+    stream_request.user = judge
+
+    def pushed_render(step):
+        html, _ = views.pushed_partials(stream_request, trial.pk)
+        return "partials, no request" if "live-status" in html else "?"
+
+    measure("pushed render", pushed_render)
     if args.breakdown:
         figures["breakdown"] = breakdown(args, judge, trial)
     if args.profile:

@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from . import live_tag, services
@@ -42,6 +43,8 @@ KEEPALIVE_SECONDS = 15
 STREAM_SECONDS = 300
 # How soon the browser reconnects after a stream ends or breaks.
 RETRY_MS = 1000
+# The feed's threads: its tick's read, and the streams' renders.
+THREADS = 2
 
 
 @dataclass(eq=False)
@@ -69,14 +72,15 @@ class Feed:
         self.reads = 0
         self._task: asyncio.Task | None = None
         # Two threads: the tick's read, and renders for the streams, which must not wait behind each other long.
-        self._threads = ThreadPoolExecutor(2, thread_name_prefix="live-feed")
+        self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="live-feed")
 
     def follow(self, trial_id: int, judge_id: int) -> Follower:
         follower = Follower(trial_id, judge_id)
         self.followers.setdefault(trial_id, set()).add(follower)
         self.last.pop(trial_id, None)  # a new page is told the trial's state at the next tick
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._run())
         return follower
 
     def leave(self, follower: Follower) -> None:
@@ -85,6 +89,19 @@ class Feed:
         if not pages:
             self.followers.pop(follower.trial_id, None)
             self.last.pop(follower.trial_id, None)
+
+    def close(self) -> None:
+        """Close the feed's database connections and stop its threads (a process's feed lives as long as the process:
+        this is for tests, whose database must be left with no connection open)."""
+        closing = threading.Barrier(THREADS)  # one close per thread: each waits until all have theirs
+
+        def close_here():
+            connections.close_all()
+            closing.wait(timeout=60)
+
+        for done in [self._threads.submit(close_here) for _ in range(THREADS)]:
+            done.result()
+        self._threads.shutdown()
 
     async def in_thread(self, function, *args):
         """``function(*args)`` in one of the feed's threads, with a usable database connection."""
@@ -145,7 +162,7 @@ def event(kind: str, data: dict | None = None, tag: str | None = None) -> str:
 def escaped_json(data) -> str:
     """JSON with "<", ">" and "&" escaped: whatever a model or a judge wrote, nothing reading it as HTML finds
     markup."""
-    return json.dumps(data).translate({ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"})
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 async def events(trial_id: int, judge_id: int, page_tag: str, news_body, render, *, seconds: float = STREAM_SECONDS):

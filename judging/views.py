@@ -26,7 +26,9 @@ TURN_FIELDS_UNREAD = ("prompt", "model_settings", "candidates", "error")
 
 
 def _own_trial(request, trial_id: int) -> Trial:
-    trial = (
+    # get(), not first(): by its key there is one trial at most, and no ordering to compile (read on every move and
+    # every render of a live page, compiling this query is most of its cost).
+    trials = (
         Trial.objects.filter(pk=trial_id, judge=request.user)
         .exclude(status=Trial.Status.GENERATING)
         .exclude(status=Trial.Status.FAILED)
@@ -36,12 +38,11 @@ def _own_trial(request, trial_id: int) -> Trial:
         # Read once for the judge's view and the protocol's replay; in transcript order, without the default
         # ordering's joins (a turn's is by trial, whose is by experiment).
         .prefetch_related(Prefetch("turns", queryset=Turn.objects.defer(*TURN_FIELDS_UNREAD).order_by("index")))
-        .order_by("pk")
-        .first()
     )
-    if trial is None:
-        raise Http404("No such trial in your queue.")
-    return trial
+    try:
+        return trials.get()
+    except Trial.DoesNotExist:
+        raise Http404("No such trial in your queue.") from None
 
 
 def _queue_page(request, *, error: str | None = None, status: int = 200, skip_reason: str = ""):
@@ -180,7 +181,9 @@ def _trial_context(trial: Trial) -> dict:
         "trial": view,
         "protocol_text": trial.protocol_spec.page_template,
         "live_tag": tag,
-        "live_push": settings.LIVE_PUSH,  # the page follows a stream instead of polling (judging.live_stream)
+        # The page follows a stream instead of polling (judging.live_stream), except where a person debates: the
+        # feed cannot tag those pages (live_tag.tag_of).
+        "live_push": settings.LIVE_PUSH and not trial.has_person,
     }
 
 
@@ -331,26 +334,32 @@ async def trial_stream(request, trial_id: int):
     # What this request read before (its user, on a cache miss) it read on a connection of its own thread, which
     # would be held until the stream ends: given back now. The stream reads in the feed's threads.
     await sync_to_async(connections.close_all)()
-
-    def render():
-        try:
-            trial = _opened_trial(request, trial_id)
-        except (Refused, Http404):
-            return None
-        context = _trial_context(trial)
-        return render_to_string("judging/partials/live.html", context, request), context["live_tag"]
-
-    events = live_stream.events(trial_id, judge_id, page_tag, news_body, render)
+    events = live_stream.events(trial_id, judge_id, page_tag, news_body, lambda: pushed_partials(request, trial_id))
     # No caching and no buffering by a proxy (nginx honours X-Accel-Buffering) between the server and the page.
     return StreamingHttpResponse(
         events, content_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
 
 
+def pushed_partials(request, trial_id: int) -> tuple[str, str] | None:
+    """The live partials a stream pushes (rendered as a poll renders them) and their tag; None when the judge may no
+    longer read the trial."""
+    try:
+        trial = _opened_trial(request, trial_id)
+    except (Refused, Http404):
+        return None
+    context = _trial_context(trial)
+    return render_to_string("judging/partials/live.html", context, request), context["live_tag"]
+
+
 def _stream_judge(request, trial_id: int) -> int:
-    """The judge, once the trial is found to be theirs and opened (Http404, Refused otherwise), as a poll checks."""
-    _opened_trial(request, trial_id)
-    return request.user.pk
+    """The judge, once the trial is found to be their opened live trial by the poll's one query; else refused as a
+    poll would be (Http404, Refused), or, where a person debates (the feed cannot tag the page), Refused."""
+    judge = request.user.pk
+    if live_tag.current(trial_id, judge, dead_before=services.live_dead_claim_cutoff(timezone.now())) is None:
+        _opened_trial(request, trial_id)
+        raise Refused("this trial's page is not pushed its updates: it polls")
+    return judge
 
 
 @login_required

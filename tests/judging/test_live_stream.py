@@ -1,0 +1,257 @@
+"""Live pages pushed their updates (judging/live_stream.py, views.trial_stream) through Django's ASGI handler, its
+feed reading the database in threads of its own (both databases): each change is pushed as a poll would have been
+answered (new characters, a finished quote, a render), from the tag the page has; a reconnecting page is sent what
+it lacks; a dead worker's claim is released; what a judge may not read is refused before anything is streamed."""
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+from django.urls import reverse
+from django.utils import timezone
+
+from debate_platform.concurrency import RequestsAtOnce
+from judging import live_stream, live_tag
+from judging.models import Turn
+from judging.services import experiment_launch, live_dead_claim_cutoff, trial_open
+from tests.judging.test_trial_partials import finish_round, first_trial
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the feed reads in threads of its own: data must be committed
+
+# Only a guard against a hung test: every event is expected within a tick or two (a tick is 0.02 s here).
+GUARD_SECONDS = 120
+
+
+@pytest.fixture
+def feed(settings):
+    settings.LIVE_PUSH = True
+    settings.LIVE_FEED_TICK_SECONDS = 0.02
+    live_stream._feed = None
+    yield
+    if live_stream._feed is not None:
+        live_stream._feed.close()  # its threads' connections: the test database is dropped after
+    live_stream._feed = None
+
+
+class Events:
+    """The server-sent events of a streamed reply, read one at a time."""
+
+    def __init__(self, response):
+        self.chunks = aiter(response.streaming_content)
+        self.buffer = ""
+
+    async def next(self) -> tuple[str, str, dict]:
+        """The next event's (event, id, data), skipping the retry line and keepalive comments."""
+        while True:
+            while "\n\n" not in self.buffer:
+                chunk = await asyncio.wait_for(anext(self.chunks), GUARD_SECONDS)
+                self.buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+            block, self.buffer = self.buffer.split("\n\n", 1)
+            fields = dict(
+                line.split(": ", 1) for line in block.split("\n") if not line.startswith(":") and ": " in line
+            )
+            if "event" in fields:
+                return fields["event"], fields.get("id", ""), json.loads(fields["data"])
+
+    async def close(self) -> None:
+        await self.chunks.aclose()
+
+
+def now_tag(trial, judge) -> str:
+    return live_tag.current(trial.pk, judge.pk, dead_before=live_dead_claim_cutoff(timezone.now())).tag
+
+
+def set_turn(pk, **fields):
+    Turn.objects.filter(pk=pk).update(**fields)
+
+
+@pytest.fixture
+def speaking(make_model_config, make_experiment, judge):
+    """A live sequential debate opened by the judge, its first speech being written ("The first words")."""
+    experiment = make_experiment(make_model_config("m"), mode="live", rounds=3, min_rounds=1)
+    experiment_launch(experiment=experiment)
+    trial = first_trial(experiment)
+    trial_open(trial=trial)
+    first = trial.turns.order_by("index").first()
+    # Claimed an hour ahead: no tick of this test, however slow, finds the claim dead (unless the test says so).
+    soon = timezone.now() + timedelta(hours=1)
+    set_turn(first.pk, status=Turn.Status.RUNNING, claim_token="t", claimed_at=soon, partial_text="The first words")
+    return trial, first
+
+
+async def open_stream(judge, trial, **extra):
+    client = AsyncClient()
+    await sync_to_async(client.force_login)(judge)
+    return await client.get(reverse("judging:trial_stream", args=[trial.pk]), **extra)
+
+
+def test_each_change_is_pushed_as_a_poll_would_have_been_answered(feed, speaking, judge):
+    trial, first = speaking
+    tag = now_tag(trial, judge)
+    passage = trial.question.passage
+    quoted = " ".join(passage.split()[2:7]).strip(".,")
+
+    async def scenario():
+        response = await open_stream(judge, trial, QUERY_STRING=f"tag={tag}")
+        assert response.status_code == 200
+        assert response["Content-Type"] == "text/event-stream" and response["Cache-Control"] == "no-store"
+        events = Events(response)
+        await sync_to_async(set_turn)(first.pk, partial_text="The first words, and more")
+        kind, event_id, data = await events.next()
+        assert kind == "news" and data["append"] == [{"index": first.index, "text": ", and more"}]
+        assert data["chars"] == [{"index": first.index, "chars": len("The first words, and more")}]
+        assert event_id == await sync_to_async(now_tag)(trial, judge)
+
+        # Characters that finish a quote: the speech whole, its quote marked as a render marks it.
+        speech = f"The first words, and more <quote>{quoted}</quote>"
+        await sync_to_async(set_turn)(first.pk, partial_text=speech)
+        kind, event_id, data = await events.next()
+        assert kind == "news" and data["append"] == []
+        [rewrite] = data["rewrite"]
+        assert rewrite["index"] == first.index
+        assert [(s["kind"], s["text"]) for s in rewrite["segments"]] == [
+            ("text", "The first words, and more "),
+            ("verified", quoted),
+        ]
+
+        # Anything else (the round written): the partials, rendered for the judge, and their tag.
+        await sync_to_async(finish_round)(trial)
+        kind, event_id, data = await events.next()
+        assert kind == "render" and "Argument of debater" in data["html"]
+        assert event_id == await sync_to_async(now_tag)(trial, judge)
+        await events.close()
+
+    asyncio.run(scenario())
+    assert live_stream._feed.followers == {}  # the page went away: its trial is no longer read
+
+
+def test_a_reconnecting_page_is_sent_only_what_it_lacks(feed, speaking, judge):
+    """The browser reconnects with the id of the last event it had (Last-Event-ID): the tag of its page."""
+    trial, first = speaking
+    tag = now_tag(trial, judge)
+    set_turn(first.pk, partial_text="The first words, and then some")
+
+    async def scenario():
+        response = await open_stream(judge, trial, QUERY_STRING="tag=stale", HTTP_LAST_EVENT_ID=tag)
+        events = Events(response)
+        kind, event_id, data = await events.next()
+        assert kind == "news" and data["append"] == [{"index": first.index, "text": ", and then some"}]
+        await events.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_page_without_a_tag_is_sent_the_partials(feed, speaking, judge):
+    trial, first = speaking
+
+    async def scenario():
+        events = Events(await open_stream(judge, trial))
+        kind, event_id, data = await events.next()
+        assert kind == "render" and "The first words" in data["html"]
+        assert event_id == await sync_to_async(now_tag)(trial, judge)
+        await events.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_dead_workers_claim_is_released_by_the_stream(feed, speaking, judge):
+    """As the judge's polls do (views._opened_trial): the stream renders, which releases the dead claim."""
+    trial, first = speaking
+    tag = now_tag(trial, judge)
+    set_turn(first.pk, claimed_at=timezone.now() - timedelta(hours=1))
+
+    async def scenario():
+        events = Events(await open_stream(judge, trial, QUERY_STRING=f"tag={tag}"))
+        kind, _, data = await events.next()
+        assert kind == "render" and "stopped unexpectedly" in data["html"]
+        await events.close()
+
+    asyncio.run(scenario())
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == (Turn.Status.PENDING, 1)
+
+
+def test_what_a_judge_may_not_read_is_refused_before_anything_is_streamed(
+    feed, settings, make_model_config, make_experiment, judge, other_judge, speaking
+):
+    trial, _ = speaking
+    experiment = make_experiment(make_model_config("m2"), mode="live", rounds=2)
+    experiment_launch(experiment=experiment)
+    unopened = first_trial(experiment)
+
+    async def scenario():
+        assert (await open_stream(other_judge, trial)).status_code == 404  # not theirs
+        refused = await open_stream(judge, unopened)  # theirs, not opened: its transcript cannot be read ahead
+        assert refused.status_code == 409 and not refused.streaming
+        anonymous = await AsyncClient().get(reverse("judging:trial_stream", args=[trial.pk]))
+        assert anonymous.status_code == 302  # to the login page
+        settings.LIVE_PUSH = False  # a WSGI server: a held stream would take a worker
+        assert (await open_stream(judge, trial)).status_code == 404
+
+    asyncio.run(scenario())
+    assert live_stream._feed is None or live_stream._feed.followers == {}
+
+
+def test_a_page_that_stops_speaking_stops_following(feed, settings, client, speaking, judge):
+    """The page names its stream only while the debaters speak, and only where the server pushes; otherwise it polls
+    as before (templates/judging/partials/live_status.html)."""
+    trial, _ = speaking
+    client.force_login(judge)
+    page = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
+    assert f'data-stream="{reverse("judging:trial_stream", args=[trial.pk])}"' in page
+    assert "every 400ms" not in page
+    settings.LIVE_PUSH = False
+    page = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
+    assert "data-stream" not in page and "every 400ms" in page
+    settings.LIVE_PUSH = True
+    finish_round(trial)  # the judge must act: no stream
+    page = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
+    assert "data-stream" not in page
+
+
+def test_requests_at_once_are_bounded_until_their_replies_start():
+    """debate_platform.concurrency.RequestsAtOnce: a request waits for a slot; a reply that has started (a stream's
+    headers) gives its slot back while it goes on."""
+    started, release = [], asyncio.Event()
+
+    async def app(scope, receive, send):
+        started.append(scope["path"])
+        if scope["path"] == "/slow":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if scope["path"] == "/stream":
+            await release.wait()  # streams on, its slot given back
+        await send({"type": "http.response.body", "body": b""})
+
+    async def call(bounded, path):
+        sent = []
+
+        async def send(message):
+            sent.append(message["type"])
+
+        await bounded({"type": "http", "path": path}, None, send)
+        return sent
+
+    async def scenario():
+        bounded = RequestsAtOnce(app, limit=1)
+        stream = asyncio.create_task(call(bounded, "/stream"))
+        await asyncio.sleep(0)
+        while "/stream" not in started:
+            await asyncio.sleep(0)
+        fast = await asyncio.wait_for(call(bounded, "/fast"), GUARD_SECONDS)  # the stream's slot was given back
+        assert fast == ["http.response.start", "http.response.body"]
+        slow = asyncio.create_task(call(bounded, "/slow"))
+        while "/slow" not in started:
+            await asyncio.sleep(0)
+        waiting = asyncio.create_task(call(bounded, "/after"))
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert "/after" not in started  # the slow one holds the only slot
+        release.set()
+        await asyncio.wait_for(asyncio.gather(stream, slow, waiting), GUARD_SECONDS)
+        assert started == ["/stream", "/fast", "/slow", "/after"]
+
+    asyncio.run(scenario())
