@@ -230,7 +230,12 @@ def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(
         assert step["errors_total"] == 0, step["error_messages"]
         assert step["verdicts acknowledged"] >= 2
         assert step["verdicts acknowledged"] == step["verdicts_stored"]
-        assert step["endpoints"]["live poll"]["requests"] > 0 and step["cpu_seconds"]["gunicorn"] > 0
+        assert step["cpu_seconds"]["gunicorn"] > 0
+    # As deployed (ASGI), live pages follow their streams instead of polling: pushed renders at least (the speeches
+    # are short here), and how late each page had the writer's latest words.
+    live = steps[1]
+    assert "live poll" not in live["endpoints"] and live["streams opened"] > 0 and live["pushed renders"] > 0
+    assert live["endpoints"]["update lag"]["requests"] > 0
     assert "requests/s" in done.stdout and "live update" in done.stdout
 
 
@@ -285,6 +290,9 @@ def test_the_poll_cost_benchmark_measures_each_kind_of_poll_and_the_floor_of_a_p
     assert figures["grown"]["queries"] == figures["unchanged"]["queries"] == 1 and figures["rendered"]["queries"] == 3
     assert figures["quoted"]["queries"] == 2  # the tag, and the passage
     assert figures["pushed"]["queries"] == 1  # the tag alone: no request, so no health check either
+    # A stream's render: the trial and its turns, nothing for a session or a user.
+    assert figures["pushed render"]["answered"] == {"partials, no request": 10}
+    assert figures["pushed render"]["queries"] == 2
     assert len(figures["breakdown"]) == 3 and "ms per poll" in done.stdout
 
 

@@ -1,5 +1,6 @@
-"""The web server as deployed: gunicorn started with the Dockerfile's command in the project's folder takes its
-workers from gunicorn.conf.py and serves the pages."""
+"""The web server as deployed: gunicorn started with the Dockerfile's command in the project's folder takes its app
+(ASGI) and workers (uvicorn) from gunicorn.conf.py and serves the pages; benchmarks/load_test.py's smoke test
+(tests/benchmarks) drives it with judges whose live pages follow its streams."""
 
 import http.client
 import json
@@ -22,10 +23,10 @@ def dockerfile_command() -> list[str]:
     return json.loads(cmd)
 
 
-def test_the_dockerfile_and_compose_leave_the_workers_to_gunicorn_conf():
-    assert dockerfile_command() == ["gunicorn", "debate_platform.wsgi", "--bind", "0.0.0.0:8000"]
+def test_the_dockerfile_and_compose_leave_the_app_and_its_workers_to_gunicorn_conf():
+    assert dockerfile_command() == ["gunicorn", "--bind", "0.0.0.0:8000"]
     web = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["web"]["command"]
-    assert re.search(r"gunicorn debate_platform\.wsgi --bind 0\.0\.0\.0:8000\"?\s*$", web), web
+    assert re.search(r"gunicorn --bind 0\.0\.0\.0:8000\"?\s*$", web), web
 
 
 @pytest.mark.integration
@@ -77,4 +78,5 @@ def test_the_workers_are_gunicorn_confs():
     )
     assert printed.returncode == 0, printed.stderr
     settings = dict(re.findall(r"^(\w+)\s+= (.*)$", printed.stdout, re.MULTILINE))
-    assert (settings["workers"], settings["worker_class"]) == ("3", "sync")
+    assert (settings["wsgi_app"], settings["workers"]) == ("debate_platform.asgi:application", "3")
+    assert settings["worker_class"] == "uvicorn_worker.UvicornWorker"

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 from django.test import AsyncClient
 from django.urls import reverse
 from django.utils import timezone
@@ -26,7 +27,10 @@ GUARD_SECONDS = 120
 
 
 @pytest.fixture
-def feed(settings):
+def feed(settings, monkeypatch):
+    # As under an ASGI server (settings.ASGI): each request's thread gives its connection back at the request's end,
+    # so none outlives the test (with a pool in production; here by closing it).
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     settings.LIVE_PUSH = True
     settings.LIVE_FEED_TICK_SECONDS = 0.02
     live_stream._feed = None
@@ -60,6 +64,18 @@ class Events:
         await self.chunks.aclose()
 
 
+def run(scenario) -> None:
+    """The test's async part, then the connection its database calls (sync_to_async: asgiref's thread) opened."""
+
+    async def then_close():
+        try:
+            await scenario()
+        finally:
+            await sync_to_async(connections.close_all)()
+
+    asyncio.run(then_close())
+
+
 def now_tag(trial, judge) -> str:
     return live_tag.current(trial.pk, judge.pk, dead_before=live_dead_claim_cutoff(timezone.now())).tag
 
@@ -71,7 +87,9 @@ def set_turn(pk, **fields):
 @pytest.fixture
 def speaking(make_model_config, make_experiment, judge):
     """A live sequential debate opened by the judge, its first speech being written ("The first words")."""
-    experiment = make_experiment(make_model_config("m"), mode="live", rounds=3, min_rounds=1)
+    experiment = make_experiment(
+        make_model_config("m"), mode="live", rounds=3, min_rounds=1, turn_style="sequential"
+    )
     experiment_launch(experiment=experiment)
     trial = first_trial(experiment)
     trial_open(trial=trial)
@@ -95,7 +113,7 @@ def test_each_change_is_pushed_as_a_poll_would_have_been_answered(feed, speaking
     quoted = " ".join(passage.split()[2:7]).strip(".,")
 
     async def scenario():
-        response = await open_stream(judge, trial, QUERY_STRING=f"tag={tag}")
+        response = await open_stream(judge, trial, data={"tag": tag})
         assert response.status_code == 200
         assert response["Content-Type"] == "text/event-stream" and response["Cache-Control"] == "no-store"
         events = Events(response)
@@ -124,7 +142,7 @@ def test_each_change_is_pushed_as_a_poll_would_have_been_answered(feed, speaking
         assert event_id == await sync_to_async(now_tag)(trial, judge)
         await events.close()
 
-    asyncio.run(scenario())
+    run(scenario)
     assert live_stream._feed.followers == {}  # the page went away: its trial is no longer read
 
 
@@ -135,13 +153,13 @@ def test_a_reconnecting_page_is_sent_only_what_it_lacks(feed, speaking, judge):
     set_turn(first.pk, partial_text="The first words, and then some")
 
     async def scenario():
-        response = await open_stream(judge, trial, QUERY_STRING="tag=stale", HTTP_LAST_EVENT_ID=tag)
+        response = await open_stream(judge, trial, data={"tag": "stale"}, headers={"Last-Event-ID": tag})
         events = Events(response)
         kind, event_id, data = await events.next()
         assert kind == "news" and data["append"] == [{"index": first.index, "text": ", and then some"}]
         await events.close()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_a_page_without_a_tag_is_sent_the_partials(feed, speaking, judge):
@@ -154,7 +172,7 @@ def test_a_page_without_a_tag_is_sent_the_partials(feed, speaking, judge):
         assert event_id == await sync_to_async(now_tag)(trial, judge)
         await events.close()
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_a_dead_workers_claim_is_released_by_the_stream(feed, speaking, judge):
@@ -164,12 +182,12 @@ def test_a_dead_workers_claim_is_released_by_the_stream(feed, speaking, judge):
     set_turn(first.pk, claimed_at=timezone.now() - timedelta(hours=1))
 
     async def scenario():
-        events = Events(await open_stream(judge, trial, QUERY_STRING=f"tag={tag}"))
+        events = Events(await open_stream(judge, trial, data={"tag": tag}))
         kind, _, data = await events.next()
         assert kind == "render" and "stopped unexpectedly" in data["html"]
         await events.close()
 
-    asyncio.run(scenario())
+    run(scenario)
     first.refresh_from_db()
     assert (first.status, first.attempts) == (Turn.Status.PENDING, 1)
 
@@ -178,7 +196,7 @@ def test_what_a_judge_may_not_read_is_refused_before_anything_is_streamed(
     feed, settings, make_model_config, make_experiment, judge, other_judge, speaking
 ):
     trial, _ = speaking
-    experiment = make_experiment(make_model_config("m2"), mode="live", rounds=2)
+    experiment = make_experiment(make_model_config("m2"), name="Another", mode="live", rounds=2)
     experiment_launch(experiment=experiment)
     unopened = first_trial(experiment)
 
@@ -191,7 +209,7 @@ def test_what_a_judge_may_not_read_is_refused_before_anything_is_streamed(
         settings.LIVE_PUSH = False  # a WSGI server: a held stream would take a worker
         assert (await open_stream(judge, trial)).status_code == 404
 
-    asyncio.run(scenario())
+    run(scenario)
     assert live_stream._feed is None or live_stream._feed.followers == {}
 
 
@@ -254,4 +272,4 @@ def test_requests_at_once_are_bounded_until_their_replies_start():
         await asyncio.wait_for(asyncio.gather(stream, slow, waiting), GUARD_SECONDS)
         assert started == ["/stream", "/fast", "/slow", "/after"]
 
-    asyncio.run(scenario())
+    run(scenario)
