@@ -87,9 +87,7 @@ def set_turn(pk, **fields):
 @pytest.fixture
 def speaking(make_model_config, make_experiment, judge):
     """A live sequential debate opened by the judge, its first speech being written ("The first words")."""
-    experiment = make_experiment(
-        make_model_config("m"), mode="live", rounds=3, min_rounds=1, turn_style="sequential"
-    )
+    experiment = make_experiment(make_model_config("m"), mode="live", rounds=3, min_rounds=1, turn_style="sequential")
     experiment_launch(experiment=experiment)
     trial = first_trial(experiment)
     trial_open(trial=trial)
