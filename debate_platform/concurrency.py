@@ -1,6 +1,8 @@
-"""What an ASGI server lets run at once in one web process (debate_platform/asgi.py)."""
+"""How one web process under an ASGI server serves its requests (debate_platform/asgi.py): which handler, how many at
+once."""
 
 import asyncio
+import functools
 
 
 class RequestsAtOnce:
@@ -39,3 +41,34 @@ class RequestsAtOnce:
             await self.app(scope, receive, send_releasing)
         finally:
             release()
+
+
+class AsyncViewsOnTheLoop:
+    """Each request to the handler its view is written for: an async view (a live page's stream,
+    judging.views.trial_stream) through Django's ASGI handler, on the event loop, where holding a stream open costs a
+    coroutine; every other (synchronous) view through Django's WSGI handler in a fixed pool of ``threads`` threads
+    (a2wsgi), as a WSGI server would run it. Under the ASGI handler a synchronous view and each middleware would pass
+    between the event loop and a thread made for the request, several times a request: measured slower in the tail
+    (docs/benchmarks.md, the web tier under load)."""
+
+    def __init__(self, asgi_app, wsgi_app, threads: int):
+        from a2wsgi import WSGIMiddleware
+
+        self.asgi = RequestsAtOnce(asgi_app, threads)
+        self.wsgi = WSGIMiddleware(wsgi_app, workers=threads)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not _async_view(scope["path"]):
+            return await self.wsgi(scope, receive, send)
+        return await self.asgi(scope, receive, send)
+
+
+@functools.lru_cache(maxsize=4096)
+def _async_view(path: str) -> bool:
+    from asgiref.sync import iscoroutinefunction
+    from django.urls import Resolver404, resolve
+
+    try:
+        return iscoroutinefunction(resolve(path).func)
+    except Resolver404:
+        return False

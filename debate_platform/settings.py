@@ -121,8 +121,9 @@ DATABASES = {
 # runs each request's synchronous code in a thread of its own, so a connection kept by a thread (CONN_MAX_AGE)
 # would be one per request; PostgreSQL connections come from a pool per process instead.
 ASGI = envbool("DEBATE_ASGI", False)
-# Requests a web process serves at once (until their replies start; asgi.RequestsAtOnce); the rest wait. Fewer than
-# the pool's connections: each live change feed (judging/live_stream.py) keeps two of its own.
+# Requests a web process serves at once (debate_platform.concurrency): this many threads for ordinary requests, and
+# as many streams being opened; the rest wait. Twice this, plus the two connections of each process's live change
+# feed (judging/live_stream.py), must stay within the pool's.
 ASGI_REQUESTS_AT_ONCE = envint("DEBATE_ASGI_REQUESTS_AT_ONCE", 4)
 if ASGI and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool requires it: a connection goes back at a request's end

@@ -69,7 +69,6 @@ class Feed:
         self.tick_seconds = tick_seconds
         self.followers: dict[int, set[Follower]] = {}
         self.last: dict[int, str | None] = {}  # each followed trial's tag at the last read (None: gone)
-        self.reads = 0
         self._task: asyncio.Task | None = None
         # Two threads: the tick's read, and renders for the streams, which must not wait behind each other long.
         self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="live-feed")
@@ -118,7 +117,6 @@ class Feed:
     async def tick(self) -> None:
         trial_ids = list(self.followers)
         read = await self.in_thread(_read, trial_ids)
-        self.reads += 1
         for trial_id in trial_ids:
             judge_and_current = read.get(trial_id)
             tag = judge_and_current[1].tag if judge_and_current else None

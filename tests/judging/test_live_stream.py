@@ -9,12 +9,11 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import OperationalError, connections
 from django.test import AsyncClient
 from django.urls import reverse
 from django.utils import timezone
 
-from debate_platform.concurrency import RequestsAtOnce
 from judging import live_stream, live_tag
 from judging.models import Turn
 from judging.services import experiment_launch, live_dead_claim_cutoff, trial_open
@@ -173,6 +172,32 @@ def test_a_page_without_a_tag_is_sent_the_partials(feed, speaking, judge):
     run(scenario)
 
 
+def test_a_read_that_fails_loses_no_update(feed, speaking, judge, monkeypatch):
+    """The database unreachable for a tick (a restart, say): the stream stays open and the next tick pushes what
+    changed meanwhile."""
+    trial, first = speaking
+    tag = now_tag(trial, judge)
+    read, failures = live_stream._read, []
+
+    def failing_once(trial_ids):
+        if not failures:
+            failures.append(trial_ids)
+            raise OperationalError("the server closed the connection unexpectedly")
+        return read(trial_ids)
+
+    monkeypatch.setattr(live_stream, "_read", failing_once)
+    set_turn(first.pk, partial_text="The first words, written meanwhile")
+
+    async def scenario():
+        events = Events(await open_stream(judge, trial, data={"tag": tag}))
+        kind, _, data = await events.next()
+        assert kind == "news" and data["append"] == [{"index": first.index, "text": ", written meanwhile"}]
+        await events.close()
+
+    run(scenario)
+    assert failures == [[trial.pk]]
+
+
 def test_a_dead_workers_claim_is_released_by_the_stream(feed, speaking, judge):
     """As the judge's polls do (views._opened_trial): the stream renders, which releases the dead claim."""
     trial, first = speaking
@@ -226,48 +251,3 @@ def test_a_page_that_stops_speaking_stops_following(feed, settings, client, spea
     finish_round(trial)  # the judge must act: no stream
     page = client.get(reverse("judging:trial", args=[trial.pk])).content.decode()
     assert "data-stream" not in page
-
-
-def test_requests_at_once_are_bounded_until_their_replies_start():
-    """debate_platform.concurrency.RequestsAtOnce: a request waits for a slot; a reply that has started (a stream's
-    headers) gives its slot back while it goes on."""
-    started, release = [], asyncio.Event()
-
-    async def app(scope, receive, send):
-        started.append(scope["path"])
-        if scope["path"] == "/slow":
-            await release.wait()
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        if scope["path"] == "/stream":
-            await release.wait()  # streams on, its slot given back
-        await send({"type": "http.response.body", "body": b""})
-
-    async def call(bounded, path):
-        sent = []
-
-        async def send(message):
-            sent.append(message["type"])
-
-        await bounded({"type": "http", "path": path}, None, send)
-        return sent
-
-    async def scenario():
-        bounded = RequestsAtOnce(app, limit=1)
-        stream = asyncio.create_task(call(bounded, "/stream"))
-        await asyncio.sleep(0)
-        while "/stream" not in started:
-            await asyncio.sleep(0)
-        fast = await asyncio.wait_for(call(bounded, "/fast"), GUARD_SECONDS)  # the stream's slot was given back
-        assert fast == ["http.response.start", "http.response.body"]
-        slow = asyncio.create_task(call(bounded, "/slow"))
-        while "/slow" not in started:
-            await asyncio.sleep(0)
-        waiting = asyncio.create_task(call(bounded, "/after"))
-        for _ in range(100):
-            await asyncio.sleep(0)
-        assert "/after" not in started  # the slow one holds the only slot
-        release.set()
-        await asyncio.wait_for(asyncio.gather(stream, slow, waiting), GUARD_SECONDS)
-        assert started == ["/stream", "/fast", "/slow", "/after"]
-
-    run(scenario)

@@ -237,8 +237,8 @@
   // a poll would have been answered: "news" (applied as above), "render" (the live partials, morphed in as a poll's
   // reply is, so the judge's selection survives), "end" (the page fetches itself the ordinary way). Each event's id
   // is the tag of the page it brings; the browser reconnects by itself with the last one (Last-Event-ID). A stream
-  // that cannot be had (refused, logged out, a server that does not push) falls back to fetching the partials
-  // every few seconds until one can.
+  // that cannot be had (refused, logged out, a server that does not push) is tried again every 3 s, the partials
+  // fetched each time.
   let stream = null, streamUrl = "", pageTag = el("live-status")?.getAttribute("hx-ptag") || "";
   let fallback = null;
 
@@ -268,13 +268,18 @@
     });
     stream.addEventListener("end", () => {
       source.close();
-      refresh();
+      if (source === stream) stream = null;
+      refresh();  // its reply names a stream again if there is one to follow
     });
     stream.addEventListener("error", () => {
       // Broken: the browser reconnects by itself. Refused (an error reply): it gives up; so do we, for a while.
       if (source.readyState !== EventSource.CLOSED || source !== stream) return;
       stream = null;
-      fallback = setTimeout(() => { streamUrl = ""; refresh(); }, 3000);
+      fallback = setTimeout(() => {
+        refresh();  // the page brought up to date the ordinary way, and the stream tried again
+        streamUrl = "";
+        follow();
+      }, 3000);
     });
   }
 
