@@ -1,11 +1,12 @@
 """gunicorn's settings for the web service: the Dockerfile's CMD and docker-compose's web service run gunicorn in this
 folder, which reads this file (its default ``./gunicorn.conf.py``); benchmarks/load_test.py serves the platform the
-same way, and can override the workers to compare (``--workers``, ``--worker-class``, ``--server wsgi``).
+same way, and can serve it otherwise to compare (``--server wsgi``, ``--workers``, ``--worker-class``).
 
 The app is the ASGI one (debate_platform/asgi.py) in uvicorn workers: a live trial's page is pushed its updates over
 a server-sent event stream (judging/live_stream.py), held open at the cost of a coroutine, where under WSGI each
-page polled every 0.4 s and a held stream would have taken a whole worker. Three workers for the two cores this was
-measured on (docs/benchmarks.md, the web tier under load).
+page polled every 0.4 s and a held stream would have taken a whole worker; the other requests run in a fixed pool
+of threads in each worker (DEBATE_ASGI_REQUESTS_AT_ONCE), as under a WSGI server. Three workers for the two cores
+this was measured on (docs/benchmarks.md, the web tier under load).
 """
 
 wsgi_app = "debate_platform.asgi:application"  # gunicorn's name for the app, ASGI here

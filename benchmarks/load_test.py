@@ -12,24 +12,29 @@ Each run:
    written while the judge watches) and, in the mixed scenario, pre-generated ones whose transcripts are written
    at once. No model runs: a writer process stands in for the GPU worker, claiming each live turn through the
    platform's claim API, writing its partial_text every 0.25 s (as generation.session does) and recording it done.
-2. Starts gunicorn exactly as the Dockerfile and docker-compose.yml do (debate_platform.wsgi in the platform's
-   folder, whose gunicorn.conf.py sets the workers: 3 sync workers; --workers and --worker-class override it, to
-   compare), with the cache and sessions in Redis (--redis-url) and the HTTPS settings off (plain http on
-   127.0.0.1).
+2. Starts gunicorn exactly as the Dockerfile and docker-compose.yml do (in the platform's folder, whose
+   gunicorn.conf.py names the app and workers: the ASGI app in 3 uvicorn workers, live pages pushed their updates);
+   --server wsgi serves the WSGI app in sync workers instead, where live pages poll, to compare; --workers and
+   --worker-class override the workers. The cache and sessions in Redis (--redis-url), the HTTPS settings off (plain
+   http on 127.0.0.1).
 3. Drives it with locust (headless, as a library, in a process of its own): each simulated judge logs in (once:
-   its cookies are kept for later steps), asks for its next trial, starts it (a POST), and on a live trial polls
-   the live endpoint every 0.4 s while the debaters speak (as htmx does, sending back the HX-PTag it was given),
-   makes moves between rounds (a leaning, a question, continue, end) and gives a verdict; a pre-generated trial
-   is read, then judged. Every 15 s the page's heartbeat is posted. Think times are compressed (seconds).
+   its cookies are kept for later steps), asks for its next trial, starts it (a POST), and on a live trial, while
+   the debaters speak, follows the page's event stream as trial.js does (pushed: news and renders, reconnecting
+   from its tag) or polls the live endpoint every 0.4 s as htmx does (sending back the HX-PTag it was given), makes
+   moves between rounds (a leaning, a question, continue, end) and gives a verdict; a pre-generated trial is read,
+   then judged. Every 15 s the page's heartbeat is posted. Think times are compressed (seconds).
 4. Measures, once every judge is logged in and for --seconds: per endpoint requests, p50/p95 and errors; requests
-   per second; server CPU (the gunicorn workers' and their PostgreSQL backends' CPU time over the window, read from
-   /proc) per live update (each poll of the live endpoint); then stops the judges between requests and compares
-   the verdicts the server acknowledged (302 to the next trial) with the verdicts stored.
+   per second; the update lag (how long after the writer wrote a piece of a speech the judge's page had it: the
+   writer stamps each piece with the time, "update lag" in the table, not a request); server CPU (the gunicorn
+   workers' and their PostgreSQL backends' CPU time over the window, read from /proc) per live update (each poll,
+   or each event pushed); then stops the judges between requests and compares the verdicts the server acknowledged
+   (302 to the next trial) with the verdicts stored.
 
 Scenarios: "mixed" (live and pre-generated trials alternate in each judge's queue) and "live" (every judge on a
 live trial, its debaters writing). --sweep runs the scenarios for each judge count and reports the knee: the
-smallest count whose worst endpoint p95 passes 100 ms. The load generator and the writer run on the same machine
-and take CPU from the server; their own CPU is printed so that a reader can tell.
+smallest count whose worst endpoint p95 (of the requests, not the update lag) passes 100 ms. The load generator
+and the writer run on the same machine and take CPU from the server; their own CPU is printed so that a reader
+can tell.
 """
 
 from __future__ import annotations

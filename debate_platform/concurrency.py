@@ -4,6 +4,10 @@ once."""
 import asyncio
 import functools
 
+from a2wsgi import WSGIMiddleware
+from asgiref.sync import iscoroutinefunction
+from django.urls import Resolver404, resolve
+
 
 class RequestsAtOnce:
     """At most ``limit`` requests of this process at once until their reply starts; the others wait their turn on
@@ -52,8 +56,6 @@ class AsyncViewsOnTheLoop:
     (docs/benchmarks.md, the web tier under load)."""
 
     def __init__(self, asgi_app, wsgi_app, threads: int):
-        from a2wsgi import WSGIMiddleware
-
         self.asgi = RequestsAtOnce(asgi_app, threads)
         self.wsgi = WSGIMiddleware(wsgi_app, workers=threads)
 
@@ -65,9 +67,6 @@ class AsyncViewsOnTheLoop:
 
 @functools.lru_cache(maxsize=4096)
 def _async_view(path: str) -> bool:
-    from asgiref.sync import iscoroutinefunction
-    from django.urls import Resolver404, resolve
-
     try:
         return iscoroutinefunction(resolve(path).func)
     except Resolver404:
