@@ -12,3 +12,7 @@ this was measured on (docs/benchmarks.md, the web tier under load).
 wsgi_app = "debate_platform.asgi:application"  # gunicorn's name for the app, ASGI here
 workers = 3
 worker_class = "uvicorn_worker.UvicornWorker"
+# Seconds an idle connection is kept open (uvicorn's keep-alive; idle connections cost the event loop nothing). Longer
+# than a judge's pause between requests and than a proxy's own (nginx: 60 s), so that neither sends a request on a
+# connection the server is closing: with uvicorn's default of 5 s the load test lost a few moves that way.
+keepalive = 75

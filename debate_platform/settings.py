@@ -124,7 +124,7 @@ ASGI = envbool("DEBATE_ASGI", False)
 # Requests a web process serves at once (debate_platform.concurrency): this many threads for ordinary requests, and
 # as many streams being opened; the rest wait. Twice this, plus the two connections of each process's live change
 # feed (judging/live_stream.py), must stay within the pool's.
-ASGI_REQUESTS_AT_ONCE = envint("DEBATE_ASGI_REQUESTS_AT_ONCE", 4)
+ASGI_REQUESTS_AT_ONCE = envint("DEBATE_ASGI_REQUESTS_AT_ONCE", 2)
 if ASGI and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django's pool requires it: a connection goes back at a request's end
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
