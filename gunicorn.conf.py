@@ -3,10 +3,10 @@ folder, which reads this file (its default ``./gunicorn.conf.py``); benchmarks/l
 same way, and can serve it otherwise to compare (``--server wsgi``, ``--workers``, ``--worker-class``).
 
 The app is the ASGI one (debate_platform/asgi.py) in uvicorn workers: a live trial's page is pushed its updates over
-a server-sent event stream (judging/live_stream.py), held open at the cost of a coroutine, where under WSGI each
-page polled every 0.4 s and a held stream would have taken a whole worker; the other requests run in a fixed pool
-of threads in each worker (DEBATE_ASGI_REQUESTS_AT_ONCE), as under a WSGI server. Three workers for the two cores
-this was measured on (docs/benchmarks.md, the web tier under load).
+a server-sent event stream (judging/live_stream.py), held open at the cost of a coroutine and an idle thread, where
+under WSGI each page polled every 0.4 s and a held stream would have taken a whole worker; the other requests run in
+a fixed pool of threads in each worker (DEBATE_ASGI_REQUESTS_AT_ONCE), as under a WSGI server. Three workers for the
+two cores this was measured on (docs/benchmarks.md, the web tier under load).
 """
 
 wsgi_app = "debate_platform.asgi:application"  # gunicorn's name for the app, ASGI here
@@ -14,5 +14,5 @@ workers = 3
 worker_class = "uvicorn_worker.UvicornWorker"
 # Seconds an idle connection is kept open (uvicorn's keep-alive; idle connections cost the event loop nothing). Longer
 # than a judge's pause between requests and than a proxy's own (nginx: 60 s), so that neither sends a request on a
-# connection the server is closing: with uvicorn's default of 5 s the load test lost a few moves that way.
+# connection the server is closing: with gunicorn's default of 2 s the load test lost a few moves that way.
 keepalive = 75

@@ -50,19 +50,25 @@ class RequestsAtOnce:
 class AsyncViewsOnTheLoop:
     """Each request to the handler its view is written for: an async view (a live page's stream,
     judging.views.trial_stream) through Django's ASGI handler, on the event loop, where holding a stream open costs a
-    coroutine; every other (synchronous) view through Django's WSGI handler in a fixed pool of ``threads`` threads
-    (a2wsgi), as a WSGI server would run it. Under the ASGI handler a synchronous view and each middleware would pass
-    between the event loop and a thread made for the request, several times a request: measured slower in the tail
-    (docs/benchmarks.md, the web tier under load)."""
+    coroutine (and an idle thread Django keeps for the request); every other (synchronous) view through Django's WSGI
+    handler in a fixed pool of ``threads`` threads (a2wsgi), as a WSGI server would run it. Under the ASGI handler a
+    synchronous view and each middleware would pass between the event loop and a thread made for the request, several
+    times a request: measured slower in the tail (docs/benchmarks.md, the web tier under load)."""
 
     def __init__(self, asgi_app, wsgi_app, threads: int):
         self.asgi = RequestsAtOnce(asgi_app, threads)
         self.wsgi = WSGIMiddleware(wsgi_app, workers=threads)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and not _async_view(scope["path"]):
+        if scope["type"] == "http" and not _async_view(_path_info(scope)):
             return await self.wsgi(scope, receive, send)
         return await self.asgi(scope, receive, send)
+
+
+def _path_info(scope) -> str:
+    """The path the URLs resolve, without the prefix the app is mounted at (as Django's handlers strip it)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 @functools.lru_cache(maxsize=4096)

@@ -122,7 +122,7 @@ DATABASES = {
 # would be one per request; PostgreSQL connections come from a pool per process instead.
 ASGI = envbool("DEBATE_ASGI", False)
 # Requests a web process serves at once (debate_platform.concurrency): this many threads for ordinary requests, and
-# as many streams being opened; the rest wait. Twice this, plus the two connections of each process's live change
+# as many streams being opened; the rest wait. Twice this, plus the three connections of each process's live change
 # feed (judging/live_stream.py), must stay within the pool's.
 ASGI_REQUESTS_AT_ONCE = envint("DEBATE_ASGI_REQUESTS_AT_ONCE", 2)
 if ASGI and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

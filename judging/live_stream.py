@@ -15,8 +15,10 @@ fetched the ordinary way (the trial left the judge's live pages, or the read was
 The change feed (``Feed``, one per process) reads the tags of every trial followed in the process with one query
 every ``LIVE_FEED_TICK_SECONDS`` (live_tag.currents), whatever the number of pages, and wakes the streams whose trial
 changed; a stream then computes its news from the tag its page has, as a poll does. The database is read in the
-feed's own threads (each with its connection, kept between ticks): never on the event loop, never a connection
-per page.
+feed's own threads (the tick's read in one, the streams' renders in ``THREADS`` others; each takes a connection,
+from the pool under ASGI, and gives it back when it breaks or ages, as a request would): never on the event loop,
+never a connection per page. An open stream costs a coroutine, and an idle thread that Django's ASGI handler keeps
+for each request until it ends.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ KEEPALIVE_SECONDS = 15
 STREAM_SECONDS = 300
 # How soon the browser reconnects after a stream ends or breaks.
 RETRY_MS = 1000
-# The feed's threads: its tick's read, and the streams' renders.
+# The feed's threads for the streams' renders (its tick's read has one more of its own).
 THREADS = 2
 
 
@@ -70,7 +72,9 @@ class Feed:
         self.followers: dict[int, set[Follower]] = {}
         self.last: dict[int, str | None] = {}  # each followed trial's tag at the last read (None: gone)
         self._task: asyncio.Task | None = None
-        # Two threads: the tick's read, and renders for the streams, which must not wait behind each other long.
+        # The tick's read in a thread of its own, so that no burst of renders delays every page's updates; the
+        # streams' renders (and their other reads) in THREADS others.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="live-feed-read")
         self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="live-feed")
 
     def follow(self, trial_id: int, judge_id: int) -> Follower:
@@ -101,10 +105,13 @@ class Feed:
         for done in [self._threads.submit(close_here) for _ in range(THREADS)]:
             done.result()
         self._threads.shutdown()
+        self._reader.submit(connections.close_all).result()
+        self._reader.shutdown()
 
-    async def in_thread(self, function, *args):
+    async def in_thread(self, function, *args, threads=None):
         """``function(*args)`` in one of the feed's threads, with a usable database connection."""
-        return await asyncio.get_running_loop().run_in_executor(self._threads, _with_connection, function, args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(threads or self._threads, _with_connection, function, args)
 
     async def _run(self) -> None:
         while self.followers:
@@ -116,15 +123,16 @@ class Feed:
 
     async def tick(self) -> None:
         trial_ids = list(self.followers)
-        read = await self.in_thread(_read, trial_ids)
+        read = await self.in_thread(_read, trial_ids, threads=self._reader)
         for trial_id in trial_ids:
             judge_and_current = read.get(trial_id)
             tag = judge_and_current[1].tag if judge_and_current else None
             if trial_id in self.last and self.last[trial_id] == tag and not (tag and judge_and_current[1].dead_claim):
                 continue
-            self.last[trial_id] = tag
             for follower in list(self.followers.get(trial_id, ())):
                 follower.tell(judge_and_current)
+            if trial_id in self.followers:  # still followed: its pages were told this tag
+                self.last[trial_id] = tag
 
 
 def _with_connection(function, args):

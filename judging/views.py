@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse, StreamingHttpResponse
@@ -323,7 +324,8 @@ async def trial_stream(request, trial_id: int):
 
     Starts from the tag of what the page shows (``?tag=``, or ``Last-Event-ID`` when the browser reconnects). A trial
     the judge may not read is refused as a poll is (404, 409), before anything is streamed."""
-    if not settings.LIVE_PUSH:
+    # Only under Django's ASGI handler: run by a WSGI handler, a stream would hold a whole thread for minutes.
+    if not settings.LIVE_PUSH or not isinstance(request, ASGIRequest):
         raise Http404("this server does not push live updates")
     feed = live_stream.feed()
     try:

@@ -68,6 +68,18 @@ def test_an_async_view_runs_on_the_loop_and_every_other_in_the_wsgi_threads():
             ("wsgi", "/no/such/page/"),
         ]
         assert served[0][2] == loop and served[1][2] != loop and served[2][2] != loop
+        # Mounted under a prefix (root_path): routed by the path the URLs resolve, as Django's handlers see it.
+        mounted = scope("/debate/judge/trials/7/live/stream/") | {"root_path": "/debate"}
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        await asyncio.wait_for(app(mounted, receive, send), GUARD_SECONDS)
+        assert served[-1][:2] == ("asgi", "/debate/judge/trials/7/live/stream/")
 
     asyncio.run(scenario())
 

@@ -14,7 +14,7 @@ from django.test import AsyncClient
 from django.urls import reverse
 from django.utils import timezone
 
-from judging import live_stream, live_tag
+from judging import live_stream, live_tag, views
 from judging.models import Turn
 from judging.services import experiment_launch, live_dead_claim_cutoff, trial_open
 from tests.judging.test_trial_partials import finish_round, first_trial
@@ -170,6 +170,68 @@ def test_a_page_without_a_tag_is_sent_the_partials(feed, speaking, judge):
         await events.close()
 
     run(scenario)
+
+
+def test_a_simultaneous_speech_is_pushed_as_its_length_only(feed, make_model_config, make_experiment, judge):
+    """As a poll is answered: where the page shows only the lengths of the speeches being written, no text of them
+    is pushed, nor any finished quote."""
+    experiment = make_experiment(make_model_config("m"), mode="live", rounds=2, min_rounds=1, turn_style="simultaneous")
+    experiment_launch(experiment=experiment)
+    trial = first_trial(experiment)
+    trial_open(trial=trial)
+    first = trial.turns.order_by("index").first()
+    soon = timezone.now() + timedelta(hours=1)
+    set_turn(first.pk, status=Turn.Status.RUNNING, claim_token="t", claimed_at=soon, partial_text="Secret words")
+    tag = now_tag(trial, judge)
+
+    async def scenario():
+        events = Events(await open_stream(judge, trial, data={"tag": tag}))
+        speech = "Secret words and a <quote>secret quote</quote>"
+        await sync_to_async(set_turn)(first.pk, partial_text=speech)
+        kind, _, data = await events.next()
+        assert kind == "news" and data == {"append": [], "chars": [{"index": first.index, "chars": len(speech)}]}
+        await events.close()
+
+    run(scenario)
+
+
+def test_a_stream_leaves_the_feed_when_its_page_goes_or_its_time_is_up(feed, speaking, judge):
+    """The server cancels the stream of a page that went away (Django's ASGI handler, on the client's disconnect),
+    and a stream ends by itself after its time: either way its trial is no longer read, while the server runs on."""
+    trial, first = speaking
+    tag = now_tag(trial, judge)
+
+    def events(seconds=live_stream.STREAM_SECONDS):
+        return live_stream.events(trial.pk, judge.pk, tag, views.news_body, lambda: None, seconds=seconds)
+
+    async def scenario():
+        async def read(stream, chunks):
+            async for chunk in stream:
+                chunks.append(chunk)
+
+        chunks = []
+        reading = asyncio.create_task(read(events(), chunks))
+        while not chunks:  # the stream has begun: its page follows the trial
+            await asyncio.sleep(0.01)
+        assert list(live_stream.feed().followers) == [trial.pk]
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        assert live_stream.feed().followers == {}
+
+        ended = []
+        await asyncio.wait_for(read(events(seconds=0.05), ended), GUARD_SECONDS)  # returns: its time is up
+        assert ended and live_stream.feed().followers == {}
+
+    run(scenario)
+
+
+def test_a_stream_is_served_only_by_the_asgi_handler(feed, client, speaking, judge):
+    """Run by a WSGI handler (here Django's test client), a stream would hold a thread for minutes: 404, and the
+    page polls."""
+    trial, _ = speaking
+    client.force_login(judge)
+    assert client.get(reverse("judging:trial_stream", args=[trial.pk])).status_code == 404
 
 
 def test_a_read_that_fails_loses_no_update(feed, speaking, judge, monkeypatch):

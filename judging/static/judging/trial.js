@@ -262,9 +262,16 @@
       if (wholeNext) refresh();
     });
     stream.addEventListener("render", (message) => {
+      let html;
+      try {
+        html = JSON.parse(message.data).html;
+      } catch {
+        refresh();  // not ours: the page fetches itself
+        return;
+      }
       pageTag = message.lastEventId;
-      htmx.swap({sourceElement: el("live-status"), target: el("live-region"), swap: "innerMorph",
-        text: JSON.parse(message.data).html, transition: false}).then(follow);
+      htmx.swap({sourceElement: el("live-status"), target: el("live-region"), swap: "innerMorph", text: html,
+        transition: false}).then(follow);
     });
     stream.addEventListener("end", () => {
       source.close();
@@ -298,6 +305,7 @@
     stream = null;
   });
   document.addEventListener("htmx:after:swap", () => follow());
+  document.addEventListener("htmx:finally:request", () => follow());  // a reply with nothing swapped, too
   follow();
 
   // ---- Live moves -------------------------------------------------------------------------------------------
@@ -345,8 +353,9 @@
     event.preventDefault();  // nothing of an error reply is swapped into the page
     if (!isMove(ctx)) return;  // a failed poll: the next one tries again
     showMoveError(moveErrorMessage(response, ctx.text));
-    // The move may have been refused because the page is out of date (the debaters are speaking): fetch it anew.
-    htmx.trigger(el("live-status"), "live-refresh");
+    // The move may have been refused because the page is out of date (the debaters are speaking): fetch it anew,
+    // whole (a pushed page's tag is not the one htmx holds: a reply of new characters could repeat some).
+    refresh();
   });
 
   // No reply at all (network down, timeout).
