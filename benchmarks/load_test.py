@@ -597,7 +597,8 @@ def drive(args) -> None:
                     counts["verdicts acknowledged"] += 1
                     response.success()
                 else:
-                    response.failure(f"verdict not acknowledged: {response.status_code}")
+                    location = response.headers.get("Location", "")
+                    response.failure(f"verdict not acknowledged: {response.status_code} {location}".strip())
             self.trial = None
 
     env = Environment(user_classes=[Judge], host=args.host)
