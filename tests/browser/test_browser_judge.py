@@ -544,6 +544,20 @@ def test_a_failed_move_shows_a_readable_message_and_the_buttons_work_again(
         assert trial.turns.filter(round=2).count() == 2
 
 
+# Selects "first speech" in the transcript's first speech (its text node kept as window.selectedTextNode, so a test
+# can check the live updates left that very node in place); returns the selection.
+SELECT_FIRST_SPEECH = """() => {
+    const text = document.querySelector('#transcript .speech p').firstChild;
+    window.selectedTextNode = text;
+    const range = document.createRange();
+    range.setStart(text, 4);
+    range.setEnd(text, 16);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    return getSelection().toString();
+}"""
+
+
 def test_the_judges_selection_in_a_finished_speech_survives_the_live_updates(page, live_server, live_experiment):
     from judging.services import trial_open
 
@@ -556,19 +570,7 @@ def test_the_judges_selection_in_a_finished_speech_survives_the_live_updates(pag
     play_worker(second, status="running", partial_text="The second speech", claim_token="x")
     open_live_trial(page, live_server, live_experiment)
     page.wait_for_function("document.getElementById('transcript').textContent.includes('The second speech')")
-    selected = page.evaluate(
-        """() => {
-            const text = document.querySelector('#transcript .speech p').firstChild;
-            window.selectedTextNode = text;
-            const range = document.createRange();
-            range.setStart(text, 4);
-            range.setEnd(text, 16);
-            getSelection().removeAllRanges();
-            getSelection().addRange(range);
-            return getSelection().toString();
-        }"""
-    )
-    assert selected == "first speech"
+    assert page.evaluate(SELECT_FIRST_SPEECH) == "first speech"
     # The speech grows: each poll gets only its new characters (JSON, views.trial_live), appended as text.
     replies = []
     page.on("response", lambda r: replies.append(r.headers.get("content-type", "")) if "/live/" in r.url else 0)

@@ -11,23 +11,18 @@ from django.conf import settings
 from django.utils import timezone
 
 from judging.services import experiment_launch, trial_open
-from tests.browser.test_browser_judge import browser, log_in, page, play_worker  # noqa: F401  (fixtures)
+from tests.browser.test_browser_judge import (  # noqa: F401  (browser, page: fixtures)
+    SELECT_FIRST_SPEECH,
+    browser,
+    log_in,
+    page,
+    play_worker,
+)
 from tests.deployed_server import deployed_server
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the ORM calls between browser steps
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-SELECT_FIRST_SPEECH = """() => {
-    const text = document.querySelector('#transcript .speech p').firstChild;
-    window.selectedTextNode = text;
-    const range = document.createRange();
-    range.setStart(text, 4);
-    range.setEnd(text, 16);
-    getSelection().removeAllRanges();
-    getSelection().addRange(range);
-    return getSelection().toString();
-}"""
 
 
 def test_a_live_page_follows_the_pushed_stream_and_never_polls(page, tmp_path, make_model_config, make_experiment):  # noqa: F811

@@ -83,18 +83,25 @@ def set_turn(pk, **fields):
     Turn.objects.filter(pk=pk).update(**fields)
 
 
-@pytest.fixture
-def speaking(make_model_config, make_experiment, judge):
-    """A live sequential debate opened by the judge, its first speech being written ("The first words")."""
-    experiment = make_experiment(make_model_config("m"), mode="live", rounds=3, min_rounds=1, turn_style="sequential")
+def live_trial_writing(make_model_config, make_experiment, turn_style: str, rounds: int, words: str):
+    """A live debate opened by the judge, its first speech being written (``words`` so far): the trial and that turn."""
+    experiment = make_experiment(
+        make_model_config("m"), mode="live", rounds=rounds, min_rounds=1, turn_style=turn_style
+    )
     experiment_launch(experiment=experiment)
     trial = first_trial(experiment)
     trial_open(trial=trial)
     first = trial.turns.order_by("index").first()
     # Claimed an hour ahead: no tick of this test, however slow, finds the claim dead (unless the test says so).
     soon = timezone.now() + timedelta(hours=1)
-    set_turn(first.pk, status=Turn.Status.RUNNING, claim_token="t", claimed_at=soon, partial_text="The first words")
+    set_turn(first.pk, status=Turn.Status.RUNNING, claim_token="t", claimed_at=soon, partial_text=words)
     return trial, first
+
+
+@pytest.fixture
+def speaking(make_model_config, make_experiment, judge):
+    """A live sequential debate opened by the judge, its first speech being written ("The first words")."""
+    return live_trial_writing(make_model_config, make_experiment, "sequential", 3, "The first words")
 
 
 async def open_stream(judge, trial, **extra):
@@ -175,13 +182,7 @@ def test_a_page_without_a_tag_is_sent_the_partials(feed, speaking, judge):
 def test_a_simultaneous_speech_is_pushed_as_its_length_only(feed, make_model_config, make_experiment, judge):
     """As a poll is answered: where the page shows only the lengths of the speeches being written, no text of them
     is pushed, nor any finished quote."""
-    experiment = make_experiment(make_model_config("m"), mode="live", rounds=2, min_rounds=1, turn_style="simultaneous")
-    experiment_launch(experiment=experiment)
-    trial = first_trial(experiment)
-    trial_open(trial=trial)
-    first = trial.turns.order_by("index").first()
-    soon = timezone.now() + timedelta(hours=1)
-    set_turn(first.pk, status=Turn.Status.RUNNING, claim_token="t", claimed_at=soon, partial_text="Secret words")
+    trial, first = live_trial_writing(make_model_config, make_experiment, "simultaneous", 2, "Secret words")
     tag = now_tag(trial, judge)
 
     async def scenario():
