@@ -178,6 +178,7 @@ def main(argv=None) -> dict:
     args = parse(argv)
     configure(args)
     import psycopg
+    from django.conf import settings
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -212,11 +213,22 @@ def main(argv=None) -> dict:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
 
+    next_beat = 0.0
+
+    def heartbeat() -> None:
+        """The writing turn's claim refreshed as its worker's heartbeat would: a claim older than
+        LIVE_DEAD_CLAIM_SECONDS is a dead worker's, and a render would release it mid-measurement."""
+        nonlocal next_beat
+        if time.monotonic() >= next_beat:
+            writer.execute("UPDATE judging_turn SET claimed_at = now() WHERE id = %s", [writing.pk])
+            next_beat = time.monotonic() + settings.CLAIM_HEARTBEAT_SECONDS
+
     def measure(kind: str, one_poll) -> None:
         best, answered = None, Counter()
         for _ in range(args.repeats):
             cpu, db = time.process_time(), backend_cpu_seconds(backend)
             for step in range(1, args.polls + 1):
+                heartbeat()
                 answered[one_poll(step)] += 1
             run = (
                 (time.process_time() - cpu) / args.polls * 1000,

@@ -67,8 +67,8 @@ def write_speech(debater, live_server, text, quoted):
     new verified characters the tool should count (a quote repeated from an earlier round is free)."""
     debater.goto(f"{live_server.url}/judge/debate/")
     debater.wait_for_selector("[data-testid=due-speech]")  # the list refreshes itself until one is due
-    debater.click("[data-testid=due-speech]")
-    debater.wait_for_selector("#speech-form")
+    with debater.expect_navigation():  # to the page's load: htmx must be listening before the first keystroke
+        debater.click("[data-testid=due-speech]")
     assert "PASSAGE-SECRET" in debater.inner_text("#passage")  # the debater reads the hidden passage
     debater.fill("#speech-text", "Look: <quote>the sky is NOT blue</quote>")
     debater.wait_for_selector("#quote-list [data-kind=unverified]")  # checked against the passage as they type
