@@ -816,6 +816,7 @@ def run_step(args, scenario: str, judges: int, server: subprocess.Popen) -> dict
                 for meter in meters.values():
                     meter.start()
                 sampler = _Sampler(meters)
+                print(f"judges logged in; measuring for {args.seconds:g} s", flush=True)  # a profiler can start now
             elif line.strip() == "measure end":
                 sampler.stop()
             else:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 
 from . import lineups, scoring
@@ -644,6 +644,10 @@ def _refuse_if_closed(experiment: Experiment, refusal: type[VerdictRefused]) -> 
         raise refusal(CLOSED, status=409)
 
 
+# The configurations a trial's debaters speak with (Trial.config_for), read with the trial where turns are made.
+TRIAL_CONFIGS = ("honest_config", "adversary_config")
+
+
 def _lock_trial(trial_id: int, judge=None, related: tuple[str, ...] = ()) -> Trial | None:
     """The trial (``judge``'s, where given), locked for update, with its experiment (and ``related``) read; or None.
 
@@ -664,7 +668,10 @@ def _lock_trial(trial_id: int, judge=None, related: tuple[str, ...] = ()) -> Tri
                 [trial_id],
             )
     trials = Trial.objects.select_for_update(of=("self",)).select_related("experiment", *related).filter(pk=trial_id)
-    return (trials if judge is None else trials.filter(judge=judge)).first()
+    try:  # get(), not first(): one trial at most by its key, and no ordering to compile (every beat and move)
+        return (trials if judge is None else trials.filter(judge=judge)).get()
+    except Trial.DoesNotExist:
+        return None
 
 
 def _lock_queue(judge_id: int) -> None:
@@ -791,22 +798,24 @@ def trial_open(*, trial: Trial) -> None:
     judges judge in the planned order and cannot choose among their trials.
     """
     _refuse_if_closed(trial.experiment, TrialRefused)
-    if trial.opened_at is None:
-        with transaction.atomic():
+    starts_debate = trial.live and debate_rules(trial.experiment, trial).rounds > 0
+    if trial.opened_at is not None and not (starts_debate and not trial.turns.exists()):
+        return  # opened before, and its debate begun: a second press of *Start* changes nothing
+    with transaction.atomic():
+        if trial.opened_at is None:
             _lock_queue(trial.judge_id)
-            # Ordered with a close (``_lock_trial``): no trial is opened once its experiment is closed.
-            _refuse_if_closed(_lock_trial(trial.pk).experiment, TrialRefused)
-            trial.refresh_from_db(fields=["status", "opened_at"])
-            _refuse_unless_next(trial)
-            Trial.objects.filter(pk=trial.pk, opened_at__isnull=True).update(opened_at=timezone.now())
-        trial.refresh_from_db(fields=["opened_at"])
-    rules = debate_rules(trial.experiment, trial)
-    if trial.live and rules.rounds > 0 and not trial.turns.exists():
-        with transaction.atomic():
-            locked = Trial.objects.select_for_update().get(pk=trial.pk)
-            if not locked.turns.exists():  # not started by a concurrent request
-                _create_round_turns(trial.experiment, locked, 1, first_index=0)
-                _announce_after_commit(turns_pending, trial.experiment_id)
+        # Ordered with a close (``_lock_trial``): no trial is opened once its experiment is closed. Its debaters'
+        # configurations read with it: the first round's turns are made for them.
+        locked = _lock_trial(trial.pk, related=TRIAL_CONFIGS)
+        _refuse_if_closed(locked.experiment, TrialRefused)
+        if locked.opened_at is None:
+            _refuse_unless_next(locked)
+            locked.opened_at = timezone.now()
+            Trial.objects.filter(pk=trial.pk).update(opened_at=locked.opened_at)
+        trial.opened_at = locked.opened_at
+        if starts_debate and not locked.turns.exists():  # not started by a concurrent request
+            _create_round_turns(locked.experiment, locked, 1, first_index=0)
+            _announce_after_commit(turns_pending, trial.experiment_id)
 
 
 def trial_skip(*, trial_id: int, judge, reason: str) -> Trial:
@@ -853,7 +862,7 @@ def live_move(
     that it is correct; stored as the probability that A is correct, docs/scoring.md).
     """
     with transaction.atomic():
-        trial = _lock_trial(trial_id, judge)
+        trial = _lock_trial(trial_id, judge, related=TRIAL_CONFIGS)  # a next round's turns are made for them
         if trial is None:
             raise MoveRefused("no such trial in your queue", status=404)
         experiment = trial.experiment
@@ -863,6 +872,8 @@ def live_move(
             raise MoveRefused("you have already given a verdict on this trial", status=409)
         _refuse_if_closed(experiment, MoveRefused)
         _refuse_unless_opened(trial, MoveRefused)
+        # Read once, in transcript order, for the checks below and the protocol's replay (debate_state).
+        prefetch_related_objects([trial], Prefetch("turns", queryset=Turn.objects.order_by("index")))
         turns = list(trial.turns.all())
         if any(t.status != Turn.Status.DONE for t in turns):
             raise MoveRefused("the debaters are still speaking; wait for this round to finish", status=409)

@@ -189,6 +189,47 @@ def test_each_judge_endpoint_stays_within_its_query_budget(
     assert response.status_code == 200
 
 
+# The most queries each of a judge's actions on a live trial may make, session and user included: the trial locked
+# with its experiment and its debaters' configurations, its turns read once, what the action writes, and for a move
+# the partials rendered. Starting a trial also locks the judge's queue and checks it is their next; a move or a start
+# that makes turns looks up their generation queue. (PostgreSQL makes one more than SQLite: the experiment's row
+# locked for share.)
+ACTION_QUERY_BUDGET = {"start": 13, "beat": 8, "continue": 10, "end": 10, "verdict": 12}
+
+
+def test_each_judge_action_on_a_live_trial_stays_within_its_query_budget(
+    judge_client, make_model_config, make_experiment, django_assert_max_num_queries
+):
+    from judging.services import experiment_launch
+
+    experiment = make_experiment(make_model_config("m"), mode="live", rounds=3, min_rounds=1, num_questions=2)
+    experiment_launch(experiment=experiment)
+    trial = Trial.objects.filter(experiment=experiment).order_by("queue_position").first()
+    judge_client.get(reverse("judging:trial", args=[trial.pk]))  # the page first, as a judge opens it
+    url = lambda name: reverse(f"judging:{name}", args=[trial.pk])  # noqa: E731
+    live_move_url = reverse("judging:live_move", args=[trial.pk])
+
+    def done_speaking():
+        trial.turns.update(status="done", text='An argument with a "quoted passage".')
+
+    actions = {
+        "start": lambda: judge_client.post(url("start")),
+        "beat": lambda: judge_client.post(url("beat"), {"page": "a" * 16, "seq": "1", "fresh": "1"}),
+        "continue": lambda: judge_client.post(live_move_url, {"action": "continue"}, HTTP_HX_REQUEST="true"),
+        "end": lambda: judge_client.post(live_move_url, {"action": "end"}, HTTP_HX_REQUEST="true"),
+        "verdict": lambda: post_verdict(judge_client, trial),
+    }
+    answered = {"start": 302, "beat": 204, "continue": 200, "end": 200, "verdict": 302}
+    for name, action in actions.items():
+        if name in ("continue", "end"):
+            done_speaking()
+        with django_assert_max_num_queries(ACTION_QUERY_BUDGET[name]):
+            response = action()
+        assert response.status_code == answered[name], (name, response.content[:300])
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.JUDGED and trial.turns.filter(round=2).count() == 2
+
+
 def test_a_live_poll_of_an_unchanged_page_reads_only_its_tag(
     judge_client, make_model_config, make_experiment, django_assert_max_num_queries
 ):
