@@ -772,6 +772,7 @@ def web_backends() -> list[int]:
 def run_step(args, scenario: str, judges: int, server: subprocess.Popen) -> dict:
     """One scenario at one judge count: fresh trials, the writer, the judges; the figures."""
     import psutil
+    import redis
 
     from judging.models import Verdict
 
@@ -810,15 +811,20 @@ def run_step(args, scenario: str, judges: int, server: subprocess.Popen) -> dict
         "load generator": CpuMeter(lambda: [driver.pid]),
         "writer": CpuMeter(lambda: [writer_process.pid]),
     }
+    # Connections Redis accepted in the window (sessions, users, the broker: each request should borrow one).
+    redis_stats = redis.Redis.from_url(args.redis_url)
+    connections_opened = lambda: redis_stats.info("stats")["total_connections_received"]  # noqa: E731
     try:
         for line in driver.stdout:
             if line.strip() == "measure start":
                 for meter in meters.values():
                     meter.start()
                 sampler = _Sampler(meters)
+                redis_before = connections_opened()
                 print(f"judges logged in; measuring for {args.seconds:g} s", flush=True)  # a profiler can start now
             elif line.strip() == "measure end":
                 sampler.stop()
+                redis_opened = connections_opened() - redis_before
             else:
                 print(line, end="", flush=True)
         driver.wait()
@@ -842,6 +848,7 @@ def run_step(args, scenario: str, judges: int, server: subprocess.Popen) -> dict
         server_cores=server_cpu / figures["seconds"],
         server_cpu_ms_per_request=1000 * server_cpu / max(1, figures["requests"]),
         server_cpu_ms_per_live_update=1000 * server_cpu / live_updates if live_updates else None,
+        redis_connections_opened=redis_opened,
         worst_p95_ms=max((e["p95_ms"] for name, e in figures["endpoints"].items() if name != UPDATE_LAG), default=0),
     )
     report(figures)
@@ -892,6 +899,10 @@ def report(figures: dict) -> None:
         f"  server CPU {figures['server_cores']:.2f} cores (gunicorn {cpu['gunicorn']:.1f} s, PostgreSQL "
         f"{cpu['postgres']:.1f} s): {figures['server_cpu_ms_per_request']:.1f} ms per request"
         + (f", {per_update:.1f} ms per live update" if per_update is not None else "")
+    )
+    print(
+        f"  Redis connections opened: {figures['redis_connections_opened']} "
+        f"({figures['redis_connections_opened'] / max(1, figures['requests']):.2f} per request)"
     )
     if figures["streams opened"]:
         print(

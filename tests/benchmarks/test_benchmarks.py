@@ -237,6 +237,8 @@ def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(
     assert "live poll" not in live["endpoints"] and live["streams opened"] > 0 and live["pushed renders"] > 0
     assert live["endpoints"]["update lag"]["requests"] > 0
     assert "requests/s" in done.stdout and "live update" in done.stdout
+    # Redis's count of connections accepted is the whole server's (other tests share it): only reported here.
+    assert all(step["redis_connections_opened"] >= 0 for step in steps) and "Redis connections opened" in done.stdout
 
 
 @pytest.mark.integration
