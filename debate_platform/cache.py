@@ -26,14 +26,16 @@ _lock = threading.Lock()
 
 class RedisCacheClient(DjangoRedisCacheClient):
     def _get_connection_pool(self, write):
-        server = self._servers[self._get_connection_pool_index(write)]
-        key = repr((server, self._pool_class, sorted(self._pool_options.items(), key=lambda item: item[0])))
-        pool = _pools.get(key)
+        index = self._get_connection_pool_index(write)
+        pool = self._pools.get(index)  # this object's (Django's attribute), taken from the process's below
         if pool is None:
+            server = self._servers[index]
+            key = repr((server, self._pool_class, sorted(self._pool_options.items(), key=lambda item: item[0])))
             with _lock:
                 pool = _pools.get(key)
                 if pool is None:
                     pool = _pools[key] = self._pool_class.from_url(server, **self._pool_options)
+            self._pools[index] = pool
         return pool
 
     def get_client(self, key=None, *, write=False):

@@ -676,7 +676,11 @@ def _lock_trial(trial_id: int, judge=None, related: tuple[str, ...] = ()) -> Tri
 
 def _lock_queue(judge_id: int) -> None:
     """Lock the judge's ready trials, so that two tabs cannot open or skip two trials at once."""
-    list(Trial.objects.select_for_update().filter(judge_id=judge_id, status=Trial.Status.READY).values_list("pk"))
+    # Only the trials' rows (of "self"), in one order: the default ordering joins their experiments, whose rows a
+    # plain FOR UPDATE would lock too, breaking the lock order (``_lock_trial``: a beat holds its experiment for
+    # share, then waits for its trial) and making every start wait for the whole experiment's beats and moves.
+    trials = Trial.objects.select_for_update(of=("self",)).filter(judge_id=judge_id, status=Trial.Status.READY)
+    list(trials.order_by("pk").values_list("pk"))
 
 
 def trial_check_next(trial: Trial) -> None:

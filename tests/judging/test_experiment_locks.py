@@ -156,3 +156,40 @@ def test_a_trial_is_not_opened_while_its_experiment_closes(make_model_config, ma
     assert isinstance(opened.get("error"), TrialRefused) and "closed" in str(opened["error"])
     trial.refresh_from_db()
     assert trial.opened_at is None
+
+
+def test_a_judge_starting_a_trial_locks_their_trials_not_the_experiment(
+    make_model_config, make_experiment, judge, other_judge, monkeypatch
+):
+    """Starting a trial locks the judge's queue: their ready trials' rows only. (Their default ordering joins the
+    experiment, whose row a plain FOR UPDATE locked too: every other judge's beat then waited for the start, and a
+    beat on the starting judge's own open trial, holding the experiment for share, could deadlock with it.)"""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite locks the whole database for a write)")
+    experiment = make_experiment(make_model_config("m"), judges=[judge, other_judge], mode="live", rounds=2)
+    experiment_launch(experiment=experiment)
+    starting = experiment.trials.filter(judge=judge).order_by("queue_position").first()
+    beating = experiment.trials.filter(judge=other_judge).order_by("queue_position").first()
+    trial_open(trial=beating)
+    locked, release = threading.Event(), threading.Event()
+    checked = services._refuse_unless_next
+
+    def held_starting(trial):  # the start stops here, its locks taken, until released
+        if threading.current_thread().name == "starting":
+            locked.set()
+            assert release.wait(GUARD_SECONDS)
+        checked(trial)
+
+    monkeypatch.setattr(services, "_refuse_unless_next", held_starting)
+    starter, started = in_thread("starting", lambda: trial_open(trial=starting))
+    try:
+        assert locked.wait(GUARD_SECONDS)
+        with connection.cursor() as cursor:  # a wait turned into a failure (never decided by time otherwise)
+            cursor.execute("SET lock_timeout = '60s'")
+        active_time_beat(trial_id=beating.pk, judge=other_judge, page="p2", seq=1, fresh=True)
+    finally:
+        release.set()
+        starter.join(GUARD_SECONDS)
+    assert "error" not in started, started
+    starting.refresh_from_db()
+    assert starting.opened_at is not None
