@@ -33,18 +33,14 @@ class RedisCacheClient(DjangoRedisCacheClient):
             key = repr((server, self._pool_class, sorted(self._pool_options.items(), key=lambda item: item[0])))
             with _lock:
                 pool = _pools.get(key)
-                if pool is None:
+                if pool is None:  # the process's first use of it: its pool, and the one client for it
                     pool = _pools[key] = self._pool_class.from_url(server, **self._pool_options)
+                    _clients[id(pool)] = self._client(connection_pool=pool)
             self._pools[index] = pool
         return pool
 
     def get_client(self, key=None, *, write=False):
-        pool = self._get_connection_pool(write)
-        client = _clients.get(id(pool))
-        if client is None:
-            with _lock:
-                client = _clients.setdefault(id(pool), self._client(connection_pool=pool))
-        return client
+        return _clients[id(self._get_connection_pool(write))]
 
 
 class RedisCache(DjangoRedisCache):

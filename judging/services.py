@@ -803,7 +803,7 @@ def trial_open(*, trial: Trial) -> None:
     """
     _refuse_if_closed(trial.experiment, TrialRefused)
     starts_debate = trial.live and debate_rules(trial.experiment, trial).rounds > 0
-    if trial.opened_at is not None and not (starts_debate and not trial.turns.exists()):
+    if trial.opened_at is not None and (not starts_debate or trial.turns.exists()):
         return  # opened before, and its debate begun: a second press of *Start* changes nothing
     with transaction.atomic():
         if trial.opened_at is None:
