@@ -328,6 +328,7 @@ CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 TRIAL_URL = re.compile(r"/judge/trials/(\d+)/$")
 PTAG = re.compile(r'hx-ptag="([^"]*)"')
 STREAM = re.compile(r'data-stream="([^"]+)"')
+LOGIN_FORM = b'id="id_password"'  # the login page (templates/registration/login.html)
 END_DISABLED = re.compile(r'id="end"[^>]*\bdisabled\b')
 
 
@@ -361,6 +362,11 @@ def drive(args) -> None:
         wait_time = constant(0)
         network_timeout = connection_timeout = 60.0
         streams = None  # a requests session for the page's event stream, with the judge's cookies
+        name, trial, logged_in_at = "", None, None
+
+        def context(self) -> dict:
+            """Each request's judge, trial and login time, for ``session_lost``."""
+            return {"judge": self.name, "trial": self.trial, "logged in at": self.logged_in_at}
 
         def on_start(self):
             self.name = judge_name(next(judges))
@@ -369,6 +375,7 @@ def drive(args) -> None:
             response = self.client.get("/judge/next/", allow_redirects=False, name="next")
             if response.status_code == 302 and "/accounts/login/" in response.headers.get("Location", ""):
                 self.login()
+            self.logged_in_at = time.monotonic()
             logged_in.append(self.name)
 
         def login(self):
@@ -525,9 +532,11 @@ def drive(args) -> None:
                         headers={"Accept": "text/event-stream"},
                         stream=True,
                         timeout=(10, 60),
+                        allow_redirects=False,  # to the login page: a lost session, an error
                     )
                     if response.status_code != 200:
-                        error = RuntimeError(f"stream refused: {response.status_code}")
+                        location = response.headers.get("Location", "")
+                        error = RuntimeError(f"stream refused: {response.status_code} {location}".strip())
                 except requests.RequestException as exception:
                     error, response = exception, None
                 self.environment.events.request.fire(
@@ -602,6 +611,32 @@ def drive(args) -> None:
             self.trial = None
 
     env = Environment(user_classes=[Judge], host=args.host)
+
+    def session_lost(name, response=None, context=None, url="", **_):
+        """A logged-in judge's request answered with the login page (or a redirect to it), or with the judge's session
+        cookie deleted (the server found their session empty): an error, as a judge would lose what they were
+        writing. Recorded with the request, the trial and the time since the judge logged in."""
+        context = context or {}
+        if response is None or context.get("logged in at") is None or name in ("login page", "login"):
+            return
+        headers = response.headers or {}
+        location = headers.get("Location") or ""
+        deleted = any(c.startswith('sessionid=""') for c in headers.getlist("Set-Cookie"))
+        if deleted or "/accounts/login/" in location or LOGIN_FORM in (response.content or b""):
+            seen = "its session cookie deleted" if deleted else "the login page"
+            env.events.request.fire(
+                request_type="SESSION",
+                name="session lost",
+                response_time=0,
+                response_length=0,
+                exception=RuntimeError(
+                    f"{context['judge']}'s {name} ({url}, trial {context['trial']}) answered {response.status_code} "
+                    f"with {seen}, {time.monotonic() - context['logged in at']:.1f} s after they were first let in"
+                ),
+                context={},
+            )
+
+    env.events.request.add_listener(session_lost)
     runner = env.create_local_runner()
     runner.start(args.users, spawn_rate=args.spawn_rate)
     guard = time.monotonic() + 120 + args.users  # logins are slow on purpose (a password hash each)
