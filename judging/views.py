@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
-from django.db.models import Prefetch
 from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -17,33 +16,29 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from . import feedback, history, live_stream, live_tag, orientation, ratelimit, readiness, selectors, services
+from . import (
+    feedback,
+    history,
+    live_stream,
+    live_tag,
+    orientation,
+    ratelimit,
+    readiness,
+    selectors,
+    services,
+    trial_read,
+)
 from .debater_selectors import is_debater
-from .models import Question, Trial, Turn
-
-# What no judge page reads, left in the database: a live page is polled every 0.4 s. A turn's prompt holds the
-# whole passage; best-of-N candidates hold their texts.
-TURN_FIELDS_UNREAD = ("prompt", "model_settings", "candidates", "error")
+from .models import Question, Trial
 
 
 def _own_trial(request, trial_id: int) -> Trial:
-    # get(), not first(): by its key there is one trial at most, and no ordering to compile (read on every move and
-    # every render of a live page, compiling this query is most of its cost).
-    trials = (
-        Trial.objects.filter(pk=trial_id, judge=request.user)
-        .exclude(status=Trial.Status.GENERATING)
-        .exclude(status=Trial.Status.FAILED)
-        .exclude(status=Trial.Status.WITHDRAWN)  # the judge did not qualify: never shown (docs/onboarding.md)
-        .select_related("question", "experiment")
-        .defer("experiment__provenance")
-        # Read once for the judge's view and the protocol's replay; in transcript order, without the default
-        # ordering's joins (a turn's is by trial, whose is by experiment).
-        .prefetch_related(Prefetch("turns", queryset=Turn.objects.defer(*TURN_FIELDS_UNREAD).order_by("index")))
-    )
-    try:
-        return trials.get()
-    except Trial.DoesNotExist:
-        raise Http404("No such trial in your queue.") from None
+    """The judge's trial with its question, experiment and turns in transcript order (judging.trial_read: read on
+    every page, move and pushed render of a live trial, without the ORM's compile)."""
+    trial = trial_read.judge_trial(trial_id, request.user.pk)
+    if trial is None:
+        raise Http404("No such trial in your queue.")
+    return trial
 
 
 def _queue_page(request, *, error: str | None = None, status: int = 200, skip_reason: str = ""):
