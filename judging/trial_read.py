@@ -2,11 +2,11 @@
 
 Every trial page, live move and pushed render of a live page (views._own_trial) reads the trial, its question and
 experiment, and its turns in transcript order. Through the ORM (select_related, a prefetch of the turns) that read
-cost about 2.2 ms of CPU, most of it Django compiling the two queries again on every call; it was the largest part
+cost about 2.8 ms of CPU, most of it Django compiling the two queries again on every call; it was the largest part
 of a pushed render and a fifth of the web tier's CPU with 100 judges on live pages (docs/benchmarks.md). Here the
 SQL is made once per process from the models' own fields, and the rows become model instances as the ORM makes them
 (``Model.from_db``, after the same converters the ORM applies, so every field reads as it would through the ORM):
-about 0.5 ms. The instances are wired as ``select_related`` and ``prefetch_related`` wire them: ``trial.question``,
+about 0.7 ms. The instances are wired as ``select_related`` and ``prefetch_related`` wire them: ``trial.question``,
 ``trial.experiment``, ``trial.turns.all()`` (in transcript order) and each turn's ``trial`` read nothing more.
 ``tests/judging/test_trial_read.py`` checks every field against the ORM's read, on both databases.
 """
