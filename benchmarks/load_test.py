@@ -65,6 +65,8 @@ BEAT_SECONDS = 15  # settings.JUDGE_BEAT_SECONDS
 KNEE_P95_MS = 100
 # Not a request: how long after the writer wrote a piece of a speech the judge's page had it (polled or pushed).
 UPDATE_LAG = "update lag"
+# Not a request either: a logged-in judge sent to log in (drive.session_lost), counted as an error.
+SESSION_LOST = "session lost"
 
 # ----------------------------------------------------------------------------------------- scratch data ----
 
@@ -617,16 +619,18 @@ def drive(args) -> None:
         cookie deleted (the server found their session empty): an error, as a judge would lose what they were
         writing. Recorded with the request, the trial and the time since the judge logged in."""
         context = context or {}
-        if response is None or context.get("logged in at") is None or name in ("login page", "login"):
+        if context.get("logged in at") is None or name in ("login page", "login"):
             return
-        headers = response.headers or {}
+        if response is None or not response.status_code or not response.headers:  # no reply (a connection error)
+            return
+        headers = response.headers
         location = headers.get("Location") or ""
         deleted = any(c.startswith('sessionid=""') for c in headers.getlist("Set-Cookie"))
         if deleted or "/accounts/login/" in location or LOGIN_FORM in (response.content or b""):
             seen = "its session cookie deleted" if deleted else "the login page"
             env.events.request.fire(
                 request_type="SESSION",
-                name="session lost",
+                name=SESSION_LOST,
                 response_time=0,
                 response_length=0,
                 exception=RuntimeError(
@@ -669,10 +673,10 @@ def drive(args) -> None:
         for (name, _method), entry in sorted(env.stats.entries.items())
         if entry.num_requests
     }
-    # Every request, without the update lag (not a request).
+    # Every request, without the update lag and the lost sessions (not requests).
     total = StatsEntry(env.stats, "requests", "", use_response_times_cache=False)
     for (name, _method), entry in env.stats.entries.items():
-        if name != UPDATE_LAG:
+        if name not in (UPDATE_LAG, SESSION_LOST):
             total.extend(entry)
     figures = {
         "seconds": window,

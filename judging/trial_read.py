@@ -2,7 +2,7 @@
 
 Every trial page, live move and pushed render of a live page (views._own_trial) reads the trial, its question and
 experiment, and its turns in transcript order. Through the ORM (select_related, a prefetch of the turns) that read
-cost about 2.8 ms of CPU, most of it Django compiling the two queries again on every call; it was the largest part
+cost about 2.9 ms of CPU, most of it Django compiling the two queries again on every call; it was the largest part
 of a pushed render and a fifth of the web tier's CPU with 100 judges on live pages (docs/benchmarks.md). Here the
 SQL is made once per process from the models' own fields, and the rows become model instances as the ORM makes them
 (``Model.from_db``, after the same converters the ORM applies, so every field reads as it would through the ORM):
@@ -79,18 +79,21 @@ def _statements(alias: str) -> _Statements:
         _Columns.of(Experiment, "e", connection, EXPERIMENT_FIELDS_UNREAD),
     )
     turn = _Columns.of(Turn, "u", connection, TURN_FIELDS_UNREAD)
-    key = quote("id")
+
+    def column(model, name: str) -> str:
+        return quote(model._meta.get_field(name).column)
+
     trial = (
         f"SELECT {', '.join(part.select(a, quote) for part, a in zip(parts, 'tqe', strict=True))} "
         f"FROM {quote(Trial._meta.db_table)} t "
-        f"JOIN {quote(Question._meta.db_table)} q ON q.{key} = t.{quote('question_id')} "
-        f"JOIN {quote(Experiment._meta.db_table)} e ON e.{key} = t.{quote('experiment_id')} "
-        f"WHERE t.{key} = %s AND t.{quote('judge_id')} = %s "
-        f"AND t.{quote('status')} NOT IN ({', '.join(['%s'] * len(HIDDEN_STATUSES))})"
+        f"JOIN {quote(Question._meta.db_table)} q ON q.{column(Question, 'id')} = t.{column(Trial, 'question')} "
+        f"JOIN {quote(Experiment._meta.db_table)} e ON e.{column(Experiment, 'id')} = t.{column(Trial, 'experiment')} "
+        f"WHERE t.{column(Trial, 'id')} = %s AND t.{column(Trial, 'judge')} = %s "
+        f"AND t.{column(Trial, 'status')} NOT IN ({', '.join(['%s'] * len(HIDDEN_STATUSES))})"
     )
     turns = (
         f"SELECT {turn.select('u', quote)} FROM {quote(Turn._meta.db_table)} u "
-        f"WHERE u.{quote('trial_id')} = %s ORDER BY u.{quote('index')}"
+        f"WHERE u.{column(Turn, 'trial')} = %s ORDER BY u.{column(Turn, 'index')}"
     )
     return _Statements(trial, turns, parts, turn)
 

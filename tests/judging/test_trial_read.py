@@ -2,7 +2,7 @@
 databases), wired as select_related and prefetch_related wire it, and refuses what the judge may not read."""
 
 import pytest
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.utils import timezone
 
 from judging import trial_read
@@ -26,9 +26,10 @@ def orm_read(trial_id):
 
 
 def fields(instance) -> dict:
-    """Every loaded field's value, as the instance holds it (deferred fields are absent)."""
+    """Every loaded field's value and its type, as the instance holds it (deferred fields are absent): True and 1
+    differ (SQLite's booleans are integers until converted)."""
     return {
-        field.attname: getattr(instance, field.attname)
+        field.attname: (type(value := getattr(instance, field.attname)), value)
         for field in instance._meta.concrete_fields
         if field.attname not in instance.get_deferred_fields()
     }
@@ -53,6 +54,12 @@ def mid_debate(make_model_config, make_experiment, judge):
 
 
 def test_the_read_is_the_orms_field_for_field_and_reads_nothing_more(mid_debate, judge, django_assert_num_queries):
+    # Transcript order against the order the rows were written in (and stored in, on PostgreSQL): only the read's
+    # ORDER BY puts them in transcript order.
+    written = list(Turn.objects.filter(trial=mid_debate).order_by("pk"))
+    Turn.objects.filter(trial=mid_debate).update(index=F("index") + 1000)
+    for position, turn in enumerate(written):
+        Turn.objects.filter(pk=turn.pk).update(index=len(written) - 1 - position)
     expected = orm_read(mid_debate.pk)
     with django_assert_num_queries(2):
         read = trial_read.judge_trial(mid_debate.pk, judge.pk)
@@ -80,3 +87,8 @@ def test_only_the_judges_own_trials_that_they_may_see_are_read(mid_debate, judge
         assert trial_read.judge_trial(mid_debate.pk, judge.pk) is None, status
     Trial.objects.filter(pk=mid_debate.pk).update(status=Trial.Status.JUDGED)
     assert trial_read.judge_trial(mid_debate.pk, judge.pk).status == Trial.Status.JUDGED
+    # Read too: the views refuse a skipped trial themselves, with their own reason (views._opened_trial).
+    Trial.objects.filter(pk=mid_debate.pk).update(
+        status=Trial.Status.SKIPPED, skipped_at=timezone.now(), skip_reason="too long"
+    )
+    assert trial_read.judge_trial(mid_debate.pk, judge.pk).status == Trial.Status.SKIPPED
