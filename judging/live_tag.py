@@ -38,9 +38,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 
-from . import quotes
+from . import quotes, trial_read
 from .models import Experiment, Trial, Turn
 from .protocols import debate, registry
+
+# Trials no live page follows: those a judge never reads (trial_read) and skipped ones (views._opened_trial refuses
+# them); and none where a person debates (``currents`` leaves those out: tag_of's tag is the view's).
+HIDDEN = (*trial_read.HIDDEN_STATUSES, Trial.Status.SKIPPED)
 
 
 def _hash(text: str, size: int) -> str:
@@ -204,15 +208,12 @@ def currents(trial_ids, *, dead_before) -> dict[int, tuple[int, Current]]:
         f"WHERE tr.{q('id')} IN ({', '.join(['%s'] * len(trial_ids))}) AND tr.{q('live')} "
         f"AND tr.{q('opened_at')} IS NOT NULL "
         f"AND tr.{q('honest_person_id')} IS NULL AND tr.{q('adversary_person_id')} IS NULL "
-        f"AND tr.{q('status')} NOT IN (%s, %s, %s, %s) "
+        f"AND tr.{q('status')} NOT IN ({', '.join(['%s'] * len(HIDDEN))}) "
         f"ORDER BY tr.{q('id')}, tu.{q('index')}"
     )
-    # The trials a judge's page may show (views._opened_trial refuses the others), and none where a person debates
-    # (tag_of: its tag is the view's).
-    hidden = [Trial.Status.GENERATING, Trial.Status.FAILED, Trial.Status.WITHDRAWN, Trial.Status.SKIPPED]
     dead = connection.ops.adapt_datetimefield_value(dead_before)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [Turn.Status.RUNNING, dead, *trial_ids, *hidden])
+        cursor.execute(sql, [Turn.Status.RUNNING, dead, *trial_ids, *HIDDEN])
         rows = cursor.fetchall()
     return {
         trial_id: (trial_rows[0][19], _current_of(trial_rows))

@@ -33,6 +33,7 @@ class _Columns:
 
     model: type
     fields: tuple
+    attnames: tuple  # the fields' attribute names, as from_db takes them
     converters: tuple  # per field: (its converter functions, its column expression), or None
 
     @classmethod
@@ -44,7 +45,7 @@ class _Columns:
             # As the ORM's SQLCompiler.get_converters: the backend's, then the field's.
             functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
             converters.append((tuple(functions), column) if functions else None)
-        return cls(model, fields, tuple(converters))
+        return cls(model, fields, tuple(field.attname for field in fields), tuple(converters))
 
     def select(self, table_alias: str, quote) -> str:
         return ", ".join(f"{table_alias}.{quote(field.column)}" for field in self.fields)
@@ -56,7 +57,7 @@ class _Columns:
                 functions, column = converter
                 for function in functions:
                     values[i] = function(values[i], column, connection)
-        return self.model.from_db(alias, [field.attname for field in self.fields], values)
+        return self.model.from_db(alias, self.attnames, values)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def judge_trial(trial_id: int, judge_id: int) -> Trial | None:
     for part in statements.parts:
         instances.append(part.instance(alias, connection, row[start : start + len(part.fields)]))
         start += len(part.fields)
-    trial, trial.question, trial.experiment = instances
+    trial, question, experiment = instances
+    trial.question, trial.experiment = question, experiment
     turns = [statements.turn.instance(alias, connection, values) for values in turn_rows]
     for turn in turns:
         turn.trial = trial
