@@ -192,7 +192,10 @@ async def _events(stream: Feed, follower: Follower, page_tag: str, news_body, re
     ends = loop.time() + seconds
     while (left := ends - loop.time()) > 0:
         try:
-            await asyncio.wait_for(follower.changed.wait(), min(left, KEEPALIVE_SECONDS))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that comes as the event
+            # is set, and the stream of a page that went away then ran on until its time was up.
+            async with asyncio.timeout(min(left, KEEPALIVE_SECONDS)):
+                await follower.changed.wait()
         except TimeoutError:
             yield ": keepalive\n\n"
             continue

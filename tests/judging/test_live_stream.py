@@ -227,6 +227,37 @@ def test_a_stream_leaves_the_feed_when_its_page_goes_or_its_time_is_up(feed, spe
     run(scenario)
 
 
+def test_a_page_that_goes_as_its_trial_changes_is_cancelled(feed, speaking, judge):
+    """The server's cancellation of a stream is never lost when it comes just as the feed wakes the stream (on
+    Python 3.11, asyncio.wait_for swallowed it: the stream then ran on until its time was up, 300 s)."""
+    trial, _ = speaking
+    tag = now_tag(trial, judge)
+
+    async def scenario():
+        for passes in range(6):  # the cancellation lands a different number of loop passes after the wake-up
+            chunks = []
+
+            async def read(stream):
+                async for chunk in stream:
+                    chunks.append(chunk)
+
+            reading = asyncio.create_task(read(live_stream.events(trial.pk, judge.pk, tag, views.news_body, None)))
+            while not chunks:
+                await asyncio.sleep(0.01)
+            [follower] = live_stream.feed().followers[trial.pk]
+            while follower.latest is None:  # the feed has read the trial: a wake-up finds nothing new to send
+                await asyncio.sleep(0.01)
+            follower.changed.set()
+            for _ in range(passes):
+                await asyncio.sleep(0)
+            reading.cancel()
+            done, _ = await asyncio.wait({reading}, timeout=GUARD_SECONDS)  # a hang turned into a failure
+            assert reading in done and reading.cancelled(), passes
+            assert live_stream.feed().followers == {}
+
+    run(scenario)
+
+
 def test_a_stream_is_served_only_by_the_asgi_handler(feed, client, speaking, judge):
     """Run by a WSGI handler (here Django's test client), a stream would hold a thread for minutes: 404, and the
     page polls."""
