@@ -16,3 +16,11 @@ worker_class = "uvicorn_worker.UvicornWorker"
 # than a judge's pause between requests and than a proxy's own (nginx: 60 s), so that neither sends a request on a
 # connection the server is closing: with gunicorn's default of 2 s the load test lost a few moves that way.
 keepalive = 75
+
+
+def post_worker_init(worker):
+    """Once a worker has loaded the app: what it loaded, and what its first requests would, kept out of the garbage
+    collector's full passes (debate_platform/long_lived.py: each stopped the worker for up to half a second)."""
+    from debate_platform.long_lived import warm_up_and_freeze  # here: the app (and Django's settings) loaded first
+
+    worker.log.info("%d long-lived objects kept out of the garbage collector's passes", warm_up_and_freeze())

@@ -736,17 +736,64 @@ def csrf(html: str) -> str:
 # ------------------------------------------------------------------------------ server and measurement ----
 
 
+# What gunicorn reads in the load test: the platform's gunicorn.conf.py (when it has one), then a record of each
+# worker's garbage collections (GIL-holding pauses; a full one walks every object of the worker) in the scratch
+# folder, a line per collection: the wall time it ended, its generation, its milliseconds.
+GC_RECORDING_CONFIG = """
+import gc, os, time
+
+_platform = {{}}
+if os.path.exists({conf!r}):
+    exec(compile(open({conf!r}).read(), {conf!r}, "exec"), _platform)
+globals().update((name, value) for name, value in _platform.items() if not name.startswith("__"))
+
+
+def post_worker_init(worker):
+    if "post_worker_init" in _platform:
+        _platform["post_worker_init"](worker)
+    record = open(os.path.join({scratch!r}, "gc-%d.txt" % os.getpid()), "a", buffering=1)
+    began = []
+
+    def collection(phase, info):
+        if phase == "start":
+            began.append(time.perf_counter())
+        elif began:
+            ms = 1000 * (time.perf_counter() - began.pop())
+            record.write("%.3f %d %.2f\\n" % (time.time(), info["generation"], ms))
+
+    gc.callbacks.append(collection)
+"""
+
+
+def gc_pauses(scratch: str, start: float, end: float) -> dict:
+    """The web workers' garbage collections that ended between ``start`` and ``end`` (wall times): full ones
+    (generation 2) and younger ones, each as a count, the milliseconds in all and the longest."""
+    pauses = {"full": [], "younger": []}
+    for path in Path(scratch).glob("gc-*.txt"):
+        for line in path.read_text().splitlines():
+            ended, generation, ms = line.split()
+            if start <= float(ended) <= end:
+                pauses["full" if generation == "2" else "younger"].append(float(ms))
+    return {
+        kind: {"count": len(found), "ms": round(sum(found), 1), "longest_ms": max(found, default=0.0)}
+        for kind, found in pauses.items()
+    }
+
+
 def gunicorn_start(args) -> subprocess.Popen:
     """The web server as the Dockerfile's CMD and docker-compose's web service run it (bound to 127.0.0.1), in the
-    platform's folder (its gunicorn.conf.py), but for the workers asked for."""
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}"]
+    platform's folder (its gunicorn.conf.py), but for the workers asked for, and its garbage collections recorded."""
+    config = Path(args.scratch) / "gunicorn_gc_recorded.py"
+    platform_config = Path(args.app_dir) / "gunicorn.conf.py"
+    config.write_text(GC_RECORDING_CONFIG.format(conf=str(platform_config), scratch=args.scratch))
+    command = [sys.executable, "-m", "gunicorn", "--config", str(config), "--bind", f"127.0.0.1:{args.port}"]
     if args.server == "wsgi":  # the deployment before ASGI (or to compare): sync workers, live pages polling
         command += ["debate_platform.wsgi", "--worker-class", args.worker_class or "sync"]
     elif not (Path(args.app_dir) / "debate_platform" / "asgi.py").exists():
         command += ["debate_platform.wsgi"]  # a checkout from before ASGI: its Dockerfile's command
     if args.workers:
         command += ["--workers", str(args.workers)]
-    elif not (Path(args.app_dir) / "gunicorn.conf.py").exists():
+    elif not platform_config.exists():
         command += ["--workers", "3"]  # a checkout from before gunicorn.conf.py: its Dockerfile's 3 workers
     if args.worker_class and args.server != "wsgi":
         command += ["--worker-class", args.worker_class]
@@ -860,10 +907,12 @@ def run_step(args, scenario: str, judges: int, server: subprocess.Popen) -> dict
                     meter.start()
                 sampler = _Sampler(meters)
                 redis_before = connections_opened()
+                window_start = time.time()
                 print(f"judges logged in; measuring for {args.seconds:g} s", flush=True)  # a profiler can start now
             elif line.strip() == "measure end":
                 sampler.stop()
                 redis_opened = connections_opened() - redis_before
+                window_end = time.time()
             else:
                 print(line, end="", flush=True)
         driver.wait()
@@ -888,6 +937,7 @@ def run_step(args, scenario: str, judges: int, server: subprocess.Popen) -> dict
         server_cpu_ms_per_request=1000 * server_cpu / max(1, figures["requests"]),
         server_cpu_ms_per_live_update=1000 * server_cpu / live_updates if live_updates else None,
         redis_connections_opened=redis_opened,
+        gc_pauses=gc_pauses(args.scratch, window_start, window_end),
         worst_p95_ms=max((e["p95_ms"] for name, e in figures["endpoints"].items() if name != UPDATE_LAG), default=0),
     )
     report(figures)
@@ -942,6 +992,12 @@ def report(figures: dict) -> None:
     print(
         f"  Redis connections opened: {figures['redis_connections_opened']} "
         f"({figures['redis_connections_opened'] / max(1, figures['requests']):.2f} per request)"
+    )
+    full, younger = figures["gc_pauses"]["full"], figures["gc_pauses"]["younger"]
+    print(
+        f"  garbage collections in the web workers: {full['count']} full ({full['ms']:.0f} ms in all, longest "
+        f"{full['longest_ms']:.0f} ms), {younger['count']} younger ({younger['ms']:.0f} ms, longest "
+        f"{younger['longest_ms']:.0f} ms)"
     )
     if figures["streams opened"]:
         print(

@@ -239,6 +239,9 @@ def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(
     assert "requests/s" in done.stdout and "live update" in done.stdout
     # Redis's count of connections accepted is the whole server's (other tests share it): only reported here.
     assert all(step["redis_connections_opened"] >= 0 for step in steps) and "Redis connections opened" in done.stdout
+    # The web workers' garbage collections were recorded (the young ones run many times a second under load).
+    assert all(step["gc_pauses"]["younger"]["count"] > 0 for step in steps)
+    assert "garbage collections in the web workers" in done.stdout
 
 
 @pytest.mark.integration

@@ -22,8 +22,13 @@ def test_the_dockerfile_and_compose_leave_the_app_and_its_workers_to_gunicorn_co
 @pytest.mark.integration
 def test_gunicorn_as_deployed_serves_the_pages(tmp_path):
     # The login page reads nothing from the database.
-    with deployed_server(tmp_path / "gunicorn.log", f"sqlite:///{tmp_path / 'db.sqlite3'}"):
+    log = tmp_path / "gunicorn.log"
+    with deployed_server(log, f"sqlite:///{tmp_path / 'db.sqlite3'}"):
         pass  # it answered the login page with 200
+    # Each worker, once it had loaded the app, kept it out of the garbage collector's full passes (long_lived.py).
+    logged = log.read_text()  # (a worker logs it before it serves: those still booting when stopped may not have)
+    serving = logged.count("Application startup complete")
+    assert serving >= 1 and logged.count("long-lived objects kept out of the garbage collector's passes") >= serving
 
 
 def test_the_workers_are_gunicorn_confs():
