@@ -375,22 +375,29 @@ def drive(args) -> None:
             for cookie in cookies.get(self.name, []):
                 self.client.cookiejar.set_cookie(cookie)
             response = self.client.get("/judge/next/", allow_redirects=False, name="next")
-            if response.status_code == 302 and "/accounts/login/" in response.headers.get("Location", ""):
+            # Sent to log in, or no reply at all (then logging in again does no harm).
+            if not response.status_code or "/accounts/login/" in response.headers.get("Location", ""):
                 self.login()
             self.logged_in_at = time.monotonic()
             logged_in.append(self.name)
 
         def login(self):
-            page = self.client.get("/accounts/login/", name="login page")
-            response = self.client.post(
-                "/accounts/login/",
-                data={"username": self.name, "password": PASSWORD, "csrfmiddlewaretoken": csrf(page.text)},
-                allow_redirects=False,
-                name="login",
-            )
-            if response.status_code != 302:
-                raise RuntimeError(f"{self.name} could not log in: {response.status_code}")
-            cookies[self.name] = list(self.client.cookiejar)
+            for _ in range(3):  # no reply (a connection refused while 200 judges log in at once): tried again
+                response = self.client.get("/accounts/login/", name="login page")
+                if response.status_code == 200:
+                    response = self.client.post(
+                        "/accounts/login/",
+                        data={"username": self.name, "password": PASSWORD, "csrfmiddlewaretoken": csrf(response.text)},
+                        allow_redirects=False,
+                        name="login",
+                    )
+                if response.status_code == 302:
+                    cookies[self.name] = list(self.client.cookiejar)
+                    return
+                if response.status_code:  # an answer, but not the login's: trying again would not help
+                    break
+                time.sleep(1.0)
+            raise RuntimeError(f"{self.name} could not log in: {response.status_code}")
 
         def think(self, low: float, high: float) -> None:
             """Reading or deciding, compressed; the page's heartbeats go on meanwhile. Ends early when stopping."""
@@ -441,6 +448,9 @@ def drive(args) -> None:
         def next_trial(self) -> bool:
             """Open the next trial (Start, a POST), judge it; False when the queue is empty."""
             response = self.client.get("/judge/next/", allow_redirects=False, name="next")
+            if not response.status_code:  # no reply at all (counted as an error by locust): ask again shortly
+                stop.wait(1.0)
+                return True
             match = TRIAL_URL.search(response.headers.get("Location", ""))
             if match is None:
                 self.trial = None
@@ -608,7 +618,7 @@ def drive(args) -> None:
                     counts["verdicts acknowledged"] += 1
                     response.success()
                 else:
-                    location = response.headers.get("Location", "")
+                    location = (response.headers or {}).get("Location", "")  # no headers: no reply at all
                     response.failure(f"verdict not acknowledged: {response.status_code} {location}".strip())
             self.trial = None
 
