@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 
-from . import lineups, scoring
+from . import lineups, scoring, trial_read
 from .assignment import QuestionInfo, answer_indices, plan_onboarding_trials, plan_trials
 from .models import (
     SKIP_REASON_MAX,
@@ -667,11 +667,8 @@ def _lock_trial(trial_id: int, judge=None, related: tuple[str, ...] = ()) -> Tri
                 f"(SELECT {q('experiment_id')} FROM {trial} WHERE {q('id')} = %s) FOR SHARE",
                 [trial_id],
             )
-    trials = Trial.objects.select_for_update(of=("self",)).select_related("experiment", *related).filter(pk=trial_id)
-    try:  # get(), not first(): one trial at most by its key, and no ordering to compile (every beat and move)
-        return (trials if judge is None else trials.filter(judge=judge)).get()
-    except Trial.DoesNotExist:
-        return None
+    # select_for_update(of=("self",)).select_related("experiment", *related), by a statement made once per process.
+    return trial_read.locked_trial(trial_id, None if judge is None else judge.pk, related)
 
 
 def _lock_queue(judge_id: int) -> None:
@@ -1068,6 +1065,7 @@ def active_time_beat(*, trial_id: int, judge, page, seq, fresh: bool) -> ActiveT
         if fresh:
             clock.beat_at = now
         else:
+            trial_read.prefetch_turns(trial)  # by a statement made once: a beat is the commonest request of all
             _active_time_add(clock, now, debate_state(trial).completed_rounds)
         clock.beat_page, clock.beat_seq = page, seq
         clock.save()
