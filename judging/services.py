@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Prefetch, Q, prefetch_related_objects
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import lineups, scoring, trial_read
@@ -873,8 +873,9 @@ def live_move(
             raise MoveRefused("you have already given a verdict on this trial", status=409)
         _refuse_if_closed(experiment, MoveRefused)
         _refuse_unless_opened(trial, MoveRefused)
-        # Read once, in transcript order, for the checks below and the protocol's replay (debate_state).
-        prefetch_related_objects([trial], Prefetch("turns", queryset=Turn.objects.order_by("index")))
+        # Read once, in transcript order, for the checks below and the protocol's replay (debate_state), by a
+        # statement made once per process (their prompts, model settings and candidates are not read: not needed).
+        trial_read.prefetch_turns(trial)
         turns = list(trial.turns.all())
         if any(t.status != Turn.Status.DONE for t in turns):
             raise MoveRefused("the debaters are still speaking; wait for this round to finish", status=409)
@@ -1093,6 +1094,7 @@ def verdict_submit(*, trial_id: int, judge, chosen: str, probability, rationale:
             raise VerdictRefused("you have already given a verdict on this trial", status=409)
         _refuse_if_closed(trial.experiment, VerdictRefused)
         _refuse_unless_opened(trial, VerdictRefused)
+        trial_read.prefetch_turns(trial)  # for the protocol's replay, as a beat reads them
         state = debate_state(trial)
         try:
             state.apply_verdict(chosen, p)
