@@ -1103,7 +1103,9 @@ def main(argv=None) -> list[dict]:
     if args.role == "writer":
         writer(args)
         return []
-    args.scratch = args.scratch or tempfile.mkdtemp(prefix="load-test-")
+    # Absolute: gunicorn runs in the platform's folder and reads its config from them.
+    args.app_dir = str(Path(args.app_dir).resolve())
+    args.scratch = str(Path(args.scratch or tempfile.mkdtemp(prefix="load-test-")).resolve())
     args.cookies = str(Path(args.scratch) / "cookies.pickle")
     os.environ.update(scratch_env(args, "load-test-setup"))
     sys.path.insert(0, str(ROOT))

@@ -11,10 +11,14 @@ that collections skip, so a full collection walks only what was made since. What
 from __future__ import annotations
 
 import gc
+import logging
 from pathlib import Path
 
 from django.template import engines
 from django.urls import get_resolver
+
+log = logging.getLogger(__name__)
+TEMPLATE_SUFFIXES = {".html", ".txt"}  # the templates folder's kinds (not an editor's swap file, say)
 
 
 def freeze() -> int:
@@ -28,11 +32,16 @@ def freeze() -> int:
 def warm_up_and_freeze() -> int:
     """Load what a web process would otherwise load on its first requests, then freeze it all (``freeze``): the
     URLconf, and with it every view module, and each template of the project's template folders, compiled into the
-    template engine's cached loader. Returns the objects frozen."""
+    template engine's cached loader. Returns the objects frozen. A template that does not compile is logged and left
+    for its page to fail on as it would have: the warm-up never stops a worker from starting."""
     get_resolver().url_patterns  # imports every view module the URLconf names
     for engine in engines.all():
         for folder in map(Path, engine.dirs):
             for path in sorted(folder.rglob("*")):
-                if path.is_file():
-                    engine.get_template(path.relative_to(folder).as_posix())
+                if path.is_file() and path.suffix in TEMPLATE_SUFFIXES:
+                    name = path.relative_to(folder).as_posix()
+                    try:
+                        engine.get_template(name)
+                    except Exception:
+                        log.exception("template %s did not compile", name)
     return freeze()

@@ -667,6 +667,8 @@ def _lock_trial(trial_id: int, judge=None, related: tuple[str, ...] = ()) -> Tri
                 f"(SELECT {q('experiment_id')} FROM {trial} WHERE {q('id')} = %s) FOR SHARE",
                 [trial_id],
             )
+    if judge is not None and judge.pk is None:  # no such person (anonymous): nobody's trial, never any trial
+        return None
     # select_for_update(of=("self",)).select_related("experiment", *related), by a statement made once per process.
     return trial_read.locked_trial(trial_id, None if judge is None else judge.pk, related)
 

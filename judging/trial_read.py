@@ -141,7 +141,7 @@ def _instances(parts: tuple[_Columns, ...], alias: str, connection, row) -> list
 def prefetch_turns(trial: Trial) -> None:
     """Read ``trial``'s turns as ``judge_trial`` does (in transcript order, TURN_FIELDS_UNREAD left deferred), so that
     ``trial.turns.all()`` returns them without a query: for a trial read otherwise (``locked_trial``)."""
-    alias = router.db_for_read(Turn)
+    alias = trial._state.db  # the trial's own database: where a locked trial's transaction is
     connection = connections[alias]
     statements = _statements(alias)
     with connection.cursor() as cursor:

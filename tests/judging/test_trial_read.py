@@ -3,12 +3,13 @@ databases), wired as select_related and prefetch_related wire it, and refuses wh
 
 import psycopg
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
 from django.db.models import F, Prefetch
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from judging import trial_read
+from judging import services, trial_read
 from judging.models import Trial, Turn
 from judging.services import TRIAL_CONFIGS, experiment_launch, live_move, trial_open
 from tests.judging.test_trial_partials import finish_round, first_trial
@@ -175,3 +176,10 @@ def test_the_lock_needs_a_transaction_where_the_database_locks_rows(mid_debate, 
         pytest.skip("SQLite has no row locks: a write transaction locks the whole database")
     with pytest.raises(TransactionManagementError):
         trial_read.locked_trial(mid_debate.pk, judge.pk)
+
+
+def test_an_anonymous_judge_locks_no_trial(mid_debate):
+    """services._lock_trial with a judge that is no person (no key): nobody's trial, not any trial."""
+    with transaction.atomic():
+        assert services._lock_trial(mid_debate.pk, AnonymousUser()) is None
+        assert services._lock_trial(mid_debate.pk, mid_debate.judge).pk == mid_debate.pk
