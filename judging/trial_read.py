@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from django.db import connections, router
 from django.db.transaction import TransactionManagementError
 
-from .models import Experiment, ModelConfig, Question, Trial, Turn
+from .models import Experiment, Question, Trial, Turn
 
-# What locked_trial may read with the trial and its experiment (select_related's names).
-LOCK_RELATED = {"question": Question, "honest_config": ModelConfig, "adversary_config": ModelConfig}
 # Never shown to the judge: being prepared, failed, or withdrawn (the judge did not qualify: docs/onboarding.md).
 HIDDEN_STATUSES = (Trial.Status.GENERATING, Trial.Status.FAILED, Trial.Status.WITHDRAWN)
 # Large and never read on a judge's page: left deferred (read on access, as the ORM's defer() does).
@@ -94,9 +92,7 @@ def _statements(alias: str) -> _Statements:
 
     trial = (
         f"SELECT {', '.join(part.select(a, quote) for part, a in zip(parts, 'tqe', strict=True))} "
-        f"FROM {quote(Trial._meta.db_table)} t "
-        f"JOIN {quote(Question._meta.db_table)} q ON q.{column(Question, 'id')} = t.{column(Trial, 'question')} "
-        f"JOIN {quote(Experiment._meta.db_table)} e ON e.{column(Experiment, 'id')} = t.{column(Trial, 'experiment')} "
+        f"FROM {quote(Trial._meta.db_table)} t {_join('question', 'q', quote)} {_join('experiment', 'e', quote)} "
         f"WHERE t.{column(Trial, 'id')} = %s AND t.{column(Trial, 'judge')} = %s "
         f"AND t.{column(Trial, 'status')} NOT IN ({', '.join(['%s'] * len(HIDDEN_STATUSES))})"
     )
@@ -105,6 +101,16 @@ def _statements(alias: str) -> _Statements:
         f"WHERE u.{column(Turn, 'trial')} = %s ORDER BY u.{column(Turn, 'index')}"
     )
     return _Statements(trial, turns, parts, turn)
+
+
+def _join(relation: str, table: str, quote) -> str:
+    """The trial's (``t``) relation joined as ``table``: a LEFT JOIN where the trial may have none (its columns then
+    NULL: the relation None, as the ORM reads it)."""
+    field = Trial._meta.get_field(relation)
+    model = field.related_model
+    kind = "LEFT JOIN" if field.null else "JOIN"
+    on = f"{table}.{quote(model._meta.pk.column)} = t.{quote(field.column)}"
+    return f"{kind} {quote(model._meta.db_table)} {table} ON {on}"
 
 
 def judge_trial(trial_id: int, judge_id: int) -> Trial | None:
@@ -116,13 +122,11 @@ def judge_trial(trial_id: int, judge_id: int) -> Trial | None:
     with connection.cursor() as cursor:
         cursor.execute(statements.trial, [trial_id, judge_id, *HIDDEN_STATUSES])
         row = cursor.fetchone()
-        if row is None:
-            return None
-        cursor.execute(statements.turns, [trial_id])
-        turn_rows = cursor.fetchall()
+    if row is None:
+        return None
     trial, question, experiment = _instances(statements.parts, alias, connection, row)
     trial.question, trial.experiment = question, experiment
-    _wire_turns(trial, [statements.turn.instance(alias, connection, values) for values in turn_rows])
+    prefetch_turns(trial)
     return trial
 
 
@@ -146,11 +150,7 @@ def prefetch_turns(trial: Trial) -> None:
     statements = _statements(alias)
     with connection.cursor() as cursor:
         cursor.execute(statements.turns, [trial.pk])
-        turn_rows = cursor.fetchall()
-    _wire_turns(trial, [statements.turn.instance(alias, connection, values) for values in turn_rows])
-
-
-def _wire_turns(trial: Trial, turns: list[Turn]) -> None:
+        turns = [statements.turn.instance(alias, connection, values) for values in cursor.fetchall()]
     for turn in turns:
         turn.trial = trial
     # Where prefetch_related keeps a relation's rows (Django's prefetch_one_level does the same): trial.turns.all()
@@ -164,7 +164,6 @@ def _wire_turns(trial: Trial, turns: list[Turn]) -> None:
 class _LockStatement:
     sql: str
     parts: tuple[_Columns, ...]  # the trial's, its experiment's, then each relation's columns
-    related: tuple[str, ...]
 
 
 @functools.cache
@@ -173,16 +172,9 @@ def _lock_statement(alias: str, related: tuple[str, ...], by_judge: bool) -> _Lo
     connection = connections[alias]
     quote = connection.ops.quote_name
     tables = ["t", "e", *(f"r{i}" for i in range(len(related)))]
-    models = [Trial, Experiment, *(LOCK_RELATED[name] for name in related)]
+    models = [Trial, Experiment, *(Trial._meta.get_field(name).related_model for name in related)]
     parts = tuple(_Columns.of(model, table, connection) for model, table in zip(models, tables, strict=True))
-    joins = []
-    for name, table, model in zip(("experiment", *related), tables[1:], models[1:], strict=True):
-        field = Trial._meta.get_field(name)
-        kind = "LEFT JOIN" if field.null else "JOIN"  # a trial without that configuration: None, as the ORM reads it
-        joins.append(
-            f"{kind} {quote(model._meta.db_table)} {table} "
-            f"ON {table}.{quote(model._meta.pk.column)} = t.{quote(field.column)}"
-        )
+    joins = [_join(name, table, quote) for name, table in zip(("experiment", *related), tables[1:], strict=True)]
     where = f"t.{quote(Trial._meta.pk.column)} = %s"
     if by_judge:
         where += f" AND t.{quote(Trial._meta.get_field('judge').column)} = %s"
@@ -192,12 +184,12 @@ def _lock_statement(alias: str, related: tuple[str, ...], by_judge: bool) -> _Lo
         f"SELECT {', '.join(part.select(table, quote) for part, table in zip(parts, tables, strict=True))} "
         f"FROM {quote(Trial._meta.db_table)} t {' '.join(joins)} WHERE {where}{lock}"
     )
-    return _LockStatement(sql, parts, related)
+    return _LockStatement(sql, parts)
 
 
 def locked_trial(trial_id: int, judge_id: int | None = None, related: tuple[str, ...] = ()) -> Trial | None:
     """The trial ``trial_id`` (``judge_id``'s, where given) locked for update where the database can lock a row (in
-    the caller's transaction), with its experiment and the ``related`` relations (LOCK_RELATED) as
+    the caller's transaction), with its experiment and the ``related`` relations (the trial's foreign keys) as
     ``select_for_update(of=("self",)).select_related("experiment", *related)`` reads them, in one statement made once
     per process; None when there is no such trial. Every beat, move and verdict starts with it (services._lock_trial):
     through the ORM, compiling that query was most of the lock's time."""
@@ -206,7 +198,8 @@ def locked_trial(trial_id: int, judge_id: int | None = None, related: tuple[str,
     if connection.features.has_select_for_update and connection.get_autocommit():
         # As the ORM's select_for_update: a lock outside a transaction would be let go at once.
         raise TransactionManagementError("locked_trial() needs a transaction (transaction.atomic)")
-    statement = _lock_statement(alias, tuple(related), judge_id is not None)
+    related = tuple(related)
+    statement = _lock_statement(alias, related, judge_id is not None)
     with connection.cursor() as cursor:
         cursor.execute(statement.sql, [trial_id] if judge_id is None else [trial_id, judge_id])
         row = cursor.fetchone()
@@ -214,6 +207,6 @@ def locked_trial(trial_id: int, judge_id: int | None = None, related: tuple[str,
         return None
     trial, experiment, *others = _instances(statement.parts, alias, connection, row)
     trial.experiment = experiment
-    for name, instance in zip(statement.related, others, strict=True):
+    for name, instance in zip(related, others, strict=True):
         setattr(trial, name, instance)
     return trial
