@@ -231,24 +231,34 @@ def cmd_demo(args) -> None:
 
 
 def serve(helpers, server, env) -> None:
-    """Run ``server`` in the foreground with ``helpers`` (command, Popen keywords) beside it; when it ends, or on
-    Ctrl-C, SIGTERM or SIGHUP, stop the helpers (each in its own process group: the worker's embedded beat too)."""
+    """Run ``server`` with ``helpers`` (command, Popen keywords) beside it until it ends, or until Ctrl-C, SIGTERM or
+    SIGHUP; then stop them all (each in its own process group: the worker's embedded beat too)."""
     # SIGTERM (a service manager, `kill`, a closing terminal) stops the demo like Ctrl-C does: without
     # this, Python would exit at once and leave the worker and the web server running. SIGINT too, explicitly: a
     # process started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
     # leaves it so (CI runs this way; the demo would not stop on `kill -INT`).
+    # The handler only records the stop; the loop below acts on it. An exception raised from the handler could land
+    # while Popen starts a child, after the fork and before Popen returns, and leave that child running unheld.
+    stop_requested = []
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, lambda signum, frame: stop_requested.append(signum))
     started = []
+    server_status = None
     try:
-        for cmd, kwargs in helpers:
+        for cmd, kwargs in [*helpers, (server, {})]:
+            if stop_requested:
+                break
             started.append(subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env, start_new_session=True, **kwargs))
-        run(server, env=env)
-    except KeyboardInterrupt:
-        pass
+        while server_status is None and not stop_requested:
+            try:
+                server_status = started[-1].wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
     finally:
-        for process in started:
+        for process in reversed(started):  # the web server first
             stop(process)
+    if server_status:
+        sys.exit(f"FAILED: the web server stopped (exit status {server_status})")
 
 
 def stop(process: subprocess.Popen, seconds: float = 20) -> None:
@@ -264,10 +274,6 @@ def stop(process: subprocess.Popen, seconds: float = 20) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # subprocess.run stops the web server; serve's finally stops the helpers
 
 
 # The tests' secret key: pytest-django loads the settings before any conftest runs, and settings refuse to
