@@ -16,8 +16,10 @@ rounds only when both speeches are complete, so their delay is a whole round.
 With --saturate N (issue 12, part 1): after the idle run, the live trials are run again, and once their first
 round is written N pre-generated trials (ordinary BoolQ passages, 3 simultaneous rounds: 2N speeches at once)
 are launched on the same worker, whose batch keeps its shipped size (--batch-size, default 8), so it is full of
-pre-generated rows when the questions come; it prints the live delays measured while pre-generated turns were
-being written against the idle ones, and how many pre-generated turns were paused for them.
+pre-generated rows when the questions come; the live turns take the rows kept for them beyond the batch
+(DEBATE_GENERATION_LIVE_TURNS_BEYOND_BATCH, shipped 8; set it to 0 to measure pausing alone). It prints the live
+delays measured while pre-generated turns were being written against the idle ones, and how many pre-generated
+turns were paused for them.
 
 Every run also prints, for the live debaters' turns after round 1, the share of prompt tokens actually
 prefilled (prefix reuse between rounds, issue 12 part 4: tokens_prefilled / tokens_in).
@@ -285,6 +287,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
 
     from debate_platform.celery import app
@@ -331,7 +334,8 @@ def main() -> None:
                 paused = [t for t in background if (t.model_settings or {}).get("pauses")]
                 print(
                     f"{style:13} beside {args.saturate} pre-generated trials ({background.count()} turns, batch "
-                    f"{env['DEBATE_GENERATION_BATCH_SIZE']}), questions asked while they were written: "
+                    f"{env['DEBATE_GENERATION_BATCH_SIZE']} + {settings.GENERATION_LIVE_TURNS_BEYOND_BATCH} for live "
+                    "turns), questions asked while they were written: "
                     + (
                         f"{summary(busy)}; {statistics.median(busy) / statistics.median(delays):.2f}x idle"
                         if busy

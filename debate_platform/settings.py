@@ -277,6 +277,10 @@ CELERY_BEAT_SCHEDULE = {
 MODEL_CACHE_DIR = Path(envstr("DEBATE_MODEL_CACHE_DIR", str(VAR_DIR / "models")))
 # How many turns a worker generates together (best-of-N candidates run as extra rows of the batch).
 GENERATION_BATCH_SIZE = envint("DEBATE_GENERATION_BATCH_SIZE", 8)
+# Turns of live trials a worker writes beyond its batch: a judge waits on each, so a live turn takes one of these
+# rows (before pausing a pre-generated one) rather than wait for a live turn to finish. Pre-generated turns never
+# take them. The worker's most rows: (batch + these) times best-of-N.
+GENERATION_LIVE_TURNS_BEYOND_BATCH = envint("DEBATE_GENERATION_LIVE_TURNS_BEYOND_BATCH", 8)
 # A turn claimed longer ago than this (its worker presumably died) is put back
 # to pending by the reconciler.
 STALE_CLAIM_SECONDS = envint("DEBATE_STALE_CLAIM_SECONDS", 1800)

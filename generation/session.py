@@ -63,8 +63,10 @@ class RunningTurn:
 class GenerationSession:
     """Generates turns of one model configuration as the backend's batch has room for them.
 
-    ``pick(limit, urgent)`` names up to ``limit`` turns to claim next, and up to ``urgent`` more of live
-    trials (they pause pre-generated rows of a full batch). The backend asks for more whenever
+    ``pick(limit, urgent, pregenerated)`` names up to ``limit`` turns to claim next, up to ``urgent`` more of live
+    trials (they pause pre-generated rows of a full batch), and of all those at most ``pregenerated`` of trials
+    that are not live: the batch holds ``turns_at_once`` turns, and live turns have
+    GENERATION_LIVE_TURNS_BEYOND_BATCH more rows that pre-generated ones never take. The backend asks for more whenever
     rows of its running batch are free (continuous batching), or once per closed batch; each turn is
     recorded as soon as it finishes. A best-of-N turn takes N rows: its candidates are scored and the
     best kept once all N are done.
@@ -75,6 +77,7 @@ class GenerationSession:
         self.backend = backend_for(config)
         self.rows_per_turn = max(1, config.best_of_n)
         self.turns_at_once = turns_at_once or settings.GENERATION_BATCH_SIZE
+        self.live_turns_beyond = settings.GENERATION_LIVE_TURNS_BEYOND_BATCH
         self.running: dict[int, RunningTurn] = {}  # by turn id
         self.partial_started: set[int] = set()
         self.claimed = self.written = 0
@@ -93,7 +96,7 @@ class GenerationSession:
                 self.take,
                 self.on_done,
                 self.on_text,
-                capacity=self.turns_at_once * self.rows_per_turn,
+                capacity=(self.turns_at_once + self.live_turns_beyond) * self.rows_per_turn,
                 on_error=self.on_error,
             )
         except Exception as exc:  # the model failed: no turn may stay claimed forever
@@ -115,7 +118,8 @@ class GenerationSession:
         """Claim turns for ``free_rows`` rows, and live turns for up to ``pausable_rows`` more (the backend
         pauses pre-generated rows to make room for them: a judge is waiting)."""
         limit, urgent = free_rows // self.rows_per_turn, pausable_rows // self.rows_per_turn
-        ids = self.pick(limit, urgent) if limit or urgent else []
+        pregenerated = self.turns_at_once - sum(1 for running in self.running.values() if not running.turn.trial.live)
+        ids = self.pick(limit, urgent, max(0, pregenerated)) if limit or urgent else []
         if not ids:
             return self._take_ahead(free_rows + pausable_rows)
         token = Turn.objects.filter(id__in=ids).claim(claimed_by=self.claimed_by)

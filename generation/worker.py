@@ -25,7 +25,7 @@ def generate_batch(
     written = 0
     for config_id, group in by_config.items():
 
-        def pick(limit, urgent=0, group=group):
+        def pick(limit, urgent=0, pregenerated=None, group=group):
             taken = group[:limit]
             del group[:limit]
             return taken
@@ -61,23 +61,27 @@ def generate_ready_turns(
             break
         config = first[0].model_config
 
-        def pick(limit, urgent=0, config=config):
-            """Up to ``limit`` turns, and up to ``urgent`` more of live trials (they pause pre-generated rows)."""
+        def pick(limit, urgent=0, pregenerated=None, config=config):
+            """Up to ``limit`` turns, up to ``urgent`` more of live trials (they pause pre-generated rows), and of
+            those at most ``pregenerated`` (None: any number) of trials that are not live."""
             nonlocal backlog_reported
             if over():
                 return []
-            if not limit:  # a full batch: only live turns may start, by pausing pre-generated rows
-                turns = ready_turns(limit=urgent, queue=queue, live_only=True)
+            pregenerated = limit if pregenerated is None else min(limit, pregenerated)
+            if not pregenerated:  # only live turns may start: in rows kept for them, or by pausing pre-generated ones
+                turns = ready_turns(limit=limit + urgent, queue=queue, live_only=True)
             else:
                 turns = ready_turns(limit=limit + urgent + 1, queue=queue)  # every model's, live trials first
-                if len(turns) > limit + urgent and on_backlog is not None and not backlog_reported:
-                    backlog_reported = True
-                    on_backlog()
-            if turns and turns[0].trial.live and turns[0].model_config_id != config.pk:
-                return []  # a judge waits on another model of this queue: finish this batch, then serve it
             mine = [turn for turn in turns if turn.model_config_id == config.pk]
             live = [turn.pk for turn in mine if turn.trial.live][: limit + urgent]
-            return live + [turn.pk for turn in mine if not turn.trial.live][: max(0, limit - len(live))]
+            others = [turn.pk for turn in mine if not turn.trial.live]
+            room = max(0, min(limit - len(live), pregenerated))
+            if (len(turns) > limit + urgent or len(others) > room) and on_backlog is not None and not backlog_reported:
+                backlog_reported = True
+                on_backlog()
+            if turns and turns[0].trial.live and turns[0].model_config_id != config.pk:
+                return []  # a judge waits on another model of this queue: finish this batch, then serve it
+            return live + others[:room]
 
         session = GenerationSession(config, pick, claimed_by)
         written += session.run()

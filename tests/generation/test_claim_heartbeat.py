@@ -39,7 +39,7 @@ def test_the_heartbeat_keeps_a_claim_fresh_while_the_generation_loop_is_blocked(
     first = trial.turns.order_by("index").first()
     seen = {}
 
-    def pick(limit, urgent=0):
+    def pick(limit, urgent=0, pregenerated=None):
         """Hand out the first turn; on a later call while it is still being written, block the loop (as a model
         load or a long prefill does) until its claim has been refreshed by someone other than the loop."""
         if not seen:
@@ -92,7 +92,7 @@ def test_the_heartbeat_stops_when_the_session_fails(make_model_config, make_expe
     first = trial.turns.order_by("index").first()
     running = []
 
-    def pick(limit, urgent=0):
+    def pick(limit, urgent=0, pregenerated=None):
         running.append(len(heartbeat_threads()))
         raise RuntimeError("the queue could not be read")
 

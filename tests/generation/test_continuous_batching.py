@@ -354,7 +354,7 @@ def test_a_stale_claim_is_ignored_when_its_row_finishes(make_model_config, make_
     experiment = make_experiment(make_model_config(tiny_model_dir), num_questions=1, rounds=1)
     experiment_launch(experiment=experiment)
     ids = ready_turn_ids(experiment.pk, limit=1)
-    session = GenerationSession(experiment.debater_model, lambda limit, urgent=0: list(ids))
+    session = GenerationSession(experiment.debater_model, lambda limit, urgent=0, pregenerated=None: list(ids))
     [(old_key, _)] = session.take(1)
     claims_release_dead_worker(Turn.objects.filter(pk=ids[0]))  # e.g. the reconciler thought it dead
     [(new_key, _)] = session.take(1)  # claimed again (the same session, or another worker)

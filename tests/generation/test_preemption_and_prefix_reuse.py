@@ -2,6 +2,7 @@
 batch, which resume from the text they had written; a prompt that extends a cached one prefills only its new
 tokens. What is written never depends on either (float32 on the CPU)."""
 
+import math
 from unittest import mock
 
 import pytest
@@ -287,27 +288,77 @@ def test_the_default_prompts_put_everything_round_specific_at_the_end():
     assert two.startswith(one[:closing].rstrip()) and closing > 0.8 * len(one)
 
 
+def _question_beside_pre_generated_work(make_model_config, make_experiment, tiny_model_dir, judge, *, rounds, slow):
+    """A live debate's question asked while ``slow`` pre-generated debates (one round, 200-token speeches) are being
+    written, through the worker: the answer, and the pre-generated turns, every one written once."""
+    config = make_model_config(tiny_model_dir, max_new_tokens=200)
+    live = make_experiment(
+        config, mode="live", rounds=rounds, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60
+    )
+    busy = make_experiment(config, name="slow", num_questions=slow, rounds=1, char_limit=8000)
+    trial = question_while_busy(live, busy, judge)
+    answer = Turn.objects.get(trial=trial, round=2, speaker="A")
+    slow_turns = list(Turn.objects.filter(trial__experiment=busy))
+    assert answer.status == "done" and len(slow_turns) == 2 * slow and {t.status for t in slow_turns} == {"done"}
+    assert {t.attempts for t in slow_turns} == {1} and answer.attempts == 1
+    assert answer.model_settings["pauses"] == 0
+    return answer, slow_turns
+
+
 def test_a_live_turn_pauses_pre_generated_work_in_a_full_batch(
     make_model_config, make_experiment, tiny_model_dir, judge, settings
 ):
     """Through the worker: with the batch full of pre-generated speeches, a judge's question is answered
     at once by pausing one of them; every turn is written exactly once and the pause is recorded."""
     settings.GENERATION_BATCH_SIZE = 2
-    config = make_model_config(tiny_model_dir, max_new_tokens=200)
-    live = make_experiment(
-        config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60
+    settings.GENERATION_LIVE_TURNS_BEYOND_BATCH = 0  # no row kept for live turns: pausing is what makes room
+    answer, slow_turns = _question_beside_pre_generated_work(
+        make_model_config, make_experiment, tiny_model_dir, judge, rounds=3, slow=1
     )
-    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=8000)  # 2 x 200 tokens
-    trial = question_while_busy(live, slow, judge)
-    answer = Turn.objects.get(trial=trial, round=2, speaker="A")
-    slow_turns = list(Turn.objects.filter(trial__experiment=slow))
-    assert answer.status == "done" and {t.status for t in slow_turns} == {"done"}
-    assert {t.attempts for t in slow_turns} == {1} and answer.attempts == 1
-    assert answer.model_settings["batch_size"] == 2 and answer.model_settings["pauses"] == 0
+    assert answer.model_settings["batch_size"] == 2
     paused = [t for t in slow_turns if t.model_settings["pauses"]]
     assert len(paused) == 1 and paused[0].model_settings["paused_seconds"] > 0
     assert paused[0].tokens_prefilled == paused[0].tokens_in + 1  # resumed from its kept cache
     assert answer.finished_at < min(t.finished_at for t in slow_turns)
+
+
+def test_a_live_turn_takes_a_row_kept_for_live_turns_which_pre_generated_turns_never_take(
+    make_model_config, make_experiment, tiny_model_dir, judge, settings
+):
+    """Beside a full batch of pre-generated speeches, a judge's question takes a row beyond the batch (no pause);
+    the four pre-generated speeches ready at once never run more than two at a time, the batch."""
+    settings.GENERATION_BATCH_SIZE = 2
+    settings.GENERATION_LIVE_TURNS_BEYOND_BATCH = 1
+    # Two rounds: the question's is the last, so no next round is prefilled ahead (a live trial's prefill ahead
+    # may pause a pre-generated row too, by design).
+    answer, slow_turns = _question_beside_pre_generated_work(
+        make_model_config, make_experiment, tiny_model_dir, judge, rounds=2, slow=2
+    )
+    assert answer.model_settings["batch_size"] == 3
+    assert not any(t.model_settings["pauses"] for t in slow_turns)
+    at_once = [
+        sum(o.claimed_at < t.finished_at and o.finished_at > t.claimed_at for o in slow_turns) for t in slow_turns
+    ]
+    assert max(at_once) == 2  # itself and one more: the batch, never the live turn's row
+    assert max(t.model_settings["batch_size"] for t in slow_turns) == 3  # beside the live turn
+
+
+@pytest.mark.parametrize("questions, asks_for_help", [(1, False), (2, True)])
+def test_a_worker_asks_for_help_when_pre_generated_turns_wait_for_its_batch(
+    make_model_config, make_experiment, tiny_model_dir, settings, questions, asks_for_help
+):
+    """The rows kept for live turns are no room for pre-generated ones: four speeches ready for a batch of two
+    ask for another worker (once), two do not."""
+    from generation.worker import generate_ready_turns
+    from judging.services import experiment_launch
+
+    settings.GENERATION_BATCH_SIZE = 2
+    settings.GENERATION_LIVE_TURNS_BEYOND_BATCH = 8
+    experiment = make_experiment(make_model_config(tiny_model_dir, max_new_tokens=4), num_questions=questions, rounds=1)
+    experiment_launch(experiment=experiment)
+    asked = []
+    assert generate_ready_turns(max_seconds=math.inf, on_backlog=lambda: asked.append(1)) == 2 * questions
+    assert asked == ([1] if asks_for_help else [])
 
 
 def _round_two_after_a_question(config, experiment, judge):
