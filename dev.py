@@ -264,6 +264,8 @@ def serve(helpers, server, env) -> None:
 def stop(process: subprocess.Popen, seconds: float = 20) -> None:
     """SIGTERM to the process's group (for the worker, a warm shutdown: the turns being written are finished),
     SIGKILL after ``seconds``; whatever a killed worker left is released by the next run's reconcile."""
+    if process.returncode is not None:  # ended and reaped (the server that stopped by itself): its pid may be reused
+        return
     try:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:  # it had ended (the progress printer stops by itself); only reap it

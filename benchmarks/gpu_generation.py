@@ -89,6 +89,7 @@ TINY = dict(
 # The defaults debate_platform/settings.py ships (tests/benchmarks checks they agree): the scheduler figures are
 # measured with them, as a worker runs.
 SHIPPED_BATCH_SIZE = 8  # DEBATE_GENERATION_BATCH_SIZE
+SHIPPED_LIVE_TURNS_BEYOND_BATCH = 8  # DEBATE_GENERATION_LIVE_TURNS_BEYOND_BATCH
 SHIPPED_PREFILL_TOKENS = 2048  # DEBATE_GENERATION_PREFILL_TOKENS
 SHIPPED_CHUNK_TOKENS = 512  # DEBATE_GENERATION_PREFILL_CHUNK_TOKENS
 SHIPPED_PREFIX_CACHE_MB = 1024  # DEBATE_GENERATION_PREFIX_CACHE_MB
@@ -453,11 +454,11 @@ def recommend(row: dict, *, static_measured: bool, context_tokens: int, memory_b
         )
     recommendation["DEBATE_GENERATION_PREFILL_CHUNK_TOKENS"] = {"value": chunk, "because": because + whole}
 
-    # The prefix cache gets what is left of the device after the weights, a full batch at the full context and
-    # 10% for activations, shared by the models a worker keeps loaded (each has a cache of its own); more than
-    # every debater of a full batch can reuse (two contexts per row) would sit unused.
+    # The prefix cache gets what is left of the device after the weights, a full batch and the rows kept for live
+    # turns at the full context and 10% for activations, shared by the models a worker keeps loaded (each has a
+    # cache of its own); more than every debater of a full batch can reuse (two contexts per row) would sit unused.
     kv = row["prefix_reuse"]["kv_bytes_per_token"]
-    batch_kv = batch_size * context_tokens * kv
+    batch_kv = (batch_size + SHIPPED_LIVE_TURNS_BEYOND_BATCH) * context_tokens * kv
     left = memory_bytes - row["weight_bytes"] - batch_kv - memory_bytes // 10
     share = max(0, left) // SHIPPED_MODELS_PER_DEVICE
     useful = 2 * batch_size * context_tokens * kv

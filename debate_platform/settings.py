@@ -281,6 +281,11 @@ GENERATION_BATCH_SIZE = envint("DEBATE_GENERATION_BATCH_SIZE", 8)
 # rows (before pausing a pre-generated one) rather than wait for a live turn to finish. Pre-generated turns never
 # take them. The worker's most rows: (batch + these) times best-of-N.
 GENERATION_LIVE_TURNS_BEYOND_BATCH = envint("DEBATE_GENERATION_LIVE_TURNS_BEYOND_BATCH", 8)
+if GENERATION_BATCH_SIZE < 1 or GENERATION_LIVE_TURNS_BEYOND_BATCH < 0:
+    raise ImproperlyConfigured(
+        f"DEBATE_GENERATION_BATCH_SIZE ({GENERATION_BATCH_SIZE}) must be at least 1 and "
+        f"DEBATE_GENERATION_LIVE_TURNS_BEYOND_BATCH ({GENERATION_LIVE_TURNS_BEYOND_BATCH}) at least 0"
+    )
 # A turn claimed longer ago than this (its worker presumably died) is put back
 # to pending by the reconciler.
 STALE_CLAIM_SECONDS = envint("DEBATE_STALE_CLAIM_SECONDS", 1800)

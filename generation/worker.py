@@ -76,7 +76,8 @@ def generate_ready_turns(
             live = [turn.pk for turn in mine if turn.trial.live][: limit + urgent]
             others = [turn.pk for turn in mine if not turn.trial.live]
             room = max(0, min(limit - len(live), pregenerated))
-            if (len(turns) > limit + urgent or len(others) > room) and on_backlog is not None and not backlog_reported:
+            # Ready turns this session leaves (no room, or another model's): another worker may help, once.
+            if len(turns) > len(live) + room and on_backlog is not None and not backlog_reported:
                 backlog_reported = True
                 on_backlog()
             if turns and turns[0].trial.live and turns[0].model_config_id != config.pk:

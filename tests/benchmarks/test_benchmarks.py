@@ -109,6 +109,7 @@ def test_the_gpu_generation_benchmark_measures_with_the_shipped_settings():
     from benchmarks import gpu_generation
 
     assert gpu_generation.SHIPPED_BATCH_SIZE == settings.GENERATION_BATCH_SIZE
+    assert gpu_generation.SHIPPED_LIVE_TURNS_BEYOND_BATCH == settings.GENERATION_LIVE_TURNS_BEYOND_BATCH
     assert gpu_generation.SHIPPED_PREFILL_TOKENS == settings.GENERATION_PREFILL_TOKENS
     assert gpu_generation.SHIPPED_CHUNK_TOKENS == settings.GENERATION_PREFILL_CHUNK_TOKENS
     assert gpu_generation.SHIPPED_PREFIX_CACHE_MB == settings.GENERATION_PREFIX_CACHE_MB

@@ -361,6 +361,16 @@ def test_a_worker_asks_for_help_when_pre_generated_turns_wait_for_its_batch(
     assert asked == ([1] if asks_for_help else [])
 
 
+@pytest.mark.parametrize(
+    "name, value", [("DEBATE_GENERATION_LIVE_TURNS_BEYOND_BATCH", "-1"), ("DEBATE_GENERATION_BATCH_SIZE", "0")]
+)
+def test_a_batch_with_no_room_is_refused_at_start(name, value):
+    from tests.security.test_secure_settings import manage
+
+    result = manage(["check"], {"DJANGO_SECRET_KEY": "t", name: value})
+    assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr and name in result.stderr
+
+
 def _round_two_after_a_question(config, experiment, judge):
     """Launch a live debate, write round 1, ask a question: round 2's two turns as written."""
     from generation.worker import generate_batch

@@ -31,7 +31,8 @@ def test_a_worker_killed_while_a_row_is_paused_loses_nothing(
         config, mode="live", rounds=2, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=20000
     )
     name = f"paused-{time.time_ns()}@%h"
-    first = start_worker(worker_log, name=name, batch_size=2)  # room for two speeches
+    # Room for two speeches and no row kept for live ones: the live speech must pause a busy one.
+    first = start_worker(worker_log, name=name, batch_size=2, live_turns_beyond_batch=0)
     try:
         experiment_launch(experiment=busy)
         writing = Turn.objects.filter(trial__experiment=busy, status="running")
@@ -51,7 +52,7 @@ def test_a_worker_killed_while_a_row_is_paused_loses_nothing(
     assert len(lost) == 2
     # Restarted under the same node name, the worker releases its predecessor's claims (the paused row's too)
     # and writes every turn, once.
-    second = start_worker(worker_log, name=name, batch_size=2)
+    second = start_worker(worker_log, name=name, batch_size=2, live_turns_beyond_batch=0)
     try:
         assert wait_until(lambda: all_ready(busy)), "the busy speeches were not completed"
         assert wait_until(lambda: not Turn.objects.filter(trial=trial, round=1).exclude(status="done").exists())

@@ -179,7 +179,7 @@ def test_the_demo_stops_the_worker_the_printer_and_the_server_on_a_signal(tmp_pa
 @pytest.mark.parametrize("child, started", [("worker", 1), ("server", 4)])
 def test_a_signal_while_a_child_is_being_started_stops_it_and_starts_no_other(tmp_path, child, started):
     # Raised from the handler there, the stop would leave that child running with no one holding it (a demo stopped
-    # as it starts): the server kept the demo's stdout open, and this test waited forever.
+    # as it starts): the demo did not end (the orphaned server kept its stdout open) and the child ran on.
     demo = _demo(tmp_path, signal_while_starting=f"{child}.pid")
     assert len(_stopped_cleanly(demo, tmp_path)) == started
 
