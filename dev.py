@@ -255,15 +255,16 @@ def serve(helpers, server, env) -> None:
             except subprocess.TimeoutExpired:
                 pass
     finally:
-        for process in reversed(started):  # the web server first
-            stop(process)
+        for process in reversed(started):  # the web server first; a second Ctrl-C (or signal) kills what is left
+            stop(process, hurry=lambda: len(stop_requested) > 1)
     if server_status:
         sys.exit(f"FAILED: the web server stopped (exit status {server_status})")
 
 
-def stop(process: subprocess.Popen, seconds: float = 20) -> None:
+def stop(process: subprocess.Popen, seconds: float = 20, hurry=lambda: False) -> None:
     """SIGTERM to the process's group (for the worker, a warm shutdown: the turns being written are finished),
-    SIGKILL after ``seconds``; whatever a killed worker left is released by the next run's reconcile."""
+    SIGKILL after ``seconds`` or as soon as ``hurry()``; whatever a killed worker left is released by the next run's
+    reconcile."""
     if process.returncode is not None:  # ended and reaped (the server that stopped by itself): its pid may be reused
         return
     try:
@@ -271,9 +272,10 @@ def stop(process: subprocess.Popen, seconds: float = 20) -> None:
     except ProcessLookupError:  # it had ended (the progress printer stops by itself); only reap it
         process.wait()
         return
-    try:
-        process.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline and not hurry():
+        time.sleep(0.1)
+    if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 

@@ -185,7 +185,8 @@ def test_a_signal_while_a_child_is_being_started_stops_it_and_starts_no_other(tm
 
 
 @pytest.mark.slow
-def test_a_helper_that_ignores_sigterm_is_killed(tmp_path):
+@pytest.mark.parametrize("seconds, hurry", [(0.5, lambda: False), (3600, lambda: True)])  # a second Ctrl-C hurries
+def test_a_helper_that_ignores_sigterm_is_killed(tmp_path, seconds, hurry):
     sys.path.insert(0, str(ROOT))
     import dev
 
@@ -193,5 +194,5 @@ def test_a_helper_that_ignores_sigterm_is_killed(tmp_path):
         ["sh", "-c", f"trap '' TERM; echo $$ > {tmp_path}/up; sleep 600"], start_new_session=True
     )
     _wait_for([tmp_path / "up"])
-    dev.stop(stubborn, seconds=0.5)
+    dev.stop(stubborn, seconds=seconds, hurry=hurry)
     assert stubborn.returncode == -signal.SIGKILL
