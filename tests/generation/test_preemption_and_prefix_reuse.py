@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inference import GenerationRequest, continuous
-from inference.prefix_cache import MIN_REUSED_TOKENS, PrefixCache, common_prefix_length
+from inference.prefix_cache import MIN_REUSED_TOKENS, SUPERSEDED_WITHIN_TOKENS, PrefixCache, common_prefix_length
 from judging.models import Turn
 from judging.protocols.prompts import DEFAULT_DEBATER_TEMPLATE, DEFAULT_SYSTEM_PROMPT, build_debater_messages
 
@@ -257,6 +257,29 @@ def test_the_prefix_cache_drops_pre_generated_entries_before_live_ones():
     assert [e.tokens[0] for e in cache.entries.values()] == [0, 3000]
     cache.store(list(range(4000, 4040)), layers(40), priority=1)  # all live: the least recently used goes
     assert [e.tokens[0] for e in cache.entries.values()] == [3000, 4000]
+
+
+def test_a_newer_prompt_sharing_all_but_an_older_ones_closing_words_supersedes_it():
+    """A debater's round-1 prompt is its round-2 prompt but for the closing words: once the newer is stored the
+    older is dropped (and its priority kept), unless more than SUPERSEDED_WITHIN_TOKENS of it would be lost."""
+
+    def layers(length):
+        return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]
+
+    cache = PrefixCache(max_bytes=10**6)
+    transcript = list(range(100))
+    closing = [900 + i for i in range(20)]
+    round_one = transcript + closing
+    long_tail = transcript + [3000 + i for i in range(SUPERSEDED_WITHIN_TOKENS + 1)]
+    unrelated = list(range(5000, 5040))
+    for tokens, priority in ((long_tail, 0), (unrelated, 0), (round_one, 1)):
+        cache.store(tokens, layers(len(tokens)), priority=priority)
+    round_two = transcript + list(range(200, 260)) + [800 + i for i in range(20)]
+    cache.store(round_two, layers(len(round_two)), priority=0)
+    kept = {e.tokens[100 if len(e.tokens) > 100 else 0]: e for e in cache.entries.values()}
+    assert set(kept) == {3000, 5000, 200}  # round one went; the long tail and the unrelated prompt stay
+    assert kept[200].priority == 1  # the live round's priority goes on with its successor
+    assert cache.longest(round_one + [7], most=200)[0] == 100  # what extends round one loses its 20 closing tokens
 
 
 def test_the_default_prompts_put_everything_round_specific_at_the_end():
