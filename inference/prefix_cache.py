@@ -10,11 +10,11 @@ shape [1, heads, length, dim]. ``longest`` finds the entry sharing the longest t
 and returns a fresh ``DynamicCache`` holding copies of that prefix, so the row goes on from there; the entry is
 left intact for other rows. Entries are dropped once they take more than ``max_bytes``: those of the lowest
 priority first (a pre-generated row's before a live one's, whose next round a judge waits for), least recently
-used first within a priority. An entry whose tokens are a prefix of a newer one's is superseded by it, and so is one
-that the newer shares all but its last few tokens with (up to SUPERSEDED_WITHIN_TOKENS): a round's closing words,
-which the next round's prompt replaces with its speeches. Without that, each round of a live debate left its
-speakers' earlier prompts behind, and at 16 live debates the prompts a judge's next question would extend no
-longer fitted in the shipped 1 GB (docs/benchmarks.md).
+used first within a priority. An entry whose tokens are a prefix of a newer one's is superseded by it, and so is
+one of no higher priority that the newer shares all but its last few tokens with (SUPERSEDED_WITHIN_TOKENS): a
+round's closing words, which the next round's prompt replaces with its speeches. Without that, each round of a
+live debate left its speakers' earlier prompts behind, and at 16 live debates the prompts a judge's next question
+would extend no longer fitted in the shipped 1 GB (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from transformers import DynamicCache
 
 # Shorter shared prefixes are not worth a lookup and a copy: prefilling them is as cheap.
 MIN_REUSED_TOKENS = 16
-# A newer entry sharing all of an older one's tokens but at most this many at its end supersedes it: a prompt that
-# would have reused the older one prefills at most these few tokens more.
+# A newer entry (of the same or a higher priority) sharing all of an older one's tokens but at most this many at its
+# end, and at least half of them, supersedes it: a prompt that would have reused the older one from a match of half
+# the prompt or more prefills at most these few tokens more.
 SUPERSEDED_WITHIN_TOKENS = 64
 
 
@@ -68,6 +69,9 @@ class PrefixCache:
         is the request's (entries of lower priority are dropped first)."""
         if not self.enabled or len(tokens) < MIN_REUSED_TOKENS:
             return
+        nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+        if nbytes > self.max_bytes:
+            return
         key = tuple(tokens)
         for entry_id, entry in list(self.entries.items()):
             shared = common_prefix_length(entry.tokens, key)
@@ -75,13 +79,13 @@ class PrefixCache:
                 entry.priority = max(entry.priority, priority)
                 self.entries.move_to_end(entry_id)
                 return
-            if shared >= MIN_REUSED_TOKENS and len(entry.tokens) - shared <= SUPERSEDED_WITHIN_TOKENS:
-                priority = max(priority, entry.priority)  # superseded: the new entry holds (nearly) all its tokens
+            if shared == len(entry.tokens) or (  # superseded: the new entry holds all its tokens, or all but a few
+                entry.priority <= priority  # (a pre-generated prompt never drops a live one's)
+                and shared >= max(MIN_REUSED_TOKENS, len(entry.tokens) // 2)
+                and len(entry.tokens) - shared <= SUPERSEDED_WITHIN_TOKENS
+            ):
                 self._drop(entry_id)
         copied = [(k.detach().clone(), v.detach().clone()) for k, v in layers]
-        nbytes = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in copied)
-        if nbytes > self.max_bytes:
-            return
         self.entries[self._next_id] = Entry(key, copied, nbytes, priority)
         self._next_id += 1
         self.nbytes += nbytes

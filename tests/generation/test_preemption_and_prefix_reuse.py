@@ -261,25 +261,28 @@ def test_the_prefix_cache_drops_pre_generated_entries_before_live_ones():
 
 def test_a_newer_prompt_sharing_all_but_an_older_ones_closing_words_supersedes_it():
     """A debater's round-1 prompt is its round-2 prompt but for the closing words: once the newer is stored the
-    older is dropped (and its priority kept), unless more than SUPERSEDED_WITHIN_TOKENS of it would be lost."""
+    older is dropped, unless more than SUPERSEDED_WITHIN_TOKENS or over half of it would be lost, or it is a live
+    prompt and the newer a pre-generated one."""
 
-    def layers(length):
-        return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]
+    def stored(*prompts):
+        cache = PrefixCache(max_bytes=10**6)
+        for tokens, priority in prompts:
+            cache.store(tokens, [(torch.zeros(1, 2, len(tokens), 4), torch.zeros(1, 2, len(tokens), 4))], priority)
+        return [list(entry.tokens) for entry in cache.entries.values()], cache
 
-    cache = PrefixCache(max_bytes=10**6)
-    transcript = list(range(100))
-    closing = [900 + i for i in range(20)]
-    round_one = transcript + closing
-    long_tail = transcript + [3000 + i for i in range(SUPERSEDED_WITHIN_TOKENS + 1)]
-    unrelated = list(range(5000, 5040))
-    for tokens, priority in ((long_tail, 0), (unrelated, 0), (round_one, 1)):
-        cache.store(tokens, layers(len(tokens)), priority=priority)
-    round_two = transcript + list(range(200, 260)) + [800 + i for i in range(20)]
-    cache.store(round_two, layers(len(round_two)), priority=0)
-    kept = {e.tokens[100 if len(e.tokens) > 100 else 0]: e for e in cache.entries.values()}
-    assert set(kept) == {3000, 5000, 200}  # round one went; the long tail and the unrelated prompt stay
-    assert kept[200].priority == 1  # the live round's priority goes on with its successor
+    def tail(start, length):
+        return list(range(start, start + length))
+
+    transcript = tail(0, 100)
+    round_one, round_two = transcript + tail(900, 20), transcript + tail(200, 60) + tail(800, 20)
+    left, cache = stored((round_one, 1), (round_two, 1))
+    assert left == [round_two]
     assert cache.longest(round_one + [7], most=200)[0] == 100  # what extends round one loses its 20 closing tokens
+    assert stored((transcript + tail(2000, SUPERSEDED_WITHIN_TOKENS), 1), (round_two, 1))[0] == [round_two]
+    assert len(stored((transcript + tail(3000, SUPERSEDED_WITHIN_TOKENS + 1), 1), (round_two, 1))[0]) == 2
+    assert len(stored((transcript[:30] + tail(4000, 40), 1), (round_two, 1))[0]) == 2  # 30 of 70 shared
+    assert len(stored((round_one, 1), (round_two, 0))[0]) == 2  # a pre-generated prompt never drops a live one
+    assert stored((round_one, 0), (round_two, 1))[0] == [round_two]
 
 
 def test_the_default_prompts_put_everything_round_specific_at_the_end():
