@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 GUARD_SECONDS = 600
 
 
-def start_worker(log_path, name=None, queues="generation,celery", batch_size=4, live_turns_beyond_batch=8):
+def start_worker(log_path, name=None, queues="generation,celery", batch_size=4, live_turns_beyond_batch=None):
     """A real `celery worker` process on the test database and the test Redis, serving ``queues`` with
-    room for ``batch_size`` rows, and ``live_turns_beyond_batch`` more for live turns."""
+    room for ``batch_size`` rows, and ``live_turns_beyond_batch`` more for live turns (None: as shipped)."""
     redis_url = os.environ.get("TEST_REDIS_URL")
     assert redis_url, "TEST_REDIS_URL must point at a running Redis (dev.py test sets it)"
     db = connection.settings_dict
@@ -42,8 +42,9 @@ def start_worker(log_path, name=None, queues="generation,celery", batch_size=4, 
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
         "DEBATE_GENERATION_BATCH_SIZE": str(batch_size),
-        "DEBATE_GENERATION_LIVE_TURNS_BEYOND_BATCH": str(live_turns_beyond_batch),
     }
+    if live_turns_beyond_batch is not None:
+        env["DEBATE_GENERATION_LIVE_TURNS_BEYOND_BATCH"] = str(live_turns_beyond_batch)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [
