@@ -638,14 +638,19 @@ class ContinuousBatcher:
             return
         top = max(row.priority for row in self.waiting)
         need = sum(1 for row in self.waiting if row.priority == top) - (self.max_rows - len(self.rows))
-        if need <= 0:
-            return
+        if need > 0:
+            self.pause_below(top, need)
+
+    def pause_below(self, priority: int, count: int) -> int:
+        """Pause up to ``count`` running rows of lower priority than ``priority``: the lowest priority first, and
+        among those the ones that joined last (they have written least). Returns how many were paused."""
         lower = sorted(
-            (i for i, row in enumerate(self.rows) if row.priority < top),
+            (i for i, row in enumerate(self.rows) if row.priority < priority),
             key=lambda i: (self.rows[i].priority, -i),
-        )[:need]
+        )[:count]
         if lower:
             self._pause(lower)
+        return len(lower)
 
     def _pause(self, indices: list[int]) -> None:
         """Take rows out of the batch, keeping their text: each goes back to the queue (before the rows of

@@ -271,6 +271,7 @@ class TransformersBackend(GenerationBackend):
         """Continuous batching (see continuous.py): requests join the running batch between decoding
         steps. Models whose cache cannot be joined that way, or ``continuous=False``, get padded batches."""
         from . import continuous
+        from .lanes import Lanes
 
         first = take(capacity)
         if not first:
@@ -282,19 +283,24 @@ class TransformersBackend(GenerationBackend):
                 lambda free: next(handed_out, None) or take(free), on_done, on_text, capacity, on_error
             )
         tokenizer = self._tokenizer
-        batcher = continuous.ContinuousBatcher(
-            self._model,
-            self._device,
-            stop_ids=self._stop_ids(),
-            pad_token_id=tokenizer.pad_token_id,
-            max_rows=capacity,
-            decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-            prefill_tokens=self.prefill_tokens,
-            chunk_tokens=self.chunk_tokens,
-            prefix_cache=self.prefix_cache,
-            live_chunk_tokens=self.live_chunk_tokens,
-            live_seen_at=self.live_seen_at,
-        )
+
+        def lane():
+            return continuous.ContinuousBatcher(
+                self._model,
+                self._device,
+                stop_ids=self._stop_ids(),
+                pad_token_id=tokenizer.pad_token_id,
+                max_rows=capacity,
+                decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+                prefill_tokens=self.prefill_tokens,
+                chunk_tokens=self.chunk_tokens,
+                prefix_cache=self.prefix_cache,
+                live_chunk_tokens=self.live_chunk_tokens,
+                live_seen_at=self.live_seen_at,
+            )
+
+        # Pre-generated prompts too long for one prefill run in a batch of their own (lanes.py).
+        batcher = Lanes(lane(), lane(), long_tokens=self.prefill_tokens)
 
         def submit(key, request):
             prompt = self._prompt_text(request.messages)
