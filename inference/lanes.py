@@ -30,8 +30,9 @@ LONG_LANE_SHARE = 0.5
 
 
 class Lanes:
-    """Two ``ContinuousBatcher`` s, ``main`` and ``long``, run as one: the interface the backend's loop uses (``submit``,
-    ``step``, ``free_rows``, ``pausable_rows``, ``idle``, ``partial_texts``, ``first_words``, ``live_seen_at``)."""
+    """Two ``ContinuousBatcher`` s, ``main`` and ``long``, run as one, with the interface the backend's loop uses
+    (``submit``, ``step``, ``free_rows``, ``pausable_rows``, ``idle``, ``partial_texts``, ``first_words``,
+    ``live_seen_at``)."""
 
     def __init__(
         self,
