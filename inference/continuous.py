@@ -17,7 +17,8 @@ tokens, and a prompt longer than that is prefilled alone, ``chunk_tokens`` at a 
 of its own, one chunk per step; while rows are running, every prefill step is followed by a decoding
 step, so no prompt, however long, stops the running rows or the requests queued behind it for more
 than one chunk. A request with a ``char_limit`` stops at the step its text reaches that many
-characters (``stop_reason`` "char_limit"), so no token is generated past the limit.
+characters (``stop_reason`` "char_limit"), so no token is generated past the limit. The backend runs long
+pre-generated prompts in a second batcher of their own (lanes.py), so that no row is padded to their length.
 
 Priorities (pre-emption): a request of higher ``priority`` (a turn a judge waits on) goes before waiting
 requests of lower priority, and when no row is free it pauses a running row of lower priority: that row's

@@ -313,3 +313,12 @@ def test_the_continuous_step_profile_runs_on_the_cpu_with_tiny_shapes(capsys):
     assert [line.split(" rows")[0] for line in steps] == ["1", "3"]
     assert all("forward" in line and "sampling and bookkeeping" in line for line in steps)
     assert sum("host time by operator" in line for line in lines) == 2
+
+
+def test_the_long_lane_benchmark_measures_each_way_on_a_tiny_model(tiny_model_dir, capsys):
+    from benchmarks import long_lane
+
+    figures = long_lane.main(["--model-dir", str(tiny_model_dir), "--long-tokens", "2500", "--rounds", "1"])
+    assert len(figures) == 3 and all(0 < f["first"] <= f["third"] and f["token_to_token"] > 0 for f in figures.values())
+    out = capsys.readouterr().out
+    assert "long prompt 2500 tokens" in out and out.count("first token") == 3

@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""A judge's next round beside a long pre-generated prompt: one batch, or the long prompt in a lane of its own.
+
+    .venv/bin/python benchmarks/long_lane.py                      # SmolLM2 on the CPU, 3 rounds of each, alternated
+    .venv/bin/python benchmarks/long_lane.py --long-tokens 7500 --rounds 5
+
+The batcher alone (no worker, no database), on SmolLM2-135M-Instruct (the bundled model) in float32: a
+pre-generated row with a --long-tokens prompt (a long passage, as issue 12's 170,000 characters become once fitted
+to the 8,192-token window) is decoding when a live round arrives that extends a cached 700-token round by about
+100 tokens (a judge's question). Printed for each way of running them: the live round's first token and third
+token after its arrival (the first words a judge sees), and the live row's decoding steps beside the long row,
+against the same round with nothing else running. "one batch" is every row in one ContinuousBatcher, as before
+inference/lanes.py; "lanes" is as shipped. The long prompt is prefilled once and reused from the prefix cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--long-tokens", type=int, default=7500, help="the long pre-generated prompt (default 7500)")
+    parser.add_argument("--rounds", type=int, default=3, help="live rounds measured per way, alternated (default 3)")
+    parser.add_argument("--model-dir", default="", help="a transformers model folder (default: the bundled SmolLM2)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inference import GenerationRequest, continuous
+    from inference.bundled import SMOLLM2, resolve_bundled
+    from inference.lanes import Lanes
+    from inference.prefix_cache import PrefixCache
+
+    path = args.model_dir or str(resolve_bundled(SMOLLM2, ROOT / "var" / "models"))
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    prefix_cache = PrefixCache(4 * 2**30, config=model.config)
+
+    def batcher():  # the worker's shipped settings (README), with a live debate under way
+        return continuous.ContinuousBatcher(
+            model,
+            "cpu",
+            stop_ids={tokenizer.eos_token_id},
+            pad_token_id=tokenizer.eos_token_id,
+            max_rows=16,
+            decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+            prefill_tokens=2048,
+            chunk_tokens=512,
+            prefix_cache=prefix_cache,
+            live_chunk_tokens=64,
+        )
+
+    rng = random.Random(1)
+    words = "the harbour committee argued costs morning plan vote budget river bridge town mayor".split()
+
+    def text(n: int) -> list[int]:
+        return tokenizer(" ".join(rng.choice(words) for _ in range(n)))["input_ids"][:n]
+
+    def request(tokens: int, priority: int) -> GenerationRequest:
+        return GenerationRequest(
+            messages=[], max_new_tokens=tokens, min_new_tokens=tokens, temperature=0.0, top_p=1.0, priority=priority
+        )
+
+    def drain(runner) -> None:
+        while not runner.idle:
+            runner.step()
+
+    long_ids, live_ids = text(args.long_tokens), text(700)
+    warm = batcher()  # both prompts into the prefix cache: each round below prefills only its new tokens
+    warm.submit("long", request(1, 0), long_ids)
+    warm.submit("live", request(1, 1), live_ids)
+    drain(warm)
+
+    def live_round(runner, with_long: bool) -> dict:
+        """One live round on a fresh ``runner`` (the long row, if any, is left behind with it)."""
+        if with_long:
+            runner.submit("long", request(10_000, 0), long_ids)
+            while not any(row.key == "long" and len(row.tokens) >= 3 for row in rows(runner)):
+                runner.step()
+        runner.submit("live", request(8, 1), live_ids + text(100))
+        arrived, tokens_at, decoding = time.perf_counter(), {}, []
+        while len(tokens_at) < 8:
+            runner.step()
+            live = next((row for row in rows(runner) if row.key == "live"), None)
+            if live is None:
+                break
+            if live.tokens and len(live.tokens) not in tokens_at:
+                if tokens_at:  # the steps between two of its tokens, whichever lane they were
+                    decoding.append(time.perf_counter() - max(tokens_at.values()))
+                tokens_at[len(live.tokens)] = time.perf_counter() - arrived
+        return {"first": tokens_at[1], "third": tokens_at[3], "token_to_token": statistics.median(decoding)}
+
+    def lanes(runner):
+        return (runner.main, runner.long) if isinstance(runner, Lanes) else (runner,)
+
+    def rows(runner):
+        return [row for lane in lanes(runner) for row in lane.rows]
+
+    ways = {
+        "idle (one batch, nothing else)": (lambda: batcher(), False),
+        "one batch, beside the long row": (lambda: batcher(), True),
+        "lanes, beside the long row (shipped)": (lambda: Lanes(batcher(), batcher(), long_tokens=2048), True),
+    }
+    measured = {name: [] for name in ways}
+    for _ in range(args.rounds):
+        for name, (make, with_long) in ways.items():
+            measured[name].append(live_round(make(), with_long))
+    figures = {}
+    print(f"SmolLM2-135M float32 CPU, torch threads {torch.get_num_threads()}; long prompt {len(long_ids)} tokens")
+    for name, rounds in measured.items():
+        figures[name] = {key: statistics.median(r[key] for r in rounds) for key in ("first", "third", "token_to_token")}
+        f = figures[name]
+        print(
+            f"{name}: first token {f['first'] * 1000:.0f} ms, third {f['third'] * 1000:.0f} ms, "
+            f"then one token every {f['token_to_token'] * 1000:.0f} ms (medians of {len(rounds)})"
+        )
+    return figures
+
+
+if __name__ == "__main__":
+    main()
