@@ -8,9 +8,10 @@ took about 215 ms beside one such row against 70 ms alone, and a judge's questio
 batcher; the other one holds live turns and ordinary pre-generated ones.
 
 How the two share the worker: each ``step`` runs one step of one lane. While both have work, the long lane takes at
-most ``share`` of the time (measured per step, like a batcher's chunks), never two steps in a row, and none while a
-live request waits in the main lane, so a judge's question waits for at most the one long-lane step under way and
-a live speech for at most one long-lane step between two of its tokens. Both lanes count
+most ``share`` of the time (measured per step, like a batcher's chunks), never two steps in a row, and none while
+the main lane is about to prefill a live request (up to MOST_LIVE_FIRST steps in a row) or to decode its live rows
+after a prefill; so a judge's question waits for at most the one long-lane step under way, and a live speech for
+at most one long-lane step between two of its tokens. Both lanes count
 against the worker's ``capacity``; a live request that finds no row pauses the main lane's pre-generated rows first
 and then the long lane's (pausing a long row puts its whole cache in the prefix cache: the dearer one). The price:
 while both lanes run, every token costs two forward passes instead of one, which on a GPU, where a step costs
@@ -27,6 +28,9 @@ from .continuous import ContinuousBatcher
 
 # The share of the worker's time the long lane takes at most while the main lane has work.
 LONG_LANE_SHARE = 0.5
+# The most main-lane steps in a row that a live request may keep the long lane waiting (several judges asking one
+# after another, or a long live prompt prefilled in chunks, would otherwise stop the long lane for as long).
+MOST_LIVE_FIRST = 4
 
 
 class Lanes:
@@ -51,6 +55,7 @@ class Lanes:
         self.share, self.clock = share, clock
         self.main_seconds = self.long_seconds = 0.0  # while both lanes have work
         self.long_last = False  # the last step was the long lane's
+        self.live_first = 0  # main-lane steps in a row that went first because a live request waited
 
     def submit(self, key: Hashable, request: GenerationRequest, prompt_ids: list[int], prompt_text: str = "") -> None:
         """A pre-generated prompt longer than ``long_tokens`` goes to the long lane; everything else (every live
@@ -95,6 +100,8 @@ class Lanes:
         main, long = self._can_step(self.main), self._can_step(self.long)
         lane = self.long if long and (not main or self._long_turn()) else self.main
         self.long_last = lane is self.long
+        if self.long_last:
+            self.live_first = 0
         started = self.clock()
         try:
             return lane.step()
@@ -108,9 +115,16 @@ class Lanes:
                 self.main_seconds = self.long_seconds = 0.0
 
     def _long_turn(self) -> bool:
-        """While both lanes have work: whether the long lane steps now. Never twice in a row (the main lane's rows
-        wait for at most one long-lane step between two tokens), nor while a live request waits in the main lane."""
-        if self.long_last or any(row.priority > 0 for row in self.main.waiting):
+        """While both lanes have work: whether the long lane steps now. Never twice in a row, nor between a main-lane
+        prefill and the decoding step after it while live rows run there (a live speech waits for at most one
+        long-lane step between two of its tokens), nor, up to MOST_LIVE_FIRST steps in a row, while the main lane
+        would prefill a waiting live request now (a judge's question waits for at most the step under way)."""
+        main = self.main
+        if self.long_last or (main.prefilled_last and any(row.priority > 0 for row in main.rows)):
+            return False
+        live_prefill_next = any(row.priority > 0 for row in main.waiting) and not (main.rows and main.prefilled_last)
+        if live_prefill_next and self.live_first < MOST_LIVE_FIRST:
+            self.live_first += 1
             return False
         return self.long_seconds <= self.share / (1 - self.share) * self.main_seconds
 

@@ -104,44 +104,45 @@ def test_the_texts_are_those_of_one_batch_and_the_main_lane_never_holds_the_long
 def test_the_long_lane_takes_at_most_its_share_never_two_steps_in_a_row_and_none_while_a_live_request_waits(
     model_and_tokenizer, long_cost, main_cost
 ):
-    """A clock that advances at each forward pass, by more for one lane's (told apart by their cache widths): where
-    the long lane's steps cost more, the share bounds it; where they cost less, only the rule against two in a row
-    keeps it from running several steps after each of the main lane's."""
+    """A clock that advances by a fixed cost at each lane's step: where the long lane's steps cost more, the share
+    bounds it; where they cost less, only the rule against two in a row keeps it from running several steps after
+    each of the main lane's."""
     model, tokenizer = model_and_tokenizer
     now = [0.0]
-
-    def tick(module, args, kwargs):
-        now[0] += long_cost if kwargs["attention_mask"].shape[-1] > LONG_TOKENS else main_cost
-
-    hook = model.register_forward_pre_hook(tick, with_kwargs=True)
     both = lanes(model, tokenizer, clock=lambda: now[0])
-    steps = []  # (lane, seconds, both lanes had work, a live request waited)
+    steps = []  # (lane, seconds, both lanes had work, a live request waited, the live row's tokens after it)
     live_waiting = False
-    for name, lane in (("main", both.main), ("long", both.long)):
+    for name, lane, cost in (("main", both.main, main_cost), ("long", both.long, long_cost)):
 
-        def timed(step=lane.step, name=name):
-            started, busy = now[0], both._can_step(both.main) and both._can_step(both.long)
+        def timed(step=lane.step, name=name, cost=cost):
+            busy = both._can_step(both.main) and both._can_step(both.long)
             result = step()
-            steps.append((name, now[0] - started, busy, live_waiting))
+            now[0] += cost
+            live = next((row for row in both.main.rows if row.key == "live"), None)
+            steps.append((name, cost, busy, live_waiting, len(live.tokens) if live else None))
             return result
 
         lane.step = timed
-    try:
-        both.submit("long", request(60), tokenizer(LONG)["input_ids"])
-        both.submit("short", request(60), tokenizer("hello there")["input_ids"])
-        for _ in range(20):
-            both.step()
-        while both.long_last or both.long_seconds > both.main_seconds:  # until the next step is the long lane's
-            both.step()
-        both.submit("live", request(8, priority=1), tokenizer("a question")["input_ids"])
-        live_waiting = True
+    submitted = [
+        ("long", request(60), tokenizer(LONG)["input_ids"]),
+        ("short", request(60), tokenizer("hi")["input_ids"]),
+    ]
+    for submission in submitted:
+        both.submit(*submission)
+    for _ in range(20):
         both.step()
-        live_waiting = False
-        while not both.idle:
-            both.step()
-    finally:
-        hook.remove()
-    busy = [(name, seconds, waiting) for name, seconds, was_busy, waiting in steps if was_busy]
+    while both.long_last or both.long_seconds > both.main_seconds:  # until the next step is the long lane's
+        both.step()
+    both.submit("live", request(20, priority=1), tokenizer("a question")["input_ids"])
+    live_waiting = True
+    both.step()
+    live_waiting = False
+    while not both.idle:
+        both.step()
+        if steps[-1][4] == 5 and not any(key == "later" for key, *_ in submitted):  # a main-lane prefill meanwhile
+            submitted.append(("later", request(4), tokenizer("and later")["input_ids"]))
+            both.submit(*submitted[-1])
+    busy = [(name, seconds, waiting) for name, seconds, was_busy, waiting, _ in steps if was_busy]
     names = [name for name, _, _ in busy]
     assert names.count("long") > 5 and names.count("main") > 5  # both lanes went on together
     assert all(not (a == b == "long") for a, b in zip(names, names[1:]))  # never two long steps in a row
@@ -149,6 +150,10 @@ def test_the_long_lane_takes_at_most_its_share_never_two_steps_in_a_row_and_none
     main = sum(seconds for name, seconds, _ in busy if name == "main")
     long = [seconds for name, seconds, _ in busy if name == "long"]
     assert sum(long) <= main + max(long)  # share 0.5: at most the main lane's time, give or take its last step
+    # Between two of the live row's tokens, at most one long-lane step.
+    written = [i for i, step in enumerate(steps) if step[4] and (i == 0 or step[4] != steps[i - 1][4])]
+    assert len(written) == 19  # the 20th token ends the row: it leaves the batch in the same step
+    assert all(sum(steps[j][0] == "long" for j in range(a, b)) <= 1 for a, b in zip(written, written[1:]))
 
 
 def test_a_live_request_pauses_a_long_lane_row_when_no_row_is_free_and_the_row_resumes_unchanged(
@@ -175,6 +180,18 @@ def test_a_live_request_pauses_a_long_lane_row_when_no_row_is_free_and_the_row_r
     assert list(results)[0] == "live"  # it did not wait for a long row to finish
     for key in ("long 1", "long 2"):
         assert results[key].text == uninterrupted[key].text and results[key].tokens_out == 30
+
+
+def test_a_live_request_pauses_the_main_lanes_pre_generated_row_before_a_long_one(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    both = lanes(model, tokenizer, capacity=2)
+    both.submit("long", request(40), tokenizer(LONG)["input_ids"])
+    both.submit("short", request(40), tokenizer("hello there")["input_ids"])
+    for _ in range(20):
+        both.step()
+    assert [row.key for row in both.long.rows] == ["long"] and [row.key for row in both.main.rows] == ["short"]
+    results = run(both, [("live", request(6, priority=1), tokenizer("a question")["input_ids"])])
+    assert results["short"].pauses == 1 and results["long"].pauses == 0 and list(results)[0] == "live"
 
 
 def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane(tiny_model_dir):
