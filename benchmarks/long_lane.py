@@ -4,13 +4,15 @@
     .venv/bin/python benchmarks/long_lane.py                      # SmolLM2 on the CPU, 3 rounds of each, alternated
     .venv/bin/python benchmarks/long_lane.py --long-tokens 7500 --rounds 5
 
-The batcher alone (no worker, no database), on SmolLM2-135M-Instruct (the bundled model) in float32: a
-pre-generated row with a --long-tokens prompt (a long passage, as issue 12's 170,000 characters become once fitted
-to the 8,192-token window) is decoding when a live round arrives that extends a cached 700-token round by about
-100 tokens (a judge's question). Printed for each way of running them: the live round's first token and third
-token after its arrival (the first words a judge sees), and the live row's decoding steps beside the long row,
-against the same round with nothing else running. "one batch" is every row in one ContinuousBatcher, as before
-inference/lanes.py; "lanes" is as shipped. The long prompt is prefilled once and reused from the prefix cache.
+The batcher alone (no worker, no database), on SmolLM2-135M-Instruct (the bundled model) in float32: a live round
+that extends a cached 700-token round by about 100 tokens (a judge's question) arrives beside a pre-generated row
+with a --long-tokens prompt (a long passage, as issue 12's 170,000 characters become once fitted to the 8,192-token
+window) that is decoding, or beside such a prompt being prefilled in chunks. Printed for each: the live round's
+first and third token after its arrival (the first words a judge sees), the time between its tokens, and how long
+a step of the other work took just before it arrived (a question arriving at a random moment waits for the rest of
+one), against the same round with nothing else running. "one batch" is every row in one ContinuousBatcher, as
+before inference/lanes.py; "lanes" is as shipped. The decoding row's prompt is prefilled once and then reused from
+the prefix cache; the chunked one is new each round.
 """
 
 from __future__ import annotations
@@ -84,12 +86,22 @@ def main(argv=None) -> dict:
     warm.submit("live", request(1, 1), live_ids)
     drain(warm)
 
-    def live_round(runner, with_long: bool) -> dict:
-        """One live round on a fresh ``runner`` (the long row, if any, is left behind with it)."""
-        if with_long:
+    def live_round(runner, beside: str) -> dict:
+        """One live round on a fresh ``runner``, ``beside`` nothing (""), a long row decoding ("decoding") or a long
+        prompt being prefilled in chunks ("chunks"); what else runs is left behind with the runner."""
+        before = []  # the durations of the last steps before the live round: a question waits for one under way
+        if beside == "decoding":
             runner.submit("long", request(10_000, 0), long_ids)
-            while not any(row.key == "long" and len(row.tokens) >= 3 for row in rows(runner)):
+            while not any(row.key == "long" and len(row.tokens) >= 6 for row in rows(runner)):
+                started = time.perf_counter()
                 runner.step()
+                before.append(time.perf_counter() - started)
+        elif beside == "chunks":  # a long prompt of its own, not in the prefix cache
+            runner.submit("long", request(10_000, 0), text(args.long_tokens))
+            for _ in range(30):
+                started = time.perf_counter()
+                runner.step()
+                before.append(time.perf_counter() - started)
         runner.submit("live", request(8, 1), live_ids + text(100))
         arrived, tokens_at, decoding = time.perf_counter(), {}, []
         while len(tokens_at) < 8:
@@ -101,7 +113,13 @@ def main(argv=None) -> dict:
                 if tokens_at:  # the steps between two of its tokens, whichever lane they were
                     decoding.append(time.perf_counter() - max(tokens_at.values()))
                 tokens_at[len(live.tokens)] = time.perf_counter() - arrived
-        return {"first": tokens_at[1], "third": tokens_at[3], "token_to_token": statistics.median(decoding)}
+        step_before = statistics.median(before[-3:]) if before else 0.0
+        return {
+            "first": tokens_at[1],
+            "third": tokens_at[3],
+            "token_to_token": statistics.median(decoding),
+            "step_before": step_before,
+        }
 
     def lanes(runner):
         return (runner.main, runner.long) if isinstance(runner, Lanes) else (runner,)
@@ -109,23 +127,30 @@ def main(argv=None) -> dict:
     def rows(runner):
         return [row for lane in lanes(runner) for row in lane.rows]
 
+    def lanes_of_their_own():
+        return Lanes(batcher(), batcher(), long_tokens=2048)
+
     ways = {
-        "idle (one batch, nothing else)": (lambda: batcher(), False),
-        "one batch, beside the long row": (lambda: batcher(), True),
-        "lanes, beside the long row (shipped)": (lambda: Lanes(batcher(), batcher(), long_tokens=2048), True),
+        "idle (nothing else)": (batcher, ""),
+        "one batch, beside a long row decoding": (batcher, "decoding"),
+        "lanes, beside a long row decoding (shipped)": (lanes_of_their_own, "decoding"),
+        "one batch, beside a long prompt's chunks": (batcher, "chunks"),
+        "lanes, beside a long prompt's chunks (shipped)": (lanes_of_their_own, "chunks"),
     }
     measured = {name: [] for name in ways}
     for _ in range(args.rounds):
-        for name, (make, with_long) in ways.items():
-            measured[name].append(live_round(make(), with_long))
+        for name, (make, beside) in ways.items():
+            measured[name].append(live_round(make(), beside))
     figures = {}
     print(f"SmolLM2-135M float32 CPU, torch threads {torch.get_num_threads()}; long prompt {len(long_ids)} tokens")
+    keys = ("first", "third", "token_to_token", "step_before")
     for name, rounds in measured.items():
-        figures[name] = {key: statistics.median(r[key] for r in rounds) for key in ("first", "third", "token_to_token")}
+        figures[name] = {key: statistics.median(r[key] for r in rounds) for key in keys}
         f = figures[name]
         print(
             f"{name}: first token {f['first'] * 1000:.0f} ms, third {f['third'] * 1000:.0f} ms, "
-            f"then one token every {f['token_to_token'] * 1000:.0f} ms (medians of {len(rounds)})"
+            f"then one token every {f['token_to_token'] * 1000:.0f} ms; a step before it came "
+            f"{f['step_before'] * 1000:.0f} ms (medians of {len(rounds)})"
         )
     return figures
 
