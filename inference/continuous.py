@@ -174,6 +174,9 @@ class ContinuousBatcher:
         self.stop_index = sorted(stop_ids)
         self.pad_token_id = pad_token_id
         self.max_rows = max_rows
+        # Rows running on the same worker in another batcher (lanes.py), counted in each row's batch figures: a
+        # turn's batch_size and mean_batch_size are the rows running on the worker, whichever batch they ran in.
+        self.rows_beside = 0
         self.decode = decode
         top_k = getattr(model.generation_config, "top_k", None)
         self.top_k = DEFAULT_TOP_K if top_k is None else int(top_k)
@@ -519,8 +522,8 @@ class ContinuousBatcher:
         self.seen[torch.arange(first, len(self.rows), device=self.device), tokens] = True
         for row in rows:  # the rows that computed in this step: all of them, or the ones joining
             row.steps += 1
-            row.rows_summed += len(rows)
-            row.most_rows = max(row.most_rows, len(rows))
+            row.rows_summed += len(rows) + self.rows_beside
+            row.most_rows = max(row.most_rows, len(rows) + self.rows_beside)
         for row, token in zip(rows, tokens.tolist()):
             if row.first_token_at is None:
                 row.first_token_at = now

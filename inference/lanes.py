@@ -8,7 +8,8 @@ took about 215 ms beside one such row against 70 ms alone, and a judge's questio
 batcher; the other one holds live turns and ordinary pre-generated ones.
 
 How the two share the worker: each ``step`` runs one step of one lane. While both have work, the long lane takes at
-most ``share`` of the time (measured per step, like a batcher's chunks), never two steps in a row, and none while
+most ``share`` of the time (measured per step, like a batcher's chunks: the main lane's prefills count with the
+long lane's steps, against the main lane's decoding), never two steps in a row, and none while
 the main lane is about to prefill a live request (up to MOST_LIVE_FIRST steps in a row) or to decode its live rows
 after a prefill; so a judge's question waits for at most the one long-lane step under way, and a live speech for
 at most one long-lane step between two of its tokens. Both lanes count
@@ -53,7 +54,10 @@ class Lanes:
         self.capacity = main.max_rows
         self.long_tokens = long_tokens
         self.share, self.clock = share, clock
-        self.main_seconds = self.long_seconds = 0.0  # while both lanes have work
+        # While both lanes have work: the main lane's decoding steps, and the rest (long-lane steps, main-lane
+        # prefills). A main-lane prefill counts with the long lane's time, as a batcher counts its prefills against
+        # its decoding: a live speech's first tokens come at the decoding pace, not one per long-lane step.
+        self.decode_seconds = self.other_seconds = 0.0
         self.long_last = False  # the last step was the long lane's
         self.live_first = 0  # main-lane steps in a row that went first because a live request waited
 
@@ -102,17 +106,17 @@ class Lanes:
         self.long_last = lane is self.long
         if self.long_last:
             self.live_first = 0
-        started = self.clock()
+        started, prefills = self.clock(), self.main.prefill_steps
         try:
             return lane.step()
         finally:
             if main and long:
-                if lane is self.long:
-                    self.long_seconds += self.clock() - started
+                if lane is self.main and self.main.prefill_steps == prefills:
+                    self.decode_seconds += self.clock() - started
                 else:
-                    self.main_seconds += self.clock() - started
+                    self.other_seconds += self.clock() - started
             else:  # the share starts afresh when both lanes next have work
-                self.main_seconds = self.long_seconds = 0.0
+                self.decode_seconds = self.other_seconds = 0.0
 
     def _long_turn(self) -> bool:
         """While both lanes have work: whether the long lane steps now. Never twice in a row, nor between a main-lane
@@ -126,7 +130,7 @@ class Lanes:
         if live_prefill_next and self.live_first < MOST_LIVE_FIRST:
             self.live_first += 1
             return False
-        return self.long_seconds <= self.share / (1 - self.share) * self.main_seconds
+        return self.other_seconds <= self.share / (1 - self.share) * self.decode_seconds
 
     @staticmethod
     def _can_step(lane: ContinuousBatcher) -> bool:
@@ -147,3 +151,4 @@ class Lanes:
                 long.pause_below(top, need)
         main.max_rows = self.capacity - len(long.rows)
         long.max_rows = max(0, self.capacity - len(main.rows) - len(main.waiting))
+        main.rows_beside, long.rows_beside = len(long.rows), len(main.rows)

@@ -3,6 +3,8 @@ the two lanes share, pausing across lanes, and texts that do not depend on the l
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 from transformers import AutoTokenizer
 
@@ -114,12 +116,13 @@ def test_the_long_lane_takes_at_most_its_share_never_two_steps_in_a_row_and_none
     live_waiting = False
     for name, lane, cost in (("main", both.main, main_cost), ("long", both.long, long_cost)):
 
-        def timed(step=lane.step, name=name, cost=cost):
-            busy = both._can_step(both.main) and both._can_step(both.long)
+        def timed(step=lane.step, name=name, cost=cost, lane=lane):
+            busy, prefills = both._can_step(both.main) and both._can_step(both.long), lane.prefill_steps
             result = step()
             now[0] += cost
             live = next((row for row in both.main.rows if row.key == "live"), None)
-            steps.append((name, cost, busy, live_waiting, len(live.tokens) if live else None))
+            kind = "main prefill" if name == "main" and lane.prefill_steps > prefills else name
+            steps.append((kind, cost, busy, live_waiting, len(live.tokens) if live else None))
             return result
 
         lane.step = timed
@@ -131,7 +134,7 @@ def test_the_long_lane_takes_at_most_its_share_never_two_steps_in_a_row_and_none
         both.submit(*submission)
     for _ in range(20):
         both.step()
-    while both.long_last or both.long_seconds > both.main_seconds:  # until the next step is the long lane's
+    while both.long_last or both.other_seconds > both.decode_seconds:  # until the next step is the long lane's
         both.step()
     both.submit("live", request(20, priority=1), tokenizer("a question")["input_ids"])
     live_waiting = True
@@ -146,10 +149,12 @@ def test_the_long_lane_takes_at_most_its_share_never_two_steps_in_a_row_and_none
     names = [name for name, _, _ in busy]
     assert names.count("long") > 5 and names.count("main") > 5  # both lanes went on together
     assert all(not (a == b == "long") for a, b in zip(names, names[1:]))  # never two long steps in a row
-    assert [name for name, _, waiting in busy if waiting] == ["main"]  # the live request went first
-    main = sum(seconds for name, seconds, _ in busy if name == "main")
-    long = [seconds for name, seconds, _ in busy if name == "long"]
-    assert sum(long) <= main + max(long)  # share 0.5: at most the main lane's time, give or take its last step
+    assert [name for name, _, waiting in busy if waiting] == ["main prefill"]  # the live request went first
+    # Share 0.5: the long lane's steps and the main lane's prefills take at most the main lane's decoding time,
+    # give or take the last step.
+    decoding = sum(seconds for name, seconds, _ in busy if name == "main")
+    other = sum(seconds for name, seconds, _ in busy if name != "main")
+    assert other <= decoding + max(long_cost, main_cost)
     # Between two of the live row's tokens, at most one long-lane step.
     written = [i for i, step in enumerate(steps) if step[4] and (i == 0 or step[4] != steps[i - 1][4])]
     assert len(written) == 19  # the 20th token ends the row: it leaves the batch in the same step
@@ -199,9 +204,20 @@ def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane(tiny_mode
     every prompt in one batch (a prefill budget above every prompt)."""
     backend = get_backend("transformers", str(tiny_model_dir))
     requests = [
-        GenerationRequest(messages=[{"role": "user", "content": LONG}], max_new_tokens=10, temperature=0.0, top_p=1.0),
         GenerationRequest(
-            messages=[{"role": "user", "content": "hello"}], max_new_tokens=10, temperature=0.0, top_p=1.0, priority=1
+            messages=[{"role": "user", "content": LONG}],
+            max_new_tokens=10,
+            min_new_tokens=10,
+            temperature=0.0,
+            top_p=1.0,
+        ),
+        GenerationRequest(
+            messages=[{"role": "user", "content": "hello"}],
+            max_new_tokens=10,
+            min_new_tokens=10,
+            temperature=0.0,
+            top_p=1.0,
+            priority=1,
         ),
     ]
 
@@ -219,6 +235,16 @@ def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane(tiny_mode
             backend.prefill_tokens = saved
         return results
 
-    apart, together = generate(LONG_TOKENS), generate(10_000)
+    made = []
+    make = Lanes.__init__
+
+    def recorded(self, *args, **options):
+        make(self, *args, **options)
+        made.append(self)
+
+    with mock.patch.object(Lanes, "__init__", recorded):
+        apart, together = generate(LONG_TOKENS), generate(10_000)
     assert [apart[i].text for i in range(2)] == [together[i].text for i in range(2)]
-    assert apart[0].batch_size == 1 and together[0].batch_size == 2  # alone in the long lane; else one batch
+    assert made[0].long.prefill_steps > 0 and made[1].long.prefill_steps == 0  # the long prompt's own lane, or none
+    # A turn's batch figures count the rows running on the worker, in either lane.
+    assert apart[0].batch_size == together[0].batch_size == 2
