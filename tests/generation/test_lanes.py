@@ -3,6 +3,7 @@ the two lanes share, pausing across lanes, and texts that do not depend on the l
 
 from __future__ import annotations
 
+import itertools
 from unittest import mock
 
 import pytest
@@ -39,6 +40,9 @@ def batcher(model, tokenizer, max_rows, **options):
 
 
 def lanes(model, tokenizer, capacity=4, **options):
+    """Lanes on a clock that advances by one at each reading (every step takes one second): which lane steps never
+    depends on the machine's speed."""
+    options.setdefault("clock", itertools.count().__next__)
     return Lanes(
         batcher(model, tokenizer, capacity), batcher(model, tokenizer, capacity), long_tokens=LONG_TOKENS, **options
     )
@@ -99,6 +103,8 @@ def test_the_texts_are_those_of_one_batch_and_the_main_lane_never_holds_the_long
     assert {key: result.text for key, result in apart.items()} == {key: result.text for key, result in one.items()}
     assert all(apart[key].tokens_out == req.max_new_tokens for key, req, _ in submitted)
     assert widest and max(widest) < len(long_ids)
+    # A turn's batch figures count the rows running on the worker, in either lane.
+    assert apart["long"].batch_size == one["long"].batch_size == 4
     assert both.long.prefill_steps > 0 and both.main.prefill_steps > 0
 
 
@@ -246,5 +252,3 @@ def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane(tiny_mode
         apart, together = generate(LONG_TOKENS), generate(10_000)
     assert [apart[i].text for i in range(2)] == [together[i].text for i in range(2)]
     assert made[0].long.prefill_steps > 0 and made[1].long.prefill_steps == 0  # the long prompt's own lane, or none
-    # A turn's batch figures count the rows running on the worker, in either lane.
-    assert apart[0].batch_size == together[0].batch_size == 2
