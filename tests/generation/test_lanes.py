@@ -10,8 +10,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from generation.backends import get_backend
-from inference import GenerationRequest, continuous
+from inference import GenerationRequest
 from inference.lanes import Lanes
+from tests.generation.test_continuous_batching import cpu_batcher
 
 LONG = "The river rose in spring and the farmers moved their herds to the hills for a week. " * 6
 LONG_TOKENS = 40  # prompts longer than this, if pre-generated, go to the long lane
@@ -25,17 +26,8 @@ def model_and_tokenizer(tiny_model_dir):
 
 
 def batcher(model, tokenizer, max_rows, **options):
-    return continuous.ContinuousBatcher(
-        model,
-        "cpu",
-        stop_ids={tokenizer.eos_token_id},
-        pad_token_id=tokenizer.eos_token_id,
-        max_rows=max_rows,
-        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-        prefill_tokens=64,
-        chunk_tokens=16,
-        prefill_share=None,
-        **options,
+    return cpu_batcher(
+        model, tokenizer, max_rows=max_rows, prefill_tokens=64, chunk_tokens=16, prefill_share=None, **options
     )
 
 
