@@ -331,6 +331,11 @@ GENERATION_PREFILL_CHUNK_TOKENS = envint("DEBATE_GENERATION_PREFILL_CHUNK_TOKENS
 # last 5 minutes): a judge's question waits for the chunk being run, so smaller ones (docs/limits.md; 64 rather
 # than 128 brought a question beside a 170k-character passage from 2.2x to 1.4x idle: docs/benchmarks.md).
 GENERATION_PREFILL_CHUNK_TOKENS_BESIDE_LIVE = envint("DEBATE_GENERATION_PREFILL_CHUNK_TOKENS_BESIDE_LIVE", 64)
+# Pre-generated prompts longer than one prefill run in a batch of their own, the long lane (inference/lanes.py), so
+# live rows do not attend over a long passage's padding at every step (on two CPU cores a live token every 59 ms
+# instead of 187 ms beside a 7,500-token row: docs/benchmarks.md). Off: one batch. The price is a second forward
+# pass per token while both lanes run; benchmarks/gpu_generation.py measures both and recommends one for a GPU.
+GENERATION_LONG_LANE = envbool("DEBATE_GENERATION_LONG_LANE", True)
 # Memory (MB) a worker keeps per local model for recent prompts' key/value caches, so that a debater's next
 # round prefills only its new text (inference/prefix_cache.py); 0 turns prefix reuse off. SmolLM2-135M
 # needs ~46 KB a token in float32 (1 GB: ~22k tokens); an 8B Llama in bf16 128 KB.

@@ -29,6 +29,7 @@ def get_backend(
                 prefill_tokens=settings.GENERATION_PREFILL_TOKENS,
                 chunk_tokens=settings.GENERATION_PREFILL_CHUNK_TOKENS,
                 live_chunk_tokens=settings.GENERATION_PREFILL_CHUNK_TOKENS_BESIDE_LIVE,
+                long_lane=settings.GENERATION_LONG_LANE,
                 prefix_cache_bytes=settings.GENERATION_PREFIX_CACHE_MB * 2**20,
                 context_window=context_window,
             ),

@@ -126,6 +126,7 @@ class TransformersBackend(GenerationBackend):
         chunk_tokens: int | None = None,
         prefix_cache_bytes: int = 0,
         live_chunk_tokens: int | None = None,
+        long_lane: bool = True,
     ):
         self.model_name = model_name
         self.context_window_override = context_window  # a configured window, instead of the model's own
@@ -139,6 +140,7 @@ class TransformersBackend(GenerationBackend):
         # across sessions (the next question of a live debate comes after the judge has read).
         self.live_chunk_tokens = live_chunk_tokens
         self.live_seen_at: float | None = None
+        self.long_lane = long_lane  # long pre-generated prompts in a batch of their own (lanes.py)
         # Recent prompts' caches, kept across generation sessions (a live debate's next round comes after
         # the judge has read and asked: the worker may have gone idle meanwhile). Made with the model.
         self.prefix_cache_bytes = prefix_cache_bytes
@@ -299,8 +301,8 @@ class TransformersBackend(GenerationBackend):
                 live_seen_at=self.live_seen_at,
             )
 
-        # Pre-generated prompts too long for one prefill run in a batch of their own (lanes.py).
-        batcher = Lanes(lane(), lane(), long_tokens=self.prefill_tokens)
+        # Pre-generated prompts too long for one prefill run in a batch of their own (lanes.py), unless turned off.
+        batcher = Lanes(lane(), lane(), long_tokens=self.prefill_tokens) if self.long_lane else lane()
 
         def submit(key, request):
             prompt = self._prompt_text(request.messages)

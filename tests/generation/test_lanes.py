@@ -7,6 +7,7 @@ import itertools
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from transformers import AutoTokenizer
 
 from generation.backends import get_backend
@@ -197,9 +198,10 @@ def test_a_live_request_pauses_the_main_lanes_pre_generated_row_before_a_long_on
     assert results["short"].pauses == 1 and results["long"].pauses == 0 and list(results)[0] == "live"
 
 
-def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane(tiny_model_dir):
+def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane_unless_turned_off(tiny_model_dir):
     """Through ``generate_continuously``: a long pre-generated prompt beside others gives the texts each gives with
-    every prompt in one batch (a prefill budget above every prompt)."""
+    every prompt in one batch (a prefill budget above every prompt, or the long lane turned off, as
+    DEBATE_GENERATION_LONG_LANE=0 does)."""
     backend = get_backend("transformers", str(tiny_model_dir))
     requests = [
         GenerationRequest(
@@ -219,10 +221,10 @@ def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane(tiny_mode
         ),
     ]
 
-    def generate(prefill_tokens):
+    def generate(prefill_tokens, long_lane=True):
         pending, results = list(enumerate(requests)), {}
-        saved = backend.prefill_tokens
-        backend.prefill_tokens = prefill_tokens
+        saved = backend.prefill_tokens, backend.long_lane
+        backend.prefill_tokens, backend.long_lane = prefill_tokens, long_lane
         try:
             backend.generate_continuously(
                 lambda free, pausable=0: [pending.pop(0) for _ in range(min(free, len(pending)))],
@@ -230,7 +232,7 @@ def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane(tiny_mode
                 capacity=4,
             )
         finally:
-            backend.prefill_tokens = saved
+            backend.prefill_tokens, backend.long_lane = saved
         return results
 
     made = []
@@ -241,6 +243,8 @@ def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane(tiny_mode
         made.append(self)
 
     with mock.patch.object(Lanes, "__init__", recorded):
-        apart, together = generate(LONG_TOKENS), generate(10_000)
-    assert [apart[i].text for i in range(2)] == [together[i].text for i in range(2)]
+        apart, together, off = generate(LONG_TOKENS), generate(10_000), generate(LONG_TOKENS, long_lane=False)
+    assert [apart[i].text for i in range(2)] == [together[i].text for i in range(2)] == [off[i].text for i in range(2)]
     assert made[0].long.prefill_steps > 0 and made[1].long.prefill_steps == 0  # the long prompt's own lane, or none
+    assert len(made) == 2  # turned off: no lanes at all
+    assert backend.long_lane is settings.GENERATION_LONG_LANE is True  # the shipped setting reaches the backend
