@@ -29,12 +29,16 @@ below; a "live" request has priority 1, as a turn a judge waits on):
   time and tokens prefilled with the prefix cache and without; the cache's bytes per token;
 - next rounds at once: a full batch of debaters' cached rounds extended together (judges asking at once):
   first-token median and largest, grouped as shipped and one by one in arrival order;
+- the long lane: a live request beside a decoding row of a --long-prompt-tokens prompt and the batch's other
+  pre-generated rows: its first-token time and time between tokens, idle, in one batch and with the long prompt
+  in a lane of its own (inference/lanes.py); and that pre-generated work alone, tokens/s each way;
 - recommended defaults, each with the figure it rests on: DEBATE_GENERATION_BATCH_SIZE (where aggregate
   continuous tokens/s stops growing by 10%), DEBATE_GENERATION_PREFILL_CHUNK_TOKENS (the largest chunk
   keeping live first words within 2x idle), DEBATE_GENERATION_PREFIX_CACHE_MB (memory left after the
   model and a full batch, bounded by what a full batch's debaters can reuse), DEBATE_GENERATION_STATIC_CACHE
-  (auto only where it beat plain generate() by 20% everywhere), and whether pre-emption kept live first
-  words within 2x idle.
+  (auto only where it beat plain generate() by 20% everywhere), DEBATE_GENERATION_LONG_LANE (1 where one batch
+  slows live requests beside a long row beyond 2x idle and the lanes do better; else 0 only where one batch runs
+  the mixed pre-generated work 10% faster), and whether pre-emption kept live first words within 2x idle.
 Issue 5 targets (GPU): one 8B turn >= 50% of the ceiling; 32 turns >= 2x plain padded generate().
 Issue 12 target: a live turn's first words within 2x idle beside a full batch.
 """
@@ -304,6 +308,61 @@ def prefix_reuse(torch, model, device, prompt_tokens: int, cached: bool) -> dict
     }
 
 
+def rows_of(runner) -> list:
+    """The running rows of a batcher, or of both lanes of a ``Lanes``."""
+    lanes = (runner.main, runner.long) if hasattr(runner, "long") else (runner,)
+    return [row for lane in lanes for row in lane.rows]
+
+
+def long_lane(torch, model, device, way: str, long_tokens: int, prompt_tokens: int, new_tokens: int) -> dict:
+    """A live request (``prompt_tokens``, LIVE_TOKENS tokens) beside a decoding pre-generated row of a
+    ``long_tokens`` prompt and the shipped batch's other pre-generated rows, ``way``: "one_batch" (every row in one
+    ContinuousBatcher, DEBATE_GENERATION_LONG_LANE=0), "lanes" (the long prompt in a lane of its own, as shipped) or
+    "idle" (the live request alone). Its first-token time and the time between its tokens; then, apart, the
+    pre-generated work mixing the long prompt and the short ones (each writing ``new_tokens``): tokens/s from their
+    submission to the last one's end."""
+    from inference.lanes import Lanes
+
+    prefill_tokens = min(SHIPPED_PREFILL_TOKENS, long_tokens - 1)  # the long prompt is chunked: the long lane's
+
+    def batcher():
+        return new_batcher(model, device, SHIPPED_BATCH_SIZE, prefill_tokens=prefill_tokens)
+
+    def runner():
+        return Lanes(batcher(), batcher(), long_tokens=prefill_tokens) if way == "lanes" else batcher()
+
+    short_rows = SHIPPED_BATCH_SIZE - 2  # with the long row and the live one: a full batch
+    live = runner()
+    if way != "idle":  # they write on (never finish) through the live request
+        context = model.config.max_position_embeddings
+        for i in range(short_rows):
+            live.submit(
+                ("busy", i), forced_request(context - prompt_tokens - 1), random_prompt(torch, model, prompt_tokens)
+            )
+        live.submit("long", forced_request(context - long_tokens - 1), random_prompt(torch, model, long_tokens))
+        while not any(row.key == "long" and len(row.tokens) >= 2 for row in rows_of(live)):
+            live.step()
+    synchronize(torch, device)
+    live.submit("live", forced_request(LIVE_TOKENS, priority=1), random_prompt(torch, model, prompt_tokens))
+    result = run_until(live, {"live"})["live"]
+    figures = {
+        "live_ttft_seconds": result.ttft_seconds,
+        "live_token_seconds": (result.seconds - result.ttft_seconds) / (LIVE_TOKENS - 1),
+    }
+    if way != "idle":
+        mixed = runner()
+        keys = {("busy", i) for i in range(short_rows)} | {"long"}
+        synchronize(torch, device)
+        started = time.perf_counter()
+        for key in sorted(keys, key=str):
+            tokens = long_tokens if key == "long" else prompt_tokens
+            mixed.submit(key, forced_request(new_tokens), random_prompt(torch, model, tokens))
+        run_until(mixed, keys)
+        synchronize(torch, device)
+        figures["pre_generated_tokens_per_s"] = len(keys) * new_tokens / (time.perf_counter() - started)
+    return figures
+
+
 def one_by_one(batcher) -> None:
     """Make ``batcher`` prefill rows extending cached prefixes one per step, in arrival order (the policy before
     they were grouped): for comparison only."""
@@ -376,6 +435,17 @@ def scheduler_figures(torch, model, device, args) -> dict:
         "long_prompt_tokens": long_tokens,
         "running_rows": SHIPPED_BATCH_SIZE - 2,
         "by_chunk_tokens": by_chunk,
+    }
+    figures["long_lane"] = {
+        "long_prompt_tokens": long_tokens,
+        "short_rows": SHIPPED_BATCH_SIZE - 2,
+        **{
+            way: median_of(
+                args.repeats,
+                lambda way=way: long_lane(torch, model, device, way, long_tokens, args.prompt_tokens, args.new_tokens),
+            )
+            for way in ("idle", "one_batch", "lanes")
+        },
     }
     with_cache = median_of(args.repeats, lambda: prefix_reuse(torch, model, device, args.prompt_tokens, True))
     without = median_of(args.repeats, lambda: prefix_reuse(torch, model, device, args.prompt_tokens, False))
@@ -498,6 +568,8 @@ def recommend(row: dict, *, static_measured: bool, context_tokens: int, memory_b
             "because": "not measured: the platform path ran without a static cache on this device (--static-cache)",
         }
 
+    recommendation["DEBATE_GENERATION_LONG_LANE"] = recommend_long_lane(row["long_lane"])
+
     worst = max((cases["priority"]["live_ttft_vs_idle"], int(rows)) for rows, cases in row["preemption"].items())
     recommendation["preemption_within_2x_idle"] = {
         "value": worst[0] <= LIVE_TARGET_VS_IDLE,
@@ -509,6 +581,37 @@ def recommend(row: dict, *, static_measured: bool, context_tokens: int, memory_b
         ),
     }
     return recommendation
+
+
+def live_slowdown(case: dict, idle: dict) -> float:
+    """How much slower a live request ran than idle: the larger of its first-token and between-tokens ratios."""
+    return max(
+        case["live_ttft_seconds"] / idle["live_ttft_seconds"], case["live_token_seconds"] / idle["live_token_seconds"]
+    )
+
+
+def recommend_long_lane(figures: dict) -> dict:
+    """1 (the long lane, as shipped) where one batch slows a live request beside a long row beyond the issue's 2x
+    idle and the lanes do better; else whichever runs mixed pre-generated work faster, 1 unless one batch is faster
+    by GROWTH_THAT_PAYS (a second forward pass per token is the lanes' cost)."""
+    idle, one, lanes = figures["idle"], figures["one_batch"], figures["lanes"]
+    one_slowdown, lanes_slowdown = live_slowdown(one, idle), live_slowdown(lanes, idle)
+    throughput = lanes["pre_generated_tokens_per_s"] / one["pre_generated_tokens_per_s"]
+    facts = (
+        f"beside a {figures['long_prompt_tokens']}-token row, a live request ran {one_slowdown:.1f}x idle in one batch "
+        f"and {lanes_slowdown:.1f}x with the lanes (the larger of first token and time between tokens); mixed "
+        f"pre-generated work ran {throughput:.2f}x one batch's tokens/s with the lanes"
+    )
+    if one_slowdown > LIVE_TARGET_VS_IDLE and lanes_slowdown < one_slowdown:
+        return {"value": 1, "because": f"{facts}: one batch misses {LIVE_TARGET_VS_IDLE:g}x idle, the lanes do better"}
+    if throughput * GROWTH_THAT_PAYS < 1:
+        live = (
+            f"live requests keep within {LIVE_TARGET_VS_IDLE:g}x idle in one batch"
+            if one_slowdown <= LIVE_TARGET_VS_IDLE
+            else "live requests gain nothing from the lanes"
+        )
+        return {"value": 0, "because": f"{facts}: {live}, and one batch is {1 / throughput - 1:.0%} faster"}
+    return {"value": 1, "because": f"{facts}: one batch is not {GROWTH_THAT_PAYS - 1:.0%} faster"}
 
 
 def save_partial(args, report: dict) -> None:
@@ -635,6 +738,18 @@ def print_scheduler(name: str, row: dict) -> None:
         f"first token median {ms(grouped['median_ttft_seconds'])}, largest {ms(grouped['max_ttft_seconds'])} "
         f"grouped ({grouped['prefill_steps']:.0f} prefill steps) vs {ms(alone['median_ttft_seconds'])}, "
         f"{ms(alone['max_ttft_seconds'])} one by one ({alone['prefill_steps']:.0f})",
+        flush=True,
+    )
+    lanes = row["long_lane"]
+    print(
+        f"{name}: a live request beside a decoding {lanes['long_prompt_tokens']}-token row and {lanes['short_rows']} "
+        "short ones: first token, then one every "
+        + "; ".join(
+            f"{way.replace('_', ' ')} {ms(lanes[way]['live_ttft_seconds'])}, {ms(lanes[way]['live_token_seconds'])}"
+            for way in ("idle", "one_batch", "lanes")
+        )
+        + f"; that pre-generated work alone: one batch {lanes['one_batch']['pre_generated_tokens_per_s']:,.0f} tok/s, "
+        f"lanes {lanes['lanes']['pre_generated_tokens_per_s']:,.0f}",
         flush=True,
     )
     reuse = row["prefix_reuse"]

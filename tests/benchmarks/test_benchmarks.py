@@ -83,6 +83,14 @@ def test_the_gpu_generation_benchmark_runs_on_the_cpu_with_tiny_shapes(tmp_path)
     for case in (together["grouped"], together["one_by_one"]):
         assert 0 < case["median_ttft_seconds"] <= case["max_ttft_seconds"]
 
+    # The long lane: a live request's figures beside nothing, a long row in one batch and in a lane of its own.
+    lanes = row["long_lane"]
+    assert lanes["long_prompt_tokens"] == 192 and lanes["short_rows"] == gpu_generation.SHIPPED_BATCH_SIZE - 2
+    for way in ("idle", "one_batch", "lanes"):
+        assert lanes[way]["live_ttft_seconds"] > 0 and lanes[way]["live_token_seconds"] > 0
+    assert "pre_generated_tokens_per_s" not in lanes["idle"]
+    assert lanes["one_batch"]["pre_generated_tokens_per_s"] > 0 and lanes["lanes"]["pre_generated_tokens_per_s"] > 0
+
     # Prefix reuse: the extended prompt prefilled only its 4 new tokens from the cache, all 20 without.
     reuse = row["prefix_reuse"]
     assert reuse["extended_prompt_tokens"] == 20
@@ -100,6 +108,7 @@ def test_the_gpu_generation_benchmark_runs_on_the_cpu_with_tiny_shapes(tmp_path)
     assert cache_mb["tokens_held"] == cache_mb["value"] * 2**20 // reuse["kv_bytes_per_token"]
     assert advice["DEBATE_GENERATION_STATIC_CACHE"]["value"] in ("off", "auto")
     assert isinstance(advice["preemption_within_2x_idle"]["value"], bool)
+    assert advice["DEBATE_GENERATION_LONG_LANE"]["value"] in (0, 1)
     assert all(isinstance(item["because"], str) and item["because"] for item in advice.values())
 
 
@@ -114,6 +123,38 @@ def test_the_gpu_generation_benchmark_measures_with_the_shipped_settings():
     assert gpu_generation.SHIPPED_CHUNK_TOKENS == settings.GENERATION_PREFILL_CHUNK_TOKENS
     assert gpu_generation.SHIPPED_PREFIX_CACHE_MB == settings.GENERATION_PREFIX_CACHE_MB
     assert gpu_generation.SHIPPED_MODELS_PER_DEVICE == settings.MODELS_PER_DEVICE
+
+
+@pytest.mark.parametrize(
+    "one_batch, lanes, expected",
+    [
+        # One batch makes live first words 4x idle; the lanes 1.5x: the lanes, though they cost throughput.
+        ((0.04, 0.01, 1000.0), (0.015, 0.01, 500.0), 1),
+        # One batch slows live tokens to 3x idle (the time between them), the lanes do not: the lanes.
+        ((0.01, 0.03, 1000.0), (0.01, 0.01, 800.0), 1),
+        # Live keeps within 2x idle in one batch, which runs pre-generated work 25% faster: one batch.
+        ((0.015, 0.015, 1000.0), (0.012, 0.01, 800.0), 0),
+        # The same, but one batch is only 5% faster: the lanes stay (within noise).
+        ((0.015, 0.015, 1050.0), (0.012, 0.01, 1000.0), 1),
+        # One batch misses 2x idle, the lanes do no better, and one batch is faster: one batch.
+        ((0.04, 0.01, 1000.0), (0.05, 0.01, 500.0), 0),
+    ],
+)
+def test_the_long_lane_recommendation_puts_live_requests_first_then_throughput(one_batch, lanes, expected):
+    from benchmarks import gpu_generation
+
+    def case(ttft, token, tokens_per_s=None):
+        figures = {"live_ttft_seconds": ttft, "live_token_seconds": token}
+        return figures | ({"pre_generated_tokens_per_s": tokens_per_s} if tokens_per_s else {})
+
+    figures = {
+        "long_prompt_tokens": 7000,
+        "idle": case(0.01, 0.01),
+        "one_batch": case(*one_batch),
+        "lanes": case(*lanes),
+    }
+    advice = gpu_generation.recommend_long_lane(figures)
+    assert advice["value"] == expected and "7000-token row" in advice["because"]
 
 
 def test_the_gpu_generation_benchmark_options(capsys):
