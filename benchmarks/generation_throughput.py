@@ -87,7 +87,7 @@ def main() -> None:
     def continuously():
         pending, results = list(enumerate(requests)), []
 
-        def take(free):
+        def take(free, pausable=0):  # pre-generated requests: for free rows only
             taken = pending[:free]
             del pending[:free]
             return taken

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import Callable, Hashable
@@ -51,18 +52,45 @@ PROGRESS_INTERVAL = 0.25
 # How often a continuous run with room asks for new requests (seconds); it also asks whenever a
 # request finished (the next speaker may be due) and whenever it runs empty.
 TAKE_INTERVAL = 0.2
+# In between, how often it asks for live requests only (those that may pause running rows: a judge waits on each).
+# A busy worker would otherwise leave a judge's question waiting 0.1 s on average for the next take; looking for
+# live work alone is a cheaper query (the generation app reads live trials only).
+LIVE_TAKE_INTERVAL = 0.05
 
 # Called with (request index, text generated so far) while a batch is generated.
 ProgressCallback = Callable[[int, str], None]
-# Continuous generation: take(free slots[, pausable slots]) hands out (key, request) pairs to start, [] when
+# Continuous generation: take(free slots, pausable slots) hands out (key, request) pairs to start, [] when
 # there are none; requests beyond the free slots (up to the pausable ones) must have priority > 0: they pause
-# running requests of priority 0 (backends that cannot pause never offer pausable slots);
+# running requests of priority 0 (``Taker`` asks take(0, rows) between full takes: live requests alone);
 # on_done(key, result) receives each finished request; on_text(key, text so far) follows running ones.
 TakeRequests = Callable[..., list[tuple[Hashable, GenerationRequest]]]
 OnDone = Callable[[Hashable, GenerationResult], None]
 OnKeyText = Callable[[Hashable, str], None]
 # on_error(key, exception): this request failed alone; the others go on.
 OnError = Callable[[Hashable, Exception], None]
+
+
+class Taker:
+    """When a continuous run asks ``take`` for new requests: for any, when the run went idle or a request finished
+    (``due``) and every TAKE_INTERVAL; in between, every LIVE_TAKE_INTERVAL, for live requests only (``take(0,
+    rows)``: requests that may take any of the rows, since each may pause a running one)."""
+
+    def __init__(self, take: TakeRequests, clock: Callable[[], float] = time.perf_counter):
+        self.take, self.clock = take, clock
+        self.last_take = self.last_live_take = clock()
+
+    def __call__(self, free: int, pausable: int = 0, *, due: bool = False) -> list[tuple[Hashable, GenerationRequest]]:
+        if not (free or pausable):
+            return []
+        now = self.clock()
+        if due or now - self.last_take >= TAKE_INTERVAL:
+            self.last_take = self.last_live_take = now
+            return self.take(free, pausable)
+        if now - self.last_live_take >= LIVE_TAKE_INTERVAL:
+            self.last_live_take = now
+            return self.take(0, free + pausable)
+        return []
+
 
 # Characters per token assumed where no tokenizer is at hand (a server's model): an estimate on the
 # long side for English (3-4 characters a token), so prompts fitted with it fit.

@@ -28,8 +28,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable
 
 from .base import (
+    LIVE_TAKE_INTERVAL,
     PROGRESS_INTERVAL,
-    TAKE_INTERVAL,
     GenerationBackend,
     GenerationRequest,
     GenerationResult,
@@ -37,6 +37,7 @@ from .base import (
     OnError,
     OnKeyText,
     ProgressCallback,
+    Taker,
     TakeRequests,
 )
 
@@ -244,14 +245,14 @@ class OpenAICompatibleBackend(GenerationBackend):
         running = {}
         pool = ThreadPoolExecutor(max_workers=capacity)
         try:
+            taker, done = Taker(take), set()
             while True:
-                if len(running) < capacity:
-                    for key, request in take(capacity - len(running)):
-                        report = (lambda text, key=key: texts.put((key, text))) if on_text else None
-                        running[pool.submit(self._complete, request, report)] = key
+                for key, request in taker(capacity - len(running), due=not running or bool(done)):
+                    report = (lambda text, key=key: texts.put((key, text))) if on_text else None
+                    running[pool.submit(self._complete, request, report)] = key
                 if not running:
                     return
-                done, _ = wait(running, timeout=TAKE_INTERVAL, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=LIVE_TAKE_INTERVAL, return_when=FIRST_COMPLETED)
                 while not texts.empty():
                     on_text(*texts.get())
                 for future in done:

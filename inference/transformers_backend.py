@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .base import (
     PROGRESS_INTERVAL,
-    TAKE_INTERVAL,
     GenerationBackend,
     GenerationRequest,
     GenerationResult,
@@ -21,6 +20,7 @@ from .base import (
     OnError,
     OnKeyText,
     ProgressCallback,
+    Taker,
     TakeRequests,
 )
 from .bundled import is_bundled, resolve_bundled
@@ -311,17 +311,12 @@ class TransformersBackend(GenerationBackend):
 
         for key, request in first:
             submit(key, request)
-        last_take = last_report = time.perf_counter()
+        taker, last_report = Taker(take), time.perf_counter()
         finished = []
         while True:
-            now = time.perf_counter()
             # With no free row, only requests that may pause running rows are asked for (a judge waits on them).
-            if (batcher.free_rows or batcher.pausable_rows) and (
-                batcher.idle or finished or now - last_take >= TAKE_INTERVAL
-            ):
-                for key, request in take(batcher.free_rows, batcher.pausable_rows):
-                    submit(key, request)
-                last_take = now
+            for key, request in taker(batcher.free_rows, batcher.pausable_rows, due=batcher.idle or bool(finished)):
+                submit(key, request)
             if batcher.idle:
                 return
             try:

@@ -33,7 +33,7 @@ def ask(text, **options):
 def every_step():
     """The transformers backend asks for new requests at every decoding step, instead of every
     TAKE_INTERVAL seconds: when a request joins then depends on steps, never on the machine's speed."""
-    return mock.patch("inference.transformers_backend.TAKE_INTERVAL", 0)
+    return mock.patch("inference.base.TAKE_INTERVAL", 0)
 
 
 def staggered(backend, requests, capacity, at_once=False, every=1):
@@ -129,6 +129,39 @@ def test_a_request_joins_a_running_batch_and_leaves_before_it(tiny_model_dir):
     assert results[1].batch_size == 2 and results[1].tokens_out == 3 and results[0].tokens_out == 200
     assert results[0].ttft_seconds < results[0].seconds and results[1].seconds < results[0].seconds
     assert 1 < results[0].mean_batch_size < 2  # alone for part of its life
+
+
+def test_between_full_takes_a_busy_run_asks_for_live_requests_alone_and_one_joins_at_once(tiny_model_dir):
+    """Between its takes for any request (here only when the run is idle or a request finished), a running batch
+    asks every LIVE_TAKE_INTERVAL (here every step) for live requests alone: a judge's question joins at once, a
+    pre-generated request offered at the same moment waits for the next full take."""
+    backend = get_backend("transformers", str(tiny_model_dir))
+    pending = {}
+    calls, order, results = [], [], {}
+
+    def take(free, pausable=0):  # a queue: live requests for any row, pre-generated ones for free rows only
+        calls.append((free, pausable))
+        if len(calls) == 1:
+            return [("long", ask("a long answer please", max_new_tokens=40, min_new_tokens=40))]
+        if len(calls) == 2:  # both arrive now, while the long request runs
+            pending["pre"] = ask("pre-generated", max_new_tokens=3, min_new_tokens=3)
+            pending["live"] = ask("a judge's question", max_new_tokens=3, min_new_tokens=3, priority=1)
+        taken = [(key, r) for key, r in pending.items() if r.priority > 0][: free + pausable]
+        taken += [(key, r) for key, r in pending.items() if r.priority <= 0][: max(0, free - len(taken))]
+        for key, _ in taken:
+            del pending[key]
+        return taken
+
+    def done(key, result):
+        results[key] = result
+        order.append(key)
+
+    with mock.patch("inference.base.TAKE_INTERVAL", float("inf")), mock.patch("inference.base.LIVE_TAKE_INTERVAL", 0):
+        backend.generate_continuously(take, done, capacity=4)
+    assert order == ["live", "pre", "long"]
+    assert calls[1] == (0, 3)  # live requests alone, for any of the 3 rows left: "live" was handed out then
+    assert results["live"].batch_size == 2 and results["pre"].batch_size == 2  # "pre" joined once "live" was done
+    assert results["pre"].tokens_out == results["live"].tokens_out == 3 and results["long"].tokens_out == 40
 
 
 def test_sampled_text_depends_on_the_seed_not_on_the_batch(tiny_model_dir):

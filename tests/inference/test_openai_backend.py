@@ -256,7 +256,7 @@ def test_a_request_handed_out_later_finishes_before_a_slow_one_and_streams_its_w
     try:
         backend = OpenAICompatibleBackend("m", api_base=f"http://127.0.0.1:{httpd.server_address[1]}/v1")
         backend.generate_continuously(
-            lambda free: [pending.pop(0)] if pending and free else [], on_done, on_text, capacity=2
+            lambda free, pausable=0: [pending.pop(0)] if pending and free else [], on_done, on_text, capacity=2
         )
     finally:
         httpd.shutdown()
@@ -271,7 +271,9 @@ def test_an_error_inside_a_stream_is_a_clear_error(streaming_server):
     backend = OpenAICompatibleBackend("m", api_base=streaming_server)
     pending = [("k", ask("this is broken"))]
     with pytest.raises(BackendError, match="stopped the stream: .*model crashed"):
-        backend.generate_continuously(lambda free: [pending.pop()] if pending else [], lambda *a: None, lambda *a: None)
+        backend.generate_continuously(
+            lambda free, pausable=0: [pending.pop()] if pending else [], lambda *a: None, lambda *a: None
+        )
 
 
 def test_one_failing_request_fails_alone_and_the_others_finish(streaming_server):
@@ -279,7 +281,7 @@ def test_one_failing_request_fails_alone_and_the_others_finish(streaming_server)
     pending = [("ok", ask("slow but fine")), ("bad", ask("this is broken")), ("also ok", ask("fine too"))]
     results, errors = {}, {}
     backend.generate_continuously(
-        lambda free: [pending.pop(0)] if pending and free else [],
+        lambda free, pausable=0: [pending.pop(0)] if pending and free else [],
         results.__setitem__,
         lambda key, text: None,
         capacity=3,
@@ -304,7 +306,9 @@ def test_a_streamed_reply_is_closed_when_its_text_reaches_the_character_limit(st
     words = " ".join(f"word{i}" for i in range(200))
     results = {}
     backend.generate_continuously(
-        lambda free, pending=[(0, dataclasses.replace(ask(words), char_limit=40))]: [pending.pop()] if pending else [],
+        lambda free, pausable=0, pending=[(0, dataclasses.replace(ask(words), char_limit=40))]: (
+            [pending.pop()] if pending else []
+        ),
         results.__setitem__,
         on_text=lambda key, text: None,
     )
