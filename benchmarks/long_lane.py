@@ -39,38 +39,29 @@ def parse(argv=None):
 def main(argv=None) -> dict:
     args = parse(argv)
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from inference import GenerationRequest, continuous
-    from inference.bundled import SMOLLM2, resolve_bundled
+    from benchmarks.questions_at_once import WORDS, bundled_model, cpu_batcher
+    from inference import GenerationRequest
     from inference.lanes import Lanes
     from inference.prefix_cache import PrefixCache
 
-    path = args.model_dir or str(resolve_bundled(SMOLLM2, ROOT / "var" / "models"))
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    tokenizer, model = bundled_model(args.model_dir)
     prefix_cache = PrefixCache(4 * 2**30, config=model.config)
 
     def batcher():  # the worker's shipped settings (README), with a live debate under way
-        return continuous.ContinuousBatcher(
+        return cpu_batcher(
             model,
-            "cpu",
-            stop_ids={tokenizer.eos_token_id},
-            pad_token_id=tokenizer.eos_token_id,
+            tokenizer,
             max_rows=16,
-            decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-            prefill_tokens=2048,
-            chunk_tokens=512,
             prefix_cache=prefix_cache,
             live_chunk_tokens=64,
             live_seen_at=time.perf_counter(),  # a live debate under way: pre-generated chunks of 64 tokens
         )
 
     rng = random.Random(1)
-    words = "the harbour committee argued costs morning plan vote budget river bridge town mayor".split()
 
     def text(n: int) -> list[int]:
-        return tokenizer(" ".join(rng.choice(words) for _ in range(n)))["input_ids"][:n]
+        return tokenizer(" ".join(rng.choice(WORDS) for _ in range(n)))["input_ids"][:n]
 
     def request(tokens: int, priority: int) -> GenerationRequest:
         return GenerationRequest(

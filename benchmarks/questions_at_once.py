@@ -24,6 +24,39 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+# The words random transcripts are drawn from (ordinary English tokens, as a debate's).
+WORDS = "the harbour committee argued costs morning plan vote budget river bridge town mayor".split()
+
+
+def bundled_model(model_dir: str = ""):
+    """(tokenizer, model): ``model_dir``, or SmolLM2-135M-Instruct (the bundled model), in float32."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from inference.bundled import SMOLLM2, resolve_bundled
+
+    path = model_dir or str(resolve_bundled(SMOLLM2, ROOT / "var" / "models"))
+    return AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def cpu_batcher(model, tokenizer, *, max_rows: int, prefix_cache, **options):
+    """A ContinuousBatcher on the CPU with the worker's shipped prefill settings (README), and ``options``."""
+    from inference import continuous
+
+    return continuous.ContinuousBatcher(
+        model,
+        "cpu",
+        stop_ids={tokenizer.eos_token_id},
+        pad_token_id=tokenizer.eos_token_id,
+        max_rows=max_rows,
+        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+        prefill_tokens=2048,
+        chunk_tokens=512,
+        prefix_cache=prefix_cache,
+        **options,
+    )
+
+
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debates", type=int, default=16, help="next rounds arriving at once (default 16)")
@@ -37,35 +70,20 @@ def parse(argv=None):
 
 def main(argv=None) -> dict:
     args = parse(argv)
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from benchmarks.gpu_generation import one_by_one
-    from inference import GenerationRequest, continuous
-    from inference.bundled import SMOLLM2, resolve_bundled
+    from inference import GenerationRequest
     from inference.prefix_cache import PrefixCache
 
-    path = args.model_dir or str(resolve_bundled(SMOLLM2, ROOT / "var" / "models"))
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    batcher = continuous.ContinuousBatcher(
-        model,
-        "cpu",
-        stop_ids={tokenizer.eos_token_id},
-        pad_token_id=tokenizer.eos_token_id,
-        max_rows=args.debates,
-        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-        prefill_tokens=2048,
-        chunk_tokens=512,
-        prefix_cache=PrefixCache(4 * 2**30, config=model.config),
+    tokenizer, model = bundled_model(args.model_dir)
+    batcher = cpu_batcher(
+        model, tokenizer, max_rows=args.debates, prefix_cache=PrefixCache(4 * 2**30, config=model.config)
     )
     if args.one_by_one:
         one_by_one(batcher)
     rng = random.Random(args.seed)
-    words = "the harbour committee argued costs morning plan vote budget river bridge town mayor".split()
 
     def text(n: int) -> str:
-        return " ".join(rng.choice(words) for _ in range(n))
+        return " ".join(rng.choice(WORDS) for _ in range(n))
 
     def request(tokens: int) -> GenerationRequest:
         return GenerationRequest(

@@ -363,3 +363,14 @@ def test_the_long_lane_benchmark_measures_each_way_on_a_tiny_model(tiny_model_di
     assert len(figures) == 5 and all(0 < f["first"] <= f["third"] and f["token_to_token"] > 0 for f in figures.values())
     out = capsys.readouterr().out
     assert "long prompt 2500 tokens" in out and out.count("first token") == 5
+
+
+@pytest.mark.parametrize("one_by_one", [False, True])
+def test_the_questions_at_once_benchmark_measures_next_rounds_arriving_together(tiny_model_dir, capsys, one_by_one):
+    from benchmarks import questions_at_once
+
+    argv = ["--model-dir", str(tiny_model_dir), "--debates", "3", "--prompt-tokens", "16", "--new-tokens", "2"]
+    figures = questions_at_once.main(argv + (["--one-by-one"] if one_by_one else []))
+    assert 0 < figures["median_s"] <= figures["max_s"] and figures["prefill_steps"] >= 1
+    assert figures["policy"].startswith("one by one" if one_by_one else "shipped")
+    assert "3 next rounds at once" in capsys.readouterr().out

@@ -23,6 +23,7 @@ from judging.protocols.prompts import (
     truncate_passage,
 )
 from judging.services import experiment_launch
+from tests.generation.test_continuous_batching import cpu_batcher
 
 PARAGRAPH = "The river rose in spring. Farmers moved their herds to the hills. The mill stopped for a week.\n\n"
 
@@ -105,15 +106,8 @@ def _batcher(tiny_model_dir, prefill_tokens, max_rows=4, **options):
     backend = get_backend("transformers", str(tiny_model_dir))
     backend._load()
     tokenizer, model = backend._tokenizer, backend._model
-    return tokenizer, continuous.ContinuousBatcher(
-        model,
-        "cpu",
-        stop_ids={tokenizer.eos_token_id},
-        pad_token_id=tokenizer.eos_token_id,
-        max_rows=max_rows,
-        decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-        prefill_tokens=prefill_tokens,
-        **({"prefill_share": None} | options),
+    return tokenizer, cpu_batcher(
+        model, tokenizer, max_rows=max_rows, prefill_tokens=prefill_tokens, **({"prefill_share": None} | options)
     )
 
 
