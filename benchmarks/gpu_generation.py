@@ -341,10 +341,14 @@ def long_lane(torch, model, device, way: str, long_tokens: int, prompt_tokens: i
             )
         live.submit("long", forced_request(context - long_tokens - 1), random_prompt(torch, model, long_tokens))
         while not any(row.key == "long" and len(row.tokens) >= 2 for row in rows_of(live)):
-            live.step()
+            if "long" in live.step():
+                raise RuntimeError(f"the {long_tokens}-token prompt's row finished before the live request came")
     synchronize(torch, device)
     live.submit("live", forced_request(LIVE_TOKENS, priority=1), random_prompt(torch, model, prompt_tokens))
-    result = run_until(live, {"live"})["live"]
+    finished = run_until(live, {"live"})
+    if "long" in finished:  # the figure would be of the live request partly alone
+        raise RuntimeError(f"the {long_tokens}-token prompt's row finished before the live request did")
+    result = finished["live"]
     figures = {
         "live_ttft_seconds": result.ttft_seconds,
         "live_token_seconds": (result.seconds - result.ttft_seconds) / (LIVE_TOKENS - 1),
@@ -420,10 +424,10 @@ def scheduler_figures(torch, model, device, args) -> dict:
             cases[label] = case
         figures["preemption"][str(busy_rows)] = cases
     long_tokens = args.long_prompt_tokens
-    if long_tokens + 1 > model.config.max_position_embeddings:
+    if long_tokens + 2 * LIVE_TOKENS > model.config.max_position_embeddings:  # the long row writes on beside a live one
         raise SystemExit(
-            f"--long-prompt-tokens {long_tokens} does not fit this shape's context "
-            f"({model.config.max_position_embeddings} positions)"
+            f"--long-prompt-tokens {long_tokens} leaves too little of this shape's context "
+            f"({model.config.max_position_embeddings} positions) for {2 * LIVE_TOKENS} tokens more"
         )
     by_chunk = {}
     chunked_prefill(torch, model, device, args.chunk_tokens[0], long_tokens, args.prompt_tokens)  # warm-up

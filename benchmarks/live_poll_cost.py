@@ -44,14 +44,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def parse(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def scratch_parser(doc: str, database: str) -> argparse.ArgumentParser:
+    """A script's parser with --database-url (a scratch PostgreSQL database, by default ``database``) and
+    --redis-url (the cache and sessions), the two that ``configure`` and ``scratch_database`` use."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--database-url",
-        default="postgres://postgres@127.0.0.1:5432/debate_poll_cost",
+        default=f"postgres://postgres@127.0.0.1:5432/{database}",
         help="a scratch PostgreSQL database: created when missing, then flushed",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7", help="cache and sessions (flushed)")
+    return parser
+
+
+def parse(argv=None):
+    parser = scratch_parser(__doc__, "debate_poll_cost")
     parser.add_argument("--polls", type=int, default=200, help="polls per run (default 200)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind; the best is printed (default 3)")
     parser.add_argument("--passage-chars", type=int, default=6000)
@@ -59,6 +66,10 @@ def parse(argv=None):
     parser.add_argument("--breakdown", action="store_true", help="also time the parts of a rendered poll on their own")
     parser.add_argument("--json", default="", help="also write the figures here")
     return parser.parse_args(argv)
+
+
+# The model configuration's name for a model that never runs: this script writes the speeches.
+WRITTEN_BY_THIS_SCRIPT = "none (written by this script)"
 
 
 def configure(args) -> None:
@@ -78,17 +89,12 @@ def configure(args) -> None:
     django.setup()
 
 
-def live_trial_at_round_two(args):
-    """A judge and their opened live debate: round 1 written, the first speech of round 2 being written."""
-    from django.contrib.auth import get_user_model
+def scratch_database(args) -> None:
+    """--database-url created when missing, migrated and flushed; the cache cleared."""
     from django.core.cache import cache
     from django.core.management import call_command
-    from django.utils import timezone
 
-    from benchmarks.load_test import database_create, passage_text, speech_text
-    from judging.importers import import_questions
-    from judging.models import Experiment, ModelConfig, Trial, Turn
-    from judging.services import experiment_launch, trial_open
+    from benchmarks.load_test import database_create
 
     if not args.database_url.startswith("postgres"):
         raise SystemExit("--database-url must be a PostgreSQL URL: the poll is measured as deployed")
@@ -96,10 +102,22 @@ def live_trial_at_round_two(args):
     call_command("migrate", "--no-input", verbosity=0)
     call_command("flush", "--no-input", verbosity=0)
     cache.clear()
-    judge = get_user_model().objects.create_user("judge", password="x" * 12)
+
+
+def live_trial_at_round_two(args, name: str = "poll cost"):
+    """A judge and their opened live debate: round 1 written, the first speech of round 2 being written."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from benchmarks.load_test import passage_text, speech_text
+    from judging.importers import import_questions
+    from judging.models import Experiment, ModelConfig, Trial, Turn
+    from judging.services import experiment_launch, trial_open
+
+    judge = get_user_model().objects.create_user("judge-" + name.replace(" ", "-"), password="x" * 12)
     passage = passage_text(args.passage_chars, seed=1)
     question_set = import_questions(
-        set_name="poll cost",
+        set_name=name,
         questions=[
             {
                 "external_id": "q0",
@@ -112,7 +130,7 @@ def live_trial_at_round_two(args):
         ],
     )
     experiment = Experiment.objects.create(
-        name="poll cost",
+        name=name,
         question_set=question_set,
         num_questions=1,
         judgments_per_question=1,
@@ -120,7 +138,7 @@ def live_trial_at_round_two(args):
         rounds=3,
         min_rounds=1,
         turn_style=Experiment.TurnStyle.SEQUENTIAL,
-        debater_model=ModelConfig.objects.create(name="poll cost", model_name="none (written by this script)"),
+        debater_model=ModelConfig.objects.get_or_create(name="poll cost", model_name=WRITTEN_BY_THIS_SCRIPT)[0],
     )
     experiment.judges.set([judge])
     experiment_launch(experiment=experiment)
@@ -184,6 +202,7 @@ def main(argv=None) -> dict:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
+    scratch_database(args)
     judge, trial, writing, speech = live_trial_at_round_two(args)
     client = Client()
     client.force_login(judge)

@@ -56,12 +56,16 @@ TAKE_INTERVAL = 0.2
 # A busy worker would otherwise leave a judge's question waiting 0.1 s on average for the next take; looking for
 # live work alone is a cheaper query (the generation app reads live trials only).
 LIVE_TAKE_INTERVAL = 0.05
+# At most this share of a busy run's time goes to those live-only takes: where one is slow (many live trials with
+# turns not yet due, a slow database), the next waits longer, so the rows being written never slow by more.
+LIVE_TAKE_SHARE = 0.1
 
 # Called with (request index, text generated so far) while a batch is generated.
 ProgressCallback = Callable[[int, str], None]
-# Continuous generation: take(free slots, pausable slots) hands out (key, request) pairs to start, [] when
-# there are none; requests beyond the free slots (up to the pausable ones) must have priority > 0: they pause
-# running requests of priority 0 (``Taker`` asks take(0, rows) between full takes: live requests alone);
+# Continuous generation: take(free slots, pausable slots) (both arguments: continuous backends pass both) hands
+# out (key, request) pairs to start, [] when there are none; requests beyond the free slots (up to the pausable
+# ones) must have priority > 0: they pause running requests of priority 0, so take(0, n) means "live requests
+# only, up to n" (``Taker`` asks that between full takes; a backend that cannot pause offers only free slots so);
 # on_done(key, result) receives each finished request; on_text(key, text so far) follows running ones.
 TakeRequests = Callable[..., list[tuple[Hashable, GenerationRequest]]]
 OnDone = Callable[[Hashable, GenerationResult], None]
@@ -72,23 +76,26 @@ OnError = Callable[[Hashable, Exception], None]
 
 class Taker:
     """When a continuous run asks ``take`` for new requests: for any, when the run went idle or a request finished
-    (``due``) and every TAKE_INTERVAL; in between, every LIVE_TAKE_INTERVAL, for live requests only (``take(0,
-    rows)``: requests that may take any of the rows, since each may pause a running one)."""
+    (``due``) and every TAKE_INTERVAL; in between, every LIVE_TAKE_INTERVAL (longer where one takes more than
+    LIVE_TAKE_SHARE of that), for live requests only (``take(0, rows)``: requests that may take any of the rows,
+    since each may pause a running one)."""
 
     def __init__(self, take: TakeRequests, clock: Callable[[], float] = time.perf_counter):
         self.take, self.clock = take, clock
-        self.last_take = self.last_live_take = clock()
+        self.last_take = clock()
+        self.next_live_take = self.last_take + LIVE_TAKE_INTERVAL
 
     def __call__(self, free: int, pausable: int = 0, *, due: bool = False) -> list[tuple[Hashable, GenerationRequest]]:
         if not (free or pausable):
             return []
         now = self.clock()
         if due or now - self.last_take >= TAKE_INTERVAL:
-            self.last_take = self.last_live_take = now
+            self.last_take, self.next_live_take = now, now + LIVE_TAKE_INTERVAL
             return self.take(free, pausable)
-        if now - self.last_live_take >= LIVE_TAKE_INTERVAL:
-            self.last_live_take = now
-            return self.take(0, free + pausable)
+        if now >= self.next_live_take:
+            taken = self.take(0, free + pausable)
+            self.next_live_take = now + max(LIVE_TAKE_INTERVAL, (self.clock() - now) / LIVE_TAKE_SHARE)
+            return taken
         return []
 
 

@@ -219,12 +219,10 @@ def test_the_analysis_page_benchmark_renders_the_page(tmp_path):
     assert "render 1:" in done.stdout and "calibration (all and per judge)" in done.stdout
 
 
-@pytest.mark.integration
-def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(tmp_path):
-    """benchmarks/load_test.py, tiny: a few judges against gunicorn and PostgreSQL, each scenario until two verdicts
-    are in (a guard of minutes only stops a hung run). No timing is checked: only that it ran, without errors."""
+def run_on_scratch_postgres(script: str, name: str, tmp_path, *args: str, timeout: int = 600):
+    """Run ``script`` with ``args`` on a scratch PostgreSQL database beside the test database (skipped on SQLite: it
+    measures as deployed) and TEST_REDIS_URL; its completed process and the figures it wrote (--json)."""
     import os
-    import socket
     import subprocess
     import sys
     from pathlib import Path
@@ -233,40 +231,54 @@ def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(
 
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("the load test serves PostgreSQL, as deployed; this run uses SQLite")
+        pytest.skip(f"{script} measures on PostgreSQL, as deployed; this run uses SQLite")
     redis_url = os.environ.get("TEST_REDIS_URL")
     assert redis_url, "TEST_REDIS_URL must point at a running Redis (dev.py test sets it)"
-    with socket.socket() as probe:  # a free port for this run's gunicorn
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     out = tmp_path / "figures.json"
-    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [
             sys.executable,
-            "benchmarks/load_test.py",
-            "--judges=3",
-            "--trials=4",
-            "--verdicts=2",
-            "--seconds=300",
-            "--settle-seconds=0",
-            "--speech-seconds=0.5",
-            "--first-words-seconds=0.2",
-            "--read-seconds=1",
-            "--move-seconds=0.5",
-            f"--port={port}",
+            script,
+            *args,
             f"--database-url=postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}_load_smoke",
+            f"{db['PORT'] or 5432}/{db['NAME']}_{name}",
             f"--redis-url={redis_url}",
             f"--json={out}",
         ],
-        cwd=root,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    steps = json.loads(out.read_text())
+    return done, json.loads(out.read_text())
+
+
+@pytest.mark.integration
+def test_the_load_test_runs_end_to_end_and_every_acknowledged_verdict_is_stored(tmp_path):
+    """benchmarks/load_test.py, tiny: a few judges against gunicorn and PostgreSQL, each scenario until two verdicts
+    are in (a guard of minutes only stops a hung run). No timing is checked: only that it ran, without errors."""
+    import socket
+
+    with socket.socket() as probe:  # a free port for this run's gunicorn
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done, steps = run_on_scratch_postgres(
+        "benchmarks/load_test.py",
+        "load_smoke",
+        tmp_path,
+        "--judges=3",
+        "--trials=4",
+        "--verdicts=2",
+        "--seconds=300",
+        "--settle-seconds=0",
+        "--speech-seconds=0.5",
+        "--first-words-seconds=0.2",
+        "--read-seconds=1",
+        "--move-seconds=0.5",
+        f"--port={port}",
+        timeout=900,
+    )
     assert [(s["scenario"], s["judges"]) for s in steps] == [("mixed", 3), ("live", 3)]
     for step in steps:
         assert step["errors_total"] == 0, step["error_messages"]
@@ -291,40 +303,11 @@ def test_the_poll_cost_benchmark_measures_each_kind_of_poll_and_the_floor_of_a_p
     """benchmarks/live_poll_cost.py, tiny: polls that find a longer speech are sent its new characters (or the
     partials, when they ask for them), polls that find nothing new 304, within the query budget. No timing is
     checked."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from django.conf import settings
-
     from tests.judging.test_judge_pages import QUERY_BUDGET
 
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("the poll is measured on PostgreSQL, as deployed; this run uses SQLite")
-    redis_url = os.environ.get("TEST_REDIS_URL")
-    assert redis_url, "TEST_REDIS_URL must point at a running Redis (dev.py test sets it)"
-    out = tmp_path / "figures.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/live_poll_cost.py",
-            "--polls=10",
-            "--repeats=1",
-            "--breakdown",
-            f"--database-url=postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}_poll_smoke",
-            f"--redis-url={redis_url}",
-            f"--json={out}",
-        ],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done, figures = run_on_scratch_postgres(
+        "benchmarks/live_poll_cost.py", "poll_smoke", tmp_path, "--polls=10", "--repeats=1", "--breakdown"
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    figures = json.loads(out.read_text())
     assert figures["grown"]["answered"] == {"200 news": 10}
     assert figures["rendered"]["answered"] == {"200 partials": 10}
     # Every one: the round's elapsed seconds are not part of the tag (the page counts them on itself).
@@ -374,3 +357,15 @@ def test_the_questions_at_once_benchmark_measures_next_rounds_arriving_together(
     assert 0 < figures["median_s"] <= figures["max_s"] and figures["prefill_steps"] >= 1
     assert figures["policy"].startswith("one by one" if one_by_one else "shipped")
     assert "3 next rounds at once" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_the_live_take_cost_benchmark_times_the_workers_query_for_live_turns(tmp_path):
+    """benchmarks/live_take_cost.py, tiny, on PostgreSQL: a take that finds no live debate sends one query, one that
+    finds a live debate whose next turn is not yet due reads it (its trial, experiment and turns) and finds none."""
+    done, figures = run_on_scratch_postgres(
+        "benchmarks/live_take_cost.py", "take_smoke", tmp_path, "--live", "0", "2", "--pre-generated=3", "--calls=2"
+    )
+    assert [figures[n]["queries"] for n in ("0", "2")] == [1, 4]
+    assert all(f["wall_ms"] > 0 and f["share_every_interval"] > 0 for f in figures.values())
+    assert "2 live debates with a turn not yet due, 3 pre-generated trials pending" in done.stdout

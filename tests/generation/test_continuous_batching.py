@@ -1,6 +1,7 @@
 """Continuous batching (inference/continuous.py) on real transformers models built from configs:
 requests join a running batch and leave it when done, and the text does not depend on the batching."""
 
+import contextlib
 import math
 from dataclasses import replace
 from unittest import mock
@@ -34,6 +35,14 @@ def every_step():
     """The transformers backend asks for new requests at every decoding step, instead of every
     TAKE_INTERVAL seconds: when a request joins then depends on steps, never on the machine's speed."""
     return mock.patch("inference.base.TAKE_INTERVAL", 0)
+
+
+@contextlib.contextmanager
+def live_takes_only_between():
+    """Full takes only when a request finished or the run went idle; a take for live requests alone at every
+    step in between: what a request joins by then depends on steps and on which take, never on the clock."""
+    with mock.patch("inference.base.TAKE_INTERVAL", math.inf), mock.patch("inference.base.LIVE_TAKE_INTERVAL", 0):
+        yield
 
 
 def staggered(backend, requests, capacity, at_once=False, every=1):
@@ -143,7 +152,7 @@ def test_between_full_takes_a_busy_run_asks_for_live_requests_alone_and_one_join
         calls.append((free, pausable))
         if len(calls) == 1:
             return [("long", ask("a long answer please", max_new_tokens=40, min_new_tokens=40))]
-        if len(calls) == 2:  # both arrive now, while the long request runs
+        if len(calls) == 2:  # both arrive now, once the long request was handed out
             pending["pre"] = ask("pre-generated", max_new_tokens=3, min_new_tokens=3)
             pending["live"] = ask("a judge's question", max_new_tokens=3, min_new_tokens=3, priority=1)
         taken = [(key, r) for key, r in pending.items() if r.priority > 0][: free + pausable]
@@ -202,9 +211,10 @@ def test_models_whose_cache_cannot_be_joined_fall_back_to_padded_batches(tiny_mo
     assert all(r.text for r in results.values())
 
 
-def question_while_busy(live, busy, judge):
+def question_while_busy(live, busy, judge, *, launched_with_the_question=None, takes=every_step):
     """Open the live debate's trial and generate its opening round, launch ``busy``, then run a worker's
-    loop that asks the live trial a question once ``busy``'s first-round turns are being written."""
+    loop (asking for new turns as ``takes`` says) that asks the live trial a question once ``busy``'s
+    first-round turns are being written, launching ``launched_with_the_question`` at the same moment."""
     experiment_launch(experiment=live)
     trial = Trial.objects.get(experiment=live)
     trial_open(trial=trial)
@@ -218,13 +228,36 @@ def question_while_busy(live, busy, judge):
             looks_while_busy.append(1)
             if len(looks_while_busy) == 3:  # busy's turns have run 2 steps (prefill, 1 decoding step)
                 asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
+                if launched_with_the_question is not None:
+                    experiment_launch(experiment=launched_with_the_question)
         return ready_turns(*args, **kwargs)
 
     # The worker looks for turns at every decoding step; no time limit: a slow machine only takes longer.
-    with mock.patch.object(worker, "ready_turns", ask_while_busy), every_step():
+    with mock.patch.object(worker, "ready_turns", ask_while_busy), takes():
         generate_ready_turns(max_seconds=math.inf)
     assert asked, "the question was asked while the busy experiment's turns were being written"
     return trial
+
+
+def test_between_full_takes_a_worker_claims_a_judges_question_and_leaves_pre_generated_turns_for_the_next(
+    make_model_config, make_experiment, tiny_model_dir, judge
+):
+    """Through the worker and the database: the take for live turns alone, between full takes, claims the judge's
+    question's turn into the running batch, and leaves pending the pre-generated turns launched at the same
+    moment, with free rows for them, until the next full take (when the answer finished)."""
+    config = make_model_config(tiny_model_dir, max_new_tokens=200)
+    live = make_experiment(
+        config, mode="live", rounds=3, min_rounds=1, num_questions=1, turn_style="sequential", char_limit=60
+    )
+    slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=8000)
+    later = make_experiment(config, name="later", num_questions=1, rounds=1, char_limit=60)
+    trial = question_while_busy(live, slow, judge, launched_with_the_question=later, takes=live_takes_only_between)
+    answer = Turn.objects.filter(trial=trial, round=2, speaker__in=["A", "B"]).order_by("index").first()  # first
+    slow_turns, later_turns = (list(Turn.objects.filter(trial__experiment=e)) for e in (slow, later))
+    assert {t.status for t in [answer, *slow_turns, *later_turns]} == {"done"}
+    assert {t.attempts for t in [answer, *slow_turns, *later_turns]} == {1}
+    assert answer.finished_at < min(t.finished_at for t in slow_turns)  # joined the running batch
+    assert min(t.claimed_at for t in later_turns) >= answer.finished_at  # not by the take for live turns
 
 
 def test_a_judges_question_is_answered_inside_a_batch_that_is_already_running(

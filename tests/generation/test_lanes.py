@@ -7,7 +7,6 @@ import itertools
 from unittest import mock
 
 import pytest
-from django.conf import settings
 from transformers import AutoTokenizer
 
 from generation.backends import get_backend
@@ -247,4 +246,11 @@ def test_the_backend_runs_long_pre_generated_prompts_in_their_own_lane_unless_tu
     assert [apart[i].text for i in range(2)] == [together[i].text for i in range(2)] == [off[i].text for i in range(2)]
     assert made[0].long.prefill_steps > 0 and made[1].long.prefill_steps == 0  # the long prompt's own lane, or none
     assert len(made) == 2  # turned off: no lanes at all
-    assert backend.long_lane is settings.GENERATION_LONG_LANE is True  # the shipped setting reaches the backend
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_the_long_lane_setting_reaches_the_backend(tiny_model_dir, settings, on):
+    settings.GENERATION_LONG_LANE = on
+    # A context window of its own: a backend made now, not one an earlier test left in the pool (made lazily: no load)
+    backend = get_backend("transformers", str(tiny_model_dir), context_window=1000 + on)
+    assert backend.long_lane is on
