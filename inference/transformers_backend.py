@@ -312,19 +312,21 @@ class TransformersBackend(GenerationBackend):
         for key, request in first:
             submit(key, request)
         taker, last_report = Taker(take), time.perf_counter()
-        finished = []
+        finished, failed = [], False
         while True:
             # With no free row, only requests that may pause running rows are asked for (a judge waits on them).
-            for key, request in taker(batcher.free_rows, batcher.pausable_rows, due=batcher.idle or bool(finished)):
+            # Rows freed by requests that finished or failed are offered at once.
+            due = batcher.idle or bool(finished) or failed
+            for key, request in taker(batcher.free_rows, batcher.pausable_rows, due=due):
                 submit(key, request)
             if batcher.idle:
                 return
             try:
-                finished = batcher.step()
+                finished, failed = batcher.step(), False
             except continuous.PrefillFailed as failure:  # those requests alone; the running batch is intact
                 if on_error is None:
                     raise failure.error from failure
-                finished = []
+                finished, failed = [], True
                 for key in failure.keys:
                     on_error(key, failure.error)
             # A request's first words go out at once (a judge may be waiting for them), the rest every interval.

@@ -362,16 +362,19 @@ def test_a_request_whose_prefill_fails_fails_alone(tiny_model_dir):
     backend.generate([ask("load the model")])
     backend.prefix_cache.clear()  # earlier tests' prompts: no prefill here may start from a cached prefix
 
-    requests = [ask("fine one", max_new_tokens=300, min_new_tokens=300), ask("explode"), ask("fine two")]
+    # The failing one is live (it joins by a take for live requests alone); the one after it is not, so it joins at
+    # the next full take: at once, since the failure freed a row, not when the long one finishes.
+    requests = [ask("fine one", max_new_tokens=300, min_new_tokens=300), ask("explode", priority=1), ask("fine two")]
     pending, results, errors = list(enumerate(requests)), {}, {}
 
-    def take(free, pausable=0):
-        return [pending.pop(0)] if pending and free else []  # one per prefill: the failure is alone
+    def take(free, pausable=0):  # one per prefill: the failure is alone
+        return [pending.pop(0)] if pending and (free or pending[0][1].priority > 0) else []
 
-    with mock.patch.object(continuous.ContinuousBatcher, "_prefill", prefill_or_fail):
+    with mock.patch.object(continuous.ContinuousBatcher, "_prefill", prefill_or_fail), live_takes_only_between():
         backend.generate_continuously(take, results.__setitem__, capacity=4, on_error=errors.__setitem__)
     assert set(results) == {0, 2} and set(errors) == {1} and "out of memory" in str(errors[1])
     assert results[0].tokens_out == 300  # the running request went on
+    assert list(results) == [2, 0]  # "fine two" was taken as soon as the failure freed a row
 
 
 def test_a_group_whose_prefill_fails_is_prefilled_one_by_one_and_only_the_culprit_fails(tiny_model_dir):
