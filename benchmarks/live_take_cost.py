@@ -5,21 +5,27 @@
 
 A scratch PostgreSQL database (created when missing, migrated and flushed: never point it at a database you keep)
 holding --pre-generated pending pre-generated trials and, for each of --live counts, that many live debates at
-round 2 whose first speech is being written: their second speeches are pending but not due, so each take reads
-them all and finds nothing, the costliest case short of a turn found. The take is the worker's query for it
-(generation.selection.ready_turns with live_only=True, up to 16 turns on the model's queue), called --calls
-times after ANALYZE (the statistics autovacuum keeps). Printed per count: wall time and this process's CPU per
-take, the PostgreSQL backend's CPU per take (from /proc), the queries per take, and the share of a busy worker's
-time the takes would take at one every 0.05 s (inference.base.LIVE_TAKE_SHARE bounds it: slower takes are
-spaced out).
+round 2 whose first speech is being written: their second speeches are pending but not due. Timed, --calls times
+each, after ANALYZE (the statistics autovacuum keeps):
+
+- the check a take for live turns alone makes between the worker's full looks
+  (generation.selection.LiveTurnNews.any: is there a pending live turn newer than the last look? here, none);
+- the look itself (generation.selection.ready_turns with live_only=True, up to 16 turns on the model's queue),
+  which reads every live debate and replays its protocol to find none due: what every live take cost before
+  the check, and what a full look costs.
+
+Printed per count: wall time per call, this process's CPU and the PostgreSQL backend's (from /proc), the
+queries, and the share of a busy worker's time each would take at one every LIVE_TAKE_INTERVAL.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,22 +67,37 @@ def pre_generated_trials(count: int, config) -> None:
     experiment_launch(experiment=experiment)
 
 
+def timed(call, calls: int) -> dict:
+    """Wall time and CPU per call of ``call`` (this process's and the PostgreSQL backend's) and its queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from benchmarks.live_poll_cost import backend_cpu_seconds
+
+    pid = connection.connection.info.backend_pid
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    backend, cpu, wall = backend_cpu_seconds(pid), time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        call()
+    wall, cpu = (time.perf_counter() - wall) / calls, (time.process_time() - cpu) / calls
+    return {
+        "wall_ms": wall * 1000,
+        "cpu_ms": cpu * 1000,
+        "database_cpu_ms": (backend_cpu_seconds(pid) - backend) / calls * 1000,
+        "queries": len(queries),
+    }
+
+
 def main(argv=None) -> dict:
     args = parse(argv)
-    from benchmarks.live_poll_cost import (
-        WRITTEN_BY_THIS_SCRIPT,
-        backend_cpu_seconds,
-        configure,
-        live_trial_at_round_two,
-        scratch_database,
-    )
+    from benchmarks.live_poll_cost import WRITTEN_BY_THIS_SCRIPT, configure, live_trial_at_round_two, scratch_database
     from inference.base import LIVE_TAKE_INTERVAL, LIVE_TAKE_SHARE
 
     configure(args)
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
-    from generation.selection import ready_turns
+    from generation.selection import LiveTurnNews, ready_turns
     from judging.models import ModelConfig
 
     scratch_database(args)
@@ -91,34 +112,28 @@ def main(argv=None) -> dict:
         if not figures:
             pre_generated_trials(args.pre_generated, config)
 
-        def take():
+        def look():
             return ready_turns(limit=16, queue=config.queue, live_only=True)
 
-        if take():
+        if look():
             raise RuntimeError("a live turn was due: the take should find none")
         with connection.cursor() as cursor:  # the planner's statistics, as autovacuum keeps them on a database in use
             cursor.execute("ANALYZE")
-        pid = connection.connection.info.backend_pid
-        with CaptureQueriesContext(connection) as queries:
-            take()
-        backend, cpu, wall = backend_cpu_seconds(pid), time.process_time(), time.perf_counter()
-        for _ in range(args.calls):
-            take()
-        wall = (time.perf_counter() - wall) / args.calls
-        cpu = (time.process_time() - cpu) / args.calls
-        backend = (backend_cpu_seconds(pid) - backend) / args.calls
-        figures[live] = {
-            "wall_ms": wall * 1000,
-            "cpu_ms": cpu * 1000,
-            "database_cpu_ms": backend * 1000,
-            "queries": len(queries),
-            "share_every_interval": wall / LIVE_TAKE_INTERVAL,
-        }
+        news = LiveTurnNews()
+        news.looking()
+        with mock.patch("inference.base.TAKE_INTERVAL", math.inf):  # between full looks, however long this runs
+            if news.any():
+                raise RuntimeError("news of a live turn: the check should find none")
+            figures[live] = {"look": timed(look, args.calls), "check": timed(news.any, args.calls)}
+        look_ms, check_ms = figures[live]["look"]["wall_ms"], figures[live]["check"]["wall_ms"]
         print(
             f"{live} live debates with a turn not yet due, {args.pre_generated} pre-generated trials pending: "
-            f"a live take {wall * 1000:.2f} ms ({cpu * 1000:.2f} ms CPU here, {backend * 1000:.2f} ms in PostgreSQL), "
-            f"{len(queries)} queries; every {LIVE_TAKE_INTERVAL:g} s: {wall / LIVE_TAKE_INTERVAL:.0%} of a busy "
-            f"worker's time (bounded at {LIVE_TAKE_SHARE:.0%})"
+            f"the check for new live turns {check_ms:.2f} ms ({figures[live]['check']['queries']} query), "
+            f"{check_ms / 1000 / LIVE_TAKE_INTERVAL:.1%} of a busy worker's time at one every "
+            f"{LIVE_TAKE_INTERVAL:g} s; reading the live trials {look_ms:.2f} ms "
+            f"({figures[live]['look']['cpu_ms']:.2f} ms CPU here, {figures[live]['look']['database_cpu_ms']:.2f} ms "
+            f"in PostgreSQL, {figures[live]['look']['queries']} queries), {look_ms / 1000 / LIVE_TAKE_INTERVAL:.0%} "
+            f"at the same rate (bounded at {LIVE_TAKE_SHARE:.0%})"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

@@ -5,8 +5,12 @@ queue, and a trial waiting only on people is not re-sent by the reconciler."""
 
 from __future__ import annotations
 
-from django.db.models import Case, Q, Value, When
+import math
+import time
 
+from django.db.models import Case, Max, Q, Value, When
+
+from inference import base
 from judging.models import Experiment, Trial, Turn
 from judging.services import turns_due
 
@@ -67,3 +71,27 @@ def ready_turns(
 def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str | None = None) -> list[int]:
     """The ids of ``ready_turns``."""
     return [turn.pk for turn in ready_turns(experiment_id, limit=limit, queue=queue)]
+
+
+class LiveTurnNews:
+    """Whether a take for live turns alone may find one that the worker's last full look (``looking``) did not: a
+    pending live turn newer than every turn then, or TAKE_INTERVAL gone by (a turn also becomes due without being
+    new: the speech before it finished on another worker, a claim was released). A busy worker asks for live turns
+    every LIVE_TAKE_INTERVAL (inference.base.Taker); a judge's question makes new turns, so between full looks this
+    one indexed query stands in for reading every live trial and replaying its protocol."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.newest, self.looked_at = 0, -math.inf
+
+    def looking(self) -> None:
+        """A full look for ready turns is about to be taken: what it can see is not news after it."""
+        self.newest = Turn.objects.aggregate(newest=Max("id"))["newest"] or 0
+        self.looked_at = self.clock()
+
+    def any(self) -> bool:
+        if self.clock() - self.looked_at >= base.TAKE_INTERVAL:
+            return True
+        return Turn.objects.filter(
+            id__gt=self.newest, status=Turn.Status.PENDING, author__isnull=True, trial__live=True
+        ).exists()

@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 
-from .selection import ready_turns
+from .selection import LiveTurnNews, ready_turns
 from .session import GenerationSession
 
 
@@ -55,6 +55,7 @@ def generate_ready_turns(
 
     written = 0
     backlog_reported = False
+    news = LiveTurnNews()
     while not over():
         first = ready_turns(limit=1, queue=queue)
         if not first:
@@ -67,6 +68,9 @@ def generate_ready_turns(
             nonlocal backlog_reported
             if over():
                 return []
+            if not limit and not news.any():  # a take for live turns alone, and none new since the last full look
+                return []
+            news.looking()
             pregenerated = limit if pregenerated is None else min(limit, pregenerated)
             if not pregenerated:  # only live turns may start: in rows kept for them, or by pausing pre-generated ones
                 turns = ready_turns(limit=limit + urgent, queue=queue, live_only=True)

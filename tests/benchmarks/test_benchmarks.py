@@ -361,11 +361,13 @@ def test_the_questions_at_once_benchmark_measures_next_rounds_arriving_together(
 
 @pytest.mark.integration
 def test_the_live_take_cost_benchmark_times_the_workers_query_for_live_turns(tmp_path):
-    """benchmarks/live_take_cost.py, tiny, on PostgreSQL: a take that finds no live debate sends one query, one that
-    finds a live debate whose next turn is not yet due reads it (its trial, experiment and turns) and finds none."""
+    """benchmarks/live_take_cost.py, tiny, on PostgreSQL: the check between full looks is one query; a look that finds
+    no live debate sends one query, one that finds a live debate whose next turn is not yet due reads it (its trial,
+    experiment and turns) and finds none."""
     done, figures = run_on_scratch_postgres(
         "benchmarks/live_take_cost.py", "take_smoke", tmp_path, "--live", "0", "2", "--pre-generated=3", "--calls=2"
     )
-    assert [figures[n]["queries"] for n in ("0", "2")] == [1, 4]
-    assert all(f["wall_ms"] > 0 and f["share_every_interval"] > 0 for f in figures.values())
+    assert [figures[n]["look"]["queries"] for n in ("0", "2")] == [1, 4]
+    assert [figures[n]["check"]["queries"] for n in ("0", "2")] == [1, 1]  # one query however many live debates
+    assert all(f[way]["wall_ms"] > 0 for f in figures.values() for way in ("look", "check"))
     assert "2 live debates with a turn not yet due, 3 pre-generated trials pending" in done.stdout

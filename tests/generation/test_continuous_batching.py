@@ -221,19 +221,19 @@ def question_while_busy(live, busy, judge, *, launched_with_the_question=None, t
     while generate_batch(live.pk):  # the opening round
         pass
     experiment_launch(experiment=busy)
-    ready_turns, asked, looks_while_busy = worker.ready_turns, [], []
+    take, asked, takes_while_busy = GenerationSession.take, [], []
 
-    def ask_while_busy(*args, **kwargs):
+    def ask_while_busy(session, *args, **kwargs):
         if not asked and Turn.objects.filter(trial__experiment=busy, round=1, status="running").exists():
-            looks_while_busy.append(1)
-            if len(looks_while_busy) == 3:  # busy's turns have run 2 steps (prefill, 1 decoding step)
+            takes_while_busy.append(1)
+            if len(takes_while_busy) == 3:  # busy's turns have run 2 steps (prefill, 1 decoding step)
                 asked.append(live_move(trial_id=trial.pk, judge=judge, action="ask", text="Why?"))
                 if launched_with_the_question is not None:
                     experiment_launch(experiment=launched_with_the_question)
-        return ready_turns(*args, **kwargs)
+        return take(session, *args, **kwargs)
 
-    # The worker looks for turns at every decoding step; no time limit: a slow machine only takes longer.
-    with mock.patch.object(worker, "ready_turns", ask_while_busy), takes():
+    # The worker asks for turns at every decoding step; no time limit: a slow machine only takes longer.
+    with mock.patch.object(GenerationSession, "take", ask_while_busy), takes():
         generate_ready_turns(max_seconds=math.inf)
     assert asked, "the question was asked while the busy experiment's turns were being written"
     return trial
@@ -251,7 +251,10 @@ def test_between_full_takes_a_worker_claims_a_judges_question_and_leaves_pre_gen
     )
     slow = make_experiment(config, name="slow", num_questions=1, rounds=1, char_limit=8000)
     later = make_experiment(config, name="later", num_questions=1, rounds=1, char_limit=60)
-    trial = question_while_busy(live, slow, judge, launched_with_the_question=later, takes=live_takes_only_between)
+    with mock.patch.object(worker, "ready_turns", side_effect=worker.ready_turns) as looks:
+        trial = question_while_busy(live, slow, judge, launched_with_the_question=later, takes=live_takes_only_between)
+    # Trials were read only when a take could find something (LiveTurnNews): 13 looks, 47 when read at every take.
+    assert looks.call_count < 25
     answer = Turn.objects.filter(trial=trial, round=2, speaker__in=["A", "B"]).order_by("index").first()  # first
     slow_turns, later_turns = (list(Turn.objects.filter(trial__experiment=e)) for e in (slow, later))
     assert {t.status for t in [answer, *slow_turns, *later_turns]} == {"done"}
