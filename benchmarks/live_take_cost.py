@@ -115,12 +115,11 @@ def main(argv=None) -> dict:
         def look():
             return ready_turns(limit=16, queue=config.queue, live_only=True)
 
-        if look():
-            raise RuntimeError("a live turn was due: the take should find none")
         with connection.cursor() as cursor:  # the planner's statistics, as autovacuum keeps them on a database in use
             cursor.execute("ANALYZE")
         news = LiveTurnNews()
-        news.looking()
+        if news.look(look):
+            raise RuntimeError("a live turn was due: the take should find none")
         with mock.patch("inference.base.TAKE_INTERVAL", math.inf):  # between full looks, however long this runs
             if news.any():
                 raise RuntimeError("news of a live turn: the check should find none")

@@ -70,12 +70,11 @@ def generate_ready_turns(
                 return []
             if not limit and not news.any():  # a take for live turns alone, and none new since the last full look
                 return []
-            news.looking()
             pregenerated = limit if pregenerated is None else min(limit, pregenerated)
             if not pregenerated:  # only live turns may start: in rows kept for them, or by pausing pre-generated ones
-                turns = ready_turns(limit=limit + urgent, queue=queue, live_only=True)
+                turns = news.look(ready_turns, limit=limit + urgent, queue=queue, live_only=True)
             else:
-                turns = ready_turns(limit=limit + urgent + 1, queue=queue)  # every model's, live trials first
+                turns = news.look(ready_turns, limit=limit + urgent + 1, queue=queue)  # every model's, live first
             mine = [turn for turn in turns if turn.model_config_id == config.pk]
             live = [turn.pk for turn in mine if turn.trial.live][: limit + urgent]
             others = [turn.pk for turn in mine if not turn.trial.live]

@@ -90,7 +90,9 @@ class Taker:
             return []
         now = self.clock()
         if due or now - self.last_take >= TAKE_INTERVAL:
-            self.last_take, self.next_live_take = now, now + LIVE_TAKE_INTERVAL
+            # A full take also looks for live requests, but keeps a slow live take's spacing: else one such take
+            # would come after every full take, whatever its cost.
+            self.last_take, self.next_live_take = now, max(self.next_live_take, now + LIVE_TAKE_INTERVAL)
             return self.take(free, pausable)
         if now >= self.next_live_take:
             taken = self.take(0, free + pausable)

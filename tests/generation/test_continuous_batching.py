@@ -41,7 +41,11 @@ def every_step():
 def live_takes_only_between():
     """Full takes only when a request finished or the run went idle; a take for live requests alone at every
     step in between: what a request joins by then depends on steps and on which take, never on the clock."""
-    with mock.patch("inference.base.TAKE_INTERVAL", math.inf), mock.patch("inference.base.LIVE_TAKE_INTERVAL", 0):
+    with (
+        mock.patch("inference.base.TAKE_INTERVAL", math.inf),
+        mock.patch("inference.base.LIVE_TAKE_INTERVAL", 0),
+        mock.patch("inference.base.LIVE_TAKE_SHARE", math.inf),  # a take's own duration never spaces the next
+    ):
         yield
 
 
@@ -165,7 +169,7 @@ def test_between_full_takes_a_busy_run_asks_for_live_requests_alone_and_one_join
         results[key] = result
         order.append(key)
 
-    with mock.patch("inference.base.TAKE_INTERVAL", float("inf")), mock.patch("inference.base.LIVE_TAKE_INTERVAL", 0):
+    with live_takes_only_between():
         backend.generate_continuously(take, done, capacity=4)
     assert order == ["live", "pre", "long"]
     assert calls[1] == (0, 3)  # live requests alone, for any of the 3 rows left: "live" was handed out then

@@ -12,6 +12,10 @@ def full_takes_never_due():
     return mock.patch("inference.base.TAKE_INTERVAL", math.inf)
 
 
+def nothing_ready():
+    return []
+
+
 def test_only_a_new_pending_live_turn_is_news_between_full_looks(make_model_config, make_experiment):
     config = make_model_config("any-model")
     news = LiveTurnNews()
@@ -19,7 +23,7 @@ def test_only_a_new_pending_live_turn_is_news_between_full_looks(make_model_conf
     live = make_experiment(config, name="live", mode="live", rounds=2, min_rounds=1, num_questions=1)
     experiment_launch(experiment=live)
     with full_takes_never_due():
-        news.looking()
+        news.look(nothing_ready)
         assert not news.any()  # nothing since the look
         pre_generated = make_experiment(config, name="pre-generated", num_questions=1)
         experiment_launch(experiment=pre_generated)
@@ -28,7 +32,7 @@ def test_only_a_new_pending_live_turn_is_news_between_full_looks(make_model_conf
         trial = Trial.objects.get(experiment=live)
         trial_open(trial=trial)  # the live debate's first round: new pending turns
         assert news.any()
-        news.looking()
+        news.look(nothing_ready)
         assert not news.any()
         Turn.objects.filter(trial=trial).update(status="done")
         Turn.objects.filter(trial=trial).update(status="pending")  # a claim released: due again, but not new
@@ -38,12 +42,28 @@ def test_only_a_new_pending_live_turn_is_news_between_full_looks(make_model_conf
 
 
 def test_a_person_s_turn_is_not_news(make_model_config, make_experiment, judge):
-    live = make_experiment(make_model_config("any-model"), mode="live", rounds=2, min_rounds=1, num_questions=1)
+    config = make_model_config("any-model")
+    live = make_experiment(config, mode="live", rounds=2, min_rounds=1, num_questions=1)
     experiment_launch(experiment=live)
     news = LiveTurnNews()
     with full_takes_never_due():
-        news.looking()
+        news.look(nothing_ready)
         trial_open(trial=Trial.objects.get(experiment=live))
         debaters = Turn.objects.filter(trial__experiment=live).exclude(speaker="judge")
         debaters.update(author=judge, model_config=None)  # written by a person, never generated
         assert not news.any()
+
+
+def test_a_turn_made_while_a_full_look_reads_the_trials_is_news_after_it(make_model_config, make_experiment):
+    config = make_model_config("any-model")
+    live = make_experiment(config, mode="live", rounds=2, min_rounds=1, num_questions=1)
+    experiment_launch(experiment=live)
+    news = LiveTurnNews()
+
+    def read_while_a_judge_opens_the_debate():
+        trial_open(trial=Trial.objects.get(experiment=live))  # after the trials were read: not in what was read
+        return []
+
+    with full_takes_never_due():
+        assert news.look(read_while_a_judge_opens_the_debate) == []
+        assert news.any()
