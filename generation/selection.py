@@ -76,10 +76,10 @@ def ready_turn_ids(experiment_id: int | None = None, limit: int = 8, queue: str 
 
 class LiveTurnNews:
     """Whether a take for live turns alone may find one that the worker's last full look (``look``) did not: a
-    pending live turn newer than every turn then, or TAKE_INTERVAL gone by (a turn
-    also becomes due without being new: the speech before it finished on another worker, a claim was released). A
-    busy worker asks for live turns every LIVE_TAKE_INTERVAL (inference.base.Taker); a judge's question makes new
-    turns, so between full looks this one query stands in for reading every live trial and replaying its protocol."""
+    pending live turn newer than every turn then, or TAKE_INTERVAL gone by (a turn also becomes due without being
+    new: the speech before it finished on another worker, a claim was released). A busy worker asks for live turns
+    every LIVE_TAKE_INTERVAL (inference.base.Taker); a judge's question makes new turns, so between full looks this
+    one indexed query stands in for reading every live trial and replaying its protocol."""
 
     def __init__(self):
         self.newest, self.looked_at = 0, -math.inf

@@ -42,8 +42,7 @@ def test_only_a_new_pending_live_turn_is_news_between_full_looks(make_model_conf
 
 
 def test_a_person_s_turn_is_not_news(make_model_config, make_experiment, judge):
-    config = make_model_config("any-model")
-    live = make_experiment(config, mode="live", rounds=2, min_rounds=1, num_questions=1)
+    live = make_experiment(make_model_config("any-model"), mode="live", rounds=2, min_rounds=1, num_questions=1)
     experiment_launch(experiment=live)
     news = LiveTurnNews()
     with full_takes_never_due():
