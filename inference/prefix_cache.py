@@ -9,10 +9,16 @@ How: each entry is the cache of one finished (or paused) row: its token ids and,
 shape [1, heads, length, dim]. ``longest`` finds the entry sharing the longest token prefix with a new prompt
 and returns a fresh ``DynamicCache`` holding copies of that prefix, so the row goes on from there; the entry is
 left intact for other rows. Entries are dropped once they take more than ``max_bytes``: those of the lowest
-priority first (a pre-generated row's before a live one's, whose next round a judge waits for), least recently
-used first within a priority. An entry whose tokens are a prefix of a newer one's is superseded by it, and so is
-one of no higher priority that the newer shares all but its last few tokens with (SUPERSEDED_WITHIN_TOKENS): a
-round's closing words, which the next round's prompt replaces with its speeches. Without that, each round of a
+priority first (a pre-generated row's before a live one's, whose next round a judge waits for); within a priority,
+those already taken before those still waiting for their next round, and least recently used first among those.
+Why taken first: a debater's prompt is taken once, by its next round, whose own prompt supersedes it when that
+round ends; meanwhile it is worth little. Dropping the least recently used instead drops the prompt whose next
+round comes soonest: at 16 live debates of 3 rounds, 32 prompts of 800-900 tokens passed the shipped 1 GB, and
+every prompt dropped was one still waiting, its next round prefilled whole (docs/benchmarks.md).
+
+An entry whose tokens are a prefix of a newer one's is superseded by it, and so is one of no higher priority that
+the newer shares all but its last few tokens with (SUPERSEDED_WITHIN_TOKENS): a round's closing words, which the
+next round's prompt replaces with its speeches. Without that, each round of a
 live debate left its speakers' earlier prompts behind, and at 16 live debates the prompts a judge's next question
 would extend no longer fitted in the shipped 1 GB (docs/benchmarks.md).
 """
@@ -39,6 +45,7 @@ class Entry:
     layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, heads, len(tokens), dim]
     nbytes: int
     priority: int = 0
+    taken: bool = False  # by a row since stored: dropped before entries still waiting (see above)
 
 
 def common_prefix_length(a, b) -> int:
@@ -76,7 +83,7 @@ class PrefixCache:
         for entry_id, entry in list(self.entries.items()):
             shared = common_prefix_length(entry.tokens, key)
             if shared == len(key):  # an entry already holds all of these tokens
-                entry.priority = max(entry.priority, priority)
+                entry.priority, entry.taken = max(entry.priority, priority), False
                 self.entries.move_to_end(entry_id)
                 return
             if shared == len(entry.tokens) or (  # superseded: the new entry holds all its tokens, or all but a few
@@ -90,8 +97,9 @@ class PrefixCache:
         self._next_id += 1
         self.nbytes += nbytes
         while self.nbytes > self.max_bytes:
-            # min() keeps the first of equals: the least recently used entry of the lowest priority.
-            self._drop(min(self.entries, key=lambda entry_id: self.entries[entry_id].priority))
+            # min() keeps the first of equals: the least recently used of the lowest priority's taken entries, or
+            # of its waiting ones if none is taken.
+            self._drop(min(self.entries, key=lambda entry_id: self._drop_order(self.entries[entry_id])))
 
     def longest(self, tokens: list[int], most: int, least: int = 0) -> tuple[int, DynamicCache | None]:
         """The longest cached prefix of ``tokens``, at most ``most`` tokens: (its length, a cache holding a
@@ -107,6 +115,7 @@ class PrefixCache:
         if best < max(least, MIN_REUSED_TOKENS):
             return 0, None
         self.entries.move_to_end(best_id)
+        self.entries[best_id].taken = True
         cache = DynamicCache(config=self.config)
         for index, (keys, values) in enumerate(self.entries[best_id].layers):
             cache.update(keys[:, :, :best].clone(), values[:, :, :best].clone(), index)
@@ -117,6 +126,10 @@ class PrefixCache:
     def clear(self) -> None:
         self.entries.clear()
         self.nbytes = 0
+
+    @staticmethod
+    def _drop_order(entry: Entry) -> tuple[int, bool]:
+        return entry.priority, not entry.taken
 
     def _drop(self, entry_id: int) -> None:
         self.nbytes -= self.entries.pop(entry_id).nbytes

@@ -227,10 +227,11 @@ def test_the_prefix_cache_keeps_to_its_memory_and_drops_the_least_recently_used(
     cache.store(a, layers(40))
     cache.store(b, layers(40))
     assert cache.nbytes == 80 * per_token
-    assert cache.longest(a + [7], most=41)[0] == 40  # a used: b is now the least recently used
+    cache.store(a, layers(40))  # a finished again (held already): b is now the least recently used
     cache.store(c, layers(40))
     assert [e.tokens[0] for e in cache.entries.values()] == [0, 2000] and cache.nbytes == 80 * per_token
     assert cache.longest(b, most=40) == (0, None)
+    assert cache.longest(a + [7], most=41)[0] == 40
     cache.store(a + [1, 2, 3], layers(43))  # supersedes a
     assert [len(e.tokens) for e in cache.entries.values()] == [40, 43]
     length, found = cache.longest(a + [1, 2, 9], most=100)
@@ -238,6 +239,33 @@ def test_the_prefix_cache_keeps_to_its_memory_and_drops_the_least_recently_used(
     assert cache.longest(a + [1, 2, 9], most=100, least=43) == (0, None)
     assert cache.longest(a[: MIN_REUSED_TOKENS - 1] + [-1], most=100) == (0, None)
     assert common_prefix_length([1, 2, 3], [1, 2, 4]) == 2 and common_prefix_length([], [1]) == 0
+
+
+def test_the_prefix_cache_drops_a_taken_entry_before_one_still_waiting_for_its_next_round():
+    """Live debaters' prompts: one has been taken by its next round (whose own prompt will supersede it), the
+    others wait for theirs. Over the bound, the taken one goes, though it was used last; the least recently used
+    would be the prompt whose next round comes soonest. Storing the same prompt again makes it waiting again."""
+
+    def layers(length):
+        return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]
+
+    per_token = 2 * 2 * 4 * 4
+    cache = PrefixCache(max_bytes=100 * per_token)
+    a, b, c, d = (list(range(start, start + 30)) for start in (0, 1000, 2000, 3000))
+    for tokens in (a, b, c):
+        cache.store(tokens, layers(30), priority=1)
+    assert cache.longest(b + [7], most=31, least=15)[0] == 30  # b's next round starts from it
+    cache.store(d, layers(30), priority=1)
+    assert [e.tokens[0] for e in cache.entries.values()] == [0, 2000, 3000]  # b goes, not the least recent, a
+    assert cache.longest(c + [7], most=31)[0] == 30
+    cache.store(c, layers(30), priority=1)  # c's row stored its prompt again: c waits again, a is least recent
+    cache.store(b, layers(30), priority=1)
+    assert [e.tokens[0] for e in cache.entries.values()] == [3000, 2000, 1000]
+    assert cache.longest(d + [7], most=31)[0] == 30
+    cache.store(list(range(5000, 5030)), layers(30))  # a pre-generated prompt goes before a taken live one
+    assert [e.tokens[0] for e in cache.entries.values()] == [2000, 1000, 3000]
+    cache.store(list(range(6000, 6030)), layers(30), priority=1)
+    assert [e.tokens[0] for e in cache.entries.values()] == [2000, 1000, 6000]
 
 
 def test_the_prefix_cache_drops_pre_generated_entries_before_live_ones():
