@@ -25,11 +25,14 @@ would extend no longer fitted in the shipped 1 GB (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
+
+log = logging.getLogger(__name__)
 
 # Shorter shared prefixes are not worth a lookup and a copy: prefilling them is as cheap.
 MIN_REUSED_TOKENS = 16
@@ -66,6 +69,7 @@ class PrefixCache:
         self.nbytes = 0
         self._next_id = 0
         self.hits = self.lookups = self.reused_tokens = 0
+        self.dropped_waiting = 0  # live prompts dropped for room before their next round took them
 
     @property
     def enabled(self) -> bool:
@@ -99,7 +103,10 @@ class PrefixCache:
         while self.nbytes > self.max_bytes:
             # min() keeps the first of equals: the least recently used of the lowest priority's taken entries, or
             # of its waiting ones if none is taken.
-            self._drop(min(self.entries, key=lambda entry_id: self._drop_order(self.entries[entry_id])))
+            victim = min(self.entries, key=lambda entry_id: self._drop_order(self.entries[entry_id]))
+            if self.entries[victim].priority > 0 and not self.entries[victim].taken:
+                self._note_dropped_waiting()
+            self._drop(victim)
 
     def longest(self, tokens: list[int], most: int, least: int = 0) -> tuple[int, DynamicCache | None]:
         """The longest cached prefix of ``tokens``, at most ``most`` tokens: (its length, a cache holding a
@@ -126,6 +133,17 @@ class PrefixCache:
     def clear(self) -> None:
         self.entries.clear()
         self.nbytes = 0
+
+    def _note_dropped_waiting(self) -> None:
+        # The operator's cue that the cache is too small for the live debates on this worker: said once per cache.
+        if not self.dropped_waiting:
+            log.warning(
+                "prefix cache full (%d MB): a live debater's prompt was dropped before its next round, which will be "
+                "prefilled whole; for as many live debates as now, a larger cache is needed "
+                "(DEBATE_GENERATION_PREFIX_CACHE_MB; docs/limits.md)",
+                self.max_bytes // 2**20,
+            )
+        self.dropped_waiting += 1
 
     @staticmethod
     def _drop_order(entry: Entry) -> tuple[int, bool]:

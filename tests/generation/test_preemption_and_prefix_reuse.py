@@ -241,7 +241,7 @@ def test_the_prefix_cache_keeps_to_its_memory_and_drops_the_least_recently_used(
     assert common_prefix_length([1, 2, 3], [1, 2, 4]) == 2 and common_prefix_length([], [1]) == 0
 
 
-def test_the_prefix_cache_drops_a_taken_entry_before_one_still_waiting_for_its_next_round():
+def test_the_prefix_cache_drops_a_taken_entry_before_one_still_waiting_for_its_next_round(caplog):
     """Live debaters' prompts: one has been taken by its next round (whose own prompt will supersede it), the
     others wait for theirs. Over the bound, the taken one goes, though it was used last; the least recently used
     would be the prompt whose next round comes soonest. Storing the same prompt again makes it waiting again."""
@@ -257,15 +257,23 @@ def test_the_prefix_cache_drops_a_taken_entry_before_one_still_waiting_for_its_n
     assert cache.longest(b + [7], most=31, least=15)[0] == 30  # b's next round starts from it
     cache.store(d, layers(30), priority=1)
     assert [e.tokens[0] for e in cache.entries.values()] == [0, 2000, 3000]  # b goes, not the least recent, a
+    assert cache.dropped_waiting == 0 and not caplog.records
     assert cache.longest(c + [7], most=31)[0] == 30
     cache.store(c, layers(30), priority=1)  # c's row stored its prompt again: c waits again, a is least recent
     cache.store(b, layers(30), priority=1)
     assert [e.tokens[0] for e in cache.entries.values()] == [3000, 2000, 1000]
+    assert cache.dropped_waiting == 1 and [r.levelname for r in caplog.records] == ["WARNING"]  # a: waiting
+    assert "DEBATE_GENERATION_PREFIX_CACHE_MB" in caplog.records[0].getMessage()
     assert cache.longest(d + [7], most=31)[0] == 30
     cache.store(list(range(5000, 5030)), layers(30))  # a pre-generated prompt goes before a taken live one
     assert [e.tokens[0] for e in cache.entries.values()] == [2000, 1000, 3000]
     cache.store(list(range(6000, 6030)), layers(30), priority=1)
     assert [e.tokens[0] for e in cache.entries.values()] == [2000, 1000, 6000]
+    assert cache.dropped_waiting == 1  # what went since was taken, or pre-generated
+    cache.store(list(range(7000, 7030)), layers(30), priority=1)  # none taken: waiting live prompts go
+    cache.store(list(range(8000, 8030)), layers(30), priority=1)
+    assert [e.tokens[0] for e in cache.entries.values()] == [6000, 7000, 8000] and cache.dropped_waiting == 3
+    assert len(caplog.records) == 1  # said once
 
 
 def test_the_prefix_cache_drops_pre_generated_entries_before_live_ones():
