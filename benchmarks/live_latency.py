@@ -195,8 +195,11 @@ def prefill_share(experiments_before: set[int]) -> str:
         return "no live turns after round 1"
     prompt = sum(r[0] for r in rows)
     prefilled = sum(r[1] if r[1] is not None else r[0] for r in rows)
+    # A turn that prefilled its whole prompt found no cached earlier round (dropped, or never kept).
+    whole = sum(1 for r in rows if r[1] is None or r[1] >= r[0])
     return (
         f"live turns after round 1: {prefilled:,} of {prompt:,} prompt tokens prefilled ({prefilled / prompt:.0%}), "
+        f"{whole} turn(s) prefilled whole, "
         f"first token median {statistics.median(r[2] for r in rows if r[2] is not None):.2f} s (n={len(rows)})"
     )
 
