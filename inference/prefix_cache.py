@@ -10,11 +10,12 @@ shape [1, heads, length, dim]. ``longest`` finds the entry sharing the longest t
 and returns a fresh ``DynamicCache`` holding copies of that prefix, so the row goes on from there; the entry is
 left intact for other rows. Entries are dropped once they take more than ``max_bytes``: those of the lowest
 priority first (a pre-generated row's before a live one's, whose next round a judge waits for); within a priority,
-those already taken before those still waiting for their next round, and least recently used first among those.
-Why taken first: a debater's prompt is taken once, by its next round, whose own prompt supersedes it when that
-round ends; meanwhile it is worth little. Dropping the least recently used instead drops the prompt whose next
-round comes soonest: at 16 live debates of 3 rounds, 32 prompts of 800-900 tokens passed the shipped 1 GB, and
-every prompt dropped was one still waiting, its next round prefilled whole (docs/benchmarks.md).
+those already taken (by a row whose own prompt will supersede them: the next round, a paused row resuming) before
+those still waiting, and least recently used first among those. Why taken first: a debater's prompt is taken once,
+by its next round, which holds its own copy and whose prompt supersedes it when that round ends; meanwhile it is
+worth little. Dropping the least recently used instead drops the prompt whose next round comes soonest: at 16
+live debates of 3 rounds, 32 prompts of 800-900 tokens passed the shipped 1 GB, and every prompt dropped was one
+still waiting, its next round prefilled whole (docs/benchmarks.md).
 
 An entry whose tokens are a prefix of a newer one's is superseded by it, and so is one of no higher priority that
 the newer shares all but its last few tokens with (SUPERSEDED_WITHIN_TOKENS): a round's closing words, which the
@@ -26,7 +27,7 @@ would extend no longer fitted in the shipped 1 GB (docs/benchmarks.md).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,10 @@ MIN_REUSED_TOKENS = 16
 # end, and at least half of them, supersedes it: a prompt that would have reused the older one from a match of half
 # the prompt or more prefills at most these few tokens more.
 SUPERSEDED_WITHIN_TOKENS = 64
+# Live prompts dropped for room before a row took them, remembered (their tokens only) so that a lookup they would
+# have served is known: the operator's cue that the cache is too small (a final round's prompt, never taken, is
+# dropped without harm, so dropping alone proves nothing).
+DROPPED_REMEMBERED = 64
 
 
 @dataclass
@@ -48,7 +53,7 @@ class Entry:
     layers: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, heads, len(tokens), dim]
     nbytes: int
     priority: int = 0
-    taken: bool = False  # by a row since stored: dropped before entries still waiting (see above)
+    taken: bool = False  # by a row that will supersede it, since stored: dropped before entries still waiting
 
 
 def common_prefix_length(a, b) -> int:
@@ -69,7 +74,8 @@ class PrefixCache:
         self.nbytes = 0
         self._next_id = 0
         self.hits = self.lookups = self.reused_tokens = 0
-        self.dropped_waiting = 0  # live prompts dropped for room before their next round took them
+        self.dropped_live: deque[tuple[int, ...]] = deque(maxlen=DROPPED_REMEMBERED)
+        self.missed_dropped = 0  # lookups that missed where a live prompt dropped for room would have served
 
     @property
     def enabled(self) -> bool:
@@ -105,7 +111,7 @@ class PrefixCache:
             # of its waiting ones if none is taken.
             victim = min(self.entries, key=lambda entry_id: self._drop_order(self.entries[entry_id]))
             if self.entries[victim].priority > 0 and not self.entries[victim].taken:
-                self._note_dropped_waiting()
+                self.dropped_live.append(self.entries[victim].tokens)
             self._drop(victim)
 
     def longest(self, tokens: list[int], most: int, least: int = 0) -> tuple[int, DynamicCache | None]:
@@ -120,12 +126,16 @@ class PrefixCache:
             if shared > best:
                 best_id, best = entry_id, shared
         if best < max(least, MIN_REUSED_TOKENS):
+            self._note_miss(tokens, most, least)
             return 0, None
+        entry = self.entries[best_id]
         self.entries.move_to_end(best_id)
-        self.entries[best_id].taken = True
         cache = DynamicCache(config=self.config)
-        for index, (keys, values) in enumerate(self.entries[best_id].layers):
+        for index, (keys, values) in enumerate(entry.layers):
             cache.update(keys[:, :, :best].clone(), values[:, :, :best].clone(), index)
+        # Taken only by a row whose own prompt will supersede it (the next round, a paused row resuming): an entry
+        # a shorter match shares (another candidate or trial on the same passage) is still worth keeping.
+        entry.taken = entry.taken or len(entry.tokens) - best <= SUPERSEDED_WITHIN_TOKENS
         self.hits += 1
         self.reused_tokens += best
         return best, cache
@@ -134,16 +144,19 @@ class PrefixCache:
         self.entries.clear()
         self.nbytes = 0
 
-    def _note_dropped_waiting(self) -> None:
-        # The operator's cue that the cache is too small for the live debates on this worker: said once per cache.
-        if not self.dropped_waiting:
+    def _note_miss(self, tokens: list[int], most: int, least: int) -> None:
+        """Count a miss that a live prompt dropped for room would have served; the first is logged."""
+        needed = max(least, MIN_REUSED_TOKENS)
+        if not any(min(common_prefix_length(dropped, tokens), most) >= needed for dropped in self.dropped_live):
+            return
+        if not self.missed_dropped:
             log.warning(
-                "prefix cache full (%d MB): a live debater's prompt was dropped before its next round, which will be "
-                "prefilled whole; for as many live debates as now, a larger cache is needed "
-                "(DEBATE_GENERATION_PREFIX_CACHE_MB; docs/limits.md)",
+                "prefix cache full (%d MB): a live debater's earlier prompt had been dropped for room, so its next "
+                "round is prefilled whole; for as many live debates as this worker serves, a larger cache is "
+                "needed (DEBATE_GENERATION_PREFIX_CACHE_MB; docs/limits.md)",
                 self.max_bytes // 2**20,
             )
-        self.dropped_waiting += 1
+        self.missed_dropped += 1
 
     @staticmethod
     def _drop_order(entry: Entry) -> tuple[int, bool]:
