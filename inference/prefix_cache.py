@@ -19,9 +19,9 @@ still waiting, its next round prefilled whole (docs/benchmarks.md).
 
 An entry whose tokens are a prefix of a newer one's is superseded by it, and so is one of no higher priority that
 the newer shares all but its last few tokens with (SUPERSEDED_WITHIN_TOKENS): a round's closing words, which the
-next round's prompt replaces with its speeches. Without that, each round of a
-live debate left its speakers' earlier prompts behind, and at 16 live debates the prompts a judge's next question
-would extend no longer fitted in the shipped 1 GB (docs/benchmarks.md).
+next round's prompt replaces with its speeches. Without that, each round of a live debate left its speakers'
+earlier prompts behind, and at 16 live debates the prompts a judge's next question would extend no longer fitted in
+the shipped 1 GB (docs/benchmarks.md).
 """
 
 from __future__ import annotations

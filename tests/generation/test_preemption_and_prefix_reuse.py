@@ -217,19 +217,23 @@ def test_a_short_shared_preamble_is_not_reused(tiny_model_dir):
     assert run(reusing)["other"].tokens_prefilled == len(other)
 
 
-def test_the_prefix_cache_keeps_to_its_memory_and_drops_the_least_recently_used():
-    def layers(length):
-        return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]  # 2 x 2*length*4 floats
+def layers(length):
+    """Keys and values of ``length`` tokens for a one-layer cache of 2 heads of 4 dimensions (zeros)."""
+    return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]
 
-    per_token = 2 * 2 * 4 * 4  # bytes
-    cache = PrefixCache(max_bytes=100 * per_token)
+
+PER_TOKEN_BYTES = 2 * 2 * 4 * 4  # of ``layers(1)``: keys and values, 2 heads x 4 float32 each
+
+
+def test_the_prefix_cache_keeps_to_its_memory_and_drops_the_least_recently_used():
+    cache = PrefixCache(max_bytes=100 * PER_TOKEN_BYTES)
     a, b, c = list(range(40)), list(range(1000, 1040)), list(range(2000, 2040))
     cache.store(a, layers(40))
     cache.store(b, layers(40))
-    assert cache.nbytes == 80 * per_token
+    assert cache.nbytes == 80 * PER_TOKEN_BYTES
     cache.store(a, layers(40))  # a finished again (held already): b is now the least recently used
     cache.store(c, layers(40))
-    assert [e.tokens[0] for e in cache.entries.values()] == [0, 2000] and cache.nbytes == 80 * per_token
+    assert [e.tokens[0] for e in cache.entries.values()] == [0, 2000] and cache.nbytes == 80 * PER_TOKEN_BYTES
     assert cache.longest(b, most=40) == (0, None)
     assert cache.longest(a + [7], most=41)[0] == 40
     cache.store(a + [1, 2, 3], layers(43))  # supersedes a
@@ -246,11 +250,7 @@ def test_the_prefix_cache_drops_a_taken_entry_before_one_still_waiting_for_its_n
     others wait for theirs. Over the bound, the taken one goes, though it was used last; the least recently used
     would be the prompt whose next round comes soonest. Storing the same prompt again makes it waiting again."""
 
-    def layers(length):
-        return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]
-
-    per_token = 2 * 2 * 4 * 4
-    cache = PrefixCache(max_bytes=100 * per_token)
+    cache = PrefixCache(max_bytes=100 * PER_TOKEN_BYTES)
     a, b, c, d = (list(range(start, start + 30)) for start in (0, 1000, 2000, 3000))
     for tokens in (a, b, c):
         cache.store(tokens, layers(30), priority=1)
@@ -283,11 +283,7 @@ def test_an_entry_matched_in_part_is_not_taken():
     SUPERSEDED_WITHIN_TOKENS short of it, will not supersede it: the entry still waits for its own row (a paused
     candidate resuming), and an entry taken whole goes before it."""
 
-    def layers(length):
-        return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]
-
-    per_token = 2 * 2 * 4 * 4
-    cache = PrefixCache(max_bytes=300 * per_token)
+    cache = PrefixCache(max_bytes=300 * PER_TOKEN_BYTES)
     paused, other = list(range(100)), list(range(1000, 1100))
     cache.store(paused, layers(100), priority=1)
     cache.store(other, layers(100), priority=1)
@@ -301,11 +297,7 @@ def test_an_entry_matched_in_part_is_not_taken():
 def test_the_prefix_cache_drops_pre_generated_entries_before_live_ones():
     """A live round's prompt outlives newer pre-generated prompts: the judge waits on its next round."""
 
-    def layers(length):
-        return [(torch.zeros(1, 2, length, 4), torch.zeros(1, 2, length, 4))]
-
-    per_token = 2 * 2 * 4 * 4
-    cache = PrefixCache(max_bytes=100 * per_token)
+    cache = PrefixCache(max_bytes=100 * PER_TOKEN_BYTES)
     live, first, second = list(range(40)), list(range(1000, 1040)), list(range(2000, 2040))
     cache.store(live, layers(40), priority=1)
     cache.store(first, layers(40))
@@ -325,7 +317,7 @@ def test_a_newer_prompt_sharing_all_but_an_older_ones_closing_words_supersedes_i
     def stored(*prompts):
         cache = PrefixCache(max_bytes=10**6)
         for tokens, priority in prompts:
-            cache.store(tokens, [(torch.zeros(1, 2, len(tokens), 4), torch.zeros(1, 2, len(tokens), 4))], priority)
+            cache.store(tokens, layers(len(tokens)), priority)
         return [list(entry.tokens) for entry in cache.entries.values()], cache
 
     def tail(start, length):
