@@ -48,6 +48,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from .base import GenerationRequest, GenerationResult
+from .kv_cache import left_padded, roomy, spare
 from .limits import tokens_past_limit
 from .prefix_cache import PrefixCache
 
@@ -412,12 +413,15 @@ class ContinuousBatcher:
         width = max(self._remaining(row) for row in rows)
         kept = [len(row.context_ids) - width for row in rows]  # the cached tokens each row keeps
         past = max(kept)
-        cache = DynamicCache(config=self.model.config)
-        for index in range(len(rows[0].cache.layers)):
-            layers = [(row.cache.layers[index], k) for row, k in zip(rows, kept)]
-            keys = torch.cat([_pad_left(layer.keys[:, :, :k], past - k) for layer, k in layers])
-            values = torch.cat([_pad_left(layer.values[:, :, :k], past - k) for layer, k in layers])
-            cache.update(keys, values, index)
+        cache = roomy(DynamicCache(config=self.model.config))
+        room = width + spare(past + width)  # the forward pass writes the rows' new tokens into the room
+        for index, layer in enumerate(cache.layers):
+            prefixes = [row.cache.layers[index] for row in rows]
+            layer.hold(
+                left_padded([prefix.keys[:, :, :k] for prefix, k in zip(prefixes, kept)], past, room),
+                left_padded([prefix.values[:, :, :k] for prefix, k in zip(prefixes, kept)], past, room),
+                past,
+            )
         ids = torch.tensor([row.context_ids[k:] for row, k in zip(rows, kept)], device=self.device)
         mask = torch.tensor([[0] * (past - k) + [1] * (k + width) for k in kept], device=self.device)
         positions = torch.tensor([list(range(k, k + width)) for k in kept], device=self.device)
@@ -456,7 +460,7 @@ class ContinuousBatcher:
         start = row.prefilled
         end = min(len(row.context_ids), start + self._chunk_size(row))
         if row.cache is None:
-            row.cache = DynamicCache(config=self.model.config)
+            row.cache = roomy(DynamicCache(config=self.model.config))
         ids = torch.tensor([row.context_ids[start:end]], device=self.device)
         mask = torch.ones(1, end, dtype=torch.long, device=self.device)
         positions = torch.arange(start, end, device=self.device)[None]
@@ -588,16 +592,15 @@ class ContinuousBatcher:
     def _join(self, cache: DynamicCache, mask: torch.Tensor, seen: torch.Tensor, joining: list[Row]) -> None:
         new_input = torch.zeros(len(joining), dtype=torch.long, device=self.device)
         if not self.rows:
-            self.cache, self.mask, self.seen, self.next_input = cache, mask, seen, new_input
+            self.cache, self.mask, self.seen, self.next_input = roomy(cache), mask, seen, new_input
         else:
             old_len, new_len = self.mask.shape[1], mask.shape[1]
             length = max(old_len, new_len)
             for old_layer, new_layer in zip(self.cache.layers, cache.layers):
-                old_layer.keys = torch.cat(
-                    [_pad_left(old_layer.keys, length - old_len), _pad_left(new_layer.keys, length - new_len)]
-                )
-                old_layer.values = torch.cat(
-                    [_pad_left(old_layer.values, length - old_len), _pad_left(new_layer.values, length - new_len)]
+                old_layer.hold(
+                    left_padded([old_layer.keys, new_layer.keys], length, spare(length)),
+                    left_padded([old_layer.values, new_layer.values], length, spare(length)),
+                    length,
                 )
             self.mask = torch.cat([F.pad(self.mask, (length - old_len, 0)), F.pad(mask, (length - new_len, 0))])
             self.seen = torch.cat([self.seen, seen])
@@ -707,8 +710,3 @@ class ContinuousBatcher:
             pauses=row.pauses,
             paused_seconds=row.paused_seconds,
         )
-
-
-def _pad_left(states: torch.Tensor, columns: int) -> torch.Tensor:
-    """Pad [batch, heads, length, dim] cache states with ``columns`` zero positions on the left."""
-    return F.pad(states, (0, 0, columns, 0)) if columns else states

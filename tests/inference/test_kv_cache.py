@@ -1,0 +1,125 @@
+"""The batcher's key/value cache (inference/kv_cache.py): layers that decode into spare room give what transformers'
+own ``DynamicLayer`` gives, copy their states only when the room runs out, and the batch's cache is one of them."""
+
+from unittest import mock
+
+import pytest
+import torch
+from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+from transformers.cache_utils import DYNAMIC_LAYER_TYPE_MAPPING, DynamicLayer
+
+from inference import GenerationRequest, continuous
+from inference.kv_cache import SPARE_TOKENS, RoomyLayer, left_padded, roomy
+
+VOCAB = 120
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def decode_logits(model, cache, prompt, steps):
+    """Prefill ``prompt`` into ``cache``, then feed ``steps`` tokens one at a time: the logits of every step, and the
+    storage each step's first-layer keys were in."""
+    logits, storages = [], []
+    with torch.inference_mode():
+        ids = torch.tensor([prompt])
+        out = model(input_ids=ids, cache=cache, use_cache=True)
+        for step in range(steps):
+            logits.append(out.logits[:, -1])
+            storages.append(cache.layers[0].keys.untyped_storage().data_ptr())
+            out = model(input_ids=torch.tensor([[(7 * step) % VOCAB]]), cache=cache, use_cache=True)
+    return logits, storages
+
+
+def test_decoding_into_spare_room_gives_a_dynamic_caches_logits_and_copies_only_when_the_room_runs_out(model):
+    prompt = list(range(3, 43))
+    steps = SPARE_TOKENS + 20
+    expected, _ = decode_logits(model, DynamicCache(config=model.config), prompt, steps)
+    got, storages = decode_logits(model, roomy(DynamicCache(config=model.config)), prompt, steps)
+    for want, have in zip(expected, got, strict=True):
+        torch.testing.assert_close(have, want, rtol=0, atol=1e-6)
+    # The prefill's 40 positions are adopted as they are; the first step makes room for 110 (41 + 41 // 8 + 64),
+    # the 71st step for more. Concatenating, as a DynamicLayer does, would copy into new storage at every step.
+    changes = sum(1 for before, after in zip(storages, storages[1:]) if before != after)
+    assert changes == 2
+
+
+def test_left_padded_stacks_parts_right_aligned_after_zeros_whatever_memory_it_is_given():
+    def uninitialised(self, size, **options):  # what new_empty may return: old memory, here made NaN
+        return torch.full(size, float("nan"), dtype=self.dtype, device=self.device)
+
+    short = torch.full((1, 2, 3, 4), 1.0)
+    long = torch.full((2, 2, 5, 4), 2.0)
+    with mock.patch.object(torch.Tensor, "new_empty", uninitialised):
+        buffer = left_padded([short, long], length=5, room=7)
+    assert buffer.shape == (3, 2, 12, 4)
+    filled = buffer[:, :, :5]
+    assert torch.equal(filled[:1, :, :2], torch.zeros(1, 2, 2, 4))  # the short part's left padding
+    assert torch.equal(filled[:1, :, 2:], short)
+    assert torch.equal(filled[1:], long)
+
+
+def test_keys_and_values_assigned_one_after_the_other_are_each_what_was_assigned():
+    # The batcher removes rows by assigning keys, then values: while keys are new, values are still the old ones.
+    layer = RoomyLayer()
+    keys, values = torch.randn(3, 2, 10, 4), torch.randn(3, 2, 10, 4)
+    layer.update(keys, values)
+    layer.update(torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4))  # now in a buffer with room
+    assert layer.room > 0
+    kept = torch.tensor([0, 2])
+    expected_values = layer.values[kept, :, 4:]
+    layer.keys = layer.keys[kept, :, 4:]
+    layer.values = layer.values[kept, :, 4:]
+    assert torch.equal(layer.values, expected_values)
+    assert layer.keys.shape == layer.values.shape == (2, 2, 7, 4)
+    assert layer.get_seq_length() == 7
+
+
+def test_transformers_own_caches_stay_plain_dynamic_layers(model):
+    assert DYNAMIC_LAYER_TYPE_MAPPING["full_attention"] is DynamicLayer
+    assert all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+    assert continuous.supports(model)
+
+
+def test_the_batch_decodes_into_spare_room_after_rows_join_it(model):
+    batcher = continuous.ContinuousBatcher(
+        model, "cpu", stop_ids={0}, pad_token_id=0, decode=lambda ids: " ".join(map(str, ids)), max_rows=4
+    )
+
+    def request():
+        return GenerationRequest(
+            messages=[{"role": "user", "content": "-"}],
+            max_new_tokens=40,
+            min_new_tokens=40,
+            temperature=0.0,
+            top_p=1.0,
+        )
+
+    batcher.submit("a", request(), list(range(3, 30)))
+    batcher.step()  # prefilled: the batch's cache adopts the prefill's states
+    batcher.step()  # the first decoding step makes room
+    batcher.submit("b", request(), list(range(5, 60)))  # longer: joining pads the running row on the left
+    batcher.step()
+    assert [row.key for row in batcher.rows] == ["a", "b"]
+    layer = batcher.cache.layers[0]
+    assert isinstance(layer, RoomyLayer) and layer.room >= SPARE_TOKENS
+    storage = layer.keys.untyped_storage().data_ptr()
+    for _ in range(5):
+        batcher.step()
+        assert layer.keys.untyped_storage().data_ptr() == storage  # written in place: nothing copied
+    results = {}
+    while not batcher.idle:
+        results.update(batcher.step())
+    assert sorted(results) == ["a", "b"] and all(result.tokens_out == 40 for result in results.values())
