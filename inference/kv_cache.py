@@ -1,9 +1,9 @@
 """The continuous batcher's key/value cache: full-attention layers that grow into spare room.
 
 Why: transformers' ``DynamicLayer`` appends a step's keys and values with ``torch.cat``, which copies the whole
-cache of every layer at every decoding step. With 16 rows of 1,000 tokens that copy was a quarter of a step on two
-CPU cores (87 of 360 ms: ``benchmarks/continuous_step_profile.py``), and on a GPU it doubles the cache's memory for
-the moment of the copy.
+cache of every layer at every decoding step. With 16 rows of 1,000 tokens a decoding step took 463-468 ms on two CPU
+cores with that copy and 316-359 ms without (``benchmarks/continuous_step_profile.py --device cpu --rows 16
+--prompt-tokens 1000``; docs/benchmarks.md); on a GPU the copy also holds the cache twice for its moment.
 
 How: a ``RoomyLayer`` keeps its keys and values in buffers longer than what they hold, and writes a step's states
 into the free positions; only when the room runs out does it copy into new buffers with ``SPARE_FRACTION`` more
