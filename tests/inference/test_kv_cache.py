@@ -8,25 +8,17 @@ import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 from transformers.cache_utils import DYNAMIC_LAYER_TYPE_MAPPING, DynamicLayer
 
+from benchmarks.gpu_generation import TINY
 from inference import GenerationRequest, continuous
 from inference.kv_cache import SPARE_TOKENS, RoomyLayer, left_padded, roomy
 
-VOCAB = 120
+VOCAB = TINY["vocab_size"]
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-    )
-    return LlamaForCausalLM(config).eval()
+    return LlamaForCausalLM(LlamaConfig(**TINY)).eval()
 
 
 def decode_logits(model, cache, prompt, steps):
