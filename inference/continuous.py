@@ -414,7 +414,9 @@ class ContinuousBatcher:
         kept = [len(row.context_ids) - width for row in rows]  # the cached tokens each row keeps
         past = max(kept)
         cache = roomy(DynamicCache(config=self.model.config))
-        room = width + spare(past + width)  # the forward pass writes the rows' new tokens into the room
+        # The forward pass writes the rows' new tokens into the room; more room only for a batch of these rows alone
+        # (joining running rows copies them into the batch's buffers).
+        room = width + (0 if self.rows else spare(past + width))
         for index, layer in enumerate(cache.layers):
             prefixes = [row.cache.layers[index] for row in rows]
             layer.hold(
@@ -459,8 +461,8 @@ class ContinuousBatcher:
         """One chunk of a long prompt; after the last: its cache, mask, seen tokens and next-token logits."""
         start = row.prefilled
         end = min(len(row.context_ids), start + self._chunk_size(row))
-        if row.cache is None:
-            row.cache = roomy(DynamicCache(config=self.model.config))
+        # A cached prefix's layers (plain, from the prefix cache) become roomy too: each chunk is written in place.
+        row.cache = roomy(row.cache if row.cache is not None else DynamicCache(config=self.model.config))
         ids = torch.tensor([row.context_ids[start:end]], device=self.device)
         mask = torch.ones(1, end, dtype=torch.long, device=self.device)
         positions = torch.arange(start, end, device=self.device)[None]
@@ -489,7 +491,7 @@ class ContinuousBatcher:
             [[0] * (width - len(r.context_ids)) + [1] * len(r.context_ids) for r in joining], device=self.device
         )
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+        cache = roomy(DynamicCache(config=self.model.config))
         logits = self._forward(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
         ).logits[:, -1]
@@ -596,10 +598,11 @@ class ContinuousBatcher:
         else:
             old_len, new_len = self.mask.shape[1], mask.shape[1]
             length = max(old_len, new_len)
+            room = spare(length)
             for old_layer, new_layer in zip(self.cache.layers, cache.layers):
                 old_layer.hold(
-                    left_padded([old_layer.keys, new_layer.keys], length, spare(length)),
-                    left_padded([old_layer.values, new_layer.values], length, spare(length)),
+                    left_padded([old_layer.keys, new_layer.keys], length, room),
+                    left_padded([old_layer.values, new_layer.values], length, room),
                     length,
                 )
             self.mask = torch.cat([F.pad(self.mask, (length - old_len, 0)), F.pad(mask, (length - new_len, 0))])

@@ -3,16 +3,17 @@
 Why: transformers' ``DynamicLayer`` appends a step's keys and values with ``torch.cat``, which copies the whole
 cache of every layer at every decoding step. With 16 rows of 1,000 tokens a decoding step took 463-468 ms on two CPU
 cores with that copy and 316-359 ms without (``benchmarks/continuous_step_profile.py --device cpu --rows 16
---prompt-tokens 1000``; docs/benchmarks.md); on a GPU the copy also holds the cache twice for its moment.
+--prompt-tokens 1000``; docs/benchmarks.md); on a GPU the copy also holds a layer's cache twice for its moment.
 
 How: a ``RoomyLayer`` keeps its keys and values in buffers longer than what they hold, and writes a step's states
 into the free positions; only when the room runs out does it copy into new buffers with ``SPARE_FRACTION`` more
 room (and ``SPARE_TOKENS``), so a row's cache is copied about once per eighth of its length instead of at every
 token. ``keys`` and ``values`` are views of the filled part, so code that reads or assigns them as a
-``DynamicLayer``'s (the batcher removing rows, the prefix cache) works unchanged. A first update adopts the states
-it is given without copying. Where the batcher builds a cache from parts (rows joining the batch, rows extending
-cached prefixes), ``left_padded`` writes each part once into a buffer with room for the next tokens, instead of
-padding each part (a copy) and concatenating them (another).
+``DynamicLayer``'s (the batcher removing rows, the prefix cache) works unchanged; an assignment holds the given
+states as they are, with no room. A first update copies its states into a buffer with room (a ``DynamicLayer``
+copies them too), never keeping a view of the model's own tensors. Where the batcher builds a cache from parts (rows
+joining the batch, rows extending cached prefixes), ``left_padded`` writes each part once into a buffer with room
+for the next tokens, instead of padding each part (a copy) and concatenating them (another).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-# Room made when a layer's buffers are full: this share of the needed length, plus SPARE_TOKENS. An eighth
-# bounds the memory held spare to about 12% of the cache.
+# Room made when a layer's buffers are full: this share of the needed length, plus SPARE_TOKENS. The memory held
+# spare is at most an eighth of the cache plus 64 positions per row and layer.
 SPARE_FRACTION = 0.125
 SPARE_TOKENS = 64
 
@@ -57,7 +58,7 @@ class RoomyLayer(DynamicLayer):
         self._value_buffer, self._value_length = states, 0 if states is None else states.shape[-2]
 
     def hold(self, key_buffer: torch.Tensor, value_buffer: torch.Tensor, length: int) -> None:
-        """Take buffers whose first ``length`` positions are filled (``left_padded``'s)."""
+        """Take buffers whose first ``length`` positions are filled (``left_padded``'s, say), as they are."""
         self.device, self.is_initialized = key_buffer.device, True
         self._key_buffer, self._value_buffer = key_buffer, value_buffer
         self._key_length = self._value_length = length
@@ -67,17 +68,26 @@ class RoomyLayer(DynamicLayer):
         """Positions the buffers hold beyond the filled ones."""
         return 0 if self._key_buffer is None else self._key_buffer.shape[-2] - self._key_length
 
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        # DynamicLayer's assigns empty 1-D tensors; here an empty layer simply has no buffers yet.
+        self.device, self.is_initialized = key_states.device, True
+
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        length = self._key_length
-        if not self.is_initialized or length == 0:
-            self.device, self.is_initialized = key_states.device, True
-            self.keys, self.values = key_states, value_states
+        if self._key_buffer is None or self._key_length == 0:
+            length = key_states.shape[-2]
+            self.hold(
+                left_padded([key_states], length, spare(length)),
+                left_padded([value_states], length, spare(length)),
+                length,
+            )
             return self.keys, self.values
+        length = self._key_length
         end = length + key_states.shape[-2]
         if end > self._key_buffer.shape[-2]:
             room = end - length + spare(end)
-            self._key_buffer = left_padded([self.keys], length, room)
-            self._value_buffer = left_padded([self.values], length, room)
+            # Both made before either is replaced: out of memory on the second leaves the layer as it was.
+            keys, values = left_padded([self.keys], length, room), left_padded([self.values], length, room)
+            self._key_buffer, self._value_buffer = keys, values
         self._key_buffer[:, :, length:end] = key_states
         self._value_buffer[:, :, length:end] = value_states
         self._key_length = self._value_length = end
@@ -98,18 +108,19 @@ def left_padded(parts: list[torch.Tensor], length: int, room: int = 0) -> torch.
     first = 0
     for part in parts:
         last, start = first + part.shape[0], length - part.shape[-2]
-        buffer[first:last, :, :start] = 0  # masked, but must be finite: a masked key's value is still multiplied by 0
+        buffer[first:last, :, :start] = 0  # masked, but must be finite: NaN stays NaN under a mask (and times 0)
         buffer[first:last, :, start:length] = part
         first = last
     return buffer
 
 
 def roomy(cache: DynamicCache) -> DynamicCache:
-    """``cache`` with its plain ``DynamicLayer``s replaced by ``RoomyLayer``s holding the same states (not copied)."""
+    """``cache`` with its plain ``DynamicLayer``s replaced by ``RoomyLayer``s holding the same states (not copied: a
+    DynamicLayer's states are its own, made by concatenation; the next update makes room)."""
     for index, layer in enumerate(cache.layers):
         if type(layer) is DynamicLayer:
             replacement = RoomyLayer()
             if layer.is_initialized and layer.keys is not None and layer.keys.numel():
-                replacement.update(layer.keys, layer.values)
+                replacement.hold(layer.keys, layer.values, layer.keys.shape[-2])
             cache.layers[index] = replacement
     return cache

@@ -26,7 +26,7 @@ HEAVY_OPTIONAL = {
     "matplotlib",  # result plots only (and a font cache built on first import)
 }
 # Project modules that count as heavy: they import torch at module level.
-HEAVY_PROJECT_MODULES = {"inference.continuous", "inference.lanes", "inference.prefix_cache"}
+HEAVY_PROJECT_MODULES = {"inference.continuous", "inference.kv_cache", "inference.lanes", "inference.prefix_cache"}
 
 
 def lint_imports_output() -> subprocess.CompletedProcess:
