@@ -693,8 +693,7 @@ class ContinuousBatcher:
         start = int(self.mask.any(0).nonzero()[0])
         self.mask = self.mask[:, start:]
         for layer in self.cache.layers:
-            layer.keys = layer.keys[index, :, start:]
-            layer.values = layer.values[index, :, start:]
+            layer.keep(index, start)
 
     def _result(self, row: Row, now: float) -> GenerationResult:
         return GenerationResult(

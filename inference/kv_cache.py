@@ -63,6 +63,11 @@ class RoomyLayer(DynamicLayer):
         self._key_buffer, self._value_buffer = key_buffer, value_buffer
         self._key_length = self._value_length = length
 
+    def keep(self, rows: torch.Tensor, start: int) -> None:
+        """Keep only ``rows`` (indices) and the positions from ``start`` on, copied once into buffers with room."""
+        length = self._key_length - start
+        self.hold(_selected(self.keys, rows, start, length), _selected(self.values, rows, start, length), length)
+
     @property
     def room(self) -> int:
         """Positions the buffers hold beyond the filled ones."""
@@ -111,6 +116,14 @@ def left_padded(parts: list[torch.Tensor], length: int, room: int = 0) -> torch.
         buffer[first:last, :, :start] = 0  # masked, but must be finite: NaN stays NaN under a mask (and times 0)
         buffer[first:last, :, start:length] = part
         first = last
+    return buffer
+
+
+def _selected(states: torch.Tensor, rows: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """A buffer with room holding ``states``' ``rows`` from position ``start`` on (``length`` positions)."""
+    _, heads, _, dim = states.shape
+    buffer = states.new_empty((len(rows), heads, length + spare(length), dim))
+    torch.index_select(states[:, :, start:], 0, rows, out=buffer[:, :, :length])
     return buffer
 
 
