@@ -15,7 +15,8 @@ Llama-3-8B shapes. Prompts are random token ids of --prompt-tokens; exactly
   worker with DEBATE_GENERATION_STATIC_CACHE=auto runs it), each as a fraction of the ceiling;
 - aggregate tokens/s at each --concurrency (one padded batch), plain and platform;
 - the same through continuous batching (inference/continuous.py, what a worker runs
-  by default): one turn, and 1, --batch-sizes and --concurrency turns submitted together.
+  by default): one turn, and 1, --batch-sizes and --concurrency turns submitted together (tokens/s, and on a GPU
+  the most device memory each run held beyond the model: the batch's cache with its spare room, inference/kv_cache.py).
 Then the scheduler, driven through ContinuousBatcher's own steps with the shipped settings (SHIPPED
 below; a "live" request has priority 1, as a turn a judge waits on):
 - pre-emption: a live request's first-token time with nothing running (idle), and beside a full batch
@@ -196,9 +197,11 @@ def run_until(batcher, keys: set) -> dict:
     return results
 
 
-def timed_continuous(torch, model, device, batch: int, prompt_tokens: int, new_tokens: int) -> float:
+def timed_continuous(torch, model, device, batch: int, prompt_tokens: int, new_tokens: int) -> tuple[float, int | None]:
     """Tokens per second for ``batch`` random prompts through the continuous batcher, after a short warm-up
-    run of the same prompts (it sizes the device's memory pool; eager kernels need no compiling per shape)."""
+    run of the same prompts (it sizes the device's memory pool; eager kernels need no compiling per shape); and on
+    a GPU the most device memory the timed run held beyond what was allocated before it (the batch's cache, its
+    spare room and the activations), None on the CPU."""
     prompts = [random_prompt(torch, model, prompt_tokens) for _ in range(batch)]
 
     def generate(tokens: int) -> int:
@@ -209,10 +212,15 @@ def timed_continuous(torch, model, device, batch: int, prompt_tokens: int, new_t
 
     generate(min(new_tokens, WARM_UP_TOKENS))
     synchronize(torch, device)
+    cuda = device.startswith("cuda")
+    if cuda:
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     generated = generate(new_tokens)
     synchronize(torch, device)
-    return generated / (time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return generated / seconds, torch.cuda.max_memory_allocated(device) - before if cuda else None
 
 
 def live_first_token_idle(torch, model, device, prompt_tokens: int) -> float:
@@ -659,11 +667,13 @@ def run(args) -> dict:
                     torch, model, device, c, args.prompt_tokens, args.new_tokens, options
                 )
         save_partial(args, report)
-        by_batch = {
+        timed = {
             size: timed_continuous(torch, model, device, size, args.prompt_tokens, args.new_tokens)
             for size in sorted({1, *args.batch_sizes, *args.concurrency})
         }
+        by_batch = {size: tokens_per_s for size, (tokens_per_s, _) in timed.items()}
         row["continuous_by_batch_size"] = {str(size): tokens_per_s for size, tokens_per_s in by_batch.items()}
+        row["continuous_peak_bytes_by_batch_size"] = {str(size): peak for size, (_, peak) in timed.items()}
         row["continuous_single_tokens_per_s"] = by_batch[1]
         row["continuous_single_fraction_of_ceiling"] = by_batch[1] / ceiling
         for c in args.concurrency:
@@ -683,7 +693,10 @@ def run(args) -> dict:
             f"{name}: continuous batching: one turn {row['continuous_single_tokens_per_s']:,.1f} tok/s "
             f"({row['continuous_single_fraction_of_ceiling']:.0%}); "
             + "; ".join(
-                f"{size} turns {tokens_per_s:,.0f} tok/s" for size, tokens_per_s in by_batch.items() if size > 1
+                f"{size} turns {tokens_per_s:,.0f} tok/s"
+                + ("" if peak is None else f" ({peak / 2**20:,.0f} MiB more than the model at most)")
+                for size, (tokens_per_s, peak) in timed.items()
+                if size > 1
             ),
             flush=True,
         )

@@ -56,6 +56,7 @@ def test_the_gpu_generation_benchmark_runs_on_the_cpu_with_tiny_shapes(tmp_path)
     assert set(row["continuous_by_batch_size"]) == {"1", "2", "4"}
     assert all(tokens_per_s > 0 for tokens_per_s in row["continuous_by_batch_size"].values())
     assert row["continuous_2_concurrent_tokens_per_s"] == row["continuous_by_batch_size"]["2"]
+    assert row["continuous_peak_bytes_by_batch_size"] == {"1": None, "2": None, "4": None}  # measured on a GPU only
 
     assert row["live_idle_ttft_seconds"] > 0
     assert set(row["preemption"]) == {"3"}
