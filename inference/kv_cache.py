@@ -9,11 +9,12 @@ How: a ``RoomyLayer`` keeps its keys and values in buffers longer than what they
 into the free positions; only when the room runs out does it copy into new buffers with ``SPARE_FRACTION`` more
 room (and ``SPARE_TOKENS``), so a row's cache is copied about once per eighth of its length instead of at every
 token. ``keys`` and ``values`` are views of the filled part, so code that reads or assigns them as a
-``DynamicLayer``'s (the batcher removing rows, the prefix cache) works unchanged; an assignment holds the given
-states as they are, with no room. A first update copies its states into a buffer with room (a ``DynamicLayer``
+``DynamicLayer``'s (transformers' own cache methods, the prefix cache) works unchanged; an assignment holds the
+given states as they are, with no room. A first update copies its states into a buffer with room (a ``DynamicLayer``
 copies them too), never keeping a view of the model's own tensors. Where the batcher builds a cache from parts (rows
 joining the batch, rows extending cached prefixes), ``left_padded`` writes each part once into a buffer with room
-for the next tokens, instead of padding each part (a copy) and concatenating them (another).
+for the next tokens, instead of padding each part (a copy) and concatenating them (another); removing rows
+(``RoomyLayer.keep``) selects the rest straight into one.
 """
 
 from __future__ import annotations
