@@ -183,7 +183,7 @@ def new_batcher(
         decode=lambda ids: "",
         prefill_tokens=prefill_tokens,
         chunk_tokens=chunk_tokens or SHIPPED_CHUNK_TOKENS,
-        prefix_cache=PrefixCache(SHIPPED_PREFIX_CACHE_MB * 2**20, config=model.config) if cached else None,
+        prefix_cache=PrefixCache(SHIPPED_PREFIX_CACHE_MB * 2**20) if cached else None,
     )
 
 

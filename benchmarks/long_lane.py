@@ -46,7 +46,7 @@ def main(argv=None) -> dict:
     from inference.prefix_cache import PrefixCache
 
     tokenizer, model = bundled_model(args.model_dir)
-    prefix_cache = PrefixCache(4 * 2**30, config=model.config)
+    prefix_cache = PrefixCache(4 * 2**30)
 
     def batcher():  # the worker's shipped settings (README), with a live debate under way
         return cpu_batcher(

@@ -27,7 +27,8 @@ resume when a row frees up (one token to prefill if its cache is still there, el
 again). Its claim, generator and text carry on, so nothing is lost or written twice.
 
 Prefix reuse: with a ``PrefixCache`` (prefix_cache.py), a finished row's prompt cache is kept, and a new
-prompt that extends a cached one starts from a copy of it and prefills only its new tokens.
+prompt that extends a cached one starts from it (copied once, by its first prefill step) and prefills only its new
+tokens.
 
 Supported for models whose cache is made of plain full-attention ``DynamicLayer`` s (Llama,
 Qwen2, SmolLM, OLMo, ...). ``supports(model)`` says; the backend falls back to padded batches
@@ -48,7 +49,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from .base import GenerationRequest, GenerationResult
-from .kv_cache import left_padded, roomy, spare
+from .kv_cache import left_padded, roomy_cache, spare
 from .limits import tokens_past_limit
 from .prefix_cache import PrefixCache
 
@@ -185,7 +186,7 @@ class ContinuousBatcher:
         self.rows: list[Row] = []
         self.prefilled_last = False  # the last step was a prefill: the running rows decode next
         self.prefill_steps = 0  # steps that prefilled (a whole group, or one chunk of a long prompt)
-        self.prefix_failures = 0  # cached prefixes that could not be copied (out of memory): prefilled whole
+        self.prefix_failures = 0  # prefills from a cached prefix that failed (out of memory, say): started over whole
         self.first_words = False  # a row got its first token since partial_texts() was last called
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [rows, cache length], 1 = a real token
@@ -295,9 +296,15 @@ class ContinuousBatcher:
         alone fails (``PrefillFailed``) and the others are not charged for it."""
         log.warning("a prefill of %d requests failed (%s): prefilling each on its own", len(rows), error)
         for row in rows:
-            row.reused -= row.attached  # a cached prefix it had started from is dropped with the failed attempt
-            row.cache, row.prefilled, row.attached, row.alone = None, 0, 0, True
+            self._start_over(row)
         self.waiting = [*rows, *self.waiting]
+
+    @staticmethod
+    def _start_over(row: Row) -> None:
+        """Drop what a row's failed prefill had, a cached prefix it started from too: it is prefilled again from its
+        first token, on its own."""
+        row.reused -= row.attached
+        row.cache, row.prefilled, row.attached, row.alone = None, 0, 0, True
 
     def _remaining(self, row: Row) -> int:
         return len(row.context_ids) - row.prefilled
@@ -324,12 +331,7 @@ class ContinuousBatcher:
         # A row started from a cache is prefilled on its own: worth it only where most of its prompt is reused
         # (the next round of a debate, a paused row), not for a shared chat-template preamble.
         context = row.context_ids
-        try:
-            length, cache = self.prefix_cache.longest(context, most=len(context) - 1, least=len(context) // 2)
-        except torch.OutOfMemoryError:  # copying the prefix: this row is prefilled whole, the batch goes on
-            log.warning("could not start a request from its cached prefix; prefilling it whole", exc_info=True)
-            self.prefix_failures += 1
-            return
+        length, cache = self.prefix_cache.longest(context, most=len(context) - 1, least=len(context) // 2)
         if cache is not None:
             row.cache, row.prefilled, row.attached = cache, length, length
             row.reused += length
@@ -381,8 +383,8 @@ class ContinuousBatcher:
         judges ask at once, the shortest first gives the most of them their first words soonest; a row passed over
         MOST_PASSED_OVER times goes first, so no wide extension waits for ever behind narrower ones.
 
-        Only the first ``room`` such candidates in queue order are looked at: each holds a copy of its cached prefix
-        from the lookup on. Each row of a group is fed the last ``width`` tokens of its context, ``width`` being
+        Only the first ``room`` such candidates in queue order are looked at: each holds its cached prefix from the
+        lookup on (the memory stays taken should the prefix cache drop it). Each row of a group is fed the last ``width`` tokens of its context, ``width`` being
         the most new tokens of any: a row with fewer recomputes that many cached tokens, so that every row's tokens
         stay contiguous (left padding only)."""
         extending = []
@@ -413,7 +415,7 @@ class ContinuousBatcher:
         width = max(self._remaining(row) for row in rows)
         kept = [len(row.context_ids) - width for row in rows]  # the cached tokens each row keeps
         past = max(kept)
-        cache = roomy(DynamicCache(config=self.model.config))
+        cache = roomy_cache(self.model.config)
         # The forward pass writes the rows' new tokens into the room; more room only for a batch of these rows alone
         # (joining running rows copies them into the batch's buffers).
         room = width + (0 if self.rows else spare(past + width))
@@ -442,6 +444,11 @@ class ContinuousBatcher:
         try:
             joined = self._prefill_chunk(row)
         except Exception as error:
+            if row.attached:  # extending the cached prefix copies it first (out of memory?): once more, from nothing
+                log.warning("could not prefill a request from its cached prefix; prefilling it whole", exc_info=True)
+                self.prefix_failures += 1
+                self._start_over(row)
+                return
             row.cache = None
             self.waiting = [r for r in self.waiting if r is not row]
             raise PrefillFailed([row.key], error) from error
@@ -461,8 +468,8 @@ class ContinuousBatcher:
         """One chunk of a long prompt; after the last: its cache, mask, seen tokens and next-token logits."""
         start = row.prefilled
         end = min(len(row.context_ids), start + self._chunk_size(row))
-        # A cached prefix's layers (plain, from the prefix cache) become roomy too: each chunk is written in place.
-        row.cache = roomy(row.cache if row.cache is not None else DynamicCache(config=self.model.config))
+        if row.cache is None:
+            row.cache = roomy_cache(self.model.config)
         ids = torch.tensor([row.context_ids[start:end]], device=self.device)
         mask = torch.ones(1, end, dtype=torch.long, device=self.device)
         positions = torch.arange(start, end, device=self.device)[None]
@@ -491,7 +498,7 @@ class ContinuousBatcher:
             [[0] * (width - len(r.context_ids)) + [1] * len(r.context_ids) for r in joining], device=self.device
         )
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = roomy(DynamicCache(config=self.model.config))
+        cache = roomy_cache(self.model.config)
         logits = self._forward(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
         ).logits[:, -1]
@@ -594,7 +601,7 @@ class ContinuousBatcher:
     def _join(self, cache: DynamicCache, mask: torch.Tensor, seen: torch.Tensor, joining: list[Row]) -> None:
         new_input = torch.zeros(len(joining), dtype=torch.long, device=self.device)
         if not self.rows:
-            self.cache, self.mask, self.seen, self.next_input = roomy(cache), mask, seen, new_input
+            self.cache, self.mask, self.seen, self.next_input = cache, mask, seen, new_input
         else:
             old_len, new_len = self.mask.shape[1], mask.shape[1]
             length = max(old_len, new_len)

@@ -14,7 +14,8 @@ given states as they are, with no room. A first update copies its states into a 
 copies them too), never keeping a view of the model's own tensors. Where the batcher builds a cache from parts (rows
 joining the batch, rows extending cached prefixes), ``left_padded`` writes each part once into a buffer with room
 for the next tokens, instead of padding each part (a copy) and concatenating them (another); removing rows
-(``RoomyLayer.keep``) selects the rest straight into one.
+(``RoomyLayer.keep``) selects the rest straight into one. The prefix cache hands out its entries uncopied
+(``cache_holding``): held without room, they are copied once, into room, by the first step that extends them.
 """
 
 from __future__ import annotations
@@ -128,13 +129,21 @@ def _selected(states: torch.Tensor, rows: torch.Tensor, start: int, length: int)
     return buffer
 
 
-def roomy(cache: DynamicCache) -> DynamicCache:
-    """``cache`` with its plain ``DynamicLayer``s replaced by ``RoomyLayer``s holding the same states (not copied: a
-    DynamicLayer's states are its own, made by concatenation; the next update makes room)."""
-    for index, layer in enumerate(cache.layers):
-        if type(layer) is DynamicLayer:
-            replacement = RoomyLayer()
-            if layer.is_initialized and layer.keys is not None and layer.keys.numel():
-                replacement.hold(layer.keys, layer.values, layer.keys.shape[-2])
-            cache.layers[index] = replacement
+def roomy_cache(config) -> DynamicCache:
+    """An empty ``DynamicCache`` with a ``RoomyLayer`` for each of the model's layers (``config``: the model's)."""
+    cache = DynamicCache(config=config)
+    cache.layers = [RoomyLayer() for _ in cache.layers]
+    return cache
+
+
+def cache_holding(states: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
+    """A ``DynamicCache`` whose ``RoomyLayer``s hold ``states`` (per layer: keys, values) as they are, not copied:
+    with no room beyond them, the first update or removal copies them into room and never writes into them, so
+    they may be another's (the prefix cache's entries)."""
+    cache = DynamicCache()
+    cache.layers = []
+    for keys, values in states:
+        layer = RoomyLayer()
+        layer.hold(keys, values, keys.shape[-2])
+        cache.layers.append(layer)
     return cache

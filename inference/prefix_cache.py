@@ -7,8 +7,9 @@ the first words of an answer.
 
 How: each entry is the cache of one finished (or paused) row: its token ids and, per layer, keys and values of
 shape [1, heads, length, dim]. ``longest`` finds the entry sharing the longest token prefix with a new prompt
-and returns a fresh ``DynamicCache`` holding copies of that prefix, so the row goes on from there; the entry is
-left intact for other rows. Entries are dropped once they take more than ``max_bytes``: those of the lowest
+and returns a fresh ``DynamicCache`` holding that prefix, so the row goes on from there. Its layers hold views of the
+entry's tensors, not copies: a ``RoomyLayer`` with no room copies what it holds into room at its first update, so
+the entry is left intact for other rows and the prefix is copied once, where the row's prefill writes it. Entries are dropped once they take more than ``max_bytes``: those of the lowest
 priority first (a pre-generated row's before a live one's, whose next round a judge waits for); within a priority,
 those already taken (by a row whose own prompt will supersede them: the next round, a paused row resuming) before
 those still waiting, and least recently used first among those. Why taken first: a debater's prompt is taken once,
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
+
+from .kv_cache import cache_holding
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +71,8 @@ def common_prefix_length(a, b) -> int:
 class PrefixCache:
     """Recent prompts' key/value caches for one model, bounded by ``max_bytes``."""
 
-    def __init__(self, max_bytes: int, config=None):
-        self.max_bytes, self.config = max_bytes, config
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
         self.entries: OrderedDict[int, Entry] = OrderedDict()
         self.nbytes = 0
         self._next_id = 0
@@ -115,8 +118,8 @@ class PrefixCache:
             self._drop(victim)
 
     def longest(self, tokens: list[int], most: int, least: int = 0) -> tuple[int, DynamicCache | None]:
-        """The longest cached prefix of ``tokens``, at most ``most`` tokens: (its length, a cache holding a
-        copy of it); (0, None) if none reaches ``least`` or MIN_REUSED_TOKENS."""
+        """The longest cached prefix of ``tokens``, at most ``most`` tokens: (its length, a cache holding it, to be
+        extended but never written in place); (0, None) if none reaches ``least`` or MIN_REUSED_TOKENS."""
         if not self.enabled or not self.entries:
             return 0, None
         self.lookups += 1
@@ -130,9 +133,7 @@ class PrefixCache:
             return 0, None
         entry = self.entries[best_id]
         self.entries.move_to_end(best_id)
-        cache = DynamicCache(config=self.config)
-        for index, (keys, values) in enumerate(entry.layers):
-            cache.update(keys[:, :, :best].clone(), values[:, :, :best].clone(), index)
+        cache = cache_holding([(keys[:, :, :best], values[:, :, :best]) for keys, values in entry.layers])
         # Taken only by a row whose own prompt will supersede it (the next round, a paused row resuming): an entry
         # a shorter match shares (another candidate or trial on the same passage) is still worth keeping.
         entry.taken = entry.taken or len(entry.tokens) - best <= SUPERSEDED_WITHIN_TOKENS

@@ -193,7 +193,7 @@ class TransformersBackend(GenerationBackend):
             self._tokenizer, self._model, self._device = tokenizer, model, device
             from .prefix_cache import PrefixCache
 
-            self.prefix_cache = PrefixCache(self.prefix_cache_bytes, config=model.config)
+            self.prefix_cache = PrefixCache(self.prefix_cache_bytes)
 
     @property
     def keeps_prompt_caches(self) -> bool:

@@ -27,7 +27,7 @@ def ask(text, **options):
 def batcher(tiny_model_dir, max_rows=2, prefix_cache=True):
     tokenizer, made = _batcher(tiny_model_dir, prefill_tokens=2048, max_rows=max_rows)
     if prefix_cache:
-        made.prefix_cache = PrefixCache(64 * 2**20, config=made.model.config)
+        made.prefix_cache = PrefixCache(64 * 2**20)
     return tokenizer, made
 
 
@@ -103,8 +103,9 @@ def test_a_prompt_that_extends_a_cached_one_prefills_only_its_new_tokens(tiny_mo
 
 
 def test_a_cached_prefix_that_cannot_be_copied_costs_its_reuse_not_the_batch(tiny_model_dir):
-    """Copying a cached prefix can run out of memory (on a GPU): that request is prefilled whole, the rows running
-    beside it go on, and what each writes is what it would have written."""
+    """Copying a cached prefix into room, at the first step that extends it, can run out of memory (on a GPU): that
+    request is prefilled whole, the rows running beside it go on, and what each writes is what it would have
+    written."""
     tokenizer, plain = batcher(tiny_model_dir, max_rows=2, prefix_cache=False)
     round_one = tokenizer(PARAGRAPH * 3)["input_ids"]
     round_two = round_one + tokenizer(" Then the judge asked why, and the debaters answered.")["input_ids"]
@@ -118,11 +119,20 @@ def test_a_cached_prefix_that_cannot_be_copied_costs_its_reuse_not_the_batch(tin
     run(failing)
     failing.submit("busy", ask("busy", max_new_tokens=40, min_new_tokens=40), other)
     failing.step()  # running
-    out_of_memory = torch.OutOfMemoryError("CUDA out of memory (as a test raises it)")
-    with mock.patch.object(failing.prefix_cache, "longest", side_effect=out_of_memory):
+    found, refused = failing.prefix_cache.longest, []
+
+    def found_but_cannot_be_copied(*args, **options):
+        length, cache = found(*args, **options)
+        if cache is not None:  # its first layer's first update copies the prefix into room: that runs out of memory
+            out_of_memory = torch.OutOfMemoryError("CUDA out of memory (as a test raises it)")
+            cache.layers[0].update = mock.Mock(side_effect=out_of_memory)
+            refused.append(cache.layers[0].update)
+        return length, cache
+
+    with mock.patch.object(failing.prefix_cache, "longest", side_effect=found_but_cannot_be_copied):
         failing.submit("two", ask("two"), round_two)
         results = run(failing)
-    assert failing.prefix_failures == 1
+    assert len(refused) == 1 and refused[0].called and failing.prefix_failures == 1
     assert results["two"].tokens_prefilled == len(round_two)  # whole
     assert {key: r.text for key, r in results.items()} == {key: expected[key].text for key in ("busy", "two")}
 
@@ -176,7 +186,7 @@ def test_pre_generated_extensions_beside_live_debates_are_grouped_within_the_fin
     """A judge's question waits for the step being run: beside live debates, pre-generated rows extending cached
     prefixes are grouped only up to the finer chunk, as their long prompts are chunked."""
     tokenizer, made = _batcher(tiny_model_dir, prefill_tokens=2048, max_rows=8, clock=lambda: 0)
-    made.prefix_cache = PrefixCache(64 * 2**20, config=made.model.config)
+    made.prefix_cache = PrefixCache(64 * 2**20)
     rounds = cached_rounds(tokenizer, made, "abcdef")
     added = tokenizer(" and the judge asked why")["input_ids"]
     made.live_chunk_tokens = 2 * len(added) + 1  # the finer chunk: two rows' new tokens fit, not three

@@ -10,7 +10,8 @@ from transformers.cache_utils import DYNAMIC_LAYER_TYPE_MAPPING, DynamicLayer
 
 from benchmarks.gpu_generation import TINY
 from inference import GenerationRequest, continuous
-from inference.kv_cache import SPARE_TOKENS, RoomyLayer, left_padded, roomy
+from inference.kv_cache import SPARE_TOKENS, RoomyLayer, left_padded, roomy_cache
+from inference.prefix_cache import PrefixCache
 
 VOCAB = TINY["vocab_size"]
 
@@ -39,13 +40,40 @@ def test_decoding_into_spare_room_gives_a_dynamic_caches_logits_and_copies_only_
     prompt = list(range(3, 43))
     steps = SPARE_TOKENS + 20
     expected, _ = decode_logits(model, DynamicCache(config=model.config), prompt, steps)
-    got, storages = decode_logits(model, roomy(DynamicCache(config=model.config)), prompt, steps)
+    got, storages = decode_logits(model, roomy_cache(model.config), prompt, steps)
     for want, have in zip(expected, got, strict=True):
         torch.testing.assert_close(have, want, rtol=0, atol=1e-6)
     # The prefill's 40 positions are copied into room for 109 (40 + 40 // 8 + 64); the 70th step needs more.
     # Concatenating, as a DynamicLayer does, would copy into new storage at every step.
     changes = sum(1 for before, after in zip(storages, storages[1:]) if before != after)
     assert changes == 1
+
+
+def test_a_prefix_cache_lookup_goes_on_from_the_entry_and_never_writes_into_it(model):
+    """The prefix cache hands out its entries' states uncopied (``cache_holding``): a row extending one copies it into
+    room at its first step, so the entry stays as it was for the next row, and the logits are those of the prefix
+    computed afresh."""
+    prompt, shared = list(range(3, 43)), 30
+    computed = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([prompt]), cache=computed, use_cache=True)
+    prefixes = PrefixCache(max_bytes=2**30)
+    prefixes.store(prompt, [(layer.keys, layer.values) for layer in computed.layers])
+    (entry,) = prefixes.entries.values()
+    before = [(keys.clone(), values.clone()) for keys, values in entry.layers]
+    length, cache = prefixes.longest(prompt[:shared] + [99, 98], most=shared + 1)
+    assert length == shared and all(type(layer) is RoomyLayer for layer in cache.layers)
+    assert cache.layers[0].keys.data_ptr() == entry.layers[0][0].data_ptr()  # not copied by the lookup
+    afresh = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([prompt[:shared]]), cache=afresh, use_cache=True)
+        want = model(input_ids=torch.tensor([[5, 6, 7]]), cache=afresh, use_cache=True).logits
+        have = model(input_ids=torch.tensor([[5, 6, 7]]), cache=cache, use_cache=True).logits
+    torch.testing.assert_close(have, want, rtol=0, atol=1e-5)
+    # Positions 30-32 of the entry hold what the prompt's tokens 30-32 gave, not the row's 5, 6, 7.
+    for (keys, values), (keys_before, values_before) in zip(entry.layers, before, strict=True):
+        assert torch.equal(keys, keys_before) and torch.equal(values, values_before)
+    assert all(layer.room > 0 for layer in cache.layers)  # the next steps write in place
 
 
 def test_left_padded_stacks_parts_right_aligned_after_zeros_whatever_memory_it_is_given():
