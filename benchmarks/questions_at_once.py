@@ -75,9 +75,7 @@ def main(argv=None) -> dict:
     from inference.prefix_cache import PrefixCache
 
     tokenizer, model = bundled_model(args.model_dir)
-    batcher = cpu_batcher(
-        model, tokenizer, max_rows=args.debates, prefix_cache=PrefixCache(4 * 2**30)
-    )
+    batcher = cpu_batcher(model, tokenizer, max_rows=args.debates, prefix_cache=PrefixCache(4 * 2**30))
     if args.one_by_one:
         one_by_one(batcher)
     rng = random.Random(args.seed)

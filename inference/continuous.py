@@ -384,9 +384,9 @@ class ContinuousBatcher:
         MOST_PASSED_OVER times goes first, so no wide extension waits for ever behind narrower ones.
 
         Only the first ``room`` such candidates in queue order are looked at: each holds its cached prefix from the
-        lookup on (the memory stays taken should the prefix cache drop it). Each row of a group is fed the last ``width`` tokens of its context, ``width`` being
-        the most new tokens of any: a row with fewer recomputes that many cached tokens, so that every row's tokens
-        stay contiguous (left padding only)."""
+        lookup on (the memory stays taken should the prefix cache drop it). Each row of a group is fed the last
+        ``width`` tokens of its context, ``width`` being the most new tokens of any: a row with fewer recomputes that
+        many cached tokens, so that every row's tokens stay contiguous (left padding only)."""
         extending = []
         for row in candidates:
             if len(extending) == room:

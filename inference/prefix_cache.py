@@ -9,14 +9,16 @@ How: each entry is the cache of one finished (or paused) row: its token ids and,
 shape [1, heads, length, dim]. ``longest`` finds the entry sharing the longest token prefix with a new prompt
 and returns a fresh ``DynamicCache`` holding that prefix, so the row goes on from there. Its layers hold views of the
 entry's tensors, not copies: a ``RoomyLayer`` with no room copies what it holds into room at its first update, so
-the entry is left intact for other rows and the prefix is copied once, where the row's prefill writes it. Entries are dropped once they take more than ``max_bytes``: those of the lowest
-priority first (a pre-generated row's before a live one's, whose next round a judge waits for); within a priority,
-those already taken (by a row whose own prompt will supersede them: the next round, a paused row resuming) before
-those still waiting, and least recently used first among those. Why taken first: a debater's prompt is taken once,
-by its next round, which holds its own copy and whose prompt supersedes it when that round ends; meanwhile it is
-worth little. Dropping the least recently used instead drops the prompt whose next round comes soonest: at 16
-live debates of 3 rounds, 32 prompts of 800-900 tokens passed the shipped 1 GB, and every prompt dropped was one
-still waiting, its next round prefilled whole (docs/benchmarks.md).
+the entry is left intact for other rows and the prefix is copied once, where the row's prefill writes it.
+
+Entries are dropped once they take more than ``max_bytes``: those of the lowest priority first (a pre-generated
+row's before a live one's, whose next round a judge waits for); within a priority, those already taken (by a row
+whose own prompt will supersede them: the next round, a paused row resuming) before those still waiting, and least
+recently used first among those. Why taken first: a debater's prompt is taken once, by its next round, which holds
+its own copy and whose prompt supersedes it when that round ends; meanwhile it is worth little. Dropping the least
+recently used instead drops the prompt whose next round comes soonest: at 16 live debates of 3 rounds, 32 prompts of
+800-900 tokens passed the shipped 1 GB, and every prompt dropped was one still waiting, its next round prefilled
+whole (docs/benchmarks.md).
 
 An entry whose tokens are a prefix of a newer one's is superseded by it, and so is one of no higher priority that
 the newer shares all but its last few tokens with (SUPERSEDED_WITHIN_TOKENS): a round's closing words, which the
