@@ -150,7 +150,8 @@ class GenerationSession:
 
     def _take_ahead(self, rows: int) -> list[tuple[RowKey, GenerationRequest]]:
         """Prefills ahead for up to ``rows`` rows: free ones, or ones a pre-generated row is paused for (a judge
-        will wait on what they prefill; the paused row resumes from its kept cache)."""
+        will wait on what they prefill; the paused row resumes from its kept cache). Waiting, they hold no row: the
+        batcher queues them after every live turn."""
         taken, self.ahead = self.ahead[: max(0, rows)], self.ahead[max(0, rows) :]
         return taken
 
@@ -166,7 +167,8 @@ class GenerationSession:
                     continue  # another model's cache: its own worker
                 request, _ = fitted_request(turn, self.backend)
                 key = RowKey(turn_id=0, token=f"ahead:{trial.pk}:{turn.round}:{turn.speaker}")
-                ahead = replace(request, max_new_tokens=1, min_new_tokens=0, priority=1)  # a live trial's
+                # A live trial's, after every turn of live trials (inference.GenerationRequest.ahead).
+                ahead = replace(request, max_new_tokens=1, min_new_tokens=0, priority=1, ahead=True)
                 self.ahead.append((key, ahead))
         except Exception:  # an optimisation: the next round is written all the same
             log.exception("could not prefill the next round of trial %s", trial.pk)

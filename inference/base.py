@@ -22,6 +22,10 @@ class GenerationRequest:
     # Higher goes first and may pause running rows of lower priority to get a row at once (a judge waits on
     # a live turn: 1; pre-generated work: 0). A paused row resumes later from the text it had written.
     priority: int = 0
+    # A prefill ahead of time: a prompt that a later request will extend, prefilled before anyone waits on it (its
+    # one token is thrown away). It goes after every other request of its priority and holds no row while it waits,
+    # so a judge's question is never queued behind a crowd of them (the continuous batcher).
+    ahead: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,10 @@ Priorities (pre-emption): a request of higher ``priority`` (a turn a judge waits
 requests of lower priority, and when no row is free it pauses a running row of lower priority: that row's
 cache is kept in the prefix cache and the row goes back to the queue with the tokens it has written, to
 resume when a row frees up (one token to prefill if its cache is still there, else its prompt and text
-again). Its claim, generator and text carry on, so nothing is lost or written twice.
+again). Its claim, generator and text carry on, so nothing is lost or written twice. Within a priority, a prefill
+ahead of time (``GenerationRequest.ahead``: a live debate's next round, prefilled while its judge reads) goes after
+every other request and holds no row while it waits: when a round ends in many debates at once, their prefills
+ahead would otherwise take every row, and a judge's question would not even be taken until they were done.
 
 Prefix reuse: with a ``PrefixCache`` (prefix_cache.py), a finished row's prompt cache is kept, and a new
 prompt that extends a cached one starts from it (copied once, by its first prefill step) and prefills only its new
@@ -122,6 +125,11 @@ class Row:
     def priority(self) -> int:
         return self.request.priority
 
+    @property
+    def rank(self) -> tuple[int, bool]:
+        """Queue order: by priority, and within one a request before a prefill ahead of time."""
+        return self.request.priority, not self.request.ahead
+
 
 # A row extending a cached prefix that other such rows went before this many times goes first (``_extensions``).
 MOST_PASSED_OVER = 8
@@ -218,14 +226,23 @@ class ContinuousBatcher:
         )
 
     @property
+    def held_rows(self) -> int:
+        """Rows running, or waiting to run but for prefills ahead of time (every other request goes before them)."""
+        return len(self.rows) + sum(1 for row in self.waiting if not row.request.ahead)
+
+    @property
     def free_rows(self) -> int:
-        return max(0, self.max_rows - len(self.rows) - len(self.waiting))
+        return max(0, self.max_rows - self.held_rows)
+
+    @property
+    def live_waiting(self) -> int:
+        """Waiting requests of priority above 0 that hold a row (not prefills ahead of time)."""
+        return sum(1 for row in self.waiting if row.priority > 0 and not row.request.ahead)
 
     @property
     def pausable_rows(self) -> int:
         """Rows a request of priority above 0 could take at once by pausing running rows of priority 0."""
-        running = sum(1 for row in self.rows if row.priority <= 0)
-        return max(0, running - sum(1 for row in self.waiting if row.priority > 0))
+        return max(0, sum(1 for row in self.rows if row.priority <= 0) - self.live_waiting)
 
     @property
     def idle(self) -> bool:
@@ -340,13 +357,13 @@ class ContinuousBatcher:
         """What to prefill now: a list of waiting rows to prefill together, one row to prefill on its own
         (its next chunk, or the new tokens after a cached prefix), or None (decode instead).
 
-        Only the waiting rows of the highest priority are considered. Among them, a row starting from a
+        Only the waiting rows of the highest rank (``Row.rank``) are considered. Among them, a row starting from a
         cached prefix whose new tokens fit in one chunk goes at once; otherwise prompts that fit in one
         prefill go together, before long prompts' chunks."""
         if self.rows and self.prefilled_last:
             return None
-        top = max(row.priority for row in self.waiting)
-        candidates = [row for row in self.waiting if row.priority == top]
+        top = max(row.rank for row in self.waiting)
+        candidates = [row for row in self.waiting if row.rank == top]
         group, tokens = [], 0
         for row in candidates:
             if len(group) == room:
@@ -366,7 +383,7 @@ class ContinuousBatcher:
         if single is None:
             return None
         share = self.prefill_share
-        outranks = top > max((row.priority for row in self.rows), default=top - 1)
+        outranks = top[0] > max((row.priority for row in self.rows), default=top[0] - 1)
         if (
             not self.rows
             or outranks
@@ -653,10 +670,10 @@ class ContinuousBatcher:
         joined last first (they have written least)."""
         if not self.waiting or not self.rows:
             return
-        top = max(row.priority for row in self.waiting)
-        need = sum(1 for row in self.waiting if row.priority == top) - (self.max_rows - len(self.rows))
+        top = max(row.rank for row in self.waiting)
+        need = sum(1 for row in self.waiting if row.rank == top) - (self.max_rows - len(self.rows))
         if need > 0:
-            self.pause_below(top, need)
+            self.pause_below(top[0], need)
 
     def pause_below(self, priority: int, count: int) -> int:
         """Pause up to ``count`` running rows of lower priority than ``priority``: the lowest priority first, and

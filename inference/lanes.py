@@ -73,14 +73,13 @@ class Lanes:
 
     @property
     def free_rows(self) -> int:
-        held = sum(len(lane.rows) + len(lane.waiting) for lane in (self.main, self.long))
-        return max(0, self.capacity - held)
+        return max(0, self.capacity - self.main.held_rows - self.long.held_rows)
 
     @property
     def pausable_rows(self) -> int:
         """Rows a live request could take at once by pausing running pre-generated rows, in either lane."""
         running = sum(1 for lane in (self.main, self.long) for row in lane.rows if row.priority <= 0)
-        return max(0, running - sum(1 for row in self.main.waiting if row.priority > 0))
+        return max(0, running - self.main.live_waiting)
 
     @property
     def idle(self) -> bool:
@@ -143,12 +142,12 @@ class Lanes:
         room and its own lower-priority rows pause long-lane rows."""
         main, long = self.main, self.long
         if main.waiting and long.rows:
-            top = max(row.priority for row in main.waiting)
+            top = max(row.rank for row in main.waiting)  # as the main lane's _make_room counts
             room = self.capacity - len(long.rows) - len(main.rows)
-            pausable_in_main = sum(1 for row in main.rows if row.priority < top)
-            need = sum(1 for row in main.waiting if row.priority == top) - room - pausable_in_main
+            pausable_in_main = sum(1 for row in main.rows if row.priority < top[0])
+            need = sum(1 for row in main.waiting if row.rank == top) - room - pausable_in_main
             if need > 0:
-                long.pause_below(top, need)
+                long.pause_below(top[0], need)
         main.max_rows = self.capacity - len(long.rows)
-        long.max_rows = max(0, self.capacity - len(main.rows) - len(main.waiting))
+        long.max_rows = max(0, self.capacity - main.held_rows)
         main.rows_beside, long.rows_beside = len(long.rows), len(main.rows)

@@ -4,6 +4,7 @@ the two lanes share, pausing across lanes, and texts that do not depend on the l
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from unittest import mock
 
 import pytest
@@ -69,6 +70,11 @@ def test_only_pre_generated_prompts_longer_than_the_limit_go_to_the_long_lane(mo
     assert [row.key for row in both.long.waiting] == ["long pre-generated"]
     assert [row.key for row in both.main.waiting] == ["long live", "short pre-generated"]
     assert both.free_rows == 1 and both.live_seen_at == both.main.live_seen_at is not None
+    ahead = replace(request(1, priority=1), ahead=True)  # a live debate's next round, prefilled ahead of time
+    both.submit("ahead", ahead, short_ids)
+    both.submit("another", ahead, long_ids)  # however long: in the main lane, as a live request
+    assert [row.key for row in both.main.waiting][2:] == ["ahead", "another"]
+    assert both.free_rows == 1  # they hold no row
 
 
 def test_the_texts_are_those_of_one_batch_and_the_main_lane_never_holds_the_long_prompt(model_and_tokenizer):

@@ -84,6 +84,25 @@ def test_rows_of_the_same_priority_never_pause_each_other(tiny_model_dir):
     assert results["a"].batch_size == 1 and results["b"].batch_size == 1
 
 
+def test_a_live_request_goes_before_prefills_ahead_of_time_which_hold_no_row(tiny_model_dir):
+    """A round that ends in many live debates at once queues prefills of their next rounds (ahead of time: nobody
+    waits on them yet). A judge's question asked meanwhile finds its row free (they hold none, so the worker takes
+    it at once) and is prefilled before them; they go before pre-generated work."""
+    tokenizer, queue = batcher(tiny_model_dir, max_rows=2)
+    prompts = {key: tokenizer(f"{key}: {PARAGRAPH}")["input_ids"] for key in ("a", "b", "c", "live", "pre")}
+    for key in ("a", "b", "c"):
+        queue.submit(key, ask(key, priority=1, ahead=True, max_new_tokens=1, min_new_tokens=0), prompts[key])
+    assert queue.free_rows == 2 and queue.pausable_rows == 0
+    queue.submit("pre", ask("pre", max_new_tokens=4, min_new_tokens=4), prompts["pre"])
+    queue.submit("live", ask("live", priority=1, max_new_tokens=4, min_new_tokens=4), prompts["live"])
+    assert queue.free_rows == 0
+    started = []
+    while not queue.idle:
+        finished = queue.step()
+        started += [key for key in [row.key for row in queue.rows] + [key for key, _ in finished] if key not in started]
+    assert started == ["live", "a", "b", "c", "pre"]
+
+
 def test_a_prompt_that_extends_a_cached_one_prefills_only_its_new_tokens(tiny_model_dir):
     tokenizer, plain = batcher(tiny_model_dir, max_rows=2, prefix_cache=False)
     round_one = tokenizer(PARAGRAPH * 3)["input_ids"]
@@ -485,8 +504,18 @@ def test_a_live_debates_next_round_is_prefilled_while_the_judge_reads(
 
     config = make_model_config(tiny_model_dir, max_new_tokens=120)
     options = dict(mode="live", rounds=3, num_questions=1, turn_style="simultaneous", char_limit=600)
-    ahead = _round_two_after_a_question(config, make_experiment(config, name="ahead", **options), judge)
+    handed_out, take_ahead = [], GenerationSession._take_ahead
+
+    def recorded(session, rows):
+        taken = take_ahead(session, rows)
+        handed_out.extend(request for _, request in taken)
+        return taken
+
+    with mock.patch.object(GenerationSession, "_take_ahead", recorded):
+        ahead = _round_two_after_a_question(config, make_experiment(config, name="ahead", **options), judge)
     assert {t.status for t in ahead} == {"done"} and len(ahead) == 2
+    # Marked as prefills ahead of time: after every live turn, holding no row while they wait.
+    assert len(handed_out) >= 2 and all(r.ahead and r.priority == 1 and r.max_new_tokens == 1 for r in handed_out)
     backend_for(config).prefix_cache.clear()  # nothing of the first debate's prompts is reused by the second
     with mock.patch.object(GenerationSession, "_prefill_next_round", lambda self, trial: None):
         behind = make_experiment(config, name="behind", judges=[other_judge], **options)
