@@ -54,7 +54,7 @@ from transformers.cache_utils import DynamicLayer
 from .base import GenerationRequest, GenerationResult
 from .kv_cache import left_padded, roomy_cache, spare
 from .limits import tokens_past_limit
-from .prefix_cache import PrefixCache
+from .prefix_cache import PrefixCache, common_prefix_length, supersedes
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,8 @@ class ContinuousBatcher:
             generator.manual_seed(request.seed)
         if request.priority > 0:
             self.live_seen_at = self.clock()
+        if not request.ahead:
+            self._drop_superseded_prefills(prompt_ids)
         self.waiting.append(
             Row(
                 key=key,
@@ -224,6 +226,19 @@ class ContinuousBatcher:
                 submitted_at=time.perf_counter(),
             )
         )
+
+    def _drop_superseded_prefills(self, prompt_ids: list[int]) -> None:
+        """Drop waiting prefills ahead of time, not yet started, whose prompts a new request's supersedes (a judge's
+        question in the round they were prefilled for): it goes before them, which would leave them nothing to serve."""
+        self.waiting = [
+            row
+            for row in self.waiting
+            if not (
+                row.request.ahead
+                and row.computed == 0
+                and supersedes(common_prefix_length(row.context_ids, prompt_ids), len(row.context_ids))
+            )
+        ]
 
     @property
     def held_rows(self) -> int:

@@ -61,6 +61,12 @@ class Entry:
     taken: bool = False  # by a row that will supersede it, since stored: dropped before entries still waiting
 
 
+def supersedes(shared: int, older: int) -> bool:
+    """Whether a newer prompt sharing its first ``shared`` tokens with an older one of ``older`` tokens supersedes it:
+    it holds all of the older one's tokens but at most SUPERSEDED_WITHIN_TOKENS at its end, and at least half."""
+    return shared >= max(MIN_REUSED_TOKENS, older // 2) and older - shared <= SUPERSEDED_WITHIN_TOKENS
+
+
 def common_prefix_length(a, b) -> int:
     """How many leading tokens two id sequences share."""
     n = min(len(a), len(b))
@@ -101,11 +107,9 @@ class PrefixCache:
                 entry.priority, entry.taken = max(entry.priority, priority), False
                 self.entries.move_to_end(entry_id)
                 return
-            if shared == len(entry.tokens) or (  # superseded: the new entry holds all its tokens, or all but a few
-                entry.priority <= priority  # (a pre-generated prompt never drops a live one's)
-                and shared >= max(MIN_REUSED_TOKENS, len(entry.tokens) // 2)
-                and len(entry.tokens) - shared <= SUPERSEDED_WITHIN_TOKENS
-            ):
+            # Superseded: the new entry holds all its tokens, or all but a few (a pre-generated prompt never drops a
+            # live one's).
+            if shared == len(entry.tokens) or (entry.priority <= priority and supersedes(shared, len(entry.tokens))):
                 self._drop(entry_id)
         copied = [(k.detach().clone(), v.detach().clone()) for k, v in layers]
         self.entries[self._next_id] = Entry(key, copied, nbytes, priority)

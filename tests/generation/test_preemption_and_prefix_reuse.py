@@ -103,6 +103,26 @@ def test_a_live_request_goes_before_prefills_ahead_of_time_which_hold_no_row(tin
     assert started == ["live", "a", "b", "c", "pre"]
 
 
+def test_a_request_drops_the_waiting_prefill_ahead_of_time_that_its_prompt_supersedes(tiny_model_dir):
+    """A judge who asks the moment a round ends: the prefill ahead of the debater's next round has not started, and
+    the question's prompt holds all of it but its closing words. The question goes first, which would leave it
+    nothing to serve: it is dropped. Another debate's stays, and so does one already prefilling."""
+    tokenizer, queue = batcher(tiny_model_dir, max_rows=2)
+    transcript = tokenizer(PARAGRAPH * 2)["input_ids"]
+    closing = tokenizer(" Now give your next speech.")["input_ids"]
+    question = tokenizer(" The judge asks: which line says so?")["input_ids"]
+    started = tokenizer("A third debate. " + PARAGRAPH)["input_ids"]
+    ahead = {"priority": 1, "ahead": True, "max_new_tokens": 1, "min_new_tokens": 0}
+    queue.submit("started", ask("started", **ahead), started)
+    queue.waiting[0].computed = 1  # as if its first chunk were prefilled
+    queue.submit("ahead", ask("ahead", **ahead), transcript + closing)
+    queue.submit("other", ask("other", **ahead), tokenizer("Another debate. " + PARAGRAPH)["input_ids"])
+    queue.submit("question", ask("question", priority=1), transcript + question + closing)
+    queue.submit("started again", ask("started again", priority=1), started + question)
+    assert [row.key for row in queue.waiting] == ["started", "other", "question", "started again"]
+    assert set(run(queue)) == {"started", "other", "question", "started again"}
+
+
 def test_a_prompt_that_extends_a_cached_one_prefills_only_its_new_tokens(tiny_model_dir):
     tokenizer, plain = batcher(tiny_model_dir, max_rows=2, prefix_cache=False)
     round_one = tokenizer(PARAGRAPH * 3)["input_ids"]
