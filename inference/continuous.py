@@ -69,6 +69,16 @@ ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION
 LIVE_EXPECTED_SECONDS = 300.0
 
 
+def rows_to_pause(waiting: int, free: int, ahead: bool) -> int:
+    """Running rows to pause for ``waiting`` requests of the top rank that have ``free`` rows: as many as they lack;
+    for prefills ahead of time (``ahead``), one at a time and only when no row is free. Nobody waits on those yet, and
+    since they hold no row while they wait, a round's are all handed out at once: pausing for each would pause every
+    pre-generated row."""
+    if ahead:
+        return 1 if waiting > 0 and free <= 0 else 0
+    return waiting - free
+
+
 class PrefillFailed(Exception):
     """Prefilling some joining requests failed (e.g. out of memory on a long prompt); the running
     batch is untouched and those requests were dropped."""
@@ -213,8 +223,10 @@ class ContinuousBatcher:
             generator.manual_seed(request.seed)
         if request.priority > 0:
             self.live_seen_at = self.clock()
+        if request.ahead and self._superseded(prompt_ids):
+            return  # a request that will supersede it is already here: it would serve nothing
         if not request.ahead:
-            self._drop_superseded_prefills(prompt_ids)
+            self._drop_superseded_prefills(request, prompt_ids)
         self.waiting.append(
             Row(
                 key=key,
@@ -227,18 +239,27 @@ class ContinuousBatcher:
             )
         )
 
-    def _drop_superseded_prefills(self, prompt_ids: list[int]) -> None:
-        """Drop waiting prefills ahead of time, not yet started, whose prompts a new request's supersedes (a judge's
-        question in the round they were prefilled for): it goes before them, which would leave them nothing to serve."""
+    def _drop_superseded_prefills(self, request: GenerationRequest, prompt_ids: list[int]) -> None:
+        """Drop waiting prefills ahead of time of no higher priority, not yet started, whose prompts a new request's
+        supersedes (a judge's question in the round they were prefilled for): it goes before them, which would leave
+        them nothing to serve."""
         self.waiting = [
             row
             for row in self.waiting
             if not (
                 row.request.ahead
                 and row.computed == 0
+                and row.priority <= request.priority
                 and supersedes(common_prefix_length(row.context_ids, prompt_ids), len(row.context_ids))
             )
         ]
+
+    def _superseded(self, prompt_ids: list[int]) -> bool:
+        """Whether a request, running or waiting and not a prefill ahead of time, has a prompt that supersedes these."""
+        return any(
+            not row.request.ahead and supersedes(common_prefix_length(prompt_ids, row.prompt_ids), len(prompt_ids))
+            for row in (*self.rows, *self.waiting)
+        )
 
     @property
     def held_rows(self) -> int:
@@ -410,15 +431,15 @@ class ContinuousBatcher:
 
     def _extensions(self, candidates: list[Row], room: int):
         """Candidates that extend a cached prefix by a chunk at most, to be prefilled now: the one with the fewest new
-        tokens, and with it those next in that order while the step computes at most a chunk (``_chunk_size``: the
-        finer one for pre-generated rows beside live debates); a row on its own where no other fits. When many
-        judges ask at once, the shortest first gives the most of them their first words soonest; a row passed over
+        tokens, and with it those next in that order while the step computes at most a chunk (``_chunk_size``: the finer
+        one for pre-generated rows and prefills ahead beside live debates); a row on its own where no other fits. When
+        many judges ask at once, the shortest first gives the most of them their first words soonest; a row passed over
         MOST_PASSED_OVER times goes first, so no wide extension waits for ever behind narrower ones.
 
         Only the first ``room`` such candidates in queue order are looked at: each holds its cached prefix from the
-        lookup on (the memory stays taken should the prefix cache drop it). Each row of a group is fed the last
-        ``width`` tokens of its context, ``width`` being the most new tokens of any: a row with fewer recomputes that
-        many cached tokens, so that every row's tokens stay contiguous (left padding only)."""
+        lookup on, a view that keeps the whole entry's memory taken should the prefix cache drop it. Each row of a group
+        is fed the last ``width`` tokens of its context, ``width`` being the most new tokens of any: a row with fewer
+        recomputes that many cached tokens, so that every row's tokens stay contiguous (left padding only)."""
         extending = []
         for row in candidates:
             if len(extending) == room:
@@ -492,9 +513,11 @@ class ContinuousBatcher:
         self._take_tokens(logits, first=len(self.rows) - 1)
 
     def _chunk_size(self, row: Row) -> int:
-        """The tokens of ``row``'s next chunk: fewer for lower-priority rows while live requests are expected."""
+        """The tokens of ``row``'s next chunk: fewer for pre-generated rows and prefills ahead of time while live
+        requests are expected (a judge's question waits for at most the chunk under way)."""
         expected = self.live_seen_at is not None and self.clock() - self.live_seen_at < LIVE_EXPECTED_SECONDS
-        return self.live_chunk_tokens if expected and row.priority <= 0 else self.chunk_tokens
+        background = row.priority <= 0 or row.request.ahead
+        return self.live_chunk_tokens if expected and background else self.chunk_tokens
 
     def _prefill_chunk(self, row: Row):
         """One chunk of a long prompt; after the last: its cache, mask, seen tokens and next-token logits."""
@@ -686,7 +709,8 @@ class ContinuousBatcher:
         if not self.waiting or not self.rows:
             return
         top = max(row.rank for row in self.waiting)
-        need = sum(1 for row in self.waiting if row.rank == top) - (self.max_rows - len(self.rows))
+        waiting = sum(1 for row in self.waiting if row.rank == top)
+        need = rows_to_pause(waiting, self.max_rows - len(self.rows), ahead=not top[1])
         if need > 0:
             self.pause_below(top[0], need)
 

@@ -25,7 +25,7 @@ import time
 from typing import Callable, Hashable
 
 from .base import GenerationRequest, GenerationResult
-from .continuous import ContinuousBatcher
+from .continuous import ContinuousBatcher, rows_to_pause
 
 # The share of the worker's time the long lane takes at most while the main lane has work.
 LONG_LANE_SHARE = 0.5
@@ -125,7 +125,7 @@ class Lanes:
         main = self.main
         if self.long_last or (main.prefilled_last and any(row.priority > 0 for row in main.rows)):
             return False
-        live_prefill_next = any(row.priority > 0 for row in main.waiting) and not (main.rows and main.prefilled_last)
+        live_prefill_next = main.live_waiting > 0 and not (main.rows and main.prefilled_last)
         if live_prefill_next and self.live_first < MOST_LIVE_FIRST:
             self.live_first += 1
             return False
@@ -145,9 +145,12 @@ class Lanes:
             top = max(row.rank for row in main.waiting)  # as the main lane's _make_room counts
             room = self.capacity - len(long.rows) - len(main.rows)
             pausable_in_main = sum(1 for row in main.rows if row.priority < top[0])
-            need = sum(1 for row in main.waiting if row.rank == top) - room - pausable_in_main
+            waiting = sum(1 for row in main.waiting if row.rank == top)
+            need = rows_to_pause(waiting, room + pausable_in_main, ahead=not top[1])
             if need > 0:
                 long.pause_below(top[0], need)
         main.max_rows = self.capacity - len(long.rows)
-        long.max_rows = max(0, self.capacity - main.held_rows)
+        # Every waiting request counts here, prefills ahead of time too: a long row admitted beside them would be paused
+        # for them at the next step.
+        long.max_rows = max(0, self.capacity - len(main.rows) - len(main.waiting))
         main.rows_beside, long.rows_beside = len(long.rows), len(main.rows)

@@ -15,10 +15,10 @@ Entries are dropped once they take more than ``max_bytes``: those of the lowest 
 row's before a live one's, whose next round a judge waits for); within a priority, those already taken (by a row
 whose own prompt will supersede them: the next round, a paused row resuming) before those still waiting, and least
 recently used first among those. Why taken first: a debater's prompt is taken once, by its next round, which holds
-its own copy and whose prompt supersedes it when that round ends; meanwhile it is worth little. Dropping the least
-recently used instead drops the prompt whose next round comes soonest: at 16 live debates of 3 rounds, 32 prompts of
-800-900 tokens passed the shipped 1 GB, and every prompt dropped was one still waiting, its next round prefilled
-whole (docs/benchmarks.md).
+its own copy from its first step on and whose prompt supersedes it when that round ends; meanwhile it is worth
+little. Dropping the least recently used instead drops the prompt whose next round comes soonest: at 16 live debates
+of 3 rounds, 32 prompts of 800-900 tokens passed the shipped 1 GB, and every prompt dropped was one still waiting,
+its next round prefilled whole (docs/benchmarks.md).
 
 An entry whose tokens are a prefix of a newer one's is superseded by it, and so is one of no higher priority that
 the newer shares all but its last few tokens with (SUPERSEDED_WITHIN_TOKENS): a round's closing words, which the

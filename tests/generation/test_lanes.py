@@ -72,9 +72,19 @@ def test_only_pre_generated_prompts_longer_than_the_limit_go_to_the_long_lane(mo
     assert both.free_rows == 1 and both.live_seen_at == both.main.live_seen_at is not None
     ahead = replace(request(1, priority=1), ahead=True)  # a live debate's next round, prefilled ahead of time
     both.submit("ahead", ahead, short_ids)
-    both.submit("another", ahead, long_ids)  # however long: in the main lane, as a live request
+    both.submit("another", ahead, long_ids[1:])  # however long: in the main lane, as a live request
     assert [row.key for row in both.main.waiting][2:] == ["ahead", "another"]
     assert both.free_rows == 1  # they hold no row
+
+
+def test_prefills_ahead_of_time_do_not_hold_the_long_lane_back_as_a_live_request_does(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    both = lanes(model, tokenizer)
+    both.submit("long pre-generated", request(4), tokenizer(LONG)["input_ids"])
+    both.submit("ahead", replace(request(1, priority=1), ahead=True), tokenizer("a next round")["input_ids"])
+    assert both._long_turn()  # nobody waits on the prefill ahead yet
+    both.submit("live", request(4, priority=1), tokenizer("a question")["input_ids"])
+    assert not both._long_turn()  # a judge's question waits for at most the step under way
 
 
 def test_the_texts_are_those_of_one_batch_and_the_main_lane_never_holds_the_long_prompt(model_and_tokenizer):

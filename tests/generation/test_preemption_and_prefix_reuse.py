@@ -103,6 +103,22 @@ def test_a_live_request_goes_before_prefills_ahead_of_time_which_hold_no_row(tin
     assert started == ["live", "a", "b", "c", "pre"]
 
 
+def test_prefills_ahead_of_time_pause_one_pre_generated_row_at_a_time(tiny_model_dir):
+    """A round's prefills ahead are handed out all at once (they hold no row): in a full batch of pre-generated rows
+    they pause one row, not one each, and take turns in it."""
+    tokenizer, full = batcher(tiny_model_dir, max_rows=2)
+    prompts = {key: tokenizer(f"{key}: {PARAGRAPH}")["input_ids"] for key in ("first", "second", "a", "b", "c")}
+    for key in ("first", "second"):
+        full.submit(key, ask(key, max_new_tokens=30, min_new_tokens=30), prompts[key])
+    for _ in range(3):  # a prefill and two decoding steps: both rows are writing
+        full.step()
+    for key in ("a", "b", "c"):
+        full.submit(key, ask(key, priority=1, ahead=True, max_new_tokens=1, min_new_tokens=0), prompts[key])
+    results = run(full)
+    assert set(results) == {"first", "second", "a", "b", "c"}
+    assert sorted(results[key].pauses for key in ("first", "second")) == [0, 1]
+
+
 def test_a_request_drops_the_waiting_prefill_ahead_of_time_that_its_prompt_supersedes(tiny_model_dir):
     """A judge who asks the moment a round ends: the prefill ahead of the debater's next round has not started, and
     the question's prompt holds all of it but its closing words. The question goes first, which would leave it
@@ -119,6 +135,7 @@ def test_a_request_drops_the_waiting_prefill_ahead_of_time_that_its_prompt_super
     queue.submit("other", ask("other", **ahead), tokenizer("Another debate. " + PARAGRAPH)["input_ids"])
     queue.submit("question", ask("question", priority=1), transcript + question + closing)
     queue.submit("started again", ask("started again", priority=1), started + question)
+    queue.submit("late", ask("late", **ahead), transcript + closing)  # handed out after the question: not queued
     assert [row.key for row in queue.waiting] == ["started", "other", "question", "started again"]
     assert set(run(queue)) == {"started", "other", "question", "started again"}
 
@@ -221,9 +238,10 @@ def cached_rounds(tokenizer, b, keys, priority=0):
     return rounds
 
 
-def test_pre_generated_extensions_beside_live_debates_are_grouped_within_the_finer_chunk(tiny_model_dir):
-    """A judge's question waits for the step being run: beside live debates, pre-generated rows extending cached
-    prefixes are grouped only up to the finer chunk, as their long prompts are chunked."""
+@pytest.mark.parametrize("background", [{}, {"priority": 1, "ahead": True}], ids=["pre-generated", "prefills-ahead"])
+def test_pre_generated_extensions_beside_live_debates_are_grouped_within_the_finer_chunk(tiny_model_dir, background):
+    """A judge's question waits for the step being run: beside live debates, pre-generated rows and prefills ahead of
+    time extending cached prefixes are grouped only up to the finer chunk, as their long prompts are chunked."""
     tokenizer, made = _batcher(tiny_model_dir, prefill_tokens=2048, max_rows=8, clock=lambda: 0)
     made.prefix_cache = PrefixCache(64 * 2**20)
     rounds = cached_rounds(tokenizer, made, "abcdef")
@@ -231,7 +249,7 @@ def test_pre_generated_extensions_beside_live_debates_are_grouped_within_the_fin
     made.live_chunk_tokens = 2 * len(added) + 1  # the finer chunk: two rows' new tokens fit, not three
     made.live_seen_at = 0.0  # a live request came just now
     for key, ids in rounds.items():
-        made.submit(key, ask(key), ids + added)
+        made.submit(key, ask(key, **background), ids + added)
     made.step()
     assert len(made.rows) == 2
     made.live_seen_at = None  # no live debate expected: the whole chunk's budget
