@@ -237,8 +237,13 @@ def run_beside(style, args, question_set, model, launch):
 
 
 def summary(delays: list[float]) -> str:
+    # The 90th percentile shows whether a large max is one question or a tail (it needs two delays at least).
+    tail = ""
+    if len(delays) > 1:  # inclusive: within the delays measured, never beyond the largest
+        tail = f", 90th percentile {statistics.quantiles(delays, n=10, method='inclusive')[-1]:.2f} s"
     return (
-        f"median {statistics.median(delays):.2f} s, min {min(delays):.2f} s, max {max(delays):.2f} s (n={len(delays)})"
+        f"median {statistics.median(delays):.2f} s, min {min(delays):.2f} s{tail}, max {max(delays):.2f} s "
+        f"(n={len(delays)})"
     )
 
 
