@@ -261,6 +261,12 @@ class ContinuousBatcher:
             for row in (*self.rows, *self.waiting)
         )
 
+    def top_waiting(self) -> list[Row]:
+        """The waiting rows of the highest rank (``Row.rank``), in queue order: the ones the next prefill serves and
+        rows are paused for."""
+        top = max(row.rank for row in self.waiting)
+        return [row for row in self.waiting if row.rank == top]
+
     @property
     def held_rows(self) -> int:
         """Rows running, or waiting to run but for prefills ahead of time (every other request goes before them)."""
@@ -398,8 +404,7 @@ class ContinuousBatcher:
         prefill go together, before long prompts' chunks."""
         if self.rows and self.prefilled_last:
             return None
-        top = max(row.rank for row in self.waiting)
-        candidates = [row for row in self.waiting if row.rank == top]
+        candidates = self.top_waiting()
         group, tokens = [], 0
         for row in candidates:
             if len(group) == room:
@@ -419,7 +424,8 @@ class ContinuousBatcher:
         if single is None:
             return None
         share = self.prefill_share
-        outranks = top[0] > max((row.priority for row in self.rows), default=top[0] - 1)
+        top = candidates[0].priority
+        outranks = top > max((row.priority for row in self.rows), default=top - 1)
         if (
             not self.rows
             or outranks
@@ -708,11 +714,10 @@ class ContinuousBatcher:
         joined last first (they have written least)."""
         if not self.waiting or not self.rows:
             return
-        top = max(row.rank for row in self.waiting)
-        waiting = sum(1 for row in self.waiting if row.rank == top)
-        need = rows_to_pause(waiting, self.max_rows - len(self.rows), ahead=not top[1])
+        top = self.top_waiting()
+        need = rows_to_pause(len(top), self.max_rows - len(self.rows), ahead=top[0].request.ahead)
         if need > 0:
-            self.pause_below(top[0], need)
+            self.pause_below(top[0].priority, need)
 
     def pause_below(self, priority: int, count: int) -> int:
         """Pause up to ``count`` running rows of lower priority than ``priority``: the lowest priority first, and

@@ -142,13 +142,12 @@ class Lanes:
         room and its own lower-priority rows pause long-lane rows."""
         main, long = self.main, self.long
         if main.waiting and long.rows:
-            top = max(row.rank for row in main.waiting)  # as the main lane's _make_room counts
+            top = main.top_waiting()  # as the main lane's _make_room counts
             room = self.capacity - len(long.rows) - len(main.rows)
-            pausable_in_main = sum(1 for row in main.rows if row.priority < top[0])
-            waiting = sum(1 for row in main.waiting if row.rank == top)
-            need = rows_to_pause(waiting, room + pausable_in_main, ahead=not top[1])
+            pausable_in_main = sum(1 for row in main.rows if row.priority < top[0].priority)
+            need = rows_to_pause(len(top), room + pausable_in_main, ahead=top[0].request.ahead)
             if need > 0:
-                long.pause_below(top[0], need)
+                long.pause_below(top[0].priority, need)
         main.max_rows = self.capacity - len(long.rows)
         # Every waiting request counts here, prefills ahead of time too: a long row admitted beside them would be paused
         # for them at the next step.
