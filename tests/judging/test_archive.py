@@ -3,7 +3,6 @@
 import gzip
 import io
 import json
-import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -12,6 +11,7 @@ from django.urls import reverse
 from judging.archive import ArchiveError, restore_archive, write_archive
 from judging.models import Experiment, ModelAnswer, ModelConfig, QuestionSet, Trial, Turn, Verdict
 from judging.services import experiment_launch, trial_open, verdict_submit
+from tests.pages import without_csrf_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def judged_experiment(make_model_config, make_experiment, judge, other_judge):
 def analysis_page(client, experiment_id: int) -> str:
     """The analysis page, without the per-response CSRF token of its log-out form."""
     page = client.get(reverse("results:analysis"), {"experiment": experiment_id}).content.decode()
-    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", page)
+    return without_csrf_tokens(page)
 
 
 def forget(experiment: Experiment, *users) -> None:

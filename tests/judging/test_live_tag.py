@@ -14,6 +14,7 @@ from judging import live_tag, quotes, selectors, views
 from judging.models import Trial, Turn
 from judging.services import experiment_close, live_dead_claim_cutoff, live_move, trial_open, verdict_submit
 from tests.judging.test_trial_partials import finish_round, first_trial
+from tests.pages import without_csrf_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def page_shown(client, trial) -> str:
         reverse("judging:trial_live", args=[trial.pk]), HTTP_HX_REQUEST="true", HTTP_X_LIVE_FULL="1"
     ).content.decode()
     html = re.sub(r'data-seconds="\d+">\d+<', "", html)
-    html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)  # masked anew in each reply
+    html = without_csrf_tokens(html)
     return re.sub(r'hx-ptag="[^"]*"', "", html)
 
 
