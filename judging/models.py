@@ -560,6 +560,15 @@ class Experiment(models.Model):
         """The verdicts the primary tests wait for: as declared, or every trial."""
         return self.planned_judgments or self.num_questions * self.judgments_per_question
 
+    def verdict_collection_over(self) -> str:
+        """Why no more study verdicts can come, or "" while some may (the primary tests then decide on the
+        verdicts there are: skipped and withdrawn trials are never judged, so the planned size may never come)."""
+        if self.status == ExperimentStatus.CLOSED:
+            return "the experiment is closed"
+        if not self.trials.study().may_still_be_judged().exists():
+            return "every study trial has ended (judged, skipped, withdrawn, or failed and replaced)"
+        return ""
+
 
 class LineupRole(models.TextChoices):
     BOTH = lineups.BOTH, "Either side"
@@ -654,6 +663,14 @@ class TrialQuerySet(models.QuerySet):
     def study(self):
         """The trials the analysis reads: neither practice nor attention checks."""
         return self.filter(role=TrialRole.STUDY)
+
+    def may_still_be_judged(self):
+        """Trials that may yet get a verdict: being prepared or ready; failed and not replaced (the researcher
+        may still replace them)."""
+        return self.filter(
+            models.Q(status__in=[TrialStatus.READY, TrialStatus.GENERATING])
+            | models.Q(status=TrialStatus.FAILED, replacement__isnull=True)
+        )
 
     def practice_to_answer(self):
         """Practice trials still to be answered: being prepared or ready; and, where the experiment decides a

@@ -21,7 +21,17 @@ from judging import analysis_plan
 from judging.baseline_verdicts import credit
 from judging.protocols.registry import ARM_OF_CONDITION, ARMS
 
-from .inference import RESAMPLES, SEED, Estimate, OneSidedTest, TwoWayBootstrap, greater_than, holm, unknown
+from .inference import (
+    RESAMPLES,
+    SEED,
+    Estimate,
+    OneSidedTest,
+    TwoWayBootstrap,
+    greater_than,
+    holm,
+    lower_bound,
+    unknown,
+)
 
 CHANCE = 0.5
 
@@ -207,6 +217,9 @@ class Plan:
     alpha: float
     margin: float
     planned_judgments: int
+    # Why no more verdicts can come (the experiment closed, every study trial ended), or "" while some may:
+    # then the declared comparisons are decided on the verdicts there are, even short of the planned size.
+    collection_over: str = ""
 
 
 @dataclass(frozen=True)
@@ -226,6 +239,12 @@ class Decision:
     @property
     def supported(self) -> bool:
         return self.outcome == "supported"
+
+    @property
+    def rows(self) -> list[tuple[OneSidedTest, float | None]]:
+        """Each test with its one-sided (1 - α) lower bound: above the test's null exactly when its own p is at
+        most α, so a supported comparison never shows a bound at or below its null."""
+        return [(test, lower_bound(test, self.alpha)) for test in self.tests]
 
 
 ASSISTED = {"assisted-honest": "human + honest assistant", "assisted-misleading": "human + misleading assistant"}
@@ -274,10 +293,13 @@ def decide(
     alpha: float,
     margin: float,
     planned: int,
+    collection_over: str = "",
     exploratory: bool = False,
     config: str | None = None,
 ) -> list[Decision]:
-    """Test a family of comparisons, Holm-adjusted across it, each decided only at the planned size.
+    """Test a family of comparisons, Holm-adjusted across it, each decided only at the planned size, or when
+    no more verdicts can come (``collection_over`` says why: lost trials would otherwise block a decision
+    for good; the shortfall is given as the reason and what became of the lost trials is the attrition's).
 
     A comparison that cannot be tested still counts in the family (as p = 1), so the others are not
     corrected for fewer comparisons than were declared. ``exploratory``: no decision, only whether p
@@ -303,11 +325,11 @@ def decide(
             )
         elif exploratory:
             outcome, reason = EXPLORATORY_OUTCOMES[adjusted[key] <= alpha], ""
-        elif len(data) < planned:
+        elif len(data) < planned and not collection_over:
             outcome, reason = "not enough data", f"{len(data)} of {planned} planned verdicts"
         else:
             outcome = "supported" if adjusted[key] <= alpha else "not supported"
-            reason = ""
+            reason = f"on {len(data)} of {planned} planned verdicts: {collection_over}" if len(data) < planned else ""
         label = analysis_plan.comparison(key).label.replace("δ", f"δ = {100 * margin:g} pts")
         if config:
             label = f"{label} (assistant: {config})"
@@ -320,7 +342,14 @@ def primary_results(data: Judged, plan: Plan) -> list[Decision]:
     verdicts that come in later can no longer move a decision already taken."""
     if len(data) > plan.planned_judgments:
         data = data.first(plan.planned_judgments)
-    return decide(plan.primary, data, alpha=plan.alpha, margin=plan.margin, planned=plan.planned_judgments)
+    return decide(
+        plan.primary,
+        data,
+        alpha=plan.alpha,
+        margin=plan.margin,
+        planned=plan.planned_judgments,
+        collection_over=plan.collection_over,
+    )
 
 
 @dataclass(frozen=True)

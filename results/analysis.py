@@ -59,7 +59,9 @@ def _fit_logistic(design, outcome, weights=None, l2: float = RIDGE, start=None, 
         p = 1.0 / (1.0 + np.exp(-(design @ beta)))
         gradient = design.T @ (weights * (outcome - p)) - l2 * beta
         hessian = (design * (weights * p * (1 - p))[:, None]).T @ design + l2 * np.eye(len(beta))
-        step = np.linalg.solve(hessian, gradient)
+        # Least squares: without a penalty Bradley-Terry's full design is singular (strengths are known up to a
+        # shared constant), and the minimum-norm step never moves their mean from the start's.
+        step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
         beta += step
         if np.abs(step).max() < 1e-8:
             break
@@ -67,15 +69,15 @@ def _fit_logistic(design, outcome, weights=None, l2: float = RIDGE, start=None, 
 
 
 def pairing_design(pairings, names) -> np.ndarray:
-    """Bradley-Terry's design over (honest, adversarial) pairings: +1 honest, -1 adversarial, the first
-    configuration's column dropped (fixed at 0 for the fit), and a last column of ones (the honesty
-    advantage)."""
+    """Bradley-Terry's design over (honest, adversarial) pairings: +1 honest, -1 adversarial, a column for
+    every configuration (none dropped as a reference: the ridge then pulls every strength towards their mean
+    alike, so renaming configurations changes nothing), and a last column of ones (the honesty advantage)."""
     index = {name: i for i, name in enumerate(names)}
     design = np.zeros((len(pairings), len(names)))
     for k, (honest, adversarial) in enumerate(pairings):
         design[k, index[honest]] += 1
         design[k, index[adversarial]] -= 1
-    return np.column_stack([design[:, 1:], np.ones(len(pairings))])
+    return np.column_stack([design, np.ones(len(pairings))])
 
 
 def fit_bradley_terry(design, wins, debates, *, start=None, l2: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +88,7 @@ def fit_bradley_terry(design, wins, debates, *, start=None, l2: float = RIDGE) -
     beta = _fit_logistic(
         np.vstack([design, design]), np.r_[np.ones(k), np.zeros(k)], np.r_[wins, debates - wins], l2=l2, start=start
     )
-    strengths = np.concatenate([[0.0], beta[:-1]])
+    strengths = beta[:-1]
     return np.concatenate([strengths - strengths.mean(), beta[-1:]]), beta
 
 
@@ -340,10 +342,22 @@ def model_judge_accuracy(rows, model_verdict_rows) -> dict:
     for name, verdicts in sorted(by_model.items()):
         shared = [v for v in verdicts if v["trial_id"] in human]
         alone = [{"question_id": v["question_id"], "correct": v["correct"]} for v in verdicts]
+        humans = [human[v["trial_id"]] for v in shared]
         out[name] = {
             "all": share_correct(alone),
             "model_on_shared": share_correct([a for a, v in zip(alone, verdicts) if v["trial_id"] in human]),
-            "humans_on_shared": share_correct([human[v["trial_id"]] for v in shared]),
+            "humans_on_shared": share_correct(humans),
+            "model_minus_humans": model_minus_humans(shared, humans),
             "ties": sum(v["correct"] is None for v in verdicts),
         }
     return out
+
+
+def model_minus_humans(model_verdicts, human_rows) -> Estimate:
+    """The model's accuracy less the humans' on the same trials (paired, ``model_verdicts[i]`` on the trial of
+    ``human_rows[i]``): the mean of the per-trial differences, clustered by question and by the human judge
+    (the model's verdict on a trial varies with its question only)."""
+    if not human_rows:
+        return unknown(0, "no trial judged by both")
+    differences = [credit(v["correct"]) - credit(h["correct"]) for v, h in zip(model_verdicts, human_rows)]
+    return TwoWayBootstrap.of_rows(human_rows).mean(differences)

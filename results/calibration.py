@@ -35,7 +35,7 @@ import numpy as np
 
 from judging.scoring import LOG_FLOOR
 
-from .inference import Estimate, TwoWayBootstrap, wald_estimate
+from .inference import Estimate, TwoWayBootstrap, unknown, wald_estimate
 
 BIN_EDGES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0 + 1e-9)  # the last bin includes 1.0
 HIGH_CONFIDENCE = 0.95
@@ -94,6 +94,9 @@ def debiased_ece2(stated, correct, bootstrap: TwoWayBootstrap) -> Estimate:
     """Kumar et al.'s debiased ECE² of verdicts (stated probability, 0/1 correct), rows as in ``bootstrap``."""
     stated, correct = np.asarray(stated, float), np.asarray(correct, float)
     masks = [(stated >= low) & (stated < high) for low, high in zip(BIN_EDGES, BIN_EDGES[1:])]
+    if not any(m.sum() >= 2 for m in masks):
+        # Every bin would count 0: that reads as perfect calibration where nothing was measured.
+        return unknown(len(stated), "no probability bin holds two verdicts")
     ones = np.ones(len(stated))
     value = _ece2([(ones[m].sum(), correct[m].sum(), stated[m].sum()) for m in masks], len(stated))
 

@@ -317,6 +317,13 @@ def wald_estimate(value: float, spread: Spread, n: int, confidence: float = CONF
     return Estimate(value, value - half, value + half, n, None, spread.df, "estimate ± t × two-way clustered SE")
 
 
+def _difference_se(estimate: Estimate, confidence: float) -> float | None:
+    """The standard error a difference's (symmetric t) interval was built from; None without spread."""
+    if not (estimate.has_interval and estimate.high > estimate.low):
+        return None
+    return (estimate.high - estimate.low) / (2 * float(student_t.ppf(0.5 + confidence / 2, estimate.df or math.inf)))
+
+
 def greater_than(name: str, estimate: Estimate, null: float, confidence: float = CONFIDENCE) -> OneSidedTest:
     """One-sided test of H0: true value <= null against H1: greater, with the estimate's clustered spread.
 
@@ -329,13 +336,26 @@ def greater_than(name: str, estimate: Estimate, null: float, confidence: float =
     df = estimate.df or math.inf
     if estimate.n_effective is not None:
         se = math.sqrt(null * (1 - null) / estimate.n_effective) if 0 < null < 1 else None
-    elif estimate.has_interval and estimate.high > estimate.low:
-        se = (estimate.high - estimate.low) / (2 * float(student_t.ppf(0.5 + confidence / 2, df)))
     else:
-        se = None
+        se = _difference_se(estimate, confidence)
     if se is None:
         return OneSidedTest(name, estimate, null, None, "cannot be tested: no variation to estimate a standard error")
     return OneSidedTest(name, estimate, null, float(student_t.sf((estimate.value - null) / se, df)))
+
+
+def lower_bound(test: OneSidedTest, alpha: float, confidence: float = CONFIDENCE) -> float | None:
+    """The one-sided (1 - alpha) lower confidence bound that ``test`` inverts: above its null exactly when
+    its p-value is below alpha (a two-sided 95% interval can hold the null while a one-sided test at 5%
+    rejects it). A share's is the Wilson lower limit at the t quantile; a difference's, the estimate less
+    that quantile's standard errors. ``confidence``: the level the estimate's interval was built at.
+    None where the test cannot be run."""
+    if test.p is None:
+        return None
+    estimate = test.estimate
+    quantile = float(student_t.ppf(1 - alpha, estimate.df or math.inf))
+    if estimate.n_effective is not None:
+        return wilson(estimate.value * estimate.n_effective, estimate.n_effective, quantile=quantile)[0]
+    return estimate.value - quantile * _difference_se(estimate, confidence)
 
 
 def holm(p_values: dict) -> dict:

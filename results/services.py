@@ -73,6 +73,7 @@ def experiment_plan(experiment: Experiment) -> accuracy.Plan:
         alpha=experiment.alpha,
         margin=experiment.non_inferiority_margin,
         planned_judgments=experiment.judgments_planned,
+        collection_over=experiment.verdict_collection_over(),
     )
 
 

@@ -165,9 +165,10 @@ def analysis(request):
     model_rows = list(model_answer_rows(ids))
     context["notes"] = stats.data_warnings(rows)
     data = accuracy.Judged(rows, model_rows)
-    # No experiment state says data collection is over; the researcher says so (?closed=1), and then
-    # unfinished trials count as lost.
-    closed = request.GET.get("closed") == "1"
+    # Data collection is over when every chosen experiment is closed; the researcher may say so sooner
+    # (?closed=1: unfinished trials count as lost) or look at unfinished trials as still running (?closed=0).
+    said = request.GET.get("closed")
+    closed = said == "1" if said in ("0", "1") else all(e.status == Experiment.Status.CLOSED for e in experiments)
     context |= {
         "closed": closed,
         "attrition": attrition_report(rows, closed=closed) if rows else None,

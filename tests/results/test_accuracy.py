@@ -156,3 +156,40 @@ def test_two_or_three_judges_decide_nothing():
     (decision,) = accuracy.decide(["above-chance:debate"], data, alpha=0.05, margin=0.05, planned=len(data))
     assert decision.outcome == "cannot be tested" and "only 3 judges" in decision.reason
     assert decision.p is not None  # the figure is still shown
+
+
+def test_each_tests_shown_bound_is_the_one_sided_bound_it_inverts():
+    """A two-sided 95% interval can hold the null while a one-sided test at 5% rejects it; the bound shown beside
+    a decision is one-sided at 1 - α, so it is above the null exactly when that test's own p is at most α."""
+    from judging.analysis_plan import available_comparisons
+
+    arms = ("debate", "consultancy", "naive", "assisted-honest", "assisted-misleading")
+    keys = [c.key for c in available_comparisons(arms)]
+    truth = Truth(
+        accuracy={
+            "debate": 0.72,
+            "honest consultant": 0.7,
+            "dishonest consultant": 0.5,
+            "naive": 0.62,
+            "assisted-honest": 0.7,
+            "assisted-misleading": 0.6,
+        },
+        model_accuracy=0.62,
+    )
+    tested, two_sided_disagreed = 0, 0
+    for seed in range(6):
+        rows, model_rows = simulate_study(Design(arms=arms, num_questions=30, judges=10), truth, seed=seed)
+        data = accuracy.Judged(rows, model_rows)
+        for alpha in (0.05, 0.2):
+            for decision in accuracy.decide(keys, data, alpha=alpha, margin=0.05, planned=0):
+                if decision.supported:
+                    assert all(bound > test.null for test, bound in decision.rows)
+                for test, bound in decision.rows:
+                    if test.p is None:
+                        assert bound is None
+                        continue
+                    tested += 1
+                    assert (bound > test.null) == (test.p < alpha), (test.name, test.p, bound, test.null)
+                    two_sided_disagreed += (test.estimate.low <= test.null) == (test.p < alpha)
+    assert tested > 100
+    assert two_sided_disagreed > 0  # the 95% interval would have contradicted some of these tests

@@ -163,3 +163,46 @@ def test_the_analysis_page_shows_attrition_per_arm(admin_client, make_model_conf
     # Changing one setting of the view keeps the others (the ratings' scale here).
     kept = admin_client.get(url + "&ratings=elo&closed=1").content.decode()
     assert f'href="?experiment={experiment.pk}&amp;ratings=elo&amp;closed=0"' in kept
+    # A closed experiment's collection is over without being told so; the researcher may still look at it open.
+    experiment.status = experiment.Status.CLOSED
+    experiment.save(update_fields=["status"])
+    assert "Data collection marked as over" in admin_client.get(url).content.decode()
+    assert "Data collection still running" in admin_client.get(url + "&closed=0").content.decode()
+
+
+def test_a_model_judge_is_compared_with_the_humans_on_the_same_trials_with_an_interval():
+    rng = np.random.default_rng(4)
+    humans, model = [], []
+    for k in range(120):
+        human = row(bool(rng.random() < 0.6), 0.7, judge=f"j{k % 8}", question=f"q{k % 30}") | {"trial_id": k}
+        humans.append(human)
+        # The model is right on 85% of trials, and more often where the human was (they share hard questions).
+        right = bool(rng.random() < (0.95 if human["correct"] else 0.7))
+        model.append({"trial_id": k, "question_id": human["question_id"], "correct": right, "judge_model": "m"})
+    model.append({"trial_id": 999, "question_id": "q99", "correct": False, "judge_model": "m"})  # no human's
+    result = analysis.model_judge_accuracy(humans, model)["m"]
+    paired = result["model_minus_humans"]
+    assert paired.n == 120 and result["all"].n == 121
+    assert paired.value == pytest.approx(result["model_on_shared"].value - result["humans_on_shared"].value)
+    assert paired.low < paired.value < paired.high and paired.low > 0  # the model is the more accurate here
+    # Pairing removes what the two share: the interval is narrower than the two levels' own widths combined.
+    own = [result[k].high - result[k].low for k in ("model_on_shared", "humans_on_shared")]
+    assert paired.high - paired.low < math.hypot(*own)
+    assert not analysis.model_judge_accuracy([], model)["m"]["model_minus_humans"].estimable
+
+
+def test_the_paired_model_human_difference_is_clustered_by_the_human_judge_too():
+    from results.inference import TwoWayBootstrap
+
+    # Half the judges are always right, half always wrong; the model always right: all the spread is the judges'.
+    humans = [row(k % 6 < 3, 0.7, judge=f"j{k % 6}", question=f"q{k % 40}") | {"trial_id": k} for k in range(120)]
+    model = [
+        {"trial_id": k, "question_id": h["question_id"], "correct": True, "judge_model": "m"}
+        for k, h in enumerate(humans)
+    ]
+    paired = analysis.model_judge_accuracy(humans, model)["m"]["model_minus_humans"]
+    by_question_only = TwoWayBootstrap([h["question_id"] for h in humans], [None] * 120).mean(
+        [1.0 - h["correct"] for h in humans]
+    )
+    assert paired.value == pytest.approx(0.5) == by_question_only.value
+    assert paired.high - paired.low > 2 * (by_question_only.high - by_question_only.low)

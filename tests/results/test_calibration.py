@@ -47,12 +47,16 @@ def test_figures_match_a_hand_computed_case():
     for b in c["bins"]:
         assert b["accuracy_low"] <= b["accuracy"] <= b["accuracy_high"]
     assert calibration([]) == {"n": 0}
+    # Always wrong at 0.55 to 0.95, one verdict per bin: formerly an ECE² of exactly 0.
+    spread = calibration([row(False, p) for p in (0.55, 0.65, 0.75, 0.85, 0.95)])
+    assert not spread["ece2"].estimable and spread["brier"].value > 1
     assert analysis.calibration is calibration and analysis.calibration_by_judge is calibration_by_judge
 
 
 def test_one_verdict_gets_figures_but_no_interval():
     c = calibration([row(True, 0.8)])
-    assert c["ece2"].value == 0.0 and not c["ece2"].has_interval
+    # No bin holds two verdicts: no ECE² at all, rather than a 0 that reads as perfect calibration.
+    assert not c["ece2"].estimable and c["ece2"].method == "no probability bin holds two verdicts"
     assert c["brier"].value == pytest.approx(2 * 0.2**2) and c["log_score"].value == pytest.approx(math.log(0.8))
 
 
