@@ -287,11 +287,11 @@ def _design_of(plan: TrialPlan) -> tuple:
     )
 
 
-def _balanced_sides(n: int, rng: random.Random) -> list[str]:
-    """Honest sides for n trials: as many A as B (one more of one at random when n is odd), shuffled."""
-    sides = ["A", "B"] * (n // 2) + ([rng.choice("AB")] if n % 2 else [])
-    rng.shuffle(sides)
-    return sides
+def _independent_sides(n: int, rng: random.Random) -> list[str]:
+    """Honest sides for n practice trials or attention checks, each A or B by a fair draw of its own. Not
+    balanced as the study's are: the truth is shown after a practice trial (and after every trial with
+    immediate feedback), so with as many A as B a judge would know the last one's answer from the others'."""
+    return [rng.choice("AB") for _ in range(n)]
 
 
 def _plan_like(
@@ -357,7 +357,7 @@ def plan_onboarding_trials(
       of the study trial right after it (the one before, at the end), so it is generated and shown like its
       neighbours.
     - Questions: never one of the study's (any judge's) nor one the judge has ``seen``; a judge's practice and
-      attention questions are distinct. Honest sides as many A as B per judge and role, shuffled.
+      attention questions are distinct. Honest sides drawn independently (``_independent_sides``).
 
     Drawn from a generator of its own (seeded by ``seed``), so the study's randomisation is that of
     ``plan_trials`` whatever is added; with neither practice nor checks the study plan is returned as it is.
@@ -378,7 +378,7 @@ def plan_onboarding_trials(
         designs = list(dict.fromkeys(_design_of(p) for p in own))
         avoid = study_questions | seen.get(judge, set())
         practice = _draw(practice_questions, avoid, practice_per_judge, "practice questions", judge, rng)
-        sides = _balanced_sides(practice_per_judge, rng)
+        sides = _independent_sides(practice_per_judge, rng)
         for i, question in enumerate(practice):
             out.append(_plan_like(designs[i % len(designs)], question, judge, sides[i], i, "practice", rng))
         checks = attention_count(attention_rate, len(own))
@@ -386,7 +386,7 @@ def plan_onboarding_trials(
             attention_questions, avoid | {q.id for q in practice}, checks, "attention-check questions", judge, rng
         )
         slots = set(rng.sample(range(len(own) + checks), checks))
-        sides = _balanced_sides(checks, rng)
+        sides = _independent_sides(checks, rng)
         queue = iter(own)
         order: list[TrialPlan | None] = [None if slot in slots else next(queue) for slot in range(len(own) + checks)]
         for slot, plan in enumerate(order):

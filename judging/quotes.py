@@ -42,11 +42,13 @@ OVER_BUDGET = "over_budget"
 
 
 # What the judge's page says of each kind of quote (a quote's title: templates/judging/partials/transcript.html).
+# An over-budget quote is shown as an unverified one: telling them apart would tell the judge that the quote is in
+# the source text after all, and the budget would no longer limit what is verified for them.
 QUOTE_TITLES = {
     VERIFIED: "Verified: this quote matches the source text",
-    OVER_BUDGET: "Over the quote budget: not counted as verified",
-    UNVERIFIED: "Not verified: these words are not in the source text",
+    UNVERIFIED: "Not verified: these words are not in the source text, or they go over the quote budget",
 }
+AS_THE_JUDGE_SEES = {OVER_BUDGET: UNVERIFIED}
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,10 @@ class Segment:
 
 
 def shown(segments: list[Segment]) -> list[dict]:
-    """Segments as the judge's page shows them (a render, or a live poll's JSON): kind, text, a quote's title."""
-    return [{"kind": s.kind, "text": s.text, "title": QUOTE_TITLES.get(s.kind, "")} for s in segments]
+    """Segments as the judge's page shows them (a render, or a live poll's JSON): kind, text, a quote's title;
+    an over-budget quote as an unverified one."""
+    kinds = [AS_THE_JUDGE_SEES.get(s.kind, s.kind) for s in segments]
+    return [{"kind": kind, "text": s.text, "title": QUOTE_TITLES.get(kind, "")} for kind, s in zip(kinds, segments)]
 
 
 def normalise(text: str) -> str:

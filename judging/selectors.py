@@ -74,9 +74,9 @@ SWAPPED = {"A": "B", "B": "A"}
 def judge_visible_speeches(trial: Trial, turns, *, answers_swapped: bool = False) -> list[dict]:
     """The transcript as the judge may see it now, including text still being written.
 
-    Debater speeches carry ``segments``: plain text and quotes marked verified,
-    unverified or over budget (judging.quotes). Only the verdict on each quote
-    reaches the judge, never the passage. ``answers_swapped``: each speaker is
+    Debater speeches carry ``segments``: plain text and quotes marked verified or
+    unverified (over budget shown as unverified: judging.quotes). Only the verdict on
+    each quote reaches the judge, never the passage. ``answers_swapped``: each speaker is
     named by the letter its answer is shown under when the answers are swapped
     (Debater A becomes Debater B); the speeches' own words are left as written.
     """

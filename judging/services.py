@@ -492,11 +492,12 @@ def questions_seen(experiment: Experiment, judge_ids: list[int]) -> dict[int, se
     return seen
 
 
-def questions_debated(question_set_id: int, judge_ids: list[int]) -> dict[int, set[int]]:
-    """For each judge, the questions of the set they argued as a human debater, in any experiment: they read
-    the passage, so they never judge those questions."""
+def questions_debated(judge_ids: list[int]) -> dict[int, set[int]]:
+    """For each judge, the questions they argued as a human debater, in any experiment and of any set (a
+    practice or attention-check set is another experiment's study set): they read the passage, so they never
+    judge those questions."""
     seen: dict[int, set[int]] = {}
-    trials = Trial.objects.filter(question__question_set_id=question_set_id)
+    trials = Trial.objects.all()
     for side in ("honest_person_id", "adversary_person_id"):
         for person_id, question_id in trials.filter(**{f"{side}__in": judge_ids}).values_list(side, "question_id"):
             seen.setdefault(person_id, set()).add(question_id)
@@ -507,11 +508,36 @@ def questions_to_avoid(experiment: Experiment, judge_ids: list[int]) -> dict[int
     """For each judge, the questions of the set they must not judge in this experiment: those they argued
     as a human debater (always), and with the exposure registry on, those they were given elsewhere. The
     launch plans around them, and a replacement never takes one."""
-    avoid = questions_debated(experiment.question_set_id, judge_ids)
+    avoid = questions_debated(judge_ids)
     if experiment.avoid_reexposure:
         for judge_id, given in questions_seen(experiment, judge_ids).items():
             avoid.setdefault(judge_id, set()).update(given)
     return avoid
+
+
+def _refuse_debating_what_they_judge(plans) -> None:
+    """A person may not argue a question they still have to judge in another experiment (launched earlier):
+    arguing it, they read its passage. Their judged trials are past help, and later ones plan around what
+    they argued (``questions_debated``)."""
+    arguing = {(person, p.question_id) for p in plans for person in (p.honest_person, p.adversary_person) if person}
+    if not arguing:
+        return
+    persons, questions = {person for person, _ in arguing}, {question for _, question in arguing}
+    to_judge = (
+        Trial.objects.filter(judge_id__in=persons, question_id__in=questions)
+        .may_still_be_judged()
+        .values_list("judge_id", "question_id", "judge__username", "experiment__name")
+    )
+    clashes = sorted(
+        (name, experiment) for judge, question, name, experiment in to_judge if (judge, question) in arguing
+    )
+    if clashes:
+        names = ", ".join(sorted({name for name, _ in clashes}))
+        where = ", ".join(sorted({repr(experiment) for _, experiment in clashes}))
+        raise LaunchError(
+            f"{names} would argue {len(clashes)} question(s) they still have to judge (in {where}): a debater reads "
+            "the passage. Launch once they have judged those trials, or take them out of the line-up."
+        )
 
 
 def _refuse_judging_debaters(experiment: Experiment, judge_ids: list[int]) -> None:
@@ -585,6 +611,7 @@ def experiment_launch(*, experiment: Experiment, delivery: Delivery | None = Non
             plans = _with_onboarding_trials(experiment, plans, judge_ids, questions, seen)
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
+        _refuse_debating_what_they_judge(plans)
         any_pregenerated = False
         for plan in plans:
             protocol = registry.PROTOCOLS[plan.protocol]
@@ -941,8 +968,8 @@ def speech_submit(*, turn_id: int, person, text: str) -> Turn:
     exactly what follows a model's turn: the trial settles (a pre-generated one becomes ready once every
     turn is done) and the turns now due are sent to generation; the caller then records a live judge's
     response delay (``selectors.record_response_delays``, as generation.session does after a model's
-    turn). Quotes are not refused: like a model's, they are checked and shown to the judge as verified,
-    unverified or over budget (judging.quotes).
+    turn). Quotes are not refused: like a model's, they are checked and shown to the judge as verified
+    or unverified (over budget shown as unverified: judging.quotes).
     """
     text = speech_text(text)
     with transaction.atomic():

@@ -183,6 +183,34 @@ def test_a_judge_never_gets_a_question_they_argued_as_a_debater(make_experiment,
     assert not argued & set(later.trials.values_list("question_id", flat=True))
 
 
+def test_a_person_may_not_argue_a_question_they_still_have_to_judge_elsewhere(make_experiment, model, debater, judge):
+    judging = make_experiment(model, name="Judged by dana", judges=[debater], num_questions=12)  # every question
+    experiment_launch(experiment=judging)
+    arguing = make_experiment(model, name="Argued by dana", pairing="cross-play", judges=[judge], num_questions=6)
+    LineupMember.objects.create(experiment=arguing, arm="debate", person=debater)
+    LineupMember.objects.create(experiment=arguing, arm="debate", model_config=model)
+    with pytest.raises(LaunchError, match=r"dana would argue \d+ question\(s\) they still have to judge \(in 'Judged"):
+        experiment_launch(experiment=arguing)
+    assert not arguing.trials.exists()
+    # Once those trials are judged (here: skipped, as good as judged for this), the passage can no longer help.
+    judging.trials.update(status=Trial.Status.SKIPPED, skipped_at=timezone.now(), skip_reason="r")
+    assert experiment_launch(experiment=arguing) > 0
+
+
+def test_a_question_argued_in_one_set_is_never_a_practice_trial_from_that_set(
+    make_experiment, model, debater, judge, question_set
+):
+    from judging.services import questions_to_avoid
+
+    argued = set(
+        human_vs_model(make_experiment, model, debater, num_questions=6).trials.values_list("question_id", flat=True)
+    )
+    # Another experiment whose own set is different still avoids them (its practice set may be this one).
+    other_set = question_set.__class__.objects.create(name="Another set")
+    later = make_experiment(model, name="Later", judges=[debater], question_set=other_set)
+    assert questions_to_avoid(later, [debater.pk])[debater.pk] >= argued
+
+
 # ---- Writing a speech ------------------------------------------------------------------------------------------
 
 

@@ -202,3 +202,23 @@ def test_the_admin_form_has_the_onboarding_fields_and_refuses_what_cannot_work(
         easy,
         "after_close",
     )
+
+
+@pytest.mark.unit
+def test_practice_and_attention_sides_are_drawn_each_on_its_own():
+    """Shown the truth after each practice trial, a judge must not be able to tell the last one's answer from
+    the others': with as many A as B, two practice trials would always have opposite sides."""
+    pairs = collections.Counter()
+    sides = collections.Counter()
+    for seed in range(60):
+        _, plans = planned(seed=seed)
+        for judge in JUDGES:
+            mine = sorted((p for p in plans if p.judge_id == judge), key=lambda p: p.queue_position)
+            practice = [p.honest_side for p in mine if p.role == "practice"]
+            checks = [p.honest_side for p in mine if p.role == "attention"]
+            pairs["same" if practice[0] == practice[1] else "opposite"] += 1
+            pairs["checks same" if checks[0] == checks[1] else "checks opposite"] += 1
+            sides.update(practice + checks)
+    # 180 pairs of fair draws each: about half alike (far from none: balanced sides gave 0 of 180).
+    assert 60 < pairs["same"] < 120 and 60 < pairs["checks same"] < 120
+    assert 0.4 < sides["A"] / (sides["A"] + sides["B"]) < 0.6
