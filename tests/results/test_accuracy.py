@@ -193,3 +193,18 @@ def test_each_tests_shown_bound_is_the_one_sided_bound_it_inverts():
                     two_sided_disagreed += (test.estimate.low <= test.null) == (test.p < alpha)
     assert tested > 100
     assert two_sided_disagreed > 0  # the 95% interval would have contradicted some of these tests
+
+
+def test_the_judge_and_question_gates_count_the_verdicts_each_comparison_rests_on():
+    debate = [row(k % 4 != 0, judge=f"j{k % 8}", question=f"q{k % 20}") for k in range(80)]
+    # Consultancy judged by two of the eight judges only: its own test generalises to no other judge.
+    consultancy = [
+        row(k % 3 != 0, condition="honest consultant", protocol="consultancy", judge=f"j{k % 2}", question=f"q{k}")
+        for k in range(40)
+    ]
+    data = accuracy.Judged(debate + consultancy)
+    by_debate, by_consultancy = accuracy.decide(
+        ["above-chance:debate", "above-chance:consultancy"], data, alpha=0.05, margin=0.05, planned=0
+    )
+    assert by_debate.outcome in ("supported", "not supported") and by_debate.p is not None  # eight judges: tested
+    assert by_consultancy.outcome == "cannot be tested" and by_consultancy.reason.startswith("only 2 judges")
