@@ -528,14 +528,15 @@ def _refuse_debating_what_they_judge(plans) -> None:
         .may_still_be_judged()
         .values_list("judge_id", "question_id", "judge__username", "experiment__name")
     )
-    clashes = sorted(
-        (name, experiment) for judge, question, name, experiment in to_judge if (judge, question) in arguing
-    )
+    clashes = [
+        (name, question, experiment) for judge, question, name, experiment in to_judge if (judge, question) in arguing
+    ]
     if clashes:
-        names = ", ".join(sorted({name for name, _ in clashes}))
-        where = ", ".join(sorted({repr(experiment) for _, experiment in clashes}))
+        names = ", ".join(sorted({name for name, _, _ in clashes}))
+        count = len({(name, question) for name, question, _ in clashes})
+        where = ", ".join(sorted({repr(experiment) for _, _, experiment in clashes}))
         raise LaunchError(
-            f"{names} would argue {len(clashes)} question(s) they still have to judge (in {where}): a debater reads "
+            f"{names} would argue {count} question(s) they still have to judge (in {where}): a debater reads "
             "the passage. Launch once they have judged those trials, or take them out of the line-up."
         )
 
