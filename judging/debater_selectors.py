@@ -52,8 +52,9 @@ def debater_speeches(person) -> dict:
 
 
 def _visible_transcript(trial: Trial, me: str) -> tuple[list[dict], set[int]]:
-    """The transcript ``me`` may see, each debater speech split into text and checked quotes as the judge
-    will see it, and the passage positions quoted so far in it (judging.quotes)."""
+    """The transcript ``me`` may see, each debater speech split into text and checked quotes (verified,
+    unverified, or over budget: the judge sees the last two alike, ``quotes.shown``), and the passage positions
+    quoted so far in it (judging.quotes)."""
     protocol = trial.protocol_spec
     passage = trial.question.passage
     covered: set[int] = set()
@@ -112,9 +113,10 @@ def debater_view_of_turn(turn: Turn) -> dict:
 
 
 def speech_check(turn: Turn, text: str) -> dict:
-    """A draft checked as the judge will see it: its length against the limit, and each quote verified,
-    unverified or over the budget, counting only new quoted material (what earlier speeches the debater
-    can see have quoted is free; an opponent's hidden same-round speech can only make it cheaper)."""
+    """A draft checked as the judge will weigh it: its length against the limit, and each quote verified,
+    unverified or over the budget (the judge sees the last two alike), counting only new quoted material
+    (what earlier speeches the debater can see have quoted is free; an opponent's hidden same-round speech can
+    only make it cheaper)."""
     trial = turn.trial
     text = speech_text(text)
     _, covered = _visible_transcript(trial, turn.speaker)

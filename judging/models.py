@@ -563,8 +563,16 @@ class Experiment(models.Model):
     def verdict_collection_over(self) -> str:
         """Why no more study verdicts can come, or "" while some may (the primary tests then decide on the
         verdicts there are: skipped and withdrawn trials are never judged, so the planned size may never come)."""
+        if self.status == ExperimentStatus.DRAFT:
+            return ""
         if self.status == ExperimentStatus.CLOSED:
-            return "the experiment is closed"
+            # Said, so that closing early, when the results looked good, shows on the page.
+            unjudged = self.trials.study().may_still_be_judged().count()
+            return (
+                f"the experiment was closed with {unjudged} study trial(s) unjudged"
+                if unjudged
+                else "the experiment is closed"
+            )
         if not self.trials.study().may_still_be_judged().exists():
             return "every study trial has ended (judged, skipped, withdrawn, or failed and replaced)"
         return ""

@@ -525,6 +525,7 @@ def _refuse_debating_what_they_judge(plans) -> None:
     persons, questions = {person for person, _ in arguing}, {question for _, question in arguing}
     to_judge = (
         Trial.objects.filter(judge_id__in=persons, question_id__in=questions)
+        .exclude(experiment__status=Experiment.Status.CLOSED)  # a closed experiment's trials are never judged
         .may_still_be_judged()
         .values_list("judge_id", "question_id", "judge__username", "experiment__name")
     )

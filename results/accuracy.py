@@ -5,9 +5,10 @@ figure can be recomputed from an export (docs/analysis.md). Every interval accou
 of verdicts by question and by judge (``results.inference``). A verdict is correct when it chose the
 correct answer; in debate that is exactly "the honest debater won".
 
-Tests are one-sided and decided only at the experiment's planned size: before it, the page shows the
-estimate, interval and p-value and says "not enough data", so watching results come in cannot turn
-into stopping when they look good.
+Tests are one-sided and decided only at the experiment's planned size, or once no more verdicts can come
+(the experiment closed, or every study trial ended: the reason then gives the shortfall, and how many trials a
+close left unjudged); before that the page shows the estimate, bound and p-value and says "not enough data", so
+watching results come in cannot turn into stopping when they look good without the page saying so.
 """
 
 from __future__ import annotations
@@ -287,6 +288,8 @@ def _tests(
 # "above chance" test passed falsely 7-9% of the time at alpha = 5%. One judge is allowed: its results
 # generalise over questions only, and the page says so.
 MIN_JUDGES_FOR_TESTS = 4
+# What a test resting on one judge's verdicts is said to mean (beside its outcome, whatever the other arms have).
+ONE_JUDGE = "one judge: this generalises over questions only, not to other judges"
 
 EXPLORATORY_OUTCOMES = {True: "p ≤ α (exploratory)", False: "p > α (exploratory)"}
 
@@ -332,12 +335,13 @@ def decide(
                 f"{MIN_JUDGES_FOR_TESTS} (with 2 or 3, simulated false-pass rates reached 7-9% at α = 5%)"
             )
         elif exploratory:
-            outcome, reason = EXPLORATORY_OUTCOMES[adjusted[key] <= alpha], ""
+            outcome, reason = EXPLORATORY_OUTCOMES[adjusted[key] <= alpha], ONE_JUDGE if n_judges == 1 else ""
         elif len(data) < planned and not collection_over:
             outcome, reason = "not enough data", f"{len(data)} of {planned} planned verdicts"
         else:
             outcome = "supported" if adjusted[key] <= alpha else "not supported"
-            reason = f"on {len(data)} of {planned} planned verdicts: {collection_over}" if len(data) < planned else ""
+            short = f"on {len(data)} of {planned} planned verdicts: {collection_over}" if len(data) < planned else ""
+            reason = "; ".join(part for part in (short, ONE_JUDGE if n_judges == 1 else "") if part)
         label = analysis_plan.comparison(key).label.replace("δ", f"δ = {100 * margin:g} pts")
         if config:
             label = f"{label} (assistant: {config})"

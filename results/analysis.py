@@ -59,9 +59,12 @@ def _fit_logistic(design, outcome, weights=None, l2: float = RIDGE, start=None, 
         p = 1.0 / (1.0 + np.exp(-(design @ beta)))
         gradient = design.T @ (weights * (outcome - p)) - l2 * beta
         hessian = (design * (weights * p * (1 - p))[:, None]).T @ design + l2 * np.eye(len(beta))
-        # Least squares: without a penalty Bradley-Terry's full design is singular (strengths are known up to a
-        # shared constant), and the minimum-norm step never moves their mean from the start's.
-        step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
+        if l2 > 0:
+            step = np.linalg.solve(hessian, gradient)
+        else:
+            # Without a penalty Bradley-Terry's full design is singular (strengths are known up to a shared
+            # constant): the minimum-norm step never moves their mean from the start's.
+            step = np.linalg.lstsq(hessian, gradient, rcond=None)[0]
         beta += step
         if np.abs(step).max() < 1e-8:
             break

@@ -345,7 +345,7 @@ def greater_than(name: str, estimate: Estimate, null: float, confidence: float =
 
 def lower_bound(test: OneSidedTest, alpha: float, confidence: float = CONFIDENCE) -> float | None:
     """The one-sided (1 - alpha) lower confidence bound that ``test`` inverts: above its null exactly when
-    its p-value is below alpha (a two-sided 95% interval can hold the null while a one-sided test at 5%
+    its p-value is at most alpha (a two-sided 95% interval can hold the null while a one-sided test at 5%
     rejects it). A share's is the Wilson lower limit at the t quantile; a difference's, the estimate less
     that quantile's standard errors. ``confidence``: the level the estimate's interval was built at.
     None where the test cannot be run."""

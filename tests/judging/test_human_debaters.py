@@ -16,6 +16,7 @@ from judging.models import DEBATERS_GROUP, LineupMember, Trial, Turn
 from judging.services import (
     LaunchError,
     SpeechRefused,
+    experiment_close,
     experiment_launch,
     live_move,
     speech_submit,
@@ -192,8 +193,8 @@ def test_a_person_may_not_argue_a_question_they_still_have_to_judge_elsewhere(ma
     with pytest.raises(LaunchError, match=r"dana would argue \d+ question\(s\) they still have to judge \(in 'Judged"):
         experiment_launch(experiment=arguing)
     assert not arguing.trials.exists()
-    # Once those trials are judged (here: skipped, as good as judged for this), the passage can no longer help.
-    judging.trials.update(status=Trial.Status.SKIPPED, skipped_at=timezone.now(), skip_reason="r")
+    # Once those trials can no longer be judged (here: their experiment closed), the passage can no longer help.
+    experiment_close(experiment=judging)
     assert experiment_launch(experiment=arguing) > 0
 
 

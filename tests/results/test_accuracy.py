@@ -208,3 +208,9 @@ def test_the_judge_and_question_gates_count_the_verdicts_each_comparison_rests_o
     )
     assert by_debate.outcome in ("supported", "not supported") and by_debate.p is not None  # eight judges: tested
     assert by_consultancy.outcome == "cannot be tested" and by_consultancy.reason.startswith("only 2 judges")
+    # Judged by one of them: tested, as a one-judge experiment is, and saying what it generalises over.
+    alone = [r | {"judge": "j0"} for r in consultancy]
+    (by_one,) = accuracy.decide(
+        ["above-chance:consultancy"], accuracy.Judged(debate + alone), alpha=0.05, margin=0.05, planned=0
+    )
+    assert by_one.p is not None and by_one.reason == accuracy.ONE_JUDGE
