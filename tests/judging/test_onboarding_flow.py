@@ -13,6 +13,7 @@ from judging.models import Onboarding, Trial
 from judging.services import TrialRefused, VerdictRefused, experiment_launch, trial_open, trial_skip, verdict_submit
 from tests.judging.onboarding import easy_set, make_all_ready, make_ready
 from tests.judging.pages import open_trial
+from tests.pages import without_csrf_tokens
 
 INSTRUCTIONS = 'Read both answers.\nNever trust <script>alert("x")</script> unverified quotes.'
 
@@ -215,7 +216,7 @@ def normalised(html: str, trial: Trial) -> str:
     html = re.sub(r'hx-ptag="[0-9a-f]+"', 'hx-ptag="T"', html)
     # Its place in the queue (the two are compared one after the other, so one is a trial further on).
     html = re.sub(r"Trial \d+ of \d+", "Trial n of m", html)
-    return "\n".join(line for line in html.splitlines() if "csrfmiddlewaretoken" not in line)
+    return without_csrf_tokens(html)
 
 
 def test_an_attention_check_looks_exactly_like_a_study_trial(onboarding_experiment, judge, judge_client, plan_first):

@@ -17,6 +17,7 @@ from judging.protocols.debate import DebateState
 from judging.protocols.sandwich import sandwich_rules
 from judging.services import live_move, trial_open, trial_skip, verdict_submit
 from results import accuracy
+from tests.pages import without_csrf_tokens
 
 CONDITIONS = ["naive", "assisted-honest", "assisted-misleading"]
 
@@ -124,7 +125,7 @@ def test_the_judge_cannot_tell_the_honest_from_the_misleading_assistant(sandwich
     strip = lambda h: re.sub(  # noqa: E731
         r'hx-ptag="[0-9a-f]+"|Trial \d+ of',
         "T",
-        "\n".join(line for line in h.splitlines() if "csrfmiddlewaretoken" not in line),
+        without_csrf_tokens(h),
     )
     assert strip(pages["assisted-honest"]) == strip(pages["assisted-misleading"])
 
