@@ -266,7 +266,8 @@ def _tests(
         return (greater_than(f"{spec.arms[0]} accuracy > 50%", data.share(mask), CHANCE),), mask
     if spec.kind == analysis_plan.DIFFERENCE:
         a, b = spec.arms
-        return (greater_than(f"{a} − {b} > 0", data.difference(arm(a), arm(b)), 0.0),), arm(a) | arm(b)
+        rows_a, rows_b = arm(a), arm(b)
+        return (greater_than(f"{a} − {b} > 0", data.difference(rows_a, rows_b), 0.0),), rows_a | rows_b
     if spec.kind == analysis_plan.SANDWICH_HELPFUL:
         honest, alone, model = arm("assisted-honest"), arm("naive"), data.model_alone(config)
         tests = (
@@ -314,14 +315,14 @@ def decide(
     fell below α, for comparisons nobody declared. ``config``: the assisted arms' trials of that
     assistant configuration only (a sandwiching variant)."""
     tested = {key: _tests(key, data, margin, config) for key in keys}
-    tests = {key: ts for key, (ts, _) in tested.items()}
-    raw = {key: (None if any(t.p is None for t in ts) else max(t.p for t in ts)) for key, ts in tests.items()}
+    raw = {key: (None if any(t.p is None for t in ts) else max(t.p for t in ts)) for key, (ts, _) in tested.items()}
     family = holm({key: 1.0 if p is None else p for key, p in raw.items()})
     adjusted = {key: family[key] if raw[key] is not None else None for key in raw}
     out = []
     for key, (ts, rows) in tested.items():
         # Counted on the rows this comparison rests on (a sandwiching variant's may come from few judges).
         n_questions, n_judges = data.bootstrap.units("question", rows), data.bootstrap.units("judge", rows)
+        one_judge = ONE_JUDGE if n_judges == 1 else ""
         blocked = [t for t in ts if t.p is None]
         if blocked:
             outcome, reason = "cannot be tested", f"{blocked[0].name}: {blocked[0].reason}"
@@ -335,13 +336,13 @@ def decide(
                 f"{MIN_JUDGES_FOR_TESTS} (with 2 or 3, simulated false-pass rates reached 7-9% at α = 5%)"
             )
         elif exploratory:
-            outcome, reason = EXPLORATORY_OUTCOMES[adjusted[key] <= alpha], ONE_JUDGE if n_judges == 1 else ""
+            outcome, reason = EXPLORATORY_OUTCOMES[adjusted[key] <= alpha], one_judge
         elif len(data) < planned and not collection_over:
             outcome, reason = "not enough data", f"{len(data)} of {planned} planned verdicts"
         else:
             outcome = "supported" if adjusted[key] <= alpha else "not supported"
             short = f"on {len(data)} of {planned} planned verdicts: {collection_over}" if len(data) < planned else ""
-            reason = "; ".join(part for part in (short, ONE_JUDGE if n_judges == 1 else "") if part)
+            reason = "; ".join(part for part in (short, one_judge) if part)
         label = analysis_plan.comparison(key).label.replace("δ", f"δ = {100 * margin:g} pts")
         if config:
             label = f"{label} (assistant: {config})"
