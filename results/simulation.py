@@ -10,7 +10,10 @@ with skill ~ N(0, judge_sd) and difficulty ~ N(0, question_sd) on the logit scal
 is each condition's *population* accuracy, the average over all judges and questions (not over the
 ones drawn), which is what a reported interval claims to cover; the centre is solved from it. A model
 answering alone is right with P = sigmoid(model centre - difficulty[question]), its population
-accuracy ``model_accuracy``. Attrition: a trial of an arm listed in
+accuracy ``model_accuracy``. A judge model (``Truth.judge_models``: name -> its population accuracy) reads
+every trial that did not fail and is right with P = sigmoid(its centre - difficulty[question]), the same
+on every condition: it shares the humans' hard questions, which the paired difference takes out.
+Attrition: a trial of an arm listed in
 ``failure_rate`` fails generation with that probability, more often on hard questions when
 ``failures_on_hard_questions`` (the selection the attrition table is there to reveal).
 
@@ -48,7 +51,7 @@ from judging.protocols.registry import ARMS
 
 from .accuracy import Judged, arm_differences, by_arm, decide
 from .agreement import agreement_by_arm
-from .analysis import debater_ratings, fit_bradley_terry, least_squares_slope, pairing_design
+from .analysis import debater_ratings, fit_bradley_terry, least_squares_slope, model_judge_accuracy, pairing_design
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
 
@@ -98,6 +101,8 @@ class Truth:
     strengths: dict = field(default_factory=dict)
     honesty_advantage: float = 0.0
     truth_gain: float = 0.0
+    # Judge models reading the trials: population accuracy by name (results.analysis.model_judge_accuracy).
+    judge_models: dict = field(default_factory=dict)
 
     def debate_logit(self, honest: str, adversary: str) -> float:
         """The honest side's log-odds of winning at the median judge and question."""
@@ -119,6 +124,10 @@ class Truth:
         """An arm's population accuracy: its conditions are balanced, so the mean of theirs."""
         return float(np.mean([self.accuracy[c] for c in ARMS[arm].conditions]))
 
+    def human_accuracy(self, arms) -> float:
+        """The humans' population accuracy over a design's trials: its arms are balanced, so the mean of theirs."""
+        return float(np.mean([self.arm_accuracy(arm) for arm in arms]))
+
 
 def mean_sigmoid(centre: float, sd: float) -> float:
     """E[sigmoid(centre + sd * Z)], Z standard normal (Gauss-Hermite quadrature)."""
@@ -137,6 +146,13 @@ def conditions_of(arms) -> list[str]:
 
 def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict], list[dict]]:
     """(trial rows, model-answer rows) of one simulated study."""
+    rows, model_rows, _ = simulate_study_with_judge_models(design, truth, seed)
+    return rows, model_rows
+
+
+def simulate_study_with_judge_models(design: Design, truth: Truth, seed: int):
+    """(trial rows, model-answer rows, judge models' verdict rows) of one simulated study; the verdicts are
+    drawn last, so a seed gives the same trials with or without judge models."""
     rng = np.random.default_rng(seed)
     questions = [QuestionInfo(id=q, n_choices=2, correct_index=0) for q in range(design.num_questions)]
     judges = list(range(1, design.judges + 1))
@@ -200,7 +216,22 @@ def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict],
         }
         for q in sorted({p.question_id for p in plans})
     ]
-    return rows, model_rows
+    judge_model_rows = []
+    for name, accuracy in sorted(truth.judge_models.items()):
+        centre = centre_for(accuracy, truth.question_sd)
+        for row in rows:
+            if row["status"] == "failed":
+                continue
+            question = int(row["question_id"][1:])
+            judge_model_rows.append(
+                {
+                    "trial_id": row["trial_id"],
+                    "question_id": row["question_id"],
+                    "judge_model": name,
+                    "correct": bool(rng.random() < sigmoid(centre - difficulty[question])),
+                }
+            )
+    return rows, model_rows, judge_model_rows
 
 
 # ------------------------------------------------------------------- the analysis on known truth ----
@@ -213,11 +244,13 @@ class Scenario:
 
 def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0) -> dict[str, float]:
     """Share of simulated studies whose 95% intervals cover the truth: each arm's level, each difference
-    between arms, and the model alone where the design has sandwiching."""
+    between arms, the model alone where the design has sandwiching, and each judge model's level and its
+    paired difference from the humans on the trials both judged."""
     hits: dict[str, list[bool]] = {}
     truth = scenario.truth
+    humans = truth.human_accuracy(scenario.design.arms)
     for study in range(studies):
-        rows, model_rows = simulate_study(scenario.design, truth, seed + study)
+        rows, model_rows, judge_model_rows = simulate_study_with_judge_models(scenario.design, truth, seed + study)
         sandwiching = any(r["protocol"] == "sandwich" for r in rows)
         data = Judged(rows, model_rows if sandwiching else (), resamples=resamples, seed=seed + study)
         for arm, estimate in by_arm(data).items():
@@ -236,6 +269,13 @@ def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0)
                     data.difference(data.arm("assisted-honest"), data.model_alone()),
                     truth.arm_accuracy("assisted-honest") - truth.model_accuracy,
                 )
+            )
+        for name, found in model_judge_accuracy(rows, judge_model_rows).items():
+            accuracy = truth.judge_models[name]
+            hits.setdefault(f"{name}: level", []).append(_covers(found["all"], accuracy))
+            hits.setdefault(f"{name}: humans on shared trials", []).append(_covers(found["humans_on_shared"], humans))
+            hits.setdefault(f"{name}: model − humans (paired)", []).append(
+                _covers(found["model_minus_humans"], accuracy - humans)
             )
     return {name: float(np.mean(h)) for name, h in hits.items()}
 
@@ -384,16 +424,29 @@ SANDWICH_DESIGN = Design(
 )
 
 COVERAGE_SCENARIOS = (
-    Scenario("debate, 60 questions x 3 judgments, 6 judges", SIX_JUDGES, Truth(accuracy={"debate": 0.7})),
     Scenario(
-        "debate + consultancy, 40 x 2, 4 judges",
+        "debate, 60 questions x 3 judgments, 6 judges; a judge model",
+        SIX_JUDGES,
+        Truth(accuracy={"debate": 0.7}, judge_models={"judge model": 0.65}),
+    ),
+    Scenario(
+        "debate + consultancy, 40 x 2, 4 judges; a judge model",
         Design(arms=("debate", "consultancy"), num_questions=40, judgments_per_question=2, judges=4),
-        Truth(accuracy={"debate": 0.75, "honest consultant": 0.8, "dishonest consultant": 0.5}),
+        Truth(
+            accuracy={"debate": 0.75, "honest consultant": 0.8, "dishonest consultant": 0.5},
+            judge_models={"judge model": 0.75},
+        ),
     ),
     Scenario(
         "sandwiching, 60 x 3, 6 judges",
         SANDWICH_DESIGN,
         Truth(accuracy={"naive": 0.6, "assisted-honest": 0.7, "assisted-misleading": 0.55}, model_accuracy=0.55),
+    ),
+    Scenario(
+        # Where clustering the paired difference by question only would cover about 0.77.
+        "debate, 60 x 3, 6 judges who differ widely (judge sd 1); a judge model",
+        SIX_JUDGES,
+        Truth(accuracy={"debate": 0.7}, judge_sd=1.0, judge_models={"judge model": 0.6}),
     ),
     Scenario(
         # Below the goal (about 0.92): the page warns with 2 or 3 judges and decides no test.
