@@ -241,29 +241,19 @@ def _self_play_slope(boot, won, central, draws, self_play, scale) -> SelfPlaySlo
 
 
 def judge_skill(rows) -> dict:
-    """Each judge's accuracy minus the other judges' accuracy on the same questions.
-
-    Question difficulty is taken out by comparing judges on shared questions only: a verdict counts
-    as (correct - the share of the other judges' verdicts on that question that were correct). These
-    are the judges being described, so intervals resample questions only."""
+    """Each judge's accuracy minus the other judges' accuracy on the same questions, arms taken out
+    (``relative_to_other_judges``). These are the judges being described, so intervals resample
+    questions only."""
     rows = judged(rows)
     judges = sorted({r["judge"] for r in rows})
     if len(judges) < 2:
         return {"error": f"Judge skill needs at least two judges; these verdicts come from {len(judges)}."}
-    by_question = defaultdict(list)
-    for r in rows:
-        by_question[r["question_id"]].append(r)
-    shared = [r for r in rows if len({o["judge"] for o in by_question[r["question_id"]]}) >= 2]
+    shared, relative = relative_to_other_judges(rows, lambda r: 1.0 if r["correct"] else 0.0)
     if not shared:
         return {
             "error": "Judge skill cannot be separated from question difficulty: no question was judged "
             "by more than one judge (set judgments per question to 2 or more)."
         }
-    relative = []
-    for r in shared:
-        others = [1.0 if o["correct"] else 0.0 for o in by_question[r["question_id"]] if o["judge"] != r["judge"]]
-        relative.append((1.0 if r["correct"] else 0.0) - float(np.mean(others)))
-    relative = np.array(relative)
     boot = TwoWayBootstrap.of_rows(shared)
     skills = {}
     for judge in judges:
@@ -272,6 +262,33 @@ def judge_skill(rows) -> dict:
             continue
         skills[judge] = boot.mean(relative, mask, by_question_only=True).within(-1.0, 1.0)
     return {"skills": skills}
+
+
+def relative_to_other_judges(rows, value) -> tuple[list[dict], np.ndarray]:
+    """(the rows of questions judged by two judges or more, each one's ``value`` relative to the other judges').
+
+    Question difficulty is taken out by comparing judges on shared questions only, and the arms' by
+    comparing each verdict with its condition's mean: a row counts as (value - its condition's mean value)
+    less the mean of the same over the other judges' rows on that question. With one condition this is
+    value - the other judges' mean on that question. Without the arms taken out, a judge who judged
+    mostly a hard arm (a crowd judge who left early) read as unskilled. ``value`` is 1 or 0 for
+    correctness; the simulations pass each verdict's chance of being correct, to get the truth."""
+    by_question, by_condition = defaultdict(list), defaultdict(list)
+    for r in rows:
+        by_question[r["question_id"]].append(r)
+        by_condition[r["condition"]].append(value(r))
+    condition_mean = {condition: float(np.mean(values)) for condition, values in by_condition.items()}
+
+    def above_condition(r) -> float:
+        return value(r) - condition_mean[r["condition"]]
+
+    shared = [r for r in rows if len({o["judge"] for o in by_question[r["question_id"]]}) >= 2]
+    relative = [
+        above_condition(r)
+        - float(np.mean([above_condition(o) for o in by_question[r["question_id"]] if o["judge"] != r["judge"]]))
+        for r in shared
+    ]
+    return shared, np.array(relative)
 
 
 def time_summary(records: list[dict]) -> dict:

@@ -51,7 +51,16 @@ from judging.protocols.registry import ARMS
 
 from .accuracy import Judged, arm_differences, by_arm, decide
 from .agreement import agreement_by_arm
-from .analysis import debater_ratings, fit_bradley_terry, least_squares_slope, model_judge_accuracy, pairing_design
+from .analysis import (
+    debater_ratings,
+    fit_bradley_terry,
+    judge_skill,
+    judged,
+    least_squares_slope,
+    model_judge_accuracy,
+    pairing_design,
+    relative_to_other_judges,
+)
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
 
@@ -144,15 +153,24 @@ def conditions_of(arms) -> list[str]:
     return [condition for arm in arms for condition in ARMS[arm].conditions]
 
 
+@dataclass(frozen=True)
+class Simulated:
+    """One simulated study: what the exports would hold, and the chances the verdicts were drawn with."""
+
+    rows: list  # trial rows
+    model_rows: list  # model-answer rows
+    judge_model_rows: list  # the judge models' verdicts, drawn last (a seed gives the same trials without them)
+    # trial id -> its judge's chance of being right in that trial's condition, over the population of questions
+    judge_chance: dict
+
+
 def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict], list[dict]]:
     """(trial rows, model-answer rows) of one simulated study."""
-    rows, model_rows, _ = simulate_study_with_judge_models(design, truth, seed)
-    return rows, model_rows
+    study = simulate(design, truth, seed)
+    return study.rows, study.model_rows
 
 
-def simulate_study_with_judge_models(design: Design, truth: Truth, seed: int):
-    """(trial rows, model-answer rows, judge models' verdict rows) of one simulated study; the verdicts are
-    drawn last, so a seed gives the same trials with or without judge models."""
+def simulate(design: Design, truth: Truth, seed: int) -> Simulated:
     rng = np.random.default_rng(seed)
     questions = [QuestionInfo(id=q, n_choices=2, correct_index=0) for q in range(design.num_questions)]
     judges = list(range(1, design.judges + 1))
@@ -170,13 +188,14 @@ def simulate_study_with_judge_models(design: Design, truth: Truth, seed: int):
     names = dict(enumerate(design.debaters, start=1))
     in_lineup = {"debate"} if design.debaters else set()
     centres = {condition: truth.centre(condition) for condition in {p.condition for p in plans} - in_lineup}
-    rows = []
+    rows, judge_chance = [], {}
     for trial_id, plan in enumerate(plans, start=1):
         if plan.condition in in_lineup:
             centre = truth.debate_logit(names[plan.honest_config], names[plan.adversary_config])
         else:
             centre = centres[plan.condition]
         p_correct = sigmoid(centre + skill[plan.judge_id] - difficulty[plan.question_id])
+        judge_chance[trial_id] = mean_sigmoid(centre + skill[plan.judge_id], truth.question_sd)
         row = {
             "trial_id": trial_id,
             "question_id": f"q{plan.question_id}",
@@ -231,7 +250,7 @@ def simulate_study_with_judge_models(design: Design, truth: Truth, seed: int):
                     "correct": bool(rng.random() < sigmoid(centre - difficulty[question])),
                 }
             )
-    return rows, model_rows, judge_model_rows
+    return Simulated(rows, model_rows, judge_model_rows, judge_chance)
 
 
 # ------------------------------------------------------------------- the analysis on known truth ----
@@ -245,12 +264,14 @@ class Scenario:
 def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0) -> dict[str, float]:
     """Share of simulated studies whose 95% intervals cover the truth: each arm's level, each difference
     between arms, the model alone where the design has sandwiching, and each judge model's level and its
-    paired difference from the humans on the trials both judged."""
+    paired difference from the humans on the trials both judged, and each judge's skill (one rate for all
+    judges: the truth of a judge's skill is ``judge_skill_truth``)."""
     hits: dict[str, list[bool]] = {}
     truth = scenario.truth
     humans = truth.human_accuracy(scenario.design.arms)
     for study in range(studies):
-        rows, model_rows, judge_model_rows = simulate_study_with_judge_models(scenario.design, truth, seed + study)
+        simulated = simulate(scenario.design, truth, seed + study)
+        rows, model_rows = simulated.rows, simulated.model_rows
         sandwiching = any(r["protocol"] == "sandwich" for r in rows)
         data = Judged(rows, model_rows if sandwiching else (), resamples=resamples, seed=seed + study)
         for arm, estimate in by_arm(data).items():
@@ -270,7 +291,11 @@ def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0)
                     truth.arm_accuracy("assisted-honest") - truth.model_accuracy,
                 )
             )
-        for name, found in model_judge_accuracy(rows, judge_model_rows).items():
+        skills = judge_skill(rows).get("skills", {})
+        skill_truth = judge_skill_truth(simulated)
+        for judge, estimate in skills.items():
+            hits.setdefault("skill of each judge", []).append(_covers(estimate, skill_truth[judge]))
+        for name, found in model_judge_accuracy(rows, simulated.judge_model_rows).items():
             accuracy = truth.judge_models[name]
             hits.setdefault(f"{name}: level", []).append(_covers(found["all"], accuracy))
             hits.setdefault(f"{name}: humans on shared trials", []).append(_covers(found["humans_on_shared"], humans))
@@ -278,6 +303,16 @@ def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0)
                 _covers(found["model_minus_humans"], accuracy - humans)
             )
     return {name: float(np.mean(h)) for name, h in hits.items()}
+
+
+def judge_skill_truth(simulated: Simulated) -> dict[str, float]:
+    """What each judge's skill interval claims to cover: the judge's expected figure over questions given who
+    judged what (these judges are the ones described), the analysis's own arithmetic on each verdict's chance
+    of being right instead of its outcome (it is linear in them)."""
+    rows = judged(simulated.rows)
+    shared, relative = relative_to_other_judges(rows, lambda r: simulated.judge_chance[r["trial_id"]])
+    judges = np.array([r["judge"] for r in shared])
+    return {judge: float(relative[judges == judge].mean()) for judge in set(judges)}
 
 
 def _covers(estimate, true_value: float) -> bool:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from results import accuracy, analysis
+from results.simulation import SANDWICH_DESIGN, Truth, simulate_study
 from tests.pages import without_csrf_tokens
 
 
-def row(correct, p, judge="j1", honest="A", protocol="debate", question="q1", config="cfg"):
+def row(correct, p, judge="j1", honest="A", protocol="debate", question="q1", config="cfg", condition="debate"):
     return {
         "verdict": honest if correct else ("B" if honest == "A" else "A"),
         "correct": correct,
@@ -19,6 +20,7 @@ def row(correct, p, judge="j1", honest="A", protocol="debate", question="q1", co
         "protocol": protocol,
         "question_id": question,
         "model_settings": {"config_name": config},
+        "condition": condition,
     }
 
 
@@ -83,6 +85,22 @@ def test_judge_skill_separates_a_skilled_judge_from_hard_questions():
     novice_accuracy = np.mean([r["correct"] for r in rows if r["judge"] == "novice"])
     assert skills["expert"].value == pytest.approx(expert_accuracy - novice_accuracy)
     assert skills["expert"].low > 0 > skills["novice"].high
+
+
+def test_a_judge_who_judged_mostly_the_hardest_arm_is_not_read_as_unskilled():
+    # Every judge equally skilled; judge1 (a crowd judge who left early) kept only misleading-help trials,
+    # 30 points below the honest arm. Compared with the others' verdicts whatever their arm, judge1 read
+    # about 0.19 below them.
+    truth = Truth(
+        accuracy={"naive": 0.6, "assisted-honest": 0.75, "assisted-misleading": 0.45}, judge_sd=0.0, question_sd=1.0
+    )
+    found = []
+    for seed in range(20):
+        rows, _ = simulate_study(SANDWICH_DESIGN, truth, seed)
+        rows = [r for r in rows if r["judge"] != "judge1" or r["condition"] == "assisted-misleading"]
+        found.append(analysis.judge_skill(rows)["skills"]["judge1"])
+    assert abs(np.mean([e.value for e in found])) < 0.05
+    assert np.mean([e.low <= 0 <= e.high for e in found]) >= 0.85
 
 
 def test_data_warnings_say_plainly_what_is_missing():
