@@ -13,7 +13,7 @@ watching results come in cannot turn into stopping when they look good without t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 
 import numpy as np
@@ -203,7 +203,9 @@ def honest_wins_test(data: Judged) -> OneSidedTest | None:
     mask = data.where(lambda r: r["protocol"] == "debate")
     if not mask.any():
         return None
-    return greater_than("honest debaters win more than half", data.share(mask), CHANCE)
+    test = greater_than("honest debaters win more than half", data.share(mask), CHANCE)
+    why = why_untestable((test,), data, mask)
+    return replace(test, p=None, reason=why) if why else test
 
 
 # ------------------------------------------------------------------------------------------- tests ----
@@ -295,6 +297,25 @@ ONE_JUDGE = "one judge: this generalises over questions only, not to other judge
 EXPLORATORY_OUTCOMES = {True: "p ≤ α (exploratory)", False: "p > α (exploratory)"}
 
 
+def why_untestable(tests, data: Judged, rows) -> str:
+    """Why ``tests`` of the verdicts in ``rows`` cannot be decided, or "": one of them cannot be run, the
+    verdicts are on one question, or they come from 2 or 3 judges. Counted on the rows a comparison rests on
+    (a sandwiching variant's may come from few judges)."""
+    n_questions, n_judges = data.bootstrap.units("question", rows), data.bootstrap.units("judge", rows)
+    blocked = [t for t in tests if t.p is None]
+    if blocked:
+        return f"{blocked[0].name}: {blocked[0].reason}"
+    if n_questions < 2:
+        # Nothing said about one question generalises to others: no test, whatever the p-value.
+        return "all verdicts are on one question"
+    if 1 < n_judges < MIN_JUDGES_FOR_TESTS:
+        return (
+            f"only {n_judges} judges: a test that generalises to other judges needs at least "
+            f"{MIN_JUDGES_FOR_TESTS} (with 2 or 3, simulated false-pass rates reached 7-9% at α = 5%)"
+        )
+    return ""
+
+
 def decide(
     keys,
     data: Judged,
@@ -320,21 +341,10 @@ def decide(
     adjusted = {key: family[key] if raw[key] is not None else None for key in raw}
     out = []
     for key, (ts, rows) in tested.items():
-        # Counted on the rows this comparison rests on (a sandwiching variant's may come from few judges).
-        n_questions, n_judges = data.bootstrap.units("question", rows), data.bootstrap.units("judge", rows)
-        one_judge = ONE_JUDGE if n_judges == 1 else ""
-        blocked = [t for t in ts if t.p is None]
-        if blocked:
-            outcome, reason = "cannot be tested", f"{blocked[0].name}: {blocked[0].reason}"
-        elif n_questions < 2:
-            # Nothing said about one question generalises to others: no test, whatever the p-value.
-            outcome, reason = "cannot be tested", "all verdicts are on one question"
-        elif 1 < n_judges < MIN_JUDGES_FOR_TESTS:
-            outcome = "cannot be tested"
-            reason = (
-                f"only {n_judges} judges: a test that generalises to other judges needs at least "
-                f"{MIN_JUDGES_FOR_TESTS} (with 2 or 3, simulated false-pass rates reached 7-9% at α = 5%)"
-            )
+        one_judge = ONE_JUDGE if data.bootstrap.units("judge", rows) == 1 else ""
+        untestable = why_untestable(ts, data, rows)
+        if untestable:
+            outcome, reason = "cannot be tested", untestable
         elif exploratory:
             outcome, reason = EXPLORATORY_OUTCOMES[adjusted[key] <= alpha], one_judge
         elif len(data) < planned and not collection_over:

@@ -156,6 +156,9 @@ def test_two_or_three_judges_decide_nothing():
     (decision,) = accuracy.decide(["above-chance:debate"], data, alpha=0.05, margin=0.05, planned=len(data))
     assert decision.outcome == "cannot be tested" and "only 3 judges" in decision.reason
     assert decision.p is not None  # the figure is still shown
+    # The page's exploratory "honest debaters win more than half" is gated alike: no p-value, the reason.
+    wins = accuracy.honest_wins_test(data)
+    assert wins.p is None and "only 3 judges" in wins.reason and wins.estimate.value > 0.5
 
 
 def test_each_tests_shown_bound_is_the_one_sided_bound_it_inverts():
