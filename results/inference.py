@@ -203,7 +203,7 @@ class TwoWayBootstrap:
         """Two-way variance of a statistic of the rows in ``mask``, from ``draws_of(scheme)``, its values
         in the resamples of each scheme."""
         schemes = ("question",) if by_question_only else self.SCHEMES
-        return self._combine({scheme: _variance(draws_of(scheme)) for scheme in schemes}, mask)
+        return self._combine({scheme: draws_variance(draws_of(scheme)) for scheme in schemes}, mask)
 
     # ----------------------------------------------------------------------- linear statistics, exact --
     def influence_spread(self, influence, mask, *, by_question_only: bool = False) -> Spread:
@@ -222,20 +222,7 @@ class TwoWayBootstrap:
         return self._combine(v, mask)
 
     def _combine(self, v: dict, mask) -> Spread:
-        """V = max(V_question + V_judge - V_cell, V_question, V_judge) with CR1 factors, and its df."""
-        df = {}
-        for scheme in v:
-            clusters = self.units(scheme, mask)
-            # CR1's small-sample factor: with 6 judges the bootstrap alone understates their share by a sixth.
-            v[scheme] *= clusters / (clusters - 1) if clusters > 1 else 1.0
-            df[scheme] = max(clusters - 1, 1)
-        if set(v) == {"question"}:
-            return Spread(v["question"], df["question"])
-        variance = max(v["question"] + v["judge"] - v["cell"], v["question"], v["judge"])
-        # Welch-Satterthwaite: the degrees of freedom of a sum of variances each known from few clusters.
-        denominator = v["question"] ** 2 / df["question"] + v["judge"] ** 2 / df["judge"]
-        satterthwaite = (v["question"] + v["judge"]) ** 2 / denominator if denominator > 0 else math.inf
-        return Spread(variance, max(1.0, min(satterthwaite, df["question"] + df["judge"])))
+        return two_way_spread(v, {scheme: self.units(scheme, mask) for scheme in v})
 
     def _ratio_influence(self, numerator, denominator, mask) -> tuple[float, np.ndarray]:
         """A ratio of sums over ``mask`` and each observation's influence on it (linearised)."""
@@ -296,7 +283,27 @@ class TwoWayBootstrap:
         return wald_estimate(value_a - value_b, spread, n, confidence)
 
 
-def _variance(draws: np.ndarray) -> float:
+def two_way_spread(v: dict, clusters: dict) -> Spread:
+    """A statistic's variance from its bootstrap variance under each scheme (``v``, by scheme) and the number
+    of units each scheme resampled: V = max(V_question + V_judge - V_cell, V_question, V_judge) with CR1
+    factors, and its degrees of freedom. With the question scheme alone, that scheme's."""
+    v, df = dict(v), {}
+    for scheme in v:
+        units = clusters[scheme]
+        # CR1's small-sample factor: with 6 judges the bootstrap alone understates their share by a sixth.
+        v[scheme] *= units / (units - 1) if units > 1 else 1.0
+        df[scheme] = max(units - 1, 1)
+    if set(v) == {"question"}:
+        return Spread(v["question"], df["question"])
+    variance = max(v["question"] + v["judge"] - v["cell"], v["question"], v["judge"])
+    # Welch-Satterthwaite: the degrees of freedom of a sum of variances each known from few clusters.
+    denominator = v["question"] ** 2 / df["question"] + v["judge"] ** 2 / df["judge"]
+    satterthwaite = (v["question"] + v["judge"]) ** 2 / denominator if denominator > 0 else math.inf
+    return Spread(variance, max(1.0, min(satterthwaite, df["question"] + df["judge"])))
+
+
+def draws_variance(draws: np.ndarray) -> float:
+    """The variance of a statistic's bootstrap draws; a draw that is not finite says nothing and is left out."""
     finite = draws[np.isfinite(draws)]
     return float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
 

@@ -7,9 +7,10 @@ interval on each output.
 
 Inputs measured from verdicts (``measured_from_verdicts``) are ratios of sums
 (a reading rate is total words / total minutes, never the mean of per-verdict
-rates), all resampled by judge with the same drawn judges, so inputs measured
-from the same verdicts stay coupled. Intervals then get the small-sample
-corrections the analysis page uses (``Figure.of``).
+rates), resampled by question, by judge and by cell as the analysis page's
+figures are, every input in the same resamples, so inputs measured from the same
+verdicts stay coupled. Intervals then get the two-way combination and
+small-sample corrections the analysis page uses (``Figure.of``).
 
 The model
 ---------
@@ -44,10 +45,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .inference import Spread, TwoWayBootstrap
+from .inference import Spread, TwoWayBootstrap, draws_variance, two_way_spread
 
 TARGETS = {"50 thousand": 5e4, "50 million": 5e7, "500 million": 5e8}
-INTERVAL = (2.5, 97.5)
 DRAWS = 2000
 
 
@@ -63,13 +63,18 @@ class EstimatorInputError(ValueError):
 class Quantity:
     """A number set by hand, or bootstrap draws from a measurement.
 
-    ``judges``: for an input measured from verdicts, how many judges its draws resample (1: no draws).
+    ``draws``: from generated turns, the bootstrap distribution of a mean of independent turns.
+    ``resampled``: from verdicts, the statistic in each resample of each scheme of the two-way bootstrap
+    (question, judge, cell: ``inference.TwoWayBootstrap``), and ``clusters`` the units each scheme resampled.
+    ``judges``: for an input measured from verdicts, how many judges (1: nothing resampled).
     """
 
     value: float
     draws: np.ndarray | None = field(default=None, compare=False)
     source: str = "set by hand"
     judges: int | None = None
+    resampled: dict | None = field(default=None, compare=False)
+    clusters: dict | None = None
 
     @classmethod
     def measured(cls, samples, *, source: str, draws: int = DRAWS, seed: int = 0) -> "Quantity":
@@ -81,9 +86,6 @@ class Quantity:
         rng = np.random.default_rng(seed)
         means = rng.choice(samples, size=(draws, samples.size), replace=True).mean(axis=1)
         return cls(value=float(samples.mean()), draws=means, source=f"{source} (n={samples.size})")
-
-    def array(self) -> np.ndarray | float:
-        return self.draws if self.draws is not None else self.value
 
 
 @dataclass(frozen=True)
@@ -169,27 +171,39 @@ class Figure:
     high: float
 
     @classmethod
-    def of(cls, central, draws, judges: int | None = None) -> "Figure":
-        """The interval of ``draws``; from inputs measured from ``judges`` judges, a t interval on the log scale.
+    def of(cls, central, resampled: dict, clusters: dict, turns=None) -> "Figure":
+        """The output ``central`` with its 95% interval, from its values in the resamples of the verdicts'
+        two-way bootstrap (``resampled``, by scheme; ``clusters``, the units each scheme resampled) and in
+        the turns' bootstrap (``turns``); with neither, a point.
 
-        A percentile interval over G resampled judges understates the variance by (G - 1) / G and uses
-        normal quantiles where a mean over G judges has t quantiles with G - 1 degrees of freedom: with 6
-        judges differing in speed it covered 83% where 95% was asked. So, as in results.inference:
-        estimate x exp(± t(G - 1) x SE of the log), the SE from the draws with the factor G / (G - 1). On the
-        log scale because every output is a product or ratio of positive inputs: a right-skewed time per
-        judgment is symmetric there, and judgments per year stay the reciprocal of seconds per judgment.
+        As in results.inference: each scheme's variance with its CR1 factor G / (G - 1), combined over
+        question, judge and cell (``two_way_spread``), and t quantiles with its degrees of freedom. A
+        percentile interval over 6 resampled judges, with normal quantiles, covered 83% where 95% was asked;
+        resampling judges alone, where judges share questions (a question's length is its judges'), 68%.
+        The turns' variance is added (independent turns, many of them: it adds no degrees of freedom). On the
+        log scale, because every output is a product or ratio of positive inputs: a right-skewed time per
+        judgment is symmetric there, and judgments per year stay the reciprocal of seconds per judgment; on
+        the figure's own scale, cut at 0, where a resample gives 0 (a judge accuracy with no correct verdict).
         """
-        draws = np.asarray(draws, dtype=float)
-        if draws.ndim == 0:
+        # An output that no measured input enters is the same in every resample: a plain number.
+        resampled = {scheme: np.asarray(d, float) for scheme, d in resampled.items() if np.ndim(d)}
+        turns = np.asarray(turns, float) if np.ndim(turns) else None
+        if not resampled and turns is None:
             return cls(float(central), float(central), float(central))
-        # A resample of judges none of whom timed a verdict has no reading rate: it says nothing.
-        finite = draws[np.isfinite(draws)]
-        if judges and judges > 1 and central > 0 and (finite > 0).all():  # else no log: percentiles as they are
-            spread = Spread(float(np.var(np.log(finite), ddof=1)) * judges / (judges - 1), judges - 1)
-            half = spread.quantile() * math.sqrt(spread.variance)
+        # A resample with no timed verdict has no reading rate: it says nothing.
+        finite = [d[np.isfinite(d)] for d in [*resampled.values(), *([] if turns is None else [turns])]]
+        on_log = central > 0 and all((d > 0).all() for d in finite)
+        scale = np.log if on_log else np.asarray
+        spread = (
+            two_way_spread({scheme: draws_variance(scale(d)) for scheme, d in resampled.items()}, clusters)
+            if resampled
+            else Spread(0.0, math.inf)
+        )
+        variance = spread.variance + (draws_variance(scale(turns)) if turns is not None else 0.0)
+        half = Spread(variance, spread.df).quantile() * math.sqrt(variance)
+        if on_log:
             return cls(float(central), float(central * math.exp(-half)), float(central * math.exp(half)))
-        low, high = np.percentile(finite, INTERVAL)
-        return cls(float(central), float(low), float(high))
+        return cls(float(central), max(0.0, float(central - half)), float(central + half))
 
 
 def _compute(v: dict) -> dict:
@@ -234,31 +248,44 @@ def _ten_percent_faster(v: dict) -> dict:
 
 
 def estimate(inputs: Inputs) -> dict[str, Figure]:
-    """Every output with its interval, plus the effect of a 10% faster judge."""
+    """Every output with its interval, plus the effect of a 10% faster judge.
+
+    Each output is computed on the central inputs, on every resample of each scheme of the verdicts'
+    bootstrap (every input measured from verdicts resampled together, the others central) and on every
+    draw of the turns' (likewise): ``Figure.of`` combines them."""
     inputs.validate()
     names = [f.name for f in fields(Inputs) if f.name != "words_per_page"]
-    central = {n: (getattr(inputs, n).value if getattr(inputs, n) is not None else None) for n in names}
-    central["words_per_page"] = inputs.words_per_page
-    drawn = {n: (getattr(inputs, n).array() if getattr(inputs, n) is not None else None) for n in names}
-    drawn["words_per_page"] = inputs.words_per_page
-    values, draws = _compute(central), _compute(drawn)
-    # The fewest judges any input was measured from sets every output's degrees of freedom (conservative
-    # for outputs of turn measurements alone, whose many independent turns need no correction).
-    measured_by = [q.judges for n in names if (q := getattr(inputs, n)) is not None and q.judges and q.judges > 1]
-    judges = min(measured_by) if measured_by else None
-    result = {name: Figure.of(values[name], draws[name], judges) for name in values}
+    given = {n: q for n in names if (q := getattr(inputs, n)) is not None}
+    central = {n: (given[n].value if n in given else None) for n in names} | {"words_per_page": inputs.words_per_page}
+    from_verdicts = {n: q for n, q in given.items() if q.resampled}
+    from_turns = {n: q.draws for n, q in given.items() if q.draws is not None}
+    # The fewest units any input was measured from, per scheme (conservative where inputs differ).
+    clusters = {s: min(q.clusters[s] for q in from_verdicts.values()) for s in TwoWayBootstrap.SCHEMES if from_verdicts}
 
-    quick, quick_draws = _compute(_ten_percent_faster(central)), _compute(_ten_percent_faster(drawn))
-    for key in ["judgments_per_year", "judge_hours[50 million]", "cost[50 million]"]:
-        result[f"10% faster: {key}"] = Figure.of(quick[key], quick_draws[key], judges)
-    return result
+    def figures(adjust, keys) -> dict[str, Figure]:
+        values = _compute(adjust(central))
+        resampled = {
+            s: _compute(adjust(central | {n: q.resampled[s] for n, q in from_verdicts.items()}))
+            for s in (TwoWayBootstrap.SCHEMES if from_verdicts else ())
+        }
+        turns = _compute(adjust(central | from_turns)) if from_turns else None
+        return {
+            key: Figure.of(
+                values[key], {s: r[key] for s, r in resampled.items()}, clusters, None if turns is None else turns[key]
+            )
+            for key in keys or values
+        }
+
+    result = figures(lambda v: v, None)
+    faster = figures(_ten_percent_faster, ["judgments_per_year", "judge_hours[50 million]", "cost[50 million]"])
+    return result | {f"10% faster: {key}": figure for key, figure in faster.items()}
 
 
 VERDICT_INPUTS = ("words_per_trial", "active_seconds_per_judgment", "reading_wpm", "judge_accuracy")
 
 
 def measured_from_verdicts(verdicts, names, *, source: str, draws: int = DRAWS) -> dict[str, Quantity]:
-    """Inputs measured from judges' verdicts, each a ratio of sums, resampled jointly by judge.
+    """Inputs measured from judges' verdicts, each a ratio of sums, resampled jointly by question, judge and cell.
 
     ``verdicts``: dicts with ``judge``, ``question_id``, ``words`` read, ``seconds`` (None when not
     timed; 0 is a time) and ``correct``. Over the verdicts (the timed ones for time and rate):
@@ -271,10 +298,11 @@ def measured_from_verdicts(verdicts, names, *, source: str, draws: int = DRAWS) 
     The reading rate is a ratio of sums: the mean of per-verdict rates weights a slow judge's verdicts
     like a fast one's: with judges differing in speed, 60 * words / that rate gave 179 s per judgment
     where 280 s was true (issue 10's simulation). Every input is recomputed on the same resamples of
-    whole judges (verdicts of one judge are not independent), so inputs measured from the same verdicts
-    stay coupled draw by draw: 60 * words / reading rate is then the active seconds of the same
-    resample. Names with no verdicts to measure them are left out; with one judge there is nothing to
-    resample (no draws).
+    whole questions, of whole judges and of whole (question, judge) cells (a judge's verdicts are not
+    independent, nor are a question's: its length and difficulty are its judges'), so inputs measured
+    from the same verdicts stay coupled draw by draw: 60 * words / reading rate is then the active
+    seconds of the same resample. Names with no verdicts to measure them are left out; with one judge
+    nothing is resampled (no interval, and a warning).
     """
     verdicts = list(verdicts)
     bootstrap = TwoWayBootstrap([v["question_id"] for v in verdicts], [v["judge"] for v in verdicts], resamples=draws)
@@ -297,9 +325,12 @@ def measured_from_verdicts(verdicts, names, *, source: str, draws: int = DRAWS) 
         judges = bootstrap.units("judge", mask)
         out[name] = Quantity(
             value=float(numerator[mask].sum() / denominator[mask].sum()),
-            draws=bootstrap.ratio_draws("judge", numerator, denominator, mask) if judges > 1 else None,
             source=f"{source} ({int(mask.sum())} verdicts, {judges} judge{'s' if judges != 1 else ''})",
             judges=judges,
+            resampled={s: bootstrap.ratio_draws(s, numerator, denominator, mask) for s in bootstrap.SCHEMES}
+            if judges > 1
+            else None,
+            clusters={s: bootstrap.units(s, mask) for s in bootstrap.SCHEMES},
         )
     return out
 

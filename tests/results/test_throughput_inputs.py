@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from results.simulation import Design, Truth, simulate_study
 from results.throughput import DEFAULTS, build_inputs, estimate, measured_from_verdicts
 
 WORDS = 1000.0  # mean words per trial
@@ -50,7 +51,7 @@ def seconds_per_judgment(verdicts, names=("words_per_trial", "reading_wpm"), dra
 def test_measured_seconds_per_judgment_are_unbiased_and_covered_when_judges_differ_in_speed():
     truth = true_seconds_per_judgment()
     values, covered, mean_of_rates = [], [], []
-    for seed in range(400):
+    for seed in range(2000):
         verdicts = simulated_verdicts(seed)
         figure = seconds_per_judgment(verdicts)
         values.append(figure.value)
@@ -59,9 +60,34 @@ def test_measured_seconds_per_judgment_are_unbiased_and_covered_when_judges_diff
         minutes = np.array([v["seconds"] for v in verdicts]) / 60
         mean_of_rates.append(60 * words.mean() / np.mean(words / minutes))
     assert abs(np.mean(values) - truth) < 3 * np.std(values) / math.sqrt(len(values))
-    assert np.mean(covered) >= 0.93
+    assert np.mean(covered) >= 0.93 - 0.01  # 0.934: the goal, less about two Monte Carlo errors at 2,000 studies
     # The judges differ enough for it to matter: the mean of per-verdict rates understates the time by ~20%.
     assert np.mean(mean_of_rates) < 0.85 * truth
+
+
+def test_inputs_are_resampled_by_question_too_where_judges_share_questions():
+    """A question's length is its judges' and its difficulty too (the planner's 60 questions x 3 judgments, 6
+    judges): resampling judges alone covered the words per trial, and seconds per judgment at a reading rate
+    set by hand, about 0.68-0.72, and judge accuracy 0.89 where questions differ widely."""
+    design = Design(num_questions=60, judgments_per_question=3, judges=6)
+    truth = Truth(accuracy={"debate": 0.7}, judge_sd=0.2, question_sd=1.5)
+    # Every output as it is in the population: the inputs measured here at their true values.
+    true = estimate(build_inputs(DEFAULTS | {"words_per_trial": WORDS, "judge_accuracy": 0.7}))
+    covered = {"seconds_per_judgment": [], "correct_judgments_per_year": []}
+    for seed in range(200):
+        rows, _ = simulate_study(design, truth, seed)
+        rng = np.random.default_rng(10_000 + seed)
+        words = {f"q{q}": rng.gamma(4, WORDS / 4) for q in range(design.num_questions)}
+        verdicts = [
+            {"judge": r["judge"], "question_id": r["question_id"], "words": words[r["question_id"]], "seconds": 60.0}
+            | {"correct": r["correct"]}
+            for r in rows
+        ]
+        measured = measured_from_verdicts(verdicts, ["words_per_trial", "judge_accuracy"], source="simulated")
+        figures = estimate(build_inputs(DEFAULTS, measured))
+        for name, c in covered.items():
+            c.append(figures[name].low <= true[name].value <= figures[name].high)
+    assert all(np.mean(c) >= 0.88 for c in covered.values()), {k: np.mean(c) for k, c in covered.items()}
 
 
 def test_inputs_from_the_same_verdicts_stay_coupled_draw_by_draw():
