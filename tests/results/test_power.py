@@ -7,6 +7,7 @@ seconds; the thresholds leave room for the Monte Carlo error the figures come wi
 import io
 import math
 import re
+from dataclasses import replace
 
 import pytest
 from django.core.management import call_command
@@ -104,6 +105,37 @@ def test_a_family_is_sized_per_comparison_and_together():
     assert easy.questions is not None and hard.questions is not None and easy.questions < hard.questions
     assert sizing.search.questions_for_all == hard.questions
     assert sizing.search.tried[20] is sizing.at_design  # the design's own simulation is reused by the search
+    # The recommended size is simulated again on studies the search never saw, as many as at the design.
+    fresh = power.power(
+        replace(design, num_questions=hard.questions),
+        truth,
+        keys,
+        studies=20,
+        resamples=RESAMPLES,
+        seed=20,
+        **PLAN,
+    )
+    assert sizing.check == fresh and all(p.studies == 20 for p in sizing.check.values())
+    assert sizing.check_falls_short == any(p.rate < power.TARGET for p in fresh.values())
+
+
+def test_a_check_short_of_the_target_says_so():
+    sizing = power.size_study(
+        Design(num_questions=20, judgments_per_question=2, judges=4),
+        STEADY,
+        ABOVE_CHANCE,
+        studies=10,
+        search_studies=10,
+        resamples=RESAMPLES,
+        cap=400,
+        **PLAN,
+    )
+    assert sizing.check is not None
+    short = replace(sizing, check={"above-chance:debate": power.Power("above-chance:debate", 7, 10)})
+    assert short.check_falls_short and not replace(sizing, check=None).check_falls_short
+    assert not replace(
+        sizing, check={"above-chance:debate": power.Power("above-chance:debate", 8, 10)}
+    ).check_falls_short
 
 
 @pytest.mark.parametrize(
@@ -195,8 +227,11 @@ def test_the_page_reports_power_and_the_judgments_needed(admin_client, small_pag
     needed = sizing.search.needed["above-chance:debate"]
     if needed.questions:
         assert f"{needed.judgments} <small>({needed.questions} questions × 2)" in body
+        check = sizing.check["above-chance:debate"]
+        assert 'id="check"' in body and f"{100 * check.rate:.1f}% ± {100 * check.error:.1f}%" in body
+        assert ("Short of 80%" in body) == sizing.check_falls_short
     else:
-        assert "more than 400" in body
+        assert "more than 400" in body and 'id="check"' not in body
     # POST gives the same calculation (same seed).
     posted = admin_client.post(URL, page_values())
     assert posted.status_code == 200
