@@ -83,24 +83,31 @@ def _tokenizer_or_none(backend: str, model_name: str):
         return None
 
 
-def turn_measurements(experiment_ids: list[int], *, tokens_per_word: bool = True) -> dict[str, list[float]]:
-    """Per generated turn: tokens per word (debater's own tokenizer) and generation rate."""
+def turn_measurements(experiment_ids: list[int], *, tokens_per_word: bool = True) -> dict[str, tuple[list, list, list]]:
+    """Per input, the (numerators, denominators, trials) of the generated turns: tokens (the debater's own
+    tokenizer) over words, and tokens times the requests generated beside them over wall seconds. Each
+    input is then a ratio of sums over the turns, resampled by trial (``Quantity.measured``)."""
     # The study's turns, as everything measured from experiments (practice and attention checks are not analysed).
     turns = Turn.objects.filter(
         trial__experiment_id__in=experiment_ids, trial__role=Trial.Role.STUDY, status=Turn.Status.DONE
     ).select_related("model_config")
-    out = {"tokens_per_word": [], "model_tokens_per_second": []}
+    out = {"tokens_per_word": ([], [], []), "model_tokens_per_second": ([], [], [])}
     for turn in turns:
         words = _words(turn.text)
         if tokens_per_word and words and turn.model_config is not None and turn.model_config.backend == "transformers":
             tokenizer = _tokenizer_or_none(turn.model_config.backend, turn.model_config.model_name)
             if tokenizer is not None:
-                out["tokens_per_word"].append(len(tokenizer(turn.text, add_special_tokens=False)["input_ids"]) / words)
+                tokens = len(tokenizer(turn.text, add_special_tokens=False)["input_ids"])
+                for column, value in zip(out["tokens_per_word"], (tokens, words, turn.trial_id)):
+                    column.append(value)
         if turn.tokens_out and turn.wall_seconds:
-            # The turn's own rate times the requests generated beside it (on average over its steps,
-            # where continuous batching recorded that; else the batch it ran in) estimates the worker's rate.
+            # The turn's own tokens times the requests generated beside it (on average over its steps, where
+            # continuous batching recorded that; else the batch it ran in) estimate the worker's over that time.
             batch = turn.model_settings.get("mean_batch_size") or turn.model_settings.get("batch_size") or 1
-            out["model_tokens_per_second"].append(turn.tokens_out * batch / turn.wall_seconds)
+            for column, value in zip(
+                out["model_tokens_per_second"], (turn.tokens_out * batch, turn.wall_seconds, turn.trial_id)
+            ):
+                column.append(value)
     return out
 
 
@@ -110,8 +117,8 @@ TURN_MEASURES = {"tokens_per_word", "model_tokens_per_second"}
 def measured_quantities(experiment_ids: list[int], names) -> dict[str, Quantity]:
     """The requested inputs that these experiments measured; names with no data are left out.
 
-    Inputs from verdicts are ratios of sums resampled jointly by judge (``measured_from_verdicts``);
-    inputs from generated turns are means of independent turns.
+    Inputs from verdicts are ratios of sums resampled jointly by question, judge and cell
+    (``measured_from_verdicts``); inputs from generated turns are ratios of sums resampled by trial.
     """
     names = set(names)
     source = "measured from experiment(s) " + ", ".join(map(str, experiment_ids))
@@ -121,6 +128,6 @@ def measured_quantities(experiment_ids: list[int], names) -> dict[str, Quantity]
     if names & TURN_MEASURES:
         samples = turn_measurements(experiment_ids, tokens_per_word="tokens_per_word" in names)
         out |= {
-            name: Quantity.measured(samples[name], source=source) for name in names & TURN_MEASURES if samples[name]
+            name: Quantity.measured(*samples[name], source=source) for name in names & TURN_MEASURES if samples[name][0]
         }
     return out

@@ -77,15 +77,30 @@ class Quantity:
     clusters: dict | None = None
 
     @classmethod
-    def measured(cls, samples, *, source: str, draws: int = DRAWS, seed: int = 0) -> "Quantity":
-        """Bootstrap distribution of the mean of independent ``samples`` (generated turns, not verdicts)."""
-        samples = np.asarray(samples, dtype=float)
-        samples = samples[np.isfinite(samples)]
-        if samples.size == 0:
+    def measured(
+        cls, numerators, denominators=None, clusters=None, *, source: str, draws: int = DRAWS, seed: int = 0
+    ) -> "Quantity":
+        """sum(numerators) / sum(denominators) (a mean where there are none) over measurements made apart from
+        verdicts (generated turns), with the bootstrap distribution of that ratio resampling whole
+        ``clusters`` (the turns of one trial share its passage and its batch; by default each measurement is
+        its own cluster). A ratio of sums, not a mean of per-turn ratios: a short turn's ratio counts for
+        its few words only."""
+        numerators = np.asarray(numerators, dtype=float)
+        denominators = np.ones(len(numerators)) if denominators is None else np.asarray(denominators, dtype=float)
+        clusters = list(range(len(numerators))) if clusters is None else list(clusters)
+        keep = np.isfinite(numerators) & np.isfinite(denominators)
+        if not keep.any() or denominators[keep].sum() <= 0:
             raise ValueError(f"no measurements for {source}")
-        rng = np.random.default_rng(seed)
-        means = rng.choice(samples, size=(draws, samples.size), replace=True).mean(axis=1)
-        return cls(value=float(samples.mean()), draws=means, source=f"{source} (n={samples.size})")
+        # The clusters are resampled as a bootstrap's questions are (no judges here).
+        bootstrap = TwoWayBootstrap(
+            [c for c, k in zip(clusters, keep) if k], [None] * int(keep.sum()), resamples=draws, seed=seed
+        )
+        numerators, denominators = numerators[keep], denominators[keep]
+        return cls(
+            value=float(numerators.sum() / denominators.sum()),
+            draws=bootstrap.ratio_draws("question", numerators, denominators),
+            source=f"{source} (n={len(numerators)}, {bootstrap.unit_count['question']} clusters)",
+        )
 
 
 @dataclass(frozen=True)

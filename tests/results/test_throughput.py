@@ -65,6 +65,21 @@ def test_measured_inputs_give_intervals_that_contain_the_estimate():
     assert r["pages_per_year"].low < r["pages_per_year"].high
 
 
+def test_turn_measures_are_ratios_of_sums_resampled_by_trial():
+    # Tokens over words: a short turn's ratio counts for its few words only.
+    tokens, words = [30, 2], [20, 1]
+    assert Quantity.measured(tokens, words, source="t").value == pytest.approx(32 / 21)
+    # Five turns of each trial alike: resampling turns as if independent would claim five times the data.
+    rng = np.random.default_rng(2)
+    per_trial = rng.normal(1.3, 0.1, 20)
+    turns, trials = np.repeat(per_trial, 5), np.repeat(np.arange(20), 5)
+    clustered = Quantity.measured(turns, clusters=trials, source="t").draws
+    one_per_trial = Quantity.measured(per_trial, source="t").draws
+    independent = Quantity.measured(turns, source="t").draws
+    assert np.std(clustered) == pytest.approx(np.std(one_per_trial), rel=0.1)
+    assert np.std(independent) < 0.6 * np.std(clustered)
+
+
 @pytest.mark.parametrize(
     "overrides,field",
     [
