@@ -444,12 +444,26 @@ def pass_rates(
     Under a null truth this is the false-pass rate; under an effect, the power."""
     keys = list(keys)
     passed = {key: 0 for key in keys}
+    for supported in _supported(scenario, keys, studies, resamples, alpha, margin, seed):
+        for key in supported:
+            passed[key] += 1
+    return {key: count / studies for key, count in passed.items()}
+
+
+def family_pass_rate(
+    scenario: Scenario, keys, *, studies: int, resamples: int, alpha: float = 0.05, margin: float = 0.05, seed: int = 0
+) -> float:
+    """Share of simulated studies in which any comparison of a declared family (Holm across it) is supported:
+    under a truth where every one's null holds, the family-wise false-pass rate."""
+    return float(np.mean([bool(s) for s in _supported(scenario, list(keys), studies, resamples, alpha, margin, seed)]))
+
+
+def _supported(scenario: Scenario, keys, studies, resamples, alpha, margin, seed):
+    """For each simulated study, the declared comparisons it supports, decided together at full size."""
     for study in range(studies):
         rows, model_rows = simulate_study(scenario.design, scenario.truth, seed + study)
         data = Judged(rows, model_rows, resamples=resamples, seed=seed + study)
-        for decision in decide(keys, data, alpha=alpha, margin=margin, planned=len(data)):
-            passed[decision.key] += decision.supported
-    return {key: count / studies for key, count in passed.items()}
+        yield {d.key for d in decide(keys, data, alpha=alpha, margin=margin, planned=len(data)) if d.supported}
 
 
 # The platform's default designs, and the worlds the validity benchmark and its reduced test check.
@@ -523,6 +537,16 @@ NULL_SCENARIOS = (
         "sandwich-robust",
     ),
     (Scenario("honest debaters win half", SIX_JUDGES, Truth(accuracy={"debate": 0.5})), "above-chance:debate"),
+)
+
+# A declared family of three comparisons whose nulls all hold at their boundaries (Holm across them).
+NULL_FAMILY = (
+    Scenario(
+        "debate and consultancy at chance, alike",
+        Design(arms=("debate", "consultancy"), num_questions=60, judgments_per_question=3, judges=6),
+        Truth(accuracy={"debate": 0.5, "honest consultant": 0.6, "dishonest consultant": 0.4}),
+    ),
+    ("above-chance:debate", "above-chance:consultancy", "difference:debate:consultancy"),
 )
 
 POWER_SCENARIOS = (
