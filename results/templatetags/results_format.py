@@ -27,10 +27,13 @@ def pct(value):
 
 @register.filter
 def points(value):
-    """A difference of two shares, in percentage points with its sign (a true minus; never "-0.0")."""
+    """A difference of two shares, in percentage points with its sign (a true minus; never "-0.0").
+
+    Cut to ±100 points, the most two shares can differ by: a t interval resting on 2 judges (1 degree of
+    freedom) can reach past it, and tests read the interval's width, so it is cut where it is shown."""
     if value is None or value != value:
         return "—"
-    rounded = round(100 * float(value), 1)
+    rounded = round(100 * min(1.0, max(-1.0, float(value))), 1)
     return f"{'−' if rounded < 0 else '+'}{abs(rounded):.1f} pts"
 
 

@@ -103,6 +103,19 @@ def test_a_judge_who_judged_mostly_the_hardest_arm_is_not_read_as_unskilled():
     assert np.mean([e.low <= 0 <= e.high for e in found]) >= 0.85
 
 
+def test_a_difference_of_shares_is_shown_within_100_points():
+    from results.templatetags.results_format import points
+
+    # Two judges: 1 degree of freedom, t = 12.7, and an interval of -384 to +384 points before the cut.
+    assert [points(x) for x in (-3.838, -0.25, 0.0, -0.0001, 3.838)] == [
+        "−100.0 pts",
+        "−25.0 pts",
+        "+0.0 pts",
+        "+0.0 pts",
+        "+100.0 pts",
+    ]
+
+
 def test_data_warnings_say_plainly_what_is_missing():
     assert analysis.data_warnings([]) == ["These experiments have no trials yet."]
     assert "No verdicts yet" in analysis.data_warnings([{"verdict": None}])[0]
