@@ -63,9 +63,10 @@ class EstimatorInputError(ValueError):
 class Quantity:
     """A number set by hand, or bootstrap draws from a measurement.
 
-    ``draws``: from generated turns, the bootstrap distribution of a mean of independent turns.
-    ``resampled``: from verdicts, the statistic in each resample of each scheme of the two-way bootstrap
-    (question, judge, cell: ``inference.TwoWayBootstrap``), and ``clusters`` the units each scheme resampled.
+    ``draws``: from generated turns, the bootstrap distribution of the statistic resampling trials, and
+    ``clusters["trial"]`` how many trials. ``resampled``: from verdicts, the statistic in each resample of
+    each scheme of the two-way bootstrap (question, judge, cell: ``inference.TwoWayBootstrap``), and
+    ``clusters`` the units each scheme resampled.
     ``judges``: for an input measured from verdicts, how many judges (1: nothing resampled).
     """
 
@@ -100,6 +101,7 @@ class Quantity:
             value=float(numerators.sum() / denominators.sum()),
             draws=bootstrap.ratio_draws("question", numerators, denominators),
             source=f"{source} (n={len(numerators)}, {bootstrap.unit_count['question']} clusters)",
+            clusters={"trial": bootstrap.unit_count["question"]},
         )
 
 
@@ -186,16 +188,18 @@ class Figure:
     high: float
 
     @classmethod
-    def of(cls, central, resampled: dict, clusters: dict, turns=None) -> "Figure":
+    def of(cls, central, resampled: dict, clusters: dict, turns=None, trials: int = 0) -> "Figure":
         """The output ``central`` with its 95% interval, from its values in the resamples of the verdicts'
         two-way bootstrap (``resampled``, by scheme; ``clusters``, the units each scheme resampled) and in
-        the turns' bootstrap (``turns``); with neither, a point.
+        the turns' bootstrap over ``trials`` trials (``turns``); with neither, a point.
 
         As in results.inference: each scheme's variance with its CR1 factor G / (G - 1), combined over
         question, judge and cell (``two_way_spread``), and t quantiles with its degrees of freedom. A
         percentile interval over 6 resampled judges, with normal quantiles, covered 83% where 95% was asked;
         resampling judges alone, where judges share questions (a question's length is its judges'), 68%.
-        The turns' variance is added (independent turns, many of them: it adds no degrees of freedom). On the
+        The turns' variance, with its own factor and G - 1 degrees of freedom, is added (Welch-Satterthwaite
+        for the sum's degrees of freedom: measurements from 3 trials are not known to the normal's
+        precision). On the
         log scale, because every output is a product or ratio of positive inputs: a right-skewed time per
         judgment is symmetric there, and judgments per year stay the reciprocal of seconds per judgment; on
         the figure's own scale, cut at 0, where a resample gives 0 (a judge accuracy with no correct verdict).
@@ -214,8 +218,13 @@ class Figure:
             if resampled
             else Spread(0.0, math.inf)
         )
-        variance = spread.variance + (draws_variance(scale(turns)) if turns is not None else 0.0)
-        half = Spread(variance, spread.df).quantile() * math.sqrt(variance)
+        if turns is not None:
+            turns_spread = two_way_spread({"question": draws_variance(scale(turns))}, {"question": trials})
+            parts = [p for p in (spread, turns_spread) if p.variance > 0]
+            variance = spread.variance + turns_spread.variance
+            denominator = sum(p.variance**2 / p.df for p in parts)
+            spread = Spread(variance, variance**2 / denominator if denominator > 0 else math.inf)
+        half = spread.quantile() * math.sqrt(spread.variance)
         if on_log:
             return cls(float(central), float(central * math.exp(-half)), float(central * math.exp(half)))
         return cls(float(central), max(0.0, float(central - half)), float(central + half))
@@ -274,6 +283,7 @@ def estimate(inputs: Inputs) -> dict[str, Figure]:
     central = {n: (given[n].value if n in given else None) for n in names} | {"words_per_page": inputs.words_per_page}
     from_verdicts = {n: q for n, q in given.items() if q.resampled}
     from_turns = {n: q.draws for n, q in given.items() if q.draws is not None}
+    trials = min((given[n].clusters["trial"] for n in from_turns), default=0)
     # The fewest units any input was measured from, per scheme (conservative where inputs differ).
     clusters = {s: min(q.clusters[s] for q in from_verdicts.values()) for s in TwoWayBootstrap.SCHEMES if from_verdicts}
 
@@ -286,7 +296,11 @@ def estimate(inputs: Inputs) -> dict[str, Figure]:
         turns = _compute(adjust(central | from_turns)) if from_turns else None
         return {
             key: Figure.of(
-                values[key], {s: r[key] for s, r in resampled.items()}, clusters, None if turns is None else turns[key]
+                values[key],
+                {s: r[key] for s, r in resampled.items()},
+                clusters,
+                None if turns is None else turns[key],
+                trials,
             )
             for key in keys or values
         }

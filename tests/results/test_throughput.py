@@ -2,6 +2,8 @@
 
 import io
 
+import math
+
 import numpy as np
 import pytest
 from django.core.management import call_command
@@ -78,6 +80,19 @@ def test_turn_measures_are_ratios_of_sums_resampled_by_trial():
     independent = Quantity.measured(turns, source="t").draws
     assert np.std(clustered) == pytest.approx(np.std(one_per_trial), rel=0.1)
     assert np.std(independent) < 0.6 * np.std(clustered)
+
+
+def test_turn_measures_from_few_trials_get_t_quantiles_with_their_degrees_of_freedom():
+    from scipy.stats import t
+
+    rate = Quantity.measured([100.0, 130.0, 85.0], clusters=["t1", "t2", "t3"], source="t")
+    figure = estimate(build_inputs(DEFAULTS | {"model_tokens_per_second": None}, {"model_tokens_per_second": rate}))[
+        "generation_to_review_ratio_per_judge"
+    ]
+    # Three trials: the bootstrap's variance times 3 / 2, and t with 2 degrees of freedom (4.30, not 1.96).
+    half = t.ppf(0.975, 2) * math.sqrt(np.var(np.log(rate.draws), ddof=1) * 3 / 2)
+    assert math.log(figure.high / figure.value) == pytest.approx(half)
+    assert math.log(figure.value / figure.low) == pytest.approx(half)
 
 
 @pytest.mark.parametrize(
