@@ -34,6 +34,7 @@ be far too small when a few judges lose many trials (tested).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,7 +102,7 @@ class AttritionReport:
     test: LossTest | None
     note: str  # why there is no test, when there is none
     warnings: tuple[str, ...]
-    closed: bool
+    closed: bool | None  # data collection over for every trial's experiment, for none, or None: for some
 
 
 def outcome(row: dict, *, closed: bool) -> str:
@@ -188,7 +189,7 @@ def loss_test(arms, lost, strata, *, permutations: int = PERMUTATIONS, seed: int
 def attrition_report(
     rows,
     *,
-    closed: bool = False,
+    closed: bool | Collection[int] = False,
     alpha: float = ALPHA,
     max_loss_share: float = MAX_LOSS_SHARE,
     permutations: int = PERMUTATIONS,
@@ -196,13 +197,16 @@ def attrition_report(
 ) -> AttritionReport:
     """The per-arm attrition table, the test of equal loss, and the warnings (plain text).
 
-    ``rows``: trials-export rows of one or more experiments. ``closed``: data collection is over, so
-    trials opened and not judged count as abandoned and trials never opened as not reached (both
-    lost); while it runs they are in progress / waiting and left out of the comparison.
+    ``rows``: trials-export rows of one or more experiments. ``closed``: data collection is over (True), or
+    over for the experiments whose ids it holds: their trials opened and not judged count as abandoned
+    and their trials never opened as not reached (both lost); while it runs they are in progress /
+    waiting and left out of the comparison. Experiments pooled on one page may differ: a closed one's
+    losses are losses whether or not the others still run.
     """
     # The export's order (experiment, trial id), so that the same data give the same p-value.
     rows = sorted(rows, key=lambda r: (r.get("experiment_id") or 0, r.get("trial_id") or 0))
-    outcomes = [outcome(r, closed=closed) for r in rows]
+    row_closed = [closed if isinstance(closed, bool) else r.get("experiment_id") in closed for r in rows]
+    outcomes = [outcome(r, closed=c) for r, c in zip(rows, row_closed)]
     by_arm: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(rows):
         by_arm[arm_of(row)].append(i)
@@ -241,4 +245,12 @@ def attrition_report(
                 f"{arm.arm} lost {arm.lost} of its {arm.settled} settled trials ({arm.lost_share:.0%}, more than "
                 f"{max_loss_share:.0%}): its figures describe only the trials that were not lost."
             )
-    return AttritionReport(arms=arms, total=total, test=test, note=note, warnings=tuple(warnings), closed=closed)
+    state = set(row_closed)
+    return AttritionReport(
+        arms=arms,
+        total=total,
+        test=test,
+        note=note,
+        warnings=tuple(warnings),
+        closed=(state.pop() if len(state) == 1 else None) if rows else closed is True,
+    )

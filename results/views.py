@@ -165,12 +165,11 @@ def analysis(request):
     model_rows = list(model_answer_rows(ids))
     context["notes"] = stats.data_warnings(rows)
     data = accuracy.Judged(rows, model_rows)
-    # Data collection is over when every chosen experiment is closed; the researcher may say so sooner
+    # Data collection is over for each closed experiment; the researcher may say so of all of them sooner
     # (?closed=1: unfinished trials count as lost) or look at unfinished trials as still running (?closed=0).
     said = request.GET.get("closed")
-    closed = said == "1" if said in ("0", "1") else all(e.status == Experiment.Status.CLOSED for e in experiments)
+    closed = said == "1" if said in ("0", "1") else {e.pk for e in experiments if e.status == Experiment.Status.CLOSED}
     context |= {
-        "closed": closed,
         "attrition": attrition_report(rows, closed=closed) if rows else None,
         # Links that change one view setting keep the others (experiments, closed, ratings scale).
         "with_closed": {value: _query_with(request, closed=value) for value in ("0", "1")},

@@ -199,6 +199,17 @@ def test_the_analysis_page_shows_attrition_per_arm(admin_client, make_model_conf
     experiment.save(update_fields=["status"])
     assert "Data collection marked as over" in admin_client.get(url).content.decode()
     assert "Data collection still running" in admin_client.get(url + "&closed=0").content.decode()
+    # Pooled with a running experiment, the closed one's unfinished trials are still lost, the other's waiting.
+    other = make_experiment(make_model_config("m2"), name="Still running", num_questions=4)
+    experiment_launch(experiment=other)
+    pooled = admin_client.get(f"{url}&experiment={other.pk}").content.decode()
+    assert "Data collection is over in the closed experiments chosen" in pooled
+    header = pooled[pooled.index('id="attrition"') : pooled.index("</tr>", pooled.index('id="attrition"'))]
+    assert [h in header for h in ("in progress", "waiting", "abandoned", "not reached")] == [True] * 4
+    pooled_total = pooled[pooled.index('class="total"') :]
+    # assigned, replacements, opened, judged, failed, skipped, in progress, waiting, abandoned, not reached, lost
+    cells = [c.split("</td>")[0] for c in pooled_total.split("<td>")[2:14]]
+    assert cells[0] == "12" and cells[6:11] == ["0", "4", "0", "3", "4"]
 
 
 def test_a_model_judge_is_compared_with_the_humans_on_the_same_trials_with_an_interval():

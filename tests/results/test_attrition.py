@@ -71,6 +71,17 @@ def test_every_trial_has_one_outcome_and_the_table_counts_them_per_arm():
     assert [outcome(r, closed=True) for r in rows[:4]] == ["judged", "judged", "abandoned", "not_reached"]
 
 
+def test_pooled_experiments_lose_the_unfinished_trials_of_the_closed_ones_only():
+    running = [trial("naive", "ready", opened=True), trial("naive", "ready")]
+    closed = [dict(r, experiment_id=2) for r in running]
+    report = attrition_report(running + closed, closed={2})
+    (naive,) = report.arms
+    assert (naive.in_progress, naive.waiting, naive.abandoned, naive.not_reached, naive.lost) == (1, 1, 1, 1, 2)
+    assert report.closed is None  # some experiments closed, some running
+    assert attrition_report(closed, closed={2}).closed is True and attrition_report(running, closed={2}).closed is False
+    assert attrition_report(running + closed, closed=True).total.lost == 4
+
+
 @pytest.mark.django_db
 def test_the_table_is_computed_from_the_trials_export(make_model_config, make_experiment, judge):
     experiment = make_experiment(make_model_config("m"), num_questions=4)  # pre-generated debate, one judge
