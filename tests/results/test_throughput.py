@@ -1,7 +1,6 @@
 """The throughput estimator: hand-computed cases, monotonicity, measured inputs, page and command."""
 
 import io
-
 import math
 
 import numpy as np
