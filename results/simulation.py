@@ -38,6 +38,7 @@ Rows are shaped like the trials and model-answers exports (docs/exports.md); wit
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -48,6 +49,7 @@ from scipy.stats import spearmanr
 from judging.assignment import QuestionInfo, plan_trials
 from judging.lineups import ROUND_ROBIN, Member, design_cells
 from judging.protocols.registry import ARMS
+from judging.scoring import LOG_FLOOR
 
 from .accuracy import Judged, arm_differences, by_arm, decide
 from .agreement import agreement_by_arm
@@ -61,6 +63,7 @@ from .analysis import (
     pairing_design,
     relative_to_other_judges,
 )
+from .calibration import calibration, calibration_by_judge
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
 
@@ -149,6 +152,26 @@ def centre_for(population_accuracy: float, sd: float) -> float:
     return float(brentq(lambda c: mean_sigmoid(c, sd) - population_accuracy, -30, 30))
 
 
+# A simulated judge states its chance of being right plus N(0, STATED_NOISE), kept within STATED_RANGE.
+STATED_NOISE, STATED_RANGE = 0.05, (0.5, 0.99)
+_NOISE_NODES, _NOISE_WEIGHTS = np.polynomial.hermite_e.hermegauss(20)
+
+
+@functools.lru_cache(maxsize=4096)  # a study asks for each (judge, condition) many times
+def expected_scores(logit: float, sd: float) -> dict[str, float]:
+    """The two-class Brier score and log score a simulated judge earns on average, over questions whose
+    log-odds of being judged right are ``logit`` + N(0, ``sd``) and over the noise in what it states
+    (Gauss-Hermite quadrature over both): what the calibration table's figures estimate."""
+    z = logit + sd * _NODES[:, None]
+    p = sigmoid(z)
+    stated = np.clip(np.maximum(p, 1 - p) + STATED_NOISE * _NOISE_NODES[None, :], *STATED_RANGE)
+    brier = p * 2 * (1 - stated) ** 2 + (1 - p) * 2 * stated**2
+    log = p * np.log(np.maximum(stated, LOG_FLOOR)) + (1 - p) * np.log(np.maximum(1 - stated, LOG_FLOOR))
+    weights = _WEIGHTS[:, None] * _NOISE_WEIGHTS[None, :]
+    weights = weights / weights.sum()
+    return {"brier": float((weights * brier).sum()), "log_score": float((weights * log).sum())}
+
+
 def conditions_of(arms) -> list[str]:
     return [condition for arm in arms for condition in ARMS[arm].conditions]
 
@@ -162,6 +185,8 @@ class Simulated:
     judge_model_rows: list  # the judge models' verdicts, drawn last (a seed gives the same trials without them)
     # trial id -> its judge's chance of being right in that trial's condition, over the population of questions
     judge_chance: dict
+    # trial id -> the log-odds of that chance at the median question (centre + the judge's skill)
+    judge_logit: dict
 
 
 def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict], list[dict]]:
@@ -188,14 +213,15 @@ def simulate(design: Design, truth: Truth, seed: int) -> Simulated:
     names = dict(enumerate(design.debaters, start=1))
     in_lineup = {"debate"} if design.debaters else set()
     centres = {condition: truth.centre(condition) for condition in {p.condition for p in plans} - in_lineup}
-    rows, judge_chance = [], {}
+    rows, judge_chance, judge_logit = [], {}, {}
     for trial_id, plan in enumerate(plans, start=1):
         if plan.condition in in_lineup:
             centre = truth.debate_logit(names[plan.honest_config], names[plan.adversary_config])
         else:
             centre = centres[plan.condition]
         p_correct = sigmoid(centre + skill[plan.judge_id] - difficulty[plan.question_id])
-        judge_chance[trial_id] = mean_sigmoid(centre + skill[plan.judge_id], truth.question_sd)
+        judge_logit[trial_id] = centre + skill[plan.judge_id]
+        judge_chance[trial_id] = mean_sigmoid(judge_logit[trial_id], truth.question_sd)
         row = {
             "trial_id": trial_id,
             "question_id": f"q{plan.question_id}",
@@ -224,7 +250,7 @@ def simulate(design: Design, truth: Truth, seed: int) -> Simulated:
         correct = bool(rng.random() < p_correct)
         other = "B" if plan.honest_side == "A" else "A"
         # A judge who knows their own chance of being right reports it (calibrated, with noise).
-        confidence = float(np.clip(max(p_correct, 1 - p_correct) + rng.normal(0, 0.05), 0.5, 0.99))
+        confidence = float(np.clip(max(p_correct, 1 - p_correct) + rng.normal(0, STATED_NOISE), *STATED_RANGE))
         row.update(verdict=plan.honest_side if correct else other, correct=correct, probability=confidence)
         rows.append(row)
     model_centre = truth.model_centre()
@@ -250,7 +276,7 @@ def simulate(design: Design, truth: Truth, seed: int) -> Simulated:
                     "correct": bool(rng.random() < sigmoid(centre - difficulty[question])),
                 }
             )
-    return Simulated(rows, model_rows, judge_model_rows, judge_chance)
+    return Simulated(rows, model_rows, judge_model_rows, judge_chance, judge_logit)
 
 
 # ------------------------------------------------------------------- the analysis on known truth ----
@@ -264,11 +290,14 @@ class Scenario:
 def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0) -> dict[str, float]:
     """Share of simulated studies whose 95% intervals cover the truth: each arm's level, each difference
     between arms, the model alone where the design has sandwiching, and each judge model's level and its
-    paired difference from the humans on the trials both judged, and each judge's skill (one rate for all
-    judges: the truth of a judge's skill is ``judge_skill_truth``)."""
+    paired difference from the humans on the trials both judged, each judge's skill (one rate for all
+    judges: the truth of a judge's skill is ``judge_skill_truth``), and the calibration table's Brier and
+    log scores, of all judges (over the population of judges and questions) and of each (given its skill;
+    one rate for all judges), ``expected_scores``."""
     hits: dict[str, list[bool]] = {}
     truth = scenario.truth
     humans = truth.human_accuracy(scenario.design.arms)
+    arms, spread = scenario.design.arms, math.hypot(truth.judge_sd, truth.question_sd)
     for study in range(studies):
         simulated = simulate(scenario.design, truth, seed + study)
         rows, model_rows = simulated.rows, simulated.model_rows
@@ -291,6 +320,17 @@ def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0)
                     truth.arm_accuracy("assisted-honest") - truth.model_accuracy,
                 )
             )
+        for name, estimate in _calibration_figures(calibration(rows, resamples=resamples)):
+            # Arms are balanced, and an arm's conditions within it (as ``Truth.human_accuracy``).
+            true_value = np.mean(
+                [np.mean([expected_scores(truth.centre(c), spread)[name] for c in ARMS[a].conditions]) for a in arms]
+            )
+            hits.setdefault(f"{name} (all judges)", []).append(_covers(estimate, true_value))
+        for judge, figures in calibration_by_judge(rows, resamples=resamples).items():
+            mine = [r["trial_id"] for r in rows if r["judge"] == judge and r.get("verdict")]
+            for name, estimate in _calibration_figures(figures):
+                expected = [expected_scores(simulated.judge_logit[t], truth.question_sd)[name] for t in mine]
+                hits.setdefault(f"{name} (each judge)", []).append(_covers(estimate, float(np.mean(expected))))
         skills = judge_skill(rows).get("skills", {})
         skill_truth = judge_skill_truth(simulated)
         for judge, estimate in skills.items():
@@ -303,6 +343,12 @@ def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0)
                 _covers(found["model_minus_humans"], accuracy - humans)
             )
     return {name: float(np.mean(h)) for name, h in hits.items()}
+
+
+def _calibration_figures(figures: dict):
+    """(name, estimate) of the calibration table's Brier and log score, where it gives an interval (it does
+    not with fewer than ``MIN_OF_EACH_OUTCOME`` right or wrong verdicts): coverage where one is given."""
+    return [(name, figures[name]) for name in ("brier", "log_score") if name in figures and figures[name].has_interval]
 
 
 def judge_skill_truth(simulated: Simulated) -> dict[str, float]:

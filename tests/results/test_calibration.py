@@ -60,6 +60,21 @@ def test_one_verdict_gets_figures_but_no_interval():
     assert c["brier"].value == pytest.approx(2 * 0.2**2) and c["log_score"].value == pytest.approx(math.log(0.8))
 
 
+def test_scores_get_an_interval_only_from_five_of_the_rarer_outcome():
+    right = [row(True, 0.6 + 0.03 * k, question=f"r{k}") for k in range(12)]
+    wrong = [row(False, 0.6 + 0.05 * k, question=f"w{k}") for k in range(5)]
+    # Four wrong verdicts: the spread of a score rests on them, too few to estimate it.
+    few = calibration(right + wrong[:4])
+    for name in ("brier", "log_score"):
+        assert (
+            few[name].estimable and not few[name].has_interval and few[name].method == "no interval: 4 wrong verdicts"
+        )
+        assert calibration(right + wrong)[name].has_interval
+    # Mostly wrong: the right verdicts are the rarer outcome.
+    mostly_wrong = calibration([dict(r, correct=not r["correct"]) for r in right + wrong[:1]])
+    assert mostly_wrong["brier"].method == "no interval: 1 right verdict"
+
+
 def simulated_rows(seed, *, questions=60, judgments=3, judges=6, slopes=(0.4, 0.9), question_effect=0.05):
     """A study laid out by the platform's planner, judged by judges with known calibration.
 
