@@ -201,7 +201,8 @@ def attrition_report(
     over for the experiments whose ids it holds: their trials opened and not judged count as abandoned
     and their trials never opened as not reached (both lost); while it runs they are in progress /
     waiting and left out of the comparison. Experiments pooled on one page may differ: a closed one's
-    losses are losses whether or not the others still run.
+    losses are losses whether or not the others still run (a row without an ``experiment_id`` counts as
+    running unless ``closed`` is True).
     """
     # The export's order (experiment, trial id), so that the same data give the same p-value.
     rows = sorted(rows, key=lambda r: (r.get("experiment_id") or 0, r.get("trial_id") or 0))

@@ -116,12 +116,19 @@ class Sizing:
     search: Search
     labels: dict[str, str]  # each comparison's wording
     # The recommended size (every comparison at the target) re-simulated on fresh studies, as many as at the
-    # design; None when the search found none below the cap.
+    # design; None when the search found none below the cap, or the check would exceed ``check_budget``.
     check: dict[str, Power] | None = None
+    check_budget: int | None = None  # the most judgments a check may simulate in all (None: no limit)
 
     @property
     def check_falls_short(self) -> bool:
-        return self.check is not None and any(p.rate < self.search.target for p in self.check.values())
+        """A comparison's fresh power below the target by more than two Monte Carlo errors: not noise."""
+        return self.check is not None and any(p.rate + 2 * p.error < self.search.target for p in self.check.values())
+
+    @property
+    def check_skipped(self) -> bool:
+        """A size was recommended but not checked: the check would have simulated too much."""
+        return self.search.questions_for_all is not None and self.check is None
 
 
 def input_errors(
@@ -325,8 +332,11 @@ def size_study(
     target: float = TARGET,
     cap: int = CAP,
     resolution: float = 0.1,
+    check_budget: int | None = None,
 ) -> Sizing:
-    """Power at the design (``studies`` studies) and the judgments needed (``search_studies`` per size)."""
+    """Power at the design (``studies`` studies), the judgments needed (``search_studies`` per size), and the
+    size recommended for every comparison checked on ``studies`` fresh studies, unless that would simulate
+    more than ``check_budget`` judgments in all (a web page's limit; None: no limit)."""
     keys = tuple(keys)
     _check(design, truth, keys, alpha=alpha, margin=margin, cap=cap, target=target)
     common = {"alpha": alpha, "margin": margin, "resamples": resamples, "seed": seed}
@@ -344,7 +354,8 @@ def size_study(
     )
     labels = {key: analysis_plan.comparison(key).label for key in keys}
     check = None
-    if search.questions_for_all:
+    recommended = (search.questions_for_all or 0) * design.judgments_per_question
+    if recommended and (check_budget is None or studies * recommended <= check_budget):
         # The search's steps use few studies and keep the smallest size that reached the target, perhaps by
         # luck (simulated: 0.78 true power on average where the page's steps said 0.86): check it with as
         # many studies as the design, fresh ones (study i is seeded seed + i, so start past every seed used).
@@ -356,7 +367,7 @@ def size_study(
             cap=cap,
             **(common | {"seed": seed + max(studies, search_studies)}),
         )
-    return Sizing(design, truth, keys, alpha, margin, resamples, at_design, search, labels, check)
+    return Sizing(design, truth, keys, alpha, margin, resamples, at_design, search, labels, check, check_budget)
 
 
 def default_comparisons(arms) -> list[str]:

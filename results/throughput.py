@@ -75,7 +75,7 @@ class Quantity:
     source: str = "set by hand"
     judges: int | None = None
     resampled: dict | None = field(default=None, compare=False)
-    clusters: dict | None = None
+    clusters: dict | None = field(default=None, compare=False)
 
     @classmethod
     def measured(
@@ -97,11 +97,13 @@ class Quantity:
             [c for c, k in zip(clusters, keep) if k], [None] * int(keep.sum()), resamples=draws, seed=seed
         )
         numerators, denominators = numerators[keep], denominators[keep]
+        trials = bootstrap.unit_count["question"]
         return cls(
             value=float(numerators.sum() / denominators.sum()),
-            draws=bootstrap.ratio_draws("question", numerators, denominators),
+            # One cluster resamples to itself: no spread to estimate, so no interval (and a warning).
+            draws=bootstrap.ratio_draws("question", numerators, denominators) if trials > 1 else None,
             source=f"{source} (n={len(numerators)}, {bootstrap.unit_count['question']} clusters)",
-            clusters={"trial": bootstrap.unit_count["question"]},
+            clusters={"trial": trials},
         )
 
 
@@ -170,11 +172,18 @@ class Inputs:
                     "Either they read faster than that (measure the reading rate from the same experiments) or "
                     "the seconds per judgment are too low."
                 )
-        one_judge = [f.name for f in fields(self) if getattr(getattr(self, f.name), "judges", None) == 1]
+        given = [(f.name, q) for f in fields(self) if isinstance(q := getattr(self, f.name), Quantity)]
+        one_judge = [name for name, q in given if q.judges == 1]
         if one_judge:
             notes.append(
                 f"{', '.join(one_judge)}: measured from one judge, so no interval; "
                 "one judge's speed and accuracy need not be anyone else's."
+            )
+        one_trial = [name for name, q in given if (q.clusters or {}).get("trial") == 1]
+        if one_trial:
+            notes.append(
+                f"{', '.join(one_trial)}: measured from the turns of one trial, so no interval; "
+                "one trial's passage and batches need not be anyone else's."
             )
         return notes
 

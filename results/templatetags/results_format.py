@@ -33,7 +33,15 @@ def points(value):
     freedom) can reach past it, and tests read the interval's width, so it is cut where it is shown."""
     if value is None or value != value:
         return "—"
-    rounded = round(100 * min(1.0, max(-1.0, float(value))), 1)
+    return points_per(min(1.0, max(-1.0, float(value))))
+
+
+@register.filter
+def points_per(value):
+    """A change in a share per unit of something (a slope), in percentage points with its sign: not cut."""
+    if value is None or value != value:
+        return "—"
+    rounded = round(100 * float(value), 1)
     return f"{'−' if rounded < 0 else '+'}{abs(rounded):.1f} pts"
 
 

@@ -103,8 +103,10 @@ def test_a_judge_who_judged_mostly_the_hardest_arm_is_not_read_as_unskilled():
     assert np.mean([e.low <= 0 <= e.high for e in found]) >= 0.85
 
 
-def test_a_difference_of_shares_is_shown_within_100_points():
-    from results.templatetags.results_format import points
+def test_a_difference_of_shares_is_shown_within_100_points_and_a_slope_is_not_cut():
+    from results.templatetags.results_format import points, points_per
+
+    assert points_per(1.5) == "+150.0 pts" and points_per(-0.0001) == "+0.0 pts"
 
     # Two judges: 1 degree of freedom, t = 12.7, and an interval of -384 to +384 points before the cut.
     assert [points(x) for x in (-3.838, -0.25, 0.0, -0.0001, 3.838)] == [

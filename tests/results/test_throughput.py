@@ -81,6 +81,14 @@ def test_turn_measures_are_ratios_of_sums_resampled_by_trial():
     assert np.std(independent) < 0.6 * np.std(clustered)
 
 
+def test_a_turn_measure_from_one_trial_has_no_interval_and_a_warning():
+    rate = Quantity.measured([100.0, 130.0], clusters=["t1", "t1"], source="t")
+    inputs = build_inputs(DEFAULTS | {"model_tokens_per_second": None}, {"model_tokens_per_second": rate})
+    figure = estimate(inputs)["generation_to_review_ratio_per_judge"]
+    assert rate.draws is None and figure.low == figure.value == figure.high
+    assert any("measured from the turns of one trial, so no interval" in w for w in inputs.warnings())
+
+
 def test_turn_measures_from_few_trials_get_t_quantiles_with_their_degrees_of_freedom():
     from scipy.stats import t
 

@@ -111,7 +111,7 @@ def test_a_reading_rate_is_total_words_over_total_minutes_and_untimed_verdicts_a
     assert measured["words_per_trial"].value == 500 and measured["judge_accuracy"].value == pytest.approx(2 / 3)
     assert "2 judges" in measured["reading_wpm"].source and measured["reading_wpm"].judges == 2
     alone = measured_from_verdicts(verdicts[:1], ["reading_wpm"], source="t")["reading_wpm"]
-    assert alone.draws is None and alone.judges == 1
+    assert alone.resampled is None and alone.judges == 1
 
 
 def test_inconsistent_inputs_are_warned_about():

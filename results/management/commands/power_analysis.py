@@ -222,7 +222,11 @@ class Command(BaseCommand):
             write(
                 "Check, with fresh simulated studies: "
                 + "; ".join(f"{k} {_power(p)}" for k, p in sizing.check.items())
-                + (" (short of the target: take the next size up below)" if sizing.check_falls_short else "")
+                + (
+                    " (short of the target by more than its Monte Carlo error: take the next size up below)"
+                    if sizing.check_falls_short
+                    else ""
+                )
             )
         else:
             write(
