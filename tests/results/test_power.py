@@ -121,16 +121,12 @@ def test_a_family_is_sized_per_comparison_and_together():
 
 
 def test_a_check_short_of_the_target_says_so():
-    sizing = power.size_study(
-        Design(num_questions=20, judgments_per_question=2, judges=4),
-        STEADY,
-        ABOVE_CHANCE,
-        studies=10,
-        search_studies=10,
-        resamples=RESAMPLES,
-        cap=400,
-        **PLAN,
-    )
+    def size(**budget):
+        design = Design(num_questions=20, judgments_per_question=2, judges=4)
+        small = {"studies": 10, "search_studies": 10, "resamples": RESAMPLES, "cap": 400}
+        return power.size_study(design, STEADY, ABOVE_CHANCE, **small, **budget, **PLAN)
+
+    sizing = size()
     assert sizing.check is not None and not sizing.check_skipped
 
     def checked(passed):
@@ -141,17 +137,7 @@ def test_a_check_short_of_the_target_says_so():
     assert not replace(sizing, check=None).check_falls_short
     # A check that would simulate more judgments than its budget is not run, and that is said.
     judgments = sizing.search.questions_for_all * 2
-    over = power.size_study(
-        Design(num_questions=20, judgments_per_question=2, judges=4),
-        STEADY,
-        ABOVE_CHANCE,
-        studies=10,
-        search_studies=10,
-        resamples=RESAMPLES,
-        cap=400,
-        check_budget=10 * judgments - 1,
-        **PLAN,
-    )
+    over = size(check_budget=10 * judgments - 1)
     assert (
         over.check is None and over.check_skipped and over.search.questions_for_all == sizing.search.questions_for_all
     )
