@@ -196,6 +196,7 @@ def simulate_study(design: Design, truth: Truth, seed: int) -> tuple[list[dict],
 
 
 def simulate(design: Design, truth: Truth, seed: int) -> Simulated:
+    """One simulated study, with the chances its verdicts were drawn with (``Simulated``)."""
     rng = np.random.default_rng(seed)
     questions = [QuestionInfo(id=q, n_choices=2, correct_index=0) for q in range(design.num_questions)]
     judges = list(range(1, design.judges + 1))

@@ -208,10 +208,10 @@ class Figure:
         resampling judges alone, where judges share questions (a question's length is its judges'), 68%.
         The turns' variance, with its own factor and G - 1 degrees of freedom, is added (Welch-Satterthwaite
         for the sum's degrees of freedom: measurements from 3 trials are not known to the normal's
-        precision). On the
-        log scale, because every output is a product or ratio of positive inputs: a right-skewed time per
-        judgment is symmetric there, and judgments per year stay the reciprocal of seconds per judgment; on
-        the figure's own scale, cut at 0, where a resample gives 0 (a judge accuracy with no correct verdict).
+        precision). On the log scale, because every output is a product or ratio of positive inputs: a
+        right-skewed time per judgment is symmetric there, and judgments per year stay the reciprocal of
+        seconds per judgment; on the figure's own scale, cut at 0, where a resample gives 0 (a judge
+        accuracy with no correct verdict).
         """
         # An output that no measured input enters is the same in every resample: a plain number.
         resampled = {scheme: np.asarray(d, float) for scheme, d in resampled.items() if np.ndim(d)}
@@ -228,6 +228,7 @@ class Figure:
             else Spread(0.0, math.inf)
         )
         if turns is not None:
+            # One scheme, its units the trials (as Quantity.measured resamples them): its CR1 factor and df.
             turns_spread = two_way_spread({"question": draws_variance(scale(turns))}, {"question": trials})
             parts = [p for p in (spread, turns_spread) if p.variance > 0]
             variance = spread.variance + turns_spread.variance
