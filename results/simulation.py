@@ -134,11 +134,17 @@ class Truth:
 
     def arm_accuracy(self, arm: str) -> float:
         """An arm's population accuracy: its conditions are balanced, so the mean of theirs."""
-        return float(np.mean([self.accuracy[c] for c in ARMS[arm].conditions]))
+        return over_trials([arm], self.accuracy.__getitem__)
 
     def human_accuracy(self, arms) -> float:
-        """The humans' population accuracy over a design's trials: its arms are balanced, so the mean of theirs."""
-        return float(np.mean([self.arm_accuracy(arm) for arm in arms]))
+        """The humans' population accuracy over a design's trials."""
+        return over_trials(arms, self.accuracy.__getitem__)
+
+
+def over_trials(arms, of_condition) -> float:
+    """The mean over a design's trials of a figure given per condition: the planner balances the arms, and
+    an arm's conditions within it, so the mean over arms of the mean over each arm's conditions."""
+    return float(np.mean([np.mean([of_condition(c) for c in ARMS[arm].conditions]) for arm in arms]))
 
 
 def mean_sigmoid(centre: float, sd: float) -> float:
@@ -183,9 +189,8 @@ class Simulated:
     rows: list  # trial rows
     model_rows: list  # model-answer rows
     judge_model_rows: list  # the judge models' verdicts, drawn last (a seed gives the same trials without them)
-    # trial id -> its judge's chance of being right in that trial's condition, over the population of questions
-    judge_chance: dict
-    # trial id -> the log-odds of that chance at the median question (centre + the judge's skill)
+    # trial id -> the log-odds of its judge being right in that trial's condition at the median question
+    # (centre + the judge's skill); over the population of questions, difficulty ~ N(0, question_sd) is taken off
     judge_logit: dict
 
 
@@ -214,7 +219,7 @@ def simulate(design: Design, truth: Truth, seed: int) -> Simulated:
     names = dict(enumerate(design.debaters, start=1))
     in_lineup = {"debate"} if design.debaters else set()
     centres = {condition: truth.centre(condition) for condition in {p.condition for p in plans} - in_lineup}
-    rows, judge_chance, judge_logit = [], {}, {}
+    rows, judge_logit = [], {}
     for trial_id, plan in enumerate(plans, start=1):
         if plan.condition in in_lineup:
             centre = truth.debate_logit(names[plan.honest_config], names[plan.adversary_config])
@@ -222,7 +227,6 @@ def simulate(design: Design, truth: Truth, seed: int) -> Simulated:
             centre = centres[plan.condition]
         p_correct = sigmoid(centre + skill[plan.judge_id] - difficulty[plan.question_id])
         judge_logit[trial_id] = centre + skill[plan.judge_id]
-        judge_chance[trial_id] = mean_sigmoid(judge_logit[trial_id], truth.question_sd)
         row = {
             "trial_id": trial_id,
             "question_id": f"q{plan.question_id}",
@@ -277,7 +281,7 @@ def simulate(design: Design, truth: Truth, seed: int) -> Simulated:
                     "correct": bool(rng.random() < sigmoid(centre - difficulty[question])),
                 }
             )
-    return Simulated(rows, model_rows, judge_model_rows, judge_chance, judge_logit)
+    return Simulated(rows, model_rows, judge_model_rows, judge_logit)
 
 
 # ------------------------------------------------------------------- the analysis on known truth ----
@@ -298,7 +302,12 @@ def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0)
     hits: dict[str, list[bool]] = {}
     truth = scenario.truth
     humans = truth.human_accuracy(scenario.design.arms)
-    arms, spread = scenario.design.arms, math.hypot(truth.judge_sd, truth.question_sd)
+    # The calibration scores of all judges, over the population of judges and questions.
+    spread = math.hypot(truth.judge_sd, truth.question_sd)
+    population_scores = {
+        name: over_trials(scenario.design.arms, lambda c, name=name: expected_scores(truth.centre(c), spread)[name])
+        for name in ("brier", "log_score")
+    }
     for study in range(studies):
         simulated = simulate(scenario.design, truth, seed + study)
         rows, model_rows = simulated.rows, simulated.model_rows
@@ -322,18 +331,14 @@ def coverage(scenario: Scenario, *, studies: int, resamples: int, seed: int = 0)
                 )
             )
         for name, estimate in _calibration_figures(calibration(rows, resamples=resamples)):
-            # Arms are balanced, and an arm's conditions within it (as ``Truth.human_accuracy``).
-            true_value = np.mean(
-                [np.mean([expected_scores(truth.centre(c), spread)[name] for c in ARMS[a].conditions]) for a in arms]
-            )
-            hits.setdefault(f"{name} (all judges)", []).append(_covers(estimate, true_value))
+            hits.setdefault(f"{name} (all judges)", []).append(_covers(estimate, population_scores[name]))
         for judge, figures in calibration_by_judge(rows, resamples=resamples).items():
             mine = [r["trial_id"] for r in rows if r["judge"] == judge and r.get("verdict")]
             for name, estimate in _calibration_figures(figures):
                 expected = [expected_scores(simulated.judge_logit[t], truth.question_sd)[name] for t in mine]
                 hits.setdefault(f"{name} (each judge)", []).append(_covers(estimate, float(np.mean(expected))))
         skills = judge_skill(rows).get("skills", {})
-        skill_truth = judge_skill_truth(simulated)
+        skill_truth = judge_skill_truth(simulated, truth.question_sd)
         for judge, estimate in skills.items():
             hits.setdefault("skill of each judge", []).append(_covers(estimate, skill_truth[judge]))
         for name, found in model_judge_accuracy(rows, simulated.judge_model_rows).items():
@@ -352,12 +357,17 @@ def _calibration_figures(figures: dict):
     return [(name, figures[name]) for name in ("brier", "log_score") if name in figures and figures[name].has_interval]
 
 
-def judge_skill_truth(simulated: Simulated) -> dict[str, float]:
+def judge_skill_truth(simulated: Simulated, question_sd: float) -> dict[str, float]:
     """What each judge's skill interval claims to cover: the judge's expected figure over questions given who
     judged what (these judges are the ones described), the analysis's own arithmetic on each verdict's chance
-    of being right instead of its outcome (it is linear in them)."""
+    of being right over the questions (difficulty sd ``question_sd``) instead of its outcome (it is linear in
+    them)."""
     rows = judged(simulated.rows)
-    shared, relative = relative_to_other_judges(rows, lambda r: simulated.judge_chance[r["trial_id"]])
+
+    def chance(r) -> float:
+        return mean_sigmoid(simulated.judge_logit[r["trial_id"]], question_sd)
+
+    shared, relative = relative_to_other_judges(rows, chance)
     judges = np.array([r["judge"] for r in shared])
     return {judge: float(relative[judges == judge].mean()) for judge in set(judges)}
 

@@ -102,7 +102,7 @@ class Quantity:
             value=float(numerators.sum() / denominators.sum()),
             # One cluster resamples to itself: no spread to estimate, so no interval (and a warning).
             draws=bootstrap.ratio_draws("question", numerators, denominators) if trials > 1 else None,
-            source=f"{source} (n={len(numerators)}, {bootstrap.unit_count['question']} clusters)",
+            source=f"{source} (n={len(numerators)}, {trials} clusters)",
             clusters={"trial": trials},
         )
 
